@@ -1,0 +1,84 @@
+"""Input checks shared by training, evaluation and the runtime (numpy only)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["check_views", "check_labels", "failed_mask"]
+
+
+def check_views(
+    input_shapes: Sequence[Sequence[int]], xs: Sequence[np.ndarray], *, where: str = "inputs"
+) -> list[np.ndarray]:
+    """Check one array per device against the expected shapes; return them as float32.
+
+    Raises:
+        ValueError: wrong number of device inputs, a wrong shape, unequal sample
+            counts, or NaN/inf values; the message names the device and what was expected.
+    """
+    if len(xs) != len(input_shapes):
+        raise ValueError(
+            f"{where}: expected {len(input_shapes)} device inputs (one per end device), "
+            f"got {len(xs)}."
+        )
+    out = []
+    for i, (x, shape) in enumerate(zip(xs, input_shapes)):
+        x = np.asarray(x)
+        if x.ndim == len(shape) and tuple(x.shape[1:]) + (1,) == tuple(shape):
+            x = x[..., None]  # (N, H, W) image without its channel axis
+        if tuple(x.shape[1:]) != tuple(shape):
+            raise ValueError(
+                f"{where}: device {i} input has shape {tuple(x.shape[1:])} per sample, "
+                f"expected {tuple(shape)}."
+            )
+        if not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"{where}: device {i} input has dtype {x.dtype}, expected numbers.")
+        x = x.astype(np.float32, copy=False)
+        if not np.isfinite(x).all():
+            bad = int((~np.isfinite(x.reshape(len(x), -1))).any(axis=1).sum())
+            raise ValueError(f"{where}: device {i} input has NaN or inf values in {bad} sample(s).")
+        out.append(x)
+    counts = {len(x) for x in out}
+    if len(counts) > 1:
+        raise ValueError(f"{where}: device inputs differ in sample count: {[len(x) for x in out]}.")
+    return out
+
+
+def check_labels(y: np.ndarray, num_classes: int, n: int | None = None, *, where: str = "labels") -> np.ndarray:
+    """Check integer labels in ``[0, num_classes)``; return them as int64."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{where}: expected a 1-D label array, got shape {y.shape}.")
+    if n is not None and len(y) != n:
+        raise ValueError(f"{where}: {len(y)} labels for {n} samples.")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{where}: labels must be integers, got dtype {y.dtype}.")
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(
+            f"{where}: labels must be in [0, {num_classes - 1}], got range [{y.min()}, {y.max()}]."
+        )
+    return y.astype(np.int64)
+
+
+def failed_mask(fail, num_devices: int) -> np.ndarray:
+    """Parse failed devices (``"0,3"``, ``5``, ``[0, 3]`` or None) into a bool mask (D,)."""
+    mask = np.zeros(num_devices, dtype=bool)
+    if fail is None or fail == "" or fail == ():
+        return mask
+    if isinstance(fail, str):
+        items = [s for s in fail.replace(" ", "").split(",") if s]
+    elif isinstance(fail, (int, np.integer)):
+        items = [fail]
+    else:
+        items = list(fail)
+    for item in items:
+        try:
+            d = int(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"--fail: expected device indices like 0,3; got {fail!r}.") from None
+        if not 0 <= d < num_devices:
+            raise ValueError(f"--fail: device {d} does not exist; devices are 0..{num_devices - 1}.")
+        mask[d] = True
+    return mask

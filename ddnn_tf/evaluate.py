@@ -1,0 +1,201 @@
+"""Evaluate a trained run's exits: accuracies, exit fractions, bytes, threshold sweep.
+
+``python -m ddnn_tf.evaluate runs/NAME --data fmnist6 [--threshold 0.8] [--sweep]
+[--fail 0,3] [--json]``
+
+Failed devices (``--fail``) never deliver a message: the aggregators see them as
+absent (max/avg over the devices present; concatenation fills the missing slots with
+zeros), and they send no bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ddnn_tf._cli import cli
+from ddnn_tf.checks import check_labels, failed_mask
+from ddnn_tf.comm import hierarchy_bytes
+from ddnn_tf.exits import PAPER_THRESHOLD, evaluate_exits, threshold_sweep
+
+__all__ = ["evaluate_run", "format_report", "TABLE_II_THRESHOLDS"]
+
+#: The thresholds of the paper's Table II.
+TABLE_II_THRESHOLDS = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def _thresholds(run, threshold) -> dict[str, float]:
+    early = run.topology.exits[:-1]
+    if threshold is None:
+        return {e: PAPER_THRESHOLD for e in early}
+    if threshold == "calibrated":
+        if not run.thresholds:
+            raise ValueError(f"Run {run.path} has no calibrated thresholds; give --threshold T.")
+        return {e: float(run.thresholds[e]) for e in early}
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"--threshold: expected a number in [0, 1] or 'calibrated', got {threshold!r}.") from None
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"--threshold: expected a number in [0, 1], got {t}.")
+    return {e: t for e in early}
+
+
+def evaluate_run(
+    run,
+    dataset=None,
+    *,
+    threshold: float | str | None = None,
+    sweep: bool = False,
+    fail=None,
+    split: str = "test",
+    summary_encoding: str = "float32",
+) -> dict[str, Any]:
+    """Evaluate every exit of a trained run on one split.
+
+    Args:
+        run: a :class:`~ddnn_tf.train.Run` or the path of a run directory.
+        dataset: the data; by default the run's own dataset spec is reloaded.
+        threshold: exit threshold T for every non-last exit; None = the paper's 0.8,
+            ``"calibrated"`` = the one searched on the validation split at training.
+        sweep: add the threshold sweep (the paper's Table II thresholds and 0..1).
+        fail: failed devices, e.g. ``"0,3"``: their messages never arrive.
+        split: ``"test"`` (default) or ``"val"``.
+
+    Returns:
+        A JSON-able dict: ``n_samples``, ``accuracy`` (per exit and ``overall``),
+        ``exit_fraction``, ``bytes_per_device``, ``raw_bytes_per_device``,
+        ``communication_reduction``, ``thresholds``, ``failed_devices`` and, with
+        ``sweep``, ``sweep`` rows ``{threshold, exit_fraction, accuracy_overall,
+        bytes_per_device}``.
+    """
+    from ddnn_tf.train import load_run, predict_exits
+
+    if not hasattr(run, "ddnn"):
+        run = load_run(run)
+    topology = run.topology
+    dataset = dataset if dataset is not None else run.load_data()
+    if split not in ("test", "val"):
+        raise ValueError(f"--split: expected 'test' or 'val', got {split!r}.")
+    data = getattr(dataset, split)
+    y = check_labels(data.y, topology.num_classes, where=f"{split} labels")
+    failed = failed_mask(fail, topology.num_devices)
+    if failed.all():
+        raise ValueError("--fail names every device: nothing would reach any exit.")
+    probs = predict_exits(run.ddnn, data.x, presence=(~failed).astype(np.float32))
+    thresholds = _thresholds(run, threshold)
+    report = evaluate_exits(probs, y, thresholds if thresholds else 1.0)
+    raw = list(dataset.raw_bytes_per_device)
+
+    def costs(fractions):
+        return hierarchy_bytes(
+            topology,
+            fractions,
+            raw_bytes_per_device=raw,
+            summary_encoding=summary_encoding,
+            failed=failed,
+        )
+
+    cost = costs(report.exit_fraction)
+    result: dict[str, Any] = {
+        "split": split,
+        "n_samples": int(len(y)),
+        "exits": list(topology.exits),
+        "accuracy": report.accuracy,
+        "exit_fraction": report.exit_fraction,
+        "thresholds": report.thresholds,
+        "bytes_per_device": cost["bytes_per_device"],
+        "raw_bytes_per_device": cost["raw_bytes_per_device"],
+        "communication_reduction": cost["raw_bytes_per_device"] / max(cost["bytes_per_device"], 1e-12),
+        "failed_devices": [int(d) for d in np.flatnonzero(failed)],
+        "summary_encoding": summary_encoding,
+    }
+    if topology.edges:
+        result["edge_to_cloud_bytes"] = cost["edge_to_cloud"]
+    if sweep and len(topology.exits) > 1:
+        grid = sorted(set(TABLE_II_THRESHOLDS) | {round(t, 2) for t in np.arange(0.0, 1.0001, 0.1)})
+        result["sweep"] = threshold_sweep(
+            probs, y, grid, bytes_fn=lambda f: costs(f)["bytes_per_device"]
+        )
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A readable text report of :func:`evaluate_run`'s result."""
+    lines = [f"{result['n_samples']} {result['split']} samples"]
+    if result["failed_devices"]:
+        lines.append(f"failed devices: {result['failed_devices']}")
+    acc = result["accuracy"]
+    for e in result["exits"]:
+        lines.append(f"  {e:>6} accuracy (all samples exit there): {acc[e]:.4f}")
+    t = ", ".join(f"{k}={v:.2f}" for k, v in result["thresholds"].items()) or "-"
+    fr = ", ".join(f"{k} {100 * v:.2f}%" for k, v in result["exit_fraction"].items() if v or k != "unclassified")
+    lines += [
+        f"  overall accuracy at T ({t}): {acc['overall']:.4f}",
+        f"  exits: {fr}",
+        f"  bytes per device per sample: {result['bytes_per_device']:.1f} "
+        f"(raw offload {result['raw_bytes_per_device']:.0f}; "
+        f"{result['communication_reduction']:.1f}x less)",
+    ]
+    if "sweep" in result:
+        first = result["exits"][0]
+        lines += ["", f"{'T':>5} {first + ' exit %':>14} {'overall acc %':>14} {'bytes':>8}"]
+        for row in result["sweep"]:
+            lines.append(
+                f"{row['threshold']:>5.2f} {100 * row['exit_fraction'][first]:>14.2f} "
+                f"{100 * row['accuracy_overall']:>14.2f} {row['bytes_per_device']:>8.1f}"
+            )
+    return "\n".join(lines)
+
+
+def main(
+    run: str,
+    data: str | None = None,
+    path: str | None = None,
+    threshold=None,
+    sweep: bool = False,
+    fail=None,
+    split: str = "test",
+    summary_encoding: str = "float32",
+    json: bool = False,  # noqa: A002  (the flag is --json)
+) -> None:
+    """Evaluate a run directory.
+
+    Args:
+        run: the run directory (runs/NAME).
+        data: dataset name; by default the one the run was trained on.
+        path: data file or directory for file-based loaders.
+        threshold: T for every early exit (default 0.8, or 'calibrated').
+        sweep: print the threshold sweep (Table II).
+        fail: failed devices, e.g. 0,3.
+        json: print one JSON object instead of the table.
+    """
+    from ddnn_tf.data import load_dataset
+    from ddnn_tf.train import load_run
+
+    loaded = load_run(Path(run))
+    dataset = None
+    if data is not None:
+        spec = dict(loaded.dataset_spec)
+        if data != spec.get("name") or path is not None:
+            spec = {"name": data, "path": path}
+        dataset = load_dataset(**spec)
+    result = evaluate_run(
+        loaded,
+        dataset,
+        threshold=threshold,
+        sweep=sweep,
+        fail=fail,
+        split=split,
+        summary_encoding=summary_encoding,
+    )
+    print(_json.dumps(result, indent=2) if json else format_report(result))
+
+
+_json = json
+
+if __name__ == "__main__":
+    cli(main)

@@ -1,0 +1,290 @@
+"""The Topology: one frozen description of a DDNN hierarchy that drives everything.
+
+The model builder, the converter's file list, the manifest, the orchestrator and the
+cost formula all read the hierarchy from here; nothing re-derives it from layer names.
+
+The six hierarchies of the paper's Figure 2 map onto it as follows::
+
+    (a) cloud only                   Topology(input_shapes=[s], exits=("cloud",))
+    (b) one device + cloud           Topology(input_shapes=[s])
+    (c) many devices + cloud         Topology(input_shapes=[s] * 6)
+    (d) device + edge + cloud        Topology(input_shapes=[s], edges=[[0]],
+                                              exits=("local", "edge", "cloud"))
+    (e) many devices + edge + cloud  Topology(input_shapes=[s] * 6, edges=[[0, 1, 2, 3, 4, 5]],
+                                              exits=("local", "edge", "cloud"))
+    (f) several edges                Topology(input_shapes=[s] * 6, edges=[[0, 1, 2], [3, 4, 5]],
+                                              exits=("local", "edge", "cloud"))
+
+In (a) the device sections still exist, but they run in the cloud on raw input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["EXITS", "SCHEMES", "Topology"]
+
+EXITS = ("local", "edge", "cloud")
+SCHEMES = ("max", "avg", "concat")
+
+
+def _as_shape(shape: Any, where: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: expected a shape (sequence of ints), got {shape!r}.") from None
+    if not 1 <= len(out) <= 3 or any(d < 1 for d in out):
+        raise ValueError(
+            f"{where}: expected a vector (k,), an image (H, W) or (H, W, C) with positive "
+            f"sizes, got {out}."
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A DDNN hierarchy: end devices, optional edges, exits, aggregation and block sizes.
+
+    Args:
+        input_shapes: one input shape per end device, without the sample axis: an image
+            ``(H, W, C)`` (or ``(H, W)``, a channel is added) runs ConvP blocks, a vector
+            ``(k,)`` runs FC blocks. Devices may differ (heterogeneous sensors).
+        num_classes: number of classes |C|.
+        edges: groups of device indices, one group per edge; empty for no edge. When
+            edges exist every device belongs to exactly one.
+        exits: the exits, a bottom-to-top subsequence of ``("local", "edge", "cloud")``
+            that ends with ``"cloud"``.
+        local_agg: how the local aggregator combines device class summaries.
+        edge_agg: how each edge combines its devices' feature maps.
+        cloud_agg: how the cloud combines the feature maps it receives (from the
+            devices, or from the edges when there are edges).
+        device_filters: filters f of each device ConvP block (the paper's f = 4).
+        device_conv_layers: ConvP blocks per device (FC blocks for vector devices).
+        device_units: width of device FC blocks for vector devices.
+        edge_filters / edge_conv_layers: ConvP blocks of each edge.
+        cloud_filters / cloud_conv_layers: ConvP blocks of the cloud (the paper: 2 x 16).
+        cloud_units: width of the hidden FC layers used where a tier's inputs are vectors.
+        device_dropout: training-time probability that a device's messages are dropped
+            (its presence set to 0), which teaches the aggregators to survive failed
+            devices. 0 reproduces the paper.
+
+    Raises:
+        ValueError: naming the problem, for an invalid hierarchy.
+
+    Example:
+        >>> t = Topology(input_shapes=[(10, 14, 1)] * 6, num_classes=10)
+        >>> t.num_devices, t.exits
+        (6, ('local', 'cloud'))
+    """
+
+    input_shapes: tuple[tuple[int, ...], ...]
+    num_classes: int
+    edges: tuple[tuple[int, ...], ...] = ()
+    exits: tuple[str, ...] = ("local", "cloud")
+    local_agg: str = "max"
+    edge_agg: str = "concat"
+    cloud_agg: str = "concat"
+    device_filters: int = 4
+    device_conv_layers: int = 1
+    device_units: int = 16
+    edge_filters: int = 16
+    edge_conv_layers: int = 1
+    cloud_filters: int = 16
+    cloud_conv_layers: int = 2
+    cloud_units: int = 64
+    device_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        shapes = tuple(
+            _as_shape(s, f"input_shapes[{i}]") for i, s in enumerate(self.input_shapes)
+        )
+        shapes = tuple(s + (1,) if len(s) == 2 else s for s in shapes)
+        object.__setattr__(self, "input_shapes", shapes)
+        edges = tuple(tuple(int(d) for d in group) for group in self.edges)
+        object.__setattr__(self, "edges", edges)
+        object.__setattr__(self, "exits", tuple(self.exits))
+        self._validate()
+
+    def _validate(self) -> None:
+        n = len(self.input_shapes)
+        if n == 0:
+            raise ValueError("A topology needs at least one end device; got input_shapes=[].")
+        if int(self.num_classes) < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}.")
+        for name in ("local_agg", "edge_agg", "cloud_agg"):
+            if getattr(self, name) not in SCHEMES:
+                raise ValueError(
+                    f"Unknown aggregation scheme {name}={getattr(self, name)!r}; "
+                    f"expected one of {', '.join(SCHEMES)}."
+                )
+        for name in (
+            "device_filters",
+            "device_conv_layers",
+            "device_units",
+            "edge_filters",
+            "edge_conv_layers",
+            "cloud_filters",
+            "cloud_conv_layers",
+            "cloud_units",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not 0.0 <= float(self.device_dropout) < 1.0:
+            raise ValueError(f"device_dropout must be in [0, 1), got {self.device_dropout}.")
+        # Exits.
+        unknown = [e for e in self.exits if e not in EXITS]
+        if unknown:
+            raise ValueError(f"Unknown exit(s) {unknown}; expected names from {EXITS}.")
+        if not self.exits or self.exits[-1] != "cloud":
+            raise ValueError(f"The last exit must be 'cloud'; got exits={self.exits}.")
+        if list(self.exits) != sorted(set(self.exits), key=EXITS.index):
+            raise ValueError(
+                f"Exits must be distinct and ordered bottom to top (local, edge, cloud); "
+                f"got {self.exits}."
+            )
+        if "edge" in self.exits and not self.edges:
+            raise ValueError(
+                "exits include 'edge' but the hierarchy has no edge: give edges=[[device "
+                "indices], ...] or drop the 'edge' exit."
+            )
+        if "local" not in self.exits and "edge" not in self.exits and self.edges:
+            raise ValueError("A hierarchy with edges and only a cloud exit is not supported.")
+        # Edges.
+        seen: dict[int, int] = {}
+        for j, group in enumerate(self.edges):
+            if not group:
+                raise ValueError(f"Edge {j} has no device.")
+            for d in group:
+                if not 0 <= d < n:
+                    raise ValueError(f"Edge {j} names device {d}, but devices are 0..{n - 1}.")
+                if d in seen:
+                    raise ValueError(f"Device {d} is in two edges ({seen[d]} and {j}).")
+                seen[d] = j
+        if self.edges and len(seen) != n:
+            missing = sorted(set(range(n)) - set(seen))
+            raise ValueError(f"Devices {missing} are in no edge; with edges, every device needs one.")
+        # Pooling aggregators (max/avg) need equal feature shapes.
+        if self.edge_agg != "concat":
+            for j, group in enumerate(self.edges):
+                self._check_equal_shapes("edge_agg", [self.feature_shape(d) for d in group])
+        if self.cloud_agg != "concat":
+            ups = range(self.num_edges) if self.edges else range(n)
+            self._check_equal_shapes("cloud_agg", [self.upstream_feature_shape(k) for k in ups])
+
+    def _check_equal_shapes(self, name: str, shapes: list[tuple[int, ...]]) -> None:
+        if len(set(shapes)) > 1:
+            raise ValueError(
+                f"{name}={getattr(self, name)!r} needs equal feature shapes, got "
+                f"{sorted(set(shapes))}; use 'concat' for heterogeneous devices."
+            )
+
+    # ----------------------------------------------------------------- derived facts
+    @property
+    def num_devices(self) -> int:
+        return len(self.input_shapes)
+
+    @property
+    def num_edges(self) -> int:
+        return len(self.edges)
+
+    @property
+    def has_local(self) -> bool:
+        return "local" in self.exits
+
+    @property
+    def has_edge_exit(self) -> bool:
+        return "edge" in self.exits
+
+    @property
+    def offloads_raw(self) -> bool:
+        """Configuration (a): no exit below the cloud, devices send raw input."""
+        return self.exits == ("cloud",)
+
+    def is_image(self, device: int) -> bool:
+        return len(self.input_shapes[device]) == 3
+
+    def edge_of(self, device: int) -> int | None:
+        for j, group in enumerate(self.edges):
+            if device in group:
+                return j
+        return None
+
+    def feature_shape(self, device: int) -> tuple[int, ...]:
+        """Shape of the binary feature map device ``device`` sends upward."""
+        shape = self.input_shapes[device]
+        if len(shape) == 3:
+            h, w = shape[0], shape[1]
+            for _ in range(self.device_conv_layers):
+                h, w = math.ceil(h / 2), math.ceil(w / 2)
+            return (h, w, self.device_filters)
+        return (self.device_units,)
+
+    def edge_feature_shape(self, edge: int) -> tuple[int, ...]:
+        """Shape of the binary feature map edge ``edge`` sends to the cloud."""
+        shapes = [self.feature_shape(d) for d in self.edges[edge]]
+        if _spatially_compatible(shapes):
+            return (*shapes[0][:2], self.edge_filters)
+        return (self.cloud_units,)
+
+    def upstream_feature_shape(self, k: int) -> tuple[int, ...]:
+        """Feature shape of the k-th input of the cloud (an edge or a device)."""
+        return self.edge_feature_shape(k) if self.edges else self.feature_shape(k)
+
+    def feature_bits(self, device: int) -> int:
+        return math.prod(self.feature_shape(device))
+
+    # ------------------------------------------------------------- (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["input_shapes"] = [list(s) for s in self.input_shapes]
+        d["edges"] = [list(g) for g in self.edges]
+        d["exits"] = list(self.exits)
+        return d
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Topology":
+        if not isinstance(data, dict):
+            raise ValueError(f"A topology must be a JSON object, got {type(data).__name__}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown topology key(s) {unknown}; known keys: {sorted(known)}.")
+        missing = [k for k in ("input_shapes", "num_classes") if k not in data]
+        if missing:
+            raise ValueError(f"Topology is missing required key(s) {missing}.")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> "Topology":
+        """Parse a JSON string, or read a ``.json`` file when given a path."""
+        text = str(text_or_path)
+        if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
+            path = Path(text_or_path)
+            if not path.is_file():
+                raise FileNotFoundError(f"Topology file not found: {path}")
+            text = path.read_text()
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"Topology JSON is malformed: {err}") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "Topology":
+        return dataclasses.replace(self, **changes)
+
+
+def _spatially_compatible(shapes: Sequence[tuple[int, ...]]) -> bool:
+    """True when every shape is an image map with the same height and width."""
+    return all(len(s) == 3 for s in shapes) and len({s[:2] for s in shapes}) == 1

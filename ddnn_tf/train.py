@@ -1,0 +1,475 @@
+"""Joint training of all exits, the individual baselines, and the run directory.
+
+``python -m ddnn_tf.train --data fmnist6 --out runs/NAME`` trains the paper's
+configuration (6 devices, MP-CC, f = 4) with the paper's Adam defaults and equal exit
+weights, and writes a run directory::
+
+    runs/NAME/
+      topology.json      the hierarchy (Topology.to_json)
+      dataset.json       how to reload the data (load_dataset(**spec)) + classes
+      train_config.json  epochs, batch size, optimiser, exit weights, seed
+      history.json       per-epoch losses and accuracies of every exit
+      thresholds.json    exit thresholds calibrated on the validation split
+      weights.h5         weights of the composed model (all tiers)
+      individual.json    (with --individual) per-device baseline accuracies
+
+A run directory reloads into an identical model with :func:`load_run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ddnn_tf._cli import cli
+from ddnn_tf._keras import keras, tf
+from ddnn_tf.checks import check_labels, check_views
+from ddnn_tf.data import Dataset, Split, load_dataset
+from ddnn_tf.model import DDNN, build_ddnn, build_individual
+from ddnn_tf.topology import Topology
+
+__all__ = [
+    "PAPER_ADAM",
+    "TrainConfig",
+    "Run",
+    "train",
+    "load_run",
+    "predict_exits",
+    "topology_for",
+    "train_individual",
+]
+
+#: The paper's optimiser (Section IV-A): Adam, alpha 1e-3, beta1 0.9, beta2 0.999, eps 1e-8.
+PAPER_ADAM = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+WEIGHTS_FILE = "weights.h5"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; the defaults are the paper's (equal exit weights, Adam)."""
+
+    epochs: int = 5
+    batch_size: int = 128
+    learning_rate: float = PAPER_ADAM["learning_rate"]
+    beta_1: float = PAPER_ADAM["beta_1"]
+    beta_2: float = PAPER_ADAM["beta_2"]
+    epsilon: float = PAPER_ADAM["epsilon"]
+    exit_weights: dict[str, float] | None = None  # None: 1.0 for every exit
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if int(self.epochs) < 1:
+            raise ValueError(f"--epochs must be >= 1, got {self.epochs}.")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}.")
+        if not float(self.learning_rate) > 0:
+            raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate}.")
+
+    def weights_for(self, topology: Topology) -> dict[str, float]:
+        weights = dict(self.exit_weights or {})
+        unknown = sorted(set(weights) - set(topology.exits))
+        if unknown:
+            raise ValueError(
+                f"--exit-weights names exit(s) {unknown}, but the model's exits are "
+                f"{list(topology.exits)}."
+            )
+        return {e: float(weights.get(e, 1.0)) for e in topology.exits}
+
+
+@dataclass
+class Run:
+    """A trained DDNN with what it was trained on."""
+
+    topology: Topology
+    ddnn: DDNN
+    dataset_spec: dict[str, Any]
+    config: TrainConfig
+    history: dict[str, list[float]] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    individual: dict[str, Any] | None = None
+    path: Path | None = None
+
+    def load_data(self) -> Dataset:
+        return load_dataset(**self.dataset_spec)
+
+
+def topology_for(dataset: Dataset, **options: Any) -> Topology:
+    """A topology matching a dataset's devices and classes; options override defaults."""
+    return Topology(input_shapes=dataset.input_shapes, num_classes=dataset.num_classes, **options)
+
+
+def _seed(seed: int | None) -> None:
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+        tf.config.experimental.enable_op_determinism()
+
+
+def _checked(topology: Topology, split: Split, where: str) -> tuple[list[np.ndarray], np.ndarray]:
+    xs = check_views(topology.input_shapes, split.x, where=where)
+    y = check_labels(split.y, topology.num_classes, len(xs[0]), where=f"{where} labels")
+    return xs, y
+
+
+def _optimizer(config: TrainConfig):
+    return keras.optimizers.Adam(
+        learning_rate=config.learning_rate,
+        beta_1=config.beta_1,
+        beta_2=config.beta_2,
+        epsilon=config.epsilon,
+    )
+
+
+def compile_ddnn(ddnn: DDNN, config: TrainConfig) -> None:
+    """Compile the composed model: softmax cross-entropy per exit, weighted sum."""
+    exits = ddnn.topology.exits
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    ddnn.model.compile(
+        optimizer=_optimizer(config),
+        loss={e: loss for e in exits},
+        loss_weights=config.weights_for(ddnn.topology),
+        metrics={e: ["accuracy"] for e in exits},
+    )
+
+
+def predict_exits(
+    ddnn: DDNN, xs, presence: np.ndarray | None = None, *, batch_size: int = 1024
+) -> dict[str, np.ndarray]:
+    """Class probabilities of every exit, bottom to top.
+
+    Args:
+        ddnn: the model.
+        xs: one array per device.
+        presence: optional (N, D) or (D,) 0/1 mask of devices whose messages arrive
+            (failed devices are 0); by default every device is present.
+
+    Returns:
+        Ordered dict exit name -> (N, |C|) float64 probabilities.
+    """
+    from ddnn_tf.exits import softmax
+
+    topology = ddnn.topology
+    xs = check_views(topology.input_shapes, xs)
+    n = len(xs[0])
+    if presence is None:
+        presence = np.ones((n, topology.num_devices), np.float32)
+    presence = np.broadcast_to(np.asarray(presence, np.float32), (n, topology.num_devices))
+    logits = ddnn.eval_model.predict([*xs, presence], batch_size=batch_size, verbose=0)
+    return {e: softmax(np.asarray(logits[e], np.float64)) for e in topology.exits}
+
+
+def _history_by_exit(history: dict[str, list], exits) -> dict[str, list[float]]:
+    out = {}
+    for key, values in history.items():
+        name = key
+        for e in exits:  # "val_local_exit_accuracy" -> "val_local_accuracy"
+            name = name.replace(f"{e}_exit_", f"{e}_")
+        out[name] = [float(v) for v in values]
+    return out
+
+
+def train(
+    dataset: Dataset,
+    topology: Topology | None = None,
+    config: TrainConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    individual: bool = False,
+    verbose: int = 1,
+) -> Run:
+    """Train all exits of a DDNN jointly.
+
+    Args:
+        dataset: the data (train split for fitting, val split for monitoring and
+            threshold calibration; the test split is never touched).
+        topology: the hierarchy; by default the paper's, sized for the dataset.
+        config: training settings; by default the paper's optimiser, 5 epochs.
+        out: a run directory to write (written to a temporary directory and renamed
+            at the end, so a failed run leaves nothing half-written).
+        overwrite: replace an existing ``out``.
+        individual: also train the per-device individual baselines.
+        verbose: Keras progress bar level (0, 1 or 2).
+
+    Returns:
+        The trained :class:`Run`.
+
+    Raises:
+        ValueError: bad inputs or labels, an existing ``out`` without ``overwrite``.
+    """
+    from ddnn_tf.exits import search_threshold
+
+    topology = topology or topology_for(dataset)
+    config = config or TrainConfig()
+    out = Path(out) if out is not None else None
+    if out is not None and out.exists() and not overwrite:
+        raise ValueError(f"Run directory {out} already exists; pass --overwrite to replace it.")
+    xs, y = _checked(topology, dataset.train, "train split")
+    val_xs, val_y = _checked(topology, dataset.val, "validation split")
+
+    _seed(config.seed)
+    ddnn = build_ddnn(topology)
+    compile_ddnn(ddnn, config)
+    targets = {e: y for e in topology.exits}
+    val = (val_xs, {e: val_y for e in topology.exits}) if len(val_y) else None
+    start = time.perf_counter()
+    fit = ddnn.model.fit(
+        xs,
+        targets,
+        validation_data=val,
+        epochs=int(config.epochs),
+        batch_size=int(config.batch_size),
+        shuffle=True,
+        verbose=verbose,
+    )
+    history = _history_by_exit(fit.history, topology.exits)
+    history["epoch_seconds"] = [(time.perf_counter() - start) / int(config.epochs)]
+
+    thresholds: dict[str, float] = {}
+    if len(val_y) and len(topology.exits) > 1:
+        probs = predict_exits(ddnn, val_xs)
+        t = float(search_threshold(probs, val_y))
+        thresholds = {e: t for e in topology.exits[:-1]}
+    run = Run(
+        topology=topology,
+        ddnn=ddnn,
+        dataset_spec=dict(dataset.spec),
+        config=config,
+        history=history,
+        thresholds=thresholds,
+    )
+    if individual:
+        run.individual = train_individual(dataset, topology, config, verbose=verbose)
+    if out is not None:
+        save_run(run, out, dataset=dataset, overwrite=overwrite)
+    return run
+
+
+def train_individual(
+    dataset: Dataset, topology: Topology, config: TrainConfig, *, verbose: int = 1
+) -> dict[str, Any]:
+    """Train each device's individual baseline (one device section + its own exit).
+
+    Views where the object is absent are excluded from that device's training data.
+    Accuracy is over the whole test split (as in the paper's Figure 8).
+
+    Returns:
+        ``{"accuracy": [test accuracy of each device's model]}``.
+    """
+    accuracies = []
+    test_xs, test_y = _checked(topology, dataset.test, "test split")
+    for i in range(topology.num_devices):
+        _seed(None if config.seed is None else config.seed + 1 + i)
+        model = build_individual(topology, i)
+        model.compile(
+            optimizer=_optimizer(config),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        seen = dataset.train.present[:, i]
+        if verbose:
+            print(f"individual model of device {i}: {int(seen.sum())} training views")
+        model.fit(
+            np.asarray(dataset.train.x[i][seen], np.float32),
+            dataset.train.y[seen],
+            epochs=int(config.epochs),
+            batch_size=int(config.batch_size),
+            verbose=verbose,
+        )
+        pred = model.predict(test_xs[i], batch_size=1024, verbose=0).argmax(axis=1)
+        accuracies.append(float((pred == test_y).mean()))
+    return {"accuracy": accuracies}
+
+
+# ---------------------------------------------------------------------- run directory
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def save_run(run: Run, out: str | Path, *, dataset: Dataset | None = None, overwrite: bool = False) -> Path:
+    """Write ``run`` to directory ``out`` atomically (temporary dir, then rename)."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ValueError(f"Run directory {out} already exists; pass --overwrite to replace it.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        run.topology.to_json(tmp / "topology.json")
+        data_info = {"spec": run.dataset_spec}
+        if dataset is not None:
+            data_info.update(
+                classes=list(dataset.classes),
+                device_names=list(dataset.device_names),
+                raw_bytes_per_device=list(dataset.raw_bytes_per_device),
+                input_scale=dataset.input_scale,
+            )
+        _write_json(tmp / "dataset.json", data_info)
+        _write_json(tmp / "train_config.json", dataclasses.asdict(run.config))
+        _write_json(tmp / "history.json", run.history)
+        _write_json(tmp / "thresholds.json", run.thresholds)
+        run.ddnn.model.save_weights(str(tmp / WEIGHTS_FILE))
+        if run.individual is not None:
+            _write_json(tmp / "individual.json", run.individual)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    run.path = out
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: {path.parent} is not a complete run directory "
+            f"(make one with `python -m ddnn_tf.train --out {path.parent}`)."
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+
+
+def load_run(path: str | Path) -> Run:
+    """Reload a run directory into an identical model.
+
+    Raises:
+        FileNotFoundError: the directory or one of its files is missing.
+        ValueError: a file is corrupt or the weights do not fit the topology.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"Run directory not found: {path}")
+    topology = Topology.from_dict(_read_json(path / "topology.json"))
+    data_info = _read_json(path / "dataset.json")
+    config = TrainConfig(**_read_json(path / "train_config.json"))
+    history = _read_json(path / "history.json")
+    thresholds = _read_json(path / "thresholds.json") if (path / "thresholds.json").exists() else {}
+    individual = _read_json(path / "individual.json") if (path / "individual.json").exists() else None
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing: the run has no trained weights.")
+    ddnn = build_ddnn(topology)
+    try:
+        ddnn.model.load_weights(str(weights))
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"Cannot read weights {weights}: {err}") from None
+    return Run(
+        topology=topology,
+        ddnn=ddnn,
+        dataset_spec=data_info["spec"],
+        config=config,
+        history=history,
+        thresholds=thresholds,
+        individual=individual,
+        path=path,
+    )
+
+
+# ----------------------------------------------------------------------------- CLI
+def _parse_weights(exit_weights) -> dict[str, float] | None:
+    """``"local=1,cloud=0.5"`` or ``"1,0.5"`` (bottom to top) or a dict."""
+    if exit_weights is None or isinstance(exit_weights, dict):
+        return exit_weights
+    if isinstance(exit_weights, (int, float)):
+        exit_weights = str(exit_weights)
+    if isinstance(exit_weights, (list, tuple)):
+        exit_weights = ",".join(map(str, exit_weights))
+    parts = [p for p in str(exit_weights).split(",") if p]
+    try:
+        if all("=" in p for p in parts):
+            return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
+        return {"__positional__": [float(p) for p in parts]}  # resolved against the exits
+    except ValueError:
+        raise ValueError(
+            f"--exit-weights: expected e.g. local=1,cloud=1 or 1,1; got {exit_weights!r}."
+        ) from None
+
+
+def main(
+    data: str = "fmnist6",
+    out: str = "runs/default",
+    path: str | None = None,
+    epochs: int = 5,
+    batch_size: int = 128,
+    learning_rate: float = PAPER_ADAM["learning_rate"],
+    local_agg: str = "max",
+    cloud_agg: str = "concat",
+    edge_agg: str = "concat",
+    device_filters: int = 4,
+    cloud_filters: int = 16,
+    cloud_layers: int = 2,
+    edges: str | None = None,
+    exits: str | None = None,
+    device_dropout: float = 0.0,
+    exit_weights=None,
+    seed: int = 0,
+    train_limit: int | None = None,
+    individual: bool = False,
+    overwrite: bool = False,
+    verbose: int = 1,
+) -> None:
+    """Train a DDNN and write a run directory.
+
+    Args:
+        data: dataset name (fmnist6, mvmc, npz, synthetic).
+        out: run directory to write.
+        path: data file or directory for file-based loaders.
+        edges: device groups, one per edge, e.g. "0,1,2;3,4,5".
+        exits: e.g. "local,cloud" (default), "local,edge,cloud" (needs --edges), "cloud".
+        exit_weights: per-exit loss weights, "local=1,cloud=1" or "1,1" (bottom to top).
+    """
+    dataset = load_dataset(data, path, seed=seed, train_limit=train_limit)
+    options: dict[str, Any] = dict(
+        local_agg=local_agg,
+        cloud_agg=cloud_agg,
+        edge_agg=edge_agg,
+        device_filters=int(device_filters),
+        cloud_filters=int(cloud_filters),
+        cloud_conv_layers=int(cloud_layers),
+        device_dropout=float(device_dropout),
+    )
+    if edges:
+        options["edges"] = [[int(d) for d in g.split(",") if d] for g in str(edges).split(";")]
+        options["exits"] = ("local", "edge", "cloud")
+    if exits:
+        options["exits"] = tuple(e.strip() for e in str(exits).split(",") if e.strip())
+    topology = topology_for(dataset, **options)
+    weights = _parse_weights(exit_weights)
+    if weights and "__positional__" in weights:
+        values = weights["__positional__"]
+        if len(values) != len(topology.exits):
+            raise ValueError(
+                f"--exit-weights gives {len(values)} weights for {len(topology.exits)} exits "
+                f"{list(topology.exits)}."
+            )
+        weights = dict(zip(topology.exits, values))
+    config = TrainConfig(
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        learning_rate=float(learning_rate),
+        exit_weights=weights,
+        seed=seed,
+    )
+    run = train(
+        dataset, topology, config, out=out, overwrite=overwrite, individual=individual, verbose=verbose
+    )
+    last = {k: v[-1] for k, v in run.history.items() if k.startswith("val_") and k.endswith("accuracy")}
+    print(f"wrote {out}")
+    for key, value in sorted(last.items()):
+        print(f"  {key}: {value:.4f}")
+    print(f"  calibrated thresholds: {run.thresholds}")
+    print(f"  seconds per epoch: {run.history['epoch_seconds'][0]:.1f}")
+
+
+if __name__ == "__main__":
+    cli(main)

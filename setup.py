@@ -1,0 +1,48 @@
+"""ddnn_tf: Distributed Deep Neural Networks over the cloud, the edge and end devices."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="ddnn_tf",
+    version="0.1.0",
+    description=(
+        "Distributed Deep Neural Networks (cloud, edge, end devices) with Larq binarized "
+        "layers, per-tier TFLite binaries and a hierarchy orchestrator."
+    ),
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["ddnn_tf", "ddnn_tf.*"]),
+    package_data={"ddnn_tf.data": ["*.json"]},
+    install_requires=[
+        # Larq needs Keras 2: tf-keras of TensorFlow's minor version, numpy < 2.
+        "tensorflow==2.21.0",
+        "tf-keras==2.21.0",
+        "larq==0.14.0",
+        "larq-compute-engine==0.16.0",
+        "tensorflow-model-optimization==0.8.1",
+        "ai-edge-litert==2.3.0",
+        "numpy>=1.23,<2",
+        "fire>=0.5",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=7",
+            "ruff>=0.5",
+            "nbclient>=0.10",
+            "nbformat>=5.9",
+            "ipykernel>=6",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,289 @@
+"""Tests for ddnn_tf.comm: wire encodings and the paper's communication cost."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ddnn_tf import comm
+from ddnn_tf.comm import (
+    SUMMARY_ENCODINGS,
+    LinkCosts,
+    decode_summary,
+    edge_bytes_per_sample,
+    encode_summary,
+    expected_bytes_per_device,
+    feature_nbytes,
+    pack_features,
+    paper_bytes_per_device,
+    raw_offload_bytes,
+    summary_nbytes,
+    unpack_features,
+)
+from ddnn_tf.exits import threshold_sweep
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Table II of the paper: |C| = 3, f = 4 filters, o = 16 * 16 (32x32 input, pool stride 2).
+# Local exit fraction -> communication per device per sample, whole bytes.
+TABLE_II = [
+    (0.0, 140),
+    (0.0058, 139),
+    (0.0175, 138),
+    (0.0292, 136),
+    (0.2281, 111),
+    (0.6082, 62),
+    (0.8304, 34),
+    (1.0, 12),
+]
+
+
+def test_comm_does_not_import_tensorflow():
+    code = "import sys, ddnn_tf.comm; assert 'tensorflow' not in sys.modules"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_public_api_names():
+    for name in comm.__all__:
+        assert hasattr(comm, name), name
+    assert SUMMARY_ENCODINGS == ("float32", "float16", "int8")
+
+
+# ------------------------------------------------------------------ eq. (1) and Table II
+
+
+@pytest.mark.parametrize(("local_fraction", "table_bytes"), TABLE_II)
+def test_paper_bytes_match_table_ii(local_fraction, table_bytes):
+    c = paper_bytes_per_device(3, 4, 16 * 16, local_fraction)
+    assert round(c) == table_bytes
+    assert c == pytest.approx(12 + (1 - local_fraction) * 128)
+
+
+@pytest.mark.parametrize(("local_fraction", "table_bytes"), TABLE_II)
+def test_expected_bytes_match_table_ii(local_fraction, table_bytes):
+    c = expected_bytes_per_device(
+        summary_nbytes=summary_nbytes(3, "float32"),
+        feature_nbytes=feature_nbytes((16, 16, 4)),
+        exit_fraction={"local": local_fraction, "cloud": 1 - local_fraction},
+    )
+    assert round(c) == table_bytes
+    assert c == pytest.approx(paper_bytes_per_device(3, 4, 256, local_fraction), abs=1e-12)
+
+
+def test_paper_formula_is_not_rounded_and_validates():
+    assert paper_bytes_per_device(3, 4, 256, 0.5) == 76.0
+    assert paper_bytes_per_device(3, 4, 256, 0.6082) == pytest.approx(62.1504)
+    assert paper_bytes_per_device(3, 4, 256, 0.0, summary_bytes_per_class=1) == 131.0
+    with pytest.raises(ValueError, match="not a percentage"):
+        paper_bytes_per_device(3, 4, 256, 60.82)
+
+
+def test_raw_offload_is_over_20x_the_largest_ddnn():
+    raw = raw_offload_bytes((32, 32, 3))
+    assert raw == 3072.0  # Sec. IV-H: a 32x32 RGB image
+    assert raw_offload_bytes(3072, num_devices=6) == 6 * 3072.0
+    assert raw_offload_bytes((32, 32, 3), bytes_per_value=4) == 4 * 3072.0
+    assert raw / paper_bytes_per_device(3, 4, 256, 0.0) > 20
+    # Configuration (a) expressed with the general formula: exactly the raw bytes.
+    assert (
+        expected_bytes_per_device(
+            summary_nbytes=12, feature_nbytes=raw, exit_fraction={"cloud": 1.0}, has_local=False
+        )
+        == raw
+    )
+
+
+def test_expected_bytes_rejects_bad_fractions():
+    with pytest.raises(ValueError, match="not percentages"):
+        expected_bytes_per_device(
+            summary_nbytes=12, feature_nbytes=128, exit_fraction={"local": 60.82}
+        )
+    with pytest.raises(ValueError, match="contain 'local'"):
+        expected_bytes_per_device(
+            summary_nbytes=12, feature_nbytes=128, exit_fraction={"cloud": 1.0}
+        )
+    with pytest.raises(ValueError, match="has_local=False"):
+        expected_bytes_per_device(
+            summary_nbytes=12,
+            feature_nbytes=128,
+            exit_fraction={"local": 0.5, "cloud": 0.5},
+            has_local=False,
+        )
+    with pytest.raises(ValueError, match="summing to at most 1"):
+        expected_bytes_per_device(
+            summary_nbytes=12, feature_nbytes=128, exit_fraction={"local": 0.7, "cloud": 0.7}
+        )
+    with pytest.raises(ValueError, match="feature_nbytes"):
+        expected_bytes_per_device(
+            summary_nbytes=12, feature_nbytes=-1, exit_fraction={"local": 0.5}
+        )
+
+
+def test_edge_bytes_and_link_costs():
+    fractions = {"local": 0.5, "edge": 0.3, "cloud": 0.15, "unclassified": 0.05}
+    assert edge_bytes_per_sample(edge_feature_nbytes=64, exit_fraction=fractions) == (
+        pytest.approx(0.2 * 64)
+    )
+    costs = LinkCosts.from_exit_fraction(
+        summary_nbytes=12, feature_nbytes=128, exit_fraction=fractions, edge_feature_nbytes=64
+    )
+    assert costs.device_to_local == 12.0
+    assert costs.device_to_upper == pytest.approx(0.5 * 128)
+    assert costs.edge_to_cloud == pytest.approx(0.2 * 64)
+    assert costs.per_device == pytest.approx(
+        expected_bytes_per_device(summary_nbytes=12, feature_nbytes=128, exit_fraction=fractions)
+    )
+    assert costs.total(num_devices=6, num_edges=2) == pytest.approx(6 * 76 + 2 * 12.8)
+    d = costs.to_dict()
+    assert json.loads(json.dumps(d)) == d and d["per_device"] == pytest.approx(76.0)
+    with pytest.raises(ValueError, match="edge_feature_nbytes"):
+        LinkCosts.from_exit_fraction(summary_nbytes=12, feature_nbytes=128, exit_fraction=fractions)
+    with pytest.raises(ValueError, match="'edge'"):
+        edge_bytes_per_sample(edge_feature_nbytes=64, exit_fraction={"local": 0.5, "cloud": 0.5})
+
+
+def test_link_costs_without_local_exit():
+    costs = LinkCosts.from_exit_fraction(
+        summary_nbytes=12, feature_nbytes=3072, exit_fraction={"cloud": 1.0}, has_local=False
+    )
+    assert (costs.device_to_local, costs.device_to_upper, costs.edge_to_cloud) == (0, 3072, 0)
+
+
+def test_sweep_bytes_fall_as_threshold_rises():
+    rng = np.random.default_rng(1)
+    local = rng.dirichlet(np.ones(3), size=200)
+    cloud = rng.dirichlet(np.ones(3), size=200)
+    labels = rng.integers(0, 3, size=200)
+
+    def bytes_fn(fractions):
+        return expected_bytes_per_device(
+            summary_nbytes=summary_nbytes(3), feature_nbytes=128, exit_fraction=fractions
+        )
+
+    rows = threshold_sweep({"local": local, "cloud": cloud}, labels, bytes_fn=bytes_fn)
+    b = [r["bytes_per_device"] for r in rows]
+    assert b[-1] == pytest.approx(12.0)  # T = 1: everything exits locally
+    assert b[0] == pytest.approx(140.0)  # T = 0: nothing does (no exact one-hot rows)
+    assert all(x >= y for x, y in zip(b, b[1:], strict=False))
+
+
+# ------------------------------------------------------------------ summaries
+
+
+@pytest.mark.parametrize(("encoding", "nbytes"), [("float32", 40), ("float16", 20), ("int8", 14)])
+def test_summary_nbytes(encoding, nbytes):
+    assert summary_nbytes(10, encoding) == nbytes
+    assert len(encode_summary(np.linspace(0, 1, 10), encoding)) == nbytes
+
+
+def test_summary_float32_round_trip_little_endian():
+    v = np.array([0.25, 0.5, 0.125], dtype=np.float32)
+    payload = encode_summary(v)
+    assert payload == struct.pack("<3f", 0.25, 0.5, 0.125)
+    out = decode_summary(payload, 3)
+    assert out.dtype == np.float32 and out.flags.writeable
+    np.testing.assert_array_equal(out, v)
+
+
+def test_summary_float16_round_trip():
+    rng = np.random.default_rng(2)
+    v = rng.dirichlet(np.ones(6))
+    out = decode_summary(encode_summary(v, "float16"), 6, "float16")
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, v, rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="float16 range"):
+        encode_summary(np.array([1e6, 0.0]), "float16")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_summary_int8_round_trip_within_quantisation_step(seed):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(scale=3.0, size=7)
+    payload = encode_summary(v, "int8")
+    scale = struct.unpack("<f", payload[:4])[0]
+    assert scale == pytest.approx(np.max(np.abs(v)) / 127, rel=1e-6)
+    out = decode_summary(payload, 7, "int8")
+    assert out.dtype == np.float32
+    assert np.max(np.abs(out - v)) <= scale / 2 + 1e-6
+    assert np.argmax(out) == np.argmax(v)
+
+
+def test_summary_int8_zero_vector():
+    out = decode_summary(encode_summary(np.zeros(3), "int8"), 3, "int8")
+    np.testing.assert_array_equal(out, [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("encoding", SUMMARY_ENCODINGS)
+def test_decode_summary_wrong_length(encoding):
+    payload = encode_summary(np.array([0.2, 0.3, 0.5]), encoding)
+    expected = summary_nbytes(3, encoding)
+    with pytest.raises(ValueError, match=f"Expected {expected} bytes.*Received {expected - 1}"):
+        decode_summary(payload[:-1], 3, encoding)
+    with pytest.raises(ValueError, match=f"Received {expected}"):
+        decode_summary(payload, 4, encoding)
+
+
+def test_encode_summary_rejects_bad_input():
+    with pytest.raises(ValueError, match="one of float32, float16, int8"):
+        encode_summary(np.ones(3), "bfloat16")
+    with pytest.raises(ValueError, match="finite"):
+        encode_summary(np.array([np.nan, 1.0]))
+    with pytest.raises(ValueError, match=r"shape \(C,\)"):
+        encode_summary(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="num_classes"):
+        summary_nbytes(0)
+
+
+# ------------------------------------------------------------------ features
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 4), (16, 16, 4), (3,), (1, 1, 1), (2, 8)])
+def test_pack_unpack_round_trip(shape):
+    rng = np.random.default_rng(3)
+    x = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=shape)
+    payload = pack_features(x)
+    assert len(payload) == feature_nbytes(shape) == -(-int(np.prod(shape)) // 8)
+    out = unpack_features(payload, shape)
+    assert out.dtype == np.float32 and out.shape == shape
+    np.testing.assert_array_equal(out, x)
+
+
+def test_pack_bit_layout_and_sizes():
+    # C order, most significant bit first, zero padding.
+    x = np.array([[1, -1, -1, -1], [-1, -1, -1, 1]], dtype=np.int8)
+    assert pack_features(x) == b"\x81"
+    assert pack_features(np.array([1, 1, 1, 1, 1, 1, 1, 1, 1])) == b"\xff\x80"
+    assert feature_nbytes((16, 16, 4)) == 128  # f * o / 8 of eq. (1)
+    assert feature_nbytes((5, 7, 4)) == 18
+
+
+@pytest.mark.parametrize("bad", [0.0, 0.5, np.nan, 2.0])
+def test_pack_rejects_non_binary(bad):
+    x = np.ones((2, 3))
+    x[1, 2] = bad
+    with pytest.raises(ValueError, match=r"\{-1, \+1\}"):
+        pack_features(x)
+
+
+def test_unpack_rejects_wrong_length_and_padding():
+    payload = pack_features(np.ones((5, 7, 4)))
+    with pytest.raises(ValueError, match="Expected 18 bytes.*Received 17"):
+        unpack_features(payload[:-1], (5, 7, 4))
+    # 9 bits: the second byte must carry only its leading bit.
+    with pytest.raises(ValueError, match="padding"):
+        unpack_features(b"\xff\xff", (9,))
+    with pytest.raises(ValueError, match="non-negative"):
+        feature_nbytes((4, -1))
