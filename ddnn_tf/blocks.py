@@ -52,7 +52,9 @@ def convp_block(x, filters: int, *, pool_stride: int, name: str, real_input: boo
         name=f"{name}_conv",
         **_BINARY_KERNEL,
     )(x)
-    x = keras.layers.MaxPool2D(POOL["size"], strides=pool_stride, padding="same", name=f"{name}_pool")(x)
+    x = keras.layers.MaxPool2D(
+        POOL["size"], strides=pool_stride, padding="same", name=f"{name}_pool"
+    )(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return binary_sign(x, f"{name}_sign")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -46,7 +46,9 @@ def check_views(
     return out
 
 
-def check_labels(y: np.ndarray, num_classes: int, n: int | None = None, *, where: str = "labels") -> np.ndarray:
+def check_labels(
+    y: np.ndarray, num_classes: int, n: int | None = None, *, where: str = "labels"
+) -> np.ndarray:
     """Check integer labels in ``[0, num_classes)``; return them as int64."""
     y = np.asarray(y)
     if y.ndim != 1:
@@ -79,6 +81,8 @@ def failed_mask(fail, num_devices: int) -> np.ndarray:
         except (TypeError, ValueError):
             raise ValueError(f"--fail: expected device indices like 0,3; got {fail!r}.") from None
         if not 0 <= d < num_devices:
-            raise ValueError(f"--fail: device {d} does not exist; devices are 0..{num_devices - 1}.")
+            raise ValueError(
+                f"--fail: device {d} does not exist; devices are 0..{num_devices - 1}."
+            )
         mask[d] = True
     return mask

@@ -626,12 +626,20 @@ def hierarchy_bytes(
     edge = 0.0
     if topology.has_edge_exit:
         sizes = [feature_nbytes(topology.edge_feature_shape(j)) for j in range(topology.num_edges)]
-        edge = edge_bytes_per_sample(edge_feature_nbytes=float(np.mean(sizes)), exit_fraction=fractions)
+        edge = edge_bytes_per_sample(
+            edge_feature_nbytes=float(np.mean(sizes)), exit_fraction=fractions
+        )
     elif topology.edges:
-        edge = float(np.mean([feature_nbytes(topology.edge_feature_shape(j)) for j in range(topology.num_edges)]))
+        edge = float(
+            np.mean(
+                [feature_nbytes(topology.edge_feature_shape(j)) for j in range(topology.num_edges)]
+            )
+        )
         edge *= 1.0 - fractions.get("local", 0.0)
     return {
         "bytes_per_device": float(np.mean(per_device)) if per_device else 0.0,
-        "raw_bytes_per_device": float(np.mean([raw_bytes_per_device[d] for d in live])) if live else 0.0,
+        "raw_bytes_per_device": float(np.mean([raw_bytes_per_device[d] for d in live]))
+        if live
+        else 0.0,
         "edge_to_cloud": float(edge),
     }

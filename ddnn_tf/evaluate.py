@@ -38,7 +38,9 @@ def _thresholds(run, threshold) -> dict[str, float]:
     try:
         t = float(threshold)
     except (TypeError, ValueError):
-        raise ValueError(f"--threshold: expected a number in [0, 1] or 'calibrated', got {threshold!r}.") from None
+        raise ValueError(
+            f"--threshold: expected a number in [0, 1] or 'calibrated', got {threshold!r}."
+        ) from None
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"--threshold: expected a number in [0, 1], got {t}.")
     return {e: t for e in early}
@@ -109,7 +111,8 @@ def evaluate_run(
         "thresholds": report.thresholds,
         "bytes_per_device": cost["bytes_per_device"],
         "raw_bytes_per_device": cost["raw_bytes_per_device"],
-        "communication_reduction": cost["raw_bytes_per_device"] / max(cost["bytes_per_device"], 1e-12),
+        "communication_reduction": cost["raw_bytes_per_device"]
+        / max(cost["bytes_per_device"], 1e-12),
         "failed_devices": [int(d) for d in np.flatnonzero(failed)],
         "summary_encoding": summary_encoding,
     }
@@ -132,7 +135,11 @@ def format_report(result: dict[str, Any]) -> str:
     for e in result["exits"]:
         lines.append(f"  {e:>6} accuracy (all samples exit there): {acc[e]:.4f}")
     t = ", ".join(f"{k}={v:.2f}" for k, v in result["thresholds"].items()) or "-"
-    fr = ", ".join(f"{k} {100 * v:.2f}%" for k, v in result["exit_fraction"].items() if v or k != "unclassified")
+    fr = ", ".join(
+        f"{k} {100 * v:.2f}%"
+        for k, v in result["exit_fraction"].items()
+        if v or k != "unclassified"
+    )
     lines += [
         f"  overall accuracy at T ({t}): {acc['overall']:.4f}",
         f"  exits: {fr}",

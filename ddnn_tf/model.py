@@ -108,7 +108,9 @@ def _upper_stack(topology: Topology, x, *, filters: int, layers: int, name: str)
     """Binary blocks of an edge or the cloud over an aggregated feature map."""
     for k in range(layers):
         if len(x.shape) == 4:
-            x = convp_block(x, filters, pool_stride=POOL["upper_stride"], name=f"{name}_convp{k + 1}")
+            x = convp_block(
+                x, filters, pool_stride=POOL["upper_stride"], name=f"{name}_convp{k + 1}"
+            )
         else:
             x = fc_block(x, topology.cloud_units, name=f"{name}_fc{k + 1}")
     return x
@@ -136,7 +138,9 @@ def _build_edge(topology: Topology, j: int) -> keras.Model:
     inputs, presence, x = _aggregated_features(
         [(d, topology.feature_shape(d)) for d in group], topology.edge_agg, name
     )
-    x = _upper_stack(topology, x, filters=topology.edge_filters, layers=topology.edge_conv_layers, name=name)
+    x = _upper_stack(
+        topology, x, filters=topology.edge_filters, layers=topology.edge_conv_layers, name=name
+    )
     outputs = {"features": x}
     if topology.has_edge_exit:
         outputs["summary"] = exit_head(x, topology.num_classes, name=f"{name}_exit")
@@ -148,7 +152,9 @@ def _build_cloud(topology: Topology) -> keras.Model:
     inputs, presence, x = _aggregated_features(
         [(k, topology.upstream_feature_shape(k)) for k in ups], topology.cloud_agg, "cloud"
     )
-    x = _upper_stack(topology, x, filters=topology.cloud_filters, layers=topology.cloud_conv_layers, name="cloud")
+    x = _upper_stack(
+        topology, x, filters=topology.cloud_filters, layers=topology.cloud_conv_layers, name="cloud"
+    )
     logits = exit_head(x, topology.num_classes, name="cloud_exit")
     return keras.Model([*inputs, presence], {"logits": logits}, name="cloud")
 
@@ -182,7 +188,9 @@ def run_tiers(topology: Topology, tiers, device_inputs, presence, *, edge_presen
     outs = [tiers[f"device_{i}"](device_inputs[i]) for i in range(n)]
     exits = {}
     if topology.has_local:
-        exits["local"] = tiers["local_aggregator"]([o["summary"] for o in outs] + [presence])["logits"]
+        exits["local"] = tiers["local_aggregator"]([o["summary"] for o in outs] + [presence])[
+            "logits"
+        ]
     upstream = [o["features"] for o in outs]
     if topology.edges:
         if edge_presence is None:
@@ -218,7 +226,9 @@ def build_ddnn(topology: Topology) -> DDNN:
     """
     tiers = build_tiers(topology)
     inputs = [keras.Input(s, name=f"input_{i}") for i, s in enumerate(topology.input_shapes)]
-    presence = DevicePresence(topology.num_devices, topology.device_dropout, name="presence")(inputs[0])
+    presence = DevicePresence(topology.num_devices, topology.device_dropout, name="presence")(
+        inputs[0]
+    )
     exits = run_tiers(topology, tiers, inputs, presence)
     # Identity layers give the outputs readable names in Keras logs: ``local_exit`` ...
     outputs = {

@@ -23,9 +23,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["EXITS", "SCHEMES", "Topology"]
 
@@ -100,9 +101,7 @@ class Topology:
     device_dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        shapes = tuple(
-            _as_shape(s, f"input_shapes[{i}]") for i, s in enumerate(self.input_shapes)
-        )
+        shapes = tuple(_as_shape(s, f"input_shapes[{i}]") for i, s in enumerate(self.input_shapes))
         shapes = tuple(s + (1,) if len(s) == 2 else s for s in shapes)
         object.__setattr__(self, "input_shapes", shapes)
         edges = tuple(tuple(int(d) for d in group) for group in self.edges)
@@ -168,10 +167,12 @@ class Topology:
                 seen[d] = j
         if self.edges and len(seen) != n:
             missing = sorted(set(range(n)) - set(seen))
-            raise ValueError(f"Devices {missing} are in no edge; with edges, every device needs one.")
+            raise ValueError(
+                f"Devices {missing} are in no edge; with edges, every device needs one."
+            )
         # Pooling aggregators (max/avg) need equal feature shapes.
         if self.edge_agg != "concat":
-            for j, group in enumerate(self.edges):
+            for group in self.edges:
                 self._check_equal_shapes("edge_agg", [self.feature_shape(d) for d in group])
         if self.cloud_agg != "concat":
             ups = range(self.num_edges) if self.edges else range(n)
@@ -254,7 +255,7 @@ class Topology:
         return text
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Topology":
+    def from_dict(cls, data: dict[str, Any]) -> Topology:
         if not isinstance(data, dict):
             raise ValueError(f"A topology must be a JSON object, got {type(data).__name__}.")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -267,7 +268,7 @@ class Topology:
         return cls(**data)
 
     @classmethod
-    def from_json(cls, text_or_path: str | Path) -> "Topology":
+    def from_json(cls, text_or_path: str | Path) -> Topology:
         """Parse a JSON string, or read a ``.json`` file when given a path."""
         text = str(text_or_path)
         if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
@@ -281,7 +282,7 @@ class Topology:
             raise ValueError(f"Topology JSON is malformed: {err}") from None
         return cls.from_dict(data)
 
-    def replace(self, **changes: Any) -> "Topology":
+    def replace(self, **changes: Any) -> Topology:
         return dataclasses.replace(self, **changes)
 
 

@@ -293,7 +293,9 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def save_run(run: Run, out: str | Path, *, dataset: Dataset | None = None, overwrite: bool = False) -> Path:
+def save_run(
+    run: Run, out: str | Path, *, dataset: Dataset | None = None, overwrite: bool = False
+) -> Path:
     """Write ``run`` to directory ``out`` atomically (temporary dir, then rename)."""
     out = Path(out)
     if out.exists() and not overwrite:
@@ -354,7 +356,9 @@ def load_run(path: str | Path) -> Run:
     config = TrainConfig(**_read_json(path / "train_config.json"))
     history = _read_json(path / "history.json")
     thresholds = _read_json(path / "thresholds.json") if (path / "thresholds.json").exists() else {}
-    individual = _read_json(path / "individual.json") if (path / "individual.json").exists() else None
+    individual = (
+        _read_json(path / "individual.json") if (path / "individual.json").exists() else None
+    )
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing: the run has no trained weights.")
@@ -461,9 +465,17 @@ def main(
         seed=seed,
     )
     run = train(
-        dataset, topology, config, out=out, overwrite=overwrite, individual=individual, verbose=verbose
+        dataset,
+        topology,
+        config,
+        out=out,
+        overwrite=overwrite,
+        individual=individual,
+        verbose=verbose,
     )
-    last = {k: v[-1] for k, v in run.history.items() if k.startswith("val_") and k.endswith("accuracy")}
+    last = {
+        k: v[-1] for k, v in run.history.items() if k.startswith("val_") and k.endswith("accuracy")
+    }
     print(f"wrote {out}")
     for key, value in sorted(last.items()):
         print(f"  {key}: {value:.4f}")

@@ -90,7 +90,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         path: The file.
 
     Returns:
-        The array stored in the file, with the shape its header declares.
+        The array stored in the file, with the shape its header declares (read-only
+        for single-byte types, as it shares the decompressed buffer; copy to modify).
 
     Raises:
         ValueError: If the file is not valid IDX (bad gzip data, wrong magic number, or
@@ -213,10 +214,11 @@ def load_fmnist6_arrays(path: str | os.PathLike | None = None) -> Fmnist6Arrays:
     if path is not None:
         directory = Path(path).expanduser()
         if not directory.is_dir():
+            problem = "is not a directory" if directory.exists() else "does not exist"
             raise FileNotFoundError(
                 f"Expected path={str(path)!r} to be a directory holding the Fashion-MNIST "
                 f"IDX files ({', '.join(s + '.gz' for s in FILES.values())}). "
-                "It does not exist."
+                f"It {problem}."
             )
         return _read_dir(directory)
     tried = []

@@ -161,12 +161,12 @@ def make_synthetic_splits(seed: int = 0, **options: Any) -> tuple[Split, Split, 
     unseen = np.flatnonzero(~present.any(axis=1))
     present[unseen, rng.integers(0, d, len(unseen))] = True
 
-    amplitude = (cam_contrast[:, None] * cam_gain)[None, :, None, None, :]  # (1,d,1,1,c)
-    clean = _BACKGROUND + amplitude * mask[..., None]
-    clean = np.where(present[:, :, None, None, None], clean, _ABSENT_GREY)
+    amplitude = (cam_contrast[:, None] * cam_gain).astype(np.float32)[None, :, None, None, :]
+    clean = np.float32(_BACKGROUND) + amplitude * mask[..., None]  # (n, d, h, w, c)
+    clean = np.where(present[:, :, None, None, None], clean, np.float32(_ABSENT_GREY))
     grain = rng.standard_normal((n, d, h, w, c), dtype=np.float32)
     noisy = clean + grain * cam_noise[None, :, None, None, None].astype(np.float32)
-    pixels = np.clip(np.rint(noisy * 255.0), 0, 255).astype(np.uint8)
+    pixels = np.clip(np.rint(noisy * np.float32(255)), 0, 255).astype(np.uint8)
 
     xs = tuple(pixels[:, i].astype(np.float32) * np.float32(1 / 255) for i in range(d))
     full = Split(x=xs, y=y.astype(np.int64), present=present)

@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up .venv, obtain fmnist6, train the paper's DDNN and print its figures
+#   make test   set up .venv, obtain fmnist6, lint, and run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+FMNIST := /usr/share/datasets/fashion-mnist
+EPOCHS ?= 5
+RUN    ?= runs/default
+
+.PHONY: demo test setup data lint clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# fmnist6: use the IDX files if present; else Debian's dataset-fashion-mnist package when
+# running as root with apt; else the Python loader tries the Keras cache and download, and
+# its error names every option.
+data: $(STAMP)
+	@if [ -f $(FMNIST)/t10k-labels-idx1-ubyte.gz ] || [ -f $(FMNIST)/t10k-labels-idx1-ubyte ]; then \
+		echo "fmnist6: using $(FMNIST)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "fmnist6: installing dataset-fashion-mnist with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		echo "fmnist6: $(FMNIST) absent and apt-get unavailable; trying the Keras download"; \
+	fi
+	$(BIN)/python -c "from ddnn_tf.data import load_dataset; d = load_dataset('fmnist6'); print('fmnist6:', len(d.train), 'train /', len(d.val), 'val /', len(d.test), 'test')"
+
+lint: $(STAMP)
+	$(BIN)/ruff check ddnn_tf tests
+
+demo: data
+	$(BIN)/python -m ddnn_tf.train --data fmnist6 --out $(RUN) --epochs $(EPOCHS) --overwrite --verbose 2
+	$(BIN)/python -m ddnn_tf.evaluate $(RUN) --sweep
+
+test: data lint
+	$(BIN)/python -m pytest -q --durations=15
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,72 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from ddnn_tf.comm import paper_bytes_per_device
+from ddnn_tf.evaluate import TABLE_II_THRESHOLDS, evaluate_run, format_report
+
+KEYS = {
+    "n_samples",
+    "accuracy",
+    "exit_fraction",
+    "bytes_per_device",
+    "raw_bytes_per_device",
+    "thresholds",
+    "failed_devices",
+}
+
+
+def test_evaluate_reports_exits_bytes_and_sweep(tiny_run, tiny_dataset):
+    result = evaluate_run(tiny_run, tiny_dataset, threshold=0.8, sweep=True)
+    assert KEYS <= set(result)
+    assert result["n_samples"] == len(tiny_dataset.test)
+    assert set(result["accuracy"]) == {"local", "cloud", "overall"}
+    assert sum(result["exit_fraction"].values()) == pytest.approx(1.0)
+    # bytes: the paper's formula with |C| = 3, f = 4, o = 5 * 7 (packed to whole bytes)
+    local = result["exit_fraction"]["local"]
+    expected = 4 * 3 + (1 - local) * 18
+    assert result["bytes_per_device"] == pytest.approx(expected)
+    assert paper_bytes_per_device(3, 4, 35, local) == pytest.approx(12 + (1 - local) * 17.5)
+    assert result["raw_bytes_per_device"] == 140
+    thresholds = [row["threshold"] for row in result["sweep"]]
+    assert set(TABLE_II_THRESHOLDS) <= set(thresholds)
+    fractions = [row["exit_fraction"]["local"] for row in result["sweep"]]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert "overall accuracy" in format_report(result)
+
+
+def test_failed_devices_are_absent_not_zero_input(tiny_run, tiny_dataset):
+    full = evaluate_run(tiny_run, tiny_dataset, threshold=0.0)
+    failed = evaluate_run(tiny_run, tiny_dataset, threshold=0.0, fail="0,1,2,3,4")
+    assert failed["failed_devices"] == [0, 1, 2, 3, 4]
+    assert failed["accuracy"]["cloud"] != full["accuracy"]["cloud"]
+    with pytest.raises(ValueError, match="every device"):
+        evaluate_run(tiny_run, tiny_dataset, fail="0,1,2,3,4,5")
+    with pytest.raises(ValueError, match="device 9 does not exist"):
+        evaluate_run(tiny_run, tiny_dataset, fail="9")
+
+
+def test_threshold_extremes(tiny_run, tiny_dataset):
+    all_local = evaluate_run(tiny_run, tiny_dataset, threshold=1.0)
+    assert all_local["exit_fraction"]["local"] == 1.0
+    assert all_local["accuracy"]["overall"] == pytest.approx(all_local["accuracy"]["local"])
+    assert all_local["bytes_per_device"] == pytest.approx(12)
+    with pytest.raises(ValueError, match="--threshold"):
+        evaluate_run(tiny_run, tiny_dataset, threshold=1.5)
+
+
+def test_evaluate_cli_json_and_errors(tiny_run, tmp_path):
+    res = run_cli("ddnn_tf.evaluate", str(tiny_run.path), "--sweep", "--fail", "0,3", "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(res.stdout)
+    assert KEYS | {"sweep"} <= set(data)
+    assert data["failed_devices"] == [0, 3]
+    assert {"threshold", "exit_fraction", "accuracy_overall", "bytes_per_device"} <= set(
+        data["sweep"][0]
+    )
+    assert np.isclose(sum(data["exit_fraction"].values()), 1.0)
+    missing = run_cli("ddnn_tf.evaluate", str(tmp_path / "nothing"))
+    assert missing.returncode != 0 and "nothing" in missing.stderr
+    assert "Traceback" not in missing.stderr

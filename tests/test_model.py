@@ -1,0 +1,125 @@
+import itertools
+
+import numpy as np
+import pytest
+from test_topology import FIGURE_2
+
+from ddnn_tf._keras import keras, tf
+from ddnn_tf.aggregation import Aggregate
+from ddnn_tf.model import build_ddnn, build_individual, tier_names
+from ddnn_tf.topology import Topology
+
+IMG = (10, 14, 1)
+SCHEMES = ("max", "avg", "concat")
+
+
+def _inputs(t: Topology, n: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return [rng.random((n, *s), dtype=np.float32) for s in t.input_shapes]
+
+
+@pytest.mark.parametrize("name", sorted(FIGURE_2))
+def test_every_figure2_hierarchy_builds_and_runs(name):
+    t = Topology(num_classes=3, **FIGURE_2[name])
+    ddnn = build_ddnn(t)
+    out = ddnn.model(_inputs(t))
+    assert list(out) == list(t.exits)
+    for logits in out.values():
+        assert logits.shape == (3, 3) and logits.dtype == tf.float32
+    assert list(ddnn.tiers) == tier_names(t)
+
+
+def test_tier_interfaces_shapes_and_dtypes():
+    t = Topology(
+        input_shapes=[IMG] * 6,
+        num_classes=10,
+        edges=[[0, 1, 2], [3, 4, 5]],
+        exits=("local", "edge", "cloud"),
+    )
+    tiers = build_ddnn(t).tiers
+    dev = tiers["device_0"]
+    assert [i.name for i in dev.inputs] == ["image"]
+    assert dev.output_shape == {"features": (None, 5, 7, 4), "summary": (None, 10)}
+    agg = tiers["local_aggregator"]
+    assert [i.name for i in agg.inputs] == [f"summary_{k}" for k in range(6)] + ["presence"]
+    assert agg.output_shape == {"logits": (None, 10)}
+    edge = tiers["edge_1"]
+    assert [i.name for i in edge.inputs] == ["features_3", "features_4", "features_5", "presence"]
+    assert edge.output_shape == {"features": (None, 5, 7, 16), "summary": (None, 10)}
+    cloud = tiers["cloud"]
+    assert [i.name for i in cloud.inputs] == ["features_0", "features_1", "presence"]
+    assert cloud.output_shape == {"logits": (None, 10)}
+    for model in tiers.values():
+        assert all(x.dtype == tf.float32 for x in model.inputs)
+
+
+@pytest.mark.parametrize("local_agg, cloud_agg", list(itertools.product(SCHEMES, SCHEMES)))
+def test_all_nine_aggregation_combinations_train_a_step(local_agg, cloud_agg):
+    t = Topology(input_shapes=[IMG] * 3, num_classes=3, local_agg=local_agg, cloud_agg=cloud_agg)
+    ddnn = build_ddnn(t)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    ddnn.model.compile(optimizer="adam", loss={e: loss for e in t.exits})
+    xs, y = _inputs(t, 16), np.arange(16) % 3
+    before = [w.copy() for w in ddnn.model.get_weights()]
+    hist = ddnn.model.fit(xs, {e: y for e in t.exits}, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(hist.history["loss"][0])
+    changed = [not np.array_equal(a, b) for a, b in zip(before, ddnn.model.get_weights())]
+    assert sum(changed) > len(changed) // 2
+
+
+def test_device_weights_and_activations_are_binary_at_inference():
+    t = Topology(input_shapes=[IMG] * 2, num_classes=3)
+    ddnn = build_ddnn(t)
+    device = ddnn.tiers["device_0"]
+    quantized = [layer for layer in device.layers if getattr(layer, "kernel_quantizer", None)]
+    assert len(quantized) == 2  # the ConvP conv and the exit's binary dense
+    for layer in quantized:
+        q = layer.kernel_quantizer(tf.convert_to_tensor(layer.kernel)).numpy()
+        assert set(np.unique(q)) <= {-1.0, 1.0}
+    feats = device(_inputs(t, 8)[0], training=False)["features"].numpy()
+    assert set(np.unique(feats)) <= {-1.0, 1.0}
+
+
+def test_vector_and_heterogeneous_devices():
+    t = Topology(
+        input_shapes=[IMG, (20,), (8, 8, 3)],
+        num_classes=4,
+        edges=[[0, 1], [2]],
+        exits=("local", "edge", "cloud"),
+    )
+    ddnn = build_ddnn(t)
+    out = ddnn.model(_inputs(t))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {e: (3, 4) for e in t.exits}
+    assert ddnn.tiers["device_1"].output_shape["features"] == (None, t.device_units)
+
+
+def test_aggregate_uses_only_present_inputs():
+    a = tf.constant([[1.0, 5.0]])
+    b = tf.constant([[3.0, 2.0]])
+    only_b = tf.constant([[0.0, 1.0]])
+    both = tf.constant([[1.0, 1.0]])
+    assert Aggregate("max")([a, b, only_b]).numpy().tolist() == [[3.0, 2.0]]
+    assert Aggregate("max")([a, b, both]).numpy().tolist() == [[3.0, 5.0]]
+    assert Aggregate("avg")([a, b, only_b]).numpy().tolist() == [[3.0, 2.0]]
+    assert Aggregate("avg")([a, b, both]).numpy().tolist() == [[2.0, 3.5]]
+    assert Aggregate("concat")([a, b, only_b]).numpy().tolist() == [[0.0, 0.0, 3.0, 2.0]]
+    with pytest.raises(ValueError, match="Unknown aggregation scheme"):
+        Aggregate("sum")
+
+
+def test_presence_dropout_only_while_training():
+    t = Topology(input_shapes=[IMG] * 4, num_classes=3, device_dropout=0.5)
+    ddnn = build_ddnn(t)
+    presence_layer = ddnn.model.get_layer("presence")
+    x = tf.zeros((256, *IMG))
+    assert presence_layer(x, training=False).numpy().min() == 1.0
+    drawn = presence_layer(x, training=True).numpy()
+    assert 0.3 < drawn.mean() < 0.8  # about half dropped
+    assert drawn.sum(axis=1).min() >= 1  # never every device of a sample
+
+
+def test_individual_model_is_one_device_section_with_an_exit():
+    t = Topology(input_shapes=[IMG] * 2, num_classes=3, exits=("cloud",))
+    model = build_individual(t, 1)
+    assert model.output_shape == (None, 3)
+    assert model(_inputs(t)[1]).shape == (3, 3)

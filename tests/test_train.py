@@ -1,0 +1,142 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from ddnn_tf.checks import check_labels, check_views
+from ddnn_tf.train import PAPER_ADAM, TrainConfig, load_run, predict_exits, train
+
+
+def test_paper_defaults():
+    c = TrainConfig()
+    assert (c.learning_rate, c.beta_1, c.beta_2, c.epsilon) == (1e-3, 0.9, 0.999, 1e-8)
+    assert PAPER_ADAM["epsilon"] == 1e-8
+
+
+def test_run_dir_holds_everything_and_reloads_identically(tiny_run, tiny_dataset):
+    path = tiny_run.path
+    for name in (
+        "topology.json",
+        "dataset.json",
+        "train_config.json",
+        "history.json",
+        "thresholds.json",
+        "weights.h5",
+    ):
+        assert (path / name).is_file(), name
+    history = json.loads((path / "history.json").read_text())
+    assert len(history["local_accuracy"]) == 2 and len(history["val_cloud_accuracy"]) == 2
+    again = load_run(path)
+    assert again.topology == tiny_run.topology
+    xs = tiny_dataset.test.x
+    a = predict_exits(tiny_run.ddnn, xs)
+    b = predict_exits(again.ddnn, xs)
+    for e in a:
+        np.testing.assert_array_equal(a[e], b[e])
+    assert again.load_data() == tiny_dataset
+
+
+def test_training_learns_the_synthetic_task(tiny_run, tiny_dataset):
+    probs = predict_exits(tiny_run.ddnn, tiny_dataset.test.x)
+    acc = (probs["cloud"].argmax(1) == tiny_dataset.test.y).mean()
+    assert acc > 0.6  # 3 classes: chance is 0.33
+
+
+def test_seeded_runs_are_reproducible(tiny_dataset):
+    small = tiny_dataset.train.subset(slice(0, 96))
+    ds = type(tiny_dataset)(**{**tiny_dataset.__dict__, "train": small})
+    cfg = TrainConfig(epochs=1, batch_size=32, seed=7)
+    w1 = train(ds, config=cfg, verbose=0).ddnn.model.get_weights()
+    w2 = train(ds, config=cfg, verbose=0).ddnn.model.get_weights()
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_existing_run_dir_needs_overwrite(tiny_run, tiny_dataset):
+    with pytest.raises(ValueError, match="already exists"):
+        train(tiny_dataset, out=tiny_run.path, verbose=0)
+
+
+def test_load_run_errors(tmp_path, tiny_run):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_run(tmp_path / "missing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "topology.json").write_text("{oops")
+    with pytest.raises(ValueError, match="topology.json is not valid JSON"):
+        load_run(broken)
+    # a complete run dir whose weights file is garbage
+    import shutil
+
+    bad = tmp_path / "badweights"
+    shutil.copytree(tiny_run.path, bad)
+    (bad / "weights.h5").write_bytes(b"not an hdf5 file")
+    with pytest.raises(ValueError, match="Cannot read weights"):
+        load_run(bad)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda xs: xs[:-1], "expected 6 device inputs"),
+        (lambda xs: [xs[0][:, :5]] + xs[1:], "device 0 input has shape"),
+        (
+            lambda xs: (
+                xs[:2]
+                + [np.where(np.arange(len(xs[2]))[:, None, None, None] == 1, np.nan, xs[2])]
+                + xs[3:]
+            ),
+            "NaN",
+        ),
+        (lambda xs: xs[:1] + [xs[1][:3]] + xs[2:], "differ in sample count"),
+    ],
+)
+def test_bad_inputs_give_clear_errors(tiny_dataset, mutate, message):
+    xs = list(tiny_dataset.test.x)
+    with pytest.raises(ValueError, match=message):
+        check_views(tiny_dataset.input_shapes, mutate(xs))
+
+
+def test_labels_out_of_range_are_rejected():
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\]"):
+        check_labels(np.array([0, 1, 3]), 3)
+    with pytest.raises(ValueError, match="integers"):
+        check_labels(np.array([0.5, 1.0]), 3)
+
+
+def test_train_cli_end_to_end_and_errors(tmp_path):
+    out = tmp_path / "cli_run"
+    ok = run_cli(
+        "ddnn_tf.train",
+        "--data",
+        "synthetic",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--train-limit",
+        "120",
+        "--verbose",
+        "0",
+        "--local-agg",
+        "avg",
+    )
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert json.loads((out / "topology.json").read_text())["local_agg"] == "avg"
+    bad = run_cli(
+        "ddnn_tf.train",
+        "--data",
+        "npz",
+        "--path",
+        str(tmp_path / "none.npz"),
+        "--out",
+        str(tmp_path / "x"),
+    )
+    assert bad.returncode != 0
+    assert "none.npz" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x").exists()
+    scheme = run_cli(
+        "ddnn_tf.train", "--data", "synthetic", "--out", str(tmp_path / "y"), "--cloud-agg", "sum"
+    )
+    assert scheme.returncode != 0 and "cloud_agg='sum'" in scheme.stderr
