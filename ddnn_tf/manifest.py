@@ -1,0 +1,358 @@
+"""The manifest of a converted DDNN: what a runtime needs to run the tier binaries.
+
+``python -m ddnn_tf.convert`` writes one directory per converted model::
+
+    tflite_models/NAME/
+      manifest.json                 this schema
+      device_{i}.tflite             portable target (TFLite builtin ops)
+      device_{i}.lce.tflite         lce target (larq-compute-engine bit-packed kernels)
+      local_aggregator[.lce].tflite edge_{j}[.lce].tflite edge_aggregator[.lce].tflite
+      cloud[.lce].tflite
+
+A runtime never needs TensorFlow or the training code: it reads the manifest with
+:func:`load_manifest` (standard library only; the file hashes are checked on load),
+opens each tier's file for its target and binds tensors **by name**.
+
+Schema (``format_version`` 1). Tensor shapes (``tiers.*.inputs/outputs[].shape`` and
+``inputs[].shape``) **include the batch dimension**, fixed to 1 as exported (LiteRT.js
+rejects dynamic batch dims; Python interpreters may resize it for batching). Wire shapes
+(``wire``) are per sample, without a batch dimension.
+
+* ``format`` ``"ddnn-tf-manifest"``, ``format_version`` 1, ``name``.
+* ``split``: the exits kept, bottom to top (``["local", "cloud"]``); ``["cloud"]`` is
+  the paper's configuration (a): one ``cloud`` tier takes the raw device inputs.
+* ``topology``: ``Topology.to_dict()`` of the trained model; ``classes``; ``device_names``.
+* ``inputs``: per device ``{device, device_name, tier, name, shape, dtype, scale,
+  raw_dtype, raw_bytes}``: the sensor tensor ``name`` of tier ``tier``; ``scale`` is the
+  factor raw ``uint8`` values were multiplied by (``1/255``), or null for raw floats.
+* ``aggregation``: ``{local, edge, cloud}`` schemes (+ ``edge_exit`` when there is one).
+* ``thresholds``: ``{exit: T}`` for every non-last exit of ``split``;
+  ``thresholds_source``: ``"validation"`` (calibrated) or ``"paper"`` (T = 0.8).
+* ``wire``: ``summary`` ``{encoding: "float32", shape: [|C|], nbytes, byte_order}``;
+  ``features`` ``{sender tier: {encoding: "bitpacked-pm1", shape, bits, nbytes,
+  bit_order}}`` (bit order as ``ddnn_tf.comm.pack_features``: C order, most significant
+  bit first, +1 -> 1, -1 -> 0, last byte zero padded); ``raw`` ``{device_{i}: {shape,
+  dtype, nbytes}}`` (the raw-offload message of configuration (a)).
+* ``targets``: e.g. ``["portable", "lce"]``; ``quantize``: ``"none"`` or ``"int8"``.
+* ``tiers``: ``{tier name: {role, [device | edge], files, inputs, outputs, memory}}``:
+
+  - ``role``: ``device``, ``local_aggregator``, ``edge``, ``edge_aggregator``, ``cloud``;
+  - ``files``: ``{target: {file, sha256, size_bytes, input_order, output_order, ops}}``;
+    ``input_order``/``output_order`` are the signature names in the flatbuffer
+    subgraph's positional order (for interpreters without a signature API, such as
+    larq-compute-engine's); ``ops`` counts the operators of the file;
+  - ``inputs``/``outputs``: ``[{name, shape, dtype, role, ...}]`` with role
+    ``sensor | summary | features | presence | logits``; an input also says where it
+    comes from (``from: {tier, output}``, or ``device`` for a sensor); a ``presence``
+    input lists its ``columns`` (tier names: column k is 1 when that tier's message
+    arrived; an edge counts as arrived when any of its devices did); a ``logits``
+    output names its ``exit``;
+  - ``memory``: ``{binary_weight_bytes (binary weights / 8), float_param_bytes
+    (4 x float parameters, batch norm folded to a scale and an offset per channel),
+    tflite_bytes: {target: size}}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "ROLES",
+    "TARGETS",
+    "TARGET_SUFFIX",
+    "Manifest",
+    "file_entry",
+    "load_manifest",
+    "sha256_hex",
+    "tier_filename",
+    "validate_manifest",
+    "write_manifest",
+]
+
+FORMAT = "ddnn-tf-manifest"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+ROLES = ("device", "local_aggregator", "edge", "edge_aggregator", "cloud")
+TARGETS = ("portable", "lce")
+TARGET_SUFFIX = {"portable": ".tflite", "lce": ".lce.tflite"}
+TENSOR_ROLES = ("sensor", "summary", "features", "presence", "logits")
+_EXITS = ("local", "edge", "cloud")  # as ddnn_tf.topology.EXITS, without importing it
+
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "name",
+    "split",
+    "topology",
+    "classes",
+    "device_names",
+    "inputs",
+    "aggregation",
+    "thresholds",
+    "thresholds_source",
+    "wire",
+    "targets",
+    "tiers",
+)
+TIER_KEYS = ("role", "files", "inputs", "outputs")
+FILE_KEYS = ("file", "sha256", "size_bytes")
+TENSOR_KEYS = ("name", "shape", "dtype", "role")
+INPUT_KEYS = ("device", "name", "shape", "dtype", "scale", "raw_bytes")
+
+
+class Manifest(dict):
+    """A validated manifest: the JSON object, plus the directory its files live in.
+
+    Attributes:
+        directory: the directory holding ``manifest.json`` and the tier files.
+    """
+
+    def __init__(self, data: dict[str, Any], directory: str | Path):
+        super().__init__(data)
+        self.directory = Path(directory)
+
+    @property
+    def tier_names(self) -> list[str]:
+        """Tier names, bottom to top (devices first, cloud last)."""
+        return list(self["tiers"])
+
+    def path(self, tier: str, target: str) -> Path:
+        """Path of ``tier``'s binary for ``target``.
+
+        Raises:
+            KeyError: unknown tier or a target the manifest does not hold.
+        """
+        if tier not in self["tiers"]:
+            raise KeyError(f"No tier {tier!r} in the manifest; tiers: {self.tier_names}.")
+        files = self["tiers"][tier]["files"]
+        if target not in files:
+            raise KeyError(f"No {target!r} file for tier {tier!r}; targets: {sorted(files)}.")
+        return self.directory / files[target]["file"]
+
+
+def tier_filename(tier: str, target: str) -> str:
+    """File name of a tier's binary: ``device_0.tflite`` or ``device_0.lce.tflite``.
+
+    Raises:
+        ValueError: unknown target.
+    """
+    if target not in TARGET_SUFFIX:
+        raise ValueError(f"Expected a target in {TARGETS}. Received target={target!r}.")
+    return f"{tier}{TARGET_SUFFIX[target]}"
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_entry(filename: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    """The ``files[target]`` entry of a tier: ``{file, sha256, size_bytes, **extra}``."""
+    return {"file": filename, "sha256": sha256_hex(data), "size_bytes": len(data), **extra}
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _fail(where: str, message: str) -> None:
+    raise ValueError(f"Invalid manifest ({where}): {message}")
+
+
+def _require(obj: Any, keys: tuple[str, ...], where: str) -> None:
+    if not isinstance(obj, dict):
+        _fail(where, f"expected a JSON object, got {type(obj).__name__}.")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        _fail(where, f"missing key(s) {missing}.")
+
+
+def _check_shape(shape: Any, where: str) -> None:
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape
+    ):
+        _fail(where, f"expected a shape (list of positive ints), got {shape!r}.")
+
+
+def _check_tensor(entry: Any, where: str) -> None:
+    _require(entry, TENSOR_KEYS, where)
+    _check_shape(entry["shape"], f"{where}.shape")
+    if entry["role"] not in TENSOR_ROLES:
+        _fail(where, f"role {entry['role']!r} is not one of {TENSOR_ROLES}.")
+
+
+def _check_file(entry: dict, directory: Path, where: str) -> None:
+    path = directory / entry["file"]
+    if Path(entry["file"]).name != entry["file"]:
+        _fail(where, f"file {entry['file']!r} must be a plain name inside the model directory.")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing ({where}); the model directory is incomplete.")
+    data = path.read_bytes()
+    if len(data) != entry["size_bytes"] or sha256_hex(data) != entry["sha256"]:
+        raise ValueError(
+            f"{path} does not match its manifest entry ({where}): expected "
+            f"{entry['size_bytes']} bytes with sha256 {entry['sha256'][:12]}..., found "
+            f"{len(data)} bytes with sha256 {sha256_hex(data)[:12]}...; the file was "
+            f"modified or corrupted, regenerate it with `python -m ddnn_tf.convert`."
+        )
+
+
+def validate_manifest(
+    manifest: dict[str, Any], directory: str | Path | None = None, *, check_files: bool = True
+) -> dict[str, Any]:
+    """Check a manifest's format, version, keys and (optionally) its files' hashes.
+
+    Args:
+        manifest: the parsed JSON object.
+        directory: where the tier files are; needed when ``check_files``.
+        check_files: also check that every file exists with the recorded size and sha256.
+
+    Returns:
+        ``manifest`` itself.
+
+    Raises:
+        ValueError: wrong format or version, missing keys, malformed entries, or a file
+            whose size or sha256 does not match.
+        FileNotFoundError: a tier file is missing.
+    """
+    _require(manifest, ("format", "format_version"), "top level")
+    if manifest["format"] != FORMAT:
+        _fail("format", f"expected {FORMAT!r}, got {manifest['format']!r}.")
+    version = manifest["format_version"]
+    if version != FORMAT_VERSION:
+        _fail(
+            "format_version",
+            f"this ddnn_tf reads version {FORMAT_VERSION}, the manifest is version "
+            f"{version!r}; convert the model again with this version of ddnn_tf.",
+        )
+    _require(manifest, REQUIRED_KEYS, "top level")
+    split = manifest["split"]
+    if (
+        not isinstance(split, list)
+        or not split
+        or split[-1] != "cloud"
+        or any(e not in _EXITS for e in split)
+        or split != sorted(set(split), key=_EXITS.index)
+    ):
+        _fail("split", f"expected exits bottom to top ending with 'cloud', got {split!r}.")
+    targets = manifest["targets"]
+    if not isinstance(targets, list) or not targets or any(t not in TARGETS for t in targets):
+        _fail("targets", f"expected a non-empty list of {TARGETS}, got {targets!r}.")
+    num_classes = len(manifest["classes"])
+    thresholds = manifest["thresholds"]
+    if not isinstance(thresholds, dict) or sorted(thresholds) != sorted(split[:-1]):
+        _fail("thresholds", f"expected one threshold per exit of {split[:-1]}, got {thresholds!r}.")
+    for exit_name, t in thresholds.items():
+        if not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0 or math.isnan(t):
+            _fail("thresholds", f"threshold of {exit_name!r} must be in [0, 1], got {t!r}.")
+    if manifest["thresholds_source"] not in ("validation", "paper"):
+        _fail(
+            "thresholds_source",
+            f"expected 'validation' or 'paper', got {manifest['thresholds_source']!r}.",
+        )
+    for i, entry in enumerate(manifest["inputs"]):
+        _require(entry, INPUT_KEYS, f"inputs[{i}]")
+        _check_shape(entry["shape"], f"inputs[{i}].shape")
+    _require(manifest["wire"], ("summary", "features"), "wire")
+    if manifest["wire"]["summary"].get("shape") != [num_classes]:
+        _fail("wire.summary", f"expected shape [{num_classes}] (one value per class).")
+
+    tiers = manifest["tiers"]
+    if not isinstance(tiers, dict) or "cloud" not in tiers:
+        _fail("tiers", "expected an object of tiers that includes 'cloud'.")
+    for name, tier in tiers.items():
+        where = f"tiers.{name}"
+        _require(tier, TIER_KEYS, where)
+        if tier["role"] not in ROLES:
+            _fail(where, f"role {tier['role']!r} is not one of {ROLES}.")
+        if sorted(tier["files"]) != sorted(targets):
+            _fail(
+                f"{where}.files",
+                f"expected one file per target {targets}, got {sorted(tier['files'])}.",
+            )
+        for target, entry in tier["files"].items():
+            _require(entry, FILE_KEYS, f"{where}.files.{target}")
+            if check_files:
+                if directory is None:
+                    raise ValueError("validate_manifest: `directory` is needed to check the files.")
+                _check_file(entry, Path(directory), f"{where}.files.{target}")
+        for kind in ("inputs", "outputs"):
+            names = []
+            for k, tensor in enumerate(tier[kind]):
+                _check_tensor(tensor, f"{where}.{kind}[{k}]")
+                names.append(tensor["name"])
+            if len(set(names)) != len(names):
+                _fail(f"{where}.{kind}", f"tensor names must be unique, got {names}.")
+    return manifest
+
+
+def load_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
+    """Read and validate a converted model's manifest.
+
+    Args:
+        path: the model directory, or its ``manifest.json``.
+        check_files: verify every tier file's size and sha256 (the default).
+
+    Returns:
+        A :class:`Manifest` (a dict with a ``directory`` attribute).
+
+    Raises:
+        FileNotFoundError: no manifest, or a tier file is missing.
+        ValueError: the manifest is not valid JSON, has another format or version,
+            lacks keys, or a file does not match its hash.
+
+    Example:
+        >>> m = load_manifest("tflite_models/fmnist6_mpcc")
+        >>> m["split"], m.path("device_0", "portable").name
+        (['local', 'cloud'], 'device_0.tflite')
+    """
+    path = Path(path)
+    file = path / MANIFEST_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"No manifest at {file}: expected a directory written by `python -m ddnn_tf.convert`."
+        )
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{file} is not valid JSON: {err}") from None
+    validate_manifest(data, file.parent, check_files=check_files)
+    return Manifest(data, file.parent)
+
+
+def write_manifest(manifest: dict[str, Any], directory: str | Path) -> Path:
+    """Validate ``manifest`` against the files in ``directory`` and write ``manifest.json``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError / FileNotFoundError: as :func:`validate_manifest`.
+    """
+    directory = Path(directory)
+    validate_manifest(manifest, directory)
+    path = directory / MANIFEST_FILE
+    path.write_text(_compact_json(manifest) + "\n")
+    return path
+
+
+def _compact_json(data: Any) -> str:
+    """Indented JSON with every list of scalars (shapes, names) on one line."""
+    text = json.dumps(data, indent=2)
+    # json.dumps escapes newlines inside strings, so ",\n" only ever separates items.
+    return re.sub(
+        r"\[([^\[\]{}]*)\]",
+        lambda m: (
+            "[" + ", ".join(item.strip() for item in m.group(1).split(",\n")) + "]"
+            if m.group(1).strip()
+            else "[]"
+        ),
+        text,
+    )
