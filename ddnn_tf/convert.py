@@ -818,6 +818,7 @@ def convert_run(
         "generator": {"tool": "ddnn_tf.convert", "version": ddnn_tf.__version__},
         "split": list(split),
         "topology": topology.to_dict(),
+        "dataset": dict(run.dataset_spec),
         "classes": meta["classes"],
         "device_names": meta["device_names"],
         "inputs": _inputs_spec(topology, plans, meta),

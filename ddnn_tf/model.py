@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ddnn_tf._keras import keras
 from ddnn_tf.aggregation import Aggregate, DevicePresence, GroupPresence
 from ddnn_tf.blocks import POOL, convp_block, exit_head, fc_block
-from ddnn_tf.topology import Topology
+from ddnn_tf.topology import Topology, spatially_compatible
 
 __all__ = ["DDNN", "build_ddnn", "build_individual", "tier_names"]
 
@@ -122,7 +122,7 @@ def _aggregated_features(shapes, scheme: str, name: str):
     inputs = [keras.Input(s, name=f"features_{k}") for k, s in zip(keys, shapes)]
     presence = keras.Input((len(inputs),), name="presence")
     xs = inputs
-    images = all(len(s) == 3 for s in shapes) and len({s[:2] for s in shapes}) == 1
+    images = spatially_compatible(shapes)
     if not images:
         xs = [
             keras.layers.Flatten(name=f"{name}_flatten{k}")(x) if len(x.shape) > 2 else x

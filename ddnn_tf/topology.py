@@ -229,7 +229,7 @@ class Topology:
     def edge_feature_shape(self, edge: int) -> tuple[int, ...]:
         """Shape of the binary feature map edge ``edge`` sends to the cloud."""
         shapes = [self.feature_shape(d) for d in self.edges[edge]]
-        if _spatially_compatible(shapes):
+        if spatially_compatible(shapes):
             return (*shapes[0][:2], self.edge_filters)
         return (self.cloud_units,)
 
@@ -286,6 +286,6 @@ class Topology:
         return dataclasses.replace(self, **changes)
 
 
-def _spatially_compatible(shapes: Sequence[tuple[int, ...]]) -> bool:
+def spatially_compatible(shapes: Sequence[tuple[int, ...]]) -> bool:
     """True when every shape is an image map with the same height and width."""
     return all(len(s) == 3 for s in shapes) and len({s[:2] for s in shapes}) == 1

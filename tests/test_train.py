@@ -140,3 +140,37 @@ def test_train_cli_end_to_end_and_errors(tmp_path):
         "ddnn_tf.train", "--data", "synthetic", "--out", str(tmp_path / "y"), "--cloud-agg", "sum"
     )
     assert scheme.returncode != 0 and "cloud_agg='sum'" in scheme.stderr
+
+
+def _write_npz(path, **arrays):
+    import numpy as np
+
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        (dict(x0=np.zeros((10, 4)), x1=np.zeros((9, 4)), y=np.zeros(10, int)), "x1"),
+        (dict(x1=np.zeros((10, 4)), y=np.zeros(10, int)), "x0"),
+        (dict(x0=np.full((10, 4), np.nan), y=np.zeros(10, int)), "NaN"),
+        (dict(x0=np.zeros((10, 4)), y=-np.ones(10, int)), "expected labels >= 0"),
+    ],
+    ids=["mismatched-lengths", "missing-x0", "nan-inputs", "negative-labels"],
+)
+def test_train_cli_rejects_bad_npz(tmp_path, arrays, message):
+    data = _write_npz(tmp_path / "bad.npz", **arrays)
+    res = run_cli("ddnn_tf.train", "--data", "npz", "--path", data, "--out", str(tmp_path / "r"))
+    assert res.returncode == 2
+    assert message in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_cli_rejects_data_of_the_wrong_shape(tiny_run, tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {f"x{i}": rng.random((20, 8, 8, 1)) for i in range(6)}
+    data = _write_npz(tmp_path / "other.npz", y=np.arange(20) % 3, **arrays)
+    res = run_cli("ddnn_tf.evaluate", str(tiny_run.path), "--data", "npz", "--path", data)
+    assert res.returncode == 2
+    assert "device 0 input has shape (8, 8, 1) per sample, expected (10, 14, 1)" in res.stderr

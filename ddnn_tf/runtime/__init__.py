@@ -1,0 +1,32 @@
+"""Run a converted DDNN without TensorFlow: manifest, tier runners, Hierarchy orchestrator.
+
+``ddnn_tf.runtime`` imports numpy, the standard library and an interpreter only:
+``ai-edge-litert`` for the portable target, larq-compute-engine's interpreter for the
+``lce`` target (loaded on first use, without importing TensorFlow). It runs on a device
+that has neither TensorFlow, Keras nor Larq.
+
+Example:
+    >>> from ddnn_tf.runtime import Hierarchy
+    >>> h = Hierarchy("tflite_models/fmnist6_mpcc", target="portable")
+    >>> result = h.run(xs, thresholds=0.8, fail="5", batch_size=256)
+    >>> result.exit_fraction(), result.bytes_per_device(), result.latency()["cloud"]
+"""
+
+from __future__ import annotations
+
+from ddnn_tf.manifest import Manifest, load_manifest
+from ddnn_tf.runtime.orchestrator import LINKS, Hierarchy, RunResult, draw_presence
+from ddnn_tf.runtime.report import evaluate_model
+from ddnn_tf.runtime.tiers import TARGETS, TierRunner
+
+__all__ = [
+    "LINKS",
+    "TARGETS",
+    "Hierarchy",
+    "Manifest",
+    "RunResult",
+    "TierRunner",
+    "draw_presence",
+    "evaluate_model",
+    "load_manifest",
+]

@@ -1,0 +1,273 @@
+"""Evaluate a converted DDNN on a dataset split: the runtime's side of ``ddnn_tf.evaluate``.
+
+:func:`evaluate_model` returns the same JSON keys as :func:`ddnn_tf.evaluate.evaluate_run`
+(``accuracy``, ``exit_fraction``, ``bytes_per_device``, ``raw_bytes_per_device``,
+``thresholds``, ``failed_devices``, ``sweep`` ...), measured on the tier binaries, plus
+per-tier latency and throughput.
+
+Two passes run over the samples:
+
+* the **staged** pass is the deployed behaviour: samples exit as soon as an exit is
+  confident, upper tiers run only on what is left. Exit fractions, overall accuracy,
+  bytes and latency come from it;
+* the **all-exits** pass runs every tier on every sample, for the per-exit accuracies
+  (the paper's "local/cloud accuracy": every sample exits there) and the threshold
+  sweep. Its exit decisions at the chosen thresholds must equal the staged ones; the
+  report says whether they do (``staged_matches_all_exits``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ddnn_tf.checks import check_labels, failed_mask
+from ddnn_tf.comm import expected_bytes_per_device
+from ddnn_tf.evaluate import TABLE_II_THRESHOLDS
+from ddnn_tf.exits import evaluate_exits, threshold_sweep
+from ddnn_tf.runtime.orchestrator import Hierarchy
+
+__all__ = ["SWEEP_GRID", "evaluate_model", "format_report", "load_data_for", "sweep_bytes_fn"]
+
+#: The thresholds ``--sweep`` tries: Table II's and 0.0, 0.1, ..., 1.0 (as ddnn_tf.evaluate).
+SWEEP_GRID = tuple(
+    sorted(set(TABLE_II_THRESHOLDS) | {round(float(t), 2) for t in np.arange(0.0, 1.0001, 0.1)})
+)
+
+
+def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
+    """The dataset to evaluate on: ``data`` (a Dataset or a loader name), or the one the
+    manifest records.
+
+    Raises:
+        ValueError: no dataset given and none recorded, or a dataset whose classes or
+            device count differ from the model's.
+    """
+    from ddnn_tf.data import load_dataset
+
+    if data is None:
+        recorded = hierarchy.manifest.get("dataset")
+        if recorded is None:
+            raise ValueError(
+                f"{hierarchy.manifest.directory}/manifest.json records no dataset; give "
+                "--data NAME (fmnist6, mvmc, npz, synthetic)."
+            )
+        spec = dict(recorded) if isinstance(recorded, dict) else {"name": str(recorded)}
+        if path is not None:
+            spec["path"] = path
+        dataset = load_dataset(**spec)
+    elif isinstance(data, str):
+        dataset = load_dataset(data, path)
+    else:
+        dataset = data
+    classes = tuple(hierarchy.classes)
+    if tuple(dataset.classes) != classes:
+        raise ValueError(
+            f"The dataset's classes {list(dataset.classes)} differ from the model's "
+            f"{list(classes)}; evaluate on the data the model was trained for."
+        )
+    if dataset.num_devices != hierarchy.num_devices:
+        raise ValueError(
+            f"The dataset has {dataset.num_devices} devices, the model "
+            f"{hierarchy.num_devices}; evaluate on the data the model was trained for."
+        )
+    return dataset
+
+
+def sweep_bytes_fn(result, exits: tuple[str, ...]):
+    """A ``bytes_fn`` for :func:`ddnn_tf.exits.threshold_sweep` from measured payloads.
+
+    ``result`` is an all-exits :class:`~ddnn_tf.runtime.RunResult`, in which every alive
+    device sent its summary and its upward payload for every sample, so their mean sizes
+    are the measured ``summary_nbytes`` and ``feature_nbytes`` of the cost model.
+    """
+    alive = result.presence
+    summary = float(result.link_bytes["device_to_local"][alive].mean()) if alive.any() else 0.0
+    upper = float(result.link_bytes["device_to_upper"][alive].mean()) if alive.any() else 0.0
+
+    def fn(fractions: dict[str, float]) -> float:
+        return expected_bytes_per_device(
+            summary_nbytes=summary,
+            feature_nbytes=upper,
+            exit_fraction={e: fractions[e] for e in exits},
+            has_local="local" in exits,
+        )
+
+    return fn
+
+
+def evaluate_model(
+    model: str | Path | Hierarchy,
+    data=None,
+    *,
+    path: str | None = None,
+    target: str = "portable",
+    threshold=None,
+    sweep: bool = False,
+    fail=None,
+    fail_prob: float = 0.0,
+    seed: int = 0,
+    batch_size: int = 256,
+    limit: int | None = None,
+    split: str = "test",
+    num_threads: int = 1,
+    exit_accuracy: bool = True,
+) -> dict[str, Any]:
+    """Run a converted model's hierarchy on a dataset split and report it.
+
+    Args:
+        model: the converted model directory, or a :class:`Hierarchy`.
+        data: a ``Dataset`` or a loader name; default: the dataset the manifest records.
+        path: data file or directory for file-based loaders.
+        target: ``portable`` or ``lce``.
+        threshold: ``T`` for every early exit; None = the manifest's thresholds.
+        sweep: add the threshold sweep (``ddnn_tf.evaluate``'s grid).
+        fail: devices failed on every sample, e.g. ``"0,3"``.
+        fail_prob: probability that each device fails on each sample (seeded).
+        seed: seed of the random failures.
+        batch_size: samples per interpreter call (1 = one by one).
+        limit: evaluate the first ``limit`` samples only.
+        split: ``test`` or ``val``.
+        num_threads: interpreter threads per tier.
+        exit_accuracy: run the all-exits pass for per-exit accuracies (implied by
+            ``sweep``); without it ``accuracy`` holds ``overall`` only.
+
+    Returns:
+        A JSON-able dict with ``ddnn_tf.evaluate``'s keys plus ``model``, ``target``,
+        ``batch_size``, ``fail_prob``, ``seed``, ``unclassified`` (count),
+        ``latency_ms`` (per tier ``{total_ms, mean_ms, samples}``), ``wire_ms``
+        (message encoding and decoding, ``{total_ms, mean_ms}``), ``samples_per_s``
+        and ``staged_matches_all_exits``.
+
+    Raises:
+        FileNotFoundError / ValueError: a bad model directory, dataset, option or input.
+    """
+    h = (
+        model
+        if isinstance(model, Hierarchy)
+        else Hierarchy(model, target=target, num_threads=num_threads)
+    )
+    if split not in ("test", "val"):
+        raise ValueError(f"--split: expected 'test' or 'val', got {split!r}.")
+    dataset = load_data_for(h, data, path)
+    samples = getattr(dataset, split)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"--limit: expected a positive integer, got {limit!r}.")
+        samples = samples.subset(slice(0, limit))
+    y = check_labels(samples.y, h.num_classes, where=f"{split} labels")
+    failed = failed_mask(fail, h.num_devices)
+    if failed.all():
+        raise ValueError("--fail names every device: nothing would reach any exit.")
+    presence = h.presence(len(y), fail=fail, fail_prob=fail_prob, seed=seed)
+
+    start = time.perf_counter()
+    staged = h.run(samples.x, thresholds=threshold, presence=presence, batch_size=batch_size)
+    wall = time.perf_counter() - start
+    fractions = staged.exit_fraction()
+    accuracy = {"overall": staged.accuracy(y)}
+    raw = [float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]
+    live = ~failed
+    raw_mean = float(np.mean([raw[d] for d in np.flatnonzero(live)]))
+    bytes_per_device = staged.bytes_per_device()
+    result: dict[str, Any] = {
+        "model": str(h.manifest.directory),
+        "target": h.target,
+        "split": split,
+        "n_samples": int(len(y)),
+        "exits": list(h.exits),
+        "accuracy": accuracy,
+        "exit_fraction": fractions,
+        "thresholds": dict(staged.thresholds),
+        "bytes_per_device": bytes_per_device,
+        "raw_bytes_per_device": raw_mean,
+        "communication_reduction": raw_mean / max(bytes_per_device, 1e-12),
+        "failed_devices": [int(d) for d in np.flatnonzero(failed)],
+        "fail_prob": float(fail_prob),
+        "seed": int(seed),
+        "unclassified": int(np.count_nonzero(staged.exit_index < 0)),
+        "summary_encoding": h.summary_encoding,
+        "batch_size": int(batch_size),
+        "latency_ms": staged.latency(),
+        "wire_ms": staged.wire_latency(),
+        "samples_per_s": len(y) / wall if wall > 0 else 0.0,
+    }
+    if h.edge_tiers:
+        result["edge_to_cloud_bytes"] = staged.edge_to_cloud_bytes()
+    if exit_accuracy or sweep:
+        full = h.run(
+            samples.x,
+            thresholds=staged.thresholds,
+            presence=presence,
+            batch_size=batch_size,
+            all_exits=True,
+        )
+        probs = {e: full.probs[e] for e in h.exits}
+        report = evaluate_exits(probs, y, staged.thresholds or 1.0, valid=full.valid)
+        accuracy.update({e: report.accuracy[e] for e in h.exits})
+        accuracy["overall"] = accuracy.pop("overall")  # keep evaluate's key order
+        result["staged_matches_all_exits"] = bool(
+            np.array_equal(full.exit_index, staged.exit_index)
+            and np.array_equal(full.prediction, staged.prediction)
+        )
+        if sweep and len(h.exits) > 1:
+            result["sweep"] = threshold_sweep(
+                probs, y, SWEEP_GRID, bytes_fn=sweep_bytes_fn(full, h.exits), valid=full.valid
+            )
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A readable text report of :func:`evaluate_model`'s result."""
+    lines = [
+        f"{result['model']} ({result['target']}): {result['n_samples']} {result['split']} "
+        f"samples, batch size {result['batch_size']}"
+    ]
+    if result["failed_devices"] or result["fail_prob"]:
+        lines.append(
+            f"failed devices: {result['failed_devices'] or 'none'}; random failure "
+            f"probability {result['fail_prob']:g} (seed {result['seed']}); "
+            f"{result['unclassified']} sample(s) unclassified"
+        )
+    acc = result["accuracy"]
+    for e in result["exits"]:
+        if e in acc:
+            lines.append(f"  {e:>6} accuracy (all samples exit there): {acc[e]:.4f}")
+    t = ", ".join(f"{k}={v:.2f}" for k, v in result["thresholds"].items()) or "-"
+    fr = ", ".join(
+        f"{k} {100 * v:.2f}%"
+        for k, v in result["exit_fraction"].items()
+        if v or k != "unclassified"
+    )
+    lines += [
+        f"  overall accuracy at T ({t}): {acc['overall']:.4f}",
+        f"  exits: {fr}",
+        f"  bytes per device per sample (measured): {result['bytes_per_device']:.1f} "
+        f"(raw offload {result['raw_bytes_per_device']:.0f}; "
+        f"{result['communication_reduction']:.1f}x less)",
+    ]
+    if "edge_to_cloud_bytes" in result:
+        lines.append(
+            f"  bytes per edge to the cloud per sample: {result['edge_to_cloud_bytes']:.1f}"
+        )
+    lines += ["", f"{'tier':<18}{'samples':>8}{'total ms':>11}{'ms/sample':>11}"]
+    for tier, v in result["latency_ms"].items():
+        lines.append(f"{tier:<18}{v['samples']:>8}{v['total_ms']:>11.1f}{v['mean_ms']:>11.4f}")
+    wire = result["wire_ms"]
+    lines.append(
+        f"{'(message coding)':<18}{result['n_samples']:>8}{wire['total_ms']:>11.1f}"
+        f"{wire['mean_ms']:>11.4f}"
+    )
+    lines.append(f"throughput: {result['samples_per_s']:.0f} samples/s")
+    if "sweep" in result:
+        first = result["exits"][0]
+        lines += ["", f"{'T':>5} {first + ' exit %':>14} {'overall acc %':>14} {'bytes':>8}"]
+        for row in result["sweep"]:
+            lines.append(
+                f"{row['threshold']:>5.2f} {100 * row['exit_fraction'][first]:>14.2f} "
+                f"{100 * row['accuracy_overall']:>14.2f} {row['bytes_per_device']:>8.1f}"
+            )
+    return "\n".join(lines)

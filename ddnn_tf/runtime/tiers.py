@@ -1,0 +1,219 @@
+"""Tier runners: one converted tier binary behind a name-bound, batch-friendly call.
+
+A :class:`TierRunner` takes a dict ``{input name: (N, ...) array}`` and returns a dict
+``{output name: (N, ...) array}``, whatever the interpreter underneath:
+
+* ``portable`` (``*.tflite``, TFLite builtin ops) runs on ``ai-edge-litert``'s
+  ``Interpreter`` through its ``serving_default`` signature runner, which binds tensors
+  by name and resizes the batch dimension (the files are exported with batch 1).
+* ``lce`` (``*.lce.tflite``, larq-compute-engine bit-packed kernels) runs on LCE's
+  interpreter. It has no signature API and cannot resize inputs, so tensors are bound
+  through the manifest's ``input_order``/``output_order`` (the signature names in the
+  flatbuffer's positional order) and a batch runs one sample at a time.
+
+Only numpy and the interpreters are imported. LCE's Python package imports TensorFlow
+from its ``__init__`` (for its converter), so its interpreter extension module is
+loaded directly from the installed package, without running that ``__init__``; the
+``lce`` target therefore needs the ``larq-compute-engine`` package installed, but not
+TensorFlow to be importable at run time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TARGETS", "TierRunner", "load_lce_interpreter"]
+
+TARGETS = ("portable", "lce")
+_SIGNATURE = "serving_default"
+_LCE_MODULE = "larq_compute_engine.tflite.python.interpreter_wrapper_lite"
+_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
+
+
+def load_lce_interpreter():
+    """The ``LiteInterpreter`` class of larq-compute-engine, without importing TensorFlow.
+
+    Raises:
+        ValueError: larq-compute-engine is not installed.
+    """
+    if _LCE_MODULE in sys.modules:
+        return sys.modules[_LCE_MODULE].LiteInterpreter
+    spec = importlib.util.find_spec("larq_compute_engine")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            "The lce target needs the larq-compute-engine package (pip install "
+            "larq-compute-engine); use --target portable to run with ai-edge-litert only."
+        )
+    folder = Path(list(spec.submodule_search_locations)[0]) / "tflite" / "python"
+    candidates = sorted(folder.glob("interpreter_wrapper_lite*.so")) + sorted(
+        folder.glob("interpreter_wrapper_lite*.pyd")
+    )
+    if not candidates:
+        raise ValueError(
+            f"larq-compute-engine is installed at {folder.parent.parent} but has no "
+            "interpreter_wrapper_lite extension; reinstall larq-compute-engine."
+        )
+    module_spec = importlib.util.spec_from_file_location(_LCE_MODULE, candidates[0])
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    sys.modules[_LCE_MODULE] = module
+    return module.LiteInterpreter
+
+
+def _portable_interpreter(model: bytes, num_threads: int):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise ValueError(
+            "The portable target needs the ai-edge-litert package (pip install ai-edge-litert)."
+        ) from None
+    return Interpreter(model_content=model, num_threads=num_threads)
+
+
+class TierRunner:
+    """Run one tier binary on batches, binding inputs and outputs by name.
+
+    Args:
+        name: the tier name (``device_0``, ``local_aggregator``, ``cloud`` ...).
+        model: the flatbuffer bytes of the tier for ``target``.
+        target: ``"portable"`` or ``"lce"``.
+        inputs / outputs: the manifest's tensor entries ``[{name, shape, dtype, ...}]``;
+            shapes include the batch dimension 1.
+        input_order / output_order: signature names in the flatbuffer's positional
+            order (required for ``lce``).
+        num_threads: interpreter threads.
+
+    Raises:
+        ValueError: unknown target, a missing interpreter package, or a binary whose
+            signature does not match the manifest (naming the tier and the tensors).
+
+    Example:
+        >>> runner = TierRunner("device_0", data, target="portable", inputs=..., outputs=...)
+        >>> out = runner({"image": x})  # x: (N, 10, 14, 1) float32
+        >>> out["summary"].shape, out["features"].shape
+        ((N, 10), (N, 5, 7, 4))
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: bytes,
+        *,
+        target: str,
+        inputs: list[Mapping[str, Any]],
+        outputs: list[Mapping[str, Any]],
+        input_order: list[str] | None = None,
+        output_order: list[str] | None = None,
+        num_threads: int = 1,
+    ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"Expected a target in {TARGETS}. Received target={target!r}.")
+        self.name = name
+        self.target = target
+        self.input_shapes = {t["name"]: tuple(int(d) for d in t["shape"][1:]) for t in inputs}
+        self.input_dtypes = {
+            t["name"]: np.dtype(_DTYPES.get(t["dtype"], t["dtype"])) for t in inputs
+        }
+        self.output_shapes = {t["name"]: tuple(int(d) for d in t["shape"][1:]) for t in outputs}
+        self.output_names = list(self.output_shapes)
+        if target == "portable":
+            interpreter = _portable_interpreter(model, num_threads)
+            signatures = interpreter.get_signature_list()
+            if _SIGNATURE not in signatures:
+                raise ValueError(
+                    f"Tier {name}: the {target} binary has no {_SIGNATURE!r} signature "
+                    f"(found {sorted(signatures)}); convert it again."
+                )
+            self._check_names("inputs", signatures[_SIGNATURE]["inputs"], list(self.input_shapes))
+            self._check_names("outputs", signatures[_SIGNATURE]["outputs"], self.output_names)
+            self._runner = interpreter.get_signature_runner(_SIGNATURE)
+            self._interpreter = interpreter
+        else:
+            if input_order is None or output_order is None:
+                raise ValueError(
+                    f"Tier {name}: the manifest gives no input_order/output_order for the lce "
+                    "file; LCE's interpreter binds tensors by position. Convert it again."
+                )
+            self._check_names("input_order", input_order, list(self.input_shapes))
+            self._check_names("output_order", output_order, self.output_names)
+            self._interpreter = load_lce_interpreter()(model, num_threads, False, False, False)
+            self._input_order = list(input_order)
+            self._output_order = list(output_order)
+            shapes = [tuple(s) for s in self._interpreter.input_shapes]
+            for pos, key in enumerate(self._input_order):
+                if shapes[pos][1:] != self.input_shapes[key]:
+                    raise ValueError(
+                        f"Tier {name}: lce input {pos} ({key!r}) has shape {shapes[pos]}, the "
+                        f"manifest says {(1, *self.input_shapes[key])}; the manifest's "
+                        "input_order does not match the file."
+                    )
+
+    def _check_names(self, what: str, found, expected: list[str]) -> None:
+        if sorted(found) != sorted(expected):
+            raise ValueError(
+                f"Tier {self.name}: the {self.target} binary's {what} are {sorted(found)}, "
+                f"the manifest says {sorted(expected)}; the file and manifest disagree."
+            )
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.input_shapes)
+
+    def _checked(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+        missing = [k for k in self.input_shapes if k not in feeds]
+        unknown = [k for k in feeds if k not in self.input_shapes]
+        if missing or unknown:
+            raise ValueError(
+                f"Tier {self.name}: expected inputs {self.input_names}; missing {missing}, "
+                f"unknown {unknown}."
+            )
+        out: dict[str, np.ndarray] = {}
+        sizes = set()
+        for key, shape in self.input_shapes.items():
+            x = np.asarray(feeds[key])
+            if tuple(x.shape[1:]) != shape:
+                raise ValueError(
+                    f"Tier {self.name}: input {key!r} has shape {tuple(x.shape)}, expected "
+                    f"(N, {', '.join(map(str, shape))})."
+                )
+            dtype = self.input_dtypes[key]
+            if x.dtype != dtype:
+                raise ValueError(
+                    f"Tier {self.name}: input {key!r} has dtype {x.dtype}, expected {dtype}."
+                )
+            out[key] = np.ascontiguousarray(x)
+            sizes.add(x.shape[0])
+        if len(sizes) != 1:
+            raise ValueError(f"Tier {self.name}: inputs differ in batch size: {sorted(sizes)}.")
+        return out, sizes.pop()
+
+    def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run a batch.
+
+        Args:
+            feeds: input name -> array ``(N, *shape)`` of the manifest's dtype.
+
+        Returns:
+            output name -> array ``(N, *shape)`` (fresh arrays, safe to keep).
+
+        Raises:
+            ValueError: a missing or unknown input name, a wrong shape or dtype.
+        """
+        feeds, n = self._checked(feeds)
+        if n == 0:
+            return {k: np.zeros((0, *s), np.float32) for k, s in self.output_shapes.items()}
+        if self.target == "portable":
+            result = self._runner(**feeds)
+            return {k: np.array(result[k]) for k in self.output_names}
+        rows: list[list[np.ndarray]] = []
+        for i in range(n):
+            args = [feeds[k][i : i + 1] for k in self._input_order]
+            rows.append([np.array(a) for a in self._interpreter.predict(args)])
+        stacked = [np.concatenate(col, axis=0) for col in zip(*rows)]
+        return dict(zip(self._output_order, stacked))
