@@ -35,6 +35,7 @@ data: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ddnn_tf tests
+	$(BIN)/ruff format --check ddnn_tf tests
 
 demo: data
 	$(BIN)/python -m ddnn_tf.train --data fmnist6 --out $(RUN) --epochs $(EPOCHS) --overwrite --verbose 2

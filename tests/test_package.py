@@ -28,7 +28,9 @@ def test_import_sets_legacy_keras_without_user_variables():
 def test_tensorflow_imported_first_with_keras3_is_a_clear_error():
     res = _python("import tensorflow; import ddnn_tf")
     assert res.returncode != 0
-    assert "TF_USE_LEGACY_KERAS=1" in res.stderr and "Import ddnn_tf before tensorflow" in res.stderr
+    assert (
+        "TF_USE_LEGACY_KERAS=1" in res.stderr and "Import ddnn_tf before tensorflow" in res.stderr
+    )
 
 
 def test_device_side_modules_do_not_import_tensorflow():
