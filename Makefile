@@ -34,8 +34,8 @@ data: $(STAMP)
 	$(BIN)/python -c "from ddnn_tf.data import load_dataset; d = load_dataset('fmnist6'); print('fmnist6:', len(d.train), 'train /', len(d.val), 'val /', len(d.test), 'test')"
 
 lint: $(STAMP)
-	$(BIN)/ruff check ddnn_tf tests
-	$(BIN)/ruff format --check ddnn_tf tests
+	$(BIN)/ruff check ddnn_tf tests scripts
+	$(BIN)/ruff format --check ddnn_tf tests scripts
 
 demo: data
 	$(BIN)/python -m ddnn_tf.train --data fmnist6 --out $(RUN) --epochs $(EPOCHS) --overwrite --verbose 2
