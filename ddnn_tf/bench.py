@@ -284,10 +284,9 @@ def bench_train(
     steady figure is the median of the later ones.
     """
     import ddnn_tf  # noqa: F401  (legacy Keras before TensorFlow)
-    from ddnn_tf._keras import keras
     from ddnn_tf.data import load_dataset
     from ddnn_tf.model import build_ddnn
-    from ddnn_tf.train import TrainConfig, compile_ddnn, topology_for
+    from ddnn_tf.train import EpochTimer, TrainConfig, compile_ddnn, topology_for
 
     dataset = load_dataset(data, path, train_limit=train_limit)
     topology = topology_for(dataset)
@@ -295,15 +294,7 @@ def bench_train(
     ddnn = build_ddnn(topology)
     compile_ddnn(ddnn, config)
     n = len(dataset.train)
-    times: list[float] = []
-
-    class _Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
+    timer = EpochTimer()
     y = {e: dataset.train.y for e in topology.exits}
     ddnn.model.fit(
         list(dataset.train.x),
@@ -311,8 +302,9 @@ def bench_train(
         epochs=int(epochs),
         batch_size=int(batch_size),
         verbose=0,
-        callbacks=[_Timer()],
+        callbacks=[timer],
     )
+    times = timer.seconds
     steady = float(np.median(times[1:])) if len(times) > 1 else times[0]
     result = {
         "data": data,
