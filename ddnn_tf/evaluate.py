@@ -29,17 +29,19 @@ TABLE_II_THRESHOLDS = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 def _thresholds(run, threshold) -> dict[str, float]:
     early = run.topology.exits[:-1]
-    if threshold is None:
+    if threshold is None:  # the run's calibrated thresholds (as in its manifest), else the paper's
+        threshold = "calibrated" if all(e in run.thresholds for e in early) else "paper"
+    if threshold == "paper":
         return {e: PAPER_THRESHOLD for e in early}
     if threshold == "calibrated":
-        if not run.thresholds:
+        if not all(e in run.thresholds for e in early):
             raise ValueError(f"Run {run.path} has no calibrated thresholds; give --threshold T.")
         return {e: float(run.thresholds[e]) for e in early}
     try:
         t = float(threshold)
     except (TypeError, ValueError):
         raise ValueError(
-            f"--threshold: expected a number in [0, 1] or 'calibrated', got {threshold!r}."
+            f"--threshold: expected a number in [0, 1], 'paper' or 'calibrated'; got {threshold!r}."
         ) from None
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"--threshold: expected a number in [0, 1], got {t}.")
@@ -61,8 +63,10 @@ def evaluate_run(
     Args:
         run: a :class:`~ddnn_tf.train.Run` or the path of a run directory.
         dataset: the data; by default the run's own dataset spec is reloaded.
-        threshold: exit threshold T for every non-last exit; None = the paper's 0.8,
-            ``"calibrated"`` = the one searched on the validation split at training.
+        threshold: exit threshold T for every non-last exit, ``"paper"`` (0.8) or
+            ``"calibrated"`` (searched on the validation split at training); None = the
+            calibrated thresholds when the run has them (the ones its converted manifest
+            carries), else the paper's.
         sweep: add the threshold sweep (the paper's Table II thresholds and 0..1).
         fail: failed devices, e.g. ``"0,3"``: their messages never arrive.
         split: ``"test"`` (default) or ``"val"``.
@@ -119,10 +123,8 @@ def evaluate_run(
     if topology.edges:
         result["edge_to_cloud_bytes"] = cost["edge_to_cloud"]
     if sweep and len(topology.exits) > 1:
-        grid = sorted(set(TABLE_II_THRESHOLDS) | {round(t, 2) for t in np.arange(0.0, 1.0001, 0.1)})
-        result["sweep"] = threshold_sweep(
-            probs, y, grid, bytes_fn=lambda f: costs(f)["bytes_per_device"]
-        )
+        # The default grid, 0.0 to 1.0 in steps of 0.1, holds every T of Table II.
+        result["sweep"] = threshold_sweep(probs, y, bytes_fn=lambda f: costs(f)["bytes_per_device"])
     return result
 
 
@@ -175,7 +177,8 @@ def main(
         run: the run directory (runs/NAME).
         data: dataset name; by default the one the run was trained on.
         path: data file or directory for file-based loaders.
-        threshold: T for every early exit (default 0.8, or 'calibrated').
+        threshold: T for every early exit, 'paper' (0.8) or 'calibrated' (default: the
+            run's calibrated thresholds, as the converted model's manifest holds them).
         sweep: print the threshold sweep (Table II).
         fail: failed devices, e.g. 0,3.
         json: print one JSON object instead of the table.

@@ -47,7 +47,7 @@ def main(
         model: the converted model directory (written by python -m ddnn_tf.convert).
         data: dataset name (fmnist6, mvmc, npz, synthetic); default: the manifest's.
         path: data file or directory for file-based loaders.
-        threshold: T for every early exit (default: the manifest's thresholds).
+        threshold: T for every early exit, or 'paper' (0.8) (default: the manifest's).
         sweep: add the threshold sweep (Table II).
         fail: devices failed on every sample, e.g. 0,3.
         fail_prob: probability that each device fails on each sample.

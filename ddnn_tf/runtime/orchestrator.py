@@ -44,7 +44,7 @@ import numpy as np
 
 from ddnn_tf.checks import failed_mask
 from ddnn_tf.comm import decode_summary, encode_summary, pack_features, unpack_features
-from ddnn_tf.exits import exit_points, predictions, softmax
+from ddnn_tf.exits import PAPER_THRESHOLD, exit_points, predictions, softmax
 from ddnn_tf.manifest import Manifest, load_manifest
 from ddnn_tf.runtime.tiers import TARGETS, TierRunner
 from ddnn_tf.topology import Topology
@@ -401,8 +401,10 @@ class Hierarchy:
 
     def _thresholds(self, thresholds) -> dict[str, float]:
         early = self.exits[:-1]
-        if thresholds is None:
+        if thresholds is None or thresholds == "calibrated":
             return dict(self.thresholds)
+        if thresholds == "paper":
+            thresholds = PAPER_THRESHOLD
         if isinstance(thresholds, Mapping):
             unknown = sorted(set(thresholds) - set(self.exits))
             missing = [e for e in early if e not in thresholds]
@@ -446,8 +448,8 @@ class Hierarchy:
 
         Args:
             xs: one ``(N, *input_shape)`` array per device (or a ``Split``).
-            thresholds: ``T`` for every early exit, ``{exit: T}``, or None for the
-                manifest's thresholds.
+            thresholds: ``T`` for every early exit, ``{exit: T}``, ``"paper"`` (0.8), or
+                None / ``"calibrated"`` for the manifest's thresholds.
             fail: devices failed on every sample (``"0,3"``, ``5``, ``[0, 3]``).
             fail_prob: probability that each device fails on each sample (seeded).
             seed: seed of the random failures.

@@ -26,16 +26,10 @@ import numpy as np
 
 from ddnn_tf.checks import check_labels, failed_mask
 from ddnn_tf.comm import expected_bytes_per_device
-from ddnn_tf.evaluate import TABLE_II_THRESHOLDS
 from ddnn_tf.exits import evaluate_exits, threshold_sweep
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
-__all__ = ["SWEEP_GRID", "evaluate_model", "format_report", "load_data_for", "sweep_bytes_fn"]
-
-#: The thresholds ``--sweep`` tries: Table II's and 0.0, 0.1, ..., 1.0 (as ddnn_tf.evaluate).
-SWEEP_GRID = tuple(
-    sorted(set(TABLE_II_THRESHOLDS) | {round(float(t), 2) for t in np.arange(0.0, 1.0001, 0.1)})
-)
+__all__ = ["evaluate_model", "format_report", "load_data_for", "sweep_bytes_fn"]
 
 
 def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
@@ -123,7 +117,7 @@ def evaluate_model(
         data: a ``Dataset`` or a loader name; default: the dataset the manifest records.
         path: data file or directory for file-based loaders.
         target: ``portable`` or ``lce``.
-        threshold: ``T`` for every early exit; None = the manifest's thresholds.
+        threshold: ``T`` for every early exit, ``"paper"`` (0.8); None = the manifest's.
         sweep: add the threshold sweep (``ddnn_tf.evaluate``'s grid).
         fail: devices failed on every sample, e.g. ``"0,3"``.
         fail_prob: probability that each device fails on each sample (seeded).
@@ -215,7 +209,7 @@ def evaluate_model(
         )
         if sweep and len(h.exits) > 1:
             result["sweep"] = threshold_sweep(
-                probs, y, SWEEP_GRID, bytes_fn=sweep_bytes_fn(full, h.exits), valid=full.valid
+                probs, y, bytes_fn=sweep_bytes_fn(full, h.exits), valid=full.valid
             )
     return result
 
