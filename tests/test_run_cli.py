@@ -141,13 +141,22 @@ def test_cli_table_and_manifest_dataset(model_dir, tmp_path, monkeypatch, capsys
         (["--data", "synthetic", "--batch-size", "0"], "--batch-size"),
         (["--data", "synthetic", "--limit", "0"], "--limit"),
         (["--data", "nope"], "nope"),
-        ([], "records no dataset; give --data"),
     ],
 )
 def test_cli_errors_are_one_line(model_dir, monkeypatch, capsys, args, message):
     status, out, err = call(monkeypatch, capsys, model_dir, *args)
     assert status == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+
+
+def test_cli_needs_data_when_the_manifest_records_none(model_dir, tmp_path, monkeypatch, capsys):
+    copy = shutil.copytree(model_dir, tmp_path / "model")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["dataset"]["name"] == "synthetic"  # convert records the run's dataset
+    del manifest["dataset"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    status, _, err = call(monkeypatch, capsys, copy)
+    assert status == 2 and "records no dataset; give --data" in err
 
 
 def test_cli_bad_model_directory(model_dir, tmp_path, monkeypatch, capsys):

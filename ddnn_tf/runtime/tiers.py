@@ -154,6 +154,34 @@ class TierRunner:
                         "input_order does not match the file."
                     )
 
+    @classmethod
+    def from_manifest(cls, manifest, name: str, target: str, *, num_threads: int = 1) -> TierRunner:
+        """The runner of tier ``name``'s ``target`` file in a loaded manifest.
+
+        Args:
+            manifest: a :class:`ddnn_tf.manifest.Manifest` (from ``load_manifest``).
+            name: the tier name.
+            target: ``"portable"`` or ``"lce"``.
+            num_threads: interpreter threads.
+
+        Raises:
+            KeyError: an unknown tier, or a target the manifest does not hold.
+            ValueError: as the constructor.
+        """
+        model = manifest.path(name, target).read_bytes()  # KeyError naming what exists
+        tier = manifest["tiers"][name]
+        entry = tier["files"][target]
+        return cls(
+            name,
+            model,
+            target=target,
+            inputs=tier["inputs"],
+            outputs=tier["outputs"],
+            input_order=entry.get("input_order"),
+            output_order=entry.get("output_order"),
+            num_threads=num_threads,
+        )
+
     def _check_names(self, what: str, found, expected: list[str]) -> None:
         if sorted(found) != sorted(expected):
             raise ValueError(

@@ -1,0 +1,81 @@
+"""``python -m ddnn_tf.convert``: the command line over :func:`ddnn_tf.convert.convert`
+and :func:`ddnn_tf.convert.parity` (see the package docstring for the flags)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ddnn_tf import manifest as mf
+from ddnn_tf._cli import cli
+from ddnn_tf.convert import convert, format_parity, parity
+from ddnn_tf.train import load_run
+
+__all__ = ["main"]
+
+
+def _summary_table(out: Path) -> str:
+    manifest = mf.load_manifest(out)
+    lines = [f"wrote {out} (split {','.join(manifest['split'])}, quantize {manifest['quantize']})"]
+    lines.append(f"{'tier':<18}{'target':<10}{'file':<30}{'bytes':>8}")
+    for tier, entry in manifest["tiers"].items():
+        for target, f in entry["files"].items():
+            lines.append(f"{tier:<18}{target:<10}{f['file']:<30}{f['size_bytes']:>8}")
+    return "\n".join(lines)
+
+
+def main(
+    run: str,
+    split=None,
+    out: str | None = None,
+    target="both",
+    quantize="none",
+    overwrite: bool = False,
+    check: bool = False,
+    check_only: bool = False,
+    limit: int | None = None,
+    json: bool = False,  # noqa: A002  (the conventional flag name)
+) -> None:
+    """Convert a trained run into per-tier TFLite binaries plus manifest.json.
+
+    Args:
+        run: the run directory (``runs/NAME``).
+        split: exits kept, bottom to top: cloud / local,cloud / edge,cloud /
+            local,edge,cloud (default: all the model's exits).
+        out: output directory (default ``tflite_models/NAME``).
+        target: portable, lce or both.
+        quantize: none or int8 (portable target).
+        overwrite: replace an existing output directory.
+        check: after converting, compare every tier with Keras on the test split
+            (exit status 1 if a float tier misses the parity criteria).
+        check_only: only run that comparison on an existing output directory.
+        limit: use only the first ``limit`` test samples for the check.
+        json: print machine-readable JSON instead of tables.
+    """
+    import json as _json
+
+    loaded = load_run(run)
+    out_path = Path(out) if out is not None else Path("tflite_models") / Path(run).name
+    if not check_only:
+        convert(
+            loaded,
+            split,
+            out=out_path,
+            target=target,
+            quantize=quantize,
+            overwrite=overwrite,
+            progress=not json,
+        )
+        if not json:
+            print(_summary_table(out_path))
+    if check or check_only:
+        report = parity(loaded, out_path, limit=limit)
+        print(_json.dumps(report, indent=2) if json else format_parity(report))
+        if not report["ok"]:
+            sys.exit(1)
+    elif json:
+        print(_json.dumps(dict(mf.load_manifest(out_path)), indent=2))
+
+
+if __name__ == "__main__":
+    cli(main)

@@ -1,0 +1,223 @@
+"""Parity of converted tier binaries with their Keras tier models, tier by tier and
+end to end. The binaries run on the runtime's :class:`~ddnn_tf.runtime.TierRunner`,
+exactly as a deployment runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ddnn_tf import manifest as mf
+from ddnn_tf.checks import check_views
+from ddnn_tf.convert.export import keras_tier_outputs
+from ddnn_tf.convert.plan import Port, feed_tier, plan_tiers
+from ddnn_tf.exits import softmax
+from ddnn_tf.runtime.tiers import TierRunner
+from ddnn_tf.train import Run, load_run
+
+__all__ = ["PARITY_TOLERANCE", "TierInterpreter", "format_parity", "parity"]
+
+#: Parity of a float conversion with its Keras tier: feature maps bit for bit; summaries
+#: and logits within ``atol + rtol * |keras|``; argmax agreeing on ``min_argmax_agreement``
+#: of the samples.
+PARITY_TOLERANCE = {"atol": 1e-3, "rtol": 1e-4, "min_argmax_agreement": 0.999}
+
+
+def _compare(port: Port, got: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    if got.shape != ref.shape:
+        raise ValueError(f"{port.name}: TFLite shape {got.shape} != Keras shape {ref.shape}.")
+    n = len(ref)
+    if port.role == "features":
+        flips = int(np.count_nonzero((got > 0) != (ref > 0)))
+        binary = bool(np.all(np.abs(got) == 1.0))
+        return {
+            "n": n,
+            "bits": int(ref.size),
+            "bits_differ": flips,
+            "identical": flips == 0 and binary,
+        }
+    diff = np.abs(got - ref)
+    allowed = PARITY_TOLERANCE["atol"] + PARITY_TOLERANCE["rtol"] * np.abs(ref)
+    mismatch = int(np.count_nonzero(got.argmax(-1) != ref.argmax(-1)))
+    return {
+        "n": n,
+        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
+        "within_tolerance": bool(np.all(diff <= allowed)),
+        "argmax_mismatches": mismatch,
+        "argmax_agreement": 1.0 - mismatch / max(n, 1),
+    }
+
+
+def _port_ok(result: dict[str, Any]) -> bool:
+    if "identical" in result:
+        return result["identical"]
+    return (
+        result["within_tolerance"]
+        and result["argmax_agreement"] >= PARITY_TOLERANCE["min_argmax_agreement"]
+    )
+
+
+def parity(
+    run: Run | str | Path,
+    out_dir: str | Path,
+    dataset=None,
+    *,
+    split: str = "test",
+    limit: int | None = None,
+    presence: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Compare every converted tier with its Keras tier model, and the exits end to end.
+
+    Per tier and target, the binary gets the same inputs as the Keras tier (the Keras
+    outputs of the tiers below), so each tier is judged on its own: feature maps must be
+    identical bit for bit, summaries and logits within :data:`PARITY_TOLERANCE`, with the
+    same argmax on at least 99.9% of samples. End to end, the binaries are chained
+    (each on the binaries' outputs below) and every exit's accuracy is compared with
+    Keras: the accuracy cost of a conversion (``int8`` in particular).
+
+    Args:
+        run: the run (or its directory) the model was converted from.
+        out_dir: the converted model directory.
+        dataset: the data (default: the run's dataset, reloaded from its spec).
+        split: ``test``, ``val`` or ``train``.
+        limit: use the first ``limit`` samples only.
+        presence: optional ``(N, D)`` 0/1 device presence (default: all present).
+
+    Returns:
+        ``{"n", "split", "quantize", "tolerance", "tiers": {tier: {target: {output:
+        stats}}}, "accuracy": {"keras": {exit: acc}, target: {exit: acc}}, "ok"}``;
+        ``ok`` is whether every float tier meets the parity criteria (int8 tiers are
+        reported, not judged).
+
+    Raises:
+        FileNotFoundError / ValueError: a missing run or model, or a model converted
+            from another topology.
+    """
+    if not isinstance(run, Run):
+        run = load_run(run)
+    manifest = mf.load_manifest(out_dir)
+    topology = run.topology
+    if manifest["topology"] != topology.to_dict():
+        raise ValueError(f"{out_dir} was converted from another model than run {run.path}.")
+    plans = plan_tiers(topology, manifest["split"])
+    dataset = dataset if dataset is not None else run.load_data()
+    data = getattr(dataset, split)
+    if limit is not None:
+        data = data.subset(slice(0, int(limit)))
+    xs = check_views(topology.input_shapes, data.x, where=f"{split} split")
+    n = len(data.y)
+    if presence is None:
+        presence = np.ones((n, topology.num_devices), np.float32)
+    presence = np.broadcast_to(np.asarray(presence, np.float32), (n, topology.num_devices))
+    ref = keras_tier_outputs(run.ddnn, plans, xs, presence)
+
+    def accuracies(outs) -> dict[str, float]:
+        acc = {}
+        for plan in plans:
+            for port in plan.outputs:
+                if port.role == "logits":
+                    pred = softmax(outs[plan.name][port.name].astype(np.float64)).argmax(-1)
+                    acc[port.info["exit"]] = float((pred == data.y).mean())
+        return acc
+
+    report: dict[str, Any] = {
+        "n": n,
+        "split": split,
+        "quantize": manifest.get("quantize", "none"),
+        "tolerance": dict(PARITY_TOLERANCE),
+        "tiers": {},
+        "accuracy": {"keras": accuracies(ref)},
+    }
+    ok = True
+    for target in manifest["targets"]:
+        chained: dict[str, dict[str, np.ndarray]] = {}
+        for plan in plans:
+            tier = TierRunner.from_manifest(manifest, plan.name, target)
+            got = tier(feed_tier(topology, plan, xs, presence, ref))
+            stats = {p.name: _compare(p, got[p.name], ref[plan.name][p.name]) for p in plan.outputs}
+            judged = not manifest["tiers"][plan.name].get("quantized", False)
+            for s in stats.values():
+                s["ok"] = _port_ok(s) if judged else None  # int8 tiers: reported, not judged
+                ok = ok and s["ok"] is not False
+            report["tiers"].setdefault(plan.name, {})[target] = stats
+            chained[plan.name] = tier(feed_tier(topology, plan, xs, presence, chained))
+        report["accuracy"][target] = accuracies(chained)
+    report["ok"] = ok
+    return report
+
+
+def format_parity(report: dict[str, Any]) -> str:
+    """A readable table of a :func:`parity` report.
+
+    Args:
+        report: from :func:`parity`.
+
+    Returns:
+        The table, one line per tier, target and output, then the exit accuracies.
+    """
+    lines = [
+        f"parity on {report['n']} {report['split']} samples (quantize={report['quantize']}; "
+        f"logits/summaries: |diff| <= {report['tolerance']['atol']} + "
+        f"{report['tolerance']['rtol']}*|keras|, argmax agreement >= "
+        f"{report['tolerance']['min_argmax_agreement']:.1%}; features bit for bit)",
+        f"{'tier':<18}{'target':<10}{'output':<10}{'result':<48}ok",
+    ]
+    for tier, by_target in report["tiers"].items():
+        for target, outputs in by_target.items():
+            for name, s in outputs.items():
+                if "identical" in s:
+                    text = f"{s['bits_differ']} of {s['bits']} bits differ"
+                else:
+                    text = (
+                        f"max|diff| {s['max_abs_diff']:.2e}, argmax mismatches "
+                        f"{s['argmax_mismatches']}/{s['n']}"
+                    )
+                verdict = {True: "yes", False: "NO", None: "n/a (int8)"}[s["ok"]]
+                lines.append(f"{tier:<18}{target:<10}{name:<10}{text:<48}{verdict}")
+    lines.append("exit accuracy (binaries chained end to end):")
+    for who, accs in report["accuracy"].items():
+        lines.append(f"  {who:<9}" + "  ".join(f"{e} {a:.4f}" for e, a in accs.items()))
+    lines.append(f"parity {'OK' if report['ok'] else 'FAILED'}")
+    return "\n".join(lines)
+
+
+class TierInterpreter:
+    """Keyword-call view of a :class:`~ddnn_tf.runtime.TierRunner`, kept for callers of
+    ``ddnn_tf.convert``; new code should use ``TierRunner.from_manifest`` directly.
+
+    Args:
+        runner: the tier's runner.
+
+    Example:
+        >>> tier = TierInterpreter.from_manifest(load_manifest(d), "device_0", "lce")
+        >>> tier(image=x)["features"].shape
+        (N, 5, 7, 4)
+    """
+
+    def __init__(self, runner: TierRunner):
+        self.runner = runner
+        self.target = runner.target
+        self.input_names = runner.input_names
+        self.output_names = runner.output_names
+
+    @classmethod
+    def from_manifest(
+        cls, manifest: mf.Manifest, tier: str, target: str, **kwargs
+    ) -> TierInterpreter:
+        """The interpreter of ``tier``'s ``target`` file (kwargs: ``num_threads``)."""
+        return cls(TierRunner.from_manifest(manifest, tier, target, **kwargs))
+
+    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Run a batch: named ``(N, ...)`` arrays in (cast to float32), named arrays out.
+
+        Raises:
+            ValueError: missing or unknown input names.
+        """
+        if sorted(inputs) != sorted(self.input_names):
+            raise ValueError(
+                f"Expected inputs {sorted(self.input_names)}. Received {sorted(inputs)}."
+            )
+        return self.runner({k: np.asarray(v, np.float32) for k, v in inputs.items()})
