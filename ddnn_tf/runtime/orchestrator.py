@@ -257,19 +257,10 @@ class Hierarchy:
         wire = manifest["wire"]
         self.summary_encoding = wire["summary"].get("encoding", "float32")
         self._tier_meta: dict[str, dict] = dict(manifest["tiers"])
-        self.tiers: dict[str, TierRunner] = {}
-        for name, meta in self._tier_meta.items():
-            entry = meta["files"][target]
-            self.tiers[name] = TierRunner(
-                name,
-                manifest.path(name, target).read_bytes(),
-                target=target,
-                inputs=meta["inputs"],
-                outputs=meta["outputs"],
-                input_order=entry.get("input_order"),
-                output_order=entry.get("output_order"),
-                num_threads=num_threads,
-            )
+        self.tiers: dict[str, TierRunner] = {
+            name: TierRunner.from_manifest(manifest, name, target, num_threads=num_threads)
+            for name in self._tier_meta
+        }
         roles: dict[str, list[str]] = {}
         for name, meta in self._tier_meta.items():
             roles.setdefault(meta["role"], []).append(name)
