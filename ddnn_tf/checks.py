@@ -26,19 +26,26 @@ def check_views(
     out = []
     for i, (x, shape) in enumerate(zip(xs, input_shapes)):
         x = np.asarray(x)
+        if x.dtype.kind not in "fiu":
+            raise ValueError(
+                f"{where}: device {i} input has dtype {x.dtype}, expected a real float or "
+                "integer array (float32 pixels in [0, 1])."
+            )
         if x.ndim == len(shape) and tuple(x.shape[1:]) + (1,) == tuple(shape):
             x = x[..., None]  # (N, H, W) image without its channel axis
         if tuple(x.shape[1:]) != tuple(shape):
             raise ValueError(
-                f"{where}: device {i} input has shape {tuple(x.shape[1:])} per sample, "
-                f"expected {tuple(shape)}."
+                f"{where}: device {i} input has shape {tuple(x.shape)}, expected "
+                f"(N, {', '.join(map(str, shape))})."
             )
-        if not np.issubdtype(x.dtype, np.number):
-            raise ValueError(f"{where}: device {i} input has dtype {x.dtype}, expected numbers.")
         x = x.astype(np.float32, copy=False)
-        if not np.isfinite(x).all():
-            bad = int((~np.isfinite(x.reshape(len(x), -1))).any(axis=1).sum())
-            raise ValueError(f"{where}: device {i} input has NaN or inf values in {bad} sample(s).")
+        finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if not finite.all():
+            first = int(np.flatnonzero(~finite)[0])
+            raise ValueError(
+                f"{where}: device {i} input has NaN or inf values in "
+                f"{int((~finite).sum())} sample(s), the first is sample {first}."
+            )
         out.append(x)
     counts = {len(x) for x in out}
     if len(counts) > 1:

@@ -21,7 +21,7 @@ from ddnn_tf.checks import check_labels, failed_mask
 from ddnn_tf.comm import hierarchy_bytes
 from ddnn_tf.exits import PAPER_THRESHOLD, evaluate_exits, threshold_sweep
 
-__all__ = ["evaluate_run", "format_report", "TABLE_II_THRESHOLDS"]
+__all__ = ["evaluate_run", "format_exits", "format_report", "format_sweep", "TABLE_II_THRESHOLDS"]
 
 #: The thresholds of the paper's Table II.
 TABLE_II_THRESHOLDS = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -128,14 +128,14 @@ def evaluate_run(
     return result
 
 
-def format_report(result: dict[str, Any]) -> str:
-    """A readable text report of :func:`evaluate_run`'s result."""
-    lines = [f"{result['n_samples']} {result['split']} samples"]
-    if result["failed_devices"]:
-        lines.append(f"failed devices: {result['failed_devices']}")
+def format_exits(result: dict[str, Any], *, measured: bool = False) -> list[str]:
+    """Report lines on exits, accuracies and bytes (shared with ``python -m ddnn_tf.run``)."""
     acc = result["accuracy"]
-    for e in result["exits"]:
-        lines.append(f"  {e:>6} accuracy (all samples exit there): {acc[e]:.4f}")
+    lines = [
+        f"  {e:>6} accuracy (all samples exit there): {acc[e]:.4f}"
+        for e in result["exits"]
+        if e in acc
+    ]
     t = ", ".join(f"{k}={v:.2f}" for k, v in result["thresholds"].items()) or "-"
     fr = ", ".join(
         f"{k} {100 * v:.2f}%"
@@ -145,19 +145,37 @@ def format_report(result: dict[str, Any]) -> str:
     lines += [
         f"  overall accuracy at T ({t}): {acc['overall']:.4f}",
         f"  exits: {fr}",
-        f"  bytes per device per sample: {result['bytes_per_device']:.1f} "
-        f"(raw offload {result['raw_bytes_per_device']:.0f}; "
+        f"  bytes per device per sample{' (measured)' if measured else ''}: "
+        f"{result['bytes_per_device']:.1f} (raw offload {result['raw_bytes_per_device']:.0f}; "
         f"{result['communication_reduction']:.1f}x less)",
     ]
-    if "sweep" in result:
-        first = result["exits"][0]
-        lines += ["", f"{'T':>5} {first + ' exit %':>14} {'overall acc %':>14} {'bytes':>8}"]
-        for row in result["sweep"]:
-            lines.append(
-                f"{row['threshold']:>5.2f} {100 * row['exit_fraction'][first]:>14.2f} "
-                f"{100 * row['accuracy_overall']:>14.2f} {row['bytes_per_device']:>8.1f}"
-            )
-    return "\n".join(lines)
+    if "edge_to_cloud_bytes" in result:
+        lines.append(
+            f"  bytes per edge to the cloud per sample: {result['edge_to_cloud_bytes']:.1f}"
+        )
+    return lines
+
+
+def format_sweep(result: dict[str, Any]) -> list[str]:
+    """The threshold sweep as a table (the paper's Table II), or nothing without one."""
+    if "sweep" not in result:
+        return []
+    first = result["exits"][0]
+    lines = ["", f"{'T':>5} {first + ' exit %':>14} {'overall acc %':>14} {'bytes':>8}"]
+    for row in result["sweep"]:
+        lines.append(
+            f"{row['threshold']:>5.2f} {100 * row['exit_fraction'][first]:>14.2f} "
+            f"{100 * row['accuracy_overall']:>14.2f} {row['bytes_per_device']:>8.1f}"
+        )
+    return lines
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A readable text report of :func:`evaluate_run`'s result."""
+    lines = [f"{result['n_samples']} {result['split']} samples"]
+    if result["failed_devices"]:
+        lines.append(f"failed devices: {result['failed_devices']}")
+    return "\n".join(lines + format_exits(result) + format_sweep(result))
 
 
 def main(

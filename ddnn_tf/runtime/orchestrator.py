@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ddnn_tf.checks import failed_mask
+from ddnn_tf.checks import check_views, failed_mask
 from ddnn_tf.comm import decode_summary, encode_summary, pack_features, unpack_features
 from ddnn_tf.exits import PAPER_THRESHOLD, exit_points, predictions, softmax
 from ddnn_tf.manifest import Manifest, load_manifest
@@ -352,43 +352,9 @@ class Hierarchy:
 
     # ------------------------------------------------------------------ inputs
     def _check_inputs(self, xs) -> list[np.ndarray]:
-        xs = list(getattr(xs, "x", xs))
-        shapes = self.topology.input_shapes
-        if len(xs) != len(shapes):
-            raise ValueError(
-                f"run inputs: expected {len(shapes)} device inputs (one per end device), "
-                f"got {len(xs)}."
-            )
-        out = []
-        for d, (x, shape) in enumerate(zip(xs, shapes)):
-            x = np.asarray(x)
-            if x.dtype.kind not in "fiu":
-                raise ValueError(
-                    f"run inputs: device {d} input has dtype {x.dtype}, expected a real "
-                    "float or integer array (float32 pixels in [0, 1])."
-                )
-            if x.ndim == len(shape) and tuple(x.shape[1:]) + (1,) == tuple(shape):
-                x = x[..., None]  # (N, H, W) image without its channel axis
-            if tuple(x.shape[1:]) != tuple(shape):
-                raise ValueError(
-                    f"run inputs: device {d} input has shape {tuple(x.shape)}, expected "
-                    f"(N, {', '.join(map(str, shape))})."
-                )
-            x = x.astype(np.float32, copy=False)
-            finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-            if not finite.all():
-                first = int(np.flatnonzero(~finite)[0])
-                raise ValueError(
-                    f"run inputs: device {d} input has NaN or inf values in "
-                    f"{int((~finite).sum())} sample(s), the first is sample {first}."
-                )
-            out.append(x)
-        counts = {len(x) for x in out}
-        if len(counts) > 1:
-            raise ValueError(
-                f"run inputs: device inputs differ in sample count: {[len(x) for x in out]}."
-            )
-        return out
+        return check_views(
+            self.topology.input_shapes, list(getattr(xs, "x", xs)), where="run inputs"
+        )
 
     def _thresholds(self, thresholds) -> dict[str, float]:
         early = self.exits[:-1]

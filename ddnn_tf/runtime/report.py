@@ -26,6 +26,7 @@ import numpy as np
 
 from ddnn_tf.checks import check_labels, failed_mask
 from ddnn_tf.comm import expected_bytes_per_device
+from ddnn_tf.evaluate import format_exits, format_sweep
 from ddnn_tf.exits import evaluate_exits, threshold_sweep
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
@@ -226,27 +227,7 @@ def format_report(result: dict[str, Any]) -> str:
             f"probability {result['fail_prob']:g} (seed {result['seed']}); "
             f"{result['unclassified']} sample(s) unclassified"
         )
-    acc = result["accuracy"]
-    for e in result["exits"]:
-        if e in acc:
-            lines.append(f"  {e:>6} accuracy (all samples exit there): {acc[e]:.4f}")
-    t = ", ".join(f"{k}={v:.2f}" for k, v in result["thresholds"].items()) or "-"
-    fr = ", ".join(
-        f"{k} {100 * v:.2f}%"
-        for k, v in result["exit_fraction"].items()
-        if v or k != "unclassified"
-    )
-    lines += [
-        f"  overall accuracy at T ({t}): {acc['overall']:.4f}",
-        f"  exits: {fr}",
-        f"  bytes per device per sample (measured): {result['bytes_per_device']:.1f} "
-        f"(raw offload {result['raw_bytes_per_device']:.0f}; "
-        f"{result['communication_reduction']:.1f}x less)",
-    ]
-    if "edge_to_cloud_bytes" in result:
-        lines.append(
-            f"  bytes per edge to the cloud per sample: {result['edge_to_cloud_bytes']:.1f}"
-        )
+    lines += format_exits(result, measured=True)
     lines += ["", f"{'tier':<18}{'samples':>8}{'total ms':>11}{'ms/sample':>11}"]
     for tier, v in result["latency_ms"].items():
         lines.append(f"{tier:<18}{v['samples']:>8}{v['total_ms']:>11.1f}{v['mean_ms']:>11.4f}")
@@ -256,12 +237,5 @@ def format_report(result: dict[str, Any]) -> str:
         f"{wire['mean_ms']:>11.4f}"
     )
     lines.append(f"throughput: {result['samples_per_s']:.0f} samples/s")
-    if "sweep" in result:
-        first = result["exits"][0]
-        lines += ["", f"{'T':>5} {first + ' exit %':>14} {'overall acc %':>14} {'bytes':>8}"]
-        for row in result["sweep"]:
-            lines.append(
-                f"{row['threshold']:>5.2f} {100 * row['exit_fraction'][first]:>14.2f} "
-                f"{100 * row['accuracy_overall']:>14.2f} {row['bytes_per_device']:>8.1f}"
-            )
+    lines += format_sweep(result)
     return "\n".join(lines)
