@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf._cli import cli
+from ddnn_tf._files import atomic_directory
 from ddnn_tf._keras import keras, tf
 from ddnn_tf.checks import check_labels, check_views
 from ddnn_tf.data import Dataset, Split, load_dataset
@@ -314,11 +313,7 @@ def save_run(
 ) -> Path:
     """Write ``run`` to directory ``out`` atomically (temporary dir, then rename)."""
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise ValueError(f"Run directory {out} already exists; pass --overwrite to replace it.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out, overwrite=overwrite, what="Run directory") as tmp:
         run.topology.to_json(tmp / "topology.json")
         data_info = {"spec": run.dataset_spec}
         if dataset is not None:
@@ -335,12 +330,6 @@ def save_run(
         run.ddnn.model.save_weights(str(tmp / WEIGHTS_FILE))
         if run.individual is not None:
             _write_json(tmp / "individual.json", run.individual)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     run.path = out
     return out
 

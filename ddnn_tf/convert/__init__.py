@@ -51,14 +51,13 @@ runtime's ``TierRunner``) and ``__main__`` (the CLI).
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ddnn_tf import manifest as mf
+from ddnn_tf._files import atomic_directory
 from ddnn_tf.convert.export import (
     LCE_INT8,
     _tier_function,  # noqa: F401  (used by the tests)
@@ -240,29 +239,16 @@ def save_conversion(conversion: Conversion, out: str | Path, *, overwrite: bool 
             not a converted model directory (nothing is deleted then).
     """
     out = Path(out)
-    if out.exists():
-        if not overwrite:
-            raise ValueError(
-                f"Output directory {out} already exists; pass --overwrite to replace it."
-            )
+    if overwrite and out.exists():
         if not out.is_dir() or (any(out.iterdir()) and not (out / mf.MANIFEST_FILE).is_file()):
             raise ValueError(
                 f"{out} exists and is not a converted model directory (no {mf.MANIFEST_FILE}); "
                 f"refusing to replace it. Choose another --out."
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out, overwrite=overwrite, what="Output directory") as tmp:
         for filename, data in conversion.files.items():
             (tmp / filename).write_bytes(data)
         mf.write_manifest(conversion.manifest, tmp)
-        tmp.chmod(0o755)  # mkdtemp's 0700 would make the model private to this user
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
