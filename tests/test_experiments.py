@@ -1,0 +1,336 @@
+"""Tests of ddnn_tf.experiments: the paper's tables and figures, on tiny synthetic data.
+
+Two labs share the cost: ``trained`` really trains (1 epoch, 3 devices) and runs
+threshold, scaling and faults; ``stub`` builds untrained models (same topologies, no
+fitting) and runs aggregation and filters, whose plumbing does not depend on training.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from ddnn_tf.experiments import (
+    EXPERIMENTS,
+    TABLE_I,
+    TABLE_II,
+    ExperimentSettings,
+    Lab,
+    device_memory_bytes,
+    fault_sets,
+    parse_experiments,
+    run_experiments,
+    subset_devices,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DEVICES = 3
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_png(path: Path) -> None:
+    from matplotlib.image import imread
+
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    image = imread(path)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
+    assert image[..., :3].std() > 0.05  # something was drawn
+
+
+def untrained(dataset, topology, config, *, verbose=0):
+    """A train_fn stand-in: the same Run, with fresh (untrained) weights."""
+    from ddnn_tf.model import build_ddnn
+    from ddnn_tf.train import Run
+
+    return Run(
+        topology=topology, ddnn=build_ddnn(topology), dataset_spec=dict(dataset.spec), config=config
+    )
+
+
+@pytest.fixture(scope="module")
+def data3():
+    from ddnn_tf.data import load_dataset
+
+    return load_dataset("synthetic", n_samples=500, num_devices=DEVICES, train_limit=200, seed=0)
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return ExperimentSettings(epochs=1, batch_size=64, max_filters=2, fault_sets=2, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def trained(data3, settings, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained")
+    lab = Lab(data3, settings)
+    results = run_experiments(
+        ["threshold", "scaling", "faults"], data3, out=out, lab=lab, command="pytest"
+    )
+    return lab, results, out
+
+
+@pytest.fixture(scope="module")
+def stub(data3, settings, tmp_path_factory):
+    out = tmp_path_factory.mktemp("stub")
+    lab = Lab(data3, settings, train_fn=untrained)
+    results = run_experiments("aggregation,filters", data3, out=out, lab=lab)
+    return lab, results, out
+
+
+# ------------------------------------------------------------------ names and options
+def test_parse_experiments_orders_and_expands_all():
+    assert parse_experiments("all") == list(EXPERIMENTS)
+    assert parse_experiments("faults,aggregation") == ["aggregation", "faults"]
+    assert parse_experiments(("threshold", "faults")) == ["threshold", "faults"]
+
+
+@pytest.mark.parametrize("bad", ["bogus", "threshold,nope", ""])
+def test_parse_experiments_rejects_unknown_names_listing_valid_ones(bad):
+    with pytest.raises(ValueError, match="aggregation, threshold, scaling, filters, faults, all"):
+        parse_experiments(bad)
+
+
+@pytest.mark.parametrize(
+    "options, flag",
+    [
+        ({"epochs": 0}, "--epochs"),
+        ({"sweep_epochs": 0}, "--sweep-epochs"),
+        ({"threshold": 1.5}, "--threshold"),
+        ({"max_filters": 0}, "--max-filters"),
+        ({"local_exit_target": 1.0}, "--local-exit-target"),
+    ],
+)
+def test_settings_are_validated_up_front(options, flag):
+    with pytest.raises(ValueError, match=flag):
+        ExperimentSettings(**options)
+
+
+def test_cli_unknown_experiment_exits_nonzero_with_the_valid_names():
+    proc = run_cli("ddnn_tf.experiments", "tables", "--data", "synthetic", timeout=120)
+    assert proc.returncode != 0
+    assert "Unknown experiment 'tables'" in proc.stderr
+    assert "aggregation, threshold, scaling, filters, faults, all" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_fault_sets_are_exhaustive_or_a_seeded_sample():
+    assert fault_sets(3, 10, 0) == [(0, 1), (0, 2), (1, 2)]
+    sets = fault_sets(6, 4, seed=1)
+    sizes = [len(s) for s in sets]
+    assert sizes == [2] * 4 + [3] * 4 + [4] * 4 + [5] * 4
+    assert len(set(sets)) == len(sets)
+    assert sets == fault_sets(6, 4, seed=1) != fault_sets(6, 4, seed=2)
+
+
+def test_subset_devices_keeps_the_chosen_views(data3):
+    sub = subset_devices(data3, [2, 0])
+    assert sub.num_devices == 2
+    assert sub.device_names == (data3.device_names[2], data3.device_names[0])
+    assert sub.test.x[0] is data3.test.x[2]
+    np.testing.assert_array_equal(sub.train.present, data3.train.present[:, [2, 0]])
+    np.testing.assert_array_equal(sub.val.y, data3.val.y)
+    with pytest.raises(ValueError, match="device indices"):
+        subset_devices(data3, [3])
+
+
+@pytest.mark.parametrize("filters", [1, 4])
+def test_device_memory_counts_binary_kernels_in_bits_and_batch_norm_in_floats(filters):
+    from ddnn_tf.model import build_ddnn
+    from ddnn_tf.topology import Topology
+
+    classes = 10
+    ddnn = build_ddnn(
+        Topology(input_shapes=[(10, 14, 1)] * 2, num_classes=classes, device_filters=filters)
+    )
+    # 3x3 conv kernel + whole-map (5x7) exit kernel, binary; BN of both: 4 floats per channel.
+    bits = 3 * 3 * 1 * filters + 5 * 7 * filters * classes
+    floats = 4 * filters + 4 * classes
+    assert device_memory_bytes(ddnn) == math.ceil(bits / 8) + 4 * floats
+    assert device_memory_bytes(ddnn) < 2048  # the paper: under 2 KB on a device
+
+
+# ------------------------------------------------------------------ trained: threshold, scaling, faults
+def test_files_are_written_and_plots_are_valid_pngs(trained, stub):
+    for _, results, out in (trained, stub):
+        for name in results:
+            for ext in ("md", "csv", "png"):
+                assert (out / f"{name}.{ext}").is_file(), f"{name}.{ext}"
+            assert_png(out / f"{name}.png")
+        assert not list(out.glob(".*.tmp"))
+    _, _, out = trained
+    summary = (out / "summary.md").read_text()
+    assert "Command: `pytest`" in summary
+    for name in ("threshold", "scaling", "faults"):
+        assert f"]({name}.md)" in summary
+    assert "MVMC" in summary and "data differ" in summary
+
+
+def test_threshold_sweep_is_monotonic_and_matches_evaluate_run(trained, data3):
+    from ddnn_tf.evaluate import evaluate_run
+
+    lab, results, out = trained
+    rows = read_csv(out / "threshold.csv")
+    ts = [float(r["threshold"]) for r in rows]
+    assert ts == sorted(ts) and ts[0] == 0.0 and ts[-1] == 1.0
+    assert set(TABLE_II) <= {round(t, 2) for t in ts}
+    local = [float(r["local_exit_fraction"]) for r in rows]
+    bytes_ = [float(r["bytes_per_device"]) for r in rows]
+    assert all(b >= a for a, b in zip(local, local[1:]))
+    assert all(b <= a for a, b in zip(bytes_, bytes_[1:]))
+    assert local[-1] == 1.0
+    # At T = 1 only class summaries travel: 4 bytes per class.
+    assert bytes_[-1] == pytest.approx(4 * data3.num_classes)
+    # The 0.8 row agrees with the library's evaluation of the same model.
+    reference = evaluate_run(lab.default(), data3, threshold=0.8)
+    row = next(r for r in rows if float(r["threshold"]) == 0.8)
+    assert float(row["overall_accuracy"]) == pytest.approx(
+        reference["accuracy"]["overall"], abs=1e-6
+    )
+    assert float(row["local_exit_fraction"]) == pytest.approx(
+        reference["exit_fraction"]["local"], abs=1e-6
+    )
+    assert float(row["bytes_per_device"]) == pytest.approx(reference["bytes_per_device"], rel=1e-5)
+    # The paper's Table II is printed beside ours.
+    paper = next(r for r in rows if float(r["threshold"]) == 0.8)
+    assert float(paper["paper_local_exit"]) == 60.82
+    assert "| 0.80 |" in (out / "threshold.md").read_text()
+
+
+def test_scaling_adds_devices_worst_individual_first(trained):
+    lab, results, out = trained
+    rows = read_csv(out / "scaling.csv")
+    assert [int(r["num_devices"]) for r in rows] == list(range(1, DEVICES + 1))
+    individual = [float(r["individual_accuracy"]) for r in rows]
+    assert individual == sorted(individual)
+    added = [int(r["added_device"]) for r in rows]
+    assert sorted(added) == list(range(DEVICES))
+    for k, r in enumerate(rows, start=1):
+        assert sorted(int(d) for d in r["devices"].split(";")) == sorted(added[:k])
+        for col in ("local_accuracy", "cloud_accuracy", "overall_accuracy"):
+            assert 0.0 <= float(r[col]) <= 1.0
+    # One default model, the individual baselines, and one DDNN per k < D: the k = D
+    # entry reuses the default model (same devices, same epochs).
+    assert lab.trainings == 1 + DEVICES + (DEVICES - 1)
+    assert results["scaling"].key["overall_all_devices"] == pytest.approx(
+        results["threshold"].key["overall_accuracy"]
+    )
+
+
+def test_faults_has_one_row_per_device_and_the_failure_sets(trained, data3):
+    from ddnn_tf.evaluate import evaluate_run
+
+    lab, results, out = trained
+    rows = read_csv(out / "faults.csv")
+    single = [r for r in rows if r["kind"] == "single"]
+    assert [int(r["failed_devices"]) for r in single] == list(range(DEVICES))
+    assert all(r["individual_accuracy"] for r in single)  # annotated: scaling ran first
+    none = [r for r in rows if r["kind"] == "none"]
+    assert len(none) == 1 and float(none[0]["overall_drop"]) == 0.0
+    multi = [
+        tuple(int(d) for d in r["failed_devices"].split(";")) for r in rows if r["kind"] == "multi"
+    ]
+    assert multi == fault_sets(DEVICES, 2, 0)
+    reference = evaluate_run(lab.default(), data3, threshold=0.8, fail="1")
+    assert float(single[1]["overall_accuracy"]) == pytest.approx(
+        reference["accuracy"]["overall"], abs=1e-6
+    )
+    assert float(single[1]["cloud_accuracy"]) == pytest.approx(
+        reference["accuracy"]["cloud"], abs=1e-6
+    )
+    md = (out / "faults.md").read_text()
+    assert md.count("\n| ") >= 1 + DEVICES + 1  # header + none + one row per device (+ by-k table)
+
+
+# ------------------------------------------------------------------ stub: aggregation, filters
+def test_aggregation_table_has_the_nine_schemes(stub):
+    lab, results, out = stub
+    rows = read_csv(out / "aggregation.csv")
+    assert [r["scheme"] for r in rows] == list(TABLE_I)
+    assert {(r["local_agg"], r["cloud_agg"]) for r in rows} == {
+        (a, b) for a in ("max", "avg", "concat") for b in ("max", "avg", "concat")
+    }
+    for r in rows:
+        assert (float(r["paper_local_accuracy"]), float(r["paper_cloud_accuracy"])) == TABLE_I[
+            r["scheme"]
+        ]
+        assert 0.0 <= float(r["local_accuracy"]) <= 1.0 and 0.0 <= float(r["cloud_accuracy"]) <= 1.0
+    md = (out / "aggregation.md").read_text()
+    assert all(f"| {s} |" in md for s in TABLE_I)
+    assert set(results["aggregation"].key["ranking_by_cloud"]) == set(TABLE_I)
+
+
+def test_filters_picks_t_for_the_local_exit_target_and_reports_memory(stub, data3):
+    from ddnn_tf.evaluate import evaluate_run
+
+    lab, results, out = stub
+    rows = read_csv(out / "filters.csv")
+    assert [int(r["device_filters"]) for r in rows] == [1, 2]
+    memory = [int(r["device_memory_bytes"]) for r in rows]
+    assert memory[0] < memory[1]
+    for r in results["filters"].rows:  # the exact T (the CSV rounds it)
+        run, _ = lab.model(device_filters=r["device_filters"])
+        assert device_memory_bytes(run.ddnn) == r["device_memory_bytes"]
+        val = evaluate_run(run, data3, threshold=r["threshold"], split="val")
+        assert val["exit_fraction"]["local"] == pytest.approx(0.75, abs=2 / len(data3.val.y))
+    # 9 schemes + f = 1, 2 (f = 4 would have been the default model).
+    assert lab.trainings == 9 + 2
+
+
+def test_a_crash_keeps_finished_files_and_leaves_no_stale_ones(data3, settings, tmp_path):
+    calls = []
+
+    def flaky(dataset, topology, config, *, verbose=0):
+        calls.append(topology.local_agg)
+        if len(calls) == 3:
+            raise RuntimeError("out of memory")
+        return untrained(dataset, topology, config)
+
+    (tmp_path / "aggregation.md").write_text("stale table from an earlier run")
+    (tmp_path / "summary.md").write_text("stale summary")
+    lab = Lab(data3, settings, train_fn=flaky)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_experiments("threshold,aggregation", data3, out=tmp_path, lab=lab)
+    assert (tmp_path / "threshold.csv").is_file() and (tmp_path / "threshold.png").is_file()
+    assert not (tmp_path / "aggregation.md").exists()
+    assert not (tmp_path / "summary.md").exists()
+
+
+# ------------------------------------------------------------------ the CLI end to end
+def test_cli_runs_one_experiment_on_synthetic_data(tmp_path):
+    out = tmp_path / "faults"
+    proc = run_cli(
+        "ddnn_tf.experiments",
+        "faults",
+        "--data",
+        "synthetic",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--train-limit",
+        "100",
+        "--test-limit",
+        "60",
+        "--fault-sets",
+        "1",
+        "--verbose",
+        "0",
+        "--json",
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_csv(out / "faults.csv")
+    assert [int(r["failed_devices"]) for r in rows if r["kind"] == "single"] == list(range(6))
+    assert [r["num_failed"] for r in rows if r["kind"] == "multi"] == ["2", "3", "4", "5"]
+    assert_png(out / "faults.png")
+    assert not (out / "summary.md").exists()  # one experiment: no summary
+    assert '"overall_no_failure"' in proc.stdout
