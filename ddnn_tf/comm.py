@@ -623,19 +623,12 @@ def hierarchy_bytes(
                     has_local=topology.has_local,
                 )
             )
-    edge = 0.0
-    if topology.has_edge_exit:
-        sizes = [feature_nbytes(topology.edge_feature_shape(j)) for j in range(topology.num_edges)]
-        edge = edge_bytes_per_sample(
-            edge_feature_nbytes=float(np.mean(sizes)), exit_fraction=fractions
-        )
-    elif topology.edges:
-        edge = float(
-            np.mean(
-                [feature_nbytes(topology.edge_feature_shape(j)) for j in range(topology.num_edges)]
-            )
-        )
-        edge *= 1.0 - fractions.get("local", 0.0)
+    # Each live edge forwards its packed features for every sample neither the local nor
+    # the edge exit classified.
+    live_edges = [g for g in range(topology.num_edges) if any(d in live for d in topology.edges[g])]
+    forwarded = max(0.0, 1.0 - fractions.get("local", 0.0) - fractions.get("edge", 0.0))
+    sizes = [feature_nbytes(topology.edge_feature_shape(g)) for g in live_edges]
+    edge = forwarded * float(np.mean(sizes)) if sizes else 0.0
     return {
         "bytes_per_device": float(np.mean(per_device)) if per_device else 0.0,
         "raw_bytes_per_device": float(np.mean([raw_bytes_per_device[d] for d in live]))

@@ -21,10 +21,22 @@ from ddnn_tf.checks import check_labels, failed_mask
 from ddnn_tf.comm import hierarchy_bytes
 from ddnn_tf.exits import PAPER_THRESHOLD, evaluate_exits, threshold_sweep
 
-__all__ = ["evaluate_run", "format_exits", "format_report", "format_sweep", "TABLE_II_THRESHOLDS"]
+__all__ = [
+    "evaluate_run",
+    "format_exits",
+    "format_report",
+    "format_sweep",
+    "reduction",
+    "TABLE_II_THRESHOLDS",
+]
 
 #: The thresholds of the paper's Table II.
 TABLE_II_THRESHOLDS = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def reduction(raw_bytes: float, sent_bytes: float) -> float | None:
+    """How many times fewer bytes than raw offload; None when nothing was sent."""
+    return raw_bytes / sent_bytes if sent_bytes > 0 else None
 
 
 def _thresholds(run, threshold) -> dict[str, float]:
@@ -86,6 +98,11 @@ def evaluate_run(
     dataset = dataset if dataset is not None else run.load_data()
     if split not in ("test", "val"):
         raise ValueError(f"--split: expected 'test' or 'val', got {split!r}.")
+    if dataset.num_classes != topology.num_classes:
+        raise ValueError(
+            f"The data ({dataset.name}) has {dataset.num_classes} classes, but the model was "
+            f"trained for {topology.num_classes}: evaluate it on data like its own (--data)."
+        )
     data = getattr(dataset, split)
     y = check_labels(data.y, topology.num_classes, where=f"{split} labels")
     failed = failed_mask(fail, topology.num_devices)
@@ -115,8 +132,9 @@ def evaluate_run(
         "thresholds": report.thresholds,
         "bytes_per_device": cost["bytes_per_device"],
         "raw_bytes_per_device": cost["raw_bytes_per_device"],
-        "communication_reduction": cost["raw_bytes_per_device"]
-        / max(cost["bytes_per_device"], 1e-12),
+        "communication_reduction": reduction(
+            cost["raw_bytes_per_device"], cost["bytes_per_device"]
+        ),
         "failed_devices": [int(d) for d in np.flatnonzero(failed)],
         "summary_encoding": summary_encoding,
     }
@@ -147,13 +165,17 @@ def format_exits(result: dict[str, Any], *, measured: bool = False) -> list[str]
         f"  exits: {fr}",
         f"  bytes per device per sample{' (measured)' if measured else ''}: "
         f"{result['bytes_per_device']:.1f} (raw offload {result['raw_bytes_per_device']:.0f}; "
-        f"{result['communication_reduction']:.1f}x less)",
+        f"{_times(result['communication_reduction'])} less)",
     ]
     if "edge_to_cloud_bytes" in result:
         lines.append(
             f"  bytes per edge to the cloud per sample: {result['edge_to_cloud_bytes']:.1f}"
         )
     return lines
+
+
+def _times(factor: float | None) -> str:
+    return "n/a" if factor is None else f"{factor:.1f}x"
 
 
 def format_sweep(result: dict[str, Any]) -> list[str]:

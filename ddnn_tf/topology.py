@@ -60,7 +60,8 @@ class Topology:
             edges exist every device belongs to exactly one.
         exits: the exits, a bottom-to-top subsequence of ``("local", "edge", "cloud")``
             that ends with ``"cloud"``.
-        local_agg: how the local aggregator combines device class summaries.
+        local_agg: how the local aggregator combines device class summaries (and, with
+            an edge exit, how the edge aggregator combines the edges' summaries).
         edge_agg: how each edge combines its devices' feature maps.
         cloud_agg: how the cloud combines the feature maps it receives (from the
             devices, or from the edges when there are edges).

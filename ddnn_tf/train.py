@@ -385,23 +385,31 @@ def load_run(path: str | Path) -> Run:
 
 
 # ----------------------------------------------------------------------------- CLI
-def _parse_weights(exit_weights) -> dict[str, float] | None:
-    """``"local=1,cloud=0.5"`` or ``"1,0.5"`` (bottom to top) or a dict."""
+def _flag_items(value, sep: str = ",") -> list[str]:
+    """Items of a comma-separated flag; fire hands ``a,b`` over as a tuple, ``3`` as an int."""
+    if isinstance(value, (list, tuple)):
+        value = sep.join(map(str, value))
+    return [item.strip() for item in str(value).split(sep) if item.strip()]
+
+
+def _parse_weights(exit_weights, exits: tuple[str, ...]) -> dict[str, float] | None:
+    """``"local=1,cloud=0.5"``, ``"1,0.5"`` (bottom to top, one per exit) or a dict."""
     if exit_weights is None or isinstance(exit_weights, dict):
         return exit_weights
-    if isinstance(exit_weights, (int, float)):
-        exit_weights = str(exit_weights)
-    if isinstance(exit_weights, (list, tuple)):
-        exit_weights = ",".join(map(str, exit_weights))
-    parts = [p for p in str(exit_weights).split(",") if p]
+    parts = _flag_items(exit_weights)
     try:
         if all("=" in p for p in parts):
             return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
-        return {"__positional__": [float(p) for p in parts]}  # resolved against the exits
+        values = [float(p) for p in parts]
     except ValueError:
         raise ValueError(
             f"--exit-weights: expected e.g. local=1,cloud=1 or 1,1; got {exit_weights!r}."
         ) from None
+    if len(values) != len(exits):
+        raise ValueError(
+            f"--exit-weights gives {len(values)} weights for {len(exits)} exits {list(exits)}."
+        )
+    return dict(zip(exits, values))
 
 
 def main(
@@ -447,21 +455,19 @@ def main(
         cloud_conv_layers=int(cloud_layers),
         device_dropout=float(device_dropout),
     )
-    if edges:
-        options["edges"] = [[int(d) for d in g.split(",") if d] for g in str(edges).split(";")]
+    if edges is not None:
+        if isinstance(edges, str):
+            groups = _flag_items(edges, ";")
+        elif isinstance(edges, (list, tuple)) and all(isinstance(g, (list, tuple)) for g in edges):
+            groups = list(edges)  # --edges "[[0,1,2],[3,4,5]]"
+        else:
+            groups = [edges]
+        options["edges"] = [[int(d) for d in _flag_items(g)] for g in groups]
         options["exits"] = ("local", "edge", "cloud")
     if exits:
-        options["exits"] = tuple(e.strip() for e in str(exits).split(",") if e.strip())
+        options["exits"] = tuple(_flag_items(exits))
     topology = topology_for(dataset, **options)
-    weights = _parse_weights(exit_weights)
-    if weights and "__positional__" in weights:
-        values = weights["__positional__"]
-        if len(values) != len(topology.exits):
-            raise ValueError(
-                f"--exit-weights gives {len(values)} weights for {len(topology.exits)} exits "
-                f"{list(topology.exits)}."
-            )
-        weights = dict(zip(topology.exits, values))
+    weights = _parse_weights(exit_weights, topology.exits)
     config = TrainConfig(
         epochs=int(epochs),
         batch_size=int(batch_size),

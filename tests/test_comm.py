@@ -287,3 +287,23 @@ def test_unpack_rejects_wrong_length_and_padding():
         unpack_features(b"\xff\xff", (9,))
     with pytest.raises(ValueError, match="non-negative"):
         feature_nbytes((4, -1))
+
+
+def test_hierarchy_bytes_averages_over_live_edges():
+    from ddnn_tf.comm import hierarchy_bytes
+    from ddnn_tf.topology import Topology
+
+    t = Topology(
+        input_shapes=[(10, 14, 1)] * 4,
+        num_classes=3,
+        edges=[[0, 1], [2, 3]],
+        exits=("local", "edge", "cloud"),
+    )
+    fractions = {"local": 0.5, "edge": 0.25, "cloud": 0.25}
+    edge_bytes = feature_nbytes(t.edge_feature_shape(0))  # 5 x 7 x 16 bits -> 70 bytes
+    raw = [140] * 4
+    all_up = hierarchy_bytes(t, fractions, raw_bytes_per_device=raw)
+    one_edge_down = hierarchy_bytes(t, fractions, raw_bytes_per_device=raw, failed=[1, 1, 0, 0])
+    assert all_up["edge_to_cloud"] == pytest.approx(0.25 * edge_bytes)
+    assert one_edge_down["edge_to_cloud"] == pytest.approx(0.25 * edge_bytes)  # the live edge
+    assert all_up["bytes_per_device"] == pytest.approx(12 + 0.5 * 18)

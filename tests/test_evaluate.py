@@ -70,3 +70,18 @@ def test_evaluate_cli_json_and_errors(tiny_run, tmp_path):
     missing = run_cli("ddnn_tf.evaluate", str(tmp_path / "nothing"))
     assert missing.returncode != 0 and "nothing" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_data_with_other_classes_is_refused(tiny_run):
+    from ddnn_tf.data import load_dataset
+
+    other = load_dataset("synthetic", n_samples=60, num_classes=4)
+    with pytest.raises(ValueError, match="4 classes, but the model was trained for 3"):
+        evaluate_run(tiny_run, other)
+
+
+def test_reduction_factor_is_none_when_nothing_is_sent():
+    from ddnn_tf.evaluate import reduction
+
+    assert reduction(140, 40) == pytest.approx(3.5)
+    assert reduction(140, 0.0) is None

@@ -176,3 +176,42 @@ def test_evaluate_cli_rejects_data_of_the_wrong_shape(tiny_run, tmp_path):
     assert (
         "device 0 input has shape (4, 8, 8, 1), expected (N, 10, 14, 1)" in res.stderr
     )  # 20% test
+
+
+def test_comma_separated_flags_survive_fire_parsing():
+    from ddnn_tf.train import _flag_items, _parse_weights
+
+    # fire turns "a,b" into a tuple and "3" into an int
+    assert _flag_items(("local", "cloud")) == ["local", "cloud"]
+    assert _flag_items((0, 1, 2)) == ["0", "1", "2"] and _flag_items(0) == ["0"]
+    assert _flag_items("0,1,2;3,4,5", ";") == ["0,1,2", "3,4,5"]
+    assert _parse_weights((1, 0.5), ("local", "cloud")) == {"local": 1.0, "cloud": 0.5}
+    assert _parse_weights("cloud=2", ("local", "cloud")) == {"cloud": 2.0}
+    with pytest.raises(ValueError, match="2 weights for 3 exits"):
+        _parse_weights("1,1", ("local", "edge", "cloud"))
+
+
+def test_train_cli_edges_exits_and_weights(tmp_path):
+    out = tmp_path / "edges"
+    res = run_cli(
+        "ddnn_tf.train", "--data", "synthetic", "--out", str(out), "--epochs", "1",
+        "--train-limit", "60", "--verbose", "0", "--edges", "0,1,2;3,4,5",
+        "--exit-weights", "1,0.5,2",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    topology = json.loads((out / "topology.json").read_text())
+    assert topology["edges"] == [[0, 1, 2], [3, 4, 5]]
+    assert topology["exits"] == ["local", "edge", "cloud"]
+    weights = json.loads((out / "train_config.json").read_text())["exit_weights"]
+    assert weights == {"local": 1.0, "edge": 0.5, "cloud": 2.0}
+
+
+def test_unknown_flags_stop_before_anything_runs(tiny_run, tmp_path):
+    typo = run_cli(
+        "ddnn_tf.train", "--data", "synthetic", "--out", str(tmp_path / "t"),
+        "--devcie-dropout", "0.1",
+    )  # fmt: skip
+    assert typo.returncode == 2 and "Unknown flag --devcie-dropout" in typo.stderr
+    assert "--device-dropout" in typo.stderr and not (tmp_path / "t").exists()
+    bogus = run_cli("ddnn_tf.evaluate", str(tiny_run.path), "--bogus", "1")
+    assert bogus.returncode == 2 and bogus.stdout == ""

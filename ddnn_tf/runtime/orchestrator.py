@@ -114,6 +114,7 @@ class RunResult:
         wire_seconds: time spent encoding and decoding messages (all links).
         batch_size: samples per interpreter call (1 = one by one).
         all_exits: True when every tier ran on every sample (no early exit).
+        edge_alive: ``(N, E)`` bool, edges with at least one live device (None without edges).
     """
 
     exits: tuple[str, ...]
@@ -128,6 +129,7 @@ class RunResult:
     wire_seconds: float = 0.0
     batch_size: int = 1
     all_exits: bool = False
+    edge_alive: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.exit_index)
@@ -166,9 +168,10 @@ class RunResult:
         return float(self.device_bytes()[alive].mean()) if alive.any() else 0.0
 
     def edge_to_cloud_bytes(self) -> float:
-        """Mean bytes one edge sends to the cloud per sample (0 without edges)."""
+        """Mean bytes one live edge sends to the cloud per sample (0 without edges)."""
         b = self.link_bytes["edge_to_cloud"]
-        return float(b.mean()) if b.size else 0.0
+        alive = self.edge_alive if self.edge_alive is not None else np.ones(b.shape, bool)
+        return float(b[alive].mean()) if alive.any() else 0.0
 
     def latency(self) -> dict[str, dict[str, float]]:
         """Per tier: ``total_ms``, ``mean_ms`` per sample it processed, and ``samples``."""
@@ -458,6 +461,11 @@ class Hierarchy:
             },
             tier_seconds={t: 0.0 for t in self.tiers},
             tier_samples={t: 0 for t in self.tiers},
+            edge_alive=np.stack(
+                [presence[:, list(g)].any(axis=1) for g in self.topology.edges], axis=1
+            )
+            if self.topology.edges
+            else None,
             batch_size=int(batch_size),
             all_exits=all_exits,
         )

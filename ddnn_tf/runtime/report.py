@@ -26,7 +26,7 @@ import numpy as np
 
 from ddnn_tf.checks import check_labels, failed_mask
 from ddnn_tf.comm import expected_bytes_per_device
-from ddnn_tf.evaluate import format_exits, format_sweep
+from ddnn_tf.evaluate import format_exits, format_sweep, reduction
 from ddnn_tf.exits import evaluate_exits, threshold_sweep
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
@@ -179,7 +179,7 @@ def evaluate_model(
         "thresholds": dict(staged.thresholds),
         "bytes_per_device": bytes_per_device,
         "raw_bytes_per_device": raw_mean,
-        "communication_reduction": raw_mean / max(bytes_per_device, 1e-12),
+        "communication_reduction": reduction(raw_mean, bytes_per_device),
         "failed_devices": [int(d) for d in np.flatnonzero(failed)],
         "fail_prob": float(fail_prob),
         "seed": int(seed),
