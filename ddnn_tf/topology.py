@@ -211,12 +211,6 @@ class Topology:
     def is_image(self, device: int) -> bool:
         return len(self.input_shapes[device]) == 3
 
-    def edge_of(self, device: int) -> int | None:
-        for j, group in enumerate(self.edges):
-            if device in group:
-                return j
-        return None
-
     def feature_shape(self, device: int) -> tuple[int, ...]:
         """Shape of the binary feature map device ``device`` sends upward."""
         shape = self.input_shapes[device]

@@ -42,6 +42,17 @@ def test_failed_devices_are_absent_not_zero_input(tiny_run, tiny_dataset):
     failed = evaluate_run(tiny_run, tiny_dataset, threshold=0.0, fail="0,1,2,3,4")
     assert failed["failed_devices"] == [0, 1, 2, 3, 4]
     assert failed["accuracy"]["cloud"] != full["accuracy"]["cloud"]
+    # Absent is not "sent a blank image": the local max runs over device 5 alone.
+    from ddnn_tf.exits import softmax
+    from ddnn_tf.train import predict_exits
+
+    xs = [x if i == 5 else np.zeros_like(x) for i, x in enumerate(tiny_dataset.test.x)]
+    presence = np.array([0, 0, 0, 0, 0, 1], np.float32)
+    absent = predict_exits(tiny_run.ddnn, tiny_dataset.test.x, presence=presence)
+    blank = predict_exits(tiny_run.ddnn, xs)
+    summary = tiny_run.ddnn.tiers["device_5"].predict(tiny_dataset.test.x[5], verbose=0)["summary"]
+    np.testing.assert_allclose(absent["local"], softmax(summary), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(absent["local"], blank["local"])
     with pytest.raises(ValueError, match="every device"):
         evaluate_run(tiny_run, tiny_dataset, fail="0,1,2,3,4,5")
     with pytest.raises(ValueError, match="device 9 does not exist"):
