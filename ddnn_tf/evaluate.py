@@ -19,7 +19,7 @@ import numpy as np
 from ddnn_tf._cli import cli
 from ddnn_tf.checks import check_labels, failed_mask
 from ddnn_tf.comm import hierarchy_bytes
-from ddnn_tf.exits import PAPER_THRESHOLD, evaluate_exits, threshold_sweep
+from ddnn_tf.exits import evaluate_exits, resolve_thresholds, threshold_sweep
 
 __all__ = [
     "evaluate_run",
@@ -27,37 +27,12 @@ __all__ = [
     "format_report",
     "format_sweep",
     "reduction",
-    "TABLE_II_THRESHOLDS",
 ]
-
-#: The thresholds of the paper's Table II.
-TABLE_II_THRESHOLDS = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 def reduction(raw_bytes: float, sent_bytes: float) -> float | None:
     """How many times fewer bytes than raw offload; None when nothing was sent."""
     return raw_bytes / sent_bytes if sent_bytes > 0 else None
-
-
-def _thresholds(run, threshold) -> dict[str, float]:
-    early = run.topology.exits[:-1]
-    if threshold is None:  # the run's calibrated thresholds (as in its manifest), else the paper's
-        threshold = "calibrated" if all(e in run.thresholds for e in early) else "paper"
-    if threshold == "paper":
-        return {e: PAPER_THRESHOLD for e in early}
-    if threshold == "calibrated":
-        if not all(e in run.thresholds for e in early):
-            raise ValueError(f"Run {run.path} has no calibrated thresholds; give --threshold T.")
-        return {e: float(run.thresholds[e]) for e in early}
-    try:
-        t = float(threshold)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"--threshold: expected a number in [0, 1], 'paper' or 'calibrated'; got {threshold!r}."
-        ) from None
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"--threshold: expected a number in [0, 1], got {t}.")
-    return {e: t for e in early}
 
 
 def evaluate_run(
@@ -109,7 +84,7 @@ def evaluate_run(
     if failed.all():
         raise ValueError("--fail names every device: nothing would reach any exit.")
     probs = predict_exits(run.ddnn, data.x, presence=(~failed).astype(np.float32))
-    thresholds = _thresholds(run, threshold)
+    thresholds = resolve_thresholds(threshold, topology.exits[:-1], run.thresholds)
     report = evaluate_exits(probs, y, thresholds if thresholds else 1.0)
     raw = list(dataset.raw_bytes_per_device)
 

@@ -38,6 +38,7 @@ __all__ = [
     "exit_points",
     "normalized_entropy",
     "predictions",
+    "resolve_thresholds",
     "search_threshold",
     "softmax",
     "threshold_sweep",
@@ -166,6 +167,68 @@ def _check_threshold(t: float, where: str) -> float:
             f"[0, 1]). Received {t!r}."
         )
     return value
+
+
+def resolve_thresholds(
+    threshold, early_exits: Sequence[str], calibrated: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """The threshold of every early exit, from what a user asked for.
+
+    One rule for ``ddnn_tf.evaluate`` and the runtime alike.
+
+    Args:
+        threshold: a number in [0, 1] for every early exit, a mapping ``{exit: T}``,
+            ``"paper"`` (:data:`PAPER_THRESHOLD`), ``"calibrated"`` (``calibrated``), or
+            None: ``calibrated`` when it covers every early exit, else the paper's.
+        early_exits: the exits below the last, bottom to top.
+        calibrated: thresholds searched on a validation split (a run's, a manifest's).
+
+    Returns:
+        ``{exit: T}`` for every early exit.
+
+    Raises:
+        ValueError: a value outside [0, 1] or not a number, an incomplete mapping, or
+            ``"calibrated"`` without calibrated thresholds for every early exit.
+
+    Example:
+        >>> resolve_thresholds("paper", ["local"])
+        {'local': 0.8}
+    """
+    early = list(early_exits)
+    calibrated = dict(calibrated or {})
+    complete = all(e in calibrated for e in early)
+    if threshold is None:
+        threshold = "calibrated" if complete else "paper"
+    if threshold == "paper":
+        threshold = PAPER_THRESHOLD
+    if threshold == "calibrated":
+        if not complete:
+            raise ValueError("No calibrated thresholds for every early exit; give --threshold T.")
+        threshold = {e: calibrated[e] for e in early}
+    if isinstance(threshold, Mapping):
+        unknown = sorted(set(threshold) - set(early))
+        missing = [e for e in early if e not in threshold]
+        if unknown or missing:
+            raise ValueError(
+                f"thresholds: expected one per early exit {early}; unknown {unknown}, "
+                f"missing {missing}."
+            )
+        values = dict(threshold)
+    else:
+        values = {e: threshold for e in early}
+    out = {}
+    for e in early:
+        try:
+            t = float(values[e])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"--threshold: expected a number in [0, 1], 'paper' or 'calibrated'; "
+                f"got {values[e]!r}."
+            ) from None
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"--threshold: expected a number in [0, 1], got {t}.")
+        out[e] = t
+    return out
 
 
 def _as_thresholds(thresholds: Sequence[float], num_exits: int) -> list[float]:

@@ -5,7 +5,8 @@ import pytest
 from conftest import run_cli
 
 from ddnn_tf.comm import paper_bytes_per_device
-from ddnn_tf.evaluate import TABLE_II_THRESHOLDS, evaluate_run, format_report
+from ddnn_tf.evaluate import evaluate_run, format_report
+from ddnn_tf.experiments import TABLE_II
 
 KEYS = {
     "n_samples",
@@ -31,7 +32,7 @@ def test_evaluate_reports_exits_bytes_and_sweep(tiny_run, tiny_dataset):
     assert paper_bytes_per_device(3, 4, 35, local) == pytest.approx(12 + (1 - local) * 17.5)
     assert result["raw_bytes_per_device"] == 140
     thresholds = [row["threshold"] for row in result["sweep"]]
-    assert set(TABLE_II_THRESHOLDS) <= set(thresholds)
+    assert set(TABLE_II) <= set(thresholds)  # the paper's Table II thresholds
     fractions = [row["exit_fraction"]["local"] for row in result["sweep"]]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert "overall accuracy" in format_report(result)

@@ -322,3 +322,24 @@ def test_exit_report_is_frozen():
         report.n_samples = 3  # type: ignore[misc]
     assert report.exit_fraction["local"] == pytest.approx(3 / 7)
     assert math.isclose(report.accuracy["overall"], 5 / 7)
+
+
+def test_resolve_thresholds_one_rule_for_evaluate_and_runtime():
+    from ddnn_tf.exits import resolve_thresholds
+
+    early = ["local", "edge"]
+    cal = {"local": 0.2, "edge": 0.4}
+    assert resolve_thresholds(None, early, cal) == cal
+    assert resolve_thresholds(None, early, {"local": 0.2}) == {"local": 0.8, "edge": 0.8}
+    assert resolve_thresholds("paper", early, cal) == {"local": 0.8, "edge": 0.8}
+    assert resolve_thresholds(0.5, early) == {"local": 0.5, "edge": 0.5}
+    assert resolve_thresholds({"local": 0.1, "edge": 1}, early) == {"local": 0.1, "edge": 1.0}
+    assert resolve_thresholds(None, [], cal) == {}
+    with pytest.raises(ValueError, match="No calibrated thresholds"):
+        resolve_thresholds("calibrated", early, {"local": 0.2})
+    with pytest.raises(ValueError, match=r"missing \['edge'\]"):
+        resolve_thresholds({"local": 0.1}, early)
+    with pytest.raises(ValueError, match="--threshold"):
+        resolve_thresholds(1.5, early)
+    with pytest.raises(ValueError, match="'paper' or 'calibrated'"):
+        resolve_thresholds("abc", early)

@@ -44,7 +44,7 @@ import numpy as np
 
 from ddnn_tf.checks import check_views, failed_mask
 from ddnn_tf.comm import decode_summary, encode_summary, pack_features, unpack_features
-from ddnn_tf.exits import PAPER_THRESHOLD, exit_points, predictions, softmax
+from ddnn_tf.exits import exit_points, predictions, resolve_thresholds, softmax
 from ddnn_tf.manifest import Manifest, load_manifest
 from ddnn_tf.runtime.tiers import TARGETS, TierRunner
 from ddnn_tf.topology import Topology
@@ -359,34 +359,6 @@ class Hierarchy:
             self.topology.input_shapes, list(getattr(xs, "x", xs)), where="run inputs"
         )
 
-    def _thresholds(self, thresholds) -> dict[str, float]:
-        early = self.exits[:-1]
-        if thresholds is None or thresholds == "calibrated":
-            return dict(self.thresholds)
-        if thresholds == "paper":
-            thresholds = PAPER_THRESHOLD
-        if isinstance(thresholds, Mapping):
-            unknown = sorted(set(thresholds) - set(self.exits))
-            missing = [e for e in early if e not in thresholds]
-            if unknown or missing:
-                raise ValueError(
-                    f"thresholds: expected one per early exit {list(early)}; unknown "
-                    f"{unknown}, missing {missing}."
-                )
-            values = {e: thresholds[e] for e in early}
-        else:
-            values = {e: thresholds for e in early}
-        out = {}
-        for e, t in values.items():
-            try:
-                t = float(t)
-            except (TypeError, ValueError):
-                raise ValueError(f"--threshold: expected a number in [0, 1], got {t!r}.") from None
-            if not 0.0 <= t <= 1.0:
-                raise ValueError(f"--threshold: expected a number in [0, 1], got {t}.")
-            out[e] = t
-        return out
-
     def presence(self, n: int, *, fail=None, fail_prob: float = 0.0, seed: int = 0) -> np.ndarray:
         """:func:`draw_presence` for this hierarchy's devices."""
         return draw_presence(n, self.num_devices, fail=fail, fail_prob=fail_prob, seed=seed)
@@ -444,7 +416,7 @@ class Hierarchy:
             or batch_size < 1
         ):
             raise ValueError(f"--batch-size: expected a positive integer, got {batch_size!r}.")
-        ts = self._thresholds(thresholds)
+        ts = resolve_thresholds(thresholds, self.exits[:-1], self.thresholds)
         d, e, c = self.num_devices, len(self.edge_tiers), self.num_classes
         result = RunResult(
             exits=self.exits,
