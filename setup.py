@@ -31,14 +31,24 @@ setup(
         "fire>=0.5",
         "tqdm>=4.60",
         "matplotlib>=3.7",
+        "jsonschema>=4.20",
+        # Tiers as network services (python -m ddnn_tf.serve / deploy).
+        "fastapi==0.163.2",
+        "uvicorn==0.54.0",
+        "httpx==0.28.1",
+        "qrcode==8.2",
     ],
     extras_require={
+        # The cloud tier on Ray Serve (serve cloud --engine ray).
+        "ray": ["ray[serve]==2.60.0"],
         "dev": [
             "pytest>=7",
             "ruff>=0.5",
             "nbclient>=0.10",
             "nbformat>=5.9",
             "ipykernel>=6",
+            "playwright==1.65.2",
+            "ray[serve]==2.60.0",
         ],
     },
     classifiers=[
