@@ -26,6 +26,7 @@ answered; ``--cloud-down-at K`` stops the cloud once K samples were answered.
 
 from __future__ import annotations
 
+import contextlib
 import json as _json
 import os
 import secrets
@@ -81,21 +82,19 @@ class _Process:
             time.sleep(0.05)
         raise ValueError(f"{self.name} did not start within {_READY_TIMEOUT_S:g} s.")
 
-    def stop(self, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
-        if not self.alive():
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            self.proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with_kill = signal.SIGKILL
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
+        """Signal the process itself (it stops its own children, as Ray's driver does),
+        then kill whatever is left of its process group after ``grace`` seconds."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, sig)
             try:
-                os.killpg(self.proc.pid, with_kill)
-            except ProcessLookupError:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
                 pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
 
     def records(self) -> list[dict]:
