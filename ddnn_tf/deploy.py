@@ -26,13 +26,10 @@ answered; ``--cloud-down-at K`` stops the cloud once K samples were answered.
 
 from __future__ import annotations
 
-import contextlib
 import json as _json
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,88 +38,11 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf._cli import cli
+from ddnn_tf.serve.process import ServiceProcess, wait_ready
 
 __all__ = ["deploy", "main"]
 
 _READY_TIMEOUT_S = 120.0
-
-
-class _Process:
-    """A child process with its output in files (no pipe can fill up and block it)."""
-
-    def __init__(self, name: str, args: list[str], folder: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.out = folder / f"{name}.out"
-        self.err = folder / f"{name}.err"
-        with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, *args],
-                stdout=out,
-                stderr=err,
-                env=env,
-                start_new_session=True,
-            )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self) -> str:
-        text = self.err.read_text(errors="replace").strip().splitlines()
-        return " | ".join(text[-3:]) if text else "(no output)"
-
-    def url(self, deadline: float) -> str:
-        while time.monotonic() < deadline:
-            for line in self.out.read_text(errors="replace").splitlines():
-                if line.startswith('{"url"'):
-                    return _json.loads(line)["url"]
-            if not self.alive():
-                raise ValueError(
-                    f"{self.name} exited with status {self.proc.returncode}: {self.tail()}"
-                )
-            time.sleep(0.05)
-        raise ValueError(f"{self.name} did not start within {_READY_TIMEOUT_S:g} s.")
-
-    def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
-        """Signal the process itself (it stops its own children, as Ray's driver does),
-        then kill whatever is left of its process group after ``grace`` seconds."""
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-
-    def records(self) -> list[dict]:
-        out = []
-        for line in self.out.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    out.append(_json.loads(line))
-                except ValueError:
-                    pass  # a line cut by a kill
-        return out
-
-
-def _wait_ready(client, url: str, proc: _Process, deadline: float) -> None:
-    import httpx
-
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise ValueError(
-                f"{proc.name} exited with status {proc.proc.returncode}: {proc.tail()}"
-            )
-        try:
-            if client.get(f"{url}/readyz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise ValueError(f"{proc.name} at {url} was not ready within {_READY_TIMEOUT_S:g} s.")
 
 
 def _check_count(value, flag: str) -> int | None:
@@ -149,8 +69,13 @@ def deploy(
     kill_at: int | None = None,
     cloud_down_at: int | None = None,
     timeout_s: float = 900.0,
+    records: bool = False,
 ) -> dict[str, Any]:
     """Run the hierarchy as processes on loopback and report it (see the module docstring).
+
+    ``data`` may also be a loaded ``Dataset``. With ``records`` the result also holds
+    ``samples``: per sample ``exit`` (index, -1 = none), ``prediction``, ``degraded`` and
+    ``local_presence`` (the devices whose summaries arrived).
 
     Returns:
         The report as a JSON-able dict.
@@ -196,7 +121,7 @@ def deploy(
     env = {**os.environ, "DDNN_TF_TOKEN": token, "PYTHONUNBUFFERED": "1"}
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    procs: list[_Process] = []
+    procs: list[ServiceProcess] = []
     killed_at = cloud_down = None
     with tempfile.TemporaryDirectory(prefix="ddnn-deploy-") as tmp:
         folder = Path(tmp)
@@ -218,7 +143,7 @@ def deploy(
                 ]
                 if engine == "ray":
                     cloud_args += ["--engine", "ray", "--replicas", str(replicas)]
-                cloud = _Process("cloud", cloud_args, folder, env)
+                cloud = ServiceProcess("cloud", cloud_args, folder, env)
                 procs.append(cloud)
                 gateway_args = [
                     "-m",
@@ -232,14 +157,14 @@ def deploy(
                     "--cloud",
                 ]
                 cloud_url = cloud.url(deadline)
-                _wait_ready(client, cloud_url, cloud, deadline)
+                wait_ready(client, cloud_url, cloud, deadline)
                 gateway_args.append(cloud_url)
                 if threshold is not None:
                     gateway_args += ["--threshold", str(threshold)]
-                gateway = _Process("gateway", gateway_args, folder, env)
+                gateway = ServiceProcess("gateway", gateway_args, folder, env)
                 procs.append(gateway)
                 gateway_url = gateway.url(deadline)
-                _wait_ready(client, gateway_url, gateway, deadline)
+                wait_ready(client, gateway_url, gateway, deadline)
                 devices = []
                 for d in range(h.num_devices):
                     args = [
@@ -257,7 +182,7 @@ def deploy(
                         "--target",
                         target,
                     ]
-                    devices.append(_Process(f"device_{d}", args, folder, env))
+                    devices.append(ServiceProcess(f"device_{d}", args, folder, env))
                 procs.extend(devices)
                 stop_at = time.monotonic() + timeout_s
                 while any(p.alive() for p in devices):
@@ -299,6 +224,7 @@ def deploy(
         kill_device=kill_device,
         killed_at=killed_at,
         cloud_down=cloud_down,
+        records=records,
     )
 
 
@@ -423,6 +349,13 @@ def _report(h, samples, xs, answers, rounds, **info) -> dict[str, Any]:
         },
         "cloud_down_after": info["cloud_down"],
     }
+    if info["records"]:
+        result["samples"] = {
+            "exit": exit_index.tolist(),
+            "prediction": prediction.tolist(),
+            "degraded": degraded.tolist(),
+            "local_presence": local_p.tolist(),
+        }
     return result
 
 
