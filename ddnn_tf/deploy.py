@@ -142,7 +142,14 @@ def deploy(
                     target,
                 ]
                 if engine == "ray":
-                    cloud_args += ["--engine", "ray", "--replicas", str(replicas)]
+                    cloud_args += [
+                        "--engine",
+                        "ray",
+                        "--replicas",
+                        str(replicas),
+                        "--ray-temp-dir",
+                        str(folder / "ray"),
+                    ]
                 cloud = ServiceProcess("cloud", cloud_args, folder, env)
                 procs.append(cloud)
                 gateway_args = [

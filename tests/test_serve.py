@@ -291,3 +291,31 @@ def test_deploy_with_a_killed_device_and_a_downed_cloud(fmnist, hierarchy):
     run = hierarchy.run([x[window] for x in test.x], fail="2", batch_size=256)
     np.testing.assert_array_equal(np.array(s["prediction"])[window], run.prediction)
     np.testing.assert_array_equal(exits[window], run.exit_index)
+
+
+@pytest.mark.slow
+def test_deploy_on_ray_serve_matches_the_offline_run(fmnist):
+    """The cloud tier as a Ray Serve deployment (local Ray with token auth): same answers."""
+    result = deploy(MODEL, fmnist, limit=200, engine="ray", timeout_s=300)
+    assert result["engine"] == "ray"
+    assert result["lost"] == 0 and result["degraded"] == 0
+    assert result["mismatches_vs_offline"] == 0
+    assert result["exit_fraction"]["cloud"] > 0  # the Ray cloud answered samples
+    assert _ray_processes_of_deploys() == []  # ray.shutdown stopped the local instance
+
+
+def _ray_processes_of_deploys() -> list[str]:
+    """Live processes of a Ray instance started by deploy (its files live in deploy's
+    temporary folder, which their command lines name)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "ddnn-deploy-" in cmd and "ray" in cmd:
+            found.append(f"{entry}: {cmd[:120]}")
+    return found
