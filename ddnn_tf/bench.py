@@ -4,6 +4,9 @@
   and the single-sample latency (median of many invocations, one thread) of the
   converted binaries on this CPU.
 
+* ``serve tflite_models/NAME``: the cloud service on uvicorn vs Ray Serve (samples/s,
+  p50/p99 per request), from :mod:`ddnn_tf.serve.bench`.
+
 * ``train``: training throughput (samples/s, s/epoch) of the default model on fmnist6.
 
 Each command is a function ``bench_<name>`` that returns its figures (and prints them);
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf._cli import cli
+from ddnn_tf.serve.bench import bench_serve
 
 __all__ = ["COMMANDS", "bench_train", "bench_tiers", "format_tiers"]
 
@@ -340,6 +344,7 @@ COMMANDS = {
     "train": _command(bench_train),
     "tiers": _command(bench_tiers),
     "run": _command(bench_run),
+    "serve": _command(bench_serve),
 }
 
 

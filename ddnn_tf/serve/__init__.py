@@ -5,14 +5,13 @@
   (``serve gateway``), which forwards the samples that did not exit to the cloud;
 * :mod:`ddnn_tf.serve.wire`: the binary message formats, shared with the devices.
 
-Nothing here imports TensorFlow: the tiers run through :mod:`ddnn_tf.runtime`.
+Nothing here imports TensorFlow: the tiers run through :mod:`ddnn_tf.runtime`. The
+names below are imported on first use, so ``import ddnn_tf.serve.bench`` stays light.
 """
 
 from __future__ import annotations
 
-from ddnn_tf.serve.cloud import CloudTier, cloud_router, create_cloud_app, describe_model
-from ddnn_tf.serve.http import TOKEN_ENV, ServiceError
-from ddnn_tf.serve.wire import FEATURES_TYPE, CloudSpec, model_id
+import importlib
 
 __all__ = [
     "FEATURES_TYPE",
@@ -27,10 +26,21 @@ __all__ = [
     "model_id",
 ]
 
+_WHERE = {
+    "FEATURES_TYPE": "wire",
+    "CloudSpec": "wire",
+    "model_id": "wire",
+    "TOKEN_ENV": "http",
+    "ServiceError": "http",
+    "CloudTier": "cloud",
+    "cloud_router": "cloud",
+    "create_cloud_app": "cloud",
+    "describe_model": "cloud",
+    "create_gateway_app": "gateway",
+}
+
 
 def __getattr__(name: str):
-    if name == "create_gateway_app":
-        from ddnn_tf.serve.gateway import create_gateway_app
-
-        return create_gateway_app
-    raise AttributeError(name)
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"ddnn_tf.serve.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'ddnn_tf.serve' has no attribute {name!r}")
