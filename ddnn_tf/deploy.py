@@ -30,6 +30,7 @@ import json as _json
 import os
 import secrets
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -431,22 +432,26 @@ def main(
         timeout_s: give up (and stop everything) after this many seconds of streaming.
         json: print one JSON object instead of the text report.
     """
-    result = deploy(
-        model,
-        data,
-        path=path,
-        split=split,
-        limit=limit,
-        threshold=threshold,
-        engine=engine,
-        replicas=replicas,
-        batch=batch,
-        target=target,
-        kill_device=kill_device,
-        kill_at=kill_at,
-        cloud_down_at=cloud_down_at,
-        timeout_s=timeout_s,
-    )
+    try:
+        result = deploy(
+            model,
+            data,
+            path=path,
+            split=split,
+            limit=limit,
+            threshold=threshold,
+            engine=engine,
+            replicas=replicas,
+            batch=batch,
+            target=target,
+            kill_device=kill_device,
+            kill_at=kill_at,
+            cloud_down_at=cloud_down_at,
+            timeout_s=timeout_s,
+        )
+    except KeyboardInterrupt:
+        print("error: interrupted; every process deploy started was stopped.", file=sys.stderr)
+        sys.exit(130)
     print(_json.dumps(result, indent=2) if json else format_report(result))
 
 
