@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json as _json
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -56,7 +57,12 @@ async def _drive(url: str, headers: dict, bodies: list, expected: list, concurre
     latencies = [0.0] * len(bodies)
     identical = [False] * len(bodies)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as c:
+    transport = httpx.AsyncHTTPTransport(
+        limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    )
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, transport=transport, timeout=60
+    ) as c:
         for body in bodies[: min(50, len(bodies))]:  # warm-up (connections, first batches)
             (await c.post("/v1/cloud", content=body)).raise_for_status()
         queue = list(range(len(bodies)))[::-1]

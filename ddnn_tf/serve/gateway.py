@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -65,7 +66,10 @@ from ddnn_tf.serve.wire import (
     summary_size,
 )
 
-__all__ = ["Gateway", "create_gateway_app"]
+__all__ = ["NODELAY", "Gateway", "create_gateway_app"]
+
+#: Socket options of the services' HTTP clients.
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 @dataclass
@@ -170,8 +174,14 @@ class Gateway:
         headers = {"X-DDNN-Model": self.model, "Content-Type": FEATURES_TYPE}
         if self.cloud_token:
             headers["Authorization"] = f"Bearer {self.cloud_token}"
+        # TCP_NODELAY: httpx writes the headers and the body separately; without it Nagle's
+        # algorithm holds the body back until the headers are acknowledged.
+        transport = httpx.AsyncHTTPTransport(socket_options=NODELAY)
         self._client = httpx.AsyncClient(
-            base_url=self.cloud_url, headers=headers, timeout=self.cloud_timeout_s
+            base_url=self.cloud_url,
+            headers=headers,
+            timeout=self.cloud_timeout_s,
+            transport=transport,
         )
 
     async def stop(self) -> None:
