@@ -106,13 +106,13 @@ class GatewayClient:
         device: this device's index.
         model: the model id sent with every request.
         token: the shared token (None: none).
-        timeout: socket timeout in seconds.
+        timeout: socket timeout in seconds (the gateway holds a join up to 120 s).
 
     Raises:
         ValueError: a URL that is not ``http://host:port``.
     """
 
-    def __init__(self, url: str, device: int, model: str, token: str | None, timeout: float = 60.0):
+    def __init__(self, url: str, device: int, model: str, token: str | None, timeout: float = 180.0):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"--gateway: expected http://HOST:PORT, got {url!r}.")
