@@ -112,7 +112,9 @@ class GatewayClient:
         ValueError: a URL that is not ``http://host:port``.
     """
 
-    def __init__(self, url: str, device: int, model: str, token: str | None, timeout: float = 180.0):
+    def __init__(
+        self, url: str, device: int, model: str, token: str | None, timeout: float = 180.0
+    ):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"--gateway: expected http://HOST:PORT, got {url!r}.")
