@@ -319,3 +319,85 @@ def _ray_processes_of_deploys() -> list[str]:
         if "ddnn-deploy-" in cmd and "ray" in cmd:
             found.append(f"{entry}: {cmd[:120]}")
     return found
+
+
+# ------------------------------------------------------------------------------ gateway
+def test_gateway_round_protocol_and_errors(cloud_url, fmnist, hierarchy):
+    """One round of 16 samples from six in-process clients through the gateway app: the
+    decision mask is the offline local exit rule, the answers are the offline run's, and
+    bad requests get JSON errors without disturbing the round."""
+    import asyncio
+
+    from ddnn_tf.comm import encode_summary, pack_features
+    from ddnn_tf.serve import create_gateway_app
+    from ddnn_tf.serve.wire import SUMMARY_TYPE, decode_mask
+
+    n = 16
+    test = fmnist.test.subset(slice(0, n))
+    want = hierarchy.run(test.x, thresholds=0.5, batch_size=n)
+    outs = [hierarchy.tiers[f"device_{d}"]({"image": x}) for d, x in enumerate(test.x)]
+    app = create_gateway_app(MODEL, cloud_url, token="gw", cloud_token=TOKEN, threshold=0.5)
+    gw = app.state.gateway
+    mid = model_id(MODEL)
+
+    def headers(d: int, content_type: str | None = None, **extra) -> dict:
+        h = {
+            "X-DDNN-Model": mid,
+            "X-DDNN-Device": str(d),
+            "X-DDNN-Start": "0",
+            "Authorization": "Bearer gw",
+        }
+        if content_type:
+            h["Content-Type"] = content_type
+        return {**h, **extra}
+
+    async def go():
+        await gw.start()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+            joins = await asyncio.gather(
+                *[c.post("/v1/join", headers=headers(d)) for d in range(6)]
+            )
+            assert all(r.status_code == 200 for r in joins)
+            summaries = [b"".join(encode_summary(v) for v in o["summary"]) for o in outs]
+            bad = [
+                (headers(0, SUMMARY_TYPE, **{"X-DDNN-Model": "f" * 64}), summaries[0], 409),
+                ({**headers(0, SUMMARY_TYPE), "Authorization": "Bearer no"}, summaries[0], 401),
+                (headers(0, "text/plain"), summaries[0], 415),
+                (headers(0, SUMMARY_TYPE), summaries[0][:-3], 400),
+                (headers(0, SUMMARY_TYPE, **{"X-DDNN-Device": "9"}), summaries[0], 400),
+            ]
+            for h, body, status in bad:
+                r = await c.post("/v1/summary", content=body, headers=h)
+                assert r.status_code == status and r.json()["error"]["code"], r.text
+            decisions = await asyncio.gather(
+                *[
+                    c.post("/v1/summary", content=summaries[d], headers=headers(d, SUMMARY_TYPE))
+                    for d in range(6)
+                ]
+            )
+            masks = [decode_mask(r.content, n) for r in decisions]
+            for m in masks:
+                np.testing.assert_array_equal(m, want.exit_index == 1)
+            send = masks[0]
+            feats = [b"".join(pack_features(f) for f in o["features"][send]) for o in outs]
+            r = await c.post(
+                "/v1/features", content=feats[0][:-1], headers=headers(0, FEATURES_TYPE)
+            )
+            assert r.status_code == 400 and "byte offset" in r.json()["error"]["message"]
+            done = await asyncio.gather(
+                *[
+                    c.post("/v1/features", content=feats[d], headers=headers(d, FEATURES_TYPE))
+                    for d in range(6)
+                ]
+            )
+            assert all(r.status_code == 200 for r in done)
+            return (await c.get("/v1/results", headers=headers(0))).json()["results"]
+
+    rows = asyncio.run(go())
+    assert [r[0] for r in rows] == list(range(n))
+    np.testing.assert_array_equal([r[1] for r in rows], want.exit_index)
+    np.testing.assert_array_equal([r[2] for r in rows], want.prediction)
+    assert not any(r[3] for r in rows)  # nothing degraded: the cloud answered
+    sent = np.array([r[7] for r in rows])
+    np.testing.assert_array_equal(sent, want.device_bytes())  # the paper's bytes, per sample
