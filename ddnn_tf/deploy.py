@@ -21,7 +21,8 @@ measured live, plus what only a network shows:
   presence the gateway observed (a degraded sample is expected at the local exit).
 
 Faults: ``--kill-device D --kill-at K`` SIGKILLs device D's process once K samples were
-answered; ``--cloud-down-at K`` stops the cloud once K samples were answered.
+answered; ``--cloud-down-at K`` stops the cloud once K samples were answered (SIGKILL
+for uvicorn, an outage; SIGTERM for Ray, whose driver then stops the Ray instance).
 """
 
 from __future__ import annotations
@@ -209,7 +210,9 @@ def deploy(
                             and cloud_down is None
                             and (answered >= cloud_down_at)
                         ):
-                            cloud.stop()
+                            # An outage, not a shutdown: uvicorn's graceful stop would go on
+                            # answering the requests in flight. Ray's driver must stop Ray.
+                            cloud.stop(signal.SIGKILL if engine == "uvicorn" else signal.SIGTERM)
                             cloud_down = answered
                     time.sleep(0.02)
                 for p in devices:

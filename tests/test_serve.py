@@ -26,6 +26,7 @@ from ddnn_tf.serve.wire import FEATURES_TYPE, CloudSpec, encode_features_records
 MODEL = ROOT / "tflite_models" / "fmnist6_mpcc"
 TOKEN = "test-token-123"
 LIMIT = 1000
+FAULT_LIMIT = 640
 pytestmark = pytest.mark.skipif(
     not (MODEL / "manifest.json").is_file(), reason="the committed model is missing"
 )
@@ -264,10 +265,10 @@ def test_deploy_with_a_killed_device_and_a_downed_cloud(fmnist, hierarchy):
     result = deploy(
         MODEL,
         fmnist,
-        limit=LIMIT,
+        limit=FAULT_LIMIT,
         kill_device=2,
-        kill_at=200,
-        cloud_down_at=600,
+        kill_at=150,
+        cloud_down_at=320,
         timeout_s=300,
         records=True,
     )
@@ -284,10 +285,10 @@ def test_deploy_with_a_killed_device_and_a_downed_cloud(fmnist, hierarchy):
     )
     assert (exits[degraded] == 0).all()  # answered by the local exit
     # Between the kill and the cloud going down: exactly `run --fail 2` on those samples.
-    window = np.flatnonzero((np.arange(LIMIT) >= first) & ~degraded)
+    window = np.flatnonzero((np.arange(FAULT_LIMIT) >= first) & ~degraded)
     window = window[window < np.flatnonzero(degraded)[0]]
     assert len(window) > 0
-    test = fmnist.test.subset(slice(0, LIMIT))
+    test = fmnist.test.subset(slice(0, FAULT_LIMIT))
     run = hierarchy.run([x[window] for x in test.x], fail="2", batch_size=256)
     np.testing.assert_array_equal(np.array(s["prediction"])[window], run.prediction)
     np.testing.assert_array_equal(exits[window], run.exit_index)
