@@ -402,3 +402,28 @@ def test_gateway_round_protocol_and_errors(cloud_url, fmnist, hierarchy):
     assert not any(r[3] for r in rows)  # nothing degraded: the cloud answered
     sent = np.array([r[7] for r in rows])
     np.testing.assert_array_equal(sent, want.device_bytes())  # the paper's bytes, per sample
+
+
+def test_cloud_app_cors_for_a_page_served_elsewhere():
+    import asyncio
+
+    app = create_cloud_app(MODEL, token="t", cors_origins=["http://127.0.0.1:9000"])
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            preflight = await client.options(
+                "/v1/cloud",
+                headers={
+                    "Origin": "http://127.0.0.1:9000",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization,x-ddnn-model,content-type",
+                },
+            )
+            other = await client.get("/healthz", headers={"Origin": "http://evil.example"})
+            return preflight, other
+
+    preflight, other = asyncio.run(go())
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:9000"
+    assert "access-control-allow-origin" not in other.headers

@@ -47,6 +47,7 @@ def cloud(
     address: str | None = None,
     ray_auth: bool = True,
     ray_temp_dir: str | None = None,
+    cors_origins: str | None = None,
 ) -> None:
     """Serve the cloud tier of a converted model.
 
@@ -65,9 +66,16 @@ def cloud(
         ray_auth: start the local Ray instance with token authentication (engine ray).
         ray_temp_dir: where the local Ray instance writes its session files
             (default /tmp/ray).
+        cors_origins: comma-separated web origins whose pages may call the service
+            (engine uvicorn; default: none).
     """
     token = _token(host, token)
+    if isinstance(cors_origins, (list, tuple)):  # fire may parse a,b as a tuple
+        cors_origins = ",".join(map(str, cors_origins))
+    origins = [o.strip() for o in str(cors_origins or "").split(",") if o.strip()]
     if engine == "ray":
+        if origins:
+            raise ValueError("--cors-origins is supported with --engine uvicorn only.")
         from ddnn_tf.serve.ray_cloud import serve_ray
 
         serve_ray(
@@ -97,6 +105,7 @@ def cloud(
         deadline_s=deadline_s,
         target=target,
         max_batch=max_batch,
+        cors_origins=origins or None,
     )
     run_app(app, host, port)
 

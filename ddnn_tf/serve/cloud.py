@@ -192,6 +192,7 @@ def create_cloud_app(
     deadline_s: float = DEFAULT_DEADLINE_S,
     target: str = "portable",
     max_batch: int = 1024,
+    cors_origins: list[str] | tuple[str, ...] | None = None,
 ) -> FastAPI:
     """The cloud tier's FastAPI app.
 
@@ -203,6 +204,8 @@ def create_cloud_app(
         deadline_s: per-request deadline (504 ``deadline_exceeded`` past it).
         target: ``portable`` or ``lce``.
         max_batch: most samples per interpreter call.
+        cors_origins: web origins allowed to call the service from a browser page served
+            elsewhere (e.g. ``["http://127.0.0.1:8080"]``); None: same origin only.
 
     Returns:
         The app; ``app.state.tier`` is the :class:`CloudTier`.
@@ -232,6 +235,15 @@ def create_cloud_app(
         title="ddnn-tf cloud", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     install_error_handlers(app)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization", "X-DDNN-Model"],
+        )
     app.include_router(router)
     app.state.tier = tier
     app.state.batcher = router.batcher
