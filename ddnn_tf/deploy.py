@@ -241,6 +241,7 @@ def deploy(
 
 def _report(h, samples, xs, answers, rounds, **info) -> dict[str, Any]:
     from ddnn_tf.evaluate import reduction
+    from ddnn_tf.exits import exit_points
 
     n, d = len(samples.y), h.num_devices
     rows = answers["results"]
@@ -260,26 +261,34 @@ def _report(h, samples, xs, answers, rounds, **info) -> dict[str, Any]:
         cloud_p[s] = (cm & bits) > 0
         t_done[s] = t
         payload[s] = sent
-    threshold = float(answers["threshold"])
+    ts = answers.get("thresholds") or {"local": float(answers["threshold"])}
+    exits = list(h.exits)
     # The offline reference: the same data, T and observed presence.
-    full = h.run(xs, thresholds=threshold, presence=local_p, all_exits=True, batch_size=256)
-    staged = h.run(xs, thresholds=threshold, presence=local_p, batch_size=256)
+    full = h.run(xs, thresholds=ts, presence=local_p, all_exits=True, batch_size=256)
+    staged = h.run(xs, thresholds=ts, presence=local_p, batch_size=256)
     want_exit = full.exit_index.copy()
     want_pred = full.prediction.copy()
-    mixed = answered & (exit_index == 1) & (cloud_p != local_p).any(axis=1)
+    probs = {e: np.nan_to_num(full.probs[e], nan=0.0) for e in exits}
+    mixed = answered & (full.exit_index > 0) & (cloud_p != local_p).any(axis=1)
     if mixed.any():  # a device's summary arrived but its features did not
         idx = np.flatnonzero(mixed)
         other = h.run(
             [x[idx] for x in xs],
-            thresholds=threshold,
+            thresholds=ts,
             presence=cloud_p[idx],
             all_exits=True,
             batch_size=256,
         )
-        want_pred[idx] = np.argmax(other.probs["cloud"], axis=1)
-    want_local = np.argmax(np.nan_to_num(full.probs["local"], nan=0.0), axis=1)
-    want_exit[degraded] = 0
-    want_pred[degraded] = want_local[degraded]
+        upper = [np.nan_to_num(other.probs[e], nan=0.0) for e in exits[1:]]
+        for e, p in zip(exits[1:], upper, strict=True):
+            probs[e][idx] = p
+        want_exit[idx] = 1 + exit_points(upper, [ts[e] for e in exits[1:-1]])
+    for k, e in enumerate(exits):
+        sel = mixed & (want_exit == k)
+        want_pred[sel] = np.argmax(probs[e][sel], axis=1)
+    fallback = len(exits) - 2  # a degraded sample is answered by the exit below the cloud
+    want_exit[degraded] = fallback
+    want_pred[degraded] = np.argmax(probs[exits[fallback]][degraded], axis=1)
     mismatches = int(
         np.count_nonzero(answered & ((exit_index != want_exit) | (prediction != want_pred)))
     )
@@ -323,7 +332,7 @@ def _report(h, samples, xs, answers, rounds, **info) -> dict[str, Any]:
         "exits": list(h.exits),
         "accuracy": accuracy,
         "exit_fraction": exit_fraction,
-        "thresholds": {"local": threshold},
+        "thresholds": {k: float(v) for k, v in ts.items()},
         "bytes_per_device": bytes_per_device,
         "raw_bytes_per_device": raw_mean,
         "communication_reduction": reduction(raw_mean, bytes_per_device),

@@ -44,6 +44,7 @@ from ddnn_tf.exits import exit_points, resolve_thresholds, softmax
 from ddnn_tf.manifest import load_manifest
 from ddnn_tf.runtime.tiers import TierRunner
 from ddnn_tf.serve.cloud import describe_model
+from ddnn_tf.serve.edges import EdgeStage
 from ddnn_tf.serve.http import (
     DEFAULT_DEADLINE_S,
     DEFAULT_MAX_BODY_BYTES,
@@ -120,28 +121,34 @@ class Gateway:
     ) -> None:
         self.manifest = load_manifest(model_dir)
         m = self.manifest
-        if m["split"] != ["local", "cloud"] or any(
-            t["role"] in ("edge", "edge_aggregator") for t in m["tiers"].values()
-        ):
+        if m["split"][0] != "local":
             raise ValueError(
-                f"{m.directory}: the gateway serves models split local,cloud without edges; "
-                f"this one is split {','.join(m['split'])}."
+                f"{m.directory}: the gateway serves models with a local exit; this one is "
+                f"split {','.join(m['split'])}."
             )
         self.model = model_id(m)
         self.info = describe_model(m, self.model)
+        self.exits = tuple(m["split"])
+        self.thresholds = resolve_thresholds(threshold, self.exits[:-1], m["thresholds"])
         self.runner = TierRunner.from_manifest(m, "local_aggregator", target)
         self.cloud = CloudSpec.from_manifest(m)
         self.num_devices = int(m["topology"].get("num_devices", len(m["inputs"])))
         self.devices = [f"device_{d}" for d in range(self.num_devices)]
-        if list(self.cloud.senders) != self.devices:
+        self.edges = None
+        if any(t["role"] == "edge" for t in m["tiers"].values()):
+            self.edges = EdgeStage(m, target, self.thresholds.get("edge"))
+        elif list(self.cloud.senders) != self.devices:
             raise ValueError(
                 f"{m.directory}: the cloud's senders {list(self.cloud.senders)} are not the "
                 f"devices {self.devices}."
             )
+        wire = m["wire"]["features"]
+        self.feature_nbytes = [int(wire[d]["nbytes"]) for d in self.devices]
+        self.feature_shapes = [tuple(wire[d]["shape"]) for d in self.devices]
         self.num_classes = len(m["classes"])
         self.encoding = m["wire"]["summary"].get("encoding", "float32")
         self.summary_bytes = summary_size(m)
-        self.threshold = resolve_thresholds(threshold, ("local",), m["thresholds"])["local"]
+        self.threshold = self.thresholds["local"]
         self.local_inputs = self._local_inputs()
         self.cloud_url = cloud_url.rstrip("/")
         self.cloud_token = cloud_token
@@ -280,7 +287,7 @@ class Gateway:
         for d in r.present:
             sent[d] = self.summary_bytes
             if d in r.features:
-                sent[d] += self.cloud.nbytes[self.devices[d]]
+                sent[d] += self.feature_nbytes[d]
         self.results[sample] = [
             sample,
             exit_index,
@@ -311,7 +318,7 @@ class Gateway:
             )
         if device in r.features:
             raise ServiceError(409, "duplicate", f"device {device} already sent round {start}.")
-        nbytes = self.cloud.nbytes[self.devices[device]]
+        nbytes = self.feature_nbytes[device]
         m = int(r.send.sum())
         if len(body) != m * nbytes:
             raise ServiceError(
@@ -320,7 +327,7 @@ class Gateway:
                 f"round {start} needs {m} x {nbytes} bytes of packed features, got {len(body)} "
                 f"(byte offset {min(len(body), m * nbytes)}).",
             )
-        shape = self.cloud.shapes[self.devices[device]]
+        shape = self.feature_shapes[device]
         payloads = [body[k * nbytes : (k + 1) * nbytes] for k in range(m)]
         try:
             for p in payloads:
@@ -345,30 +352,56 @@ class Gateway:
     async def _forward(self, r: _Round) -> None:
         senders = sorted(r.features)
         rows = np.flatnonzero(r.send)
-        now_mask_local = _bits(r.present)
+        local_mask, cloud_mask = _bits(r.present), _bits(senders)
+        last = len(self.exits) - 1
+        fallback = r.local_probs[rows]  # what a degraded sample is answered with
+        fallback_exit = 0
         try:
             if not senders:
                 raise ConnectionError("no device sent its features")
-            presence = np.zeros((len(rows), self.num_devices), bool)
-            presence[:, senders] = True
-            payloads = [
-                {self.devices[d]: r.features[d][j] for d in senders} for j in range(len(rows))
-            ]
-            body = encode_cloud_records(self.cloud, presence, payloads)
-            answers = await self._call_cloud(body, len(rows))
-            now = time.monotonic()
-            cloud_mask = _bits(senders)
-            for j, k in enumerate(rows):
-                pred = int(answers[j]["prediction"])
-                self._answer(r, int(k), 1, pred, False, now_mask_local, cloud_mask, now)
-        except Exception as err:  # the cloud is unreachable or failed: answer locally
+            if self.edges is None:
+                presence = np.zeros((len(rows), self.num_devices), bool)
+                presence[:, senders] = True
+                payloads = [
+                    {self.devices[d]: r.features[d][j] for d in senders} for j in range(len(rows))
+                ]
+                upward = np.arange(len(rows))
+            else:
+                present = np.zeros(self.num_devices, bool)
+                present[senders] = True
+                features = {
+                    d: np.stack([unpack_features(p, self.feature_shapes[d]) for p in r.features[d]])
+                    for d in senders
+                }
+                outcome = self.edges.run(features, present, len(rows))
+                if outcome.probs is not None:
+                    fallback, fallback_exit = outcome.probs, self.exits.index("edge")
+                    now = time.monotonic()
+                    for j in np.flatnonzero(outcome.take):
+                        pred = int(np.argmax(outcome.probs[j]))
+                        self._answer(
+                            r, int(rows[j]), fallback_exit, pred, False, local_mask, cloud_mask, now
+                        )
+                upward = np.flatnonzero(~outcome.take)
+                presence = np.broadcast_to(outcome.edge_alive, (len(upward), len(self.edges.names)))
+                payloads = outcome.payloads
+            if len(upward):
+                body = encode_cloud_records(self.cloud, presence, payloads)
+                answers = await self._call_cloud(body, len(upward))
+                now = time.monotonic()
+                for j, answer in zip(upward, answers, strict=True):
+                    pred = int(answer["prediction"])
+                    self._answer(r, int(rows[j]), last, pred, False, local_mask, cloud_mask, now)
+        except Exception as err:  # the cloud is unreachable or failed: answer lower down
             if self.cloud_error is None:
                 print(f"gateway: cloud unavailable, answering locally: {err}", file=sys.stderr)
             self.cloud_error = f"{type(err).__name__}: {err}"
             now = time.monotonic()
-            for k in rows:
-                pred = int(np.argmax(r.local_probs[k]))
-                self._answer(r, int(k), 0, pred, True, now_mask_local, 0, now)
+            for j, k in enumerate(rows):
+                if r.start + int(k) in self.results:
+                    continue  # already answered at the edge
+                pred = int(np.argmax(fallback[j]))
+                self._answer(r, int(k), fallback_exit, pred, True, local_mask, cloud_mask, now)
         self._finish(r)
 
     async def _call_cloud(self, body: bytes, n: int) -> list[dict]:
@@ -523,6 +556,7 @@ def create_gateway_app(
             ],
             "exits": gw.manifest["split"],
             "threshold": gw.threshold,
+            "thresholds": gw.thresholds,
             "results": [gw.results[k] for k in sorted(gw.results)],
         }
 

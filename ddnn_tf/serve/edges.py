@@ -1,0 +1,135 @@
+"""The edge tiers inside the gateway: device features in, an edge exit, edge features out.
+
+When the topology has edges, the gateway hosts them (they sit between the end devices
+and the cloud): the features of the samples that did not exit locally go through every
+edge tier whose group has a present device; with an edge exit, the edge aggregator
+combines the edges' summaries (encoded and decoded with the manifest's summary encoding,
+as on a link) and the confident samples exit there; the others go to the cloud as the
+edges' packed features, with the cloud's presence mask over the edges (an edge counts as
+present when any of its devices is), exactly as :class:`ddnn_tf.runtime.Hierarchy` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ddnn_tf.comm import decode_summary, encode_summary, pack_features
+from ddnn_tf.exits import exit_points, softmax
+from ddnn_tf.manifest import Manifest
+from ddnn_tf.runtime.tiers import TierRunner
+from ddnn_tf.serve.wire import CloudSpec
+
+__all__ = ["EdgeOutcome", "EdgeStage"]
+
+
+@dataclass
+class EdgeOutcome:
+    """What the edge stage decided for ``m`` pending samples.
+
+    Attributes:
+        probs: ``(m, C)`` edge-exit probabilities (None without an edge exit).
+        take: ``(m,)`` bool, samples that exit at the edge.
+        edge_alive: ``(E,)`` bool, edges with a present device.
+        payloads: per sample going to the cloud (``~take``), ``{edge: packed features}``.
+    """
+
+    probs: np.ndarray | None
+    take: np.ndarray
+    edge_alive: np.ndarray
+    payloads: list[dict[str, bytes]]
+
+
+class EdgeStage:
+    """The edge tiers (and edge aggregator) of a manifest, run on device features.
+
+    Args:
+        manifest: a loaded manifest whose topology has edges.
+        target: ``portable`` or ``lce``.
+        threshold: T of the edge exit (ignored without one).
+
+    Raises:
+        ValueError: a manifest without edge tiers or with malformed edge inputs.
+    """
+
+    def __init__(self, manifest: Manifest, target: str, threshold: float | None) -> None:
+        tiers = manifest["tiers"]
+        names = sorted(
+            (t for t, meta in tiers.items() if meta["role"] == "edge"),
+            key=lambda t: int(tiers[t].get("edge", t.rsplit("_", 1)[1])),
+        )
+        if not names:
+            raise ValueError(f"{manifest.directory}: the model has no edge tiers.")
+        self.names = names
+        self.runners = {t: TierRunner.from_manifest(manifest, t, target) for t in names}
+        self.inputs = {t: tiers[t]["inputs"] for t in names}
+        self.groups = {}
+        for t in names:
+            presence = [i for i in self.inputs[t] if i["role"] == "presence"]
+            if not presence or not presence[0].get("columns"):
+                raise ValueError(f"Invalid manifest (tiers.{t}.inputs): no presence columns.")
+            self.groups[t] = [int(c.rsplit("_", 1)[1]) for c in presence[0]["columns"]]
+        self.has_exit = "edge" in manifest["split"]
+        self.threshold = threshold
+        self.aggregator = None
+        if self.has_exit:
+            self.aggregator = TierRunner.from_manifest(manifest, "edge_aggregator", target)
+            self.agg_inputs = tiers["edge_aggregator"]["inputs"]
+        self.num_classes = len(manifest["classes"])
+        self.encoding = manifest["wire"]["summary"].get("encoding", "float32")
+        self.cloud = CloudSpec.from_manifest(manifest)
+        if list(self.cloud.senders) != names:
+            raise ValueError(
+                f"{manifest.directory}: the cloud's senders {list(self.cloud.senders)} are not "
+                f"the edges {names}."
+            )
+
+    def run(self, features: Mapping[int, np.ndarray], present: np.ndarray, m: int) -> EdgeOutcome:
+        """Run the edges on ``m`` samples.
+
+        Args:
+            features: device index -> ``(m, *shape)`` float32 ±1 features (present devices).
+            present: ``(D,)`` bool, the devices whose features arrived.
+            m: number of samples.
+        """
+        alive = np.array([present[self.groups[t]].any() for t in self.names])
+        outputs: dict[str, dict[str, np.ndarray]] = {}
+        for j, t in enumerate(self.names):
+            if not alive[j]:
+                continue
+            runner, feeds = self.runners[t], {}
+            for spec in self.inputs[t]:
+                shape = runner.input_shapes[spec["name"]]
+                if spec["role"] == "presence":
+                    row = present[self.groups[t]].astype(np.float32)
+                    feeds[spec["name"]] = np.broadcast_to(row, (m, len(row))).copy()
+                else:
+                    d = int(spec["from"]["tier"].rsplit("_", 1)[1])
+                    feeds[spec["name"]] = features.get(d, np.zeros((m, *shape), np.float32))
+            outputs[t] = runner(feeds)
+        take = np.zeros(m, bool)
+        probs = None
+        if self.has_exit:
+            feeds = {}
+            for spec in self.agg_inputs:
+                if spec["role"] == "presence":
+                    feeds[spec["name"]] = np.broadcast_to(
+                        alive.astype(np.float32), (m, len(alive))
+                    ).copy()
+                else:
+                    t = spec["from"]["tier"]
+                    received = np.zeros((m, self.num_classes), np.float32)
+                    if t in outputs:  # summaries cross a link: encode, then decode
+                        for r, v in enumerate(outputs[t]["summary"]):
+                            payload = encode_summary(v, self.encoding)
+                            received[r] = decode_summary(payload, self.num_classes, self.encoding)
+                    feeds[spec["name"]] = received
+            probs = softmax(np.asarray(self.aggregator(feeds)["logits"], np.float64))
+            take = exit_points([probs, probs], [self.threshold]) == 0
+        payloads = [
+            {t: pack_features(outputs[t]["features"][r]) for t in outputs}
+            for r in np.flatnonzero(~take)
+        ]
+        return EdgeOutcome(probs, take, alive, payloads)
