@@ -26,7 +26,6 @@ from ddnn_tf.serve.wire import FEATURES_TYPE, CloudSpec, encode_features_records
 MODEL = ROOT / "tflite_models" / "fmnist6_mpcc"
 TOKEN = "test-token-123"
 LIMIT = 1000
-FAULT_LIMIT = 640
 pytestmark = pytest.mark.skipif(
     not (MODEL / "manifest.json").is_file(), reason="the committed model is missing"
 )
@@ -261,37 +260,66 @@ def test_deploy_matches_the_offline_run(fmnist, hierarchy):
     assert result["samples_per_s"] > 0
 
 
-def test_deploy_with_a_killed_device_and_a_downed_cloud(fmnist, hierarchy):
+@pytest.fixture(scope="module")
+def edge_model(tiny_dataset, tmp_path_factory):
+    """A 6-device DDNN with two edges and an edge exit, trained briefly, converted."""
+    from ddnn_tf.convert import convert
+    from ddnn_tf.topology import Topology
+    from ddnn_tf.train import TrainConfig, train
+
+    topology = Topology(
+        input_shapes=tiny_dataset.input_shapes,
+        num_classes=tiny_dataset.num_classes,
+        edges=[[0, 1, 2], [3, 4, 5]],
+        exits=("local", "edge", "cloud"),
+    )
+    out = tmp_path_factory.mktemp("serve_edge")
+    run = train(
+        tiny_dataset, topology, TrainConfig(epochs=1, batch_size=32), out=out / "run", verbose=0
+    )
+    return convert(
+        run, "local,edge,cloud", out=out / "model", target="portable", dataset=tiny_dataset
+    )
+
+
+def test_deploy_with_edges_a_killed_device_and_a_downed_cloud(edge_model, tiny_dataset):
+    """The gateway hosts the edges (edge exit, edge features to the cloud). A device is
+    killed, then the cloud goes down: every sample is still answered once, as the offline
+    run with the observed presence answers it; between the kill and the outage exactly
+    as `run --fail D`."""
+    n = len(tiny_dataset.test.y)
+    h = Hierarchy(edge_model)
+    full = deploy(edge_model, tiny_dataset, batch=8, timeout_s=300)
+    run = h.run(tiny_dataset.test.x, batch_size=64)
+    assert full["mismatches_vs_offline"] == 0 and full["lost"] == 0
+    assert full["exit_fraction"] == run.exit_fraction() and full["exit_fraction"]["edge"] > 0
+    assert full["bytes_per_device"] == run.bytes_per_device()
+
     result = deploy(
-        MODEL,
-        fmnist,
-        limit=FAULT_LIMIT,
-        kill_device=2,
-        kill_at=150,
-        cloud_down_at=320,
+        edge_model,
+        tiny_dataset,
+        batch=8,
+        kill_device=1,
+        kill_at=16,
+        cloud_down_at=48,
         timeout_s=300,
         records=True,
     )
     assert result["lost"] == 0 and result["mismatches_vs_offline"] == 0
-    assert result["degraded"] > 0 and result["failed_devices"] == [2]
+    assert result["degraded"] > 0 and result["failed_devices"] == [1]
     s = result["samples"]
     exits, degraded = np.array(s["exit"]), np.array(s["degraded"])
     presence = np.array(s["local_presence"])
     first = result["kill"]["first_sample_without_device"]
-    assert (
-        first is not None
-        and not presence[first:, 2].any()
-        and presence[first:, [0, 1, 3, 4, 5]].all()
-    )
-    assert (exits[degraded] == 0).all()  # answered by the local exit
-    # Between the kill and the cloud going down: exactly `run --fail 2` on those samples.
-    window = np.flatnonzero((np.arange(FAULT_LIMIT) >= first) & ~degraded)
-    window = window[window < np.flatnonzero(degraded)[0]]
+    assert first is not None and not presence[first:, 1].any()
+    assert presence[first:, [0, 2, 3, 4, 5]].all()
+    assert (exits[degraded] == 1).all()  # answered by the edge exit, below the cloud
+    window = np.arange(first, np.flatnonzero(degraded)[0])
     assert len(window) > 0
-    test = fmnist.test.subset(slice(0, FAULT_LIMIT))
-    run = hierarchy.run([x[window] for x in test.x], fail="2", batch_size=256)
-    np.testing.assert_array_equal(np.array(s["prediction"])[window], run.prediction)
-    np.testing.assert_array_equal(exits[window], run.exit_index)
+    after = h.run([x[window] for x in tiny_dataset.test.x], fail="1", batch_size=64)
+    np.testing.assert_array_equal(np.array(s["prediction"])[window], after.prediction)
+    np.testing.assert_array_equal(exits[window], after.exit_index)
+    assert n == result["n_samples"]
 
 
 @pytest.mark.slow
