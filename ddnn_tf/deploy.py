@@ -433,7 +433,7 @@ def main(
         path: data file or directory for file-based loaders.
         split: test or val.
         limit: stream the first N samples only.
-        threshold: T of the local exit, or 'paper' (default: the manifest's).
+        threshold: T of every early exit, or 'paper' (default: the manifest's).
         engine: the cloud's engine: uvicorn or ray.
         replicas: Ray Serve replicas (engine ray).
         batch: samples per device round.

@@ -133,7 +133,7 @@ def gateway(
         port: TCP port (0: a free one).
         token: shared token required from the devices (default: $DDNN_TF_TOKEN).
         cloud_token: token sent to the cloud (default: the same token).
-        threshold: T of the local exit, or 'paper' (default: the manifest's).
+        threshold: T of every early exit, or 'paper' (default: the manifest's).
         max_body_bytes: request body limit.
         deadline_s: per-request deadline in seconds.
         gather_s: how long a round waits for a device's message before counting it absent.

@@ -11,16 +11,17 @@ End devices stream their samples in **rounds** (``n`` consecutive samples from s
 2. the devices whose summaries arrived ``POST /v1/features`` with the packed features of
    the flagged samples only (the paper's formula: features only for samples that did
    not exit locally). Once all of them arrived (or ``gather_s`` passed), the gateway
-   forwards the samples to the cloud with the cloud protocol (``POST /v1/cloud``); if the
-   cloud is unreachable or fails, the samples are answered by the local exit and marked
-   **degraded**. The features response is held until the round is answered.
+   runs the edge tiers when the topology has them (:mod:`ddnn_tf.serve.edges`: an edge
+   exit, then edge features) and forwards the remaining samples to the cloud with the
+   cloud protocol (``POST /v1/cloud``); if the cloud is unreachable or fails, they are
+   answered by the exit below the cloud (local, or edge) and marked **degraded**. The
+   features response is held until the round is answered.
 
 Before the first round each device ``POST /v1/join``; that response is held until every
 device of the topology joined (or ``join_s`` passed), so that no round starts while a
 device is still loading. ``GET /v1/results`` and ``GET /v1/progress`` report the answers.
 
-Only topologies whose devices talk to a local aggregator and then to the cloud (split
-``local,cloud`` without edges) are served.
+The model needs a local exit (split ``local,cloud`` or ``local,edge,cloud``).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ class Gateway:
         model_dir: a converted model directory.
         cloud_url: the cloud service's base URL.
         cloud_token: token sent to the cloud (None: none).
-        threshold: T of the local exit (None: the manifest's; ``"paper"``: 0.8).
+        threshold: T of every early exit, or ``{exit: T}`` (None: the manifest's;
+            ``"paper"``: 0.8).
         gather_s: how long a round waits for a device before counting it absent.
         join_s: how long the first round waits for every device to join.
         cloud_timeout_s: how long to wait for the cloud before answering locally.
@@ -453,7 +455,7 @@ def create_gateway_app(
         cloud_url: the cloud service's base URL.
         token: shared token the devices must send (None: none).
         cloud_token: token sent to the cloud.
-        threshold: T of the local exit (None: the manifest's).
+        threshold: T of every early exit (None: the manifest's).
         max_body_bytes: request body limit.
         deadline_s: per-request deadline (a held summary or features request included).
         gather_s: how long a round waits for a device before counting it absent.
