@@ -309,6 +309,8 @@ class Gateway:
     # ------------------------------------------------------------------ features
     async def features(self, device: int, start: int, body: bytes) -> dict:
         r = self.rounds.get(start)
+        if start in self.done_rounds or (r is not None and (r.forwarding or r.finished.is_set())):
+            return {"accepted": 0, "late": True}  # the round went on without them
         if r is None or not r.decided.is_set():
             raise ServiceError(409, "unknown_round", f"round {start} is not waiting for features.")
         if device not in r.present:
