@@ -142,7 +142,7 @@ class GatewayClient:
             self._conn.request("POST", path, body=body, headers=h)
             response = self._conn.getresponse()
             data = response.read()
-        except OSError as err:
+        except (OSError, http.client.HTTPException) as err:
             self._conn.close()
             raise ValueError(f"gateway {self.url} unreachable: {err}") from None
         if response.status != 200:
