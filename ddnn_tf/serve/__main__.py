@@ -45,7 +45,7 @@ def cloud(
     engine: str = "uvicorn",
     replicas: int = 1,
     address: str | None = None,
-    ray_auth: bool = True,
+    no_ray_auth: bool = False,
     ray_temp_dir: str | None = None,
     cors_origins: str | None = None,
 ) -> None:
@@ -63,7 +63,8 @@ def cloud(
         engine: uvicorn (embedded) or ray (Ray Serve deployment).
         replicas: Ray Serve replicas (engine ray).
         address: an existing Ray cluster's address (engine ray; default: start a local one).
-        ray_auth: start the local Ray instance with token authentication (engine ray).
+        no_ray_auth: start the local Ray instance without token authentication (engine
+            ray; it is on by default).
         ray_temp_dir: where the local Ray instance writes its session files
             (default /tmp/ray).
         cors_origins: comma-separated web origins whose pages may call the service
@@ -89,7 +90,7 @@ def cloud(
             max_batch=max_batch,
             replicas=replicas,
             address=address,
-            ray_auth=ray_auth,
+            ray_auth=not no_ray_auth,
             ray_temp_dir=ray_temp_dir,
         )
         return
