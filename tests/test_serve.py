@@ -26,9 +26,6 @@ from ddnn_tf.serve.wire import FEATURES_TYPE, CloudSpec, encode_features_records
 MODEL = ROOT / "tflite_models" / "fmnist6_mpcc"
 TOKEN = "test-token-123"
 LIMIT = 1000
-pytestmark = pytest.mark.skipif(
-    not (MODEL / "manifest.json").is_file(), reason="the committed model is missing"
-)
 
 
 @pytest.fixture(scope="module")
