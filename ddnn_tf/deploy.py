@@ -71,6 +71,7 @@ def deploy(
     kill_at: int | None = None,
     cloud_down_at: int | None = None,
     timeout_s: float = 900.0,
+    gather_s: float = 2.0,
     records: bool = False,
 ) -> dict[str, Any]:
     """Run the hierarchy as processes on loopback and report it (see the module docstring).
@@ -102,6 +103,8 @@ def deploy(
         raise ValueError(f"--batch: expected a positive integer, got {batch!r}.")
     if split not in ("test", "val"):
         raise ValueError(f"--split: expected test or val, got {split!r}.")
+    if not isinstance(gather_s, (int, float)) or isinstance(gather_s, bool) or gather_s <= 0:
+        raise ValueError(f"--gather-s: expected a positive number of seconds, got {gather_s!r}.")
     manifest = load_manifest(model)
     h = Hierarchy(manifest, target=target)
     if kill_device is not None and (
@@ -168,6 +171,7 @@ def deploy(
                 cloud_url = cloud.url(deadline)
                 wait_ready(client, cloud_url, cloud, deadline)
                 gateway_args.append(cloud_url)
+                gateway_args += ["--gather-s", str(float(gather_s))]
                 if threshold is not None:
                     gateway_args += ["--threshold", str(threshold)]
                 gateway = ServiceProcess("gateway", gateway_args, folder, env)
@@ -423,6 +427,7 @@ def main(
     kill_at: int | None = None,
     cloud_down_at: int | None = None,
     timeout_s: float = 900.0,
+    gather_s: float = 2.0,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Run a converted model's hierarchy as processes on loopback and report it.
@@ -442,6 +447,7 @@ def main(
         kill_at: kill it once this many samples were answered.
         cloud_down_at: stop the cloud once this many samples were answered.
         timeout_s: give up (and stop everything) after this many seconds of streaming.
+        gather_s: how long the gateway waits for a silent device before counting it absent.
         json: print one JSON object instead of the text report.
     """
     try:
@@ -460,6 +466,7 @@ def main(
             kill_at=kill_at,
             cloud_down_at=cloud_down_at,
             timeout_s=timeout_s,
+            gather_s=gather_s,
         )
     except KeyboardInterrupt:
         print("error: interrupted; every process deploy started was stopped.", file=sys.stderr)
