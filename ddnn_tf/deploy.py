@@ -15,10 +15,11 @@ measured live, plus what only a network shows:
 * ``latency_ms`` ``{p50, p99}``: per sample, from the moment its devices started
   (the earliest device's clock before running its tier) to its answer at the gateway;
 * ``samples_per_s``; ``lost`` (samples without an answer); ``degraded`` (answered by the
-  local exit because the cloud was unreachable);
+  exit below the cloud, local or edge, because the cloud was unreachable);
 * ``mismatches_vs_offline``: answered samples whose exit or prediction differs from
   :meth:`ddnn_tf.runtime.Hierarchy.run` on the same data, ``T`` and the device
-  presence the gateway observed (a degraded sample is expected at the local exit).
+  presence the gateway observed (a degraded sample is expected at the exit below the
+  cloud).
 
 Faults: ``--kill-device D --kill-at K`` SIGKILLs device D's process once K samples were
 answered; ``--cloud-down-at K`` stops the cloud once K samples were answered (SIGKILL
