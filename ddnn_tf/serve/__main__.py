@@ -1,0 +1,150 @@
+"""``python -m ddnn_tf.serve cloud|gateway MODEL_DIR ...``: run a tier as an HTTP service.
+
+    python -m ddnn_tf.serve cloud tflite_models/fmnist6_mpcc [--port 8000]
+        [--engine uvicorn|ray] [--replicas N] [--address RAY_ADDRESS]
+    python -m ddnn_tf.serve gateway tflite_models/fmnist6_mpcc --cloud http://127.0.0.1:8000
+
+Both bind 127.0.0.1 unless ``--host`` says otherwise; beyond loopback a shared token is
+required (``--token`` or the ``DDNN_TF_TOKEN`` environment variable). ``--port 0`` picks
+a free port. Once listening, the service prints one JSON line ``{"url": ...}``.
+"""
+
+from __future__ import annotations
+
+from ddnn_tf._cli import cli
+from ddnn_tf.serve.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES
+
+__all__ = ["cloud", "gateway"]
+
+
+def _token(host: str, token: str | None) -> str | None:
+    import os
+
+    from ddnn_tf.serve.http import TOKEN_ENV, is_loopback
+
+    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    if token is not None:
+        token = str(token)
+    if token is None and not is_loopback(host):
+        raise ValueError(
+            f"--host {host}: a service bound beyond loopback needs a shared token; give "
+            f"--token or set {TOKEN_ENV}."
+        )
+    return token
+
+
+def cloud(
+    model: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    target: str = "portable",
+    max_batch: int = 1024,
+    engine: str = "uvicorn",
+    replicas: int = 1,
+    address: str | None = None,
+    ray_auth: bool = True,
+) -> None:
+    """Serve the cloud tier of a converted model.
+
+    Args:
+        model: the converted model directory (tflite_models/NAME).
+        host: interface to bind (default loopback only).
+        port: TCP port (0: a free one).
+        token: shared token required on every request (default: $DDNN_TF_TOKEN).
+        max_body_bytes: request body limit.
+        deadline_s: per-request deadline in seconds.
+        target: portable (ai-edge-litert) or lce (larq-compute-engine).
+        max_batch: most samples per interpreter call.
+        engine: uvicorn (embedded) or ray (Ray Serve deployment).
+        replicas: Ray Serve replicas (engine ray).
+        address: an existing Ray cluster's address (engine ray; default: start a local one).
+        ray_auth: start the local Ray instance with token authentication (engine ray).
+    """
+    token = _token(host, token)
+    if engine == "ray":
+        from ddnn_tf.serve.ray_cloud import serve_ray
+
+        serve_ray(
+            model,
+            host=host,
+            port=port,
+            token=token,
+            max_body_bytes=max_body_bytes,
+            deadline_s=deadline_s,
+            target=target,
+            max_batch=max_batch,
+            replicas=replicas,
+            address=address,
+            ray_auth=ray_auth,
+        )
+        return
+    if engine != "uvicorn":
+        raise ValueError(f"--engine: expected uvicorn or ray, got {engine!r}.")
+    from ddnn_tf.serve.cloud import create_cloud_app
+    from ddnn_tf.serve.run_server import run_app
+
+    app = create_cloud_app(
+        model,
+        token=token,
+        max_body_bytes=max_body_bytes,
+        deadline_s=deadline_s,
+        target=target,
+        max_batch=max_batch,
+    )
+    run_app(app, host, port)
+
+
+def gateway(
+    model: str,
+    cloud: str,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    token: str | None = None,
+    cloud_token: str | None = None,
+    threshold=None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    gather_s: float = 2.0,
+    cloud_timeout_s: float = 5.0,
+    target: str = "portable",
+) -> None:
+    """Serve the local aggregator (the gateway the end devices talk to).
+
+    Args:
+        model: the converted model directory (tflite_models/NAME).
+        cloud: the cloud service's URL, e.g. http://127.0.0.1:8000.
+        host: interface to bind (default loopback only).
+        port: TCP port (0: a free one).
+        token: shared token required from the devices (default: $DDNN_TF_TOKEN).
+        cloud_token: token sent to the cloud (default: the same token).
+        threshold: T of the local exit, or 'paper' (default: the manifest's).
+        max_body_bytes: request body limit.
+        deadline_s: per-request deadline in seconds.
+        gather_s: how long a round waits for a device's message before counting it absent.
+        cloud_timeout_s: how long to wait for the cloud before answering locally (degraded).
+        target: portable (ai-edge-litert) or lce (larq-compute-engine).
+    """
+    token = _token(host, token)
+    from ddnn_tf.serve.gateway import create_gateway_app
+    from ddnn_tf.serve.run_server import run_app
+
+    app = create_gateway_app(
+        model,
+        cloud,
+        token=token,
+        cloud_token=cloud_token if cloud_token is not None else token,
+        threshold=threshold,
+        max_body_bytes=max_body_bytes,
+        deadline_s=deadline_s,
+        gather_s=gather_s,
+        cloud_timeout_s=cloud_timeout_s,
+        target=target,
+    )
+    run_app(app, host, port)
+
+
+if __name__ == "__main__":
+    cli({"cloud": cloud, "gateway": gateway})

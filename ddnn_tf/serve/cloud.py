@@ -1,0 +1,229 @@
+"""The cloud tier as an HTTP service (the protocol in the README's "Deploy" section).
+
+:func:`create_cloud_app` builds the FastAPI app that ``serve cloud``, ``serve demo`` and
+the Ray Serve deployment serve; :func:`cloud_router` is its routes alone, to mount in
+another app. The tier runs through the TF-free runtime (:class:`~ddnn_tf.runtime.TierRunner`);
+concurrent requests are gathered into one interpreter call (:class:`MicroBatcher`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ddnn_tf.exits import softmax
+from ddnn_tf.manifest import Manifest, load_manifest
+from ddnn_tf.runtime.tiers import TierRunner
+from ddnn_tf.serve.batching import MicroBatcher
+from ddnn_tf.serve.http import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BODY_BYTES,
+    ServiceError,
+    check_auth,
+    check_content_type,
+    check_model,
+    install_error_handlers,
+    read_body,
+    with_deadline,
+)
+from ddnn_tf.serve.wire import FEATURES_TYPE, CloudSpec, WireError, model_id, parse_cloud_records
+
+__all__ = ["CloudTier", "cloud_router", "create_cloud_app", "describe_model"]
+
+
+def describe_model(manifest: Manifest, mid: str) -> dict[str, Any]:
+    """The ``GET /v1/model`` body: the model id and the manifest's own entries."""
+    return {
+        "model": mid,
+        "name": manifest["name"],
+        "split": manifest["split"],
+        "classes": manifest["classes"],
+        "thresholds": manifest["thresholds"],
+        "wire": manifest["wire"],
+        "tiers": {
+            name: {"role": t["role"], "inputs": t["inputs"], "outputs": t["outputs"]}
+            for name, t in manifest["tiers"].items()
+        },
+        "inputs": manifest["inputs"],
+    }
+
+
+class CloudTier:
+    """The cloud tier binary behind the wire format: records in, probabilities out.
+
+    Args:
+        model_dir: a converted model directory (or a loaded Manifest).
+        target: ``portable`` or ``lce``.
+        num_threads: interpreter threads.
+
+    Raises:
+        FileNotFoundError / ValueError: a bad model directory, or a model whose cloud
+            takes raw inputs.
+    """
+
+    def __init__(
+        self, model_dir: str | Path | Manifest, *, target: str = "portable", num_threads: int = 1
+    ) -> None:
+        self.manifest = model_dir if isinstance(model_dir, Manifest) else load_manifest(model_dir)
+        self.model = model_id(self.manifest)
+        self.spec = CloudSpec.from_manifest(self.manifest)
+        self.runner = TierRunner.from_manifest(
+            self.manifest, "cloud", target, num_threads=num_threads
+        )
+        self.num_classes = len(self.manifest["classes"])
+        self.info = describe_model(self.manifest, self.model)
+        self._lock = threading.Lock()
+
+    def logits(self, presence: np.ndarray, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Cloud logits ``(n, C)`` float32 for parsed records."""
+        feeds = {self.spec.inputs[s]: features[s] for s in self.spec.senders}
+        feeds[self.spec.presence_input] = presence.astype(np.float32)
+        with self._lock:  # one interpreter, one caller at a time
+            return self.runner(feeds)["logits"]
+
+    def classify(self, body: bytes) -> list[dict[str, Any]]:
+        """Parse a request body and classify its records (no batching).
+
+        Raises:
+            WireError: the body does not parse.
+        """
+        presence, features = parse_cloud_records(self.spec, body)
+        return self.results(self.logits(presence, features))
+
+    @staticmethod
+    def results(logits: np.ndarray) -> list[dict[str, Any]]:
+        """``[{"prediction", "probs"}]`` from float32 logits (softmax in float64)."""
+        probs = softmax(np.asarray(logits, np.float64))
+        predictions = np.argmax(probs, axis=1)
+        return [
+            {"prediction": int(p), "probs": [float(v) for v in row]}
+            for p, row in zip(predictions, probs, strict=True)
+        ]
+
+    def classify_many(self, parsed: list[tuple[np.ndarray, dict]]) -> list[list[dict]]:
+        """Classify several parsed requests in one interpreter call (the batch function)."""
+        presence = np.concatenate([p for p, _ in parsed])
+        features = {s: np.concatenate([f[s] for _, f in parsed]) for s in self.spec.senders}
+        out = self.results(self.logits(presence, features))
+        split, start = [], 0
+        for p, _ in parsed:
+            split.append(out[start : start + len(p)])
+            start += len(p)
+        return split
+
+
+def cloud_router(
+    tier: CloudTier,
+    *,
+    token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    max_batch: int = 1024,
+) -> APIRouter:
+    """The cloud's routes (``/healthz``, ``/readyz``, ``/v1/model``, ``POST /v1/cloud``).
+
+    Errors are raised as :class:`~ddnn_tf.serve.http.ServiceError`; the app that mounts
+    the router answers them as JSON with :func:`~ddnn_tf.serve.http.install_error_handlers`.
+
+    Args:
+        tier: the loaded cloud tier.
+        token: the shared token every request must carry (None: no auth).
+        max_body_bytes: the request body limit.
+        deadline_s: per-request deadline.
+        max_batch: most samples per interpreter call.
+    """
+    router = APIRouter()
+    batcher = MicroBatcher(tier.classify_many, size=lambda item: len(item[0]), max_batch=max_batch)
+    router.batcher = batcher  # for stats and shutdown
+
+    @router.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> dict:
+        return {"status": "ready"}
+
+    @router.get("/v1/model")
+    async def model(request: Request) -> dict:
+        check_auth(request, token)
+        return tier.info
+
+    @router.post("/v1/cloud")
+    async def cloud(request: Request) -> JSONResponse:
+        check_auth(request, token)
+        check_content_type(request, FEATURES_TYPE)
+        check_model(request, tier.model)
+
+        async def handle() -> dict:
+            body = await read_body(request, max_body_bytes)
+            try:
+                parsed = parse_cloud_records(tier.spec, body)
+            except WireError as err:
+                raise ServiceError(400, "bad_body", str(err)) from None
+            results = await batcher.submit(parsed)
+            return {"model": tier.model, "exit": "cloud", "results": results}
+
+        return JSONResponse(await with_deadline(handle(), deadline_s, "POST /v1/cloud"))
+
+    return router
+
+
+def create_cloud_app(
+    model_dir: str | Path,
+    *,
+    token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    target: str = "portable",
+    max_batch: int = 1024,
+) -> FastAPI:
+    """The cloud tier's FastAPI app.
+
+    Args:
+        model_dir: a converted model directory (``tflite_models/NAME``).
+        token: shared token required on every request except ``/healthz`` and
+            ``/readyz`` (None: none required; the CLI requires one beyond loopback).
+        max_body_bytes: request body limit (413 ``too_large`` past it).
+        deadline_s: per-request deadline (504 ``deadline_exceeded`` past it).
+        target: ``portable`` or ``lce``.
+        max_batch: most samples per interpreter call.
+
+    Returns:
+        The app; ``app.state.tier`` is the :class:`CloudTier`.
+
+    Raises:
+        FileNotFoundError / ValueError: a bad model directory or option.
+    """
+    if max_body_bytes < 1 or deadline_s <= 0:
+        raise ValueError(
+            f"max_body_bytes and deadline_s must be positive, got {max_body_bytes}, {deadline_s}."
+        )
+    tier = CloudTier(model_dir, target=target)
+    router = cloud_router(
+        tier,
+        token=token,
+        max_body_bytes=max_body_bytes,
+        deadline_s=deadline_s,
+        max_batch=max_batch,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        router.batcher.close()
+
+    app = FastAPI(
+        title="ddnn-tf cloud", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    app.state.tier = tier
+    app.state.batcher = router.batcher
+    return app

@@ -1,0 +1,266 @@
+"""The services' binary message formats: model id, cloud records, device rounds.
+
+Everything here is numpy and the standard library (no TensorFlow, no web framework),
+so a device, the gateway, the cloud and the tests share one implementation.
+
+* **Model id**: the lowercase hex sha256 of the model directory's ``manifest.json``
+  bytes. The manifest records every tier file's sha256, so the id fingerprints the
+  whole converted model; every request carries it (``X-DDNN-Model``).
+* **Cloud records** (``application/vnd.ddnn.features``, ``POST /v1/cloud``): per sample,
+  the presence mask of the cloud's upstream senders (``ceil(U/8)`` bytes, bit k = most
+  significant bit of byte 0 first = sender k arrived, padding bits zero), then the
+  present senders' packed features (:func:`ddnn_tf.comm.pack_features`) in column order.
+* **Device rounds** (device <-> gateway): a round is ``n`` consecutive samples starting
+  at sample ``start``. Summaries travel as ``n`` encoded summaries back to back
+  (:func:`ddnn_tf.comm.encode_summary` with the manifest's encoding); the gateway's
+  decision is an ``n``-bit mask (same bit order), bit k = send features for sample
+  ``start + k``; features travel as the flagged samples' packed features back to back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ddnn_tf.comm import pack_features, summary_nbytes, unpack_features
+from ddnn_tf.manifest import MANIFEST_FILE, Manifest
+
+__all__ = [
+    "FEATURES_TYPE",
+    "SUMMARY_TYPE",
+    "DECISION_TYPE",
+    "CloudSpec",
+    "WireError",
+    "decode_mask",
+    "encode_cloud_records",
+    "encode_features_records",
+    "encode_mask",
+    "model_id",
+    "parse_cloud_records",
+    "summary_size",
+]
+
+FEATURES_TYPE = "application/vnd.ddnn.features"
+SUMMARY_TYPE = "application/vnd.ddnn.summary"
+DECISION_TYPE = "application/vnd.ddnn.decision"
+
+
+class WireError(ValueError):
+    """A message that does not parse; ``offset`` is the byte where parsing stopped."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def model_id(model: str | Path | Manifest) -> str:
+    """The model id: lowercase hex sha256 of the model directory's ``manifest.json`` bytes.
+
+    Args:
+        model: the model directory, its ``manifest.json``, or a loaded Manifest.
+
+    Raises:
+        FileNotFoundError: no manifest file.
+    """
+    if isinstance(model, Manifest):
+        path = model.directory / MANIFEST_FILE
+    else:
+        path = Path(model)
+        path = path / MANIFEST_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"No manifest at {path}.")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def summary_size(manifest: Mapping) -> int:
+    """Bytes of one encoded class summary under the manifest's ``wire.summary``."""
+    summary = manifest["wire"]["summary"]
+    nbytes = summary.get("nbytes")
+    if isinstance(nbytes, int) and nbytes > 0:
+        return nbytes
+    return summary_nbytes(len(manifest["classes"]), summary.get("encoding", "float32"))
+
+
+def encode_mask(bits: Sequence[bool] | np.ndarray) -> bytes:
+    """Pack booleans into bytes, most significant bit of byte 0 first, zero padded."""
+    return np.packbits(np.asarray(bits, dtype=bool)).tobytes()
+
+
+def decode_mask(payload: bytes, n: int, *, offset: int = 0) -> np.ndarray:
+    """Inverse of :func:`encode_mask` for ``n`` bits.
+
+    Raises:
+        WireError: wrong length or non-zero padding bits.
+    """
+    nbytes = (n + 7) // 8
+    if len(payload) != nbytes:
+        raise WireError(f"expected a {nbytes}-byte mask of {n} bits, got {len(payload)} bytes.")
+    bits = np.unpackbits(np.frombuffer(payload, np.uint8))
+    if bits[n:].any():
+        raise WireError(f"non-zero padding bits in the mask at byte offset {offset}.", offset)
+    return bits[:n].astype(bool)
+
+
+@dataclass(frozen=True)
+class CloudSpec:
+    """What the cloud tier receives: its upstream senders and their feature shapes.
+
+    Attributes:
+        senders: the cloud ``presence`` input's columns (devices, or edges), in order.
+        shapes: per sender, its feature tensor shape (per sample).
+        nbytes: per sender, its packed feature bytes.
+        inputs: per sender, the cloud input tensor its features feed.
+        presence_input: the name of the cloud's presence input.
+    """
+
+    senders: tuple[str, ...]
+    shapes: dict[str, tuple[int, ...]]
+    nbytes: dict[str, int]
+    inputs: dict[str, str]
+    presence_input: str
+
+    @property
+    def mask_bytes(self) -> int:
+        return (len(self.senders) + 7) // 8
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping) -> CloudSpec:
+        """Read the cloud tier's senders from a manifest.
+
+        Raises:
+            ValueError: a model whose cloud takes raw inputs (configuration (a)) or whose
+                manifest lacks the presence columns or the feature sources.
+        """
+        cloud = manifest["tiers"]["cloud"]
+        presence = [t for t in cloud["inputs"] if t["role"] == "presence"]
+        if not presence or not presence[0].get("columns"):
+            raise ValueError(
+                "Invalid manifest (tiers.cloud.inputs): the cloud tier has no presence "
+                "input with columns; only models with bit-packed features upstream of the "
+                "cloud can be served (convert with a local or edge exit)."
+            )
+        senders = tuple(presence[0]["columns"])
+        inputs: dict[str, str] = {}
+        for t in cloud["inputs"]:
+            if t["role"] == "features":
+                source = t.get("from") or {}
+                if source.get("tier") not in senders:
+                    raise ValueError(
+                        f"Invalid manifest (tiers.cloud.inputs.{t['name']}): its source "
+                        f"{source!r} is not one of the presence columns {list(senders)}."
+                    )
+                inputs[source["tier"]] = t["name"]
+        missing = [s for s in senders if s not in inputs]
+        if missing:
+            raise ValueError(
+                f"Invalid manifest (tiers.cloud.inputs): no features input for {missing}."
+            )
+        wire = manifest["wire"]["features"]
+        shapes, nbytes = {}, {}
+        for s in senders:
+            if s not in wire:
+                raise ValueError(f"Invalid manifest (wire.features): no entry for {s!r}.")
+            shapes[s] = tuple(int(d) for d in wire[s]["shape"])
+            nbytes[s] = int(wire[s].get("nbytes") or (math.prod(shapes[s]) + 7) // 8)
+        return cls(senders, shapes, nbytes, inputs, presence[0]["name"])
+
+
+def encode_cloud_records(
+    spec: CloudSpec, presence: np.ndarray, payloads: Sequence[Mapping[str, bytes]]
+) -> bytes:
+    """Build a ``POST /v1/cloud`` body from already packed feature payloads.
+
+    Args:
+        spec: the cloud's senders.
+        presence: ``(n, U)`` bool, sender k's message arrived for sample i.
+        payloads: per sample, ``{sender: packed features}`` for its present senders.
+
+    Returns:
+        The request body.
+    """
+    parts = []
+    for row, sample in zip(np.asarray(presence, bool), payloads, strict=True):
+        parts.append(encode_mask(row))
+        for k, sender in enumerate(spec.senders):
+            if row[k]:
+                parts.append(sample[sender])
+    return b"".join(parts)
+
+
+def encode_features_records(
+    spec: CloudSpec, presence: np.ndarray, features: Mapping[str, np.ndarray]
+) -> bytes:
+    """Build a ``POST /v1/cloud`` body from ±1 feature arrays ``{sender: (n, *shape)}``."""
+    presence = np.asarray(presence, bool)
+    payloads = [
+        {s: pack_features(features[s][i]) for k, s in enumerate(spec.senders) if presence[i, k]}
+        for i in range(len(presence))
+    ]
+    return encode_cloud_records(spec, presence, payloads)
+
+
+def parse_cloud_records(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Parse a ``POST /v1/cloud`` body.
+
+    Args:
+        spec: the cloud's senders.
+        body: the request body.
+
+    Returns:
+        ``(presence, features)``: ``(n, U)`` bool and ``{sender: (n, *shape) float32}``
+        (zeros where a sender is absent, as the runtime feeds an absent sender).
+
+    Raises:
+        WireError: an empty body, a truncated record, a record with no sender present,
+            non-zero padding bits (naming the byte offset).
+    """
+    if not body:
+        raise WireError("empty body: expected at least one record.", 0)
+    u, mb = len(spec.senders), spec.mask_bytes
+    masks: list[np.ndarray] = []
+    chunks: dict[str, list[tuple[int, bytes]]] = {s: [] for s in spec.senders}
+    offset, total, i = 0, len(body), 0
+    while offset < total:
+        if offset + mb > total:
+            raise WireError(
+                f"truncated record {i} at byte offset {offset}: expected a {mb}-byte presence "
+                f"mask, {total - offset} byte(s) left.",
+                offset,
+            )
+        try:
+            row = decode_mask(body[offset : offset + mb], u, offset=offset)
+        except WireError as err:
+            raise WireError(f"record {i}: {err}", offset) from None
+        if not row.any():
+            raise WireError(f"record {i} at byte offset {offset}: no sender present.", offset)
+        offset += mb
+        for k, sender in enumerate(spec.senders):
+            if not row[k]:
+                continue
+            n = spec.nbytes[sender]
+            if offset + n > total:
+                raise WireError(
+                    f"truncated record {i} at byte offset {offset}: expected {n} bytes of "
+                    f"{sender} features, {total - offset} byte(s) left.",
+                    offset,
+                )
+            chunks[sender].append((i, body[offset : offset + n]))
+            offset += n
+        masks.append(row)
+        i += 1
+    presence = np.stack(masks)
+    features = {}
+    for sender, items in chunks.items():
+        array = np.zeros((i, *spec.shapes[sender]), np.float32)
+        for row_index, payload in items:
+            try:
+                array[row_index] = unpack_features(payload, spec.shapes[sender])
+            except ValueError as err:
+                raise WireError(f"record {row_index}, {sender}: {err}") from None
+        features[sender] = array
+    return presence, features
