@@ -40,7 +40,12 @@ def draw_icon(size: int, *, maskable: bool = False) -> Image.Image:
     unit = inner / 10
     cloud = (n / 2, x0 + 1.6 * unit)
     d.ellipse(
-        (cloud[0] - 1.6 * unit, cloud[1] - 1.2 * unit, cloud[0] + 1.6 * unit, cloud[1] + 1.2 * unit),
+        (
+            cloud[0] - 1.6 * unit,
+            cloud[1] - 1.2 * unit,
+            cloud[0] + 1.6 * unit,
+            cloud[1] + 1.2 * unit,
+        ),
         fill=BLUE,
     )
     hub = (n / 2, x0 + 5.0 * unit)
@@ -55,7 +60,10 @@ def draw_icon(size: int, *, maskable: bool = False) -> Image.Image:
                 radius=unit * 0.2,
                 fill=WHITE,
             )
-    d.ellipse((hub[0] - 0.8 * unit, hub[1] - 0.8 * unit, hub[0] + 0.8 * unit, hub[1] + 0.8 * unit), fill=GREEN)
+    d.ellipse(
+        (hub[0] - 0.8 * unit, hub[1] - 0.8 * unit, hub[0] + 0.8 * unit, hub[1] + 0.8 * unit),
+        fill=GREEN,
+    )
     return img.resize((size, size), Image.LANCZOS)
 
 

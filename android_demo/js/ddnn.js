@@ -236,9 +236,10 @@ export class Ddnn {
 }
 
 /** The model id the cloud reports (for pages without SubtleCrypto: plain http off localhost). */
-async function cloudModelId(url) {
+async function cloudModelId(url, token) {
   try {
-    const response = await fetch(url, { cache: 'no-store' });
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const response = await fetch(url, { cache: 'no-store', headers });
     return response.ok ? (await response.json()).model : null;
   } catch {
     return null; // offline: local exits still work; cloud requests will say model_mismatch
@@ -269,7 +270,7 @@ export async function loadDdnn(options) {
   const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
   checkManifest(manifest);
   let modelId = await sha256Hex(manifestBytes);
-  if (modelId === null) modelId = await cloudModelId(options.modelInfoUrl ?? '/v1/model');
+  if (modelId === null) modelId = await cloudModelId(options.modelInfoUrl ?? '/v1/model', options.token);
   load.manifest_ms = now() - start;
 
   start = now();
