@@ -25,7 +25,12 @@ self.addEventListener('activate', (event) => {
 // The page sends the URLs it loaded (the runtime's .wasm, the tier binaries) once it is ready.
 self.addEventListener('message', (event) => {
   const urls = (event.data?.cache ?? []).filter((u) => new URL(u).origin === location.origin && !API.test(u));
-  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(urls)));
+  const reply = (message) => event.ports[0]?.postMessage(message);
+  event.waitUntil(
+    caches.open(CACHE)
+      .then((cache) => cache.addAll(urls))
+      .then(() => reply({ cached: urls.length }), (err) => reply({ error: String(err) })),
+  );
 });
 
 self.addEventListener('fetch', (event) => {

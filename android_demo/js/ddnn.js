@@ -228,6 +228,7 @@ export class Ddnn {
       return answer;
     } catch (err) {
       if (err.name === 'AbortError') throw new Error(`cloud: no answer within ${this.cloudTimeoutMs} ms`);
+      if (err instanceof TypeError) throw new Error(`cloud unreachable (${err.message})`);
       throw err;
     } finally {
       clearTimeout(timer);

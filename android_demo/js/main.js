@@ -20,8 +20,18 @@ const ready = new Promise((resolve, reject) => {
   rejectReady = reject;
 });
 
+let resolveOffline;
+let rejectOffline;
+const offline = new Promise((resolve, reject) => {
+  resolveOffline = resolve;
+  rejectOffline = reject;
+});
+offline.catch((err) => console.warn('offline cache:', err.message));
+
 window.ddnn = {
   ready,
+  /** Resolves (to the number of URLs cached) once the app works with no network. */
+  offline,
   /** One Uint8Array per device (raw uint8, row-major) -> {prediction, exit, entropy, probs, bytes_up, degraded}. */
   async classifyViews(views, options = {}) {
     await ready;
@@ -101,6 +111,7 @@ async function classifyImage(image, caption) {
   showImage(image, views, caption);
   $('prediction').textContent = '…';
   const result = await window.ddnn.classifyViews(views);
+  window.ddnn.last = { image, views, result };
   showResult(result);
   return result;
 }
@@ -133,16 +144,24 @@ async function loadSamples(name) {
   return { ...data, images: bytes };
 }
 
+/**
+ * Register the service worker and hand it everything this page fetched from its own origin
+ * (the runtime's .wasm, the tier binaries), so the app opens and exits locally offline.
+ * Resolves to the number of URLs cached.
+ */
 async function makeOffline() {
-  if (!('serviceWorker' in navigator)) return;
-  const registration = await navigator.serviceWorker.register('sw.js');
-  const worker = registration.active ?? registration.waiting ?? registration.installing;
-  // everything this page fetched from its own origin (runtime, wasm, tiers), for offline use
+  if (!('serviceWorker' in navigator)) throw new Error('no service worker support');
+  await navigator.serviceWorker.register('sw.js');
+  const registration = await navigator.serviceWorker.ready;
   const urls = performance.getEntriesByType('resource').map((e) => e.name)
-    .filter((u) => new URL(u).origin === location.origin && !new URL(u).pathname.includes('/v1/'));
-  const send = (w) => w.postMessage({ cache: [...new Set([location.href.split('?')[0], ...urls])] });
-  if (worker.state === 'activated') send(worker);
-  else worker.addEventListener('statechange', () => worker.state === 'activated' && send(worker));
+    .filter((u) => new URL(u).origin === location.origin && !/\/(v1\/|healthz|readyz)/.test(u));
+  const cache = [...new Set([new URL('./', location.href).href, ...urls])];
+  const channel = new MessageChannel();
+  const done = new Promise((resolve, reject) => {
+    channel.port1.onmessage = (event) => (event.data.error ? reject(new Error(event.data.error)) : resolve(event.data.cached));
+  });
+  registration.active.postMessage({ cache }, [channel.port2]);
+  return done;
 }
 
 async function main() {
@@ -180,10 +199,11 @@ async function main() {
     $('random').disabled = false;
     $('random').addEventListener('click', onRandom);
   }
-  makeOffline().catch((err) => console.warn('offline cache:', err));
+  makeOffline().then(resolveOffline, rejectOffline);
 }
 
 main().catch((err) => {
   setStatus(`Could not load the model: ${err.message}`);
   rejectReady(err);
+  rejectOffline(err);
 });

@@ -1,0 +1,289 @@
+"""The phone app in a real browser: Debian's chromium (Playwright, Pixel 7 profile) against
+the real ``python -m ddnn_tf.serve demo`` server on loopback.
+
+* fmnist6 test samples through ``window.ddnn.classifyViews`` give the Python
+  orchestrator's prediction, exit and uplink bytes, sample by sample; the codecs match
+  ``ddnn_tf.comm`` byte for byte;
+* with the server stopped, a local exit still answers, a cloud sample comes back degraded
+  within its deadline, and the app reopens from its service worker;
+* a photo through the file input shows the six views and gets the orchestrator's answer.
+
+Without chromium or LiteRT.js these tests fail with the command that installs them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ddnn_tf.comm import encode_summary
+from ddnn_tf.data.fmnist6 import fmnist6_views, load_fmnist6_arrays
+from ddnn_tf.exits import normalized_entropy
+from ddnn_tf.runtime import Hierarchy
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "tflite_models" / "fmnist6_mpcc"
+CHROMIUM = os.environ.get("DDNN_TF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+N_SAMPLES = 240
+CLOUD_TIMEOUT_MS = 3000
+
+
+def _start_demo() -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ddnn_tf.serve", "demo", str(MODEL), "--port", "0", "--noqr"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(10)
+        pytest.fail(f"serve demo did not start: {proc.stderr.read()}")
+    return proc, json.loads(line)["url"]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    for stream in (proc.stdout, proc.stderr):
+        stream.close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(
+            f"chromium not found at {CHROMIUM}: install Debian's browser with "
+            "`apt-get install -y chromium` (make test does this as root), or set "
+            "DDNN_TF_CHROMIUM to a chromium binary."
+        )
+    if not (ROOT / "android_demo" / "node_modules" / "@litertjs" / "core").is_dir():
+        pytest.fail("LiteRT.js is not installed: run `npm ci --prefix android_demo`.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield p, browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def server():
+    proc, url = _start_demo()
+    try:
+        yield proc, url
+    finally:
+        _stop(proc)
+
+
+def _open(chromium, url: str, tmp_path: Path):
+    """A Pixel 7 page on the app, with its model loaded."""
+    p, browser = chromium
+    context = browser.new_context(**p.devices["Pixel 7"])
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(f"{url}?cloud_timeout_ms={CLOUD_TIMEOUT_MS}")
+    page.wait_for_function("window.ddnn && window.ddnn.load", timeout=30_000)
+    assert not errors, errors
+    return context, page
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    arrays = load_fmnist6_arrays()
+    return arrays.x_test[:N_SAMPLES], arrays.y_test[:N_SAMPLES]
+
+
+def _raw_views(images: np.ndarray) -> list[list[str]]:
+    """Per sample, six base64 uint8 views exactly as fmnist6 cuts them (before 1/255)."""
+    padded = np.zeros((len(images), 30, 28), np.uint8)
+    padded[:, 1:29] = images
+    out = []
+    for img in padded:
+        views = [
+            img[r * 10 : (r + 1) * 10, c * 14 : (c + 1) * 14] for r in range(3) for c in (0, 1)
+        ]
+        out.append([base64.b64encode(np.ascontiguousarray(v).tobytes()).decode() for v in views])
+    return out
+
+
+_CLASSIFY_ALL = """async (samples) => {
+  const decode = (b) => Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
+  const inputs = samples.map((views) => views.map(decode));
+  const out = [];
+  const start = performance.now();
+  for (const views of inputs) out.push(await window.ddnn.classifyViews(views));
+  return { results: out, seconds: (performance.now() - start) / 1000 };
+}"""
+
+
+def test_classify_views_matches_the_orchestrator(chromium, server, test_images, tmp_path):
+    proc, url = server
+    context, page = _open(chromium, url, tmp_path)
+    images, _ = test_images
+    answer = page.evaluate(_CLASSIFY_ALL, _raw_views(images))
+    context.close()
+    results = answer["results"]
+    hierarchy = Hierarchy(MODEL)
+    expected = hierarchy.run(fmnist6_views(images), batch_size=64)
+    up = expected.link_bytes["device_to_upper"].sum(axis=1)
+    local_eta = normalized_entropy(expected.probs["local"])
+    mismatches = []
+    for i, got in enumerate(results):
+        want = (expected.exit_name(i), int(expected.prediction[i]), int(up[i]))
+        if (got["exit"], got["prediction"], got["bytes_up"]) != want or got["degraded"]:
+            mismatches.append((i, got["exit"], got["prediction"], got["bytes_up"], want))
+        assert got["entropy"] == pytest.approx(local_eta[i], abs=1e-12)
+        assert np.allclose(got["probs"], expected.probs[got["exit"]][i], rtol=0, atol=1e-9)
+    assert not mismatches, f"{len(mismatches)} samples differ, e.g. {mismatches[:5]}"
+    exits = [r["exit"] for r in results]
+    assert exits.count("local") >= 10 and exits.count("cloud") >= 10, exits
+    assert {r["bytes_up"] for r in results if r["exit"] == "local"} == {0}
+    assert len(results) == N_SAMPLES and answer["seconds"] > 0
+
+
+_CODECS = """async (vectors) => {
+  const wire = await import('./js/wire.js');
+  const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  const out = {};
+  for (const name of ['float32', 'float16', 'int8']) {
+    const codec = wire.summaryCodec(name);
+    out[name] = vectors.map((v) => {
+      const bytes = codec.encode(v);
+      return { hex: hex(bytes), decoded: Array.from(codec.decode(bytes, v.length)) };
+    });
+  }
+  let unknown = null;
+  try { wire.summaryCodec('int4'); } catch (err) { unknown = err.message; }
+  return { out, unknown };
+}"""
+
+
+def test_summary_codecs_write_what_comm_writes(chromium, server, tmp_path):
+    proc, url = server
+    context, page = _open(chromium, url, tmp_path)
+    rng = np.random.default_rng(3)
+    vectors = [rng.normal(0, 10.0 ** rng.uniform(-6, 3), 10) for _ in range(200)]
+    vectors += [np.zeros(10), np.array([0.5] * 10), np.array([1e-9, -3.0, 65504.0, 2.5, 0.0])]
+    answer = page.evaluate(_CODECS, [v.tolist() for v in vectors])
+    context.close()
+    from ddnn_tf.comm import decode_summary
+
+    for name, rows in answer["out"].items():
+        for v, row in zip(vectors, rows, strict=True):
+            payload = encode_summary(v, name)
+            assert row["hex"] == payload.hex(), (name, v)
+            assert row["decoded"] == decode_summary(payload, len(v), name).tolist()
+    assert "int4" in answer["unknown"] and "float32" in answer["unknown"]
+
+
+def test_server_stopped_local_exit_answers_cloud_degrades(chromium, server, test_images, tmp_path):
+    proc, url = server
+    context, page = _open(chromium, url, tmp_path)
+    cached = page.evaluate("window.ddnn.offline")
+    assert cached >= 10  # the runtime, its .wasm, the tiers and the app
+    images, _ = test_images
+    expected = Hierarchy(MODEL).run(fmnist6_views(images[:40]), batch_size=40)
+    local = next(i for i in range(40) if expected.exit_name(i) == "local")
+    cloud = next(i for i in range(40) if expected.exit_name(i) == "cloud")
+    samples = _raw_views(images[[local, cloud]])
+    _stop(proc)
+
+    start = time.monotonic()
+    answer = page.evaluate(_CLASSIFY_ALL, samples)["results"]
+    elapsed = time.monotonic() - start
+    assert elapsed < CLOUD_TIMEOUT_MS / 1000 + 2
+    on_phone, degraded = answer
+    assert (on_phone["exit"], on_phone["degraded"]) == ("local", False)
+    assert on_phone["prediction"] == expected.prediction[local]
+    assert degraded["degraded"] is True and degraded["exit"] == "local"
+    assert degraded["bytes_up"] == 0 and "cloud" in degraded["error"]
+    assert degraded["prediction"] == int(np.argmax(expected.probs["local"][cloud]))
+
+    # the app reopens with no server: the service worker has the page, runtime and tiers
+    page.reload()
+    page.wait_for_function("window.ddnn && window.ddnn.load", timeout=30_000)
+    again = page.evaluate(_CLASSIFY_ALL, samples[:1])["results"][0]
+    assert (again["exit"], again["prediction"]) == ("local", expected.prediction[local])
+    assert page.locator("#net").inner_text() == "offline"
+    context.close()
+
+
+def _photo(image: np.ndarray) -> bytes:
+    """A 'photo' of a data set image: dark object on a light, slightly noisy backdrop."""
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(image).resize((224, 224), Image.BILINEAR), np.float64)
+    canvas = np.full((320, 300), 235.0)
+    canvas[40:264, 50:274] -= big * 0.8
+    canvas += np.random.default_rng(0).normal(0, 3, canvas.shape)
+    rgb = np.repeat(np.clip(canvas, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="JPEG", quality=92)
+    return out.getvalue()
+
+
+def test_photo_shows_six_views_and_a_prediction(chromium, server, test_images, tmp_path):
+    proc, url = server
+    context, page = _open(chromium, url, tmp_path)
+    images, _ = test_images
+    original = images[1]
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_photo(original))
+    page.set_input_files("#gallery", str(path))
+    page.wait_for_function("window.ddnn.last !== undefined", timeout=10_000)
+    last = page.evaluate(
+        "({image: Array.from(window.ddnn.last.image), views: window.ddnn.last.views.map("
+        "(v) => Array.from(v)), result: window.ddnn.last.result})"
+    )
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll('#views canvas')].map((c) => {
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          let lit = 0; for (let i = 0; i < d.length; i += 4) lit += d[i] > 40; return lit; })"""
+    )
+    prediction = page.locator("#prediction").inner_text()
+    page.screenshot(path=str(tmp_path / "phone.png"))
+    context.close()
+
+    image = np.array(last["image"], np.uint8).reshape(28, 28)
+    # preprocessing recovers the data set's look: bright object on black, close to the original
+    assert np.corrcoef(image.ravel(), original.ravel())[0, 1] > 0.9
+    assert len(shown) == 6 and sum(n > 0 for n in shown) >= 5
+    padded = np.zeros((30, 28), np.uint8)
+    padded[1:29] = image
+    assert np.array_equal(np.array(last["views"][3], np.uint8).reshape(10, 14), padded[10:20, 14:])
+    expected = Hierarchy(MODEL).run(fmnist6_views(image[None]), batch_size=1)
+    assert last["result"]["prediction"] == expected.prediction[0]
+    assert last["result"]["exit"] == expected.exit_name(0)
+    assert (
+        prediction
+        == json.loads((MODEL / "manifest.json").read_text())["classes"][expected.prediction[0]]
+    )
