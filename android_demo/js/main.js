@@ -179,7 +179,7 @@ async function main() {
   threshold = model.threshold;
   window.ddnn.model = { name: model.manifest.name, id: model.modelId, classes: model.classes, exits: model.exits };
   window.ddnn.load = { ...load, total_ms: performance.now() - started };
-  $('model-name').textContent = `${model.manifest.name} · ${model.numDevices} devices in this phone`;
+  $('model-name').textContent = `${model.manifest.name} · on this phone`;
   const slider = $('threshold');
   slider.value = String(threshold);
   slider.disabled = false;
