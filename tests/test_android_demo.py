@@ -94,16 +94,19 @@ def chromium():
             browser.close()
 
 
-@pytest.fixture
-def server():
+@pytest.fixture(scope="module")
+def page(chromium):
+    """One Pixel 7 page on one demo server, shared by the tests that keep the server up."""
     proc, url = _start_demo()
     try:
-        yield proc, url
+        context, page = _open(chromium, url)
+        yield page
+        context.close()
     finally:
         _stop(proc)
 
 
-def _open(chromium, url: str, tmp_path: Path):
+def _open(chromium, url: str):
     """A Pixel 7 page on the app, with its model loaded."""
     p, browser = chromium
     context = browser.new_context(**p.devices["Pixel 7"])
@@ -145,12 +148,9 @@ _CLASSIFY_ALL = """async (samples) => {
 }"""
 
 
-def test_classify_views_matches_the_orchestrator(chromium, server, test_images, tmp_path):
-    proc, url = server
-    context, page = _open(chromium, url, tmp_path)
+def test_classify_views_matches_the_orchestrator(page, test_images):
     images, _ = test_images
     answer = page.evaluate(_CLASSIFY_ALL, _raw_views(images))
-    context.close()
     results = answer["results"]
     hierarchy = Hierarchy(MODEL)
     expected = hierarchy.run(fmnist6_views(images), batch_size=64)
@@ -187,14 +187,11 @@ _CODECS = """async (vectors) => {
 }"""
 
 
-def test_summary_codecs_write_what_comm_writes(chromium, server, tmp_path):
-    proc, url = server
-    context, page = _open(chromium, url, tmp_path)
+def test_summary_codecs_write_what_comm_writes(page):
     rng = np.random.default_rng(3)
     vectors = [rng.normal(0, 10.0 ** rng.uniform(-6, 3), 10) for _ in range(200)]
     vectors += [np.zeros(10), np.array([0.5] * 10), np.array([1e-9, -3.0, 65504.0, 2.5, 0.0])]
     answer = page.evaluate(_CODECS, [v.tolist() for v in vectors])
-    context.close()
     from ddnn_tf.comm import decode_summary
 
     for name, rows in answer["out"].items():
@@ -205,9 +202,16 @@ def test_summary_codecs_write_what_comm_writes(chromium, server, tmp_path):
     assert "int4" in answer["unknown"] and "float32" in answer["unknown"]
 
 
-def test_server_stopped_local_exit_answers_cloud_degrades(chromium, server, test_images, tmp_path):
-    proc, url = server
-    context, page = _open(chromium, url, tmp_path)
+def test_server_stopped_local_exit_answers_cloud_degrades(chromium, test_images):
+    proc, url = _start_demo()
+    try:
+        _offline_checks(chromium, proc, url, test_images)
+    finally:
+        _stop(proc)
+
+
+def _offline_checks(chromium, proc, url, test_images):
+    context, page = _open(chromium, url)
     cached = page.evaluate("window.ddnn.offline")
     assert cached >= 10  # the runtime, its .wasm, the tiers and the app
     images, _ = test_images
@@ -233,7 +237,7 @@ def test_server_stopped_local_exit_answers_cloud_degrades(chromium, server, test
     page.wait_for_function("window.ddnn && window.ddnn.load", timeout=30_000)
     again = page.evaluate(_CLASSIFY_ALL, samples[:1])["results"][0]
     assert (again["exit"], again["prediction"]) == ("local", expected.prediction[local])
-    assert page.locator("#net").inner_text() == "offline"
+    page.wait_for_function("document.querySelector('#net').textContent === 'offline'")
     context.close()
 
 
@@ -251,9 +255,7 @@ def _photo(image: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def test_photo_shows_six_views_and_a_prediction(chromium, server, test_images, tmp_path):
-    proc, url = server
-    context, page = _open(chromium, url, tmp_path)
+def test_photo_shows_six_views_and_a_prediction(page, test_images, tmp_path):
     images, _ = test_images
     original = images[1]
     path = tmp_path / "photo.jpg"
@@ -271,7 +273,6 @@ def test_photo_shows_six_views_and_a_prediction(chromium, server, test_images, t
     )
     prediction = page.locator("#prediction").inner_text()
     page.screenshot(path=str(tmp_path / "phone.png"))
-    context.close()
 
     image = np.array(last["image"], np.uint8).reshape(28, 28)
     # preprocessing recovers the data set's look: bright object on black, close to the original
@@ -287,3 +288,72 @@ def test_photo_shows_six_views_and_a_prediction(chromium, server, test_images, t
         prediction
         == json.loads((MODEL / "manifest.json").read_text())["classes"][expected.prediction[0]]
     )
+
+
+def test_failed_devices_match_the_orchestrator(page, test_images):
+    images, _ = test_images
+    images = images[:40]
+    presence = np.ones((len(images), 6), bool)
+    presence[::2, 5] = False  # device 5 fails on every other sample
+    presence[1::4, [0, 3]] = False  # devices 0 and 3 on every fourth
+    samples = _raw_views(images)
+    for i, views in enumerate(samples):
+        for d in np.flatnonzero(~presence[i]):
+            views[d] = None
+    answer = page.evaluate(
+        _CLASSIFY_ALL.replace("views.map(decode)", "views.map((b) => b && decode(b))"), samples
+    )["results"]
+    expected = Hierarchy(MODEL).run(fmnist6_views(images), presence=presence, batch_size=40)
+    up = expected.link_bytes["device_to_upper"].sum(axis=1)
+    got = [(r["exit"], r["prediction"], r["bytes_up"], r["degraded"]) for r in answer]
+    want = [
+        (expected.exit_name(i), int(expected.prediction[i]), int(up[i]), False) for i in range(40)
+    ]
+    assert got == want
+    assert any(r["exit"] == "cloud" and r["bytes_up"] < 108 for r in answer)
+
+
+def test_https_with_a_token(chromium, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cert_dir = tmp_path / "tls"
+    command = [sys.executable, "-m", "ddnn_tf.serve", "demo", str(MODEL), "--port", "0"]
+    command += ["--https", "--cert-dir", str(cert_dir), "--token", "s3cret"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)  # fmt: skip
+    try:
+        url = json.loads(proc.stdout.readline())["url"]
+        printed = [proc.stdout.readline() for _ in range(4)]
+        assert url.startswith("https://127.0.0.1:") and url.endswith("/?token=s3cret")
+        assert printed[0].strip() == f"Open on the phone: {url}"
+        assert "adb reverse" in printed[1] and "█" in printed[2]  # the QR code follows
+        import httpx
+
+        base = url.split("?")[0]
+        with httpx.Client(verify=str(cert_dir / "cert.pem"), timeout=10) as client:
+            assert client.get(base).status_code == 200  # the certificate is valid for it
+            assert client.get(base + "v1/model").status_code == 401
+        p, browser = chromium
+        context = browser.new_context(**p.devices["Pixel 7"], ignore_https_errors=True)
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_function("window.ddnn && window.ddnn.load", timeout=30_000)
+        image = load_fmnist6_arrays().x_test[:40]
+        expected = Hierarchy(MODEL).run(fmnist6_views(image), batch_size=40)
+        cloud = next(i for i in range(40) if expected.exit_name(i) == "cloud")
+        got = page.evaluate(_CLASSIFY_ALL, _raw_views(image[cloud : cloud + 1]))["results"][0]
+        context.close()
+        assert (got["exit"], got["degraded"], got["prediction"]) == (
+            "cloud",
+            False,
+            expected.prediction[cloud],
+        )
+    finally:
+        _stop(proc)
+
+
+def test_demo_cli_errors_are_one_line():
+    from conftest import run_cli
+
+    missing = run_cli("ddnn_tf.serve", "demo", "no/such/model", "--port", "0", timeout=60)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: ") and "no/such/model" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and not missing.stdout
