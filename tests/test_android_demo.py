@@ -321,10 +321,11 @@ def test_https_with_a_token(chromium, tmp_path):
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)  # fmt: skip
     try:
         url = json.loads(proc.stdout.readline())["url"]
-        printed = [proc.stdout.readline() for _ in range(4)]
+        printed = [proc.stdout.readline() for _ in range(5)]
         assert url.startswith("https://127.0.0.1:") and url.endswith("/?token=s3cret")
         assert printed[0].strip() == f"Open on the phone: {url}"
-        assert "adb reverse" in printed[1] and "█" in printed[2]  # the QR code follows
+        assert "adb reverse" in printed[1] and str(cert_dir / "cert.pem") in printed[2]
+        assert "█" in printed[3]  # the QR code follows
         import httpx
 
         base = url.split("?")[0]
@@ -357,3 +358,19 @@ def test_demo_cli_errors_are_one_line():
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: ") and "no/such/model" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and not missing.stdout
+
+
+def test_self_signed_cert_is_reused_while_it_fits(tmp_path):
+    from cryptography import x509
+
+    from ddnn_tf.serve.demo import self_signed_cert
+
+    cert, key = self_signed_cert(tmp_path, ["192.168.1.20", "localhost"])
+    first = cert.read_bytes()
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert self_signed_cert(tmp_path, ["localhost"])[0].read_bytes() == first
+    self_signed_cert(tmp_path, ["10.0.0.7"])  # another address: a new certificate
+    names = x509.load_pem_x509_certificate(cert.read_bytes()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert cert.read_bytes() != first and "10.0.0.7" in str(names.value)

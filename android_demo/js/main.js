@@ -164,6 +164,17 @@ async function makeOffline() {
   return done;
 }
 
+/** The cloud's token: from the URL (the printed link / QR code), kept for the installed app. */
+function cloudToken() {
+  const token = params.get('token');
+  try {
+    if (token) localStorage.setItem('ddnn-token', token);
+    return token ?? localStorage.getItem('ddnn-token') ?? undefined;
+  } catch {
+    return token ?? undefined; // storage disabled
+  }
+}
+
 async function main() {
   const started = performance.now();
   const { ddnn, load } = await loadDdnn({
@@ -172,7 +183,7 @@ async function main() {
     cloudUrl: params.get('cloud') ?? 'v1/cloud',
     modelInfoUrl: 'v1/model',
     cloudTimeoutMs: Number(params.get('cloud_timeout_ms') ?? 5000),
-    token: params.get('token') ?? undefined,
+    token: cloudToken(),
   });
   model = ddnn;
   spec = datasetSpec(model.manifest);

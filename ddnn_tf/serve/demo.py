@@ -34,7 +34,14 @@ from pathlib import Path
 
 from ddnn_tf.serve.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, is_loopback
 
-__all__ = ["APP_DIR", "create_demo_app", "demo", "lan_address", "self_signed_cert"]
+__all__ = [
+    "APP_DIR",
+    "create_demo_app",
+    "default_cert_dir",
+    "demo",
+    "lan_address",
+    "self_signed_cert",
+]
 
 #: The web app's sources (a clone's ``android_demo/``).
 APP_DIR = Path(__file__).resolve().parents[2] / "android_demo"
@@ -177,8 +184,35 @@ def lan_address() -> str:
             return "127.0.0.1"
 
 
+def default_cert_dir() -> Path:
+    """Where ``--https`` keeps its certificate: ``$XDG_CACHE_HOME/ddnn_tf/demo-tls``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "ddnn_tf" / "demo-tls"
+
+
+def _reusable(cert_path: Path, key_path: Path, hosts: list[str]) -> bool:
+    """An existing certificate that names every host and stays valid for a day or more."""
+    from cryptography import x509
+
+    if not (cert_path.is_file() and key_path.is_file()):
+        return False
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return False
+    have = {str(n) for n in names.get_values_for_type(x509.IPAddress)}
+    have |= set(names.get_values_for_type(x509.DNSName))
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    return set(hosts) <= have and cert.not_valid_after_utc > soon
+
+
 def self_signed_cert(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
-    """A self-signed certificate and key for ``hosts`` (names or IPs), written to ``folder``.
+    """A self-signed certificate and key for ``hosts`` (names or IPs) in ``folder``.
+
+    A certificate already there is reused when it names every host and is valid for at
+    least another day (so a phone that trusts it keeps trusting it); otherwise a new one
+    (ECDSA P-256, valid 365 days) replaces it.
 
     Returns:
         ``(cert.pem, key.pem)`` paths (the key is readable by its owner only).
@@ -188,9 +222,13 @@ def self_signed_cert(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
+    hosts = list(dict.fromkeys(hosts))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    if _reusable(cert_path, key_path, hosts):
+        return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
     names = []
-    for host in dict.fromkeys(hosts):
+    for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
@@ -204,13 +242,12 @@ def self_signed_cert(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_after(now + datetime.timedelta(days=365))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     folder.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     key_bytes = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -253,14 +290,13 @@ def demo(
         https: serve TLS with a self-signed certificate created for this machine.
         token: shared token of the cloud routes (default: $DDNN_TF_TOKEN; beyond loopback
             one is generated when none is given, and put in the printed URL).
-        cert_dir: where --https writes cert.pem and key.pem (default: a temporary folder).
+        cert_dir: where --https keeps cert.pem and key.pem, reused while valid (default:
+            ~/.cache/ddnn_tf/demo-tls).
         max_body_bytes: request body limit of POST /v1/cloud.
         deadline_s: per-request deadline of POST /v1/cloud.
         target: the cloud tier's target, portable or lce.
         qr: print a terminal QR code of the URL.
     """
-    import tempfile
-
     import uvicorn
 
     from ddnn_tf.serve.run_server import bind
@@ -278,7 +314,7 @@ def demo(
     public = lan_address() if host in ("0.0.0.0", "::") else host
     ssl = {}
     if https:
-        folder = Path(cert_dir) if cert_dir else Path(tempfile.mkdtemp(prefix="ddnn-demo-tls-"))
+        folder = Path(cert_dir) if cert_dir else default_cert_dir()
         cert, key = self_signed_cert(folder, [public, "localhost", "127.0.0.1"])
         ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     sock = bind(host, port)
@@ -293,6 +329,10 @@ def demo(
         print(f"  over USB: adb reverse tcp:{actual} tcp:{actual}, then open the URL in Chrome")
     elif not https:
         print("  on the LAN without --https the camera and installing are disabled by Chrome")
+    if https:
+        print(
+            f"  self-signed certificate: {ssl['ssl_certfile']} (install it on the phone to trust it)"
+        )
     if qr:
         _print_qr(url)
     sys.stdout.flush()
