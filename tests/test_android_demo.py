@@ -358,6 +358,10 @@ def test_demo_cli_errors_are_one_line():
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: ") and "no/such/model" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and not missing.stdout
+    # the server that ships the device tiers never imports TensorFlow
+    code = "import sys, ddnn_tf.serve.demo; print('tensorflow' in sys.modules)"
+    check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert check.stdout.strip() == "False", check.stderr
 
 
 def test_self_signed_cert_is_reused_while_it_fits(tmp_path):
