@@ -46,6 +46,7 @@ def cloud(
     replicas: int = 1,
     address: str | None = None,
     ray_auth: bool = True,
+    ray_temp_dir: str | None = None,
 ) -> None:
     """Serve the cloud tier of a converted model.
 
@@ -62,6 +63,8 @@ def cloud(
         replicas: Ray Serve replicas (engine ray).
         address: an existing Ray cluster's address (engine ray; default: start a local one).
         ray_auth: start the local Ray instance with token authentication (engine ray).
+        ray_temp_dir: where the local Ray instance writes its session files
+            (default /tmp/ray).
     """
     token = _token(host, token)
     if engine == "ray":
@@ -79,6 +82,7 @@ def cloud(
             replicas=replicas,
             address=address,
             ray_auth=ray_auth,
+            ray_temp_dir=ray_temp_dir,
         )
         return
     if engine != "uvicorn":

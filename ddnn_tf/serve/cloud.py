@@ -125,6 +125,7 @@ def cloud_router(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     deadline_s: float = DEFAULT_DEADLINE_S,
     max_batch: int = 1024,
+    submit=None,
 ) -> APIRouter:
     """The cloud's routes (``/healthz``, ``/readyz``, ``/v1/model``, ``POST /v1/cloud``).
 
@@ -137,9 +138,17 @@ def cloud_router(
         max_body_bytes: the request body limit.
         deadline_s: per-request deadline.
         max_batch: most samples per interpreter call.
+        submit: ``async submit(parsed) -> results`` to classify one parsed request
+            ``(presence, features)``; default a :class:`MicroBatcher` over
+            :meth:`CloudTier.classify_many` (Ray Serve passes its ``@serve.batch`` method).
     """
     router = APIRouter()
-    batcher = MicroBatcher(tier.classify_many, size=lambda item: len(item[0]), max_batch=max_batch)
+    batcher = None
+    if submit is None:
+        batcher = MicroBatcher(
+            tier.classify_many, size=lambda item: len(item[0]), max_batch=max_batch
+        )
+        submit = batcher.submit
     router.batcher = batcher  # for stats and shutdown
 
     @router.get("/healthz")
@@ -167,7 +176,7 @@ def cloud_router(
                 parsed = parse_cloud_records(tier.spec, body)
             except WireError as err:
                 raise ServiceError(400, "bad_body", str(err)) from None
-            results = await batcher.submit(parsed)
+            results = await submit(parsed)
             return {"model": tier.model, "exit": "cloud", "results": results}
 
         return JSONResponse(await with_deadline(handle(), deadline_s, "POST /v1/cloud"))

@@ -1,0 +1,519 @@
+"""The gateway: the local aggregator the end devices talk to, forwarding to the cloud.
+
+End devices stream their samples in **rounds** (``n`` consecutive samples from sample
+``start``; the devices cut the stream at the same boundaries). Per round:
+
+1. every device ``POST /v1/summary`` its ``n`` encoded class summaries. The response is
+   **held** until every live device's summaries for that round arrived (a device that
+   stays silent for ``gather_s`` is counted absent from then on, until it speaks again),
+   the local aggregator ran and the exit decisions were taken; its body is the decision:
+   an ``n``-bit mask, bit k = "send your features for sample start + k";
+2. the devices whose summaries arrived ``POST /v1/features`` with the packed features of
+   the flagged samples only (the paper's formula: features only for samples that did
+   not exit locally). Once all of them arrived (or ``gather_s`` passed), the gateway
+   forwards the samples to the cloud with the cloud protocol (``POST /v1/cloud``); if the
+   cloud is unreachable or fails, the samples are answered by the local exit and marked
+   **degraded**. The features response is held until the round is answered.
+
+Before the first round each device ``POST /v1/join``; that response is held until every
+device of the topology joined (or ``join_s`` passed), so that no round starts while a
+device is still loading. ``GET /v1/results`` and ``GET /v1/progress`` report the answers.
+
+Only topologies whose devices talk to a local aggregator and then to the cloud (split
+``local,cloud`` without edges) are served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from ddnn_tf.comm import decode_summary, unpack_features
+from ddnn_tf.exits import exit_points, resolve_thresholds, softmax
+from ddnn_tf.manifest import load_manifest
+from ddnn_tf.runtime.tiers import TierRunner
+from ddnn_tf.serve.cloud import describe_model
+from ddnn_tf.serve.http import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BODY_BYTES,
+    ServiceError,
+    check_auth,
+    check_content_type,
+    check_model,
+    install_error_handlers,
+    read_body,
+    with_deadline,
+)
+from ddnn_tf.serve.wire import (
+    DECISION_TYPE,
+    FEATURES_TYPE,
+    SUMMARY_TYPE,
+    CloudSpec,
+    encode_cloud_records,
+    encode_mask,
+    model_id,
+    summary_size,
+)
+
+__all__ = ["Gateway", "create_gateway_app"]
+
+
+@dataclass
+class _Round:
+    start: int
+    n: int
+    summaries: dict[int, np.ndarray] = field(default_factory=dict)
+    decided: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    send: np.ndarray | None = None  # (n,) bool: samples that go up
+    decision: bytes = b""
+    local_probs: np.ndarray | None = None
+    present: list[int] = field(default_factory=list)  # devices whose summaries arrived
+    features: dict[int, list[bytes]] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+    forwarding: bool = False
+
+
+class Gateway:
+    """The local aggregator's state: devices, rounds, answers.
+
+    Args:
+        model_dir: a converted model directory.
+        cloud_url: the cloud service's base URL.
+        cloud_token: token sent to the cloud (None: none).
+        threshold: T of the local exit (None: the manifest's; ``"paper"``: 0.8).
+        gather_s: how long a round waits for a device before counting it absent.
+        join_s: how long the first round waits for every device to join.
+        cloud_timeout_s: how long to wait for the cloud before answering locally.
+        target: ``portable`` or ``lce``.
+
+    Raises:
+        FileNotFoundError / ValueError: a bad model directory or option, or a topology
+            the gateway does not serve.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        cloud_url: str,
+        *,
+        cloud_token: str | None = None,
+        threshold=None,
+        gather_s: float = 2.0,
+        join_s: float = 120.0,
+        cloud_timeout_s: float = 5.0,
+        target: str = "portable",
+    ) -> None:
+        self.manifest = load_manifest(model_dir)
+        m = self.manifest
+        if m["split"] != ["local", "cloud"] or any(
+            t["role"] in ("edge", "edge_aggregator") for t in m["tiers"].values()
+        ):
+            raise ValueError(
+                f"{m.directory}: the gateway serves models split local,cloud without edges; "
+                f"this one is split {','.join(m['split'])}."
+            )
+        self.model = model_id(m)
+        self.info = describe_model(m, self.model)
+        self.runner = TierRunner.from_manifest(m, "local_aggregator", target)
+        self.cloud = CloudSpec.from_manifest(m)
+        self.num_devices = int(m["topology"].get("num_devices", len(m["inputs"])))
+        self.devices = [f"device_{d}" for d in range(self.num_devices)]
+        if list(self.cloud.senders) != self.devices:
+            raise ValueError(
+                f"{m.directory}: the cloud's senders {list(self.cloud.senders)} are not the "
+                f"devices {self.devices}."
+            )
+        self.num_classes = len(m["classes"])
+        self.encoding = m["wire"]["summary"].get("encoding", "float32")
+        self.summary_bytes = summary_size(m)
+        self.threshold = resolve_thresholds(threshold, ("local",), m["thresholds"])["local"]
+        self.local_inputs = self._local_inputs()
+        self.cloud_url = cloud_url.rstrip("/")
+        self.cloud_token = cloud_token
+        self.gather_s = float(gather_s)
+        self.join_s = float(join_s)
+        self.cloud_timeout_s = float(cloud_timeout_s)
+        self.alive: set[int] = set(range(self.num_devices))
+        self.joined: set[int] = set()
+        self.rounds: dict[int, _Round] = {}
+        self.done_rounds: set[int] = set()
+        self.results: dict[int, list] = {}
+        self.cloud_error: str | None = None
+        self.cloud_calls = 0
+        self._all_joined: asyncio.Event | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    def _local_inputs(self) -> dict[str, Any]:
+        spec = self.manifest["tiers"]["local_aggregator"]["inputs"]
+        summaries, presence = {}, None
+        for t in spec:
+            if t["role"] == "summary":
+                summaries[int(t["from"]["tier"].rsplit("_", 1)[1])] = t["name"]
+            elif t["role"] == "presence":
+                presence = t["name"]
+        return {"summaries": summaries, "presence": presence}
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._all_joined = asyncio.Event()
+        headers = {"X-DDNN-Model": self.model, "Content-Type": FEATURES_TYPE}
+        if self.cloud_token:
+            headers["Authorization"] = f"Bearer {self.cloud_token}"
+        self._client = httpx.AsyncClient(
+            base_url=self.cloud_url, headers=headers, timeout=self.cloud_timeout_s
+        )
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    # ------------------------------------------------------------------ join
+    async def join(self, device: int) -> dict:
+        self.joined.add(device)
+        self.alive.add(device)
+        if len(self.joined) == self.num_devices:
+            self._all_joined.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_joined.wait(), self.join_s)
+        if not self._all_joined.is_set():  # the stragglers count as absent until they speak
+            self.alive &= self.joined
+            self._all_joined.set()
+        return {"model": self.model, "devices": sorted(self.joined)}
+
+    # ------------------------------------------------------------------ summaries
+    def _round(self, start: int, n: int) -> _Round:
+        r = self.rounds.get(start)
+        if r is None:
+            r = self.rounds[start] = _Round(start, n)
+        elif r.n != n:
+            raise ServiceError(
+                400, "bad_round", f"round {start} has {r.n} samples, this message carries {n}."
+            )
+        return r
+
+    async def summary(self, device: int, start: int, body: bytes) -> bytes:
+        size = self.summary_bytes
+        if not body or len(body) % size:
+            raise ServiceError(
+                400,
+                "bad_body",
+                f"expected a whole number of {size}-byte {self.encoding} summaries, got "
+                f"{len(body)} bytes (byte offset {len(body) - len(body) % size}).",
+            )
+        n = len(body) // size
+        try:
+            values = np.stack(
+                [
+                    decode_summary(body[k * size : (k + 1) * size], self.num_classes, self.encoding)
+                    for k in range(n)
+                ]
+            )
+        except ValueError as err:
+            raise ServiceError(400, "bad_body", str(err)) from None
+        self.alive.add(device)
+        if start in self.done_rounds:  # too late: counted absent for this round
+            return encode_mask(np.zeros(n, bool))
+        r = self._round(start, n)
+        if r.decided.is_set():  # too late: counted absent for this round
+            return encode_mask(np.zeros(n, bool))
+        if device in r.summaries:
+            raise ServiceError(409, "duplicate", f"device {device} already sent round {start}.")
+        r.summaries[device] = values
+        if self.alive <= set(r.summaries):
+            self._decide(r)
+        elif r.timer is None:
+            r.timer = asyncio.get_running_loop().call_later(self.gather_s, self._decide, r)
+        await r.decided.wait()
+        return r.decision if device in r.present else encode_mask(np.zeros(n, bool))
+
+    def _decide(self, r: _Round) -> None:
+        if r.decided.is_set():
+            return
+        if r.timer is not None:
+            r.timer.cancel()
+        r.present = sorted(r.summaries)
+        self.alive -= set(range(self.num_devices)) - set(r.present)
+        presence = np.zeros((r.n, self.num_devices), np.float32)
+        presence[:, r.present] = 1.0
+        feeds = {self.local_inputs["presence"]: presence}
+        for d, name in self.local_inputs["summaries"].items():
+            feeds[name] = r.summaries.get(d, np.zeros((r.n, self.num_classes), np.float32))
+        probs = softmax(np.asarray(self.runner(feeds)["logits"], np.float64))
+        take = exit_points([probs, probs], [self.threshold]) == 0
+        r.local_probs = probs
+        r.send = ~take
+        r.decision = encode_mask(r.send)
+        now = time.monotonic()
+        mask = _bits(r.present)
+        for k in np.flatnonzero(take):
+            self._answer(r, int(k), 0, int(np.argmax(probs[k])), False, mask, 0, now)
+        r.decided.set()
+        if not r.send.any():
+            self._finish(r)
+        else:
+            r.timer = asyncio.get_running_loop().call_later(self.gather_s, self._forward_soon, r)
+
+    def _answer(self, r, k, exit_index, prediction, degraded, local_mask, cloud_mask, now):
+        sample = r.start + k
+        sent = [0] * self.num_devices
+        for d in r.present:
+            sent[d] = self.summary_bytes
+            if d in r.features:
+                sent[d] += self.cloud.nbytes[self.devices[d]]
+        self.results[sample] = [
+            sample,
+            exit_index,
+            prediction,
+            degraded,
+            local_mask,
+            cloud_mask,
+            now,
+            sent,
+        ]
+
+    def _finish(self, r: _Round) -> None:
+        r.finished.set()
+        self.done_rounds.add(r.start)
+        self.rounds.pop(r.start, None)
+
+    # ------------------------------------------------------------------ features
+    async def features(self, device: int, start: int, body: bytes) -> dict:
+        r = self.rounds.get(start)
+        if r is None or not r.decided.is_set():
+            raise ServiceError(409, "unknown_round", f"round {start} is not waiting for features.")
+        if device not in r.present:
+            raise ServiceError(
+                409,
+                "not_expected",
+                f"round {start} expects no features from "
+                f"device {device} (its summaries were not counted).",
+            )
+        if device in r.features:
+            raise ServiceError(409, "duplicate", f"device {device} already sent round {start}.")
+        nbytes = self.cloud.nbytes[self.devices[device]]
+        m = int(r.send.sum())
+        if len(body) != m * nbytes:
+            raise ServiceError(
+                400,
+                "bad_body",
+                f"round {start} needs {m} x {nbytes} bytes of packed features, got {len(body)} "
+                f"(byte offset {min(len(body), m * nbytes)}).",
+            )
+        shape = self.cloud.shapes[self.devices[device]]
+        payloads = [body[k * nbytes : (k + 1) * nbytes] for k in range(m)]
+        try:
+            for p in payloads:
+                unpack_features(p, shape)
+        except ValueError as err:
+            raise ServiceError(400, "bad_body", str(err)) from None
+        r.features[device] = payloads
+        if set(r.present) <= set(r.features) and not r.finished.is_set():
+            self._forward_soon(r)
+        await r.finished.wait()
+        return {"accepted": m}
+
+    def _forward_soon(self, r: _Round) -> None:
+        if r.timer is not None:
+            r.timer.cancel()
+            r.timer = None
+        if r.forwarding or r.finished.is_set():
+            return
+        r.forwarding = True
+        asyncio.get_running_loop().create_task(self._forward(r))
+
+    async def _forward(self, r: _Round) -> None:
+        senders = sorted(r.features)
+        rows = np.flatnonzero(r.send)
+        now_mask_local = _bits(r.present)
+        try:
+            if not senders:
+                raise ConnectionError("no device sent its features")
+            presence = np.zeros((len(rows), self.num_devices), bool)
+            presence[:, senders] = True
+            payloads = [
+                {self.devices[d]: r.features[d][j] for d in senders} for j in range(len(rows))
+            ]
+            body = encode_cloud_records(self.cloud, presence, payloads)
+            answers = await self._call_cloud(body, len(rows))
+            now = time.monotonic()
+            cloud_mask = _bits(senders)
+            for j, k in enumerate(rows):
+                pred = int(answers[j]["prediction"])
+                self._answer(r, int(k), 1, pred, False, now_mask_local, cloud_mask, now)
+        except Exception as err:  # the cloud is unreachable or failed: answer locally
+            if self.cloud_error is None:
+                print(f"gateway: cloud unavailable, answering locally: {err}", file=sys.stderr)
+            self.cloud_error = f"{type(err).__name__}: {err}"
+            now = time.monotonic()
+            for k in rows:
+                pred = int(np.argmax(r.local_probs[k]))
+                self._answer(r, int(k), 0, pred, True, now_mask_local, 0, now)
+        self._finish(r)
+
+    async def _call_cloud(self, body: bytes, n: int) -> list[dict]:
+        self.cloud_calls += 1
+        response = await self._client.post("/v1/cloud", content=body)
+        if response.status_code != 200:
+            raise ConnectionError(f"cloud answered {response.status_code}: {response.text[:200]}")
+        results = response.json()["results"]
+        if len(results) != n:
+            raise ConnectionError(f"cloud answered {len(results)} results for {n} records")
+        self.cloud_error = None
+        return results
+
+
+def _bits(devices: list[int]) -> int:
+    return sum(1 << d for d in devices)
+
+
+def _int_header(request: Request, name: str, upper: int | None = None) -> int:
+    raw = request.headers.get(name)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0 or (upper is not None and value >= upper):
+        bound = f" in [0, {upper})" if upper is not None else " >= 0"
+        raise ServiceError(400, "bad_header", f"{name}: expected an integer{bound}, got {raw!r}.")
+    return value
+
+
+def create_gateway_app(
+    model_dir: str | Path,
+    cloud_url: str,
+    *,
+    token: str | None = None,
+    cloud_token: str | None = None,
+    threshold=None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    gather_s: float = 2.0,
+    join_s: float = 120.0,
+    cloud_timeout_s: float = 5.0,
+    target: str = "portable",
+) -> FastAPI:
+    """The gateway's FastAPI app (see the module docstring for the protocol).
+
+    Args:
+        model_dir: a converted model directory.
+        cloud_url: the cloud service's base URL.
+        token: shared token the devices must send (None: none).
+        cloud_token: token sent to the cloud.
+        threshold: T of the local exit (None: the manifest's).
+        max_body_bytes: request body limit.
+        deadline_s: per-request deadline (a held summary or features request included).
+        gather_s: how long a round waits for a device before counting it absent.
+        join_s: how long the first round waits for all devices to join.
+        cloud_timeout_s: cloud request timeout, after which samples are answered locally.
+        target: ``portable`` or ``lce``.
+
+    Raises:
+        FileNotFoundError / ValueError: a bad model directory or option.
+    """
+    gw = Gateway(
+        model_dir,
+        cloud_url,
+        cloud_token=cloud_token,
+        threshold=threshold,
+        gather_s=gather_s,
+        join_s=join_s,
+        cloud_timeout_s=cloud_timeout_s,
+        target=target,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await gw.start()
+        yield
+        await gw.stop()
+
+    app = FastAPI(
+        title="ddnn-tf gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    install_error_handlers(app)
+    app.state.gateway = gw
+
+    def checked(request: Request, content_type: str | None = None) -> int:
+        check_auth(request, token)
+        if content_type is not None:
+            check_content_type(request, content_type)
+        check_model(request, gw.model)
+        return _int_header(request, "x-ddnn-device", gw.num_devices)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> dict:
+        return {"status": "ready"}
+
+    @app.get("/v1/model")
+    async def model(request: Request) -> dict:
+        check_auth(request, token)
+        return gw.info
+
+    @app.post("/v1/join")
+    async def join(request: Request) -> dict:
+        device = checked(request)
+        return await gw.join(device)
+
+    @app.post("/v1/summary")
+    async def summary(request: Request) -> Response:
+        device = checked(request, SUMMARY_TYPE)
+        start = _int_header(request, "x-ddnn-start")
+        body = await read_body(request, max_body_bytes)
+        decision = await with_deadline(
+            gw.summary(device, start, body), deadline_s, "POST /v1/summary"
+        )
+        return Response(decision, media_type=DECISION_TYPE)
+
+    @app.post("/v1/features")
+    async def features(request: Request) -> JSONResponse:
+        device = checked(request, FEATURES_TYPE)
+        start = _int_header(request, "x-ddnn-start")
+        body = await read_body(request, max_body_bytes)
+        out = await with_deadline(gw.features(device, start, body), deadline_s, "POST /v1/features")
+        return JSONResponse(out)
+
+    @app.get("/v1/progress")
+    async def progress(request: Request) -> dict:
+        check_auth(request, token)
+        return {
+            "answered": len(gw.results),
+            "alive": sorted(gw.alive),
+            "cloud_error": gw.cloud_error,
+            "cloud_calls": gw.cloud_calls,
+        }
+
+    @app.get("/v1/results")
+    async def results(request: Request) -> dict:
+        check_auth(request, token)
+        return {
+            "fields": [
+                "sample",
+                "exit",
+                "prediction",
+                "degraded",
+                "local_presence",
+                "cloud_presence",
+                "t_done",
+                "payload_bytes",
+            ],
+            "exits": gw.manifest["split"],
+            "threshold": gw.threshold,
+            "results": [gw.results[k] for k in sorted(gw.results)],
+        }
+
+    return app

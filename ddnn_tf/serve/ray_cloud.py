@@ -1,0 +1,174 @@
+"""The cloud tier as a Ray Serve deployment: same protocol, same answers, N replicas.
+
+Each replica loads the cloud tier (:class:`~ddnn_tf.serve.cloud.CloudTier`) and serves
+the app of :func:`~ddnn_tf.serve.cloud.cloud_router`; concurrent requests reaching a
+replica are gathered by ``@serve.batch`` into one interpreter call.
+
+Safety of the local Ray instance started by ``serve cloud --engine ray`` (no
+``--address``):
+
+* token authentication on (``RAY_AUTH_MODE=token``) with a fresh random token passed to
+  Ray's processes in the ``RAY_AUTH_TOKEN`` environment variable, so nothing is written
+  to ``~/.ray/auth_token``; ``--no-ray-auth`` opts out (``RAY_AUTH_MODE=disabled``);
+* the dashboard is off; the node address is 127.0.0.1; the Serve HTTP proxy binds
+  ``--host`` (127.0.0.1 by default). Ray's own control-plane ports (GCS, raylet, object
+  manager, workers) still listen on all interfaces; token auth is what guards them;
+* Ray writes its session files and logs under ``/tmp/ray/session_*`` (``--ray-temp-dir``
+  moves them).
+
+With ``--address`` an existing cluster is used as it is configured (its token, if any,
+must be available to this process as Ray expects: ``RAY_AUTH_TOKEN``,
+``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) and the model directory must exist at
+the same path on the nodes that run replicas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import time
+from pathlib import Path
+
+__all__ = ["APP_NAME", "serve_ray"]
+
+APP_NAME = "ddnn-cloud"
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _deployment(max_batch: int, batch_wait_s: float, replicas: int):
+    from ray import serve
+
+    @serve.deployment(
+        num_replicas=replicas, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256
+    )
+    @serve.ingress()
+    class CloudReplica:
+        """One replica: the cloud tier behind the protocol, batched by ``@serve.batch``."""
+
+        def __init__(self, model_dir: str, options: dict) -> None:
+            from ddnn_tf.serve.cloud import CloudTier
+
+            self.tier = CloudTier(model_dir, target=options["target"])
+            self.options = options
+
+        @serve.batch(
+            max_batch_size=max_batch,
+            batch_wait_timeout_s=batch_wait_s,
+            batch_size_fn=lambda items: sum(len(p) for p, _ in items),
+        )
+        async def classify(self, parsed: list) -> list:
+            return self.tier.classify_many(parsed)
+
+        def __serve_build_asgi_app__(self):
+            from fastapi import FastAPI
+
+            from ddnn_tf.serve.cloud import cloud_router
+            from ddnn_tf.serve.http import install_error_handlers
+
+            app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+            install_error_handlers(app)
+            o = self.options
+            app.include_router(
+                cloud_router(
+                    self.tier,
+                    token=o["token"],
+                    max_body_bytes=o["max_body_bytes"],
+                    deadline_s=o["deadline_s"],
+                    submit=self.classify,
+                )
+            )
+            return app
+
+    return CloudReplica
+
+
+def serve_ray(
+    model: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    max_body_bytes: int,
+    deadline_s: float,
+    target: str = "portable",
+    max_batch: int = 1024,
+    batch_wait_s: float = 0.002,
+    replicas: int = 1,
+    address: str | None = None,
+    ray_auth: bool = True,
+    ray_temp_dir: str | None = None,
+) -> None:
+    """Deploy the cloud tier on Ray Serve and serve until SIGINT/SIGTERM.
+
+    Prints ``{"url": ...}`` once the deployment is healthy; on exit deletes the
+    application (and stops the local Ray instance it started).
+
+    Raises:
+        ValueError: bad options, or a model the cloud cannot serve.
+    """
+    from ddnn_tf.serve.cloud import CloudTier
+
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise ValueError(f"--replicas: expected a positive integer, got {replicas!r}.")
+    model = str(Path(model).resolve())
+    CloudTier(model, target=target)  # fail fast, before Ray starts, on a bad model
+    local = address is None
+    if local:  # before Ray is imported: it reads the mode once
+        if ray_auth:
+            os.environ["RAY_AUTH_MODE"] = "token"
+            os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+        else:
+            os.environ["RAY_AUTH_MODE"] = "disabled"
+    import ray
+    from ray import serve
+
+    try:
+        if local:
+            ray.init(
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                num_cpus=max(os.cpu_count() or 1, 1),
+                log_to_driver=False,
+                configure_logging=False,
+                _temp_dir=ray_temp_dir,
+            )
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except Exception as err:  # Ray's own errors: one line, not a traceback
+        where = "a local Ray instance" if local else f"the Ray cluster at {address}"
+        raise ValueError(f"could not start {where}: {type(err).__name__}: {err}") from None
+    stop = {"now": False}
+
+    def _stop(*_):
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        port = int(port) or _free_port(host)
+        serve.start(http_options={"host": host, "port": port})
+        options = {
+            "token": token,
+            "max_body_bytes": int(max_body_bytes),
+            "deadline_s": float(deadline_s),
+            "target": target,
+        }
+        app = _deployment(int(max_batch), float(batch_wait_s), replicas).bind(model, options)
+        serve.run(app, name=APP_NAME, route_prefix="/")
+        shown = f"[{host}]" if ":" in host else host
+        print(json.dumps({"url": f"http://{shown}:{port}", "replicas": replicas}), flush=True)
+        while not stop["now"]:
+            time.sleep(0.2)
+    finally:
+        if not local:
+            serve.delete(APP_NAME)
+        ray.shutdown()  # a local instance stops all its processes, Serve's actors included
