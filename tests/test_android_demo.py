@@ -99,20 +99,26 @@ def page(chromium):
     """One Pixel 7 page on one demo server, shared by the tests that keep the server up."""
     proc, url = _start_demo()
     try:
-        context, page = _open(chromium, url)
+        context, page = _open(chromium, url, REQUESTS)
+        page.evaluate("window.ddnn.offline")  # the service worker's caching is done too
         yield page
         context.close()
     finally:
         _stop(proc)
 
 
-def _open(chromium, url: str):
+REQUESTS: list[str] = []  # every URL the shared page requested
+
+
+def _open(chromium, url: str, requests: list[str] | None = None):
     """A Pixel 7 page on the app, with its model loaded."""
     p, browser = chromium
     context = browser.new_context(**p.devices["Pixel 7"])
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
+    if requests is not None:
+        context.on("request", lambda request: requests.append(request.url))
     page.goto(f"{url}?cloud_timeout_ms={CLOUD_TIMEOUT_MS}")
     page.wait_for_function("window.ddnn && window.ddnn.load", timeout=30_000)
     assert not errors, errors
@@ -169,6 +175,14 @@ def test_classify_views_matches_the_orchestrator(page, test_images):
     assert exits.count("local") >= 10 and exits.count("cloud") >= 10, exits
     assert {r["bytes_up"] for r in results if r["exit"] == "local"} == {0}
     assert len(results) == N_SAMPLES and answer["seconds"] > 0
+
+
+def test_nothing_is_loaded_from_elsewhere(page):
+    origin = page.evaluate("location.origin")
+    assert any(u.endswith(".wasm") for u in REQUESTS) and any(
+        u.endswith(".tflite") for u in REQUESTS
+    )
+    assert [u for u in REQUESTS if not u.startswith(origin + "/")] == []
 
 
 _CODECS = """async (vectors) => {
