@@ -393,3 +393,21 @@ def test_self_signed_cert_is_reused_while_it_fits(tmp_path):
         x509.SubjectAlternativeName
     )
     assert cert.read_bytes() != first and "10.0.0.7" in str(names.value)
+
+
+def test_threshold_slider_and_bundled_sample(page):
+    page.evaluate("window.ddnn.last = undefined")
+    page.locator("#threshold").fill("1")
+    assert page.locator("#t-value").inner_text() == "1.00"
+    page.click("#random")
+    page.wait_for_function("window.ddnn.last !== undefined", timeout=10_000)
+    last = page.evaluate("window.ddnn.last.result")
+    caption = page.locator("#image-caption").inner_text()
+    classes = json.loads((MODEL / "manifest.json").read_text())["classes"]
+    # T = 1: every sample exits on the phone; the caption names the test image and its label
+    assert last["exit"] == "local" and last["bytes_up"] == 0
+    assert page.locator("#exit").inner_text() == "local exit"
+    assert page.locator("#prediction").inner_text() == classes[last["prediction"]]
+    assert caption.startswith("test #") and caption.split(" · ")[1] in classes
+    calibrated = json.loads((MODEL / "manifest.json").read_text())["thresholds"]["local"]
+    page.locator("#threshold").fill(str(calibrated))  # back to the manifest's T
