@@ -161,12 +161,14 @@ def test_classify_views_matches_the_orchestrator(page, test_images):
     hierarchy = Hierarchy(MODEL)
     expected = hierarchy.run(fmnist6_views(images), batch_size=64)
     up = expected.link_bytes["device_to_upper"].sum(axis=1)
+    summaries = expected.link_bytes["device_to_local"].sum(axis=1)
     local_eta = normalized_entropy(expected.probs["local"])
     mismatches = []
     for i, got in enumerate(results):
         want = (expected.exit_name(i), int(expected.prediction[i]), int(up[i]))
         if (got["exit"], got["prediction"], got["bytes_up"]) != want or got["degraded"]:
             mismatches.append((i, got["exit"], got["prediction"], got["bytes_up"], want))
+        assert got["bytes_local"] == summaries[i]  # encoded summaries, on the phone
         # float64 like numpy; Math.exp/log may differ from numpy's by an ulp
         assert got["entropy"] == pytest.approx(local_eta[i], rel=0, abs=1e-14)
         assert np.allclose(got["probs"], expected.probs[got["exit"]][i], rtol=0, atol=1e-14)
