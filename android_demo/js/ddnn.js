@@ -256,6 +256,12 @@ function checkManifest(manifest) {
   for (const spec of manifest.inputs) {
     if ((spec.raw_dtype ?? 'uint8') !== 'uint8') fail(`inputs[${spec.device}].raw_dtype must be uint8`);
   }
+  for (const [name, tier] of Object.entries(manifest.tiers)) {
+    if (tier.role !== 'device' && tier.role !== 'local_aggregator') continue;
+    for (const t of [...tier.inputs, ...tier.outputs]) {
+      if (t.dtype !== 'float32') fail(`tiers.${name}: tensor ${t.name} is ${t.dtype}; this app feeds and reads float32`);
+    }
+  }
 }
 
 /**
