@@ -413,3 +413,29 @@ def test_threshold_slider_and_bundled_sample(page):
     assert caption.startswith("test #") and caption.split(" · ")[1] in classes
     calibrated = json.loads((MODEL / "manifest.json").read_text())["thresholds"]["local"]
     page.locator("#threshold").fill(str(calibrated))  # back to the manifest's T
+
+
+def test_bad_input_is_refused_with_a_clear_message(page):
+    errors = page.evaluate(
+        """async () => {
+          const ok = () => Array.from({ length: 6 }, () => new Uint8Array(140));
+          const tries = [
+            [ok().slice(1), {}],
+            [[...ok().slice(1), new Uint8Array(139)], {}],
+            [[...ok().slice(1), new Float32Array(140)], {}],
+            [ok(), { threshold: 2 }],
+          ];
+          const out = [];
+          for (const [views, options] of tries) {
+            try { await window.ddnn.classifyViews(views, options); out.push(null); }
+            catch (err) { out.push(err.message); }
+          }
+          out.push((await window.ddnn.classifyViews(ok())).exit);  // still serving
+          return out;
+        }"""
+    )
+    assert "expected 6 views" in errors[0] and "got 5" in errors[0]
+    assert "view 5 must be a Uint8Array of 140 values (10x14x1)" in errors[1]
+    assert "view 5 must be a Uint8Array" in errors[2]
+    assert "threshold must be in [0, 1], got 2" in errors[3]
+    assert errors[4] in ("local", "cloud")

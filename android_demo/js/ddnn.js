@@ -85,6 +85,12 @@ export class Ddnn {
     this.deviceTiers = this.inputs.map((spec) => spec.tier);
     this.cloud = manifest.tiers.cloud;
     this.cloudPresence = this.cloud.inputs.find((s) => s.role === 'presence');
+    // which output of each sender the cloud reads (its features), by sender tier
+    this.cloudFeatures = Object.fromEntries(this.cloud.inputs
+      .filter((s) => s.role === 'features')
+      .map((s) => [s.from?.tier ?? `device_${s.name.split('_').pop()}`, s.from?.output ?? 'features']));
+    const agg = manifest.tiers.local_aggregator;
+    this.localLogits = agg?.outputs.find((o) => o.role === 'logits')?.name ?? 'logits';
     this.queue = Promise.resolve();
     this.timings = {};
   }
@@ -126,6 +132,9 @@ export class Ddnn {
   async classifyNow(views, options) {
     this.checkViews(views);
     const threshold = Number(options.threshold ?? this.threshold);
+    if (!(threshold >= 0 && threshold <= 1)) {
+      throw new Error(`classifyViews: threshold must be in [0, 1], got ${options.threshold}`);
+    }
     const timings = {};
     const present = views.map((v) => v !== null);
     const result = {
@@ -171,7 +180,7 @@ export class Ddnn {
         }
       }
       const start = now();
-      const logits = (await agg.run(feeds)).logits;
+      const logits = (await agg.run(feeds))[this.localLogits];
       timings.local_aggregator = now() - start;
       const probs = softmax(logits);
       local = { probs, entropy: normalizedEntropy(probs) };
@@ -186,7 +195,7 @@ export class Ddnn {
     let payload = 0;
     for (const sender of columns) {
       if (!arrived(sender)) continue;
-      const packed = packFeatures(outputs[sender].features);
+      const packed = packFeatures(outputs[sender][this.cloudFeatures[sender]]);
       const expected = this.manifest.wire.features[sender].nbytes;
       if (packed.length !== expected) fail(`wire.features.${sender}.nbytes is ${expected}, packed ${packed.length}`);
       parts.push(packed);
