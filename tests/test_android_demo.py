@@ -231,6 +231,9 @@ def _offline_checks(chromium, proc, url, test_images):
     context, page = _open(chromium, url)
     cached = page.evaluate("window.ddnn.offline")
     assert cached >= 10  # the runtime, its .wasm, the tiers and the app
+    page.wait_for_function(
+        "document.querySelector('#status').textContent.endsWith('works offline')"
+    )
     images, _ = test_images
     expected = Hierarchy(MODEL).run(fmnist6_views(images[:40]), batch_size=40)
     local = next(i for i in range(40) if expected.exit_name(i) == "local")
@@ -439,3 +442,26 @@ def test_bad_input_is_refused_with_a_clear_message(page):
     assert "view 5 must be a Uint8Array" in errors[2]
     assert "threshold must be in [0, 1], got 2" in errors[3]
     assert errors[4] in ("local", "cloud")
+
+
+def test_installable_web_app(page):
+    # the service worker takes the page over once it is active (clients.claim)
+    page.wait_for_function("!!navigator.serviceWorker.controller", timeout=10_000)
+    info = page.evaluate(
+        """async () => {
+          const manifest = await (await fetch('app.webmanifest')).json();
+          const icons = [];
+          for (const icon of manifest.icons) {
+            const bitmap = await createImageBitmap(await (await fetch(icon.src)).blob());
+            icons.push({ sizes: icon.sizes, type: icon.type, actual: `${bitmap.width}x${bitmap.height}` });
+          }
+          const link = document.querySelector('link[rel=manifest]').href;
+          return { manifest, icons, link, controlled: !!navigator.serviceWorker.controller };
+        }"""
+    )
+    manifest = info["manifest"]
+    assert manifest["display"] == "standalone" and manifest["start_url"] == "./"
+    assert manifest["name"] and manifest["short_name"] and info["link"].endswith("/app.webmanifest")
+    assert {i["sizes"] for i in info["icons"]} >= {"192x192", "512x512"}
+    assert all(i["sizes"] == i["actual"] and i["type"] == "image/png" for i in info["icons"])
+    assert info["controlled"]  # the service worker serves the page (offline, install)

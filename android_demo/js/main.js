@@ -211,7 +211,19 @@ async function main() {
     $('random').addEventListener('click', onRandom);
   }
   makeOffline().then(resolveOffline, rejectOffline);
+  offline.then(() => setStatus(`${$('status').textContent} · works offline`), () => {});
 }
+
+// Chrome offers installing the app: show an Install button that triggers its prompt.
+window.addEventListener('beforeinstallprompt', (event) => {
+  event.preventDefault();
+  const button = $('install');
+  button.hidden = false;
+  button.onclick = async () => {
+    button.hidden = true;
+    await event.prompt();
+  };
+});
 
 main().catch((err) => {
   setStatus(`Could not load the model: ${err.message}`);
