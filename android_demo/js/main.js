@@ -202,7 +202,7 @@ async function main() {
   });
   $('camera').addEventListener('change', onPhoto);
   $('gallery').addEventListener('change', onPhoto);
-  setStatus(`LiteRT.js runtime ${fmt(load.runtime_ms)} · tiers ${fmt(load.tiers_ms)} · ready`);
+  setStatus(`LiteRT.js ${Math.round(load.runtime_ms)} ms · tiers ${Math.round(load.tiers_ms)} ms · ready`);
   resolveReady(window.ddnn);
   probeCloud();
   samples = await loadSamples(model.manifest.dataset.name).catch(() => null);
