@@ -275,12 +275,44 @@ def _photo(image: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+def _uneven_photo(image: np.ndarray) -> bytes:
+    """A harder 'photo': smaller, off centre, under a lighting gradient, tinted and noisy."""
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(image).resize((160, 160), Image.BILINEAR), np.float64)
+    yy, xx = np.mgrid[0:480, 0:360]
+    canvas = 190 + 60 * xx / 360 + 10 * yy / 480
+    canvas[120:280, 170:330] -= big * 0.7
+    canvas += np.random.default_rng(1).normal(0, 6, canvas.shape)
+    rgb = np.stack([canvas * 0.95, canvas, canvas * 1.05], axis=-1)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def _send_photo(page, path: Path) -> dict:
+    page.evaluate("window.ddnn.last = undefined")
+    page.set_input_files("#gallery", str(path))
+    page.wait_for_function("window.ddnn.last !== undefined", timeout=10_000)
+    return page.evaluate("Array.from(window.ddnn.last.image)")
+
+
+def test_photo_under_uneven_light_is_preprocessed_like_the_data(page, test_images, tmp_path):
+    images, _ = test_images
+    path = tmp_path / "uneven.jpg"
+    path.write_bytes(_uneven_photo(images[1]))
+    image = np.array(_send_photo(page, path), np.uint8).reshape(28, 28)
+    assert np.corrcoef(image.ravel(), images[1].ravel())[0, 1] > 0.85
+    # the backdrop (gradient, tint, noise) becomes the data's black background
+    assert np.percentile(image[images[1] == 0], 75) < 20
+
+
 def test_photo_shows_six_views_and_a_prediction(page, test_images, tmp_path):
     images, _ = test_images
     original = images[1]
     path = tmp_path / "photo.jpg"
     path.write_bytes(_photo(original))
-    page.set_input_files("#gallery", str(path))
+    _send_photo(page, path)
     page.wait_for_function("window.ddnn.last !== undefined", timeout=10_000)
     last = page.evaluate(
         "({image: Array.from(window.ddnn.last.image), views: window.ddnn.last.views.map("

@@ -49,14 +49,36 @@ export function cutViews(spec, image) {
   return views;
 }
 
-function median(values) {
+function percentile(values, q) {
   const sorted = Float32Array.from(values).sort();
-  return sorted[sorted.length >> 1];
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0;
+}
+
+/** Least-squares plane a + b*x + c*y through points [x, y, v] (Cramer's rule). */
+function fitPlane(points) {
+  let [n, sx, sy, sxx, syy, sxy, sv, sxv, syv] = [0, 0, 0, 0, 0, 0, 0, 0, 0];
+  for (const [x, y, v] of points) {
+    n += 1; sx += x; sy += y; sxx += x * x; syy += y * y; sxy += x * y;
+    sv += v; sxv += x * v; syv += y * v;
+  }
+  const det3 = (m) => m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6])
+    + m[2] * (m[3] * m[7] - m[4] * m[6]);
+  const m = [n, sx, sy, sx, sxx, sxy, sy, sxy, syy];
+  const d = det3(m);
+  if (Math.abs(d) < 1e-9) return [sv / Math.max(n, 1), 0, 0];
+  return [
+    det3([sv, sx, sy, sxv, sxx, sxy, syv, sxy, syy]) / d,
+    det3([n, sv, sy, sx, sxv, sxy, sy, syv, syy]) / d,
+    det3([n, sx, sv, sx, sxx, sxv, sy, sxy, syv]) / d,
+  ];
 }
 
 /**
- * A photo as the data set's images look: grayscale, object bright on a dark background,
+ * A photo as the data set's images look: grayscale, object bright on a black background,
  * cropped to the object, its longer side scaled to the image size, centred.
+ *
+ * The background is a plane fitted to the photo's border (so an even lighting gradient
+ * goes away); a light background is inverted; pixels within the border's noise become 0.
  * @param {CanvasImageSource} source an <img>, ImageBitmap or canvas
  * @param {object} spec datasetSpec(...)
  * @returns {Uint8Array} h*w uint8 pixels
@@ -66,8 +88,8 @@ export function photoToImage(source, spec) {
   const sw = source.naturalWidth ?? source.width;
   const sh = source.naturalHeight ?? source.height;
   const fit = Math.min(1, 256 / Math.max(sw, sh)); // work on a small copy
-  const cw = Math.max(1, Math.round(sw * fit));
-  const ch = Math.max(1, Math.round(sh * fit));
+  const cw = Math.max(3, Math.round(sw * fit));
+  const ch = Math.max(3, Math.round(sh * fit));
   const work = new OffscreenCanvas(cw, ch);
   const ctx = work.getContext('2d', { willReadFrequently: true });
   ctx.drawImage(source, 0, 0, cw, ch);
@@ -76,35 +98,62 @@ export function photoToImage(source, spec) {
   for (let i = 0; i < gray.length; i += 1) {
     gray[i] = 0.299 * rgba[4 * i] + 0.587 * rgba[4 * i + 1] + 0.114 * rgba[4 * i + 2];
   }
-  // background = the border's median; make the object bright on dark
-  const border = [];
-  for (let x = 0; x < cw; x += 1) border.push(gray[x], gray[(ch - 1) * cw + x]);
-  for (let y = 0; y < ch; y += 1) border.push(gray[y * cw], gray[y * cw + cw - 1]);
-  const background = median(border);
-  const invert = background > 127;
-  let peak = 0;
-  for (let i = 0; i < gray.length; i += 1) {
-    const v = invert ? background - gray[i] : gray[i] - background;
-    gray[i] = Math.max(0, v);
-    peak = Math.max(peak, gray[i]);
-  }
-  // the object's bounding box: pixels well above the background
-  let [x0, y0, x1, y1] = [cw, ch, -1, -1];
-  const cut = peak * 0.2;
+  // background: a plane through the border pixels, refitted without the outliers (an
+  // object touching the border)
+  let border = [];
   for (let y = 0; y < ch; y += 1) {
     for (let x = 0; x < cw; x += 1) {
-      if (gray[y * cw + x] > cut) {
-        x0 = Math.min(x0, x); x1 = Math.max(x1, x);
-        y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+      if (x < 2 || y < 2 || x >= cw - 2 || y >= ch - 2) border.push([x, y, gray[y * cw + x]]);
+    }
+  }
+  let plane = fitPlane(border);
+  const residual = ([x, y, v]) => v - (plane[0] + plane[1] * x + plane[2] * y);
+  let spread = 1.4826 * percentile(border.map((p) => Math.abs(residual(p))), 0.5);
+  border = border.filter((p) => Math.abs(residual(p)) <= 3 * spread + 1);
+  plane = fitPlane(border);
+  spread = Math.max(1, 1.4826 * percentile(border.map((p) => Math.abs(residual(p))), 0.5));
+  const invert = plane[0] + (plane[1] * cw) / 2 + (plane[2] * ch) / 2 > 127;
+  const level = new Float32Array(cw * ch); // how far each pixel stands out, object-side
+  for (let y = 0; y < ch; y += 1) {
+    for (let x = 0; x < cw; x += 1) {
+      const r = residual([x, y, gray[y * cw + x]]);
+      level[y * cw + x] = Math.max(0, invert ? -r : r);
+    }
+  }
+  // the object's box: smoothed levels well above the noise, robust to stray pixels
+  const smooth = new Float32Array(cw * ch);
+  for (let y = 1; y < ch - 1; y += 1) {
+    for (let x = 1; x < cw - 1; x += 1) {
+      let sum = 0;
+      for (let dy = -1; dy <= 1; dy += 1) for (let dx = -1; dx <= 1; dx += 1) sum += level[(y + dy) * cw + x + dx];
+      smooth[y * cw + x] = sum / 9;
+    }
+  }
+  const cut = Math.max(3 * spread, 0.2 * percentile(smooth, 0.99));
+  const xs = [];
+  const ys = [];
+  for (let y = 0; y < ch; y += 1) {
+    for (let x = 0; x < cw; x += 1) {
+      if (smooth[y * cw + x] > cut) {
+        xs.push(x);
+        ys.push(y);
       }
     }
   }
-  if (x1 < 0) [x0, y0, x1, y1] = [0, 0, cw - 1, ch - 1];
+  let [x0, y0, x1, y1] = [0, 0, cw - 1, ch - 1];
+  if (xs.length) {
+    [x0, x1] = [percentile(xs, 0.002), percentile(xs, 0.998)];
+    [y0, y1] = [percentile(ys, 0.002), percentile(ys, 0.998)];
+  }
   const boxW = x1 - x0 + 1;
   const boxH = y1 - y0 + 1;
+  const inBox = [];
+  for (let y = y0; y <= y1; y += 1) for (let x = x0; x <= x1; x += 1) inBox.push(level[y * cw + x]);
+  const floor = 2 * spread;
+  const peak = Math.max(floor + 1, percentile(inBox, 0.995));
   const stretched = new ImageData(cw, ch);
-  for (let i = 0; i < gray.length; i += 1) {
-    const v = peak > 0 ? Math.round((255 * gray[i]) / peak) : 0;
+  for (let i = 0; i < level.length; i += 1) {
+    const v = Math.round(255 * Math.min(1, Math.max(0, (level[i] - floor) / (peak - floor))));
     stretched.data.set([v, v, v, 255], 4 * i);
   }
   ctx.putImageData(stretched, 0, 0);
