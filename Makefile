@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv, obtain fmnist6, train the paper's DDNN and print its figures
-#   make test   set up .venv, obtain fmnist6, lint, and run the whole test suite
+#   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js and chromium, lint,
+#               and run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 EPOCHS ?= 5
 RUN    ?= runs/default
 
-.PHONY: demo test setup data lint clean
+.PHONY: demo test setup data web lint clean
 
 setup: $(STAMP)
 
@@ -33,6 +34,23 @@ data: $(STAMP)
 	fi
 	$(BIN)/python -c "from ddnn_tf.data import load_dataset; d = load_dataset('fmnist6'); print('fmnist6:', len(d.train), 'train /', len(d.val), 'val /', len(d.test), 'test')"
 
+# The phone app (android_demo/): LiteRT.js from npm, and the browser its tests drive:
+# Debian's chromium, installed with apt-get when running as root and it is missing.
+NPM_STAMP := android_demo/node_modules/.package-lock.json
+$(NPM_STAMP): android_demo/package.json android_demo/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 18+ and npm (apt-get install -y nodejs npm)"; exit 1; }
+	npm ci --prefix android_demo --no-audit --no-fund
+
+web: $(NPM_STAMP)
+	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null; then \
+		echo "chromium: $$(command -v chromium || echo /usr/bin/chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "chromium: installing with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium: missing; the browser tests fail until it is installed (apt-get install -y chromium)"; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check ddnn_tf tests scripts
 	$(BIN)/ruff format --check ddnn_tf tests scripts
@@ -41,8 +59,8 @@ demo: data
 	$(BIN)/python -m ddnn_tf.train --data fmnist6 --out $(RUN) --epochs $(EPOCHS) --overwrite --verbose 2
 	$(BIN)/python -m ddnn_tf.evaluate $(RUN) --sweep
 
-test: data lint
+test: data lint web
 	$(BIN)/python -m pytest -q --durations=15
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache android_demo/node_modules

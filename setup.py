@@ -37,6 +37,8 @@ setup(
         "uvicorn==0.54.0",
         "httpx==0.28.1",
         "qrcode==8.2",
+        # serve demo --https: a self-signed certificate for the phone on the LAN.
+        "cryptography>=42",
     ],
     extras_require={
         # The cloud tier on Ray Serve (serve cloud --engine ray).

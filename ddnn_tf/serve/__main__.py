@@ -161,4 +161,6 @@ def gateway(
 
 
 if __name__ == "__main__":
-    cli({"cloud": cloud, "gateway": gateway})
+    from ddnn_tf.serve.demo import demo
+
+    cli({"cloud": cloud, "gateway": gateway, "demo": demo})

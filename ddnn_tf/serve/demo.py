@@ -1,0 +1,343 @@
+"""``python -m ddnn_tf.serve demo MODEL_DIR``: the phone app, its model and the cloud tier.
+
+One origin serves three things:
+
+* the installable web app of ``android_demo/`` (page, ES modules, web app manifest, icons,
+  service worker, bundled samples) and the LiteRT.js runtime from its ``node_modules``
+  (``npm ci --prefix android_demo``), under ``/vendor/litertjs/``;
+* the converted model under ``/model/``: ``manifest.json`` and the tier files it lists,
+  nothing else of the directory;
+* the cloud tier's HTTP protocol (``/v1/cloud``, ``/v1/model``, ``/healthz``, ``/readyz``)
+  through :func:`ddnn_tf.serve.cloud.cloud_router`.
+
+It prints one JSON line ``{"url": ...}`` once listening, then the URL to open on the
+phone and a terminal QR code of it. With ``--https`` it serves TLS with a self-signed
+certificate it creates (for the LAN, where the camera and installing need a secure
+context); beyond loopback it requires a token and puts it in the printed URL, so that the
+page can send it to the cloud.
+
+Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import json
+import mimetypes
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+from ddnn_tf.serve.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, is_loopback
+
+__all__ = [
+    "APP_DIR",
+    "create_demo_app",
+    "default_cert_dir",
+    "demo",
+    "lan_address",
+    "self_signed_cert",
+]
+
+#: The web app's sources (a clone's ``android_demo/``).
+APP_DIR = Path(__file__).resolve().parents[2] / "android_demo"
+_APP_FILES = ("index.html", "style.css", "sw.js", "app.webmanifest")
+_APP_DIRS = ("js", "icons", "samples")
+_LITERT = {  # URL folder -> folder inside node_modules/@litertjs
+    "vendor/litertjs/core": "core/dist",
+    "vendor/litertjs/wasm-utils": "wasm-utils/dist",
+    "vendor/litertjs/wasm": "core/wasm",
+}
+_NPM_HINT = "run `npm ci --prefix android_demo` in the repository (the Makefile's setup does)"
+
+mimetypes.add_type("application/wasm", ".wasm")
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("application/manifest+json", ".webmanifest")
+mimetypes.add_type("application/octet-stream", ".tflite")
+
+
+def _check_app(app_dir: Path) -> Path:
+    if not (app_dir / "index.html").is_file():
+        raise FileNotFoundError(
+            f"The phone app is not at {app_dir} (no index.html); serve demo runs from a clone "
+            "of the repository."
+        )
+    litert = app_dir / "node_modules" / "@litertjs"
+    for folder in _LITERT.values():
+        if not (litert / folder).is_dir():
+            raise FileNotFoundError(
+                f"LiteRT.js is not installed: {litert / folder} is missing; {_NPM_HINT}."
+            )
+    return litert
+
+
+def create_demo_app(
+    model_dir: str | Path,
+    *,
+    token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    target: str = "portable",
+    app_dir: str | Path = APP_DIR,
+):
+    """The demo's FastAPI app: the web app, the model files and the cloud tier.
+
+    Args:
+        model_dir: a converted model directory (``tflite_models/NAME``).
+        token: shared token the cloud routes require (None: none).
+        max_body_bytes: request body limit of ``POST /v1/cloud``.
+        deadline_s: per-request deadline of ``POST /v1/cloud``.
+        target: the cloud tier's target (``portable`` or ``lce``); the page always runs
+            the portable device and aggregator binaries.
+        app_dir: the web app's folder (default: the clone's ``android_demo/``).
+
+    Returns:
+        The app; ``app.state.tier`` is the loaded :class:`~ddnn_tf.serve.cloud.CloudTier`.
+
+    Raises:
+        FileNotFoundError: no web app, LiteRT.js not installed, or a bad model directory.
+        ValueError: a malformed model, or a model the page cannot run (no portable target).
+    """
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import FileResponse
+    from fastapi.staticfiles import StaticFiles
+
+    from ddnn_tf.serve.cloud import CloudTier, cloud_router
+    from ddnn_tf.serve.http import install_error_handlers
+
+    app_dir = Path(app_dir)
+    litert = _check_app(app_dir)
+    tier = CloudTier(model_dir, target=target)
+    manifest = tier.manifest
+    if "portable" not in manifest["targets"]:
+        raise ValueError(
+            f"{manifest.directory}: the page runs portable tier binaries; this model was "
+            f"converted for {manifest['targets']} only."
+        )
+    model_files = {"manifest.json": manifest.directory / "manifest.json"}
+    for meta in manifest["tiers"].values():
+        for entry in meta["files"].values():
+            model_files[entry["file"]] = manifest.directory / entry["file"]
+    router = cloud_router(tier, token=token, max_body_bytes=max_body_bytes, deadline_s=deadline_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_):
+        yield
+        router.batcher.close()
+
+    app = FastAPI(
+        title="ddnn-tf phone demo", lifespan=lifespan, docs_url=None, redoc_url=None,
+        openapi_url=None,
+    )  # fmt: skip
+    install_error_handlers(app)
+    app.include_router(router)
+    app.state.tier = tier
+
+    @app.middleware("http")
+    async def no_stale_app(request, call_next):
+        response = await call_next(request)
+        # revalidate every time: the service worker keeps its own copy for offline use
+        response.headers.setdefault("Cache-Control", "no-cache")
+        # cross-origin isolation: finer performance.now() for the per-tier times (and
+        # SharedArrayBuffer, should LiteRT.js run threaded); everything is same-origin
+        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        response.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
+        return response
+
+    @app.get("/model/{name}")
+    async def model_file(name: str) -> FileResponse:
+        path = model_files.get(name)
+        if path is None:
+            raise HTTPException(404, f"{name} is not a file of model {manifest['name']}")
+        return FileResponse(path)
+
+    for name in _APP_FILES:
+        app.add_api_route(f"/{name}", _file_route(app_dir / name), methods=["GET"])
+    app.add_api_route("/", _file_route(app_dir / "index.html"), methods=["GET"])
+    for folder in _APP_DIRS:
+        app.mount(f"/{folder}", StaticFiles(directory=app_dir / folder), name=folder)
+    for url, folder in _LITERT.items():
+        app.mount(f"/{url}", StaticFiles(directory=litert / folder), name=url)
+    return app
+
+
+def _file_route(path: Path):
+    from fastapi.responses import FileResponse
+
+    async def route() -> FileResponse:
+        return FileResponse(path)
+
+    return route
+
+
+def lan_address() -> str:
+    """This machine's address on its default route (no packet is sent); loopback if none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.254.254.254", 9))
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def default_cert_dir() -> Path:
+    """Where ``--https`` keeps its certificate: ``$XDG_CACHE_HOME/ddnn_tf/demo-tls``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "ddnn_tf" / "demo-tls"
+
+
+def _reusable(cert_path: Path, key_path: Path, hosts: list[str]) -> bool:
+    """An existing certificate that names every host and stays valid for a day or more."""
+    from cryptography import x509
+
+    if not (cert_path.is_file() and key_path.is_file()):
+        return False
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return False
+    have = {str(n) for n in names.get_values_for_type(x509.IPAddress)}
+    have |= set(names.get_values_for_type(x509.DNSName))
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    return set(hosts) <= have and cert.not_valid_after_utc > soon
+
+
+def self_signed_cert(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
+    """A self-signed certificate and key for ``hosts`` (names or IPs) in ``folder``.
+
+    A certificate already there is reused when it names every host and is valid for at
+    least another day (so a phone that trusts it keeps trusting it); otherwise a new one
+    (ECDSA P-256, valid 365 days) replaces it.
+
+    Returns:
+        ``(cert.pem, key.pem)`` paths (the key is readable by its owner only).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    hosts = list(dict.fromkeys(hosts))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    if _reusable(cert_path, key_path, hosts):
+        return cert_path, key_path
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ddnn-tf phone demo")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_bytes)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def _print_qr(url: str) -> None:
+    import qrcode
+
+    qr = qrcode.QRCode(border=2)
+    qr.add_data(url)
+    qr.print_ascii(out=sys.stdout, invert=True)
+
+
+def demo(
+    model: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    https: bool = False,
+    token: str | None = None,
+    cert_dir: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    target: str = "portable",
+    qr: bool = True,
+) -> None:
+    """Serve the phone app, the model and the cloud tier on one origin.
+
+    Args:
+        model: the converted model directory (tflite_models/NAME).
+        host: interface to bind: 127.0.0.1 (default; a phone reaches it with
+            `adb reverse tcp:PORT tcp:PORT`) or 0.0.0.0 / a LAN address (use --https).
+        port: TCP port (0: a free one).
+        https: serve TLS with a self-signed certificate created for this machine.
+        token: shared token of the cloud routes (default: $DDNN_TF_TOKEN; beyond loopback
+            one is generated when none is given, and put in the printed URL).
+        cert_dir: where --https keeps cert.pem and key.pem, reused while valid (default:
+            ~/.cache/ddnn_tf/demo-tls).
+        max_body_bytes: request body limit of POST /v1/cloud.
+        deadline_s: per-request deadline of POST /v1/cloud.
+        target: the cloud tier's target, portable or lce.
+        qr: print a terminal QR code of the URL.
+    """
+    import uvicorn
+
+    from ddnn_tf.serve.run_server import bind
+
+    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    if token is None and not is_loopback(host):
+        token = secrets.token_urlsafe(16)
+    app = create_demo_app(
+        model,
+        token=None if token is None else str(token),
+        max_body_bytes=max_body_bytes,
+        deadline_s=deadline_s,
+        target=target,
+    )
+    public = lan_address() if host in ("0.0.0.0", "::") else host
+    ssl = {}
+    if https:
+        folder = Path(cert_dir) if cert_dir else default_cert_dir()
+        cert, key = self_signed_cert(folder, [public, "localhost", "127.0.0.1"])
+        ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    sock = bind(host, port)
+    actual = sock.getsockname()[1]
+    shown = f"[{public}]" if ":" in public else public
+    url = f"{'https' if https else 'http'}://{shown}:{actual}/"
+    if token is not None:
+        url += f"?token={token}"
+    print(json.dumps({"url": url}), flush=True)
+    print(f"Open on the phone: {url}")
+    if is_loopback(host):
+        print(f"  over USB: adb reverse tcp:{actual} tcp:{actual}, then open the URL in Chrome")
+    elif not https:
+        print("  on the LAN without --https the camera and installing are disabled by Chrome")
+    if https:
+        print(
+            f"  self-signed certificate: {ssl['ssl_certfile']} (install it on the phone to trust it)"
+        )
+    if qr:
+        _print_qr(url)
+    sys.stdout.flush()
+    config = uvicorn.Config(app, log_level="warning", access_log=False, **ssl)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
