@@ -33,17 +33,23 @@ import numpy as np
 __all__ = [
     "SUMMARY_ENCODINGS",
     "LinkCosts",
+    "decode_raw",
+    "decode_summaries",
     "decode_summary",
     "edge_bytes_per_sample",
+    "encode_raw",
+    "encode_summaries",
     "encode_summary",
     "expected_bytes_per_device",
     "feature_nbytes",
     "hierarchy_bytes",
     "pack_features",
+    "pack_features_batch",
     "paper_bytes_per_device",
     "raw_offload_bytes",
     "summary_nbytes",
     "unpack_features",
+    "unpack_features_batch",
 ]
 
 #: Wire encodings of a class summary. ``int8`` is symmetric per-vector quantisation:
@@ -288,6 +294,207 @@ def unpack_features(payload: bytes, shape: Sequence[int]) -> np.ndarray:
             "Received non-zero padding; the payload was packed for another shape."
         )
     return (bits[:n].astype(np.float32) * 2.0 - 1.0).reshape(dims)
+
+
+# --------------------------------------------------------------------------- batches
+# The same payloads, for a whole batch at once: row ``i`` of a batch payload holds exactly
+# the bytes the one-sample function writes for sample ``i`` (so its length is that
+# sample's message size), without a Python loop over samples.
+
+
+def encode_summaries(values: np.ndarray, encoding: str = "float32") -> np.ndarray:
+    """Encode the class summaries of a batch, one payload per row.
+
+    Args:
+        values: finite ``(N, C)`` array.
+        encoding: one of :data:`SUMMARY_ENCODINGS`.
+
+    Returns:
+        uint8 ``(N, summary_nbytes(C, encoding))``; row ``i`` is
+        ``encode_summary(values[i], encoding)``.
+
+    Raises:
+        ValueError: as :func:`encode_summary`, for any row.
+
+    Example:
+        >>> p = encode_summaries(np.array([[0.25, 0.75], [1.0, 0.0]]))
+        >>> p.shape, p[0].tobytes() == encode_summary(np.array([0.25, 0.75]))
+        ((2, 8), True)
+    """
+    enc = _check_encoding(encoding)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] == 0:
+        raise ValueError(f"Expected summaries of shape (N, C). Received shape {v.shape}.")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(
+            "Expected finite summary values. Received NaN or inf; a failed device should send "
+            "nothing rather than a non-finite summary."
+        )
+    n = len(v)
+    if enc == "float32":
+        return np.ascontiguousarray(v.astype(_F32)).view(np.uint8).reshape(n, -1)
+    if enc == "float16":
+        peak = float(np.max(np.abs(v))) if v.size else 0.0
+        if peak > _F16_MAX:
+            raise ValueError(
+                f"Expected summary values within the float16 range (|v| <= {_F16_MAX:g}). "
+                f"Received |v| = {peak:g}; use encoding='float32' or 'int8'."
+            )
+        return np.ascontiguousarray(v.astype(_F16)).view(np.uint8).reshape(n, -1)
+    scale = (np.max(np.abs(v), axis=1) / _INT8_MAX).astype(_F32)
+    safe = np.where(scale > 0, scale, 1).astype(np.float64)[:, None]
+    q = np.clip(np.rint(v / safe), -_INT8_MAX, _INT8_MAX).astype(np.int8)
+    q[scale == 0] = 0
+    head = np.ascontiguousarray(scale).view(np.uint8).reshape(n, _INT8_SCALE_BYTES)
+    return np.concatenate([head, q.view(np.uint8)], axis=1)
+
+
+def decode_summaries(
+    payload: np.ndarray, num_classes: int, encoding: str = "float32"
+) -> np.ndarray:
+    """Decode a batch of summaries written by :func:`encode_summaries`.
+
+    Args:
+        payload: uint8 ``(N, summary_nbytes(num_classes, encoding))``.
+        num_classes: ``|C|``.
+        encoding: the encoding it was written with.
+
+    Returns:
+        float32 ``(N, C)``; row ``i`` is ``decode_summary(payload[i], ...)``.
+
+    Raises:
+        ValueError: a payload of the wrong width, or an unknown encoding.
+    """
+    expected = summary_nbytes(num_classes, encoding)
+    buf = np.ascontiguousarray(payload, dtype=np.uint8)
+    if buf.ndim != 2 or buf.shape[1] != expected:
+        raise ValueError(
+            f"Expected (N, {expected}) bytes for {encoding} summaries of {num_classes} classes. "
+            f"Received shape {buf.shape}; check `num_classes` and `encoding` on both ends."
+        )
+    if encoding == "float32":
+        return buf.view(_F32).astype(np.float32)
+    if encoding == "float16":
+        return buf.view(_F16).astype(np.float32)
+    scale = np.ascontiguousarray(buf[:, :_INT8_SCALE_BYTES]).view(_F32)
+    q = buf[:, _INT8_SCALE_BYTES:].view(np.int8)
+    return (q.astype(np.float32) * scale).astype(np.float32)
+
+
+def pack_features_batch(features: np.ndarray) -> np.ndarray:
+    """Bit-pack a batch of ±1 feature tensors, one payload per row.
+
+    Args:
+        features: ``(N, ...)`` array holding only -1 and +1.
+
+    Returns:
+        uint8 ``(N, feature_nbytes(features.shape[1:]))``; row ``i`` is
+        ``pack_features(features[i])``.
+
+    Raises:
+        ValueError: if any value is not -1 or +1.
+
+    Example:
+        >>> pack_features_batch(np.array([[1, -1, 1], [-1, -1, 1]])).tolist()
+        [[160], [32]]
+    """
+    x = np.asarray(features)
+    if x.ndim < 1:
+        raise ValueError(f"Expected a batch of features (N, ...). Received shape {x.shape}.")
+    flat = x.reshape(len(x), -1)
+    positive = flat == 1
+    if not np.all(positive | (flat == -1)):
+        bad = ~(positive | (flat == -1))
+        raise ValueError(
+            f"Expected binary features with values in {{-1, +1}}. Received "
+            f"{int(np.count_nonzero(bad))} of {x.size} values outside it, e.g. "
+            f"{flat[bad][0]!r}; binarise with sign() first."
+        )
+    return np.packbits(positive, axis=1)
+
+
+def unpack_features_batch(payload: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Inverse of :func:`pack_features_batch`.
+
+    Args:
+        payload: uint8 ``(N, feature_nbytes(shape))``.
+        shape: one sample's feature shape.
+
+    Returns:
+        float32 ``(N, *shape)`` holding -1.0 and +1.0.
+
+    Raises:
+        ValueError: a payload of the wrong width, or non-zero padding bits.
+    """
+    dims = _check_shape(shape)
+    bits_per_row = math.prod(dims)
+    buf = np.asarray(payload, dtype=np.uint8)
+    if buf.ndim != 2 or buf.shape[1] != (bits_per_row + 7) // 8:
+        raise ValueError(
+            f"Expected (N, {(bits_per_row + 7) // 8}) bytes for packed features of shape "
+            f"{dims}. Received shape {buf.shape}; check the feature shape on both ends."
+        )
+    bits = np.unpackbits(buf, axis=1)
+    if bits.shape[1] > bits_per_row and np.any(bits[:, bits_per_row:]):
+        raise ValueError(
+            f"Expected zero padding bits after {bits_per_row} feature bits for shape {dims}. "
+            "Received non-zero padding; the payload was packed for another shape."
+        )
+    out = bits[:, :bits_per_row].astype(np.float32)
+    out *= 2.0
+    out -= 1.0
+    return out.reshape(len(buf), *dims)
+
+
+def encode_raw(x: np.ndarray, dtype: str = "float32", scale: float | None = None) -> np.ndarray:
+    """Raw sensor input on the wire (configuration (a)), one payload per row.
+
+    ``uint8`` sends ``clip(round(x / scale), 0, 255)``; ``float32`` (or another float
+    dtype) sends the values little-endian.
+
+    Args:
+        x: ``(N, ...)`` float input.
+        dtype: the wire dtype.
+        scale: the value of one uint8 step (required for ``uint8``).
+
+    Returns:
+        uint8 ``(N, bytes per sample)``.
+
+    Raises:
+        ValueError: ``uint8`` without a scale.
+
+    Example:
+        >>> encode_raw(np.array([[0.0, 1.0]]), "uint8", 1 / 255).tolist()
+        [[0, 255]]
+    """
+    x = np.asarray(x)
+    n = len(x)
+    if np.dtype(dtype) == np.uint8:
+        if scale is None:
+            raise ValueError("Raw uint8 messages need a scale (the value of one step).")
+        q = np.clip(np.rint(x / np.float32(scale)), 0, 255).astype(np.uint8)
+        return q.reshape(n, -1)
+    wire = np.dtype(dtype).newbyteorder("<")
+    return np.ascontiguousarray(x.astype(wire)).view(np.uint8).reshape(n, -1)
+
+
+def decode_raw(
+    payload: np.ndarray, shape: Sequence[int], dtype: str = "float32", scale: float | None = None
+) -> np.ndarray:
+    """Inverse of :func:`encode_raw`: float32 ``(N, *shape)``.
+
+    Raises:
+        ValueError: ``uint8`` without a scale.
+    """
+    buf = np.ascontiguousarray(payload, dtype=np.uint8)
+    dims = _check_shape(shape)
+    if np.dtype(dtype) == np.uint8:
+        if scale is None:
+            raise ValueError("Raw uint8 messages need a scale (the value of one step).")
+        values = buf.astype(np.float32) * np.float32(scale)
+    else:
+        values = buf.view(np.dtype(dtype).newbyteorder("<")).astype(np.float32)
+    return values.reshape(len(buf), *dims)
 
 
 # --------------------------------------------------------------------------- cost model
