@@ -14,9 +14,9 @@ The paper counts the bytes per end device per sample as (eq. 1)
 
 with ``l`` the fraction of samples exited locally, ``f`` filters and ``o`` the output size
 of one filter. :func:`paper_bytes_per_device` is that formula verbatim (a test oracle);
-:func:`expected_bytes_per_device` and :class:`LinkCosts` generalise it to any summary
-encoding, real packed sizes, hierarchies with an edge and hierarchies without a local exit
-(configuration (a) of Fig. 2, raw offload).
+:func:`expected_bytes_per_device` generalises it to any summary encoding and real packed
+sizes, and :func:`hierarchy_bytes` applies it to every link of a hierarchy's tier graph
+(edges, no local exit, configuration (a)'s raw offload).
 
 All multi-byte values are little-endian. The module imports numpy and the standard library
 only, so the device-side runtime can use it.
@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
     "SUMMARY_ENCODINGS",
-    "LinkCosts",
     "decode_raw",
     "decode_summaries",
     "decode_summary",
-    "edge_bytes_per_sample",
     "encode_raw",
     "encode_summaries",
     "encode_summary",
@@ -46,7 +43,6 @@ __all__ = [
     "pack_features",
     "pack_features_batch",
     "paper_bytes_per_device",
-    "raw_offload_bytes",
     "summary_nbytes",
     "unpack_features",
     "unpack_features_batch",
@@ -573,96 +569,6 @@ def paper_bytes_per_device(
     return summary_bytes_per_class * num_classes + (1.0 - lf) * filters * output_size / 8
 
 
-@dataclass(frozen=True)
-class LinkCosts:
-    """Expected bytes per sample on each link type of a DDNN hierarchy.
-
-    Attributes:
-        device_to_local: per end device: its class summary to the local aggregator (0
-            without a local exit).
-        device_to_upper: per end device: its features (or raw input) to its edge, or to the
-            cloud when there is no edge.
-        edge_to_cloud: per edge: the edge's features to the cloud (0 without an edge).
-
-    Example:
-        >>> costs = LinkCosts.from_exit_fraction(
-        ...     summary_nbytes=12, feature_nbytes=128, exit_fraction={"local": 0.5, "cloud": 0.5})
-        >>> costs.per_device, costs.total(num_devices=6)
-        (76.0, 456.0)
-    """
-
-    device_to_local: float
-    device_to_upper: float
-    edge_to_cloud: float = 0.0
-
-    @property
-    def per_device(self) -> float:
-        """Bytes one end device sends per sample (the paper's ``c``)."""
-        return self.device_to_local + self.device_to_upper
-
-    def total(self, *, num_devices: int, num_edges: int = 0) -> float:
-        """Bytes on all links together per sample, for ``num_devices`` and ``num_edges``."""
-        if num_devices < 0 or num_edges < 0:
-            raise ValueError(
-                f"Expected non-negative counts. Received num_devices={num_devices}, "
-                f"num_edges={num_edges}."
-            )
-        return num_devices * self.per_device + num_edges * self.edge_to_cloud
-
-    def to_dict(self) -> dict[str, float]:
-        """JSON-able dict of the three link costs and ``per_device``."""
-        return {
-            "device_to_local": float(self.device_to_local),
-            "device_to_upper": float(self.device_to_upper),
-            "edge_to_cloud": float(self.edge_to_cloud),
-            "per_device": float(self.per_device),
-        }
-
-    @classmethod
-    def from_exit_fraction(
-        cls,
-        *,
-        summary_nbytes: float,
-        feature_nbytes: float,
-        exit_fraction: Mapping[str, float],
-        has_local: bool = True,
-        edge_feature_nbytes: float | None = None,
-    ) -> LinkCosts:
-        """Link costs from exit fractions; see :func:`expected_bytes_per_device` and
-        :func:`edge_bytes_per_sample` for the formulas.
-
-        Args:
-            summary_nbytes: bytes of one encoded class summary.
-            feature_nbytes: bytes of one device's packed features (or raw input).
-            exit_fraction: fractions per exit name, e.g. ``ExitReport.exit_fraction``.
-            has_local: whether the hierarchy has a local exit.
-            edge_feature_nbytes: bytes an edge sends to the cloud per sample it does not
-                exit; required when ``exit_fraction`` has an ``"edge"`` entry.
-
-        Raises:
-            ValueError: as the two functions, or if ``exit_fraction`` has ``"edge"`` but
-                ``edge_feature_nbytes`` is missing.
-        """
-        device = expected_bytes_per_device(
-            summary_nbytes=summary_nbytes,
-            feature_nbytes=feature_nbytes,
-            exit_fraction=exit_fraction,
-            has_local=has_local,
-        )
-        to_local = _check_nbytes(summary_nbytes, "summary_nbytes") if has_local else 0.0
-        edge = 0.0
-        if "edge" in exit_fraction:
-            if edge_feature_nbytes is None:
-                raise ValueError(
-                    "Expected `edge_feature_nbytes` for a hierarchy with an edge exit. "
-                    "Received None; pass the bytes an edge forwards to the cloud per sample."
-                )
-            edge = edge_bytes_per_sample(
-                edge_feature_nbytes=edge_feature_nbytes, exit_fraction=exit_fraction
-            )
-        return cls(device_to_local=to_local, device_to_upper=device - to_local, edge_to_cloud=edge)
-
-
 def expected_bytes_per_device(
     *,
     summary_nbytes: float,
@@ -676,7 +582,7 @@ def expected_bytes_per_device(
     sample, and its features upward (to its edge, or to the cloud) for every sample not
     exited locally: ``summary_nbytes + (1 - l) * feature_nbytes``, ``l =
     exit_fraction["local"]``. With an edge the device bytes are the same (the features go to
-    the edge); edge -> cloud traffic is :func:`edge_bytes_per_sample`.
+    the edge); :func:`hierarchy_bytes` adds the edge -> cloud traffic.
 
     Without a local exit (``has_local=False``) no summary is sent and ``summary_nbytes`` is
     ignored: the device sends ``feature_nbytes`` every sample. Configuration (a) of the
@@ -723,74 +629,6 @@ def expected_bytes_per_device(
     return summary + (1.0 - local) * features
 
 
-def edge_bytes_per_sample(
-    *, edge_feature_nbytes: float, exit_fraction: Mapping[str, float]
-) -> float:
-    """Expected bytes one edge sends to the cloud per sample.
-
-    ``(1 - l - e) * edge_feature_nbytes`` with ``l = exit_fraction.get("local", 0)`` and
-    ``e = exit_fraction["edge"]``: the edge forwards its features for every sample that
-    neither the local nor the edge exit classified.
-
-    Args:
-        edge_feature_nbytes: bytes of the edge's (packed) output per sample.
-        exit_fraction: fractions per exit name; must contain ``"edge"``.
-
-    Returns:
-        Expected bytes per edge per sample, a float.
-
-    Raises:
-        ValueError: if ``"edge"`` is missing, on fractions outside ``[0, 1]`` or summing
-            past 1, or a negative byte count.
-
-    Example:
-        >>> edge_bytes_per_sample(edge_feature_nbytes=64,
-        ...                       exit_fraction={"local": 0.5, "edge": 0.25, "cloud": 0.25})
-        16.0
-    """
-    _check_fractions(exit_fraction)
-    nbytes = _check_nbytes(edge_feature_nbytes, "edge_feature_nbytes")
-    local = _fraction(exit_fraction, "local", required=False)
-    edge = _fraction(exit_fraction, "edge", required=True)
-    return max(0.0, 1.0 - local - edge) * nbytes
-
-
-def raw_offload_bytes(
-    raw_bytes_per_device: float | Sequence[int],
-    *,
-    bytes_per_value: int = 1,
-    num_devices: int = 1,
-) -> float:
-    """Bytes per sample of configuration (a): every device sends its raw input every sample.
-
-    Args:
-        raw_bytes_per_device: the raw input size in bytes, or its shape (e.g.
-            ``(32, 32, 3)``), multiplied by ``bytes_per_value``.
-        bytes_per_value: bytes per raw value when a shape is given (1 for uint8 pixels).
-        num_devices: devices that offload; the result is summed over them.
-
-    Returns:
-        Bytes per sample over ``num_devices`` devices (per device with the default 1).
-
-    Raises:
-        ValueError: on a negative size or count.
-
-    Example:
-        >>> raw_offload_bytes((32, 32, 3))  # the paper's 3072 B per image (Sec. IV-H)
-        3072.0
-    """
-    if isinstance(raw_bytes_per_device, (int, float, np.integer, np.floating)):
-        per_device = _check_nbytes(raw_bytes_per_device, "raw_bytes_per_device")
-    else:
-        per_device = float(math.prod(_check_shape(raw_bytes_per_device)) * bytes_per_value)
-    if num_devices < 0 or bytes_per_value < 0:
-        raise ValueError(
-            f"Expected non-negative counts. Received num_devices={num_devices}, "
-            f"bytes_per_value={bytes_per_value}."
-        )
-    return per_device * num_devices
-
-
 def hierarchy_bytes(
     topology,
     exit_fraction: Mapping[str, float],
@@ -799,47 +637,67 @@ def hierarchy_bytes(
     summary_encoding: str = "float32",
     failed: Sequence[bool] | None = None,
 ) -> dict[str, float]:
-    """Expected bytes per sample of a :class:`~ddnn_tf.topology.Topology`'s links.
+    """Expected bytes per sample on the links of a :class:`~ddnn_tf.topology.Topology`.
+
+    Every link of its tier graph (:func:`ddnn_tf.graph.tier_graph`) is charged with the
+    size of its message times the fraction of samples that send it: summaries to the
+    local aggregator always; features (or raw input) upward for the samples not exited
+    locally; an edge's features to the cloud for the samples neither the local nor the
+    edge exit classified. Unclassified samples are charged like samples that went up, as
+    in eq. (1).
 
     Args:
-        topology: the hierarchy (its feature shapes give each device's packed size).
+        topology: the hierarchy.
         exit_fraction: fractions per exit name, e.g. ``ExitReport.exit_fraction``.
         raw_bytes_per_device: raw input bytes per device (what configuration (a) sends).
         summary_encoding: wire encoding of class summaries.
         failed: optional bool per device; failed devices send nothing and are left out
-            of the per-device mean.
+            of the per-device mean (an edge counts while any of its devices is live).
 
     Returns:
         ``{"bytes_per_device": mean over live devices, "raw_bytes_per_device": mean
-        raw bytes over live devices, "edge_to_cloud": per edge (0 without edges)}``.
+        raw bytes over live devices, "edge_to_cloud": mean per live edge (0 without
+        edges)}``.
+
+    Raises:
+        ValueError: fractions outside [0, 1] or summing past 1.
+
+    Example:
+        >>> from ddnn_tf.topology import Topology
+        >>> t = Topology(input_shapes=[(10, 14, 1)] * 6, num_classes=10)
+        >>> hierarchy_bytes(t, {"local": 0.5, "cloud": 0.5}, raw_bytes_per_device=[140] * 6)
+        {'bytes_per_device': 49.0, 'raw_bytes_per_device': 140.0, 'edge_to_cloud': 0.0}
     """
+    from ddnn_tf.graph import tier_graph
+
+    _check_fractions(exit_fraction)
+    graph = tier_graph(topology)
     n = topology.num_devices
     live = [d for d in range(n) if not (failed is not None and failed[d])]
     fractions = {k: v for k, v in exit_fraction.items() if k in topology.exits}
+    upward = 1.0 - fractions.get("local", 0.0)
+    forwarded = max(0.0, upward - fractions.get("edge", 0.0))
     summary = summary_nbytes(topology.num_classes, summary_encoding)
-    per_device = []
-    for d in live:
-        if topology.offloads_raw:
-            per_device.append(float(raw_bytes_per_device[d]))
-        else:
-            per_device.append(
-                expected_bytes_per_device(
-                    summary_nbytes=summary,
-                    feature_nbytes=feature_nbytes(topology.feature_shape(d)),
-                    exit_fraction=fractions,
-                    has_local=topology.has_local,
-                )
-            )
-    # Each live edge forwards its packed features for every sample neither the local nor
-    # the edge exit classified.
-    live_edges = [g for g in range(topology.num_edges) if any(d in live for d in topology.edges[g])]
-    forwarded = max(0.0, 1.0 - fractions.get("local", 0.0) - fractions.get("edge", 0.0))
-    sizes = [feature_nbytes(topology.edge_feature_shape(g)) for g in live_edges]
-    edge = forwarded * float(np.mean(sizes)) if sizes else 0.0
+    per_device = dict.fromkeys(live, 0.0)
+    edges = []
+    for source, _ in graph.links:
+        sender = None if source.output == "raw" else graph[source.tier]
+        if sender is not None and not any(d in per_device for d in sender.devices):
+            continue  # a failed device, or an edge whose devices all failed
+        if source.output == "raw":
+            if source.column in per_device:
+                per_device[source.column] += float(raw_bytes_per_device[source.column])
+        elif source.link == "device_to_local":
+            per_device[source.column] += summary
+        elif source.link == "device_to_upper":
+            size = feature_nbytes(sender.output("features").shape)
+            per_device[source.column] += upward * size
+        elif source.link == "edge_to_cloud":
+            edges.append(forwarded * feature_nbytes(sender.output("features").shape))
     return {
-        "bytes_per_device": float(np.mean(per_device)) if per_device else 0.0,
+        "bytes_per_device": float(np.mean(list(per_device.values()))) if live else 0.0,
         "raw_bytes_per_device": float(np.mean([raw_bytes_per_device[d] for d in live]))
         if live
         else 0.0,
-        "edge_to_cloud": float(edge),
+        "edge_to_cloud": float(np.mean(edges)) if edges else 0.0,
     }
