@@ -182,7 +182,7 @@ def check_threshold(t: Any, where: str = "threshold") -> float:
         value = float(t)
     except (TypeError, ValueError):
         raise ValueError(
-            f"{where}: expected a threshold in [0, 1] (or 'paper' / 'calibrated'). Received {t!r}."
+            f"{where}: expected a threshold in [0, 1], 'paper' or 'calibrated'. Received {t!r}."
         ) from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(

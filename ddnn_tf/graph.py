@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -175,7 +176,7 @@ class Tier:
     edge: int | None = None
     composed: bool = False
 
-    @property
+    @cached_property
     def exit(self) -> str | None:
         """The exit this tier classifies at, or None."""
         return next((p.exit for p in self.outputs if p.role == "logits"), None)

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ from ddnn_tf.checks import check_views, failed_mask
 from ddnn_tf.exits import exit_points, exits_here, predictions, resolve_thresholds, softmax
 from ddnn_tf.graph import LINKS, Port, Tier, tier_graph
 from ddnn_tf.manifest import Manifest, check_tier_graph, load_manifest, raw_wire
+from ddnn_tf.runtime.result import RunResult
 from ddnn_tf.runtime.tiers import TARGETS, TierRunner
 from ddnn_tf.topology import Topology
 
@@ -92,116 +92,6 @@ def draw_presence(
         rng = np.random.default_rng(seed)
         present &= rng.random((n, num_devices)) >= p
     return present
-
-
-@dataclass
-class RunResult:
-    """Per-sample results of :meth:`Hierarchy.run`.
-
-    Attributes:
-        exits: exit names, bottom to top.
-        thresholds: ``{exit: T}`` used for every non-last exit.
-        exit_index: ``(N,)`` int64, the exit each sample left at; ``-1`` = unclassified.
-        prediction: ``(N,)`` int64 class predicted at that exit; ``-1`` = unclassified.
-        presence: ``(N, D)`` bool, the devices whose messages arrived.
-        probs: ``{exit: (N, C) float64}`` class probabilities at every exit a sample
-            reached (NaN rows where the exit did not run for it).
-        link_bytes: ``{link: int array}`` bytes actually sent per sample: ``(N, D)`` for
-            ``device_to_local`` (encoded summaries) and ``device_to_upper`` (packed
-            features, or raw input for configuration (a)); ``(N, E)`` for
-            ``edge_to_aggregator`` and ``edge_to_cloud``.
-        tier_seconds: ``{tier: seconds}`` spent inside each tier's interpreter.
-        tier_samples: ``{tier: samples}`` the tier processed.
-        wire_seconds: time spent encoding and decoding messages (all links).
-        batch_size: samples per interpreter call (1 = one by one).
-        all_exits: True when every tier ran on every sample (no early exit).
-        edge_alive: ``(N, E)`` bool, edges with at least one live device (None without edges).
-    """
-
-    exits: tuple[str, ...]
-    thresholds: dict[str, float]
-    exit_index: np.ndarray
-    prediction: np.ndarray
-    presence: np.ndarray
-    probs: dict[str, np.ndarray]
-    link_bytes: dict[str, np.ndarray]
-    tier_seconds: dict[str, float] = field(default_factory=dict)
-    tier_samples: dict[str, int] = field(default_factory=dict)
-    wire_seconds: float = 0.0
-    batch_size: int = 1
-    all_exits: bool = False
-    edge_alive: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.exit_index)
-
-    @property
-    def valid(self) -> np.ndarray:
-        """``(N,)`` bool: samples at least one device saw (the others are unclassified)."""
-        return self.presence.any(axis=1)
-
-    def exit_name(self, i: int) -> str:
-        k = int(self.exit_index[i])
-        return "unclassified" if k < 0 else self.exits[k]
-
-    def exit_fraction(self) -> dict[str, float]:
-        """Fraction of samples per exit, plus ``"unclassified"``; sums to 1."""
-        n = len(self)
-        counts = np.bincount(self.exit_index + 1, minlength=len(self.exits) + 1)
-        out = {e: float(counts[k + 1]) / n if n else 0.0 for k, e in enumerate(self.exits)}
-        out["unclassified"] = float(counts[0]) / n if n else 0.0
-        return out
-
-    def accuracy(self, labels: np.ndarray) -> float:
-        """Overall accuracy: unclassified samples count as wrong."""
-        y = np.asarray(labels)
-        if y.shape != self.prediction.shape:
-            raise ValueError(f"Expected {len(self)} labels, got an array of shape {y.shape}.")
-        return float(np.mean(self.prediction == y)) if len(y) else 0.0
-
-    def device_bytes(self) -> np.ndarray:
-        """``(N, D)`` bytes each device sent per sample (summary + upward payload)."""
-        return self.link_bytes["device_to_local"] + self.link_bytes["device_to_upper"]
-
-    def bytes_per_device(self) -> float:
-        """Mean bytes one alive device sends per sample (the paper's ``c``, measured)."""
-        alive = self.presence
-        return float(self.device_bytes()[alive].mean()) if alive.any() else 0.0
-
-    def edge_to_cloud_bytes(self) -> float:
-        """Mean bytes one live edge sends to the cloud per sample (0 without edges)."""
-        b = self.link_bytes["edge_to_cloud"]
-        alive = self.edge_alive if self.edge_alive is not None else np.ones(b.shape, bool)
-        return float(b[alive].mean()) if alive.any() else 0.0
-
-    def latency(self) -> dict[str, dict[str, float]]:
-        """Per tier: ``total_ms``, ``mean_ms`` per sample it processed, and ``samples``."""
-        out = {}
-        for tier, seconds in self.tier_seconds.items():
-            count = self.tier_samples.get(tier, 0)
-            out[tier] = {
-                "total_ms": 1e3 * seconds,
-                "mean_ms": 1e3 * seconds / count if count else 0.0,
-                "samples": int(count),
-            }
-        return out
-
-    def wire_latency(self) -> dict[str, float]:
-        """Message encoding and decoding time: ``total_ms`` and ``mean_ms`` per sample."""
-        n = len(self)
-        return {
-            "total_ms": 1e3 * self.wire_seconds,
-            "mean_ms": 1e3 * self.wire_seconds / n if n else 0.0,
-        }
-
-    def sample(self, i: int) -> dict[str, Any]:
-        """One sample's record: exit, prediction, bytes per link and device."""
-        return {
-            "exit": self.exit_name(i),
-            "prediction": int(self.prediction[i]),
-            "present_devices": [int(d) for d in np.flatnonzero(self.presence[i])],
-            "bytes": {k: [int(b) for b in v[i]] for k, v in self.link_bytes.items() if v.size},
-        }
 
 
 class _Batch:
@@ -282,6 +172,7 @@ class Hierarchy:
         self.edge_tiers = [t.name for t in self.graph.by_role("edge")]
         self.thresholds = {e: float(manifest["thresholds"][e]) for e in self.exits[:-1]}
         self._messages = {tier.name: self._message_groups(tier) for tier in self.graph}
+        self._presence_rows: dict[tuple, np.ndarray] = {}  # one-by-one presence inputs
 
     def _message_groups(self, tier: Tier) -> list[tuple]:
         """The messages ``tier`` receives, grouped by kind, link and shape (and device for
@@ -390,10 +281,15 @@ class Hierarchy:
             all_exits=all_exits,
         )
         early = None if all_exits else ts
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            batch = _Batch([x[start:stop] for x in xs], presence[start:stop], start)
-            self._run_batch(batch, early, result)
+        if batch_size == 1:  # the same steps with Python truth values instead of row masks
+            rows = presence.tolist()
+            for i in range(n):
+                self._run_sample([x[i : i + 1] for x in xs], rows[i], i, early, result)
+        else:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                batch = _Batch([x[start:stop] for x in xs], presence[start:stop], start)
+                self._run_batch(batch, early, result)
         if all_exits:
             probs = [result.probs[x] for x in self.exits]
             valid = presence.any(axis=1)
@@ -466,6 +362,77 @@ class Hierarchy:
                     full[key] = np.zeros((batch.size, *value.shape[1:]), value.dtype)
                     full[key][rows] = value
                 batch.outputs[tier.name] = full
+
+    def _run_sample(
+        self,
+        xs: list[np.ndarray],
+        present: list[bool],
+        i: int,
+        early: dict[str, float] | None,
+        result: RunResult,
+    ) -> None:
+        """:meth:`_run_batch` for one sample (row ``i``): same tiers, codecs and exit rule."""
+        if not any(present):
+            return
+        outputs: dict[str, dict[str, np.ndarray]] = {}
+        clock = time.perf_counter
+        for tier in self.graph:
+            if not any(present[d] for d in tier.devices):
+                continue
+            start = clock()
+            received = {}
+            for output, link, _, ports, senders, columns in self._messages[tier.name]:
+                live = [k for k, devices in enumerate(senders) if any(present[d] for d in devices)]
+                if not live:
+                    continue
+                values = np.concatenate([self._sample_message(ports[k], xs, outputs) for k in live])
+                payload = self._encode(output, ports[0], values)
+                decoded = self._decode(output, ports[0], payload)
+                result.link_bytes[link][i, columns[live]] = payload.shape[1]
+                for row, k in enumerate(live):
+                    received[ports[k].name] = decoded[row : row + 1]
+            result.wire_seconds += clock() - start
+            feeds = []
+            for port in tier.inputs:
+                if port.role == "presence":
+                    x = self._presence_row(port, present)
+                elif port.source is None:  # the device's own sensor
+                    x = xs[port.device]
+                else:  # a message, or zeros when its sender sent nothing
+                    x = received.get(port.name)
+                    if x is None:
+                        x = np.zeros((1, *port.shape), np.float32)
+                feeds.append(x)
+            start = clock()
+            out = self.tiers[tier.name].run(feeds)
+            result.tier_seconds[tier.name] += clock() - start
+            result.tier_samples[tier.name] += 1
+            if tier.exit is None:
+                outputs[tier.name] = out
+                continue
+            probs = softmax(np.asarray(out["logits"], np.float64))
+            result.probs[tier.exit][i] = probs[0]
+            last = tier.exit == self.exits[-1]
+            if early is None and not last:
+                continue
+            if last or exits_here(probs, early[tier.exit])[0]:
+                result.exit_index[i] = self.exits.index(tier.exit)
+                result.prediction[i] = int(np.argmax(probs[0]))
+                return
+
+    def _presence_row(self, port: Port, present: list[bool]) -> np.ndarray:
+        key = (id(port), tuple(present))
+        mask = self._presence_rows.get(key)
+        if mask is None:
+            cols = [float(any(present[d] for d in c.devices)) for c in port.columns]
+            mask = self._presence_rows[key] = np.array([cols], np.float32)
+        return mask
+
+    @staticmethod
+    def _sample_message(port: Port, xs: list[np.ndarray], outputs: dict) -> np.ndarray:
+        if port.source.output == "raw":
+            return xs[port.device]
+        return outputs[port.source.tier][port.source.output]
 
     def _receive(self, tier: Tier, batch: _Batch, result: RunResult) -> dict[str, np.ndarray]:
         """The messages ``tier`` receives, sent now by every pending live sender.
