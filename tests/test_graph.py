@@ -99,3 +99,18 @@ def test_no_module_recovers_structure_from_tier_names():
             if path.name != "graph.py" and re.search(pattern, text):
                 offenders.append(f"{path.relative_to(ROOT)}: {pattern}")
     assert not offenders, offenders
+
+
+def test_graph_and_evaluation_do_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ddnn_tf.graph, ddnn_tf.evaluation, ddnn_tf.runtime; "
+        "heavy = {'tensorflow', 'tf_keras', 'keras', 'larq'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
