@@ -316,8 +316,7 @@ def _exit_points_from_entropy(
 
 
 def _confident(entropy: np.ndarray, threshold: float) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return entropy <= threshold  # NaN -> False: fall through to the next exit
+    return entropy <= threshold  # NaN -> False (quietly): fall through to the next exit
 
 
 def exits_here(probs: np.ndarray, threshold: float) -> np.ndarray:

@@ -173,6 +173,16 @@ class Hierarchy:
         self.thresholds = {e: float(manifest["thresholds"][e]) for e in self.exits[:-1]}
         self._messages = {tier.name: self._message_groups(tier) for tier in self.graph}
         self._presence_rows: dict[tuple, np.ndarray] = {}  # one-by-one presence inputs
+        everyone = tuple(range(self.num_devices))
+        self._steps = [  # (tier, devices to check or None for all, messages, exit index)
+            (
+                tier,
+                None if tuple(tier.devices) == everyone else tier.devices,
+                self._messages[tier.name],
+                None if tier.exit is None else self.exits.index(tier.exit),
+            )
+            for tier in self.graph
+        ]
 
     def _message_groups(self, tier: Tier) -> list[tuple]:
         """The messages ``tier`` receives, grouped by kind, link and shape (and device for
@@ -376,25 +386,27 @@ class Hierarchy:
             return
         outputs: dict[str, dict[str, np.ndarray]] = {}
         clock = time.perf_counter
-        for tier in self.graph:
-            if not any(present[d] for d in tier.devices):
+        for tier, devices, groups, exit_index in self._steps:
+            if devices is not None and not any([present[d] for d in devices]):
                 continue
-            start = clock()
             received = {}
-            for output, link, _, ports, senders, columns in self._messages[tier.name]:
-                live = [k for k, devices in enumerate(senders) if any(present[d] for d in devices)]
-                if not live:
-                    continue
-                values = np.concatenate([self._sample_message(ports[k], xs, outputs) for k in live])
-                payload = self._encode(output, ports[0], values)
-                decoded = self._decode(output, ports[0], payload)
-                result.link_bytes[link][i, columns[live]] = payload.shape[1]
-                for row, k in enumerate(live):
-                    received[ports[k].name] = decoded[row : row + 1]
-            result.wire_seconds += clock() - start
+            if groups:
+                start = clock()
+                for output, link, _, ports, senders, columns in groups:
+                    live = [k for k, ds in enumerate(senders) if any([present[d] for d in ds])]
+                    if not live:
+                        continue
+                    values = [self._sample_message(ports[k], xs, outputs) for k in live]
+                    values = values[0] if len(values) == 1 else np.concatenate(values)
+                    payload = self._encode(output, ports[0], values)
+                    decoded = self._decode(output, ports[0], payload)
+                    result.link_bytes[link][i, columns[live]] = payload.shape[1]
+                    for row, k in enumerate(live):
+                        received[ports[k].name] = decoded[row : row + 1]
+                result.wire_seconds += clock() - start
             feeds = []
             for port in tier.inputs:
-                if port.role == "presence":
+                if port.columns:
                     x = self._presence_row(port, present)
                 elif port.source is None:  # the device's own sensor
                     x = xs[port.device]
@@ -407,16 +419,16 @@ class Hierarchy:
             out = self.tiers[tier.name].run(feeds)
             result.tier_seconds[tier.name] += clock() - start
             result.tier_samples[tier.name] += 1
-            if tier.exit is None:
+            if exit_index is None:
                 outputs[tier.name] = out
                 continue
-            probs = softmax(np.asarray(out["logits"], np.float64))
+            probs = softmax(out["logits"].astype(np.float64))
             result.probs[tier.exit][i] = probs[0]
-            last = tier.exit == self.exits[-1]
+            last = exit_index == len(self.exits) - 1
             if early is None and not last:
                 continue
             if last or exits_here(probs, early[tier.exit])[0]:
-                result.exit_index[i] = self.exits.index(tier.exit)
+                result.exit_index[i] = exit_index
                 result.prediction[i] = int(np.argmax(probs[0]))
                 return
 
