@@ -1,5 +1,6 @@
 """A run directory saves and reloads into the identical model."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,8 +11,9 @@ from ddnn_tf.rundir import WEIGHTS_FILE, Run, load_run, save_run
 
 
 def test_save_load_round_trip(tiny_run, tiny_dataset, tmp_path):
-    out = save_run(tiny_run, tmp_path / "copy", dataset=tiny_dataset)
-    assert out == tmp_path / "copy" and tiny_run.path == out
+    run = dataclasses.replace(tiny_run)  # save_run sets .path; the session's run keeps its own
+    out = save_run(run, tmp_path / "copy", dataset=tiny_dataset)
+    assert out == tmp_path / "copy" and run.path == out and tiny_run.path != out
     back = load_run(out)
     assert isinstance(back, Run) and back.path == out
     assert back.topology == tiny_run.topology
@@ -30,9 +32,10 @@ def test_save_load_round_trip(tiny_run, tiny_dataset, tmp_path):
 
 
 def test_save_refuses_existing_dir_and_load_names_missing_files(tiny_run, tmp_path):
-    out = save_run(tiny_run, tmp_path / "r")
+    run = dataclasses.replace(tiny_run)
+    out = save_run(run, tmp_path / "r")
     with pytest.raises(ValueError, match="already exists"):
-        save_run(tiny_run, out)
+        save_run(run, out)
     (out / WEIGHTS_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="weights.h5"):
         load_run(out)
