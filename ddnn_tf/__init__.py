@@ -37,7 +37,10 @@ _LAZY = {
     "build_ddnn": "ddnn_tf.model",
     "DDNN": "ddnn_tf.model",
     "train": "ddnn_tf.train",
-    "load_run": "ddnn_tf.train",
+    "load_run": "ddnn_tf.rundir",
+    "save_run": "ddnn_tf.rundir",
+    "tier_graph": "ddnn_tf.graph",
+    "Evaluation": "ddnn_tf.evaluation",
     "load_dataset": "ddnn_tf.data",
     "evaluate_run": "ddnn_tf.evaluate",
 }

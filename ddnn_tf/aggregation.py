@@ -33,8 +33,13 @@ class Aggregate(keras.layers.Layer):
         scheme: ``"max"``, ``"avg"`` or ``"concat"``.
 
     Example:
-        >>> agg = Aggregate("max")
-        >>> agg([a, b, tf.ones((batch, 2))])  # == tf.maximum(a, b)
+        >>> a, b = tf.constant([[1.0, 5.0]]), tf.constant([[3.0, 2.0]])
+        >>> Aggregate("max")([a, b, tf.ones((1, 2))]).numpy().tolist()  # tf.maximum(a, b)
+        [[3.0, 5.0]]
+        >>> Aggregate("max")([a, b, tf.constant([[0.0, 1.0]])]).numpy().tolist()  # a failed
+        [[3.0, 2.0]]
+        >>> Aggregate("concat")([a, b, tf.constant([[0.0, 1.0]])]).numpy().tolist()
+        [[0.0, 0.0, 3.0, 2.0]]
     """
 
     def __init__(self, scheme: str, **kwargs):

@@ -176,6 +176,7 @@ def bench_run(
     threshold=None,
     limit: int | None = None,
     threads: int = 1,
+    run: str | None = None,
     json: bool = False,  # noqa: A002  (the conventional flag name)
 ) -> dict[str, Any]:
     """Orchestrator throughput over a test set: batched vs one by one, per target.
@@ -196,12 +197,17 @@ def bench_run(
         threshold: T for every early exit (default: the manifest's).
         limit: use the first ``limit`` test samples only.
         threads: interpreter threads per tier.
+        run: the trained run directory the model was converted from: also time Keras
+            ``model.predict`` of it on the same samples (every exit for every sample,
+            ``batch_size`` per call) in this process, and compare.
         json: print JSON instead of a table.
 
     Returns:
         ``{"model", "n_samples", "batch_size", "threads", "rows": [{target, mode,
         batch_size, seconds, samples_per_s, accuracy, first_exit_fraction,
-        bytes_per_device, identical_to_one_by_one}]}``.
+        bytes_per_device, identical_to_one_by_one}]}``; with ``run`` also
+        ``keras_samples_per_s`` and ``speedup_vs_keras`` (the first target's batched
+        samples/s over Keras').
 
     Raises:
         FileNotFoundError / ValueError: a bad model directory, dataset or option.
@@ -251,8 +257,25 @@ def bench_run(
         "threads": int(threads),
         "rows": rows,
     }
+    if run is not None:
+        keras_rate = _keras_predict_rate(run, test.x, int(batch_size))
+        result["run"] = str(run)
+        result["keras_samples_per_s"] = keras_rate
+        result["speedup_vs_keras"] = rows[0]["samples_per_s"] / keras_rate
     print(_json.dumps(result, indent=2) if json else format_run(result))
     return result
+
+
+def _keras_predict_rate(run_dir: str, xs: list[np.ndarray], batch_size: int) -> float:
+    """Samples/s of Keras ``model.predict`` of a trained run (every exit, every sample)."""
+    from ddnn_tf.rundir import load_run
+
+    model = load_run(run_dir).ddnn.model
+    model.predict([x[:batch_size] for x in xs], batch_size=batch_size, verbose=0)  # warm up
+    start = time.perf_counter()
+    model.predict(xs, batch_size=batch_size, verbose=0)
+    seconds = time.perf_counter() - start
+    return len(xs[0]) / seconds if seconds > 0 else 0.0
 
 
 def format_run(result: dict[str, Any]) -> str:
@@ -269,6 +292,16 @@ def format_run(result: dict[str, Any]) -> str:
             f"{r['samples_per_s']:>11.0f}{r['accuracy']:>10.4f}"
             f"{100 * r['first_exit_fraction']:>11.2f}{r['bytes_per_device']:>10.2f}  "
             f"{'yes' if r['identical_to_one_by_one'] else 'NO'}"
+        )
+    if "keras_samples_per_s" in result:
+        first = result["rows"][0]
+        lines.append(
+            f"keras    predict     {result['batch_size']:>6}{'':>9}"
+            f"{result['keras_samples_per_s']:>11.0f}   (run {result['run']}: every exit, "
+            f"every sample)"
+        )
+        lines.append(
+            f"{first['target']} {first['mode']} / keras predict: {result['speedup_vs_keras']:.2f}x"
         )
     return "\n".join(lines)
 

@@ -14,9 +14,9 @@ The paper counts the bytes per end device per sample as (eq. 1)
 
 with ``l`` the fraction of samples exited locally, ``f`` filters and ``o`` the output size
 of one filter. :func:`paper_bytes_per_device` is that formula verbatim (a test oracle);
-:func:`expected_bytes_per_device` and :class:`LinkCosts` generalise it to any summary
-encoding, real packed sizes, hierarchies with an edge and hierarchies without a local exit
-(configuration (a) of Fig. 2, raw offload).
+:func:`expected_bytes_per_device` generalises it to any summary encoding and real packed
+sizes, and :func:`hierarchy_bytes` applies it to every link of a hierarchy's tier graph
+(edges, no local exit, configuration (a)'s raw offload).
 
 All multi-byte values are little-endian. The module imports numpy and the standard library
 only, so the device-side runtime can use it.
@@ -26,24 +26,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
     "SUMMARY_ENCODINGS",
-    "LinkCosts",
+    "decode_raw",
+    "decode_summaries",
     "decode_summary",
-    "edge_bytes_per_sample",
+    "encode_raw",
+    "encode_summaries",
     "encode_summary",
     "expected_bytes_per_device",
     "feature_nbytes",
     "hierarchy_bytes",
     "pack_features",
+    "pack_features_batch",
     "paper_bytes_per_device",
-    "raw_offload_bytes",
     "summary_nbytes",
     "unpack_features",
+    "unpack_features_batch",
 ]
 
 #: Wire encodings of a class summary. ``int8`` is symmetric per-vector quantisation:
@@ -290,6 +292,207 @@ def unpack_features(payload: bytes, shape: Sequence[int]) -> np.ndarray:
     return (bits[:n].astype(np.float32) * 2.0 - 1.0).reshape(dims)
 
 
+# --------------------------------------------------------------------------- batches
+# The same payloads, for a whole batch at once: row ``i`` of a batch payload holds exactly
+# the bytes the one-sample function writes for sample ``i`` (so its length is that
+# sample's message size), without a Python loop over samples.
+
+
+def encode_summaries(values: np.ndarray, encoding: str = "float32") -> np.ndarray:
+    """Encode the class summaries of a batch, one payload per row.
+
+    Args:
+        values: finite ``(N, C)`` array.
+        encoding: one of :data:`SUMMARY_ENCODINGS`.
+
+    Returns:
+        uint8 ``(N, summary_nbytes(C, encoding))``; row ``i`` is
+        ``encode_summary(values[i], encoding)``.
+
+    Raises:
+        ValueError: as :func:`encode_summary`, for any row.
+
+    Example:
+        >>> p = encode_summaries(np.array([[0.25, 0.75], [1.0, 0.0]]))
+        >>> p.shape, p[0].tobytes() == encode_summary(np.array([0.25, 0.75]))
+        ((2, 8), True)
+    """
+    enc = _check_encoding(encoding)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] == 0:
+        raise ValueError(f"Expected summaries of shape (N, C). Received shape {v.shape}.")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(
+            "Expected finite summary values. Received NaN or inf; a failed device should send "
+            "nothing rather than a non-finite summary."
+        )
+    n = len(v)
+    if enc == "float32":
+        return np.ascontiguousarray(v.astype(_F32)).view(np.uint8).reshape(n, -1)
+    if enc == "float16":
+        peak = float(np.max(np.abs(v))) if v.size else 0.0
+        if peak > _F16_MAX:
+            raise ValueError(
+                f"Expected summary values within the float16 range (|v| <= {_F16_MAX:g}). "
+                f"Received |v| = {peak:g}; use encoding='float32' or 'int8'."
+            )
+        return np.ascontiguousarray(v.astype(_F16)).view(np.uint8).reshape(n, -1)
+    scale = (np.max(np.abs(v), axis=1) / _INT8_MAX).astype(_F32)
+    safe = np.where(scale > 0, scale, 1).astype(np.float64)[:, None]
+    q = np.clip(np.rint(v / safe), -_INT8_MAX, _INT8_MAX).astype(np.int8)
+    q[scale == 0] = 0
+    head = np.ascontiguousarray(scale).view(np.uint8).reshape(n, _INT8_SCALE_BYTES)
+    return np.concatenate([head, q.view(np.uint8)], axis=1)
+
+
+def decode_summaries(
+    payload: np.ndarray, num_classes: int, encoding: str = "float32"
+) -> np.ndarray:
+    """Decode a batch of summaries written by :func:`encode_summaries`.
+
+    Args:
+        payload: uint8 ``(N, summary_nbytes(num_classes, encoding))``.
+        num_classes: ``|C|``.
+        encoding: the encoding it was written with.
+
+    Returns:
+        float32 ``(N, C)``; row ``i`` is ``decode_summary(payload[i], ...)``.
+
+    Raises:
+        ValueError: a payload of the wrong width, or an unknown encoding.
+    """
+    expected = summary_nbytes(num_classes, encoding)
+    buf = np.ascontiguousarray(payload, dtype=np.uint8)
+    if buf.ndim != 2 or buf.shape[1] != expected:
+        raise ValueError(
+            f"Expected (N, {expected}) bytes for {encoding} summaries of {num_classes} classes. "
+            f"Received shape {buf.shape}; check `num_classes` and `encoding` on both ends."
+        )
+    if encoding == "float32":
+        return buf.view(_F32).astype(np.float32)
+    if encoding == "float16":
+        return buf.view(_F16).astype(np.float32)
+    scale = np.ascontiguousarray(buf[:, :_INT8_SCALE_BYTES]).view(_F32)
+    q = buf[:, _INT8_SCALE_BYTES:].view(np.int8)
+    return (q.astype(np.float32) * scale).astype(np.float32)
+
+
+def pack_features_batch(features: np.ndarray) -> np.ndarray:
+    """Bit-pack a batch of ±1 feature tensors, one payload per row.
+
+    Args:
+        features: ``(N, ...)`` array holding only -1 and +1.
+
+    Returns:
+        uint8 ``(N, feature_nbytes(features.shape[1:]))``; row ``i`` is
+        ``pack_features(features[i])``.
+
+    Raises:
+        ValueError: if any value is not -1 or +1.
+
+    Example:
+        >>> pack_features_batch(np.array([[1, -1, 1], [-1, -1, 1]])).tolist()
+        [[160], [32]]
+    """
+    x = np.asarray(features)
+    if x.ndim < 1:
+        raise ValueError(f"Expected a batch of features (N, ...). Received shape {x.shape}.")
+    flat = x.reshape(len(x), -1)
+    positive = flat == 1
+    if not np.all(positive | (flat == -1)):
+        bad = ~(positive | (flat == -1))
+        raise ValueError(
+            f"Expected binary features with values in {{-1, +1}}. Received "
+            f"{int(np.count_nonzero(bad))} of {x.size} values outside it, e.g. "
+            f"{flat[bad][0]!r}; binarise with sign() first."
+        )
+    return np.packbits(positive, axis=1)
+
+
+def unpack_features_batch(payload: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Inverse of :func:`pack_features_batch`.
+
+    Args:
+        payload: uint8 ``(N, feature_nbytes(shape))``.
+        shape: one sample's feature shape.
+
+    Returns:
+        float32 ``(N, *shape)`` holding -1.0 and +1.0.
+
+    Raises:
+        ValueError: a payload of the wrong width, or non-zero padding bits.
+    """
+    dims = _check_shape(shape)
+    bits_per_row = math.prod(dims)
+    buf = np.asarray(payload, dtype=np.uint8)
+    if buf.ndim != 2 or buf.shape[1] != (bits_per_row + 7) // 8:
+        raise ValueError(
+            f"Expected (N, {(bits_per_row + 7) // 8}) bytes for packed features of shape "
+            f"{dims}. Received shape {buf.shape}; check the feature shape on both ends."
+        )
+    bits = np.unpackbits(buf, axis=1)
+    if bits.shape[1] > bits_per_row and np.any(bits[:, bits_per_row:]):
+        raise ValueError(
+            f"Expected zero padding bits after {bits_per_row} feature bits for shape {dims}. "
+            "Received non-zero padding; the payload was packed for another shape."
+        )
+    out = bits[:, :bits_per_row].astype(np.float32)
+    out *= 2.0
+    out -= 1.0
+    return out.reshape(len(buf), *dims)
+
+
+def encode_raw(x: np.ndarray, dtype: str = "float32", scale: float | None = None) -> np.ndarray:
+    """Raw sensor input on the wire (configuration (a)), one payload per row.
+
+    ``uint8`` sends ``clip(round(x / scale), 0, 255)``; ``float32`` (or another float
+    dtype) sends the values little-endian.
+
+    Args:
+        x: ``(N, ...)`` float input.
+        dtype: the wire dtype.
+        scale: the value of one uint8 step (required for ``uint8``).
+
+    Returns:
+        uint8 ``(N, bytes per sample)``.
+
+    Raises:
+        ValueError: ``uint8`` without a scale.
+
+    Example:
+        >>> encode_raw(np.array([[0.0, 1.0]]), "uint8", 1 / 255).tolist()
+        [[0, 255]]
+    """
+    x = np.asarray(x)
+    n = len(x)
+    if np.dtype(dtype) == np.uint8:
+        if scale is None:
+            raise ValueError("Raw uint8 messages need a scale (the value of one step).")
+        q = np.clip(np.rint(x / np.float32(scale)), 0, 255).astype(np.uint8)
+        return q.reshape(n, -1)
+    wire = np.dtype(dtype).newbyteorder("<")
+    return np.ascontiguousarray(x.astype(wire)).view(np.uint8).reshape(n, -1)
+
+
+def decode_raw(
+    payload: np.ndarray, shape: Sequence[int], dtype: str = "float32", scale: float | None = None
+) -> np.ndarray:
+    """Inverse of :func:`encode_raw`: float32 ``(N, *shape)``.
+
+    Raises:
+        ValueError: ``uint8`` without a scale.
+    """
+    buf = np.ascontiguousarray(payload, dtype=np.uint8)
+    dims = _check_shape(shape)
+    if np.dtype(dtype) == np.uint8:
+        if scale is None:
+            raise ValueError("Raw uint8 messages need a scale (the value of one step).")
+        values = buf.astype(np.float32) * np.float32(scale)
+    else:
+        values = buf.view(np.dtype(dtype).newbyteorder("<")).astype(np.float32)
+    return values.reshape(len(buf), *dims)
+
+
 # --------------------------------------------------------------------------- cost model
 
 
@@ -366,96 +569,6 @@ def paper_bytes_per_device(
     return summary_bytes_per_class * num_classes + (1.0 - lf) * filters * output_size / 8
 
 
-@dataclass(frozen=True)
-class LinkCosts:
-    """Expected bytes per sample on each link type of a DDNN hierarchy.
-
-    Attributes:
-        device_to_local: per end device: its class summary to the local aggregator (0
-            without a local exit).
-        device_to_upper: per end device: its features (or raw input) to its edge, or to the
-            cloud when there is no edge.
-        edge_to_cloud: per edge: the edge's features to the cloud (0 without an edge).
-
-    Example:
-        >>> costs = LinkCosts.from_exit_fraction(
-        ...     summary_nbytes=12, feature_nbytes=128, exit_fraction={"local": 0.5, "cloud": 0.5})
-        >>> costs.per_device, costs.total(num_devices=6)
-        (76.0, 456.0)
-    """
-
-    device_to_local: float
-    device_to_upper: float
-    edge_to_cloud: float = 0.0
-
-    @property
-    def per_device(self) -> float:
-        """Bytes one end device sends per sample (the paper's ``c``)."""
-        return self.device_to_local + self.device_to_upper
-
-    def total(self, *, num_devices: int, num_edges: int = 0) -> float:
-        """Bytes on all links together per sample, for ``num_devices`` and ``num_edges``."""
-        if num_devices < 0 or num_edges < 0:
-            raise ValueError(
-                f"Expected non-negative counts. Received num_devices={num_devices}, "
-                f"num_edges={num_edges}."
-            )
-        return num_devices * self.per_device + num_edges * self.edge_to_cloud
-
-    def to_dict(self) -> dict[str, float]:
-        """JSON-able dict of the three link costs and ``per_device``."""
-        return {
-            "device_to_local": float(self.device_to_local),
-            "device_to_upper": float(self.device_to_upper),
-            "edge_to_cloud": float(self.edge_to_cloud),
-            "per_device": float(self.per_device),
-        }
-
-    @classmethod
-    def from_exit_fraction(
-        cls,
-        *,
-        summary_nbytes: float,
-        feature_nbytes: float,
-        exit_fraction: Mapping[str, float],
-        has_local: bool = True,
-        edge_feature_nbytes: float | None = None,
-    ) -> LinkCosts:
-        """Link costs from exit fractions; see :func:`expected_bytes_per_device` and
-        :func:`edge_bytes_per_sample` for the formulas.
-
-        Args:
-            summary_nbytes: bytes of one encoded class summary.
-            feature_nbytes: bytes of one device's packed features (or raw input).
-            exit_fraction: fractions per exit name, e.g. ``ExitReport.exit_fraction``.
-            has_local: whether the hierarchy has a local exit.
-            edge_feature_nbytes: bytes an edge sends to the cloud per sample it does not
-                exit; required when ``exit_fraction`` has an ``"edge"`` entry.
-
-        Raises:
-            ValueError: as the two functions, or if ``exit_fraction`` has ``"edge"`` but
-                ``edge_feature_nbytes`` is missing.
-        """
-        device = expected_bytes_per_device(
-            summary_nbytes=summary_nbytes,
-            feature_nbytes=feature_nbytes,
-            exit_fraction=exit_fraction,
-            has_local=has_local,
-        )
-        to_local = _check_nbytes(summary_nbytes, "summary_nbytes") if has_local else 0.0
-        edge = 0.0
-        if "edge" in exit_fraction:
-            if edge_feature_nbytes is None:
-                raise ValueError(
-                    "Expected `edge_feature_nbytes` for a hierarchy with an edge exit. "
-                    "Received None; pass the bytes an edge forwards to the cloud per sample."
-                )
-            edge = edge_bytes_per_sample(
-                edge_feature_nbytes=edge_feature_nbytes, exit_fraction=exit_fraction
-            )
-        return cls(device_to_local=to_local, device_to_upper=device - to_local, edge_to_cloud=edge)
-
-
 def expected_bytes_per_device(
     *,
     summary_nbytes: float,
@@ -469,7 +582,7 @@ def expected_bytes_per_device(
     sample, and its features upward (to its edge, or to the cloud) for every sample not
     exited locally: ``summary_nbytes + (1 - l) * feature_nbytes``, ``l =
     exit_fraction["local"]``. With an edge the device bytes are the same (the features go to
-    the edge); edge -> cloud traffic is :func:`edge_bytes_per_sample`.
+    the edge); :func:`hierarchy_bytes` adds the edge -> cloud traffic.
 
     Without a local exit (``has_local=False``) no summary is sent and ``summary_nbytes`` is
     ignored: the device sends ``feature_nbytes`` every sample. Configuration (a) of the
@@ -516,74 +629,6 @@ def expected_bytes_per_device(
     return summary + (1.0 - local) * features
 
 
-def edge_bytes_per_sample(
-    *, edge_feature_nbytes: float, exit_fraction: Mapping[str, float]
-) -> float:
-    """Expected bytes one edge sends to the cloud per sample.
-
-    ``(1 - l - e) * edge_feature_nbytes`` with ``l = exit_fraction.get("local", 0)`` and
-    ``e = exit_fraction["edge"]``: the edge forwards its features for every sample that
-    neither the local nor the edge exit classified.
-
-    Args:
-        edge_feature_nbytes: bytes of the edge's (packed) output per sample.
-        exit_fraction: fractions per exit name; must contain ``"edge"``.
-
-    Returns:
-        Expected bytes per edge per sample, a float.
-
-    Raises:
-        ValueError: if ``"edge"`` is missing, on fractions outside ``[0, 1]`` or summing
-            past 1, or a negative byte count.
-
-    Example:
-        >>> edge_bytes_per_sample(edge_feature_nbytes=64,
-        ...                       exit_fraction={"local": 0.5, "edge": 0.25, "cloud": 0.25})
-        16.0
-    """
-    _check_fractions(exit_fraction)
-    nbytes = _check_nbytes(edge_feature_nbytes, "edge_feature_nbytes")
-    local = _fraction(exit_fraction, "local", required=False)
-    edge = _fraction(exit_fraction, "edge", required=True)
-    return max(0.0, 1.0 - local - edge) * nbytes
-
-
-def raw_offload_bytes(
-    raw_bytes_per_device: float | Sequence[int],
-    *,
-    bytes_per_value: int = 1,
-    num_devices: int = 1,
-) -> float:
-    """Bytes per sample of configuration (a): every device sends its raw input every sample.
-
-    Args:
-        raw_bytes_per_device: the raw input size in bytes, or its shape (e.g.
-            ``(32, 32, 3)``), multiplied by ``bytes_per_value``.
-        bytes_per_value: bytes per raw value when a shape is given (1 for uint8 pixels).
-        num_devices: devices that offload; the result is summed over them.
-
-    Returns:
-        Bytes per sample over ``num_devices`` devices (per device with the default 1).
-
-    Raises:
-        ValueError: on a negative size or count.
-
-    Example:
-        >>> raw_offload_bytes((32, 32, 3))  # the paper's 3072 B per image (Sec. IV-H)
-        3072.0
-    """
-    if isinstance(raw_bytes_per_device, (int, float, np.integer, np.floating)):
-        per_device = _check_nbytes(raw_bytes_per_device, "raw_bytes_per_device")
-    else:
-        per_device = float(math.prod(_check_shape(raw_bytes_per_device)) * bytes_per_value)
-    if num_devices < 0 or bytes_per_value < 0:
-        raise ValueError(
-            f"Expected non-negative counts. Received num_devices={num_devices}, "
-            f"bytes_per_value={bytes_per_value}."
-        )
-    return per_device * num_devices
-
-
 def hierarchy_bytes(
     topology,
     exit_fraction: Mapping[str, float],
@@ -592,47 +637,67 @@ def hierarchy_bytes(
     summary_encoding: str = "float32",
     failed: Sequence[bool] | None = None,
 ) -> dict[str, float]:
-    """Expected bytes per sample of a :class:`~ddnn_tf.topology.Topology`'s links.
+    """Expected bytes per sample on the links of a :class:`~ddnn_tf.topology.Topology`.
+
+    Every link of its tier graph (:func:`ddnn_tf.graph.tier_graph`) is charged with the
+    size of its message times the fraction of samples that send it: summaries to the
+    local aggregator always; features (or raw input) upward for the samples not exited
+    locally; an edge's features to the cloud for the samples neither the local nor the
+    edge exit classified. Unclassified samples are charged like samples that went up, as
+    in eq. (1).
 
     Args:
-        topology: the hierarchy (its feature shapes give each device's packed size).
+        topology: the hierarchy.
         exit_fraction: fractions per exit name, e.g. ``ExitReport.exit_fraction``.
         raw_bytes_per_device: raw input bytes per device (what configuration (a) sends).
         summary_encoding: wire encoding of class summaries.
         failed: optional bool per device; failed devices send nothing and are left out
-            of the per-device mean.
+            of the per-device mean (an edge counts while any of its devices is live).
 
     Returns:
         ``{"bytes_per_device": mean over live devices, "raw_bytes_per_device": mean
-        raw bytes over live devices, "edge_to_cloud": per edge (0 without edges)}``.
+        raw bytes over live devices, "edge_to_cloud": mean per live edge (0 without
+        edges)}``.
+
+    Raises:
+        ValueError: fractions outside [0, 1] or summing past 1.
+
+    Example:
+        >>> from ddnn_tf.topology import Topology
+        >>> t = Topology(input_shapes=[(10, 14, 1)] * 6, num_classes=10)
+        >>> hierarchy_bytes(t, {"local": 0.5, "cloud": 0.5}, raw_bytes_per_device=[140] * 6)
+        {'bytes_per_device': 49.0, 'raw_bytes_per_device': 140.0, 'edge_to_cloud': 0.0}
     """
+    from ddnn_tf.graph import tier_graph
+
+    _check_fractions(exit_fraction)
+    graph = tier_graph(topology)
     n = topology.num_devices
     live = [d for d in range(n) if not (failed is not None and failed[d])]
     fractions = {k: v for k, v in exit_fraction.items() if k in topology.exits}
+    upward = 1.0 - fractions.get("local", 0.0)
+    forwarded = max(0.0, upward - fractions.get("edge", 0.0))
     summary = summary_nbytes(topology.num_classes, summary_encoding)
-    per_device = []
-    for d in live:
-        if topology.offloads_raw:
-            per_device.append(float(raw_bytes_per_device[d]))
-        else:
-            per_device.append(
-                expected_bytes_per_device(
-                    summary_nbytes=summary,
-                    feature_nbytes=feature_nbytes(topology.feature_shape(d)),
-                    exit_fraction=fractions,
-                    has_local=topology.has_local,
-                )
-            )
-    # Each live edge forwards its packed features for every sample neither the local nor
-    # the edge exit classified.
-    live_edges = [g for g in range(topology.num_edges) if any(d in live for d in topology.edges[g])]
-    forwarded = max(0.0, 1.0 - fractions.get("local", 0.0) - fractions.get("edge", 0.0))
-    sizes = [feature_nbytes(topology.edge_feature_shape(g)) for g in live_edges]
-    edge = forwarded * float(np.mean(sizes)) if sizes else 0.0
+    per_device = dict.fromkeys(live, 0.0)
+    edges = []
+    for source, _ in graph.links:
+        sender = None if source.output == "raw" else graph[source.tier]
+        if sender is not None and not any(d in per_device for d in sender.devices):
+            continue  # a failed device, or an edge whose devices all failed
+        if source.output == "raw":
+            if source.column in per_device:
+                per_device[source.column] += float(raw_bytes_per_device[source.column])
+        elif source.link == "device_to_local":
+            per_device[source.column] += summary
+        elif source.link == "device_to_upper":
+            size = feature_nbytes(sender.output("features").shape)
+            per_device[source.column] += upward * size
+        elif source.link == "edge_to_cloud":
+            edges.append(forwarded * feature_nbytes(sender.output("features").shape))
     return {
-        "bytes_per_device": float(np.mean(per_device)) if per_device else 0.0,
+        "bytes_per_device": float(np.mean(list(per_device.values()))) if live else 0.0,
         "raw_bytes_per_device": float(np.mean([raw_bytes_per_device[d] for d in live]))
         if live
         else 0.0,
-        "edge_to_cloud": float(edge),
+        "edge_to_cloud": float(np.mean(edges)) if edges else 0.0,
     }

@@ -10,29 +10,24 @@ zeros), and they send no bytes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ddnn_tf._cli import cli
 from ddnn_tf.checks import check_labels, failed_mask
 from ddnn_tf.comm import hierarchy_bytes
+from ddnn_tf.evaluation import Evaluation, format_exits, format_sweep, reduction
 from ddnn_tf.exits import evaluate_exits, resolve_thresholds, threshold_sweep
 
 __all__ = [
+    "Evaluation",
     "evaluate_run",
     "format_exits",
     "format_report",
     "format_sweep",
     "reduction",
 ]
-
-
-def reduction(raw_bytes: float, sent_bytes: float) -> float | None:
-    """How many times fewer bytes than raw offload; None when nothing was sent."""
-    return raw_bytes / sent_bytes if sent_bytes > 0 else None
 
 
 def evaluate_run(
@@ -44,7 +39,7 @@ def evaluate_run(
     fail=None,
     split: str = "test",
     summary_encoding: str = "float32",
-) -> dict[str, Any]:
+) -> Evaluation:
     """Evaluate every exit of a trained run on one split.
 
     Args:
@@ -59,13 +54,14 @@ def evaluate_run(
         split: ``"test"`` (default) or ``"val"``.
 
     Returns:
-        A JSON-able dict: ``n_samples``, ``accuracy`` (per exit and ``overall``),
-        ``exit_fraction``, ``bytes_per_device``, ``raw_bytes_per_device``,
-        ``communication_reduction``, ``thresholds``, ``failed_devices`` and, with
-        ``sweep``, ``sweep`` rows ``{threshold, exit_fraction, accuracy_overall,
-        bytes_per_device}``.
+        An :class:`~ddnn_tf.evaluation.Evaluation`; its JSON has ``n_samples``,
+        ``accuracy`` (per exit and ``overall``), ``exit_fraction``, ``bytes_per_device``,
+        ``raw_bytes_per_device``, ``communication_reduction``, ``thresholds``,
+        ``failed_devices`` and, with ``sweep``, ``sweep`` rows ``{threshold,
+        exit_fraction, accuracy_overall, bytes_per_device}``.
     """
-    from ddnn_tf.train import load_run, predict_exits
+    from ddnn_tf.rundir import load_run
+    from ddnn_tf.train import predict_exits
 
     if not hasattr(run, "ddnn"):
         run = load_run(run)
@@ -98,81 +94,29 @@ def evaluate_run(
         )
 
     cost = costs(report.exit_fraction)
-    result: dict[str, Any] = {
-        "split": split,
-        "n_samples": int(len(y)),
-        "exits": list(topology.exits),
-        "accuracy": report.accuracy,
-        "exit_fraction": report.exit_fraction,
-        "thresholds": report.thresholds,
-        "bytes_per_device": cost["bytes_per_device"],
-        "raw_bytes_per_device": cost["raw_bytes_per_device"],
-        "communication_reduction": reduction(
-            cost["raw_bytes_per_device"], cost["bytes_per_device"]
-        ),
-        "failed_devices": [int(d) for d in np.flatnonzero(failed)],
-        "summary_encoding": summary_encoding,
-    }
-    if topology.edges:
-        result["edge_to_cloud_bytes"] = cost["edge_to_cloud"]
+    sweep_rows = None
     if sweep and len(topology.exits) > 1:
         # The default grid, 0.0 to 1.0 in steps of 0.1, holds every T of Table II.
-        result["sweep"] = threshold_sweep(probs, y, bytes_fn=lambda f: costs(f)["bytes_per_device"])
-    return result
-
-
-def format_exits(result: dict[str, Any], *, measured: bool = False) -> list[str]:
-    """Report lines on exits, accuracies and bytes (shared with ``python -m ddnn_tf.run``)."""
-    acc = result["accuracy"]
-    lines = [
-        f"  {e:>6} accuracy (all samples exit there): {acc[e]:.4f}"
-        for e in result["exits"]
-        if e in acc
-    ]
-    t = ", ".join(f"{k}={v:.2f}" for k, v in result["thresholds"].items()) or "-"
-    fr = ", ".join(
-        f"{k} {100 * v:.2f}%"
-        for k, v in result["exit_fraction"].items()
-        if v or k != "unclassified"
+        sweep_rows = threshold_sweep(probs, y, bytes_fn=lambda f: costs(f)["bytes_per_device"])
+    return Evaluation(
+        split=split,
+        n_samples=int(len(y)),
+        exits=list(topology.exits),
+        accuracy=report.accuracy,
+        exit_fraction=report.exit_fraction,
+        thresholds=report.thresholds,
+        bytes_per_device=cost["bytes_per_device"],
+        raw_bytes_per_device=cost["raw_bytes_per_device"],
+        failed_devices=[int(d) for d in np.flatnonzero(failed)],
+        summary_encoding=summary_encoding,
+        edge_to_cloud_bytes=cost["edge_to_cloud"] if topology.edges else None,
+        sweep=sweep_rows,
     )
-    lines += [
-        f"  overall accuracy at T ({t}): {acc['overall']:.4f}",
-        f"  exits: {fr}",
-        f"  bytes per device per sample{' (measured)' if measured else ''}: "
-        f"{result['bytes_per_device']:.1f} (raw offload {result['raw_bytes_per_device']:.0f}; "
-        f"{_times(result['communication_reduction'])} less)",
-    ]
-    if "edge_to_cloud_bytes" in result:
-        lines.append(
-            f"  bytes per edge to the cloud per sample: {result['edge_to_cloud_bytes']:.1f}"
-        )
-    return lines
 
 
-def _times(factor: float | None) -> str:
-    return "n/a" if factor is None else f"{factor:.1f}x"
-
-
-def format_sweep(result: dict[str, Any]) -> list[str]:
-    """The threshold sweep as a table (the paper's Table II), or nothing without one."""
-    if "sweep" not in result:
-        return []
-    first = result["exits"][0]
-    lines = ["", f"{'T':>5} {first + ' exit %':>14} {'overall acc %':>14} {'bytes':>8}"]
-    for row in result["sweep"]:
-        lines.append(
-            f"{row['threshold']:>5.2f} {100 * row['exit_fraction'][first]:>14.2f} "
-            f"{100 * row['accuracy_overall']:>14.2f} {row['bytes_per_device']:>8.1f}"
-        )
-    return lines
-
-
-def format_report(result: dict[str, Any]) -> str:
-    """A readable text report of :func:`evaluate_run`'s result."""
-    lines = [f"{result['n_samples']} {result['split']} samples"]
-    if result["failed_devices"]:
-        lines.append(f"failed devices: {result['failed_devices']}")
-    return "\n".join(lines + format_exits(result) + format_sweep(result))
+def format_report(result: Evaluation) -> str:
+    """A readable text report of :func:`evaluate_run`'s result (:meth:`Evaluation.format`)."""
+    return result.format()
 
 
 def main(
@@ -199,7 +143,7 @@ def main(
         json: print one JSON object instead of the table.
     """
     from ddnn_tf.data import load_dataset
-    from ddnn_tf.train import load_run
+    from ddnn_tf.rundir import load_run
 
     loaded = load_run(Path(run))
     dataset = None
@@ -217,10 +161,8 @@ def main(
         split=split,
         summary_encoding=summary_encoding,
     )
-    print(_json.dumps(result, indent=2) if json else format_report(result))
+    print(result.to_json() if json else result.format())
 
-
-_json = json
 
 if __name__ == "__main__":
     cli(main)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,9 @@ __all__ = [
     "DEFAULT_THRESHOLD_GRID",
     "ExitReport",
     "evaluate_exits",
+    "check_threshold",
     "exit_points",
+    "exits_here",
     "normalized_entropy",
     "predictions",
     "resolve_thresholds",
@@ -79,10 +82,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"Expected `logits` with at least one axis (..., C). Received a scalar: {x!r}."
         )
-    with np.errstate(invalid="ignore", over="ignore"):
-        shifted = x - np.max(x, axis=-1, keepdims=True)
-        e = np.exp(shifted)
-        return e / np.sum(e, axis=-1, keepdims=True)
+    peak = np.max(x, axis=-1, keepdims=True)
+    if not np.isfinite(peak).all():  # NaN or inf rows: the same arithmetic, quietly
+        with np.errstate(invalid="ignore", over="ignore"):
+            e = np.exp(x - peak)
+            return e / np.sum(e, axis=-1, keepdims=True)
+    e = np.exp(x - peak)
+    return e / np.sum(e, axis=-1, keepdims=True)
 
 
 def normalized_entropy(probs: np.ndarray) -> np.ndarray:
@@ -115,10 +121,9 @@ def normalized_entropy(probs: np.ndarray) -> np.ndarray:
     if num_classes == 1:
         return np.where(np.isnan(p[..., 0]), np.nan, 0.0)
     p = np.clip(p, 0.0, 1.0)  # keeps NaN as NaN
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0.0, p * np.log(np.where(p > 0.0, p, 1.0)), 0.0)
-    terms = np.where(np.isnan(p), np.nan, terms)
-    eta = -np.sum(terms, axis=-1) / math.log(num_classes)
+    # log only where p > 0 (0 log 0 = 0); a NaN p gives a NaN term (NaN * 0).
+    log_p = np.log(p, out=np.zeros_like(p), where=p > 0.0)
+    eta = -np.sum(p * log_p, axis=-1) / math.log(num_classes)
     return np.clip(eta, 0.0, 1.0)
 
 
@@ -156,15 +161,33 @@ def _as_valid(valid: np.ndarray | None, n: int) -> np.ndarray:
     return v
 
 
-def _check_threshold(t: float, where: str) -> float:
+def check_threshold(t: Any, where: str = "threshold") -> float:
+    """The one check of an exit threshold: a number in [0, 1].
+
+    Args:
+        t: the value given.
+        where: what names it in the error (a flag, an exit).
+
+    Returns:
+        ``float(t)``.
+
+    Raises:
+        ValueError: not a number, or outside [0, 1] (normalized entropy lies in [0, 1]).
+
+    Example:
+        >>> check_threshold("0.25")
+        0.25
+    """
     try:
         value = float(t)
     except (TypeError, ValueError):
-        raise ValueError(f"Expected a threshold in [0, 1] for {where}. Received {t!r}.") from None
+        raise ValueError(
+            f"{where}: expected a threshold in [0, 1], 'paper' or 'calibrated'. Received {t!r}."
+        ) from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(
-            f"Expected a threshold in [0, 1] for {where} (normalized entropy lies in "
-            f"[0, 1]). Received {t!r}."
+            f"{where}: expected a threshold in [0, 1] (normalized entropy lies in [0, 1]). "
+            f"Received {t!r}."
         )
     return value
 
@@ -216,19 +239,7 @@ def resolve_thresholds(
         values = dict(threshold)
     else:
         values = {e: threshold for e in early}
-    out = {}
-    for e in early:
-        try:
-            t = float(values[e])
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"--threshold: expected a number in [0, 1], 'paper' or 'calibrated'; "
-                f"got {values[e]!r}."
-            ) from None
-        if not 0.0 <= t <= 1.0:
-            raise ValueError(f"--threshold: expected a number in [0, 1], got {t}.")
-        out[e] = t
-    return out
+    return {e: check_threshold(values[e], f"--threshold ({e} exit)") for e in early}
 
 
 def _as_thresholds(thresholds: Sequence[float], num_exits: int) -> list[float]:
@@ -238,7 +249,7 @@ def _as_thresholds(thresholds: Sequence[float], num_exits: int) -> list[float]:
             f"Expected {num_exits - 1} thresholds (one per non-last exit; a trailing one for "
             f"the last exit is allowed and ignored). Received {len(ts)}."
         )
-    return [_check_threshold(t, f"exit {i}") for i, t in enumerate(ts[: num_exits - 1])]
+    return [check_threshold(t, f"exit {i}") for i, t in enumerate(ts[: num_exits - 1])]
 
 
 def _as_labels(labels: np.ndarray, n: int) -> np.ndarray:
@@ -282,8 +293,8 @@ def _threshold_list(names: tuple[str, ...], thresholds: Mapping[str, float] | fl
             raise ValueError(
                 f"Expected a threshold for every non-last exit {list(early)}. Missing: {missing}."
             )
-        return [_check_threshold(thresholds[n], f"exit {n!r}") for n in early]
-    return [_check_threshold(thresholds, f"exits {list(early)}")] * len(early)
+        return [check_threshold(thresholds[n], f"exit {n!r}") for n in early]
+    return [check_threshold(thresholds, f"exits {list(early)}")] * len(early)
 
 
 # --------------------------------------------------------------------------- decisions
@@ -297,13 +308,35 @@ def _exit_points_from_entropy(
     index = np.full(n, -1, dtype=np.int64)
     pending = valid.copy()
     for k, t in enumerate(thresholds):
-        with np.errstate(invalid="ignore"):
-            confident = entropies[k] <= t  # NaN -> False: fall through to the next exit
-        take = pending & confident
+        take = pending & _confident(entropies[k], t)
         index[take] = k
         pending &= ~take
     index[pending] = last
     return index
+
+
+def _confident(entropy: np.ndarray, threshold: float) -> np.ndarray:
+    return entropy <= threshold  # NaN -> False (quietly): fall through to the next exit
+
+
+def exits_here(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """Which rows leave at an early exit with threshold ``T``: normalized entropy ``<= T``.
+
+    The rule :func:`exit_points` applies at every non-last exit, for the rows that reach
+    that exit; the runtime calls it exit by exit on the samples still pending.
+
+    Args:
+        probs: ``(N, C)`` probabilities at the exit (NaN rows never exit).
+        threshold: ``T`` in [0, 1] (already validated, see :func:`check_threshold`).
+
+    Returns:
+        bool ``(N,)``.
+
+    Example:
+        >>> exits_here(np.array([[0.99, 0.01], [0.5, 0.5]]), 0.8).tolist()
+        [True, False]
+    """
+    return _confident(normalized_entropy(probs), threshold)
 
 
 def exit_points(
@@ -507,7 +540,7 @@ def _as_grid(grid: Sequence[float] | np.ndarray | None) -> list[float]:
     values = DEFAULT_THRESHOLD_GRID if grid is None else np.asarray(grid, dtype=float).ravel()
     if len(values) == 0:
         raise ValueError("Expected a non-empty threshold grid. Received an empty one.")
-    return [_check_threshold(t, "the threshold grid") for t in values]
+    return [check_threshold(t, "the threshold grid") for t in values]
 
 
 def threshold_sweep(

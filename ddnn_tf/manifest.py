@@ -47,6 +47,12 @@ rejects dynamic batch dims; Python interpreters may resize it for batching). Wir
     input lists its ``columns`` (tier names: column k is 1 when that tier's message
     arrived; an edge counts as arrived when any of its devices did); a ``logits``
     output names its ``exit``;
+  - ``devices`` (the end devices the tier depends on: it runs for a sample when any is
+    present) and ``sources`` (``[{input, tier, output, link, column}]``: for each
+    received input, the sending tier and output, the link it travels on and the
+    sender's column there); presence inputs also give ``column_devices`` (each
+    column's devices). These come from :func:`ddnn_tf.graph.tier_graph`, and
+    :func:`check_tier_graph` checks a manifest's tiers against it;
   - ``memory``: ``{binary_weight_bytes (binary weights / 8), float_param_bytes
     (4 x float parameters, batch norm folded to a scale and an offset per channel),
     tflite_bytes: {target: size}}``.
@@ -62,6 +68,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "check_tier_graph",
+    "raw_wire",
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST_FILE",
@@ -356,3 +364,107 @@ def _compact_json(data: Any) -> str:
         ),
         text,
     )
+
+
+# ------------------------------------------------------------------ the tier graph
+_FEATURE_ENCODING = "bitpacked-pm1"
+
+
+def _ports(entries: list[dict[str, Any]]) -> list[tuple[str, str, tuple[int, ...]]]:
+    return [(e["name"], e["role"], tuple(e["shape"][1:])) for e in entries]
+
+
+def check_tier_graph(manifest: dict[str, Any], graph: Any) -> None:
+    """Check that a manifest's tiers and wire are those of ``graph``.
+
+    ``graph`` is :func:`ddnn_tf.graph.tier_graph` of the manifest's topology and split.
+    Manifests written before tiers carried ``devices`` and ``sources`` are accepted;
+    when present, those keys must match too.
+
+    Args:
+        manifest: a validated manifest.
+        graph: its :class:`ddnn_tf.graph.TierGraph`.
+
+    Raises:
+        ValueError: naming the tier or wire entry that differs from the graph.
+    """
+    tiers = manifest["tiers"]
+    if sorted(tiers) != sorted(graph.names):
+        raise ValueError(
+            f"Invalid manifest (tiers): split {list(graph.split)} of this topology has tiers "
+            f"{graph.names}, the manifest lists {list(tiers)}."
+        )
+    for tier in graph:
+        entry, where = tiers[tier.name], f"tiers.{tier.name}"
+        expected = {f.name: f for f in [*tier.inputs, *tier.outputs]}
+        for kind, ports in (("inputs", tier.inputs), ("outputs", tier.outputs)):
+            want = [(p.name, p.role, tuple(p.shape)) for p in ports]
+            if entry["role"] != tier.role or _ports(entry[kind]) != want:
+                raise ValueError(
+                    f"Invalid manifest ({where}): expected role {tier.role!r} and {kind} "
+                    f"{want} (name, role, shape), found role {entry['role']!r} and "
+                    f"{_ports(entry[kind])}."
+                )
+        fields = tier.manifest_fields()
+        for spec in entry["inputs"]:
+            want = expected[spec["name"]].to_dict()
+            for key in ("from", "device", "columns", "column_devices"):
+                if key in spec and spec[key] != want.get(key):
+                    raise ValueError(
+                        f"Invalid manifest ({where}): input {spec['name']!r} has {key} "
+                        f"{spec[key]!r}, the tier graph says {want.get(key)!r}."
+                    )
+        for key in ("devices", "sources"):
+            if key in entry and entry[key] != fields[key]:
+                raise ValueError(
+                    f"Invalid manifest ({where}.{key}): {entry[key]!r}, the tier graph says "
+                    f"{fields[key]!r}."
+                )
+    features = manifest["wire"]["features"]
+    for source, _ in graph.links:
+        if source.output != "features":
+            continue
+        if source.tier not in features:
+            raise ValueError(f"Invalid manifest (wire.features): no entry for {source.tier!r}.")
+        wire = features[source.tier]
+        if wire.get("encoding", _FEATURE_ENCODING) != _FEATURE_ENCODING:
+            raise ValueError(
+                f"Invalid manifest (wire.features.{source.tier}): encoding "
+                f"{wire.get('encoding')!r} is not supported; expected {_FEATURE_ENCODING!r}."
+            )
+        shape = tuple(graph[source.tier].output("features").shape)
+        if tuple(int(d) for d in wire["shape"]) != shape:
+            raise ValueError(
+                f"Invalid manifest (wire.features.{source.tier}): shape {wire['shape']} "
+                f"differs from the tier's features output {shape}."
+            )
+
+
+def raw_wire(manifest: dict[str, Any], graph: Any) -> dict[int, dict[str, Any]]:
+    """How each device's raw input travels in configuration (a).
+
+    Args:
+        manifest: a validated manifest.
+        graph: its :class:`ddnn_tf.graph.TierGraph` (the raw messages are its links with
+            output ``raw``).
+
+    Returns:
+        ``{device: {"dtype": "uint8" | "float32", "scale": float | None}}``.
+
+    Raises:
+        ValueError: a uint8 wire without a scale.
+    """
+    inputs = {int(e["device"]): e for e in manifest["inputs"]}
+    raw = manifest["wire"].get("raw", {})
+    out = {}
+    for source, _ in graph.links:
+        if source.output != "raw":
+            continue
+        d = source.column
+        entry = inputs.get(d, {})
+        dtype = raw.get(source.tier, {}).get("dtype", entry.get("raw_dtype", "float32"))
+        scale = entry.get("scale")
+        if dtype == "uint8" and scale is None:
+            raise ValueError(f"Invalid manifest (inputs[{d}]): raw uint8 messages need a scale.")
+        out[d] = {"dtype": dtype, "scale": scale}
+    return out

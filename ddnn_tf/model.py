@@ -22,20 +22,17 @@ from dataclasses import dataclass, field
 from ddnn_tf._keras import keras
 from ddnn_tf.aggregation import Aggregate, DevicePresence, GroupPresence
 from ddnn_tf.blocks import POOL, convp_block, exit_head, fc_block
+from ddnn_tf.graph import (
+    CLOUD,
+    EDGE_AGGREGATOR,
+    LOCAL_AGGREGATOR,
+    device_tier,
+    edge_tier,
+    tier_graph,
+)
 from ddnn_tf.topology import Topology, spatially_compatible
 
-__all__ = ["DDNN", "build_ddnn", "build_individual", "tier_names"]
-
-
-def tier_names(topology: Topology) -> list[str]:
-    """Names of the tier models of a topology, bottom to top."""
-    names = [f"device_{i}" for i in range(topology.num_devices)]
-    if topology.has_local:
-        names.append("local_aggregator")
-    names += [f"edge_{j}" for j in range(topology.num_edges)]
-    if topology.has_edge_exit:
-        names.append("edge_aggregator")
-    return names + ["cloud"]
+__all__ = ["DDNN", "build_ddnn", "build_individual", "build_tiers", "run_tiers"]
 
 
 @dataclass
@@ -44,7 +41,8 @@ class DDNN:
 
     Attributes:
         topology: the hierarchy it was built from.
-        tiers: tier name -> Keras model (see :func:`tier_names`).
+        tiers: tier name -> Keras model (the tiers of
+            :func:`ddnn_tf.graph.tier_graph` with ``composed=False``).
         model: the composed model, one input per device (``input_{i}``), one output
             per exit (``local``, ``edge``, ``cloud``), each a logits tensor.
     """
@@ -55,7 +53,7 @@ class DDNN:
 
     @property
     def devices(self) -> list[keras.Model]:
-        return [self.tiers[f"device_{i}"] for i in range(self.topology.num_devices)]
+        return [self.tiers[device_tier(i)] for i in range(self.topology.num_devices)]
 
     @property
     def eval_model(self) -> keras.Model:
@@ -91,7 +89,7 @@ def _build_device(topology: Topology, i: int, *, head: bool) -> keras.Model:
     outputs = {"features": x}
     if head:
         outputs["summary"] = exit_head(x, topology.num_classes, name=f"{name}_exit")
-    return keras.Model(inp, outputs, name=f"device_{i}")
+    return keras.Model(inp, outputs, name=device_tier(i))
 
 
 def _build_summary_aggregator(topology: Topology, n: int, scheme: str, name: str) -> keras.Model:
@@ -144,7 +142,7 @@ def _build_edge(topology: Topology, j: int) -> keras.Model:
     outputs = {"features": x}
     if topology.has_edge_exit:
         outputs["summary"] = exit_head(x, topology.num_classes, name=f"{name}_exit")
-    return keras.Model([*inputs, presence], outputs, name=f"edge_{j}")
+    return keras.Model([*inputs, presence], outputs, name=edge_tier(j))
 
 
 def _build_cloud(topology: Topology) -> keras.Model:
@@ -156,56 +154,75 @@ def _build_cloud(topology: Topology) -> keras.Model:
         topology, x, filters=topology.cloud_filters, layers=topology.cloud_conv_layers, name="cloud"
     )
     logits = exit_head(x, topology.num_classes, name="cloud_exit")
-    return keras.Model([*inputs, presence], {"logits": logits}, name="cloud")
+    return keras.Model([*inputs, presence], {"logits": logits}, name=CLOUD)
 
 
 def build_tiers(topology: Topology) -> dict[str, keras.Model]:
-    """Build the tier models of ``topology`` (fresh weights), keyed by :func:`tier_names`."""
+    """Build the tier models of ``topology`` (fresh weights), keyed by tier name.
+
+    Args:
+        topology: the hierarchy.
+
+    Returns:
+        ``{tier name: Keras model}`` in the order of
+        ``tier_graph(topology, composed=False)``.
+    """
     tiers: dict[str, keras.Model] = {}
     for i in range(topology.num_devices):
-        tiers[f"device_{i}"] = _build_device(topology, i, head=topology.has_local)
+        tiers[device_tier(i)] = _build_device(topology, i, head=topology.has_local)
     if topology.has_local:
-        tiers["local_aggregator"] = _build_summary_aggregator(
-            topology, topology.num_devices, topology.local_agg, "local_aggregator"
+        tiers[LOCAL_AGGREGATOR] = _build_summary_aggregator(
+            topology, topology.num_devices, topology.local_agg, LOCAL_AGGREGATOR
         )
     for j in range(topology.num_edges):
-        tiers[f"edge_{j}"] = _build_edge(topology, j)
+        tiers[edge_tier(j)] = _build_edge(topology, j)
     if topology.has_edge_exit:
-        tiers["edge_aggregator"] = _build_summary_aggregator(
-            topology, topology.num_edges, topology.local_agg, "edge_aggregator"
+        tiers[EDGE_AGGREGATOR] = _build_summary_aggregator(
+            topology, topology.num_edges, topology.local_agg, EDGE_AGGREGATOR
         )
-    tiers["cloud"] = _build_cloud(topology)
+    tiers[CLOUD] = _build_cloud(topology)
     return tiers
 
 
-def run_tiers(topology: Topology, tiers, device_inputs, presence, *, edge_presence=None):
-    """Wire the tiers: device outputs -> aggregators -> edges -> cloud; returns exit logits.
+def run_tiers(topology: Topology, tiers, device_inputs, presence):
+    """Chain the tier models as the tier graph wires them; returns ``{exit: logits}``.
 
     Works on symbolic Keras tensors (to compose the training model) and on concrete
     tensors (to evaluate with some devices failed).
+
+    Args:
+        topology: the hierarchy.
+        tiers: ``{tier name: Keras model}`` from :func:`build_tiers`.
+        device_inputs: one tensor per device.
+        presence: ``(batch, D)`` device presence.
+
+    Returns:
+        ``{exit name: logits tensor}``, bottom to top.
     """
-    n = topology.num_devices
-    outs = [tiers[f"device_{i}"](device_inputs[i]) for i in range(n)]
+    graph = tier_graph(topology, composed=False)
+    identity = [[d] for d in range(topology.num_devices)]
+    masks: dict[tuple, object] = {}
+    outputs: dict[str, dict] = {}
     exits = {}
-    if topology.has_local:
-        exits["local"] = tiers["local_aggregator"]([o["summary"] for o in outs] + [presence])[
-            "logits"
-        ]
-    upstream = [o["features"] for o in outs]
-    if topology.edges:
-        if edge_presence is None:
-            edge_presence = GroupPresence(topology.edges, name="edge_presence")(presence)
-        edge_outs = []
-        for j, group in enumerate(topology.edges):
-            sub = GroupPresence([[d] for d in group], name=f"edge{j}_presence")(presence)
-            edge_outs.append(tiers[f"edge_{j}"]([upstream[d] for d in group] + [sub]))
-        if topology.has_edge_exit:
-            exits["edge"] = tiers["edge_aggregator"](
-                [o["summary"] for o in edge_outs] + [edge_presence]
-            )["logits"]
-        upstream = [o["features"] for o in edge_outs]
-        presence = edge_presence
-    exits["cloud"] = tiers["cloud"](upstream + [presence])["logits"]
+    for tier in graph:
+        feed = []
+        for port in tier.inputs:
+            if port.role == "sensor":
+                feed.append(device_inputs[port.device])
+            elif port.role == "presence":
+                groups = [list(c.devices) for c in port.columns]
+                if groups == identity:
+                    feed.append(presence)
+                else:
+                    key = tuple(map(tuple, groups))
+                    if key not in masks:
+                        masks[key] = GroupPresence(groups, name=f"{tier.name}_presence")(presence)
+                    feed.append(masks[key])
+            else:
+                feed.append(outputs[port.source.tier][port.source.output])
+        outputs[tier.name] = tiers[tier.name](feed if len(feed) > 1 else feed[0])
+        if tier.exit is not None:
+            exits[tier.exit] = outputs[tier.name]["logits"]
     return exits
 
 
@@ -220,9 +237,11 @@ def build_ddnn(topology: Topology) -> DDNN:
         ``input_{i}``) and returns a dict of logits keyed by exit name.
 
     Example:
+        >>> import numpy as np
         >>> ddnn = build_ddnn(Topology(input_shapes=[(10, 14, 1)] * 6, num_classes=10))
-        >>> sorted(ddnn.model.output_names)
-        ['cloud', 'local']
+        >>> out = ddnn.model([np.zeros((2, 10, 14, 1), np.float32)] * 6)
+        >>> {k: tuple(v.shape) for k, v in sorted(out.items())}
+        {'cloud': (2, 10), 'local': (2, 10)}
     """
     tiers = build_tiers(topology)
     inputs = [keras.Input(s, name=f"input_{i}") for i, s in enumerate(topology.input_shapes)]

@@ -17,8 +17,6 @@ failed is reported as unclassified.
 
 from __future__ import annotations
 
-import json as _json
-
 from ddnn_tf._cli import cli
 
 __all__ = ["main"]
@@ -60,7 +58,7 @@ def main(
         exit_accuracy: also run every tier on every sample for per-exit accuracies.
         json: print one JSON object instead of the table.
     """
-    from ddnn_tf.runtime.report import evaluate_model, format_report
+    from ddnn_tf.runtime.report import evaluate_model
 
     result = evaluate_model(
         model,
@@ -78,7 +76,7 @@ def main(
         num_threads=threads,
         exit_accuracy=exit_accuracy,
     )
-    print(_json.dumps(result, indent=2) if json else format_report(result))
+    print(result.to_json() if json else result.format())
 
 
 if __name__ == "__main__":

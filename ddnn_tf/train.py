@@ -1,4 +1,4 @@
-"""Joint training of all exits, the individual baselines, and the run directory.
+"""Joint training of all exits and the individual baselines.
 
 ``python -m ddnn_tf.train --data fmnist6 --out runs/NAME`` trains the paper's
 configuration (6 devices, MP-CC, f = 4) with the paper's Adam defaults and equal exit
@@ -13,26 +13,26 @@ weights, and writes a run directory::
       weights.h5         weights of the composed model (all tiers)
       individual.json    (with --individual) per-device baseline accuracies
 
-A run directory reloads into an identical model with :func:`load_run`.
+The run directory is :mod:`ddnn_tf.rundir`'s (:class:`~ddnn_tf.rundir.Run`,
+:func:`~ddnn_tf.rundir.save_run`, :func:`~ddnn_tf.rundir.load_run`, also importable from
+here); :func:`load_run` reloads it into an identical model.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ddnn_tf._cli import cli
-from ddnn_tf._files import atomic_directory
 from ddnn_tf._keras import keras, tf
 from ddnn_tf.checks import check_labels, check_views
 from ddnn_tf.data import Dataset, Split, load_dataset
 from ddnn_tf.model import DDNN, build_ddnn, build_individual
+from ddnn_tf.rundir import Run, load_run, save_run  # noqa: F401  (load_run: ddnn_tf.train.load_run)
 from ddnn_tf.topology import Topology
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
 
 #: The paper's optimiser (Section IV-A): Adam, alpha 1e-3, beta1 0.9, beta2 0.999, eps 1e-8.
 PAPER_ADAM = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
-WEIGHTS_FILE = "weights.h5"
 
 
 @dataclass(frozen=True)
@@ -82,23 +81,6 @@ class TrainConfig:
                 f"{list(topology.exits)}."
             )
         return {e: float(weights.get(e, 1.0)) for e in topology.exits}
-
-
-@dataclass
-class Run:
-    """A trained DDNN with what it was trained on."""
-
-    topology: Topology
-    ddnn: DDNN
-    dataset_spec: dict[str, Any]
-    config: TrainConfig
-    history: dict[str, list[float]] = field(default_factory=dict)
-    thresholds: dict[str, float] = field(default_factory=dict)
-    individual: dict[str, Any] | None = None
-    path: Path | None = None
-
-    def load_data(self) -> Dataset:
-        return load_dataset(**self.dataset_spec)
 
 
 def topology_for(dataset: Dataset, **options: Any) -> Topology:
@@ -301,87 +283,6 @@ def train_individual(
         pred = model.predict(test_xs[i], batch_size=1024, verbose=0).argmax(axis=1)
         accuracies.append(float((pred == test_y).mean()))
     return {"accuracy": accuracies}
-
-
-# ---------------------------------------------------------------------- run directory
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def save_run(
-    run: Run, out: str | Path, *, dataset: Dataset | None = None, overwrite: bool = False
-) -> Path:
-    """Write ``run`` to directory ``out`` atomically (temporary dir, then rename)."""
-    out = Path(out)
-    with atomic_directory(out, overwrite=overwrite, what="Run directory") as tmp:
-        run.topology.to_json(tmp / "topology.json")
-        data_info = {"spec": run.dataset_spec}
-        if dataset is not None:
-            data_info.update(
-                classes=list(dataset.classes),
-                device_names=list(dataset.device_names),
-                raw_bytes_per_device=list(dataset.raw_bytes_per_device),
-                input_scale=dataset.input_scale,
-            )
-        _write_json(tmp / "dataset.json", data_info)
-        _write_json(tmp / "train_config.json", dataclasses.asdict(run.config))
-        _write_json(tmp / "history.json", run.history)
-        _write_json(tmp / "thresholds.json", run.thresholds)
-        run.ddnn.model.save_weights(str(tmp / WEIGHTS_FILE))
-        if run.individual is not None:
-            _write_json(tmp / "individual.json", run.individual)
-    run.path = out
-    return out
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: {path.parent} is not a complete run directory "
-            f"(make one with `python -m ddnn_tf.train --out {path.parent}`)."
-        )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
-
-
-def load_run(path: str | Path) -> Run:
-    """Reload a run directory into an identical model.
-
-    Raises:
-        FileNotFoundError: the directory or one of its files is missing.
-        ValueError: a file is corrupt or the weights do not fit the topology.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"Run directory not found: {path}")
-    topology = Topology.from_dict(_read_json(path / "topology.json"))
-    data_info = _read_json(path / "dataset.json")
-    config = TrainConfig(**_read_json(path / "train_config.json"))
-    history = _read_json(path / "history.json")
-    thresholds = _read_json(path / "thresholds.json") if (path / "thresholds.json").exists() else {}
-    individual = (
-        _read_json(path / "individual.json") if (path / "individual.json").exists() else None
-    )
-    weights = path / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} is missing: the run has no trained weights.")
-    ddnn = build_ddnn(topology)
-    try:
-        ddnn.model.load_weights(str(weights))
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"Cannot read weights {weights}: {err}") from None
-    return Run(
-        topology=topology,
-        ddnn=ddnn,
-        dataset_spec=data_info["spec"],
-        config=config,
-        history=history,
-        thresholds=thresholds,
-        individual=individual,
-        path=path,
-    )
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import subprocess
@@ -15,15 +14,12 @@ import pytest
 from ddnn_tf import comm
 from ddnn_tf.comm import (
     SUMMARY_ENCODINGS,
-    LinkCosts,
     decode_summary,
-    edge_bytes_per_sample,
     encode_summary,
     expected_bytes_per_device,
     feature_nbytes,
     pack_features,
     paper_bytes_per_device,
-    raw_offload_bytes,
     summary_nbytes,
     unpack_features,
 )
@@ -92,10 +88,7 @@ def test_paper_formula_is_not_rounded_and_validates():
 
 
 def test_raw_offload_is_over_20x_the_largest_ddnn():
-    raw = raw_offload_bytes((32, 32, 3))
-    assert raw == 3072.0  # Sec. IV-H: a 32x32 RGB image
-    assert raw_offload_bytes(3072, num_devices=6) == 6 * 3072.0
-    assert raw_offload_bytes((32, 32, 3), bytes_per_value=4) == 4 * 3072.0
+    raw = 32 * 32 * 3  # Sec. IV-H: a 32x32 RGB image, one byte per value
     assert raw / paper_bytes_per_device(3, 4, 256, 0.0) > 20
     # Configuration (a) expressed with the general formula: exactly the raw bytes.
     assert (
@@ -104,6 +97,33 @@ def test_raw_offload_is_over_20x_the_largest_ddnn():
         )
         == raw
     )
+
+
+def test_hierarchy_bytes_charges_every_link_of_the_tier_graph():
+    from ddnn_tf.comm import hierarchy_bytes
+    from ddnn_tf.topology import Topology
+
+    img = (10, 14, 1)
+    raw = [140.0] * 6
+    cost = hierarchy_bytes(
+        Topology(input_shapes=[img] * 6, num_classes=10, exits=("cloud",)),
+        {"cloud": 1.0},
+        raw_bytes_per_device=raw,
+    )
+    assert cost == {"bytes_per_device": 140.0, "raw_bytes_per_device": 140.0, "edge_to_cloud": 0.0}
+    edged = Topology(
+        input_shapes=[img] * 6,
+        num_classes=10,
+        edges=[[0, 1, 2], [3, 4, 5]],
+        exits=("local", "edge", "cloud"),
+    )
+    fractions = {"local": 0.5, "edge": 0.3, "cloud": 0.15, "unclassified": 0.05}
+    cost = hierarchy_bytes(edged, fractions, raw_bytes_per_device=raw)
+    assert cost["bytes_per_device"] == pytest.approx(40 + 0.5 * 18)
+    assert cost["edge_to_cloud"] == pytest.approx(0.2 * feature_nbytes(edged.edge_feature_shape(0)))
+    no_local = edged.replace(exits=("edge", "cloud"))
+    cost = hierarchy_bytes(no_local, {"edge": 0.4, "cloud": 0.6}, raw_bytes_per_device=raw)
+    assert cost["bytes_per_device"] == 18.0  # features every sample, no summary
 
 
 def test_expected_bytes_rejects_bad_fractions():
@@ -130,36 +150,6 @@ def test_expected_bytes_rejects_bad_fractions():
         expected_bytes_per_device(
             summary_nbytes=12, feature_nbytes=-1, exit_fraction={"local": 0.5}
         )
-
-
-def test_edge_bytes_and_link_costs():
-    fractions = {"local": 0.5, "edge": 0.3, "cloud": 0.15, "unclassified": 0.05}
-    assert edge_bytes_per_sample(edge_feature_nbytes=64, exit_fraction=fractions) == (
-        pytest.approx(0.2 * 64)
-    )
-    costs = LinkCosts.from_exit_fraction(
-        summary_nbytes=12, feature_nbytes=128, exit_fraction=fractions, edge_feature_nbytes=64
-    )
-    assert costs.device_to_local == 12.0
-    assert costs.device_to_upper == pytest.approx(0.5 * 128)
-    assert costs.edge_to_cloud == pytest.approx(0.2 * 64)
-    assert costs.per_device == pytest.approx(
-        expected_bytes_per_device(summary_nbytes=12, feature_nbytes=128, exit_fraction=fractions)
-    )
-    assert costs.total(num_devices=6, num_edges=2) == pytest.approx(6 * 76 + 2 * 12.8)
-    d = costs.to_dict()
-    assert json.loads(json.dumps(d)) == d and d["per_device"] == pytest.approx(76.0)
-    with pytest.raises(ValueError, match="edge_feature_nbytes"):
-        LinkCosts.from_exit_fraction(summary_nbytes=12, feature_nbytes=128, exit_fraction=fractions)
-    with pytest.raises(ValueError, match="'edge'"):
-        edge_bytes_per_sample(edge_feature_nbytes=64, exit_fraction={"local": 0.5, "cloud": 0.5})
-
-
-def test_link_costs_without_local_exit():
-    costs = LinkCosts.from_exit_fraction(
-        summary_nbytes=12, feature_nbytes=3072, exit_fraction={"cloud": 1.0}, has_local=False
-    )
-    assert (costs.device_to_local, costs.device_to_upper, costs.edge_to_cloud) == (0, 3072, 0)
 
 
 def test_sweep_bytes_fall_as_threshold_rises():
@@ -307,3 +297,50 @@ def test_hierarchy_bytes_averages_over_live_edges():
     assert all_up["edge_to_cloud"] == pytest.approx(0.25 * edge_bytes)
     assert one_edge_down["edge_to_cloud"] == pytest.approx(0.25 * edge_bytes)  # the live edge
     assert all_up["bytes_per_device"] == pytest.approx(12 + 0.5 * 18)
+
+
+@pytest.mark.parametrize("encoding", SUMMARY_ENCODINGS)
+def test_batch_summaries_are_the_one_sample_payloads(encoding):
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(7, 10))
+    values[2] = 0.0  # int8's zero scale
+    payload = comm.encode_summaries(values, encoding)
+    assert payload.dtype == np.uint8 and payload.shape == (7, summary_nbytes(10, encoding))
+    for row, v in zip(payload, values):
+        assert row.tobytes() == encode_summary(v, encoding)
+    decoded = comm.decode_summaries(payload, 10, encoding)
+    for got, row in zip(decoded, payload):
+        np.testing.assert_array_equal(got, decode_summary(row.tobytes(), 10, encoding))
+    with pytest.raises(ValueError, match="finite"):
+        comm.encode_summaries(np.full((2, 3), np.nan), encoding)
+    with pytest.raises(ValueError, match="bytes"):
+        comm.decode_summaries(payload[:, :-1], 10, encoding)
+
+
+def test_batch_features_are_the_one_sample_payloads():
+    rng = np.random.default_rng(4)
+    x = np.where(rng.random((5, 5, 7, 4)) > 0.5, 1.0, -1.0).astype(np.float32)
+    payload = comm.pack_features_batch(x)
+    assert payload.shape == (5, feature_nbytes((5, 7, 4)))
+    for row, one in zip(payload, x):
+        assert row.tobytes() == pack_features(one)
+    np.testing.assert_array_equal(comm.unpack_features_batch(payload, (5, 7, 4)), x)
+    with pytest.raises(ValueError, match="binary"):
+        comm.pack_features_batch(x * 0.5)
+    bad = payload.copy()
+    bad[:, -1] |= 1  # a padding bit
+    with pytest.raises(ValueError, match="padding"):
+        comm.unpack_features_batch(bad, (5, 7, 4))
+
+
+def test_raw_codec_round_trips():
+    x = np.linspace(0, 1, 2 * 10 * 14, dtype=np.float32).reshape(2, 10, 14, 1)
+    q = comm.encode_raw(x, "uint8", 1 / 255)
+    assert q.shape == (2, 140)
+    back = comm.decode_raw(q, (10, 14, 1), "uint8", 1 / 255)
+    np.testing.assert_allclose(back, x, atol=0.5 / 255 + 1e-7)
+    f = comm.encode_raw(x, "float32")
+    assert f.shape == (2, 560)
+    np.testing.assert_array_equal(comm.decode_raw(f, (10, 14, 1), "float32"), x)
+    with pytest.raises(ValueError, match="scale"):
+        comm.encode_raw(x, "uint8")

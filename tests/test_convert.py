@@ -12,6 +12,8 @@ from conftest import ROOT, run_cli
 
 from ddnn_tf import convert as cv
 from ddnn_tf import manifest as mf
+from ddnn_tf.graph import tier_graph
+from ddnn_tf.runtime.tiers import TierRunner
 
 COMMITTED = ROOT / "tflite_models" / "fmnist6_mpcc"
 MPCC_TIERS = [f"device_{i}" for i in range(6)] + ["local_aggregator", "cloud"]
@@ -179,17 +181,17 @@ def test_interpreter_binds_by_name_not_position(mpcc, tiny_run, tiny_dataset):
     """The cloud's inputs are reordered in the flatbuffer; named binding still matches Keras."""
     m = mf.load_manifest(mpcc)
     order = m["tiers"]["cloud"]["files"]["lce"]["input_order"]
-    plans = cv.plan_tiers(tiny_run.topology, "local,cloud")
+    plans = tier_graph(tiny_run.topology, "local,cloud")
     xs = [x[:32] for x in tiny_dataset.test.x]
     ref = cv.keras_tier_outputs(tiny_run.ddnn, plans, xs)
     feed = {f"features_{k}": ref[f"device_{k}"]["features"] for k in range(6)}
     feed["presence"] = _presence(32, 6, seed=1)
-    expected = cv._tier_function(tiny_run.ddnn, plans[-1])(feed)["logits"].numpy()
+    expected = cv._tier_function(tiny_run.ddnn, plans["cloud"])(feed)["logits"].numpy()
     for target in mf.TARGETS:
-        got = cv.TierInterpreter.from_manifest(m, "cloud", target)(**feed)["logits"]
+        got = TierRunner.from_manifest(m, "cloud", target)(feed)["logits"]
         np.testing.assert_allclose(got, expected, atol=1e-3)
-    with pytest.raises(ValueError, match="Expected inputs"):
-        cv.TierInterpreter.from_manifest(m, "cloud", "lce")(**{k: feed[k] for k in order[:-1]})
+    with pytest.raises(ValueError, match="expected inputs"):
+        TierRunner.from_manifest(m, "cloud", "lce")({k: feed[k] for k in order[:-1]})
 
 
 # ---------------------------------------------------------------------------- parity
@@ -288,12 +290,12 @@ def test_split_edge_cloud_drops_local_exit(edge_run, tiny_dataset, models):
 )
 def test_bad_split_says_what_the_model_has(tiny_run, split, match):
     with pytest.raises(ValueError, match=match):
-        cv.plan_tiers(tiny_run.topology, split)
+        tier_graph(tiny_run.topology, split)
 
 
 def test_edge_hierarchy_keeps_its_edges_without_the_edge_exit(edge_run):
     """Split local,cloud of an edge model: edges still carry features to the cloud."""
-    plans = {p.name: p for p in cv.plan_tiers(edge_run.topology, "local,cloud")}
+    plans = {p.name: p for p in tier_graph(edge_run.topology, "local,cloud")}
     assert list(plans) == [f"device_{i}" for i in range(6)] + [
         "local_aggregator",
         "edge_0",
@@ -302,9 +304,14 @@ def test_edge_hierarchy_keeps_its_edges_without_the_edge_exit(edge_run):
     ]
     assert [p.name for p in plans["edge_0"].outputs] == ["features"]
     assert [p.name for p in plans["cloud"].inputs] == ["features_0", "features_1", "presence"]
-    (cloud,) = cv.plan_tiers(edge_run.topology, "cloud")
+    (cloud,) = tier_graph(edge_run.topology, "cloud")
     assert cloud.composed and [p.name for p in cloud.inputs][-1] == "presence"
-    assert cloud.inputs[-1].info["columns"] == [f"device_{i}" for i in range(6)]
+    assert [c.tier for c in cloud.inputs[-1].columns] == [f"device_{i}" for i in range(6)]
+    assert [c.devices for c in plans["cloud"].inputs[-1].columns] == list(edge_run.topology.edges)
+    assert [(s.tier, s.link) for s in plans["cloud"].sources] == [
+        ("edge_0", "edge_to_cloud"),
+        ("edge_1", "edge_to_cloud"),
+    ]
 
 
 def test_fire_tuple_split_is_accepted(tiny_run):
@@ -483,10 +490,7 @@ def test_committed_default_model_loads_and_matches_hashes():
             )
             for t in m["tiers"][tier]["inputs"]
         }
-        outs = {
-            target: cv.TierInterpreter.from_manifest(m, tier, target)(**feed)
-            for target in m["targets"]
-        }
+        outs = {target: TierRunner.from_manifest(m, tier, target)(feed) for target in m["targets"]}
         names = sorted(t["name"] for t in m["tiers"][tier]["outputs"])
         for target, out in outs.items():
             assert sorted(out) == names

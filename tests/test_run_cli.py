@@ -178,3 +178,19 @@ def test_bench_run_reports_identical_modes(model_dir):
     assert all(r["identical_to_one_by_one"] and r["samples_per_s"] > 0 for r in result["rows"])
     assert len({r["accuracy"] for r in result["rows"]}) == 1
     assert np.isfinite([r["bytes_per_device"] for r in result["rows"]]).all()
+
+
+def test_bench_run_compares_with_keras_predict(model_dir, tiny_run, capsys):
+    from ddnn_tf.bench import bench_run
+
+    result = bench_run(
+        str(model_dir), data="synthetic", limit=30, batch_size=8, targets="portable",
+        run=str(tiny_run.path),
+    )  # fmt: skip
+    assert result["keras_samples_per_s"] > 0
+    first = result["rows"][0]
+    assert (first["target"], first["mode"]) == ("portable", "batched")
+    assert result["speedup_vs_keras"] == pytest.approx(
+        first["samples_per_s"] / result["keras_samples_per_s"]
+    )
+    assert "portable batched / keras predict:" in capsys.readouterr().out

@@ -43,10 +43,11 @@ A hierarchy with edges keeps its edge tiers in every split but ``cloud`` (withou
 edge exit they output ``features`` only).
 
 This package holds the pipeline (:func:`convert_run`, :func:`save_conversion`,
-:func:`convert`); its parts live in ``plan`` (splits, tiers and their named tensors),
-``export`` (a Keras tier as TFLite bytes, flatbuffer facts, parameter memory),
+:func:`convert`); its parts live in ``export``
+(a Keras tier as TFLite bytes, flatbuffer facts, parameter memory),
 ``manifest_build`` (the manifest's fields), ``parity`` (binaries vs Keras, run on the
-runtime's ``TierRunner``) and ``__main__`` (the CLI).
+runtime's ``TierRunner``) and ``__main__`` (the CLI); the tiers and their wiring come
+from :mod:`ddnn_tf.graph`.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ from ddnn_tf.convert.export import (
     tflite_info,
 )
 from ddnn_tf.convert.manifest_build import build_manifest, dataset_meta, tier_entry
-from ddnn_tf.convert.parity import PARITY_TOLERANCE, TierInterpreter, format_parity, parity
-from ddnn_tf.convert.plan import SPLITS, Port, TierPlan, check_split, plan_tiers
-from ddnn_tf.train import Run, load_run
+from ddnn_tf.convert.parity import PARITY_TOLERANCE, format_parity, parity
+from ddnn_tf.graph import SPLITS, check_split, tier_graph
+from ddnn_tf.rundir import Run, load_run
 
 __all__ = [
     "SPLITS",
@@ -77,9 +78,6 @@ __all__ = [
     "QUANTIZE",
     "PARITY_TOLERANCE",
     "Conversion",
-    "Port",
-    "TierInterpreter",
-    "TierPlan",
     "check_split",
     "convert",
     "convert_run",
@@ -87,7 +85,6 @@ __all__ = [
     "format_parity",
     "keras_tier_outputs",
     "parity",
-    "plan_tiers",
     "save_conversion",
     "tflite_info",
 ]
@@ -155,10 +152,10 @@ def convert_run(
         FileNotFoundError / ValueError: a missing or corrupt run, an unknown or
             unavailable split, target or quantisation.
 
-    Example:
-        >>> conv = convert_run("runs/default", split="local,cloud", target="portable")
-        >>> sorted(conv.files)[:2]
-        ['cloud.tflite', 'device_0.tflite']
+    Example (with a run directory trained by ``python -m ddnn_tf.train``)::
+
+        conv = convert_run("runs/default", split="local,cloud", target="portable")
+        sorted(conv.files)[:2]  # ['cloud.tflite', 'device_0.tflite']
     """
     if not isinstance(run, Run):
         run = load_run(run)
@@ -168,7 +165,7 @@ def convert_run(
     quantize = _parse_quantize(quantize)
     if quantize == "int8" and "lce" in targets:
         raise ValueError(LCE_INT8)
-    plans = plan_tiers(topology, split)
+    plans = tier_graph(topology, split)
     meta = dataset_meta(run, dataset)
     if len(meta["classes"]) != topology.num_classes:
         raise ValueError(

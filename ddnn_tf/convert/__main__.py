@@ -9,7 +9,7 @@ from pathlib import Path
 from ddnn_tf import manifest as mf
 from ddnn_tf._cli import cli
 from ddnn_tf.convert import convert, format_parity, parity
-from ddnn_tf.train import load_run
+from ddnn_tf.rundir import load_run
 
 __all__ = ["main"]
 

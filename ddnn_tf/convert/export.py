@@ -17,7 +17,7 @@ import numpy as np
 
 from ddnn_tf._keras import keras, tf
 from ddnn_tf.checks import check_views
-from ddnn_tf.convert.plan import TierPlan, feed_tier
+from ddnn_tf.graph import Tier, feed_tier
 from ddnn_tf.manifest import TARGETS
 from ddnn_tf.model import DDNN, run_tiers
 
@@ -45,14 +45,14 @@ LCE_INT8 = (
 
 
 # ------------------------------------------------------------------- tier functions
-def tier_models(ddnn: DDNN, plan: TierPlan) -> list[keras.Model]:
+def tier_models(ddnn: DDNN, plan: Tier) -> list[keras.Model]:
     """The Keras tier models a tier binary is made of (all of them for a composed cloud)."""
     if plan.composed:
         return list(ddnn.tiers.values())
     return [ddnn.tiers[plan.name]]
 
 
-def _tier_function(ddnn: DDNN, plan: TierPlan):
+def _tier_function(ddnn: DDNN, plan: Tier):
     """A function ``{input name: tensor} -> {output name: tensor}`` computing the tier."""
     if plan.composed:
         topology = ddnn.topology
@@ -81,7 +81,7 @@ def _tier_function(ddnn: DDNN, plan: TierPlan):
 
 def keras_tier_outputs(
     ddnn: DDNN,
-    plans: list[TierPlan],
+    plans: list[Tier],
     xs: list[np.ndarray],
     presence: np.ndarray | None = None,
     *,
@@ -91,7 +91,7 @@ def keras_tier_outputs(
 
     Args:
         ddnn: the trained model.
-        plans: the tiers (from :func:`~ddnn_tf.convert.plan_tiers`), bottom to top.
+        plans: the tiers (from :func:`~ddnn_tf.graph.tier_graph`), bottom to top.
         xs: one ``(N, ...)`` array per device.
         presence: optional ``(N, D)`` 0/1 device presence (default: all present).
         batch_size: samples per Keras call.
@@ -106,7 +106,7 @@ def keras_tier_outputs(
     outputs: dict[str, dict[str, np.ndarray]] = {}
     for plan in plans:
         fn = tf.function(_tier_function(ddnn, plan), autograph=False, reduce_retracing=True)
-        feed = feed_tier(topology, plan, xs, presence, outputs)
+        feed = feed_tier(plan, xs, presence, outputs)
         chunks = []
         for start in range(0, len(xs[0]), batch_size):
             part = {
@@ -118,7 +118,7 @@ def keras_tier_outputs(
 
 
 def calibration_feeds(
-    ddnn: DDNN, plans: list[TierPlan], xs: list[np.ndarray]
+    ddnn: DDNN, plans: list[Tier], xs: list[np.ndarray]
 ) -> dict[str, dict[str, np.ndarray]]:
     """The representative data of ``--quantize int8``: every tier's inputs when the Keras
     model runs on the first :data:`REPRESENTATIVE_SAMPLES` of ``xs``, all devices present.
@@ -130,11 +130,11 @@ def calibration_feeds(
     xs = check_views(topology.input_shapes, [x[:REPRESENTATIVE_SAMPLES] for x in xs])
     outs = keras_tier_outputs(ddnn, plans, xs)
     presence = np.ones((len(xs[0]), topology.num_devices), np.float32)
-    return {p.name: feed_tier(topology, p, xs, presence, outs) for p in plans}
+    return {p.name: feed_tier(p, xs, presence, outs) for p in plans}
 
 
 # ------------------------------------------------------------------------- export
-def _save_serving(ddnn: DDNN, plan: TierPlan, directory: Path) -> None:
+def _save_serving(ddnn: DDNN, plan: Tier, directory: Path) -> None:
     """Save the tier as a SavedModel whose one signature has fixed batch-1 named tensors."""
     fn = _tier_function(ddnn, plan)
     order = [p.name for p in plan.inputs]
@@ -163,14 +163,14 @@ def _representative(feed: dict[str, np.ndarray]):
     return gen
 
 
-def is_quantized(plan: TierPlan, quantize: str) -> bool:
+def is_quantized(plan: Tier, quantize: str) -> bool:
     """Whether ``--quantize`` applies to this tier (the aggregators stay float32)."""
     return quantize == "int8" and plan.role not in ("local_aggregator", "edge_aggregator")
 
 
 def convert_tier(
     ddnn: DDNN,
-    plan: TierPlan,
+    plan: Tier,
     *,
     targets: tuple[str, ...] = TARGETS,
     quantize: str = "none",
@@ -180,7 +180,7 @@ def convert_tier(
 
     Args:
         ddnn: the trained model.
-        plan: the tier (from :func:`~ddnn_tf.convert.plan_tiers`).
+        plan: the tier (from :func:`~ddnn_tf.graph.tier_graph`).
         targets: ``portable`` and/or ``lce``.
         quantize: ``none`` or ``int8`` (portable only; aggregators stay float).
         representative: for ``int8``, calibration inputs ``{input name: (N, ...) array}``.
@@ -273,7 +273,7 @@ def tflite_info(data: bytes) -> dict[str, Any]:
     }
 
 
-def _check_binary(plan: TierPlan, target: str, data: bytes) -> None:
+def _check_binary(plan: Tier, target: str, data: bytes) -> None:
     """The converted file must expose exactly the planned names with batch-1 shapes."""
     info = tflite_info(data)
     for kind, ports in (("input_order", plan.inputs), ("output_order", plan.outputs)):

@@ -16,11 +16,12 @@ import ddnn_tf
 from ddnn_tf import manifest as mf
 from ddnn_tf.comm import feature_nbytes, summary_nbytes
 from ddnn_tf.convert.export import is_quantized, tier_memory, tier_models
-from ddnn_tf.convert.plan import TierPlan
 from ddnn_tf.exits import PAPER_THRESHOLD, search_threshold
+from ddnn_tf.graph import Tier, device_tier
 from ddnn_tf.model import DDNN
+from ddnn_tf.rundir import Run
 from ddnn_tf.topology import Topology
-from ddnn_tf.train import Run, predict_exits
+from ddnn_tf.train import predict_exits
 
 __all__ = ["build_manifest", "dataset_meta", "tier_entry"]
 
@@ -55,7 +56,7 @@ def dataset_meta(run: Run, dataset=None) -> dict[str, Any]:
 
 
 def tier_entry(
-    ddnn: DDNN, plan: TierPlan, files: dict[str, dict[str, Any]], *, quantize: str
+    ddnn: DDNN, plan: Tier, files: dict[str, dict[str, Any]], *, quantize: str
 ) -> dict[str, Any]:
     """The manifest's ``tiers[plan.name]`` entry.
 
@@ -66,22 +67,16 @@ def tier_entry(
         quantize: ``none`` or ``int8``.
 
     Returns:
-        ``{role, [device | edge], files, inputs, outputs, memory, quantized}``.
+        ``{role, [device | edge], inputs, outputs, devices, sources, files, memory,
+        quantized}`` (the graph's fields: :meth:`ddnn_tf.graph.Tier.manifest_fields`).
     """
-    entry: dict[str, Any] = {"role": plan.role}
-    if plan.device is not None:
-        entry["device"] = plan.device
-    if plan.edge is not None:
-        entry["edge"] = plan.edge
     sizes = {target: f["size_bytes"] for target, f in files.items()}
-    entry.update(
-        files=files,
-        inputs=[p.to_dict() for p in plan.inputs],
-        outputs=[p.to_dict() for p in plan.outputs],
-        memory={**tier_memory(tier_models(ddnn, plan)), "tflite_bytes": sizes},
-        quantized=is_quantized(plan, quantize),
-    )
-    return entry
+    return {
+        **plan.manifest_fields(),
+        "files": files,
+        "memory": {**tier_memory(tier_models(ddnn, plan)), "tflite_bytes": sizes},
+        "quantized": is_quantized(plan, quantize),
+    }
 
 
 def _thresholds(run: Run, split: tuple[str, ...], dataset) -> tuple[dict[str, float], str]:
@@ -100,7 +95,7 @@ def _thresholds(run: Run, split: tuple[str, ...], dataset) -> tuple[dict[str, fl
     return {e: PAPER_THRESHOLD for e in early}, "paper"
 
 
-def _wire(topology: Topology, plans: list[TierPlan], meta: dict[str, Any]) -> dict[str, Any]:
+def _wire(topology: Topology, plans: list[Tier], meta: dict[str, Any]) -> dict[str, Any]:
     c = topology.num_classes
     features = {
         plan.name: {
@@ -124,7 +119,7 @@ def _wire(topology: Topology, plans: list[TierPlan], meta: dict[str, Any]) -> di
         },
         "features": features,
         "raw": {
-            f"device_{i}": {
+            device_tier(i): {
                 "shape": list(s),
                 "dtype": _raw_dtype(meta),
                 "nbytes": int(meta["raw_bytes"][i]),
@@ -138,18 +133,18 @@ def _raw_dtype(meta: dict[str, Any]) -> str:
     return "uint8" if meta["scale"] is not None else "float32"
 
 
-def _inputs_spec(plans: list[TierPlan], meta: dict[str, Any]) -> list[dict]:
+def _inputs_spec(plans: list[Tier], meta: dict[str, Any]) -> list[dict]:
     out = [
         {
-            "device": port.info["device"],
-            "device_name": meta["device_names"][port.info["device"]],
+            "device": port.device,
+            "device_name": meta["device_names"][port.device],
             "tier": plan.name,
             "name": port.name,
             "shape": [1, *port.shape],
             "dtype": "float32",
             "scale": meta["scale"],
             "raw_dtype": _raw_dtype(meta),
-            "raw_bytes": int(meta["raw_bytes"][port.info["device"]]),
+            "raw_bytes": int(meta["raw_bytes"][port.device]),
         }
         for plan in plans
         for port in plan.inputs
@@ -161,7 +156,7 @@ def _inputs_spec(plans: list[TierPlan], meta: dict[str, Any]) -> list[dict]:
 def build_manifest(
     run: Run,
     split: tuple[str, ...],
-    plans: list[TierPlan],
+    plans: list[Tier],
     tiers: dict[str, dict[str, Any]],
     meta: dict[str, Any],
     *,
@@ -175,7 +170,7 @@ def build_manifest(
     Args:
         run: the trained run.
         split: the exits kept, bottom to top.
-        plans: the tiers (from :func:`~ddnn_tf.convert.plan_tiers`).
+        plans: the tiers (from :func:`~ddnn_tf.graph.tier_graph`).
         tiers: ``{tier name: entry}`` (from :func:`tier_entry`).
         meta: from :func:`dataset_meta`.
         targets / quantize: as converted.

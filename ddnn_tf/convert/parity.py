@@ -12,12 +12,12 @@ import numpy as np
 from ddnn_tf import manifest as mf
 from ddnn_tf.checks import check_views
 from ddnn_tf.convert.export import keras_tier_outputs
-from ddnn_tf.convert.plan import Port, feed_tier, plan_tiers
 from ddnn_tf.exits import softmax
+from ddnn_tf.graph import Port, feed_tier, tier_graph
+from ddnn_tf.rundir import Run, load_run
 from ddnn_tf.runtime.tiers import TierRunner
-from ddnn_tf.train import Run, load_run
 
-__all__ = ["PARITY_TOLERANCE", "TierInterpreter", "format_parity", "parity"]
+__all__ = ["PARITY_TOLERANCE", "format_parity", "parity"]
 
 #: Parity of a float conversion with its Keras tier: feature maps bit for bit; summaries
 #: and logits within ``atol + rtol * |keras|``; argmax agreeing on ``min_argmax_agreement``
@@ -102,7 +102,7 @@ def parity(
     topology = run.topology
     if manifest["topology"] != topology.to_dict():
         raise ValueError(f"{out_dir} was converted from another model than run {run.path}.")
-    plans = plan_tiers(topology, manifest["split"])
+    plans = tier_graph(topology, manifest["split"])
     dataset = dataset if dataset is not None else run.load_data()
     data = getattr(dataset, split)
     if limit is not None:
@@ -120,7 +120,7 @@ def parity(
             for port in plan.outputs:
                 if port.role == "logits":
                     pred = softmax(outs[plan.name][port.name].astype(np.float64)).argmax(-1)
-                    acc[port.info["exit"]] = float((pred == data.y).mean())
+                    acc[port.exit] = float((pred == data.y).mean())
         return acc
 
     report: dict[str, Any] = {
@@ -136,14 +136,14 @@ def parity(
         chained: dict[str, dict[str, np.ndarray]] = {}
         for plan in plans:
             tier = TierRunner.from_manifest(manifest, plan.name, target)
-            got = tier(feed_tier(topology, plan, xs, presence, ref))
+            got = tier(feed_tier(plan, xs, presence, ref))
             stats = {p.name: _compare(p, got[p.name], ref[plan.name][p.name]) for p in plan.outputs}
             judged = not manifest["tiers"][plan.name].get("quantized", False)
             for s in stats.values():
                 s["ok"] = _port_ok(s) if judged else None  # int8 tiers: reported, not judged
                 ok = ok and s["ok"] is not False
             report["tiers"].setdefault(plan.name, {})[target] = stats
-            chained[plan.name] = tier(feed_tier(topology, plan, xs, presence, chained))
+            chained[plan.name] = tier(feed_tier(plan, xs, presence, chained))
         report["accuracy"][target] = accuracies(chained)
     report["ok"] = ok
     return report
@@ -182,42 +182,3 @@ def format_parity(report: dict[str, Any]) -> str:
         lines.append(f"  {who:<9}" + "  ".join(f"{e} {a:.4f}" for e, a in accs.items()))
     lines.append(f"parity {'OK' if report['ok'] else 'FAILED'}")
     return "\n".join(lines)
-
-
-class TierInterpreter:
-    """Keyword-call view of a :class:`~ddnn_tf.runtime.TierRunner`, kept for callers of
-    ``ddnn_tf.convert``; new code should use ``TierRunner.from_manifest`` directly.
-
-    Args:
-        runner: the tier's runner.
-
-    Example:
-        >>> tier = TierInterpreter.from_manifest(load_manifest(d), "device_0", "lce")
-        >>> tier(image=x)["features"].shape
-        (N, 5, 7, 4)
-    """
-
-    def __init__(self, runner: TierRunner):
-        self.runner = runner
-        self.target = runner.target
-        self.input_names = runner.input_names
-        self.output_names = runner.output_names
-
-    @classmethod
-    def from_manifest(
-        cls, manifest: mf.Manifest, tier: str, target: str, **kwargs
-    ) -> TierInterpreter:
-        """The interpreter of ``tier``'s ``target`` file (kwargs: ``num_threads``)."""
-        return cls(TierRunner.from_manifest(manifest, tier, target, **kwargs))
-
-    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Run a batch: named ``(N, ...)`` arrays in (cast to float32), named arrays out.
-
-        Raises:
-            ValueError: missing or unknown input names.
-        """
-        if sorted(inputs) != sorted(self.input_names):
-            raise ValueError(
-                f"Expected inputs {sorted(self.input_names)}. Received {sorted(inputs)}."
-            )
-        return self.runner({k: np.asarray(v, np.float32) for k, v in inputs.items()})

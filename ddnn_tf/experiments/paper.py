@@ -425,7 +425,7 @@ def device_memory_bytes(ddnn, device: int = 0) -> int:
     """
     bits = 0
     floats = 0
-    for layer in ddnn.tiers[f"device_{device}"].layers:
+    for layer in ddnn.devices[device].layers:
         binary = getattr(layer, "kernel_quantizer", None) is not None
         for weight in layer.weights:
             size = int(np.prod(weight.shape))

@@ -97,10 +97,11 @@ def run_experiments(
         Experiment name -> :class:`ExperimentResult`, in the paper's order.
 
     Example:
+        >>> import tempfile
         >>> from ddnn_tf.data import load_dataset
-        >>> ds = load_dataset("synthetic", train_limit=300)
-        >>> results = run_experiments("faults", ds, out="results/quick",
-        ...                           settings=ExperimentSettings(epochs=1, verbose=0))
+        >>> ds = load_dataset("synthetic", n_samples=150)
+        >>> results = run_experiments("faults", ds, out=tempfile.mkdtemp(),
+        ...     settings=ExperimentSettings(epochs=1, fault_sets=1, verbose=0))
         >>> sorted(results)
         ['faults']
     """

@@ -5,11 +5,16 @@
 ``lce`` target (loaded on first use, without importing TensorFlow). It runs on a device
 that has neither TensorFlow, Keras nor Larq.
 
-Example:
+Example (the committed model, eight blank images, device 5 failed):
+    >>> import numpy as np
     >>> from ddnn_tf.runtime import Hierarchy
     >>> h = Hierarchy("tflite_models/fmnist6_mpcc", target="portable")
-    >>> result = h.run(xs, thresholds=0.8, fail="5", batch_size=256)
-    >>> result.exit_fraction(), result.bytes_per_device(), result.latency()["cloud"]
+    >>> xs = [np.zeros((8, 10, 14, 1), np.float32)] * 6
+    >>> result = h.run(xs, thresholds=0.8, fail="5", batch_size=4)
+    >>> len(result), round(sum(result.exit_fraction().values()), 6)
+    (8, 1.0)
+    >>> result.link_bytes["device_to_local"][0].tolist()  # 10 float32 class scores each
+    [40, 40, 40, 40, 40, 0]
 """
 
 from __future__ import annotations

@@ -26,8 +26,14 @@ counts as present when any of its devices is. A sample whose every device failed
 *unclassified*: exit index ``-1``, prediction ``-1``, no tier runs for it. Every input
 sample gets exactly one result.
 
-Exit decisions use :func:`ddnn_tf.exits.exit_points` (the Keras evaluation's own code) on
-probabilities from :func:`ddnn_tf.exits.softmax`, so the two cannot drift apart.
+The order of the tiers, what feeds each input and on which link each message travels
+come from the tier graph (:func:`ddnn_tf.graph.tier_graph`), checked against the manifest
+on load (:func:`ddnn_tf.manifest.check_tier_graph`). Messages are encoded for a whole
+sub-batch at once (:func:`ddnn_tf.comm.encode_summaries`, :func:`~ddnn_tf.comm.pack_features_batch`);
+each row is the exact payload one sample would send. Exit decisions use
+:func:`ddnn_tf.exits.exits_here` (the rule of the Keras evaluation's
+:func:`~ddnn_tf.exits.exit_points`) on probabilities from :func:`ddnn_tf.exits.softmax`,
+so the two cannot drift apart.
 
 Only numpy, the standard library and the interpreters are imported (no TensorFlow).
 """
@@ -36,26 +42,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ddnn_tf import comm
 from ddnn_tf.checks import check_views, failed_mask
-from ddnn_tf.comm import decode_summary, encode_summary, pack_features, unpack_features
-from ddnn_tf.exits import exit_points, predictions, resolve_thresholds, softmax
-from ddnn_tf.manifest import Manifest, load_manifest
+from ddnn_tf.exits import exit_points, exits_here, predictions, resolve_thresholds, softmax
+from ddnn_tf.graph import LINKS, Port, Tier, tier_graph
+from ddnn_tf.manifest import Manifest, check_tier_graph, load_manifest, raw_wire
+from ddnn_tf.runtime.result import RunResult
 from ddnn_tf.runtime.tiers import TARGETS, TierRunner
 from ddnn_tf.topology import Topology
 
 __all__ = ["LINKS", "Hierarchy", "RunResult", "draw_presence"]
-
-#: Links whose bytes are recorded per sample: ``(N, D)`` for device links, ``(N, E)`` for
-#: edge links.
-LINKS = ("device_to_local", "device_to_upper", "edge_to_aggregator", "edge_to_cloud")
-
-_FEATURE_ENCODING = "bitpacked-pm1"
 
 
 def draw_presence(
@@ -93,128 +94,28 @@ def draw_presence(
     return present
 
 
-@dataclass
-class RunResult:
-    """Per-sample results of :meth:`Hierarchy.run`.
-
-    Attributes:
-        exits: exit names, bottom to top.
-        thresholds: ``{exit: T}`` used for every non-last exit.
-        exit_index: ``(N,)`` int64, the exit each sample left at; ``-1`` = unclassified.
-        prediction: ``(N,)`` int64 class predicted at that exit; ``-1`` = unclassified.
-        presence: ``(N, D)`` bool, the devices whose messages arrived.
-        probs: ``{exit: (N, C) float64}`` class probabilities at every exit a sample
-            reached (NaN rows where the exit did not run for it).
-        link_bytes: ``{link: int array}`` bytes actually sent per sample: ``(N, D)`` for
-            ``device_to_local`` (encoded summaries) and ``device_to_upper`` (packed
-            features, or raw input for configuration (a)); ``(N, E)`` for
-            ``edge_to_aggregator`` and ``edge_to_cloud``.
-        tier_seconds: ``{tier: seconds}`` spent inside each tier's interpreter.
-        tier_samples: ``{tier: samples}`` the tier processed.
-        wire_seconds: time spent encoding and decoding messages (all links).
-        batch_size: samples per interpreter call (1 = one by one).
-        all_exits: True when every tier ran on every sample (no early exit).
-        edge_alive: ``(N, E)`` bool, edges with at least one live device (None without edges).
-    """
-
-    exits: tuple[str, ...]
-    thresholds: dict[str, float]
-    exit_index: np.ndarray
-    prediction: np.ndarray
-    presence: np.ndarray
-    probs: dict[str, np.ndarray]
-    link_bytes: dict[str, np.ndarray]
-    tier_seconds: dict[str, float] = field(default_factory=dict)
-    tier_samples: dict[str, int] = field(default_factory=dict)
-    wire_seconds: float = 0.0
-    batch_size: int = 1
-    all_exits: bool = False
-    edge_alive: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.exit_index)
-
-    @property
-    def valid(self) -> np.ndarray:
-        """``(N,)`` bool: samples at least one device saw (the others are unclassified)."""
-        return self.presence.any(axis=1)
-
-    def exit_name(self, i: int) -> str:
-        k = int(self.exit_index[i])
-        return "unclassified" if k < 0 else self.exits[k]
-
-    def exit_fraction(self) -> dict[str, float]:
-        """Fraction of samples per exit, plus ``"unclassified"``; sums to 1."""
-        n = len(self)
-        counts = np.bincount(self.exit_index + 1, minlength=len(self.exits) + 1)
-        out = {e: float(counts[k + 1]) / n if n else 0.0 for k, e in enumerate(self.exits)}
-        out["unclassified"] = float(counts[0]) / n if n else 0.0
-        return out
-
-    def accuracy(self, labels: np.ndarray) -> float:
-        """Overall accuracy: unclassified samples count as wrong."""
-        y = np.asarray(labels)
-        if y.shape != self.prediction.shape:
-            raise ValueError(f"Expected {len(self)} labels, got an array of shape {y.shape}.")
-        return float(np.mean(self.prediction == y)) if len(y) else 0.0
-
-    def device_bytes(self) -> np.ndarray:
-        """``(N, D)`` bytes each device sent per sample (summary + upward payload)."""
-        return self.link_bytes["device_to_local"] + self.link_bytes["device_to_upper"]
-
-    def bytes_per_device(self) -> float:
-        """Mean bytes one alive device sends per sample (the paper's ``c``, measured)."""
-        alive = self.presence
-        return float(self.device_bytes()[alive].mean()) if alive.any() else 0.0
-
-    def edge_to_cloud_bytes(self) -> float:
-        """Mean bytes one live edge sends to the cloud per sample (0 without edges)."""
-        b = self.link_bytes["edge_to_cloud"]
-        alive = self.edge_alive if self.edge_alive is not None else np.ones(b.shape, bool)
-        return float(b[alive].mean()) if alive.any() else 0.0
-
-    def latency(self) -> dict[str, dict[str, float]]:
-        """Per tier: ``total_ms``, ``mean_ms`` per sample it processed, and ``samples``."""
-        out = {}
-        for tier, seconds in self.tier_seconds.items():
-            count = self.tier_samples.get(tier, 0)
-            out[tier] = {
-                "total_ms": 1e3 * seconds,
-                "mean_ms": 1e3 * seconds / count if count else 0.0,
-                "samples": int(count),
-            }
-        return out
-
-    def wire_latency(self) -> dict[str, float]:
-        """Message encoding and decoding time: ``total_ms`` and ``mean_ms`` per sample."""
-        n = len(self)
-        return {
-            "total_ms": 1e3 * self.wire_seconds,
-            "mean_ms": 1e3 * self.wire_seconds / n if n else 0.0,
-        }
-
-    def sample(self, i: int) -> dict[str, Any]:
-        """One sample's record: exit, prediction, bytes per link and device."""
-        return {
-            "exit": self.exit_name(i),
-            "prediction": int(self.prediction[i]),
-            "present_devices": [int(d) for d in np.flatnonzero(self.presence[i])],
-            "bytes": {k: [int(b) for b in v[i]] for k, v in self.link_bytes.items() if v.size},
-        }
-
-
 class _Batch:
-    """Working state of one batch: who is alive, who is pending, received messages."""
+    """Working state of one batch: who is alive and pending, and the tiers' outputs."""
 
-    def __init__(self, xs: list[np.ndarray], alive: np.ndarray, tier_alive: dict) -> None:
+    def __init__(self, xs: list[np.ndarray], present: np.ndarray, offset: int) -> None:
         self.xs = xs
-        self.alive = alive
-        self.size = len(alive)
-        self.tier_alive = tier_alive
-        self.pending = alive.any(axis=1)
-        self.offset = 0  # index of the batch's first sample in the whole run
-        self.inbox: dict[tuple[str, str], np.ndarray] = {}
-        self.outputs: dict[str, dict[str, np.ndarray]] = {}
+        self.present = present
+        self.size = len(present)
+        self.offset = offset  # index of the batch's first sample in the whole run
+        self.pending = present.any(axis=1)
+        self.outputs: dict[str, dict[str, np.ndarray]] = {}  # (B, ...) arrays, 0 where not run
+        self._alive: dict[tuple[int, ...], np.ndarray] = {}
+
+    def alive(self, devices: tuple[int, ...]) -> np.ndarray:
+        """``(B,)`` bool: any of ``devices`` present (cached per device group)."""
+        mask = self._alive.get(devices)
+        if mask is None:
+            if len(devices) == 1:
+                mask = self.present[:, devices[0]]
+            else:
+                mask = self.present[:, list(devices)].any(axis=1)
+            self._alive[devices] = mask
+        return mask
 
 
 class Hierarchy:
@@ -229,13 +130,13 @@ class Hierarchy:
     Raises:
         FileNotFoundError: no manifest, or a tier file is missing.
         ValueError: a malformed manifest, an unknown format version, a file whose sha256
-            does not match, a target the model was not converted for, or a tier binary
-            that disagrees with the manifest.
+            does not match, a target the model was not converted for, or tiers that
+            disagree with the tier graph of the manifest's topology and split.
 
     Example:
         >>> h = Hierarchy("tflite_models/fmnist6_mpcc")
-        >>> result = h.run(dataset.test.x, thresholds=0.8, batch_size=256)
-        >>> result.exit_fraction(), result.bytes_per_device()
+        >>> h.graph.names[-2:], h.exits
+        (['local_aggregator', 'cloud'], ('local', 'cloud'))
     """
 
     def __init__(
@@ -252,105 +153,54 @@ class Hierarchy:
         self.manifest = manifest
         self.target = target
         self.topology = Topology.from_dict(manifest["topology"])
-        self.exits = tuple(manifest["split"])
+        self.graph = tier_graph(self.topology, manifest["split"])
+        check_tier_graph(manifest, self.graph)
+        self.exits = tuple(self.graph.split)
         self.classes = tuple(manifest["classes"])
         self.num_classes = len(self.classes)
         self.num_devices = self.topology.num_devices
         self.raw_offload = self.exits == ("cloud",)
-        wire = manifest["wire"]
-        self.summary_encoding = wire["summary"].get("encoding", "float32")
-        self._tier_meta: dict[str, dict] = dict(manifest["tiers"])
+        self.summary_encoding = manifest["wire"]["summary"].get("encoding", "float32")
+        self.raw_wire = raw_wire(manifest, self.graph)
         self.tiers: dict[str, TierRunner] = {
-            name: TierRunner.from_manifest(manifest, name, target, num_threads=num_threads)
-            for name in self._tier_meta
-        }
-        roles: dict[str, list[str]] = {}
-        for name, meta in self._tier_meta.items():
-            roles.setdefault(meta["role"], []).append(name)
-        self.device_tiers = self._indexed(roles.get("device", []), "device")
-        self.edge_tiers = self._indexed(roles.get("edge", []), "edge")
-        self._check_structure(roles)
-        self.feature_shapes = self._wire_shapes(wire.get("features", {}), "features")
-        self.raw_wire = self._raw_wire(wire.get("raw", {})) if self.raw_offload else {}
-        self.thresholds = {e: float(manifest["thresholds"][e]) for e in self.exits[:-1]}
-
-    # ------------------------------------------------------------------ construction
-    def _indexed(self, names: list[str], key: str) -> list[str]:
-        by_index = {}
-        for name in names:
-            index = self._tier_meta[name].get(key)
-            if not isinstance(index, int):
-                raise ValueError(f"Invalid manifest (tiers.{name}): missing its {key!r} index.")
-            by_index[index] = name
-        if sorted(by_index) != list(range(len(by_index))):
-            raise ValueError(
-                f"Invalid manifest (tiers): {key} tiers should be numbered 0..{len(names) - 1}, "
-                f"got {sorted(by_index)}."
+            tier.name: TierRunner.from_manifest(
+                manifest, tier.name, target, num_threads=num_threads
             )
-        return [by_index[k] for k in range(len(by_index))]
+            for tier in self.graph
+        }
+        self.device_tiers = [t.name for t in self.graph.by_role("device")]
+        self.edge_tiers = [t.name for t in self.graph.by_role("edge")]
+        self.thresholds = {e: float(manifest["thresholds"][e]) for e in self.exits[:-1]}
+        self._messages = {tier.name: self._message_groups(tier) for tier in self.graph}
+        self._presence_rows: dict[tuple, np.ndarray] = {}  # one-by-one presence inputs
+        everyone = tuple(range(self.num_devices))
+        self._steps = [  # (tier, devices to check or None for all, messages, exit index)
+            (
+                tier,
+                None if tuple(tier.devices) == everyone else tier.devices,
+                self._messages[tier.name],
+                None if tier.exit is None else self.exits.index(tier.exit),
+            )
+            for tier in self.graph
+        ]
 
-    def _check_structure(self, roles: dict[str, list[str]]) -> None:
-        for name, meta in self._tier_meta.items():  # every message has a sender
-            for spec in meta["inputs"]:
-                if spec["role"] in ("summary", "features"):
-                    source = spec.get("from") or self._default_source(
-                        name, spec["name"], spec["role"]
-                    )
-                    sender = self.tiers.get(source["tier"])
-                    if sender is None or source["output"] not in sender.output_names:
-                        raise ValueError(
-                            f"Invalid manifest (tiers.{name}): input {spec['name']!r} comes "
-                            f"from {source['tier']}.{source['output']}, which no tier produces."
-                        )
-        needed = {"cloud": 1}
-        if not self.raw_offload:
-            needed["device"] = self.num_devices
-        if "local" in self.exits:
-            needed["local_aggregator"] = 1
-        if "edge" in self.exits:
-            needed["edge_aggregator"] = 1
-            needed["edge"] = self.topology.num_edges
-        for role, count in needed.items():
-            if len(roles.get(role, [])) != count:
-                raise ValueError(
-                    f"Invalid manifest (tiers): split {list(self.exits)} of this topology needs "
-                    f"{count} {role} tier(s), found {roles.get(role, [])}."
-                )
-
-    def _wire_shapes(self, entries: Mapping[str, Any], what: str) -> dict[str, tuple[int, ...]]:
-        shapes = {}
-        senders = [] if self.raw_offload else [*self.device_tiers, *self.edge_tiers]
-        for sender in senders:
-            if sender not in entries:
-                raise ValueError(f"Invalid manifest (wire.{what}): no entry for {sender!r}.")
-            entry = entries[sender]
-            if entry.get("encoding", _FEATURE_ENCODING) != _FEATURE_ENCODING:
-                raise ValueError(
-                    f"Invalid manifest (wire.{what}.{sender}): encoding "
-                    f"{entry.get('encoding')!r} is not supported; expected {_FEATURE_ENCODING!r}."
-                )
-            shape = tuple(int(d) for d in entry["shape"])
-            produced = self.tiers[sender].output_shapes.get("features")
-            if produced is not None and produced != shape:
-                raise ValueError(
-                    f"Invalid manifest (wire.{what}.{sender}): shape {shape} differs from the "
-                    f"tier's features output {produced}."
-                )
-            shapes[sender] = shape
-        return shapes
-
-    def _raw_wire(self, entries: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
-        out = {}
-        for entry in self.manifest["inputs"]:
-            d = int(entry["device"])
-            wire = entries.get(f"device_{d}", {})
-            dtype = wire.get("dtype", entry.get("raw_dtype", "float32"))
-            scale = entry.get("scale")
-            if dtype == "uint8" and scale is None:
-                raise ValueError(
-                    f"Invalid manifest (inputs[{d}]): raw uint8 messages need a scale."
-                )
-            out[d] = {"dtype": np.dtype(dtype), "scale": scale}
+    def _message_groups(self, tier: Tier) -> list[tuple]:
+        """The messages ``tier`` receives, grouped by kind, link and shape (and device for
+        raw input): ``[(output, link, shape, ports, sender device groups, columns)]``."""
+        groups: dict[tuple, list[Port]] = {}
+        for port in tier.inputs:
+            if port.source is not None:
+                key = (port.source.output, port.source.link, port.shape)
+                if port.source.output == "raw":
+                    key += (port.device,)
+                groups.setdefault(key, []).append(port)
+        out = []
+        for (output, link, shape, *_), ports in groups.items():
+            senders = [
+                (p.device,) if output == "raw" else self.graph[p.source.tier].devices for p in ports
+            ]
+            columns = np.array([p.source.column for p in ports])
+            out.append((output, link, shape, ports, senders, columns))
         return out
 
     # ------------------------------------------------------------------ inputs
@@ -399,7 +249,7 @@ class Hierarchy:
             ValueError: bad inputs (count, shape, dtype, NaN), thresholds, failures or
                 batch size.
         """
-        xs = self._check_inputs(xs)
+        xs = [np.ascontiguousarray(x, np.float32) for x in self._check_inputs(xs)]
         n = len(xs[0])
         if presence is None:
             presence = self.presence(n, fail=fail, fail_prob=fail_prob, seed=seed)
@@ -417,7 +267,8 @@ class Hierarchy:
         ):
             raise ValueError(f"--batch-size: expected a positive integer, got {batch_size!r}.")
         ts = resolve_thresholds(thresholds, self.exits[:-1], self.thresholds)
-        d, e, c = self.num_devices, len(self.edge_tiers), self.num_classes
+        c, d, e = self.num_classes, self.num_devices, self.topology.num_edges
+        edges = self.topology.edges
         result = RunResult(
             exits=self.exits,
             thresholds=ts,
@@ -433,18 +284,22 @@ class Hierarchy:
             },
             tier_seconds={t: 0.0 for t in self.tiers},
             tier_samples={t: 0 for t in self.tiers},
-            edge_alive=np.stack(
-                [presence[:, list(g)].any(axis=1) for g in self.topology.edges], axis=1
-            )
-            if self.topology.edges
+            edge_alive=np.stack([presence[:, list(g)].any(axis=1) for g in edges], axis=1)
+            if edges
             else None,
             batch_size=int(batch_size),
             all_exits=all_exits,
         )
-        early = None if all_exits else [ts[x] for x in self.exits[:-1]]
-        for start in range(0, n, batch_size):
-            rows = slice(start, min(start + batch_size, n))
-            self._run_batch([x[rows] for x in xs], presence[rows], early, result, rows)
+        early = None if all_exits else ts
+        if batch_size == 1:  # the same steps with Python truth values instead of row masks
+            rows = presence.tolist()
+            for i in range(n):
+                self._run_sample([x[i : i + 1] for x in xs], rows[i], i, early, result)
+        else:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                batch = _Batch([x[start:stop] for x in xs], presence[start:stop], start)
+                self._run_batch(batch, early, result)
         if all_exits:
             probs = [result.probs[x] for x in self.exits]
             valid = presence.any(axis=1)
@@ -480,190 +335,191 @@ class Hierarchy:
             }
             yield record
 
-    def _tier_alive(self, alive: np.ndarray) -> dict[str, np.ndarray]:
-        out = {f"device_{i}": alive[:, i] for i in range(self.num_devices)}
-        for j, name in enumerate(self.edge_tiers):
-            group = self.topology.edges[j]
-            out[name] = alive[:, list(group)].any(axis=1)
-        return out
+    def _run_batch(self, batch: _Batch, early: dict[str, float] | None, result: RunResult):
+        """Run the tiers in graph order on the samples still pending; exit confident ones."""
+        for tier in self.graph:
+            if not batch.pending.any():
+                return
+            rows = np.flatnonzero(batch.pending & batch.alive(tier.devices))
+            if not len(rows):
+                continue
+            everyone = len(rows) == batch.size
+            start = time.perf_counter()
+            received = self._receive(tier, batch, result)
+            result.wire_seconds += time.perf_counter() - start
+            feeds = []
+            # check_tier_graph made the manifest's (and so the runner's) input order the graph's
+            for port in tier.inputs:
+                if port.role == "presence":
+                    x = np.stack([batch.alive(c.devices) for c in port.columns], axis=1)
+                    x = x.astype(np.float32)
+                elif port.name in received:
+                    x = received[port.name]
+                else:  # the device's own sensor
+                    x = batch.xs[port.device]
+                feeds.append(x if everyone else x[rows])
+            start = time.perf_counter()
+            out = self.tiers[tier.name].run(feeds)
+            result.tier_seconds[tier.name] += time.perf_counter() - start
+            result.tier_samples[tier.name] += len(rows)
+            if tier.exit is not None:
+                self._exit(tier.exit, out["logits"], rows, batch, early, result)
+            elif everyone:
+                batch.outputs[tier.name] = out
+            else:
+                full = {}
+                for key, value in out.items():
+                    full[key] = np.zeros((batch.size, *value.shape[1:]), value.dtype)
+                    full[key][rows] = value
+                batch.outputs[tier.name] = full
 
-    def _invoke(self, tier: str, batch: _Batch, rows: np.ndarray, result: RunResult) -> dict:
-        """Run ``tier`` on the batch rows ``rows`` (bool mask), feeding it by name."""
-        runner = self.tiers[tier]
-        feeds = {}
-        for spec in self._tier_meta[tier]["inputs"]:
-            feeds[spec["name"]] = self._feed(tier, spec, batch)[rows]
-        start = time.perf_counter()
-        out = runner(feeds)
-        result.tier_seconds[tier] += time.perf_counter() - start
-        result.tier_samples[tier] += int(rows.sum())
-        full = {}
-        for key, value in out.items():
-            array = np.zeros((batch.size, *value.shape[1:]), value.dtype)
-            array[rows] = value
-            full[key] = array
-        batch.outputs[tier] = full
-        return full
+    def _run_sample(
+        self,
+        xs: list[np.ndarray],
+        present: list[bool],
+        i: int,
+        early: dict[str, float] | None,
+        result: RunResult,
+    ) -> None:
+        """:meth:`_run_batch` for one sample (row ``i``): same tiers, codecs and exit rule."""
+        if not any(present):
+            return
+        outputs: dict[str, dict[str, np.ndarray]] = {}
+        clock = time.perf_counter
+        for tier, devices, groups, exit_index in self._steps:
+            if devices is not None and not any([present[d] for d in devices]):
+                continue
+            received = {}
+            if groups:
+                start = clock()
+                for output, link, _, ports, senders, columns in groups:
+                    live = [k for k, ds in enumerate(senders) if any([present[d] for d in ds])]
+                    if not live:
+                        continue
+                    values = [self._sample_message(ports[k], xs, outputs) for k in live]
+                    values = values[0] if len(values) == 1 else np.concatenate(values)
+                    payload = self._encode(output, ports[0], values)
+                    decoded = self._decode(output, ports[0], payload)
+                    result.link_bytes[link][i, columns[live]] = payload.shape[1]
+                    for row, k in enumerate(live):
+                        received[ports[k].name] = decoded[row : row + 1]
+                result.wire_seconds += clock() - start
+            feeds = []
+            for port in tier.inputs:
+                if port.columns:
+                    x = self._presence_row(port, present)
+                elif port.source is None:  # the device's own sensor
+                    x = xs[port.device]
+                else:  # a message, or zeros when its sender sent nothing
+                    x = received.get(port.name)
+                    if x is None:
+                        x = np.zeros((1, *port.shape), np.float32)
+                feeds.append(x)
+            start = clock()
+            out = self.tiers[tier.name].run(feeds)
+            result.tier_seconds[tier.name] += clock() - start
+            result.tier_samples[tier.name] += 1
+            if exit_index is None:
+                outputs[tier.name] = out
+                continue
+            probs = softmax(out["logits"].astype(np.float64))
+            result.probs[tier.exit][i] = probs[0]
+            last = exit_index == len(self.exits) - 1
+            if early is None and not last:
+                continue
+            if last or exits_here(probs, early[tier.exit])[0]:
+                result.exit_index[i] = exit_index
+                result.prediction[i] = int(np.argmax(probs[0]))
+                return
 
-    def _feed(self, tier: str, spec: Mapping[str, Any], batch: _Batch) -> np.ndarray:
-        role = spec["role"]
-        name = spec["name"]
-        if role == "sensor":
-            d = int(spec.get("device", self._tier_meta[tier].get("device", -1)))
-            if self.raw_offload:
-                return batch.inbox[(f"device_{d}", "raw")]
-            return batch.xs[d]
-        if role == "presence":
-            columns = spec.get("columns") or self._default_columns(tier)
-            return np.stack([batch.tier_alive[c] for c in columns], axis=1).astype(np.float32)
-        source = spec.get("from") or self._default_source(tier, name, role)
-        key = (source["tier"], source["output"])
-        if key not in batch.inbox:
-            shape = self.tiers[tier].input_shapes[name]
-            batch.inbox[key] = np.zeros((batch.size, *shape), np.float32)
-        return batch.inbox[key]
-
-    def _default_columns(self, tier: str) -> list[str]:
-        role = self._tier_meta[tier]["role"]
-        if role == "edge":
-            j = int(self._tier_meta[tier]["edge"])
-            return [f"device_{d}" for d in self.topology.edges[j]]
-        if role == "edge_aggregator" or (role == "cloud" and self.edge_tiers):
-            return list(self.edge_tiers)
-        return [f"device_{d}" for d in range(self.num_devices)]
-
-    def _default_source(self, tier: str, name: str, role: str) -> dict[str, str]:
-        k = name.rsplit("_", 1)[-1]
-        meta_role = self._tier_meta[tier]["role"]
-        upper = meta_role == "edge_aggregator" or (meta_role == "cloud" and self.edge_tiers)
-        return {"tier": f"edge_{k}" if upper else f"device_{k}", "output": role}
+    def _presence_row(self, port: Port, present: list[bool]) -> np.ndarray:
+        key = (id(port), tuple(present))
+        mask = self._presence_rows.get(key)
+        if mask is None:
+            cols = [float(any(present[d] for d in c.devices)) for c in port.columns]
+            mask = self._presence_rows[key] = np.array([cols], np.float32)
+        return mask
 
     @staticmethod
-    def _on_wire(send, *args) -> None:
-        """Run a ``_send_*`` step, timing it as message encoding and decoding."""
-        result = next(a for a in args if isinstance(a, RunResult))
-        start = time.perf_counter()
-        send(*args)
-        result.wire_seconds += time.perf_counter() - start
+    def _sample_message(port: Port, xs: list[np.ndarray], outputs: dict) -> np.ndarray:
+        if port.source.output == "raw":
+            return xs[port.device]
+        return outputs[port.source.tier][port.source.output]
 
-    def _send_summaries(self, senders: list[str], batch: _Batch, result: RunResult, link: str):
-        for k, sender in enumerate(senders):
-            rows = np.flatnonzero(batch.pending & batch.tier_alive[sender])
-            received = np.zeros((batch.size, self.num_classes), np.float32)
-            values = batch.outputs[sender].get("summary")
-            for r in rows:
-                payload = encode_summary(values[r], self.summary_encoding)
-                result.link_bytes[link][batch.offset + r, k] = len(payload)
-                received[r] = decode_summary(payload, self.num_classes, self.summary_encoding)
-            batch.inbox[(sender, "summary")] = received
+    def _receive(self, tier: Tier, batch: _Batch, result: RunResult) -> dict[str, np.ndarray]:
+        """The messages ``tier`` receives, sent now by every pending live sender.
 
-    def _send_features(self, senders: list[str], batch: _Batch, result: RunResult, link: str):
-        for k, sender in enumerate(senders):
-            rows = np.flatnonzero(batch.pending & batch.tier_alive[sender])
-            shape = self.feature_shapes[sender]
-            received = np.zeros((batch.size, *shape), np.float32)
-            values = batch.outputs[sender].get("features")
-            for r in rows:
-                try:
-                    payload = pack_features(values[r])
-                except ValueError as err:
-                    raise ValueError(
-                        f"Tier {sender}: features output is not binary: {err}"
-                    ) from None
-                result.link_bytes[link][batch.offset + r, k] = len(payload)
-                received[r] = unpack_features(payload, shape)
-            batch.inbox[(sender, "features")] = received
+        Messages of one kind and shape are encoded and decoded together (one payload per
+        sample and sender), and each payload's length is counted on its link.
 
-    def _send_raw(self, batch: _Batch, result: RunResult) -> None:
-        for d in range(self.num_devices):
-            rows = np.flatnonzero(batch.pending & batch.alive[:, d])
-            wire = self.raw_wire[d]
-            x = batch.xs[d]
-            received = np.zeros_like(x)
-            for r in rows:
-                if wire["dtype"] == np.uint8:
-                    scale = np.float32(wire["scale"])
-                    q = np.clip(np.rint(x[r] / scale), 0, 255).astype(np.uint8)
-                    payload = q.tobytes()
-                    decoded = np.frombuffer(payload, np.uint8).astype(np.float32) * scale
-                else:
-                    payload = x[r].astype(wire["dtype"].newbyteorder("<")).tobytes()
-                    decoded = np.frombuffer(payload, wire["dtype"].newbyteorder("<")).astype(
-                        np.float32
-                    )
-                result.link_bytes["device_to_upper"][batch.offset + r, d] = len(payload)
-                received[r] = decoded.reshape(x.shape[1:])
-            batch.inbox[(f"device_{d}", "raw")] = received
+        Returns:
+            ``{input name: (B, ...) float32}``, zeros where nothing arrived.
+        """
+        received = {}
+        for output, link, shape, ports, senders, columns in self._messages[tier.name]:
+            sent = np.stack([batch.alive(devices) for devices in senders]) & batch.pending
+            values = np.stack([self._message(p, batch) for p in ports])  # (k, B, ...)
+            who, rows = np.nonzero(sent)
+            box = np.zeros((len(ports), batch.size, *shape), np.float32)
+            if len(rows):
+                payload = self._encode(output, ports[0], values[who, rows])
+                box[who, rows] = self._decode(output, ports[0], payload)
+                result.link_bytes[link][batch.offset + rows, columns[who]] = payload.shape[1]
+            for k, port in enumerate(ports):
+                received[port.name] = box[k]
+        return received
 
-    def _exit_stage(
-        self, k: int, tier: str, batch: _Batch, early: list[float] | None, result: RunResult
+    @staticmethod
+    def _message(port: Port, batch: _Batch) -> np.ndarray:
+        if port.source.output == "raw":
+            return batch.xs[port.device]
+        out = batch.outputs.get(port.source.tier)
+        if out is None:  # the sender ran for no sample of this batch
+            return np.zeros((batch.size, *port.shape), np.float32)
+        return out[port.source.output]
+
+    def _encode(self, output: str, port: Port, values: np.ndarray) -> np.ndarray:
+        if output == "summary":
+            return comm.encode_summaries(values, self.summary_encoding)
+        if output == "raw":
+            wire = self.raw_wire[port.device]
+            return comm.encode_raw(values, wire["dtype"], wire["scale"])
+        try:
+            return comm.pack_features_batch(values)
+        except ValueError as err:
+            raise ValueError(
+                f"Tier {port.source.tier}: features output is not binary: {err}"
+            ) from None
+
+    def _decode(self, output: str, port: Port, payload: np.ndarray) -> np.ndarray:
+        if output == "summary":
+            return comm.decode_summaries(payload, self.num_classes, self.summary_encoding)
+        if output == "raw":
+            wire = self.raw_wire[port.device]
+            return comm.decode_raw(payload, port.shape, wire["dtype"], wire["scale"])
+        return comm.unpack_features_batch(payload, port.shape)
+
+    def _exit(
+        self,
+        name: str,
+        logits: np.ndarray,
+        rows: np.ndarray,
+        batch: _Batch,
+        early: dict[str, float] | None,
+        result: RunResult,
     ) -> None:
-        """Run the aggregator (or cloud) of exit ``k`` on pending rows; exit the confident ones."""
-        rows = batch.pending.copy()
-        if not rows.any():
-            return
-        logits = self._invoke(tier, batch, rows, result)["logits"]
-        probs = softmax(np.asarray(logits[rows], np.float64))
-        index = np.flatnonzero(rows)
-        result.probs[self.exits[k]][batch.offset + index] = probs
-        last = k == len(self.exits) - 1
+        """Record exit ``name``'s probabilities for ``rows``; exit the confident ones."""
+        probs = softmax(np.asarray(logits, np.float64))
+        result.probs[name][batch.offset + rows] = probs
+        last = name == self.exits[-1]
         if early is None and not last:
             return  # all-exits mode: decisions are taken afterwards, on every exit at once
-        if last:
-            take = np.ones(len(index), bool)
-        else:
-            # exit_points over (this exit, a stand-in for the exits above): index 0 means
-            # the sample leaves here. This is the evaluation's own decision rule.
-            take = exit_points([probs, probs], [early[k]]) == 0
-        done = index[take]
+        take = np.ones(len(rows), bool) if last else exits_here(probs, early[name])
+        done = rows[take]
+        k = self.exits.index(name)
         result.exit_index[batch.offset + done] = k
         result.prediction[batch.offset + done] = np.argmax(probs[take], axis=1)
         batch.pending[done] = False
-
-    def _run_batch(
-        self,
-        xs: list[np.ndarray],
-        alive: np.ndarray,
-        early: list[float] | None,
-        result: RunResult,
-        rows: slice,
-    ) -> None:
-        batch = _Batch(xs, alive, self._tier_alive(alive))
-        batch.offset = rows.start
-        if not batch.pending.any():
-            return
-        k = 0
-        if self.raw_offload:
-            self._on_wire(self._send_raw, batch, result)
-        else:
-            for i, tier in enumerate(self.device_tiers):
-                run = batch.pending & alive[:, i]
-                if run.any():
-                    self._invoke(tier, batch, run, result)
-                else:
-                    batch.outputs[tier] = {}
-            if "local" in self.exits:
-                self._on_wire(
-                    self._send_summaries, self.device_tiers, batch, result, "device_to_local"
-                )
-                self._exit_stage(k, "local_aggregator", batch, early, result)
-                k += 1
-            self._on_wire(self._send_features, self.device_tiers, batch, result, "device_to_upper")
-            if self.edge_tiers:
-                for tier in self.edge_tiers:
-                    run = batch.pending & batch.tier_alive[tier]
-                    if run.any():
-                        self._invoke(tier, batch, run, result)
-                    else:
-                        batch.outputs[tier] = {}
-                if "edge" in self.exits:
-                    self._on_wire(
-                        self._send_summaries, self.edge_tiers, batch, result, "edge_to_aggregator"
-                    )
-                    self._exit_stage(k, "edge_aggregator", batch, early, result)
-                    k += 1
-                self._on_wire(self._send_features, self.edge_tiers, batch, result, "edge_to_cloud")
-        self._exit_stage(k, "cloud", batch, early, result)
 
 
 def _predict(probs: list[np.ndarray], exit_index: np.ndarray) -> np.ndarray:

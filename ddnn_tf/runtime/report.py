@@ -1,6 +1,7 @@
 """Evaluate a converted DDNN on a dataset split: the runtime's side of ``ddnn_tf.evaluate``.
 
-:func:`evaluate_model` returns the same JSON keys as :func:`ddnn_tf.evaluate.evaluate_run`
+:func:`evaluate_model` returns the same :class:`~ddnn_tf.evaluation.Evaluation` as
+:func:`ddnn_tf.evaluate.evaluate_run`, with the same JSON keys
 (``accuracy``, ``exit_fraction``, ``bytes_per_device``, ``raw_bytes_per_device``,
 ``thresholds``, ``failed_devices``, ``sweep`` ...), measured on the tier binaries, plus
 per-tier latency and throughput.
@@ -20,13 +21,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ddnn_tf.checks import check_labels, failed_mask
 from ddnn_tf.comm import expected_bytes_per_device
-from ddnn_tf.evaluate import format_exits, format_sweep, reduction
+from ddnn_tf.evaluation import Evaluation
 from ddnn_tf.exits import evaluate_exits, threshold_sweep
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
@@ -110,7 +110,7 @@ def evaluate_model(
     split: str = "test",
     num_threads: int = 1,
     exit_accuracy: bool = True,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Run a converted model's hierarchy on a dataset split and report it.
 
     Args:
@@ -131,7 +131,8 @@ def evaluate_model(
             ``sweep``); without it ``accuracy`` holds ``overall`` only.
 
     Returns:
-        A JSON-able dict with ``ddnn_tf.evaluate``'s keys plus ``model``, ``target``,
+        An :class:`~ddnn_tf.evaluation.Evaluation`; its JSON has ``ddnn_tf.evaluate``'s
+        keys plus ``model``, ``target``,
         ``batch_size``, ``fail_prob``, ``seed``, ``unclassified`` (count),
         ``latency_ms`` (per tier ``{total_ms, mean_ms, samples}``), ``wire_ms``
         (message encoding and decoding, ``{total_ms, mean_ms}``), ``samples_per_s``
@@ -162,36 +163,32 @@ def evaluate_model(
     start = time.perf_counter()
     staged = h.run(samples.x, thresholds=threshold, presence=presence, batch_size=batch_size)
     wall = time.perf_counter() - start
-    fractions = staged.exit_fraction()
-    accuracy = {"overall": staged.accuracy(y)}
     raw = [float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]
-    live = ~failed
-    raw_mean = float(np.mean([raw[d] for d in np.flatnonzero(live)]))
-    bytes_per_device = staged.bytes_per_device()
-    result: dict[str, Any] = {
-        "model": str(h.manifest.directory),
-        "target": h.target,
-        "split": split,
-        "n_samples": int(len(y)),
-        "exits": list(h.exits),
-        "accuracy": accuracy,
-        "exit_fraction": fractions,
-        "thresholds": dict(staged.thresholds),
-        "bytes_per_device": bytes_per_device,
-        "raw_bytes_per_device": raw_mean,
-        "communication_reduction": reduction(raw_mean, bytes_per_device),
-        "failed_devices": [int(d) for d in np.flatnonzero(failed)],
-        "fail_prob": float(fail_prob),
-        "seed": int(seed),
-        "unclassified": int(np.count_nonzero(staged.exit_index < 0)),
-        "summary_encoding": h.summary_encoding,
-        "batch_size": int(batch_size),
-        "latency_ms": staged.latency(),
-        "wire_ms": staged.wire_latency(),
-        "samples_per_s": len(y) / wall if wall > 0 else 0.0,
-    }
-    if h.edge_tiers:
-        result["edge_to_cloud_bytes"] = staged.edge_to_cloud_bytes()
+    raw_mean = float(np.mean([raw[d] for d in np.flatnonzero(~failed)]))
+    result = Evaluation(
+        split=split,
+        n_samples=int(len(y)),
+        exits=list(h.exits),
+        accuracy={"overall": staged.accuracy(y)},
+        exit_fraction=staged.exit_fraction(),
+        thresholds=dict(staged.thresholds),
+        bytes_per_device=staged.bytes_per_device(),
+        raw_bytes_per_device=raw_mean,
+        failed_devices=[int(d) for d in np.flatnonzero(failed)],
+        summary_encoding=h.summary_encoding,
+        edge_to_cloud_bytes=staged.edge_to_cloud_bytes() if h.edge_tiers else None,
+        runtime={
+            "model": str(h.manifest.directory),
+            "target": h.target,
+            "fail_prob": float(fail_prob),
+            "seed": int(seed),
+            "unclassified": int(np.count_nonzero(staged.exit_index < 0)),
+            "batch_size": int(batch_size),
+            "latency_ms": staged.latency(),
+            "wire_ms": staged.wire_latency(),
+            "samples_per_s": len(y) / wall if wall > 0 else 0.0,
+        },
+    )
     if exit_accuracy or sweep:
         full = h.run(
             samples.x,
@@ -202,40 +199,19 @@ def evaluate_model(
         )
         probs = {e: full.probs[e] for e in h.exits}
         report = evaluate_exits(probs, y, staged.thresholds or 1.0, valid=full.valid)
-        accuracy.update({e: report.accuracy[e] for e in h.exits})
-        accuracy["overall"] = accuracy.pop("overall")  # keep evaluate's key order
-        result["staged_matches_all_exits"] = bool(
+        overall = result.accuracy["overall"]
+        result.accuracy = {**{e: report.accuracy[e] for e in h.exits}, "overall": overall}
+        result.runtime["staged_matches_all_exits"] = bool(
             np.array_equal(full.exit_index, staged.exit_index)
             and np.array_equal(full.prediction, staged.prediction)
         )
         if sweep and len(h.exits) > 1:
-            result["sweep"] = threshold_sweep(
+            result.sweep = threshold_sweep(
                 probs, y, bytes_fn=sweep_bytes_fn(full, h.exits), valid=full.valid
             )
     return result
 
 
-def format_report(result: dict[str, Any]) -> str:
-    """A readable text report of :func:`evaluate_model`'s result."""
-    lines = [
-        f"{result['model']} ({result['target']}): {result['n_samples']} {result['split']} "
-        f"samples, batch size {result['batch_size']}"
-    ]
-    if result["failed_devices"] or result["fail_prob"]:
-        lines.append(
-            f"failed devices: {result['failed_devices'] or 'none'}; random failure "
-            f"probability {result['fail_prob']:g} (seed {result['seed']}); "
-            f"{result['unclassified']} sample(s) unclassified"
-        )
-    lines += format_exits(result, measured=True)
-    lines += ["", f"{'tier':<18}{'samples':>8}{'total ms':>11}{'ms/sample':>11}"]
-    for tier, v in result["latency_ms"].items():
-        lines.append(f"{tier:<18}{v['samples']:>8}{v['total_ms']:>11.1f}{v['mean_ms']:>11.4f}")
-    wire = result["wire_ms"]
-    lines.append(
-        f"{'(message coding)':<18}{result['n_samples']:>8}{wire['total_ms']:>11.1f}"
-        f"{wire['mean_ms']:>11.4f}"
-    )
-    lines.append(f"throughput: {result['samples_per_s']:.0f} samples/s")
-    lines += format_sweep(result)
-    return "\n".join(lines)
+def format_report(result: Evaluation) -> str:
+    """A readable text report of :func:`evaluate_model`'s result (:meth:`Evaluation.format`)."""
+    return result.format()

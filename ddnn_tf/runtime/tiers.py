@@ -94,10 +94,12 @@ class TierRunner:
             signature does not match the manifest (naming the tier and the tensors).
 
     Example:
-        >>> runner = TierRunner("device_0", data, target="portable", inputs=..., outputs=...)
-        >>> out = runner({"image": x})  # x: (N, 10, 14, 1) float32
+        >>> from ddnn_tf.manifest import load_manifest
+        >>> m = load_manifest("tflite_models/fmnist6_mpcc")
+        >>> runner = TierRunner.from_manifest(m, "device_0", "portable")
+        >>> out = runner({"image": np.zeros((3, 10, 14, 1), np.float32)})
         >>> out["summary"].shape, out["features"].shape
-        ((N, 10), (N, 5, 7, 4))
+        ((3, 10), (3, 5, 7, 4))
     """
 
     def __init__(
@@ -234,14 +236,58 @@ class TierRunner:
             ValueError: a missing or unknown input name, a wrong shape or dtype.
         """
         feeds, n = self._checked(feeds)
+        return self.run([feeds[k] for k in self.input_names])
+
+    def run(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """The fast call path: inputs in :attr:`input_names` order, unchecked.
+
+        Tensors are bound by the indices the signature gives, resolved once; the batch
+        dimension is resized (and tensors reallocated) only when the batch size changes.
+
+        Args:
+            arrays: one C-contiguous ``(N, *shape)`` array of the manifest's dtype per
+                input, all with the same ``N`` (what :meth:`__call__` checks).
+
+        Returns:
+            output name -> fresh ``(N, *shape)`` array.
+        """
+        n = len(arrays[0])
         if n == 0:
             return {k: np.zeros((0, *s), np.float32) for k, s in self.output_shapes.items()}
         if self.target == "portable":
-            result = self._runner(**feeds)
-            return {k: np.array(result[k]) for k in self.output_names}
+            return self._run_portable(arrays, n)
+        feeds = dict(zip(self.input_names, arrays))
         rows: list[list[np.ndarray]] = []
         for i in range(n):
             args = [feeds[k][i : i + 1] for k in self._input_order]
             rows.append([np.array(a) for a in self._interpreter.predict(args)])
         stacked = [np.concatenate(col, axis=0) for col in zip(*rows)]
         return dict(zip(self._output_order, stacked))
+
+    def _run_portable(self, arrays: list[np.ndarray], n: int) -> dict[str, np.ndarray]:
+        # The same wrapper calls as LiteRT's SignatureRunner.__call__, minus what it does on
+        # every call regardless: resizing every input and reallocating every tensor. (The
+        # interpreter's public set_tensor/invoke refuse to run while a signature runner
+        # holds the wrapper.)
+        bound = getattr(self, "_bound", None)
+        if bound is None:
+            ins = self._runner.get_input_details()
+            outs = self._runner.get_output_details()
+            bound = self._bound = {
+                "wrapper": self._runner._interpreter_wrapper,
+                "subgraph": self._runner._subgraph_index,
+                "inputs": [ins[k]["index"] for k in self.input_names],
+                "outputs": [(k, outs[k]["index"]) for k in self.output_names],
+                "batch": None,
+            }
+        wrapper, subgraph = bound["wrapper"], bound["subgraph"]
+        if bound["batch"] != n:
+            for index, key in zip(bound["inputs"], self.input_names):
+                shape = np.array([n, *self.input_shapes[key]], np.int32)
+                wrapper.ResizeInputTensor(index, shape, False, subgraph)
+            wrapper.AllocateTensors(subgraph)
+            bound["batch"] = n
+        for index, array in zip(bound["inputs"], arrays):
+            wrapper.SetTensor(index, array, subgraph)
+        wrapper.Invoke(subgraph)
+        return {k: wrapper.GetTensor(index, subgraph) for k, index in bound["outputs"]}
