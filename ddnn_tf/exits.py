@@ -203,7 +203,7 @@ def resolve_thresholds(
         threshold = PAPER_THRESHOLD
     if threshold == "calibrated":
         if not complete:
-            raise ValueError("No calibrated thresholds for every early exit; give --threshold T.")
+            raise ValueError("threshold: no calibrated thresholds for every early exit; give T.")
         threshold = {e: calibrated[e] for e in early}
     if isinstance(threshold, Mapping):
         unknown = sorted(set(threshold) - set(early))
@@ -222,11 +222,11 @@ def resolve_thresholds(
             t = float(values[e])
         except (TypeError, ValueError):
             raise ValueError(
-                f"--threshold: expected a number in [0, 1], 'paper' or 'calibrated'; "
+                f"threshold: expected a number in [0, 1], 'paper' or 'calibrated'; "
                 f"got {values[e]!r}."
             ) from None
-        if not 0.0 <= t <= 1.0:
-            raise ValueError(f"--threshold: expected a number in [0, 1], got {t}.")
+        if not 0.0 <= t <= 1.0:  # also refuses NaN
+            raise ValueError(f"threshold: expected a number in [0, 1], got {t}.")
         out[e] = t
     return out
 
