@@ -34,6 +34,7 @@ from ddnn_tf._keras import keras, tf
 from ddnn_tf.checks import check_labels, check_views
 from ddnn_tf.data import Dataset, Split, load_dataset
 from ddnn_tf.model import DDNN, build_ddnn, build_individual
+from ddnn_tf.schemas import validate_document
 from ddnn_tf.topology import Topology
 
 __all__ = [
@@ -394,9 +395,10 @@ def _read_json(path: Path) -> Any:
             f"(make one with `python -m ddnn_tf.train --out {path.parent}`)."
         )
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
+    return validate_document(data, path.name, path)  # its declared schema (ddnn_tf.schemas)
 
 
 def load_run(path: str | Path) -> Run:
