@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from ddnn_tf.tflite_check import check_tier_binary
+
 __all__ = ["TARGETS", "TierRunner", "load_lce_interpreter"]
 
 TARGETS = ("portable", "lce")
@@ -88,10 +90,14 @@ class TierRunner:
         input_order / output_order: signature names in the flatbuffer's positional
             order (required for ``lce``).
         num_threads: interpreter threads.
+        file: the binary's path, named in errors.
+        ops: the manifest's operator counts of the file, checked against it.
 
     Raises:
-        ValueError: unknown target, a missing interpreter package, or a binary whose
-            signature does not match the manifest (naming the tier and the tensors).
+        ValueError: unknown target, a missing interpreter package, or a binary that
+            :func:`ddnn_tf.tflite_check.check_tier_binary` refuses (malformed, operators
+            the target cannot resolve, a signature that does not match the manifest),
+            naming the tier and the file.
 
     Example:
         >>> runner = TierRunner("device_0", data, target="portable", inputs=..., outputs=...)
@@ -111,9 +117,23 @@ class TierRunner:
         input_order: list[str] | None = None,
         output_order: list[str] | None = None,
         num_threads: int = 1,
+        file: str | None = None,
+        ops: Mapping[str, int] | None = None,
     ) -> None:
         if target not in TARGETS:
             raise ValueError(f"Expected a target in {TARGETS}. Received target={target!r}.")
+        # No interpreter ever sees a file that is truncated, garbage or for another target.
+        check_tier_binary(
+            model,
+            tier=name,
+            file=file or f"{target} binary",
+            target=target,
+            inputs=inputs,
+            outputs=outputs,
+            input_order=input_order,
+            output_order=output_order,
+            ops=ops,
+        )
         self.name = name
         self.target = target
         self.input_shapes = {t["name"]: tuple(int(d) for d in t["shape"][1:]) for t in inputs}
@@ -168,7 +188,8 @@ class TierRunner:
             KeyError: an unknown tier, or a target the manifest does not hold.
             ValueError: as the constructor.
         """
-        model = manifest.path(name, target).read_bytes()  # KeyError naming what exists
+        path = manifest.path(name, target)  # KeyError naming what exists
+        model = path.read_bytes()
         tier = manifest["tiers"][name]
         entry = tier["files"][target]
         return cls(
@@ -180,6 +201,8 @@ class TierRunner:
             input_order=entry.get("input_order"),
             output_order=entry.get("output_order"),
             num_threads=num_threads,
+            file=str(path),
+            ops=entry.get("ops"),
         )
 
     def _check_names(self, what: str, found, expected: list[str]) -> None:
