@@ -338,7 +338,7 @@ def check_tier_binary(
     for kind, order in (("input_order", input_order), ("output_order", output_order)):
         if order is not None and list(order) != signature[kind]:
             raise ValueError(
-                f"{prefix}: the manifest's {kind} is {list(order)}, the binary's positional "
-                f"order is {signature[kind]}."
+                f"{prefix}: the manifest's {kind} does not match the binary's positional "
+                f"order {signature[kind]} (manifest: {list(order)})."
             )
     return model
