@@ -114,6 +114,7 @@ def _views(n=20, shape=(10, 14, 1), k=6, **overrides):
     rng = np.random.default_rng(0)
     arrays = {f"x{i}": rng.random((n, *shape)).astype(np.float32) for i in range(k)}
     arrays["y"] = np.arange(n) % 10
+    arrays["classes"] = np.array(json.loads((MODEL / "manifest.json").read_text())["classes"])
     arrays.update(overrides)
     return arrays
 
@@ -281,14 +282,14 @@ CASES = [
     (
         "run-fail-list-float",
         "run",
-        lambda c: [c.model, "--data", "synthetic", "--fail", "2,2.7"],
+        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views()), "--fail", "2,2.7"],
         None,
         ["--fail", "2.7"],
     ),
     (
         "run-fail-missing-device",
         "run",
-        lambda c: [c.model, "--data", "synthetic", "--fail", "9"],
+        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views()), "--fail", "9"],
         None,
         ["--fail", "device 9 does not exist"],
     ),
@@ -303,14 +304,14 @@ CASES = [
     (
         "run-threshold-range",
         "run",
-        lambda c: [c.model, "--data", "synthetic", "--threshold", "1.5"],
+        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views()), "--threshold", "1.5"],
         None,
         ["--threshold", "[0, 1]"],
     ),
     (
         "run-threshold-nan",
         "run",
-        lambda c: [c.model, "--data", "synthetic", "--threshold", "nan"],
+        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views()), "--threshold", "nan"],
         None,
         ["--threshold", "[0, 1]"],
     ),
@@ -728,14 +729,14 @@ CASES = [
         "run",
         lambda c: [c.model, "--data", "npz", "--path", c.npz(**_nan_views())],
         None,
-        ["device 2 input has NaN"],
+        ["'x2'", "data.npz", "NaN"],
     ),
     (
         "npz-devices",
         "run",
         lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views(k=5))],
         None,
-        ["expected 6 device inputs"],
+        ["5 devices, the model 6"],
     ),
     (
         "npz-labels-float",
