@@ -923,13 +923,15 @@ def test_corrupt_binaries_end_in_a_message_not_a_signal(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], res.stderr
 
 
-def test_successful_commands_print_only_their_own_lines(tiny_run):
+def test_successful_commands_print_only_their_own_lines(tiny_run, tmp_path):
     """No absl/oneDNN/cudart/cuInit line on stderr of a successful evaluate (TensorFlow)
     or run (LiteRT); DDNN_TF_LOG=debug is the way to see them."""
     evaluate = run_cli("ddnn_tf.evaluate", str(tiny_run.path), "--json", timeout=300)
     assert evaluate.returncode == 0, evaluate.stderr
     assert json.loads(evaluate.stdout)["n_samples"] > 0
-    run = run_cli("ddnn_tf.run", str(MODEL), "--data", "synthetic", "--limit", "20", timeout=120)
+    data = tmp_path / "views.npz"
+    np.savez(data, **_views())
+    run = run_cli("ddnn_tf.run", str(MODEL), "--data", "npz", "--path", str(data), timeout=120)
     assert run.returncode == 0, run.stderr
     assert "overall accuracy" in run.stdout
     for res in (evaluate, run):
