@@ -203,7 +203,7 @@ def resolve_thresholds(
         threshold = PAPER_THRESHOLD
     if threshold == "calibrated":
         if not complete:
-            raise ValueError("threshold: no calibrated thresholds for every early exit; give T.")
+            raise ValueError("No calibrated thresholds for every early exit; give --threshold T.")
         threshold = {e: calibrated[e] for e in early}
     if isinstance(threshold, Mapping):
         unknown = sorted(set(threshold) - set(early))
