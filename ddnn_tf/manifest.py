@@ -10,8 +10,9 @@
       cloud[.lce].tflite
 
 A runtime never needs TensorFlow or the training code: it reads the manifest with
-:func:`load_manifest` (standard library only; the file hashes are checked on load),
-opens each tier's file for its target and binds tensors **by name**.
+:func:`load_manifest` (standard library and jsonschema: the whole document is checked
+against its schema, and the file hashes, on load), opens each tier's file for its target
+and binds tensors **by name**.
 
 Schema (``format_version`` 1). Tensor shapes (``tiers.*.inputs/outputs[].shape`` and
 ``inputs[].shape``) **include the batch dimension**, fixed to 1 as exported (LiteRT.js
