@@ -936,3 +936,25 @@ def test_successful_commands_print_only_their_own_lines(tiny_run, tmp_path):
     assert "overall accuracy" in run.stdout
     for res in (evaluate, run):
         assert res.stderr == "", res.stderr
+
+
+def test_native_log_lines_are_dropped_and_other_lines_kept(capfd, monkeypatch):
+    import os
+
+    from ddnn_tf._cli import native_logs_hidden
+
+    lines = (
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to "
+        b"STDERR\n"
+        b"I0000 00:00:1796015091.872021    6948 port.cc:153] oneDNN custom operations are on.\n"
+        b"E0000 00:00:1796015117.052139    7292 cuda_platform.cc:52] failed call to cuInit\n"
+        b"a real problem from a C library\n"
+    )
+    monkeypatch.delenv("DDNN_TF_LOG", raising=False)
+    with native_logs_hidden():
+        os.write(2, lines)
+    assert capfd.readouterr().err == "a real problem from a C library\n"
+    monkeypatch.setenv("DDNN_TF_LOG", "debug")
+    with native_logs_hidden():
+        os.write(2, lines)
+    assert capfd.readouterr().err == lines.decode()
