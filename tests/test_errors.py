@@ -869,14 +869,17 @@ def test_malformed_input_gets_one_clean_line(
     assert _snapshot(ctx.tmp) == before  # nothing left behind, nothing touched
 
 
-def test_training_stops_at_the_first_non_finite_loss(tiny_dataset, tmp_path):
-    from ddnn_tf.train import TrainConfig, train
+def test_training_stops_at_the_first_non_finite_loss(tmp_path):
+    from ddnn_tf.data import load_dataset
+    from ddnn_tf.train import TrainConfig, topology_for, train
 
-    config = TrainConfig(epochs=2, batch_size=64, exit_weights={"local": 1e39})  # inf in float32
+    data = load_dataset("synthetic", n_samples=120, num_devices=1, seed=0)
+    topology = topology_for(data, cloud_conv_layers=1)  # small: the first batch decides
+    config = TrainConfig(epochs=2, batch_size=32, exit_weights={"local": 1e39})  # inf in float32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy's float32 overflow notice
         with pytest.raises(ValueError, match=r"Training diverged: the loss is inf at epoch 1"):
-            train(tiny_dataset, config=config, out=tmp_path / "r", verbose=0)
+            train(data, topology, config, out=tmp_path / "r", verbose=0)
     assert list(tmp_path.iterdir()) == []
 
 
