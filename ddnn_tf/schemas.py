@@ -87,8 +87,8 @@ TRAIN_CONFIG = {
         "epochs": _POSITIVE,
         "batch_size": _POSITIVE,
         "learning_rate": {"type": "number", "exclusiveMinimum": 0},
-        "beta_1": _FRACTION,
-        "beta_2": _FRACTION,
+        "beta_1": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+        "beta_2": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
         "epsilon": {"type": "number", "exclusiveMinimum": 0},
         "exit_weights": {
             "type": ["object", "null"],

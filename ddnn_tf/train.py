@@ -40,6 +40,7 @@ from ddnn_tf.topology import Topology
 __all__ = [
     "PAPER_ADAM",
     "EpochTimer",
+    "StopOnNonFiniteLoss",
     "TrainConfig",
     "Run",
     "train",
@@ -63,16 +64,17 @@ def _check_number(
     low: float | None = None,
     high: float | None = None,
     low_open: bool = False,
+    high_open: bool = False,
 ) -> None:
     """Raise ValueError naming ``name`` unless ``value`` is a finite number in range."""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (low is None or value > low or (value == low and not low_open))
-    ok = ok and (high is None or value <= high)
+    ok = ok and (high is None or value < high or (value == high and not high_open))
     if not ok:
         kind = "an integer" if integer else "a finite number"
         bounds = [f"{'>' if low_open else '>='} {low}" if low is not None else ""]
-        bounds.append(f"<= {high}" if high is not None else "")
+        bounds.append(f"{'<' if high_open else '<='} {high}" if high is not None else "")
         limits = " and ".join(b for b in bounds if b)
         raise ValueError(f"{name} must be {kind}{' ' + limits if limits else ''}, got {value!r}.")
 
@@ -95,7 +97,7 @@ class TrainConfig:
             _check_number(name, getattr(self, name), integer=True, low=1)
         _check_number("learning_rate", self.learning_rate, low=0, low_open=True)
         for name in ("beta_1", "beta_2"):
-            _check_number(name, getattr(self, name), low=0, high=1)
+            _check_number(name, getattr(self, name), low=0, high=1, high_open=True)
         _check_number("epsilon", self.epsilon, low=0, low_open=True)
         if self.seed is not None:
             _check_number("seed", self.seed, integer=True, low=0)
