@@ -146,8 +146,18 @@ def _pop(*path):
 
 
 T = "train"
+
+
 # Each case: (id, command, argv builder, setup, substrings the error line must contain).
 # argv builders get the Ctx; "{out}" style is avoided so every path is explicit.
+def _flipped(data: bytes, changes: dict[int, int]) -> bytes:
+    """``data`` with some bytes replaced (corruptions found by fuzzing the committed files)."""
+    out = bytearray(data)
+    for offset, value in changes.items():
+        out[offset] = value
+    return bytes(out)
+
+
 CASES = [
     # ------------------------------------------------------------ flags: numbers
     (
@@ -817,6 +827,28 @@ CASES = [
             lambda m: m["tiers"]["local_aggregator"]["files"]["lce"]["input_order"].reverse()
         ),
         ["Tier local_aggregator", "input_order"],
+    ),
+    (  # well-formed enough for the reader, refused by LiteRT's own verifier
+        "binary-litert-refuses",
+        "run",
+        lambda c: [c.model, "--data", "synthetic"],
+        lambda c: c.binary(
+            "local_aggregator",
+            "portable",
+            _flipped(c.read("local_aggregator", "portable"), {368: 95}),
+        ),
+        ["Tier local_aggregator", "local_aggregator.tflite", "interpreter refused the file"],
+    ),
+    (  # ... and one LCE's interpreter refuses
+        "binary-lce-refuses",
+        "run",
+        lambda c: [c.model, "--target", "lce", "--data", "synthetic"],
+        lambda c: c.binary(
+            "device_0",
+            "lce",
+            _flipped(c.read("device_0", "lce"), {708: 191, 1417: 212, 4165: 224, 4495: 187}),
+        ),
+        ["Tier device_0", "device_0.lce.tflite", "interpreter refused the file"],
     ),
     (
         "bench-truncated-lce",

@@ -68,14 +68,15 @@ def load_lce_interpreter():
     return module.LiteInterpreter
 
 
-def _portable_interpreter(model: bytes, num_threads: int):
+def _portable_interpreter():
+    """ai-edge-litert's ``Interpreter`` class (ValueError when it is not installed)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise ValueError(
             "The portable target needs the ai-edge-litert package (pip install ai-edge-litert)."
         ) from None
-    return Interpreter(model_content=model, num_threads=num_threads)
+    return Interpreter
 
 
 class TierRunner:
@@ -143,7 +144,10 @@ class TierRunner:
         self.output_shapes = {t["name"]: tuple(int(d) for d in t["shape"][1:]) for t in outputs}
         self.output_names = list(self.output_shapes)
         if target == "portable":
-            interpreter = _portable_interpreter(model, num_threads)
+            litert = _portable_interpreter()
+            interpreter = self._open(
+                lambda m, n: litert(model_content=m, num_threads=n), model, num_threads, file
+            )
             signatures = interpreter.get_signature_list()
             if _SIGNATURE not in signatures:
                 raise ValueError(
@@ -162,7 +166,10 @@ class TierRunner:
                 )
             self._check_names("input_order", input_order, list(self.input_shapes))
             self._check_names("output_order", output_order, self.output_names)
-            self._interpreter = load_lce_interpreter()(model, num_threads, False, False, False)
+            lce = load_lce_interpreter()
+            self._interpreter = self._open(
+                lambda m, n: lce(m, n, False, False, False), model, num_threads, file
+            )
             self._input_order = list(input_order)
             self._output_order = list(output_order)
             shapes = [tuple(s) for s in self._interpreter.input_shapes]
@@ -173,6 +180,16 @@ class TierRunner:
                         f"manifest says {(1, *self.input_shapes[key])}; the manifest's "
                         "input_order does not match the file."
                     )
+
+    def _open(self, make, model: bytes, num_threads: int, file: str | None):
+        """The interpreter of ``model``; its refusal becomes an error naming tier and file."""
+        try:
+            return make(model, num_threads)
+        except (RuntimeError, ValueError) as err:  # what check_tier_binary cannot see
+            raise ValueError(
+                f"Tier {self.name} ({file or self.target + ' binary'}): the {self.target} "
+                f"interpreter refused the file: {err}; convert the model again."
+            ) from None
 
     @classmethod
     def from_manifest(cls, manifest, name: str, target: str, *, num_threads: int = 1) -> TierRunner:
