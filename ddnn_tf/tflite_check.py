@@ -180,6 +180,14 @@ def _read(data: bytes) -> TfliteModel:
         offset, size = buf.scalar(1, "<Q"), buf.scalar(2, "<Q")
         if offset > 1 and offset + size > r.size:
             raise _Corrupt(f"buffers[{i}] points at bytes {offset}..{offset + size}, past the end")
+    for i, meta in enumerate(model.tables(6, "metadata")):
+        meta.string(0, f"metadata[{i}].name")
+        if meta.scalar(1, "<I") >= len(buffers):
+            raise _Corrupt(f"metadata[{i}] names buffer {meta.scalar(1, '<I')} of {len(buffers)}")
+    for index in model.scalars(5, "<i", "metadata_buffer"):
+        if not 0 <= index < len(buffers):
+            raise _Corrupt(f"metadata_buffer names buffer {index} of {len(buffers)}")
+    model.string(3, "description")
     codes = []
     for i, code in enumerate(model.tables(1, "operator_codes")):
         builtin = max(code.scalar(0, "<b"), code.scalar(3, "<i"))
