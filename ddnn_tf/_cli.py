@@ -209,6 +209,27 @@ def _debug() -> bool:
     return os.environ.get("DDNN_TF_LOG", "").strip().lower() == "debug"
 
 
+_terminal = None  # Python's stderr on a lasting copy of descriptor 2 (see below)
+
+
+def _terminal_copy(python_stderr):
+    """A text stream on a copy of descriptor 2, made once and never closed.
+
+    Logging handlers created while TensorFlow imports (absl's, ``tf.get_logger()``'s) keep
+    the ``sys.stderr`` they saw; this copy stays valid for the life of the process.
+    """
+    global _terminal
+    if _terminal is None:
+        _terminal = open(  # noqa: SIM115  (lives as long as the process)
+            os.dup(2),
+            "w",
+            encoding=python_stderr.encoding,
+            errors=python_stderr.errors,
+            buffering=1,
+        )
+    return _terminal
+
+
 @contextmanager
 def native_logs_hidden() -> Iterator[None]:
     """Keep TensorFlow's C++ log lines off stderr while the block runs.
@@ -235,21 +256,13 @@ def native_logs_hidden() -> Iterator[None]:
     sink = tempfile.TemporaryFile()
     python_stderr = sys.stderr
     if own_stderr:
-        sys.stderr = open(  # noqa: SIM115  (closed below)
-            saved,
-            "w",
-            encoding=python_stderr.encoding,
-            errors=python_stderr.errors,
-            buffering=1,
-            closefd=False,
-        )
+        sys.stderr = _terminal_copy(python_stderr)
     os.dup2(sink.fileno(), 2)
     try:
         yield
     finally:
         if own_stderr:
             sys.stderr.flush()
-            sys.stderr.close()
             sys.stderr = python_stderr
         os.dup2(saved, 2)
         os.close(saved)
