@@ -993,3 +993,22 @@ def test_native_log_lines_are_dropped_and_other_lines_kept(capfd, monkeypatch):
     with native_logs_hidden():
         os.write(2, lines)
     assert capfd.readouterr().err == lines.decode()
+
+
+def test_tensorflow_import_is_quiet_and_its_python_logging_still_works():
+    """Importing Keras hides the C++ start-up lines, yet the logging handlers TensorFlow
+    made meanwhile still write to stderr afterwards (no 'I/O operation on closed file')."""
+    import os
+    import subprocess
+
+    code = (
+        "import ddnn_tf._keras, tensorflow as tf; "
+        "tf.get_logger().warning('still heard'); print('done')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DDNN_TF_LOG", None)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0 and res.stdout == "done\n", res.stderr
+    assert res.stderr == "WARNING:tensorflow:still heard\n"
