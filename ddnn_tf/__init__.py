@@ -21,7 +21,10 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") not in 
         "the environment variable TF_USE_LEGACY_KERAS=1 before starting Python."
     )
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Python-side TensorFlow logging; the C++ start-up lines are kept off the terminal by the
+# CLIs (ddnn_tf._cli.native_logs_hidden), and DDNN_TF_LOG=debug shows everything.
+_DEBUG = os.environ.get("DDNN_TF_LOG", "").strip().lower() == "debug"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _DEBUG else "2")
 
 try:
     from importlib.metadata import PackageNotFoundError, version

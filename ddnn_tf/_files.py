@@ -8,7 +8,51 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_directory"]
+__all__ = ["atomic_directory", "check_output_dir"]
+
+
+def check_output_dir(
+    out: str | Path, *, overwrite: bool, what: str, marker: str | None = None
+) -> Path:
+    """Check, before any work starts, that directory ``out`` can be written.
+
+    Args:
+        out: the directory a command will create (or replace).
+        overwrite: whether an existing ``out`` may be replaced.
+        what: how errors name it ("Run directory", "Output directory").
+        marker: a file that marks a directory this command wrote (``topology.json``,
+            ``manifest.json``); an existing non-empty ``out`` without it is never replaced.
+
+    Returns:
+        ``out`` as a Path.
+
+    Raises:
+        ValueError: ``out`` is a file, exists without ``overwrite``, is another kind of
+            directory, or its parent is a file or cannot be written to.
+    """
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise ValueError(f"{what} {out} exists and is a file, not a directory.")
+        if not overwrite:
+            raise ValueError(f"{what} {out} already exists; pass --overwrite to replace it.")
+        if marker is not None and any(out.iterdir()) and not (out / marker).is_file():
+            raise ValueError(
+                f"{what} {out} exists and was not written by this command (no {marker}); "
+                "refusing to replace it. Choose another output directory."
+            )
+    parent = out.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"Cannot create {what.lower()} {out}: {parent} is a file.")
+    try:  # a real probe: permissions, read-only file systems, root alike
+        shutil.rmtree(tempfile.mkdtemp(prefix=f".{out.name}.probe.", dir=parent))
+    except OSError as err:
+        raise ValueError(
+            f"Cannot create {what.lower()} {out}: {parent} is not writable ({err.strerror or err})."
+        ) from None
+    return out
 
 
 @contextmanager
@@ -19,11 +63,9 @@ def atomic_directory(out: str | Path, *, overwrite: bool, what: str) -> Iterator
     is ever left at ``out``; an existing ``out`` is kept unless ``overwrite``.
 
     Raises:
-        ValueError: ``out`` exists and ``overwrite`` is not set (``what`` names it).
+        ValueError: as :func:`check_output_dir` (``what`` names ``out``).
     """
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ValueError(f"{what} {out} already exists; pass --overwrite to replace it.")
+    out = check_output_dir(out, overwrite=overwrite, what=what)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

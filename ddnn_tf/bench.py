@@ -103,6 +103,7 @@ def bench_tiers(
         FileNotFoundError / ValueError: no valid converted model at ``model_dir``.
     """
     from ddnn_tf.manifest import load_manifest
+    from ddnn_tf.tflite_check import check_tier_binary
 
     if int(repeats) < 1 or int(warmup) < 0 or int(threads) < 1:
         raise ValueError(
@@ -117,6 +118,17 @@ def bench_tiers(
         memory = meta.get("memory", {})
         for target, entry in meta["files"].items():
             path = manifest.path(tier, target)
+            check_tier_binary(  # before an interpreter loads it
+                path.read_bytes(),
+                tier=tier,
+                file=str(path),
+                target=target,
+                inputs=meta["inputs"],
+                outputs=meta["outputs"],
+                input_order=entry.get("input_order"),
+                output_order=entry.get("output_order"),
+                ops=entry.get("ops"),
+            )
             make = _portable_timer if target == "portable" else _lce_timer
             once = make(path, meta if target == "portable" else entry, inputs, int(threads))
             for _ in range(int(warmup)):
@@ -215,6 +227,8 @@ def bench_run(
     from ddnn_tf.runtime import Hierarchy
     from ddnn_tf.runtime.report import load_data_for
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit: expected a positive integer, got {limit!r}.")
     names = targets.split(",") if isinstance(targets, str) else list(targets)
     rows = []
     n = 0
@@ -222,7 +236,7 @@ def bench_run(
         h = Hierarchy(model_dir, target=target, num_threads=int(threads))
         test = load_data_for(h, data, path).test
         if limit is not None:
-            test = test.subset(slice(0, int(limit)))
+            test = test.subset(slice(0, limit))
         n = len(test)
         results = {}
         for mode, size in (("batched", int(batch_size)), ("one-by-one", 1)):

@@ -78,18 +78,19 @@ def failed_mask(fail, num_devices: int) -> np.ndarray:
         return mask
     if isinstance(fail, str):
         items = [s for s in fail.replace(" ", "").split(",") if s]
-    elif isinstance(fail, (int, np.integer)):
+    elif isinstance(fail, (int, np.integer)) and not isinstance(fail, bool):
         items = [fail]
-    else:
+    elif isinstance(fail, (list, tuple, np.ndarray)):
         items = list(fail)
+    else:
+        raise ValueError(f"fail: expected device indices like 0,3; got {fail!r}.")
     for item in items:
-        try:
-            d = int(item)
-        except (TypeError, ValueError):
-            raise ValueError(f"--fail: expected device indices like 0,3; got {fail!r}.") from None
+        if isinstance(item, str) and item.strip().lstrip("+").isdigit():
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, (int, np.integer)):
+            raise ValueError(f"fail: expected device indices like 0,3; got {fail!r}.")
+        d = int(item)
         if not 0 <= d < num_devices:
-            raise ValueError(
-                f"--fail: device {d} does not exist; devices are 0..{num_devices - 1}."
-            )
+            raise ValueError(f"fail: device {d} does not exist; devices are 0..{num_devices - 1}.")
         mask[d] = True
     return mask

@@ -182,12 +182,11 @@ def check_threshold(t: Any, where: str = "threshold") -> float:
         value = float(t)
     except (TypeError, ValueError):
         raise ValueError(
-            f"{where}: expected a threshold in [0, 1], 'paper' or 'calibrated'. Received {t!r}."
+            f"{where}: expected a number in [0, 1], 'paper' or 'calibrated'; got {t!r}."
         ) from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(
-            f"{where}: expected a threshold in [0, 1] (normalized entropy lies in [0, 1]). "
-            f"Received {t!r}."
+            f"{where}: expected a number in [0, 1] (normalized entropy lies in [0, 1]), got {t!r}."
         )
     return value
 
@@ -239,7 +238,7 @@ def resolve_thresholds(
         values = dict(threshold)
     else:
         values = {e: threshold for e in early}
-    return {e: check_threshold(values[e], f"--threshold ({e} exit)") for e in early}
+    return {e: check_threshold(values[e], "threshold") for e in early}
 
 
 def _as_thresholds(thresholds: Sequence[float], num_exits: int) -> list[float]:

@@ -10,8 +10,9 @@
       cloud[.lce].tflite
 
 A runtime never needs TensorFlow or the training code: it reads the manifest with
-:func:`load_manifest` (standard library only; the file hashes are checked on load),
-opens each tier's file for its target and binds tensors **by name**.
+:func:`load_manifest` (standard library and jsonschema: the whole document is checked
+against its schema, and the file hashes, on load), opens each tier's file for its target
+and binds tensors **by name**.
 
 Schema (``format_version`` 1). Tensor shapes (``tiers.*.inputs/outputs[].shape`` and
 ``inputs[].shape``) **include the batch dimension**, fixed to 1 as exported (LiteRT.js
@@ -62,10 +63,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
+
+from ddnn_tf.schemas import validate_document
 
 __all__ = [
     "check_tier_graph",
@@ -93,27 +95,6 @@ TARGETS = ("portable", "lce")
 TARGET_SUFFIX = {"portable": ".tflite", "lce": ".lce.tflite"}
 TENSOR_ROLES = ("sensor", "summary", "features", "presence", "logits")
 _EXITS = ("local", "edge", "cloud")  # as ddnn_tf.topology.EXITS, without importing it
-
-REQUIRED_KEYS = (
-    "format",
-    "format_version",
-    "name",
-    "split",
-    "topology",
-    "classes",
-    "device_names",
-    "inputs",
-    "aggregation",
-    "thresholds",
-    "thresholds_source",
-    "wire",
-    "targets",
-    "tiers",
-)
-TIER_KEYS = ("role", "files", "inputs", "outputs")
-FILE_KEYS = ("file", "sha256", "size_bytes")
-TENSOR_KEYS = ("name", "shape", "dtype", "role")
-INPUT_KEYS = ("device", "name", "shape", "dtype", "scale", "raw_bytes")
 
 
 class Manifest(dict):
@@ -174,28 +155,6 @@ def _fail(where: str, message: str) -> None:
     raise ValueError(f"Invalid manifest ({where}): {message}")
 
 
-def _require(obj: Any, keys: tuple[str, ...], where: str) -> None:
-    if not isinstance(obj, dict):
-        _fail(where, f"expected a JSON object, got {type(obj).__name__}.")
-    missing = [k for k in keys if k not in obj]
-    if missing:
-        _fail(where, f"missing key(s) {missing}.")
-
-
-def _check_shape(shape: Any, where: str) -> None:
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape
-    ):
-        _fail(where, f"expected a shape (list of positive ints), got {shape!r}.")
-
-
-def _check_tensor(entry: Any, where: str) -> None:
-    _require(entry, TENSOR_KEYS, where)
-    _check_shape(entry["shape"], f"{where}.shape")
-    if entry["role"] not in TENSOR_ROLES:
-        _fail(where, f"role {entry['role']!r} is not one of {TENSOR_ROLES}.")
-
-
 def _check_file(entry: dict, directory: Path, where: str) -> None:
     path = directory / entry["file"]
     if Path(entry["file"]).name != entry["file"]:
@@ -215,7 +174,12 @@ def _check_file(entry: dict, directory: Path, where: str) -> None:
 def validate_manifest(
     manifest: dict[str, Any], directory: str | Path | None = None, *, check_files: bool = True
 ) -> dict[str, Any]:
-    """Check a manifest's format, version, keys and (optionally) its files' hashes.
+    """Check a whole manifest against its schema, its semantic rules and (optionally) its files.
+
+    The structure and types are checked against :data:`ddnn_tf.schemas.MANIFEST` (every
+    key, at every depth); then the rules a schema cannot express: exits in order, one
+    threshold per early exit, a summary of one value per class, one file per target,
+    unique tensor names, and each file's size and sha256.
 
     Args:
         manifest: the parsed JSON object.
@@ -226,76 +190,45 @@ def validate_manifest(
         ``manifest`` itself.
 
     Raises:
-        ValueError: wrong format or version, missing keys, malformed entries, or a file
-            whose size or sha256 does not match.
+        ValueError: wrong format or version, a value of the wrong type or out of range
+            (naming its key path), a broken rule, or a file whose size or sha256 does not
+            match.
         FileNotFoundError: a tier file is missing.
     """
-    _require(manifest, ("format", "format_version"), "top level")
-    if manifest["format"] != FORMAT:
-        _fail("format", f"expected {FORMAT!r}, got {manifest['format']!r}.")
-    version = manifest["format_version"]
-    if version != FORMAT_VERSION:
-        _fail(
-            "format_version",
-            f"this ddnn_tf reads version {FORMAT_VERSION}, the manifest is version "
-            f"{version!r}; convert the model again with this version of ddnn_tf.",
-        )
-    _require(manifest, REQUIRED_KEYS, "top level")
+    if isinstance(manifest, dict) and manifest.get("format") == FORMAT:
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            _fail(
+                "format_version",
+                f"this ddnn_tf reads version {FORMAT_VERSION}, the manifest is version "
+                f"{version!r}; convert the model again with this version of ddnn_tf.",
+            )
+    label = Path(directory) / MANIFEST_FILE if directory is not None else MANIFEST_FILE
+    validate_document(manifest, MANIFEST_FILE, label)
     split = manifest["split"]
-    if (
-        not isinstance(split, list)
-        or not split
-        or split[-1] != "cloud"
-        or any(e not in _EXITS for e in split)
-        or split != sorted(set(split), key=_EXITS.index)
-    ):
+    if split[-1] != "cloud" or split != sorted(set(split), key=_EXITS.index):
         _fail("split", f"expected exits bottom to top ending with 'cloud', got {split!r}.")
     targets = manifest["targets"]
-    if not isinstance(targets, list) or not targets or any(t not in TARGETS for t in targets):
-        _fail("targets", f"expected a non-empty list of {TARGETS}, got {targets!r}.")
     num_classes = len(manifest["classes"])
     thresholds = manifest["thresholds"]
-    if not isinstance(thresholds, dict) or sorted(thresholds) != sorted(split[:-1]):
+    if sorted(thresholds) != sorted(split[:-1]):
         _fail("thresholds", f"expected one threshold per exit of {split[:-1]}, got {thresholds!r}.")
-    for exit_name, t in thresholds.items():
-        if not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0 or math.isnan(t):
-            _fail("thresholds", f"threshold of {exit_name!r} must be in [0, 1], got {t!r}.")
-    if manifest["thresholds_source"] not in ("validation", "paper"):
-        _fail(
-            "thresholds_source",
-            f"expected 'validation' or 'paper', got {manifest['thresholds_source']!r}.",
-        )
-    for i, entry in enumerate(manifest["inputs"]):
-        _require(entry, INPUT_KEYS, f"inputs[{i}]")
-        _check_shape(entry["shape"], f"inputs[{i}].shape")
-    _require(manifest["wire"], ("summary", "features"), "wire")
-    if manifest["wire"]["summary"].get("shape") != [num_classes]:
+    if manifest["wire"]["summary"]["shape"] != [num_classes]:
         _fail("wire.summary", f"expected shape [{num_classes}] (one value per class).")
-
-    tiers = manifest["tiers"]
-    if not isinstance(tiers, dict) or "cloud" not in tiers:
-        _fail("tiers", "expected an object of tiers that includes 'cloud'.")
-    for name, tier in tiers.items():
+    for name, tier in manifest["tiers"].items():
         where = f"tiers.{name}"
-        _require(tier, TIER_KEYS, where)
-        if tier["role"] not in ROLES:
-            _fail(where, f"role {tier['role']!r} is not one of {ROLES}.")
         if sorted(tier["files"]) != sorted(targets):
             _fail(
                 f"{where}.files",
                 f"expected one file per target {targets}, got {sorted(tier['files'])}.",
             )
         for target, entry in tier["files"].items():
-            _require(entry, FILE_KEYS, f"{where}.files.{target}")
             if check_files:
                 if directory is None:
                     raise ValueError("validate_manifest: `directory` is needed to check the files.")
                 _check_file(entry, Path(directory), f"{where}.files.{target}")
         for kind in ("inputs", "outputs"):
-            names = []
-            for k, tensor in enumerate(tier[kind]):
-                _check_tensor(tensor, f"{where}.{kind}[{k}]")
-                names.append(tensor["name"])
+            names = [tensor["name"] for tensor in tier[kind]]
             if len(set(names)) != len(names):
                 _fail(f"{where}.{kind}", f"tensor names must be unique, got {names}.")
     return manifest

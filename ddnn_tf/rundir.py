@@ -25,14 +25,16 @@ from typing import TYPE_CHECKING, Any
 from ddnn_tf._files import atomic_directory
 from ddnn_tf.data import Dataset, load_dataset
 from ddnn_tf.model import DDNN, build_ddnn
+from ddnn_tf.schemas import validate_document
 from ddnn_tf.topology import Topology
 
 if TYPE_CHECKING:
     from ddnn_tf.train import TrainConfig
 
-__all__ = ["WEIGHTS_FILE", "Run", "load_run", "save_run"]
+__all__ = ["RUN_MARKER", "WEIGHTS_FILE", "Run", "load_run", "save_run"]
 
 WEIGHTS_FILE = "weights.h5"
+RUN_MARKER = "topology.json"  # a directory with it was written by save_run
 
 
 @dataclass
@@ -115,9 +117,10 @@ def _read_json(path: Path) -> Any:
             f"(make one with `python -m ddnn_tf.train --out {path.parent}`)."
         )
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
+    return validate_document(data, path.name, path)  # its declared schema (ddnn_tf.schemas)
 
 
 def load_run(path: str | Path) -> Run:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +35,29 @@ EXITS = ("local", "edge", "cloud")
 SCHEMES = ("max", "avg", "concat")
 
 
+def _is_int(value: Any) -> bool:
+    """A true integer: Python or numpy, not a bool, a float or a string of digits."""
+    return isinstance(value, (int, np_integer())) and not isinstance(value, bool)
+
+
+def np_integer() -> tuple[type, ...]:
+    """numpy's integer type when numpy is loaded (a Topology never needs to import it)."""
+    numpy = sys.modules.get("numpy")
+    return (numpy.integer,) if numpy is not None else ()
+
+
+def _items(value: Any) -> list | None:
+    """The items of a list-like value (list, tuple, 1-D array); None for anything else."""
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        return None
+    return list(value)
+
+
 def _as_shape(shape: Any, where: str) -> tuple[int, ...]:
-    try:
-        out = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: expected a shape (sequence of ints), got {shape!r}.") from None
+    dims = _items(shape)
+    if dims is None or not all(_is_int(d) for d in dims):
+        raise ValueError(f"{where}: expected a shape (sequence of ints), got {shape!r}.")
+    out = tuple(int(d) for d in dims)
     if not 1 <= len(out) <= 3 or any(d < 1 for d in out):
         raise ValueError(
             f"{where}: expected a vector (k,), an image (H, W) or (H, W, C) with positive "
@@ -102,11 +121,25 @@ class Topology:
     device_dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        if _items(self.input_shapes) is None:
+            raise ValueError(
+                f"input_shapes: expected a list of shapes, one per device, got "
+                f"{self.input_shapes!r}."
+            )
         shapes = tuple(_as_shape(s, f"input_shapes[{i}]") for i, s in enumerate(self.input_shapes))
         shapes = tuple(s + (1,) if len(s) == 2 else s for s in shapes)
         object.__setattr__(self, "input_shapes", shapes)
+        if _items(self.edges) is None:
+            raise ValueError(f"edges: expected a list of device groups, got {self.edges!r}.")
+        for j, group in enumerate(self.edges):
+            if _items(group) is None or not all(_is_int(d) for d in group):
+                raise ValueError(
+                    f"edges[{j}]: expected a list of device indices (ints), got {group!r}."
+                )
         edges = tuple(tuple(int(d) for d in group) for group in self.edges)
         object.__setattr__(self, "edges", edges)
+        if _items(self.exits) is None:
+            raise ValueError(f"exits: expected a list of exit names, got {self.exits!r}.")
         object.__setattr__(self, "exits", tuple(self.exits))
         self._validate()
 
@@ -114,8 +147,8 @@ class Topology:
         n = len(self.input_shapes)
         if n == 0:
             raise ValueError("A topology needs at least one end device; got input_shapes=[].")
-        if int(self.num_classes) < 2:
-            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}.")
+        if not _is_int(self.num_classes) or self.num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {self.num_classes!r}.")
         for name in ("local_agg", "edge_agg", "cloud_agg"):
             if getattr(self, name) not in SCHEMES:
                 raise ValueError(
@@ -133,10 +166,13 @@ class Topology:
             "cloud_units",
         ):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not 0.0 <= float(self.device_dropout) < 1.0:
-            raise ValueError(f"device_dropout must be in [0, 1), got {self.device_dropout}.")
+        dropout = self.device_dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            raise ValueError(f"device_dropout must be a number in [0, 1), got {dropout!r}.")
+        if not 0.0 <= float(dropout) < 1.0:  # also refuses NaN
+            raise ValueError(f"device_dropout must be in [0, 1), got {dropout!r}.")
         # Exits.
         unknown = [e for e in self.exits if e not in EXITS]
         if unknown:

@@ -20,6 +20,7 @@ here); :func:`load_run` reloads it into an identical model.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +29,18 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf._cli import cli
+from ddnn_tf._files import check_output_dir
 from ddnn_tf._keras import keras, tf
 from ddnn_tf.checks import check_labels, check_views
 from ddnn_tf.data import Dataset, Split, load_dataset
 from ddnn_tf.model import DDNN, build_ddnn, build_individual
-from ddnn_tf.rundir import Run, load_run, save_run  # noqa: F401  (load_run: ddnn_tf.train.load_run)
+from ddnn_tf.rundir import RUN_MARKER, Run, load_run, save_run  # noqa: F401  (load_run: ddnn_tf.train.load_run)
 from ddnn_tf.topology import Topology
 
 __all__ = [
     "PAPER_ADAM",
     "EpochTimer",
+    "StopOnNonFiniteLoss",
     "TrainConfig",
     "Run",
     "train",
@@ -49,6 +52,29 @@ __all__ = [
 
 #: The paper's optimiser (Section IV-A): Adam, alpha 1e-3, beta1 0.9, beta2 0.999, eps 1e-8.
 PAPER_ADAM = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+
+
+def _check_number(
+    name: str,
+    value: Any,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is a finite number in range."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (low is None or value > low or (value == low and not low_open))
+    ok = ok and (high is None or value < high or (value == high and not high_open))
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        bounds = [f"{'>' if low_open else '>='} {low}" if low is not None else ""]
+        bounds.append(f"{'<' if high_open else '<='} {high}" if high is not None else "")
+        limits = " and ".join(b for b in bounds if b)
+        raise ValueError(f"{name} must be {kind}{' ' + limits if limits else ''}, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -65,19 +91,28 @@ class TrainConfig:
     seed: int | None = 0
 
     def __post_init__(self) -> None:
-        if int(self.epochs) < 1:
-            raise ValueError(f"--epochs must be >= 1, got {self.epochs}.")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}.")
-        if not float(self.learning_rate) > 0:
-            raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate}.")
+        for name in ("epochs", "batch_size"):
+            _check_number(name, getattr(self, name), integer=True, low=1)
+        _check_number("learning_rate", self.learning_rate, low=0, low_open=True)
+        for name in ("beta_1", "beta_2"):
+            _check_number(name, getattr(self, name), low=0, high=1, high_open=True)
+        _check_number("epsilon", self.epsilon, low=0, low_open=True)
+        if self.seed is not None:
+            _check_number("seed", self.seed, integer=True, low=0)
+        if self.exit_weights is not None:
+            if not isinstance(self.exit_weights, dict):
+                raise ValueError(
+                    f"exit_weights must map exit names to weights, got {self.exit_weights!r}."
+                )
+            for exit_name, weight in self.exit_weights.items():
+                _check_number(f"exit_weights: {exit_name}", weight, low=0)
 
     def weights_for(self, topology: Topology) -> dict[str, float]:
         weights = dict(self.exit_weights or {})
         unknown = sorted(set(weights) - set(topology.exits))
         if unknown:
             raise ValueError(
-                f"--exit-weights names exit(s) {unknown}, but the model's exits are "
+                f"exit_weights names exit(s) {unknown}, but the model's exits are "
                 f"{list(topology.exits)}."
             )
         return {e: float(weights.get(e, 1.0)) for e in topology.exits}
@@ -161,6 +196,26 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training with a ValueError at the first batch whose loss is NaN or infinite.
+
+    Keras' ``TerminateOnNaN`` only stops quietly, leaving a run that looks finished; a
+    diverged run must fail, so that nothing is written.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise ValueError(
+                f"Training diverged: the loss is {float(loss)} at epoch "
+                f"{getattr(self, '_epoch', 0) + 1}, batch {batch + 1}; nothing was written. "
+                "Lower the learning rate or check the exit weights and the data."
+            )
+
+
 def _history_by_exit(history: dict[str, list], exits) -> dict[str, list[float]]:
     out = {}
     for key, values in history.items():
@@ -204,9 +259,8 @@ def train(
 
     topology = topology or topology_for(dataset)
     config = config or TrainConfig()
-    out = Path(out) if out is not None else None
-    if out is not None and out.exists() and not overwrite:
-        raise ValueError(f"Run directory {out} already exists; pass --overwrite to replace it.")
+    if out is not None:
+        out = check_output_dir(out, overwrite=overwrite, what="Run directory", marker=RUN_MARKER)
     xs, y = _checked(topology, dataset.train, "train split")
     val_xs, val_y = _checked(topology, dataset.val, "validation split")
 
@@ -224,7 +278,7 @@ def train(
         batch_size=int(config.batch_size),
         shuffle=True,
         verbose=verbose,
-        callbacks=[timer],
+        callbacks=[timer, StopOnNonFiniteLoss()],
     )
     history = _history_by_exit(fit.history, topology.exits)
     history["epoch_seconds"] = timer.seconds
@@ -279,6 +333,7 @@ def train_individual(
             epochs=int(config.epochs),
             batch_size=int(config.batch_size),
             verbose=verbose,
+            callbacks=[StopOnNonFiniteLoss()],
         )
         pred = model.predict(test_xs[i], batch_size=1024, verbose=0).argmax(axis=1)
         accuracies.append(float((pred == test_y).mean()))
@@ -346,6 +401,7 @@ def main(
         exits: e.g. "local,cloud" (default), "local,edge,cloud" (needs --edges), "cloud".
         exit_weights: per-exit loss weights, "local=1,cloud=1" or "1,1" (bottom to top).
     """
+    check_output_dir(out, overwrite=overwrite, what="Run directory", marker=RUN_MARKER)
     dataset = load_dataset(data, path, seed=seed, train_limit=train_limit)
     options: dict[str, Any] = dict(
         local_agg=local_agg,

@@ -65,7 +65,7 @@ def test_threshold_extremes(tiny_run, tiny_dataset):
     assert all_local["exit_fraction"]["local"] == 1.0
     assert all_local["accuracy"]["overall"] == pytest.approx(all_local["accuracy"]["local"])
     assert all_local["bytes_per_device"] == pytest.approx(12)
-    with pytest.raises(ValueError, match="--threshold"):
+    with pytest.raises(ValueError, match=r"threshold: expected a number in \[0, 1\]"):
         evaluate_run(tiny_run, tiny_dataset, threshold=1.5)
 
 

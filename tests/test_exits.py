@@ -339,7 +339,7 @@ def test_resolve_thresholds_one_rule_for_evaluate_and_runtime():
         resolve_thresholds("calibrated", early, {"local": 0.2})
     with pytest.raises(ValueError, match=r"missing \['edge'\]"):
         resolve_thresholds({"local": 0.1}, early)
-    with pytest.raises(ValueError, match="--threshold"):
+    with pytest.raises(ValueError, match=r"^threshold: expected a number in \[0, 1\]"):
         resolve_thresholds(1.5, early)
     with pytest.raises(ValueError, match="'paper' or 'calibrated'"):
         resolve_thresholds("abc", early)

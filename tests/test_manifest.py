@@ -127,12 +127,18 @@ def _write(tmp_path, manifest):
         (lambda m: m.update(targets=["gpu"]), r"targets"),
         (lambda m: m.update(thresholds={"local": 0.8}), r"one threshold per exit of \[\]"),
         (lambda m: m.update(thresholds_source="guess"), r"thresholds_source"),
-        (lambda m: m["tiers"]["cloud"].update(role="fog"), r"role 'fog'"),
+        (
+            lambda m: m["tiers"]["cloud"].update(role="fog"),
+            r"tiers.cloud.role: 'fog' is not one of",
+        ),
         (
             lambda m: m["tiers"]["cloud"].pop("outputs"),
             r"tiers.cloud.*missing key\(s\) \['outputs'\]",
         ),
-        (lambda m: m["tiers"]["cloud"]["inputs"][0].update(shape=[1, -1]), r"positive ints"),
+        (
+            lambda m: m["tiers"]["cloud"]["inputs"][0].update(shape=[1, -1]),
+            r"shape\[1\]: -1 is less",
+        ),
         (
             lambda m: m["tiers"]["cloud"]["inputs"][1].update(name="features_0"),
             r"names must be unique",

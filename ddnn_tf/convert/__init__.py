@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from ddnn_tf import manifest as mf
-from ddnn_tf._files import atomic_directory
+from ddnn_tf._files import atomic_directory, check_output_dir
 from ddnn_tf.convert.export import (
     LCE_INT8,
     _tier_function,  # noqa: F401  (used by the tests)
@@ -276,9 +276,9 @@ def convert(
         if path is None:
             raise ValueError("convert: give `out` for a run that has no directory.")
         out = Path("tflite_models") / Path(path).name
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ValueError(f"Output directory {out} already exists; pass --overwrite to replace it.")
+    out = check_output_dir(
+        out, overwrite=overwrite, what="Output directory", marker=mf.MANIFEST_FILE
+    )
     conversion = convert_run(
         run,
         split=split,

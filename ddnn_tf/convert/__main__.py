@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ddnn_tf import manifest as mf
 from ddnn_tf._cli import cli
+from ddnn_tf._files import check_output_dir
 from ddnn_tf.convert import convert, format_parity, parity
 from ddnn_tf.rundir import load_run
 
@@ -54,8 +55,12 @@ def main(
     """
     import json as _json
 
-    loaded = load_run(run)
     out_path = Path(out) if out is not None else Path("tflite_models") / Path(run).name
+    if not check_only:  # before the run loads and converts (minutes)
+        check_output_dir(
+            out_path, overwrite=overwrite, what="Output directory", marker=mf.MANIFEST_FILE
+        )
+    loaded = load_run(run)
     if not check_only:
         convert(
             loaded,

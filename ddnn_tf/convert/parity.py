@@ -106,7 +106,9 @@ def parity(
     dataset = dataset if dataset is not None else run.load_data()
     data = getattr(dataset, split)
     if limit is not None:
-        data = data.subset(slice(0, int(limit)))
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit: expected a positive integer, got {limit!r}.")
+        data = data.subset(slice(0, limit))
     xs = check_views(topology.input_shapes, data.x, where=f"{split} split")
     n = len(data.y)
     if presence is None:

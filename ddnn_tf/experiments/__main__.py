@@ -6,6 +6,7 @@ import shlex
 import sys
 
 from ddnn_tf._cli import cli
+from ddnn_tf._files import check_output_dir
 from ddnn_tf.exits import PAPER_THRESHOLD
 from ddnn_tf.experiments.lab import LOCAL_EXIT_TARGET, ExperimentSettings
 from ddnn_tf.experiments.paper import EXPERIMENTS
@@ -68,6 +69,9 @@ def main(
 
     name = "all" if len(names) == len(EXPERIMENTS) else ",".join(names)
     out = out or f"results/{name.replace(',', '_')}"
+    # Experiments add their files to an existing directory: only a file in the way, or a
+    # parent that cannot be written, stops them (before the data loads).
+    check_output_dir(out, overwrite=True, what="Output directory")
     dataset = load_dataset(data, path, seed=seed, train_limit=train_limit, test_limit=test_limit)
     command = "python -m ddnn_tf.experiments " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = run_experiments(names, dataset, out=out, settings=settings, command=command)

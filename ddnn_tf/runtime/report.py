@@ -152,12 +152,12 @@ def evaluate_model(
     samples = getattr(dataset, split)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"--limit: expected a positive integer, got {limit!r}.")
+            raise ValueError(f"limit: expected a positive integer, got {limit!r}.")
         samples = samples.subset(slice(0, limit))
     y = check_labels(samples.y, h.num_classes, where=f"{split} labels")
     failed = failed_mask(fail, h.num_devices)
     if failed.all():
-        raise ValueError("--fail names every device: nothing would reach any exit.")
+        raise ValueError("fail names every device: nothing would reach any exit.")
     presence = h.presence(len(y), fail=fail, fail_prob=fail_prob, seed=seed)
 
     start = time.perf_counter()

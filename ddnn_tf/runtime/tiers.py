@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from ddnn_tf.tflite_check import check_tier_binary
+
 __all__ = ["TARGETS", "TierRunner", "load_lce_interpreter"]
 
 TARGETS = ("portable", "lce")
@@ -66,14 +68,15 @@ def load_lce_interpreter():
     return module.LiteInterpreter
 
 
-def _portable_interpreter(model: bytes, num_threads: int):
+def _portable_interpreter():
+    """ai-edge-litert's ``Interpreter`` class (ValueError when it is not installed)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise ValueError(
             "The portable target needs the ai-edge-litert package (pip install ai-edge-litert)."
         ) from None
-    return Interpreter(model_content=model, num_threads=num_threads)
+    return Interpreter
 
 
 class TierRunner:
@@ -88,10 +91,14 @@ class TierRunner:
         input_order / output_order: signature names in the flatbuffer's positional
             order (required for ``lce``).
         num_threads: interpreter threads.
+        file: the binary's path, named in errors.
+        ops: the manifest's operator counts of the file, checked against it.
 
     Raises:
-        ValueError: unknown target, a missing interpreter package, or a binary whose
-            signature does not match the manifest (naming the tier and the tensors).
+        ValueError: unknown target, a missing interpreter package, or a binary that
+            :func:`ddnn_tf.tflite_check.check_tier_binary` refuses (malformed, operators
+            the target cannot resolve, a signature that does not match the manifest),
+            naming the tier and the file.
 
     Example:
         >>> from ddnn_tf.manifest import load_manifest
@@ -113,9 +120,23 @@ class TierRunner:
         input_order: list[str] | None = None,
         output_order: list[str] | None = None,
         num_threads: int = 1,
+        file: str | None = None,
+        ops: Mapping[str, int] | None = None,
     ) -> None:
         if target not in TARGETS:
             raise ValueError(f"Expected a target in {TARGETS}. Received target={target!r}.")
+        # No interpreter ever sees a file that is truncated, garbage or for another target.
+        check_tier_binary(
+            model,
+            tier=name,
+            file=file or f"{target} binary",
+            target=target,
+            inputs=inputs,
+            outputs=outputs,
+            input_order=input_order,
+            output_order=output_order,
+            ops=ops,
+        )
         self.name = name
         self.target = target
         self.input_shapes = {t["name"]: tuple(int(d) for d in t["shape"][1:]) for t in inputs}
@@ -125,7 +146,10 @@ class TierRunner:
         self.output_shapes = {t["name"]: tuple(int(d) for d in t["shape"][1:]) for t in outputs}
         self.output_names = list(self.output_shapes)
         if target == "portable":
-            interpreter = _portable_interpreter(model, num_threads)
+            litert = _portable_interpreter()
+            interpreter = self._open(
+                lambda m, n: litert(model_content=m, num_threads=n), model, num_threads, file
+            )
             signatures = interpreter.get_signature_list()
             if _SIGNATURE not in signatures:
                 raise ValueError(
@@ -144,7 +168,10 @@ class TierRunner:
                 )
             self._check_names("input_order", input_order, list(self.input_shapes))
             self._check_names("output_order", output_order, self.output_names)
-            self._interpreter = load_lce_interpreter()(model, num_threads, False, False, False)
+            lce = load_lce_interpreter()
+            self._interpreter = self._open(
+                lambda m, n: lce(m, n, False, False, False), model, num_threads, file
+            )
             self._input_order = list(input_order)
             self._output_order = list(output_order)
             shapes = [tuple(s) for s in self._interpreter.input_shapes]
@@ -155,6 +182,16 @@ class TierRunner:
                         f"manifest says {(1, *self.input_shapes[key])}; the manifest's "
                         "input_order does not match the file."
                     )
+
+    def _open(self, make, model: bytes, num_threads: int, file: str | None):
+        """The interpreter of ``model``; its refusal becomes an error naming tier and file."""
+        try:
+            return make(model, num_threads)
+        except (RuntimeError, ValueError) as err:  # what check_tier_binary cannot see
+            raise ValueError(
+                f"Tier {self.name} ({file or self.target + ' binary'}): the {self.target} "
+                f"interpreter refused the file: {err}; convert the model again."
+            ) from None
 
     @classmethod
     def from_manifest(cls, manifest, name: str, target: str, *, num_threads: int = 1) -> TierRunner:
@@ -170,7 +207,8 @@ class TierRunner:
             KeyError: an unknown tier, or a target the manifest does not hold.
             ValueError: as the constructor.
         """
-        model = manifest.path(name, target).read_bytes()  # KeyError naming what exists
+        path = manifest.path(name, target)  # KeyError naming what exists
+        model = path.read_bytes()
         tier = manifest["tiers"][name]
         entry = tier["files"][target]
         return cls(
@@ -182,6 +220,8 @@ class TierRunner:
             input_order=entry.get("input_order"),
             output_order=entry.get("output_order"),
             num_threads=num_threads,
+            file=str(path),
+            ops=entry.get("ops"),
         )
 
     def _check_names(self, what: str, found, expected: list[str]) -> None:
