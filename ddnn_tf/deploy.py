@@ -196,7 +196,7 @@ def deploy(
                         "--target",
                         target,
                     ]
-                    devices.append(ServiceProcess(f"device_{d}", args, folder, env))
+                    devices.append(ServiceProcess(h.device_tiers[d], args, folder, env))
                 procs.extend(devices)
                 stop_at = time.monotonic() + timeout_s
                 while any(p.alive() for p in devices):

@@ -31,9 +31,9 @@ def _bodies(model_dir: str, data: str, path, n_requests: int, records: int):
     test = load_data_for(h, data, path).test
     n = min(len(test), n_requests * records)
     test = test.subset(slice(0, n))
-    features = {
-        f"device_{d}": h.tiers[f"device_{d}"]({"image": x})["features"]
-        for d, x in enumerate(test.x)
+    features = {  # what each device sends upward (its sensor input is its only input)
+        t.name: h.tiers[t.name]({t.inputs[0].name: test.x[t.device]})["features"]
+        for t in h.graph.by_role("device")
     }
     want = h.run(test.x, all_exits=True, batch_size=256).probs["cloud"]
     spec = CloudSpec.from_manifest(h.manifest)

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from ddnn_tf.comm import pack_features, summary_nbytes, unpack_features
-from ddnn_tf.manifest import MANIFEST_FILE, Manifest
+from ddnn_tf.graph import TierGraph, tier_graph
+from ddnn_tf.manifest import MANIFEST_FILE, Manifest, check_tier_graph
+from ddnn_tf.topology import Topology
 
 __all__ = [
     "FEATURES_TYPE",
@@ -40,6 +42,7 @@ __all__ = [
     "encode_cloud_records",
     "encode_features_records",
     "encode_mask",
+    "model_graph",
     "model_id",
     "parse_cloud_records",
     "summary_size",
@@ -75,6 +78,26 @@ def model_id(model: str | Path | Manifest) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"No manifest at {path}.")
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_graph(manifest: Mapping) -> TierGraph:
+    """The tier graph a manifest was converted for, checked against its tiers.
+
+    Every service takes its wiring (which tiers exist, who sends what to whom, which
+    devices each presence column stands for) from this graph, never from tier names.
+
+    Args:
+        manifest: a loaded manifest.
+
+    Returns:
+        :func:`ddnn_tf.graph.tier_graph` of the manifest's topology and split.
+
+    Raises:
+        ValueError: a manifest whose tiers or wire disagree with that graph.
+    """
+    graph = tier_graph(Topology.from_dict(manifest["topology"]), manifest["split"])
+    check_tier_graph(manifest, graph)
+    return graph
 
 
 def summary_size(manifest: Mapping) -> int:
@@ -133,33 +156,19 @@ class CloudSpec:
         """Read the cloud tier's senders from a manifest.
 
         Raises:
-            ValueError: a model whose cloud takes raw inputs (configuration (a)) or whose
-                manifest lacks the presence columns or the feature sources.
+            ValueError: a model whose cloud takes raw inputs (configuration (a)), or a
+                manifest whose tiers disagree with its tier graph.
         """
-        cloud = manifest["tiers"]["cloud"]
-        presence = [t for t in cloud["inputs"] if t["role"] == "presence"]
-        if not presence or not presence[0].get("columns"):
+        (cloud,) = model_graph(manifest).by_role("cloud")
+        presence = [p for p in cloud.inputs if p.role == "presence"]
+        if cloud.composed or not presence:
             raise ValueError(
-                "Invalid manifest (tiers.cloud.inputs): the cloud tier has no presence "
-                "input with columns; only models with bit-packed features upstream of the "
-                "cloud can be served (convert with a local or edge exit)."
+                "The cloud tier of this model (split cloud) takes raw sensor inputs; "
+                "only models with bit-packed features upstream of the cloud can be served "
+                "(convert with a local or edge exit)."
             )
-        senders = tuple(presence[0]["columns"])
-        inputs: dict[str, str] = {}
-        for t in cloud["inputs"]:
-            if t["role"] == "features":
-                source = t.get("from") or {}
-                if source.get("tier") not in senders:
-                    raise ValueError(
-                        f"Invalid manifest (tiers.cloud.inputs.{t['name']}): its source "
-                        f"{source!r} is not one of the presence columns {list(senders)}."
-                    )
-                inputs[source["tier"]] = t["name"]
-        missing = [s for s in senders if s not in inputs]
-        if missing:
-            raise ValueError(
-                f"Invalid manifest (tiers.cloud.inputs): no features input for {missing}."
-            )
+        senders = tuple(c.tier for c in presence[0].columns)
+        inputs = {p.source.tier: p.name for p in cloud.inputs if p.role == "features"}
         wire = manifest["wire"]["features"]
         shapes, nbytes = {}, {}
         for s in senders:
@@ -167,7 +176,7 @@ class CloudSpec:
                 raise ValueError(f"Invalid manifest (wire.features): no entry for {s!r}.")
             shapes[s] = tuple(int(d) for d in wire[s]["shape"])
             nbytes[s] = int(wire[s].get("nbytes") or (math.prod(shapes[s]) + 7) // 8)
-        return cls(senders, shapes, nbytes, inputs, presence[0]["name"])
+        return cls(senders, shapes, nbytes, inputs, presence[0].name)
 
 
 def encode_cloud_records(
