@@ -147,7 +147,7 @@ def evaluate_model(
         else Hierarchy(model, target=target, num_threads=num_threads)
     )
     if split not in ("test", "val"):
-        raise ValueError(f"--split: expected 'test' or 'val', got {split!r}.")
+        raise ValueError(f"split: expected 'test' or 'val', got {split!r}.")
     dataset = load_data_for(h, data, path)
     samples = getattr(dataset, split)
     if limit is not None:

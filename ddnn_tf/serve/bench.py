@@ -127,15 +127,15 @@ def bench_serve(
     names = [e.strip() for e in (engines.split(",") if isinstance(engines, str) else engines)]
     for e in names:
         if e not in ("uvicorn", "ray"):
-            raise ValueError(f"--engines: expected uvicorn and/or ray, got {e!r}.")
-    for flag, value in (
-        ("--requests", requests),
-        ("--records", records),
-        ("--concurrency", concurrency),
-        ("--replicas", replicas),
+            raise ValueError(f"engines: expected uvicorn and/or ray, got {e!r}.")
+    for name, value in (
+        ("requests", requests),
+        ("records", records),
+        ("concurrency", concurrency),
+        ("replicas", replicas),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{flag}: expected a positive integer, got {value!r}.")
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}.")
     bodies, expected = _bodies(model_dir, data, path, requests, records)
     token = secrets.token_urlsafe(24)
     root = str(Path(__file__).resolve().parents[2])

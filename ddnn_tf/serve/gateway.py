@@ -123,13 +123,13 @@ class Gateway:
         cloud_timeout_s: float = 5.0,
         target: str = "portable",
     ) -> None:
-        for flag, value in (
-            ("--gather-s", gather_s),
-            ("--join-s", join_s),
-            ("--cloud-timeout-s", cloud_timeout_s),
+        for name, value in (
+            ("gather_s", gather_s),
+            ("join_s", join_s),
+            ("cloud_timeout_s", cloud_timeout_s),
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{flag}: expected a positive number of seconds, got {value!r}.")
+                raise ValueError(f"{name}: expected a positive number of seconds, got {value!r}.")
         self.manifest = load_manifest(model_dir)
         m = self.manifest
         if m["split"][0] != "local":
