@@ -93,7 +93,7 @@ def deploy(
     from ddnn_tf.exits import resolve_thresholds
     from ddnn_tf.manifest import load_manifest
     from ddnn_tf.runtime import Hierarchy
-    from ddnn_tf.runtime.report import load_data_for
+    from ddnn_tf.runtime.report import load_split
 
     if engine not in ("uvicorn", "ray"):
         raise ValueError(f"engine: expected uvicorn or ray, got {engine!r}.")
@@ -103,8 +103,6 @@ def deploy(
     cloud_down_at = _check_count(cloud_down_at, "cloud_down_at")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch: expected a positive integer, got {batch!r}.")
-    if split not in ("test", "val"):
-        raise ValueError(f"split: expected test or val, got {split!r}.")
     if not isinstance(gather_s, (int, float)) or isinstance(gather_s, bool) or gather_s <= 0:
         raise ValueError(f"gather_s: expected a positive number of seconds, got {gather_s!r}.")
     manifest = load_manifest(model)
@@ -119,12 +117,7 @@ def deploy(
         raise ValueError(
             f"kill_device: expected a device index in [0, {h.num_devices}), got {kill_device!r}."
         )
-    dataset = load_data_for(h, data, path)
-    samples = getattr(dataset, split)
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit: expected a positive integer, got {limit!r}.")
-        samples = samples.subset(slice(0, limit))
+    samples = load_split(h, data, path, split, limit)
     xs = h._check_inputs(samples.x)
     token = secrets.token_urlsafe(24)
     env = {**os.environ, "DDNN_TF_TOKEN": token, "PYTHONUNBUFFERED": "1"}

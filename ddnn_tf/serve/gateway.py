@@ -51,6 +51,7 @@ from ddnn_tf.serve.http import (
     DEFAULT_DEADLINE_S,
     DEFAULT_MAX_BODY_BYTES,
     ServiceError,
+    add_status_routes,
     check_auth,
     check_content_type,
     check_model,
@@ -508,18 +509,7 @@ def create_gateway_app(
         check_model(request, gw.model)
         return _int_header(request, "x-ddnn-device", gw.num_devices)
 
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> dict:
-        return {"status": "ready"}
-
-    @app.get("/v1/model")
-    async def model(request: Request) -> dict:
-        check_auth(request, token)
-        return gw.info
+    add_status_routes(app, gw.info, token)
 
     @app.post("/v1/join")
     async def join(request: Request) -> dict:
