@@ -75,7 +75,7 @@ class CloudTier:
         self.model = model_id(self.manifest)
         self.spec = CloudSpec.from_manifest(self.manifest)
         self.runner = TierRunner.from_manifest(
-            self.manifest, "cloud", target, num_threads=num_threads
+            self.manifest, self.spec.tier, target, num_threads=num_threads
         )
         self.num_classes = len(self.manifest["classes"])
         self.info = describe_model(self.manifest, self.model)

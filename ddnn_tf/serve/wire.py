@@ -27,7 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ddnn_tf.comm import pack_features, summary_nbytes, unpack_features
+from ddnn_tf.comm import (
+    pack_features_batch,
+    summary_nbytes,
+    unpack_features,
+    unpack_features_batch,
+)
 from ddnn_tf.graph import TierGraph, tier_graph
 from ddnn_tf.manifest import MANIFEST_FILE, Manifest, check_tier_graph
 from ddnn_tf.topology import Topology
@@ -139,6 +144,7 @@ class CloudSpec:
         nbytes: per sender, its packed feature bytes.
         inputs: per sender, the cloud input tensor its features feed.
         presence_input: the name of the cloud's presence input.
+        tier: the cloud tier's name.
     """
 
     senders: tuple[str, ...]
@@ -146,6 +152,7 @@ class CloudSpec:
     nbytes: dict[str, int]
     inputs: dict[str, str]
     presence_input: str
+    tier: str
 
     @property
     def mask_bytes(self) -> int:
@@ -176,7 +183,7 @@ class CloudSpec:
                 raise ValueError(f"Invalid manifest (wire.features): no entry for {s!r}.")
             shapes[s] = tuple(int(d) for d in wire[s]["shape"])
             nbytes[s] = int(wire[s].get("nbytes") or (math.prod(shapes[s]) + 7) // 8)
-        return cls(senders, shapes, nbytes, inputs, presence[0].name)
+        return cls(senders, shapes, nbytes, inputs, presence[0].name, cloud.name)
 
 
 def encode_cloud_records(
@@ -206,10 +213,12 @@ def encode_features_records(
 ) -> bytes:
     """Build a ``POST /v1/cloud`` body from ±1 feature arrays ``{sender: (n, *shape)}``."""
     presence = np.asarray(presence, bool)
-    payloads = [
-        {s: pack_features(features[s][i]) for k, s in enumerate(spec.senders) if presence[i, k]}
-        for i in range(len(presence))
-    ]
+    payloads: list[dict[str, bytes]] = [{} for _ in range(len(presence))]
+    for k, s in enumerate(spec.senders):  # only what is sent is packed
+        rows = np.flatnonzero(presence[:, k])
+        if len(rows):
+            for i, payload in zip(rows, pack_features_batch(features[s][rows]), strict=True):
+                payloads[i][s] = payload.tobytes()
     return encode_cloud_records(spec, presence, payloads)
 
 
@@ -265,11 +274,19 @@ def parse_cloud_records(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[
     presence = np.stack(masks)
     features = {}
     for sender, items in chunks.items():
-        array = np.zeros((i, *spec.shapes[sender]), np.float32)
-        for row_index, payload in items:
+        shape = spec.shapes[sender]
+        array = np.zeros((i, *shape), np.float32)
+        if items:
+            rows = [r for r, _ in items]
+            packed = np.frombuffer(b"".join(p for _, p in items), np.uint8).reshape(len(rows), -1)
             try:
-                array[row_index] = unpack_features(payload, spec.shapes[sender])
-            except ValueError as err:
-                raise WireError(f"record {row_index}, {sender}: {err}") from None
+                array[rows] = unpack_features_batch(packed, shape)
+            except ValueError:  # name the first record at fault
+                for row_index, payload in items:
+                    try:
+                        unpack_features(payload, shape)
+                    except ValueError as err:
+                        raise WireError(f"record {row_index}, {sender}: {err}") from None
+                raise
         features[sender] = array
     return presence, features
