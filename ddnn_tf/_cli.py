@@ -50,6 +50,23 @@ FLAG_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "fail_prob": (0, 1, True, True),
     "threshold": (0, 1, True, True),
     "local_exit_target": (0, 1, True, True),
+    # services, devices and deployments
+    "port": (0, 65535, True, True),
+    "replicas": (1, None, True, True),
+    "max_batch": (1, None, True, True),
+    "max_body_bytes": (1, None, True, True),
+    "deadline_s": (0, None, False, True),
+    "gather_s": (0, None, False, True),
+    "cloud_timeout_s": (0, None, False, True),
+    "timeout_s": (0, None, False, True),
+    "index": (0, None, True, True),
+    "batch": (1, None, True, True),
+    "kill_device": (0, None, True, True),
+    "kill_at": (0, None, True, True),
+    "cloud_down_at": (0, None, True, True),
+    "requests": (1, None, True, True),
+    "records": (1, None, True, True),
+    "concurrency": (1, None, True, True),
 }
 
 _INT = re.compile(r"[+-]?\d+")

@@ -48,11 +48,11 @@ __all__ = ["deploy", "main"]
 _READY_TIMEOUT_S = 120.0
 
 
-def _check_count(value, flag: str) -> int | None:
+def _check_count(value, name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{flag}: expected a non-negative integer, got {value!r}.")
+        raise ValueError(f"{name}: expected a non-negative integer, got {value!r}.")
     return value
 
 
@@ -90,38 +90,34 @@ def deploy(
     """
     import httpx
 
+    from ddnn_tf.exits import resolve_thresholds
     from ddnn_tf.manifest import load_manifest
     from ddnn_tf.runtime import Hierarchy
-    from ddnn_tf.runtime.report import load_data_for
+    from ddnn_tf.runtime.report import load_split
 
     if engine not in ("uvicorn", "ray"):
-        raise ValueError(f"--engine: expected uvicorn or ray, got {engine!r}.")
+        raise ValueError(f"engine: expected uvicorn or ray, got {engine!r}.")
     if (kill_device is None) != (kill_at is None):
-        raise ValueError("--kill-device and --kill-at go together.")
-    kill_at = _check_count(kill_at, "--kill-at")
-    cloud_down_at = _check_count(cloud_down_at, "--cloud-down-at")
+        raise ValueError("kill_device and kill_at go together (--kill-device, --kill-at).")
+    kill_at = _check_count(kill_at, "kill_at")
+    cloud_down_at = _check_count(cloud_down_at, "cloud_down_at")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"--batch: expected a positive integer, got {batch!r}.")
-    if split not in ("test", "val"):
-        raise ValueError(f"--split: expected test or val, got {split!r}.")
+        raise ValueError(f"batch: expected a positive integer, got {batch!r}.")
     if not isinstance(gather_s, (int, float)) or isinstance(gather_s, bool) or gather_s <= 0:
-        raise ValueError(f"--gather-s: expected a positive number of seconds, got {gather_s!r}.")
+        raise ValueError(f"gather_s: expected a positive number of seconds, got {gather_s!r}.")
     manifest = load_manifest(model)
     h = Hierarchy(manifest, target=target)
+    # the gateway applies the threshold; refuse a bad one before any data or process
+    resolve_thresholds(threshold, h.exits[:-1], manifest["thresholds"])
     if kill_device is not None and (
         isinstance(kill_device, bool)
         or not isinstance(kill_device, int)
         or not 0 <= kill_device < h.num_devices
     ):
         raise ValueError(
-            f"--kill-device: expected a device index in [0, {h.num_devices}), got {kill_device!r}."
+            f"kill_device: expected a device index in [0, {h.num_devices}), got {kill_device!r}."
         )
-    dataset = load_data_for(h, data, path)
-    samples = getattr(dataset, split)
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"--limit: expected a positive integer, got {limit!r}.")
-        samples = samples.subset(slice(0, limit))
+    samples = load_split(h, data, path, split, limit)
     xs = h._check_inputs(samples.x)
     token = secrets.token_urlsafe(24)
     env = {**os.environ, "DDNN_TF_TOKEN": token, "PYTHONUNBUFFERED": "1"}
@@ -196,7 +192,7 @@ def deploy(
                         "--target",
                         target,
                     ]
-                    devices.append(ServiceProcess(f"device_{d}", args, folder, env))
+                    devices.append(ServiceProcess(h.device_tiers[d], args, folder, env))
                 procs.extend(devices)
                 stop_at = time.monotonic() + timeout_s
                 while any(p.alive() for p in devices):

@@ -200,14 +200,15 @@ def main(
         token: the shared token (default: $DDNN_TF_TOKEN).
         target: portable (ai-edge-litert) or lce (larq-compute-engine).
     """
-    from ddnn_tf.comm import encode_summary, pack_features
+    from ddnn_tf.comm import encode_summaries, pack_features_batch
+    from ddnn_tf.graph import device_tier
     from ddnn_tf.manifest import load_manifest
     from ddnn_tf.runtime.tiers import TierRunner
     from ddnn_tf.serve.http import TOKEN_ENV
     from ddnn_tf.serve.wire import FEATURES_TYPE, SUMMARY_TYPE, decode_mask, model_id
 
     manifest = load_manifest(model)
-    tier = f"device_{int(index)}"
+    tier = device_tier(index)
     if tier not in manifest["tiers"]:
         raise ValueError(f"--index {index}: the model has no tier {tier}.")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -229,14 +230,14 @@ def main(
         if xs.ndim == len(runner.input_shapes[sensor]):
             xs = xs[..., None]
         result = runner({sensor: xs})
-        summaries = b"".join(encode_summary(v, encoding) for v in result["summary"])
+        summaries = encode_summaries(result["summary"], encoding).tobytes()
         decision = client.post(
             "/v1/summary", summaries, SUMMARY_TYPE, **{"X-DDNN-Start": str(start)}
         )
         send = decode_mask(decision, len(xs))
         payload = len(summaries)
         if send.any():
-            features = b"".join(pack_features(f) for f in result["features"][send])
+            features = pack_features_batch(result["features"][send]).tobytes()
             client.post("/v1/features", features, FEATURES_TYPE, **{"X-DDNN-Start": str(start)})
             payload += len(features)
         record = {

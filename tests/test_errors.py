@@ -39,6 +39,12 @@ def _main(command: str):
         from ddnn_tf.convert.__main__ import main
     elif command == "experiments":
         from ddnn_tf.experiments.__main__ import main
+    elif command == "serve":
+        from ddnn_tf.serve.__main__ import COMMANDS as main
+    elif command == "device":
+        from ddnn_tf.device import main
+    elif command == "deploy":
+        from ddnn_tf.deploy import main
     else:
         from ddnn_tf.bench import COMMANDS as main
     return main
@@ -817,6 +823,7 @@ CASES = [
         "run",
         lambda c: [c.model, "--data", "synthetic"],
         lambda c: c.manifest(_set(["tiers", "local_aggregator", "outputs", 0, "shape"], [1, 11])),
+        # the tier graph check reads the manifest before any binary is opened
         ["tiers.local_aggregator", "'logits'", "(10,)", "(11,)"],
     ),
     (
@@ -849,6 +856,173 @@ CASES = [
             _flipped(c.read("device_0", "lce"), {708: 191, 1417: 212, 4165: 224, 4495: 187}),
         ),
         ["Tier device_0", "device_0.lce.tflite", "interpreter refused the file"],
+    ),
+    # ------------------------------------------------------------ services, devices, deploy
+    (
+        "deploy-limit-float",
+        "deploy",
+        lambda c: [c.model, "--limit", "1.5"],
+        None,
+        ["--limit", "1.5"],
+    ),
+    (
+        "deploy-kill-at-negative",
+        "deploy",
+        lambda c: [c.model, "--kill-device", "0", "--kill-at", "-1"],
+        None,
+        ["--kill-at", ">= 0", "-1"],
+    ),
+    (
+        "deploy-kill-device-out-of-range",
+        "deploy",
+        lambda c: [c.model, "--kill-device", "6", "--kill-at", "10", "--data", "synthetic"],
+        None,
+        ["--kill-device", "[0, 6)", "6"],
+    ),
+    (
+        "deploy-replicas-zero",
+        "deploy",
+        lambda c: [c.model, "--replicas", "0"],
+        None,
+        ["--replicas"],
+    ),
+    (
+        "deploy-threshold-nan",
+        "deploy",
+        lambda c: [c.model, "--threshold", "nan", "--data", "synthetic"],
+        None,
+        ["--threshold", "[0, 1]", "'nan'"],
+    ),
+    (
+        "deploy-timeout-inf",
+        "deploy",
+        lambda c: [c.model, "--timeout-s", "inf"],
+        None,
+        ["--timeout-s", "'inf'"],
+    ),
+    ("deploy-unknown-flag", "deploy", lambda c: [c.model, "--bogus", "1"], None, ["--bogus"]),
+    (
+        "deploy-missing-model",
+        "deploy",
+        lambda c: [c.tmp / "nope"],
+        None,
+        ["No manifest", "nope"],
+    ),
+    (
+        "serve-cloud-port-range",
+        "serve",
+        lambda c: ["cloud", c.model, "--port", "70000"],
+        None,
+        ["--port", "<= 65535", "70000"],
+    ),
+    (
+        "serve-cloud-replicas-zero",
+        "serve",
+        lambda c: ["cloud", c.model, "--engine", "ray", "--replicas", "0"],
+        None,
+        ["--replicas", ">= 1", "0"],
+    ),
+    (
+        "serve-cloud-deadline-nan",
+        "serve",
+        lambda c: ["cloud", c.model, "--deadline-s", "nan"],
+        None,
+        ["--deadline-s", "'nan'"],
+    ),
+    (
+        "serve-cloud-missing-model",
+        "serve",
+        lambda c: ["cloud", c.tmp / "nope", "--port", "0"],
+        None,
+        ["No manifest", "nope"],
+    ),
+    (
+        "serve-gateway-threshold-nan",
+        "serve",
+        lambda c: ["gateway", c.model, "--cloud", "http://127.0.0.1:9", "--threshold", "nan"],
+        None,
+        ["--threshold", "[0, 1]", "'nan'"],
+    ),
+    (
+        "serve-gateway-gather-zero",
+        "serve",
+        lambda c: ["gateway", c.model, "--cloud", "http://127.0.0.1:9", "--gather-s", "0"],
+        None,
+        ["--gather-s", "> 0"],
+    ),
+    (
+        "serve-gateway-unknown-flag",
+        "serve",
+        lambda c: ["gateway", c.model, "--cloud", "http://127.0.0.1:9", "--bogus"],
+        None,
+        ["Unknown flag --bogus", "--cloud-timeout-s"],
+    ),
+    (
+        "serve-demo-port-negative",
+        "serve",
+        lambda c: ["demo", c.model, "--port", "-1"],
+        None,
+        ["--port", ">= 0", "-1"],
+    ),
+    (
+        "device-index-float",
+        "device",
+        lambda c: [c.model, "--index", "1.5", "--gateway", "http://127.0.0.1:9", "--data", "x"],
+        None,
+        ["--index", "an integer", "1.5"],
+    ),
+    (
+        "device-index-negative",
+        "device",
+        lambda c: [c.model, "--index", "-1", "--gateway", "http://127.0.0.1:9", "--data", "x"],
+        None,
+        ["--index", ">= 0", "-1"],
+    ),
+    (
+        "device-index-no-tier",
+        "device",
+        lambda c: [c.model, "--index", "6", "--gateway", "http://127.0.0.1:9", "--data", "x"],
+        None,
+        ["--index 6", "no tier device_6"],
+    ),
+    (
+        "device-batch-zero",
+        "device",
+        lambda c: [
+            c.model,
+            "--index",
+            "0",
+            "--gateway",
+            "http://127.0.0.1:9",
+            "--data",
+            "x",
+            "--batch",
+            "0",
+        ],
+        None,
+        ["--batch", ">= 1", "0"],
+    ),
+    (
+        "device-missing-model",
+        "device",
+        lambda c: [
+            c.tmp / "nope",
+            "--index",
+            "0",
+            "--gateway",
+            "http://127.0.0.1:9",
+            "--data",
+            "x",
+        ],
+        None,
+        ["No manifest", "nope"],
+    ),
+    (
+        "device-unknown-flag",
+        "device",
+        lambda c: [c.model, "--index", "0", "--gateway", "http://x", "--data", "x", "--bogus"],
+        None,
+        ["Unknown flag --bogus", "--gateway"],
     ),
     (
         "bench-truncated-lce",

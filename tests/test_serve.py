@@ -103,6 +103,37 @@ def _body(features, rows, presence=None) -> bytes:
     return encode_features_records(spec, present, picked)
 
 
+# ------------------------------------------------------------------------------ wire
+def test_cloud_spec_is_the_tier_graph_and_records_round_trip():
+    from ddnn_tf.graph import device_tier
+    from ddnn_tf.manifest import load_manifest
+    from ddnn_tf.serve.wire import WireError, model_graph, parse_cloud_records
+
+    manifest = load_manifest(MODEL, check_files=False)
+    spec = CloudSpec.from_manifest(manifest)
+    (cloud,) = model_graph(manifest).by_role("cloud")
+    assert spec.tier == cloud.name
+    assert spec.senders == tuple(device_tier(d) for d in range(6))
+    assert [spec.inputs[s] for s in spec.senders] == [
+        p.name for p in cloud.inputs if p.role == "features"
+    ]
+    # senders with padding bits; absent senders' rows are never packed (zeros there)
+    spec = CloudSpec(("a", "b"), {"a": (5,), "b": (3,)}, {"a": 1, "b": 1}, {}, "p", "cloud")
+    rng = np.random.default_rng(0)
+    features = {"a": np.sign(rng.normal(size=(3, 5))), "b": np.sign(rng.normal(size=(3, 3)))}
+    features["a"][2] = 0.0
+    present = np.array([[1, 1], [1, 0], [0, 1]], bool)
+    body = encode_features_records(spec, present, features)
+    assert len(body) == 3 + 4  # a mask byte per record, one byte per present sender
+    got_present, got = parse_cloud_records(spec, body)
+    assert (got_present == present).all()
+    assert np.array_equal(got["a"][:2], features["a"][:2]) and not got["a"][2].any()
+    assert np.array_equal(got["b"][[0, 2]], features["b"][[0, 2]]) and not got["b"][1].any()
+    bad = body[:-1] + bytes([body[-1] | 1])  # a padding bit in record 2's b
+    with pytest.raises(WireError, match=r"^record 2, b: .*padding"):
+        parse_cloud_records(spec, bad)
+
+
 # ------------------------------------------------------------------------------ purity
 def test_services_import_no_tensorflow():
     code = f"""

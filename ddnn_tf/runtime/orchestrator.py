@@ -83,10 +83,10 @@ def draw_presence(
         p = float(fail_prob)
     except (TypeError, ValueError):
         raise ValueError(
-            f"--fail-prob: expected a probability in [0, 1], got {fail_prob!r}."
+            f"fail_prob: expected a probability in [0, 1], got {fail_prob!r}."
         ) from None
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"--fail-prob: expected a probability in [0, 1], got {fail_prob!r}.")
+        raise ValueError(f"fail_prob: expected a probability in [0, 1], got {fail_prob!r}.")
     present = np.broadcast_to(~failed_mask(fail, num_devices), (n, num_devices)).copy()
     if p > 0.0:
         rng = np.random.default_rng(seed)
@@ -144,10 +144,10 @@ class Hierarchy:
     ):
         manifest = model if isinstance(model, Manifest) else load_manifest(model)
         if target not in TARGETS:
-            raise ValueError(f"--target: expected one of {', '.join(TARGETS)}, got {target!r}.")
+            raise ValueError(f"target: expected one of {', '.join(TARGETS)}, got {target!r}.")
         if target not in manifest["targets"]:
             raise ValueError(
-                f"--target {target}: the model in {manifest.directory} was converted for "
+                f"target {target}: the model in {manifest.directory} was converted for "
                 f"{manifest['targets']} only; convert it with that target too."
             )
         self.manifest = manifest
@@ -265,7 +265,7 @@ class Hierarchy:
             or not isinstance(batch_size, (int, np.integer))
             or batch_size < 1
         ):
-            raise ValueError(f"--batch-size: expected a positive integer, got {batch_size!r}.")
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}.")
         ts = resolve_thresholds(thresholds, self.exits[:-1], self.thresholds)
         c, d, e = self.num_classes, self.num_devices, self.topology.num_edges
         edges = self.topology.edges

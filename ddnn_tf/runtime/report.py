@@ -30,7 +30,7 @@ from ddnn_tf.evaluation import Evaluation
 from ddnn_tf.exits import evaluate_exits, threshold_sweep
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
-__all__ = ["evaluate_model", "format_report", "load_data_for", "sweep_bytes_fn"]
+__all__ = ["evaluate_model", "format_report", "load_data_for", "load_split", "sweep_bytes_fn"]
 
 
 def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
@@ -70,6 +70,34 @@ def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
             f"{hierarchy.num_devices}; evaluate on the data the model was trained for."
         )
     return dataset
+
+
+def load_split(
+    hierarchy: Hierarchy, data=None, path: str | None = None, split: str = "test", limit=None
+):
+    """The ``split`` of the model's dataset, cut to its first ``limit`` samples.
+
+    Args:
+        hierarchy: the model (its manifest names the default dataset).
+        data / path: as :func:`load_data_for`.
+        split: ``test`` or ``val``.
+        limit: the first ``limit`` samples only (None: all).
+
+    Returns:
+        The split (``x``, ``y``).
+
+    Raises:
+        ValueError / FileNotFoundError: as :func:`load_data_for`, or a bad ``split`` or
+            ``limit``.
+    """
+    if split not in ("test", "val"):
+        raise ValueError(f"split: expected 'test' or 'val', got {split!r}.")
+    samples = getattr(load_data_for(hierarchy, data, path), split)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit: expected a positive integer, got {limit!r}.")
+        samples = samples.subset(slice(0, limit))
+    return samples
 
 
 def sweep_bytes_fn(result, exits: tuple[str, ...]):
@@ -146,14 +174,7 @@ def evaluate_model(
         if isinstance(model, Hierarchy)
         else Hierarchy(model, target=target, num_threads=num_threads)
     )
-    if split not in ("test", "val"):
-        raise ValueError(f"--split: expected 'test' or 'val', got {split!r}.")
-    dataset = load_data_for(h, data, path)
-    samples = getattr(dataset, split)
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit: expected a positive integer, got {limit!r}.")
-        samples = samples.subset(slice(0, limit))
+    samples = load_split(h, data, path, split, limit)
     y = check_labels(samples.y, h.num_classes, where=f"{split} labels")
     failed = failed_mask(fail, h.num_devices)
     if failed.all():

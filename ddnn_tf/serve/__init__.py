@@ -23,12 +23,14 @@ __all__ = [
     "create_cloud_app",
     "create_gateway_app",
     "describe_model",
+    "model_graph",
     "model_id",
 ]
 
 _WHERE = {
     "FEATURES_TYPE": "wire",
     "CloudSpec": "wire",
+    "model_graph": "wire",
     "model_id": "wire",
     "TOKEN_ENV": "http",
     "ServiceError": "http",

@@ -12,9 +12,10 @@ a free port. Once listening, the service prints one JSON line ``{"url": ...}``.
 from __future__ import annotations
 
 from ddnn_tf._cli import cli
+from ddnn_tf.serve.demo import demo
 from ddnn_tf.serve.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES
 
-__all__ = ["cloud", "gateway"]
+__all__ = ["COMMANDS", "cloud", "gateway"]
 
 
 def _token(host: str, token: str | None) -> str | None:
@@ -160,7 +161,8 @@ def gateway(
     run_app(app, host, port)
 
 
-if __name__ == "__main__":
-    from ddnn_tf.serve.demo import demo
+#: The subcommands (``python -m ddnn_tf.serve COMMAND``).
+COMMANDS = {"cloud": cloud, "gateway": gateway, "demo": demo}
 
-    cli({"cloud": cloud, "gateway": gateway, "demo": demo})
+if __name__ == "__main__":
+    cli(COMMANDS)

@@ -26,9 +26,15 @@ class MicroBatcher:
         max_batch: most samples per call (a single larger item still runs alone).
 
     Example:
-        >>> batcher = MicroBatcher(lambda items: [x * 2 for x in items], size=lambda x: 1)
-        >>> await batcher.submit(21)
-        42
+        >>> import asyncio
+        >>> async def three_requests():
+        ...     batcher = MicroBatcher(lambda items: [x * 2 for x in items])
+        ...     try:
+        ...         return await asyncio.gather(*(batcher.submit(x) for x in (1, 2, 3)))
+        ...     finally:
+        ...         batcher.close()
+        >>> asyncio.run(three_requests())
+        [2, 4, 6]
     """
 
     def __init__(

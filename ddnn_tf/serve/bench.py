@@ -31,9 +31,9 @@ def _bodies(model_dir: str, data: str, path, n_requests: int, records: int):
     test = load_data_for(h, data, path).test
     n = min(len(test), n_requests * records)
     test = test.subset(slice(0, n))
-    features = {
-        f"device_{d}": h.tiers[f"device_{d}"]({"image": x})["features"]
-        for d, x in enumerate(test.x)
+    features = {  # what each device sends upward (its sensor input is its only input)
+        t.name: h.tiers[t.name]({t.inputs[0].name: test.x[t.device]})["features"]
+        for t in h.graph.by_role("device")
     }
     want = h.run(test.x, all_exits=True, batch_size=256).probs["cloud"]
     spec = CloudSpec.from_manifest(h.manifest)
@@ -127,15 +127,15 @@ def bench_serve(
     names = [e.strip() for e in (engines.split(",") if isinstance(engines, str) else engines)]
     for e in names:
         if e not in ("uvicorn", "ray"):
-            raise ValueError(f"--engines: expected uvicorn and/or ray, got {e!r}.")
-    for flag, value in (
-        ("--requests", requests),
-        ("--records", records),
-        ("--concurrency", concurrency),
-        ("--replicas", replicas),
+            raise ValueError(f"engines: expected uvicorn and/or ray, got {e!r}.")
+    for name, value in (
+        ("requests", requests),
+        ("records", records),
+        ("concurrency", concurrency),
+        ("replicas", replicas),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{flag}: expected a positive integer, got {value!r}.")
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}.")
     bodies, expected = _bodies(model_dir, data, path, requests, records)
     token = secrets.token_urlsafe(24)
     root = str(Path(__file__).resolve().parents[2])

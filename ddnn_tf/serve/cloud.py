@@ -25,6 +25,7 @@ from ddnn_tf.serve.http import (
     DEFAULT_DEADLINE_S,
     DEFAULT_MAX_BODY_BYTES,
     ServiceError,
+    add_status_routes,
     check_auth,
     check_content_type,
     check_model,
@@ -74,7 +75,7 @@ class CloudTier:
         self.model = model_id(self.manifest)
         self.spec = CloudSpec.from_manifest(self.manifest)
         self.runner = TierRunner.from_manifest(
-            self.manifest, "cloud", target, num_threads=num_threads
+            self.manifest, self.spec.tier, target, num_threads=num_threads
         )
         self.num_classes = len(self.manifest["classes"])
         self.info = describe_model(self.manifest, self.model)
@@ -151,18 +152,7 @@ def cloud_router(
         submit = batcher.submit
     router.batcher = batcher  # for stats and shutdown
 
-    @router.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @router.get("/readyz")
-    async def readyz() -> dict:
-        return {"status": "ready"}
-
-    @router.get("/v1/model")
-    async def model(request: Request) -> dict:
-        check_auth(request, token)
-        return tier.info
+    add_status_routes(router, tier.info, token)
 
     @router.post("/v1/cloud")
     async def cloud(request: Request) -> JSONResponse:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ddnn_tf.comm import decode_summary, encode_summary, pack_features
+from ddnn_tf.comm import decode_summaries, encode_summaries, pack_features_batch
 from ddnn_tf.exits import exit_points, softmax
 from ddnn_tf.manifest import Manifest
 from ddnn_tf.runtime.tiers import TierRunner
-from ddnn_tf.serve.wire import CloudSpec
+from ddnn_tf.serve.wire import CloudSpec, model_graph
 
 __all__ = ["EdgeOutcome", "EdgeStage"]
 
@@ -55,35 +55,29 @@ class EdgeStage:
     """
 
     def __init__(self, manifest: Manifest, target: str, threshold: float | None) -> None:
-        tiers = manifest["tiers"]
-        names = sorted(
-            (t for t, meta in tiers.items() if meta["role"] == "edge"),
-            key=lambda t: int(tiers[t].get("edge", t.rsplit("_", 1)[1])),
-        )
-        if not names:
+        graph = model_graph(manifest)
+        edges = graph.by_role("edge")
+        if not edges:
             raise ValueError(f"{manifest.directory}: the model has no edge tiers.")
-        self.names = names
-        self.runners = {t: TierRunner.from_manifest(manifest, t, target) for t in names}
-        self.inputs = {t: tiers[t]["inputs"] for t in names}
-        self.groups = {}
-        for t in names:
-            presence = [i for i in self.inputs[t] if i["role"] == "presence"]
-            if not presence or not presence[0].get("columns"):
-                raise ValueError(f"Invalid manifest (tiers.{t}.inputs): no presence columns.")
-            self.groups[t] = [int(c.rsplit("_", 1)[1]) for c in presence[0]["columns"]]
-        self.has_exit = "edge" in manifest["split"]
+        self.names = [t.name for t in edges]
+        self.tiers = {t.name: t for t in edges}
+        self.runners = {t: TierRunner.from_manifest(manifest, t, target) for t in self.names}
+        # each edge's presence columns are its devices (one column per device, in order)
+        self.groups = {t.name: list(t.devices) for t in edges}
+        self.has_exit = "edge" in graph.split
         self.threshold = threshold
         self.aggregator = None
         if self.has_exit:
-            self.aggregator = TierRunner.from_manifest(manifest, "edge_aggregator", target)
-            self.agg_inputs = tiers["edge_aggregator"]["inputs"]
+            (agg,) = graph.by_role("edge_aggregator")
+            self.aggregator = TierRunner.from_manifest(manifest, agg.name, target)
+            self.agg_inputs = agg.inputs
         self.num_classes = len(manifest["classes"])
         self.encoding = manifest["wire"]["summary"].get("encoding", "float32")
         self.cloud = CloudSpec.from_manifest(manifest)
-        if list(self.cloud.senders) != names:
+        if list(self.cloud.senders) != self.names:
             raise ValueError(
                 f"{manifest.directory}: the cloud's senders {list(self.cloud.senders)} are not "
-                f"the edges {names}."
+                f"the edges {self.names}."
             )
 
     def run(self, features: Mapping[int, np.ndarray], present: np.ndarray, m: int) -> EdgeOutcome:
@@ -100,36 +94,34 @@ class EdgeStage:
             if not alive[j]:
                 continue
             runner, feeds = self.runners[t], {}
-            for spec in self.inputs[t]:
-                shape = runner.input_shapes[spec["name"]]
-                if spec["role"] == "presence":
+            for port in self.tiers[t].inputs:
+                shape = runner.input_shapes[port.name]
+                if port.role == "presence":
                     row = present[self.groups[t]].astype(np.float32)
-                    feeds[spec["name"]] = np.broadcast_to(row, (m, len(row))).copy()
-                else:
-                    d = int(spec["from"]["tier"].rsplit("_", 1)[1])
-                    feeds[spec["name"]] = features.get(d, np.zeros((m, *shape), np.float32))
+                    feeds[port.name] = np.broadcast_to(row, (m, len(row))).copy()
+                else:  # a device's features: its column on the link is its index
+                    d = port.source.column
+                    feeds[port.name] = features.get(d, np.zeros((m, *shape), np.float32))
             outputs[t] = runner(feeds)
         take = np.zeros(m, bool)
         probs = None
         if self.has_exit:
             feeds = {}
-            for spec in self.agg_inputs:
-                if spec["role"] == "presence":
-                    feeds[spec["name"]] = np.broadcast_to(
+            for port in self.agg_inputs:
+                if port.role == "presence":
+                    feeds[port.name] = np.broadcast_to(
                         alive.astype(np.float32), (m, len(alive))
                     ).copy()
                 else:
-                    t = spec["from"]["tier"]
+                    t = port.source.tier
                     received = np.zeros((m, self.num_classes), np.float32)
                     if t in outputs:  # summaries cross a link: encode, then decode
-                        for r, v in enumerate(outputs[t]["summary"]):
-                            payload = encode_summary(v, self.encoding)
-                            received[r] = decode_summary(payload, self.num_classes, self.encoding)
-                    feeds[spec["name"]] = received
+                        payload = encode_summaries(outputs[t]["summary"], self.encoding)
+                        received = decode_summaries(payload, self.num_classes, self.encoding)
+                    feeds[port.name] = received
             probs = softmax(np.asarray(self.aggregator(feeds)["logits"], np.float64))
             take = exit_points([probs, probs], [self.threshold]) == 0
-        payloads = [
-            {t: pack_features(outputs[t]["features"][r]) for t in outputs}
-            for r in np.flatnonzero(~take)
-        ]
+        rows = np.flatnonzero(~take)
+        packed = {t: pack_features_batch(outputs[t]["features"][rows]) for t in outputs}
+        payloads = [{t: packed[t][k].tobytes() for t in packed} for k in range(len(rows))]
         return EdgeOutcome(probs, take, alive, payloads)

@@ -40,8 +40,9 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ddnn_tf.comm import decode_summary, unpack_features
+from ddnn_tf.comm import decode_summaries, unpack_features_batch
 from ddnn_tf.exits import exit_points, resolve_thresholds, softmax
+from ddnn_tf.graph import Tier
 from ddnn_tf.manifest import load_manifest
 from ddnn_tf.runtime.tiers import TierRunner
 from ddnn_tf.serve.cloud import describe_model
@@ -50,6 +51,7 @@ from ddnn_tf.serve.http import (
     DEFAULT_DEADLINE_S,
     DEFAULT_MAX_BODY_BYTES,
     ServiceError,
+    add_status_routes,
     check_auth,
     check_content_type,
     check_model,
@@ -64,6 +66,7 @@ from ddnn_tf.serve.wire import (
     CloudSpec,
     encode_cloud_records,
     encode_mask,
+    model_graph,
     model_id,
     summary_size,
 )
@@ -121,13 +124,13 @@ class Gateway:
         cloud_timeout_s: float = 5.0,
         target: str = "portable",
     ) -> None:
-        for flag, value in (
-            ("--gather-s", gather_s),
-            ("--join-s", join_s),
-            ("--cloud-timeout-s", cloud_timeout_s),
+        for name, value in (
+            ("gather_s", gather_s),
+            ("join_s", join_s),
+            ("cloud_timeout_s", cloud_timeout_s),
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{flag}: expected a positive number of seconds, got {value!r}.")
+                raise ValueError(f"{name}: expected a positive number of seconds, got {value!r}.")
         self.manifest = load_manifest(model_dir)
         m = self.manifest
         if m["split"][0] != "local":
@@ -139,12 +142,14 @@ class Gateway:
         self.info = describe_model(m, self.model)
         self.exits = tuple(m["split"])
         self.thresholds = resolve_thresholds(threshold, self.exits[:-1], m["thresholds"])
-        self.runner = TierRunner.from_manifest(m, "local_aggregator", target)
+        self.graph = model_graph(m)
+        (local,) = self.graph.by_role("local_aggregator")
+        self.runner = TierRunner.from_manifest(m, local.name, target)
         self.cloud = CloudSpec.from_manifest(m)
-        self.num_devices = int(m["topology"].get("num_devices", len(m["inputs"])))
-        self.devices = [f"device_{d}" for d in range(self.num_devices)]
+        self.devices = [t.name for t in self.graph.by_role("device")]
+        self.num_devices = len(self.devices)
         self.edges = None
-        if any(t["role"] == "edge" for t in m["tiers"].values()):
+        if self.graph.by_role("edge"):
             self.edges = EdgeStage(m, target, self.thresholds.get("edge"))
         elif list(self.cloud.senders) != self.devices:
             raise ValueError(
@@ -158,7 +163,7 @@ class Gateway:
         self.encoding = m["wire"]["summary"].get("encoding", "float32")
         self.summary_bytes = summary_size(m)
         self.threshold = self.thresholds["local"]
-        self.local_inputs = self._local_inputs()
+        self.local_inputs = self._local_inputs(local)
         self.cloud_url = cloud_url.rstrip("/")
         self.cloud_token = cloud_token
         self.gather_s = float(gather_s)
@@ -174,14 +179,15 @@ class Gateway:
         self._all_joined: asyncio.Event | None = None
         self._client: httpx.AsyncClient | None = None
 
-    def _local_inputs(self) -> dict[str, Any]:
-        spec = self.manifest["tiers"]["local_aggregator"]["inputs"]
+    @staticmethod
+    def _local_inputs(local: Tier) -> dict[str, Any]:
+        """The local aggregator's inputs: ``{summaries: {device: input}, presence: input}``."""
         summaries, presence = {}, None
-        for t in spec:
-            if t["role"] == "summary":
-                summaries[int(t["from"]["tier"].rsplit("_", 1)[1])] = t["name"]
-            elif t["role"] == "presence":
-                presence = t["name"]
+        for port in local.inputs:
+            if port.role == "summary":  # a device's column on its link is its index
+                summaries[port.source.column] = port.name
+            elif port.role == "presence":
+                presence = port.name
         return {"summaries": summaries, "presence": presence}
 
     # ------------------------------------------------------------------ lifecycle
@@ -239,12 +245,8 @@ class Gateway:
             )
         n = len(body) // size
         try:
-            values = np.stack(
-                [
-                    decode_summary(body[k * size : (k + 1) * size], self.num_classes, self.encoding)
-                    for k in range(n)
-                ]
-            )
+            payload = np.frombuffer(body, np.uint8).reshape(n, size)
+            values = decode_summaries(payload, self.num_classes, self.encoding)
         except ValueError as err:
             raise ServiceError(400, "bad_body", str(err)) from None
         self.alive.add(device)
@@ -341,8 +343,7 @@ class Gateway:
         shape = self.feature_shapes[device]
         payloads = [body[k * nbytes : (k + 1) * nbytes] for k in range(m)]
         try:
-            for p in payloads:
-                unpack_features(p, shape)
+            unpack_features_batch(np.frombuffer(body, np.uint8).reshape(m, nbytes), shape)
         except ValueError as err:
             raise ServiceError(400, "bad_body", str(err)) from None
         r.features[device] = payloads
@@ -381,7 +382,10 @@ class Gateway:
                 present = np.zeros(self.num_devices, bool)
                 present[senders] = True
                 features = {
-                    d: np.stack([unpack_features(p, self.feature_shapes[d]) for p in r.features[d]])
+                    d: unpack_features_batch(
+                        np.frombuffer(b"".join(r.features[d]), np.uint8).reshape(len(rows), -1),
+                        self.feature_shapes[d],
+                    )
                     for d in senders
                 }
                 outcome = self.edges.run(features, present, len(rows))
@@ -505,18 +509,7 @@ def create_gateway_app(
         check_model(request, gw.model)
         return _int_header(request, "x-ddnn-device", gw.num_devices)
 
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> dict:
-        return {"status": "ready"}
-
-    @app.get("/v1/model")
-    async def model(request: Request) -> dict:
-        check_auth(request, token)
-        return gw.info
+    add_status_routes(app, gw.info, token)
 
     @app.post("/v1/join")
     async def join(request: Request) -> dict:

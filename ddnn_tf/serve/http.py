@@ -12,12 +12,13 @@ import ipaddress
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
+    "add_status_routes",
     "DEFAULT_DEADLINE_S",
     "DEFAULT_MAX_BODY_BYTES",
     "TOKEN_ENV",
@@ -88,6 +89,29 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _crash(_: Request, err: Exception) -> JSONResponse:
         return _json_error(500, "internal", f"{type(err).__name__}: {err}")
+
+
+def add_status_routes(app: FastAPI | APIRouter, info: dict[str, Any], token: str | None) -> None:
+    """``GET /healthz``, ``/readyz`` (open) and ``/v1/model`` (token-checked) on ``app``.
+
+    Args:
+        app: the service's app or router.
+        info: what ``GET /v1/model`` answers (the model's description).
+        token: the shared token, or None.
+    """
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> dict:
+        return {"status": "ready"}
+
+    @app.get("/v1/model")
+    async def model(request: Request) -> dict:
+        check_auth(request, token)
+        return info
 
 
 def is_loopback(host: str) -> bool:

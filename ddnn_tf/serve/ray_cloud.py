@@ -118,7 +118,7 @@ def serve_ray(
     from ddnn_tf.serve.cloud import CloudTier
 
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-        raise ValueError(f"--replicas: expected a positive integer, got {replicas!r}.")
+        raise ValueError(f"replicas: expected a positive integer, got {replicas!r}.")
     model = str(Path(model).resolve())
     CloudTier(model, target=target)  # fail fast, before Ray starts, on a bad model
     local = address is None

@@ -27,8 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ddnn_tf.comm import pack_features, summary_nbytes, unpack_features
-from ddnn_tf.manifest import MANIFEST_FILE, Manifest
+from ddnn_tf.comm import (
+    pack_features_batch,
+    summary_nbytes,
+    unpack_features,
+    unpack_features_batch,
+)
+from ddnn_tf.graph import TierGraph, tier_graph
+from ddnn_tf.manifest import MANIFEST_FILE, Manifest, check_tier_graph
+from ddnn_tf.topology import Topology
 
 __all__ = [
     "FEATURES_TYPE",
@@ -40,6 +47,7 @@ __all__ = [
     "encode_cloud_records",
     "encode_features_records",
     "encode_mask",
+    "model_graph",
     "model_id",
     "parse_cloud_records",
     "summary_size",
@@ -75,6 +83,26 @@ def model_id(model: str | Path | Manifest) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"No manifest at {path}.")
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_graph(manifest: Mapping) -> TierGraph:
+    """The tier graph a manifest was converted for, checked against its tiers.
+
+    Every service takes its wiring (which tiers exist, who sends what to whom, which
+    devices each presence column stands for) from this graph, never from tier names.
+
+    Args:
+        manifest: a loaded manifest.
+
+    Returns:
+        :func:`ddnn_tf.graph.tier_graph` of the manifest's topology and split.
+
+    Raises:
+        ValueError: a manifest whose tiers or wire disagree with that graph.
+    """
+    graph = tier_graph(Topology.from_dict(manifest["topology"]), manifest["split"])
+    check_tier_graph(manifest, graph)
+    return graph
 
 
 def summary_size(manifest: Mapping) -> int:
@@ -116,6 +144,7 @@ class CloudSpec:
         nbytes: per sender, its packed feature bytes.
         inputs: per sender, the cloud input tensor its features feed.
         presence_input: the name of the cloud's presence input.
+        tier: the cloud tier's name.
     """
 
     senders: tuple[str, ...]
@@ -123,6 +152,7 @@ class CloudSpec:
     nbytes: dict[str, int]
     inputs: dict[str, str]
     presence_input: str
+    tier: str
 
     @property
     def mask_bytes(self) -> int:
@@ -133,33 +163,19 @@ class CloudSpec:
         """Read the cloud tier's senders from a manifest.
 
         Raises:
-            ValueError: a model whose cloud takes raw inputs (configuration (a)) or whose
-                manifest lacks the presence columns or the feature sources.
+            ValueError: a model whose cloud takes raw inputs (configuration (a)), or a
+                manifest whose tiers disagree with its tier graph.
         """
-        cloud = manifest["tiers"]["cloud"]
-        presence = [t for t in cloud["inputs"] if t["role"] == "presence"]
-        if not presence or not presence[0].get("columns"):
+        (cloud,) = model_graph(manifest).by_role("cloud")
+        presence = [p for p in cloud.inputs if p.role == "presence"]
+        if cloud.composed or not presence:
             raise ValueError(
-                "Invalid manifest (tiers.cloud.inputs): the cloud tier has no presence "
-                "input with columns; only models with bit-packed features upstream of the "
-                "cloud can be served (convert with a local or edge exit)."
+                "The cloud tier of this model (split cloud) takes raw sensor inputs; "
+                "only models with bit-packed features upstream of the cloud can be served "
+                "(convert with a local or edge exit)."
             )
-        senders = tuple(presence[0]["columns"])
-        inputs: dict[str, str] = {}
-        for t in cloud["inputs"]:
-            if t["role"] == "features":
-                source = t.get("from") or {}
-                if source.get("tier") not in senders:
-                    raise ValueError(
-                        f"Invalid manifest (tiers.cloud.inputs.{t['name']}): its source "
-                        f"{source!r} is not one of the presence columns {list(senders)}."
-                    )
-                inputs[source["tier"]] = t["name"]
-        missing = [s for s in senders if s not in inputs]
-        if missing:
-            raise ValueError(
-                f"Invalid manifest (tiers.cloud.inputs): no features input for {missing}."
-            )
+        senders = tuple(c.tier for c in presence[0].columns)
+        inputs = {p.source.tier: p.name for p in cloud.inputs if p.role == "features"}
         wire = manifest["wire"]["features"]
         shapes, nbytes = {}, {}
         for s in senders:
@@ -167,7 +183,7 @@ class CloudSpec:
                 raise ValueError(f"Invalid manifest (wire.features): no entry for {s!r}.")
             shapes[s] = tuple(int(d) for d in wire[s]["shape"])
             nbytes[s] = int(wire[s].get("nbytes") or (math.prod(shapes[s]) + 7) // 8)
-        return cls(senders, shapes, nbytes, inputs, presence[0]["name"])
+        return cls(senders, shapes, nbytes, inputs, presence[0].name, cloud.name)
 
 
 def encode_cloud_records(
@@ -197,10 +213,12 @@ def encode_features_records(
 ) -> bytes:
     """Build a ``POST /v1/cloud`` body from ±1 feature arrays ``{sender: (n, *shape)}``."""
     presence = np.asarray(presence, bool)
-    payloads = [
-        {s: pack_features(features[s][i]) for k, s in enumerate(spec.senders) if presence[i, k]}
-        for i in range(len(presence))
-    ]
+    payloads: list[dict[str, bytes]] = [{} for _ in range(len(presence))]
+    for k, s in enumerate(spec.senders):  # only what is sent is packed
+        rows = np.flatnonzero(presence[:, k])
+        if len(rows):
+            for i, payload in zip(rows, pack_features_batch(features[s][rows]), strict=True):
+                payloads[i][s] = payload.tobytes()
     return encode_cloud_records(spec, presence, payloads)
 
 
@@ -256,11 +274,19 @@ def parse_cloud_records(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[
     presence = np.stack(masks)
     features = {}
     for sender, items in chunks.items():
-        array = np.zeros((i, *spec.shapes[sender]), np.float32)
-        for row_index, payload in items:
+        shape = spec.shapes[sender]
+        array = np.zeros((i, *shape), np.float32)
+        if items:
+            rows = [r for r, _ in items]
+            packed = np.frombuffer(b"".join(p for _, p in items), np.uint8).reshape(len(rows), -1)
             try:
-                array[row_index] = unpack_features(payload, spec.shapes[sender])
-            except ValueError as err:
-                raise WireError(f"record {row_index}, {sender}: {err}") from None
+                array[rows] = unpack_features_batch(packed, shape)
+            except ValueError:  # name the first record at fault
+                for row_index, payload in items:
+                    try:
+                        unpack_features(payload, shape)
+                    except ValueError as err:
+                        raise WireError(f"record {row_index}, {sender}: {err}") from None
+                raise
         features[sender] = array
     return presence, features
