@@ -47,14 +47,19 @@ __all__ = [
 ]
 
 #: Wire encodings of a class summary. ``int8`` is symmetric per-vector quantisation:
-#: a float32 scale followed by one int8 per class, value = q * scale.
-SUMMARY_ENCODINGS = ("float32", "float16", "int8")
+#: a float32 scale followed by one int8 per class, value = q * scale. ``int4`` carries a
+#: summary that is already integer-valued in [-8, 7] (a device whose exit head rounds its
+#: logits, see ``ddnn_tf.blocks.SummaryQuantizer``): two's-complement nibbles, two per
+#: byte, first class in the low nibble, no header; lossless for such summaries.
+SUMMARY_ENCODINGS = ("float32", "float16", "int8", "int4")
 
 _F32 = np.dtype("<f4")
 _F16 = np.dtype("<f2")
 _INT8_SCALE_BYTES = 4
 _INT8_MAX = 127
 _F16_MAX = float(np.finfo(np.float16).max)
+#: Range of the ``int4`` summary encoding.
+INT4_RANGE = (-8, 7)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -86,14 +91,14 @@ def summary_nbytes(num_classes: int, encoding: str = "float32") -> int:
 
     Returns:
         ``4 * C`` for float32, ``2 * C`` for float16, ``C + 4`` for int8 (the 4 bytes carry
-        the float32 scale).
+        the float32 scale), ``ceil(C / 2)`` for int4.
 
     Raises:
         ValueError: on an unknown encoding or ``num_classes < 1``.
 
     Example:
         >>> [summary_nbytes(3, e) for e in SUMMARY_ENCODINGS]
-        [12, 6, 7]
+        [12, 6, 7, 2]
     """
     c = _check_num_classes(num_classes)
     enc = _check_encoding(encoding)
@@ -101,6 +106,8 @@ def summary_nbytes(num_classes: int, encoding: str = "float32") -> int:
         return 4 * c
     if enc == "float16":
         return 2 * c
+    if enc == "int4":
+        return (c + 1) // 2
     return c + _INT8_SCALE_BYTES
 
 
@@ -120,7 +127,8 @@ def encode_summary(values: np.ndarray, encoding: str = "float32") -> bytes:
 
     Raises:
         ValueError: on an unknown encoding, a non-1-D or empty vector, non-finite values,
-            or values beyond the float16 range with ``float16``.
+            values beyond the float16 range with ``float16``, or values that are not
+            integers in [-8, 7] with ``int4`` (it never rounds: it is lossless or refuses).
 
     Example:
         >>> len(encode_summary(np.array([0.1, 0.7, 0.2]), "int8"))
@@ -147,6 +155,8 @@ def encode_summary(values: np.ndarray, encoding: str = "float32") -> bytes:
                 f"Received |v| = {peak:g}; use encoding='float32' or 'int8'."
             )
         return v.astype(_F16).tobytes()
+    if enc == "int4":
+        return _encode_int4(v)
     scale = np.float32(np.max(np.abs(v)) / _INT8_MAX)
     if scale > 0:
         q = np.clip(np.rint(v / np.float64(scale)), -_INT8_MAX, _INT8_MAX).astype(np.int8)
@@ -185,9 +195,34 @@ def decode_summary(payload: bytes, num_classes: int, encoding: str = "float32") 
         return np.frombuffer(buf, dtype=_F32).astype(np.float32)
     if encoding == "float16":
         return np.frombuffer(buf, dtype=_F16).astype(np.float32)
+    if encoding == "int4":
+        return _decode_int4(buf, num_classes)
     scale = np.frombuffer(buf[:_INT8_SCALE_BYTES], dtype=_F32)[0]
     q = np.frombuffer(buf[_INT8_SCALE_BYTES:], dtype=np.int8)
     return (q.astype(np.float32) * scale).astype(np.float32)
+
+
+def _encode_int4(v: np.ndarray) -> bytes:
+    lo, hi = INT4_RANGE
+    if np.any(v != np.round(v)) or v.min() < lo or v.max() > hi:
+        raise ValueError(
+            f"Expected an int4 summary of integers in [{lo}, {hi}] (a quantised exit head's "
+            f"output). Received values in [{v.min():g}, {v.max():g}]"
+            f"{'' if np.all(v == np.round(v)) else ', not all integers'}; use "
+            f"encoding='float32' or 'int8' for real-valued summaries."
+        )
+    nibbles = (v.astype(np.int64) & 0xF).astype(np.uint8)
+    if len(nibbles) % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def _decode_int4(buf: bytes, num_classes: int) -> np.ndarray:
+    packed = np.frombuffer(buf, dtype=np.uint8)
+    nibbles = np.stack([packed & 0xF, packed >> 4], axis=1).reshape(-1)[:num_classes]
+    signed = nibbles.astype(np.int8)
+    signed[signed > INT4_RANGE[1]] -= 16
+    return signed.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- features

@@ -117,9 +117,9 @@ def _wire(topology: Topology, plans: list[TierPlan], meta: dict[str, Any]) -> di
     }
     return {
         "summary": {
-            "encoding": "float32",
+            "encoding": topology.summary_encoding,
             "shape": [c],
-            "nbytes": summary_nbytes(c, "float32"),
+            "nbytes": summary_nbytes(c, topology.summary_encoding),
             "byte_order": "little",
         },
         "features": features,
