@@ -159,12 +159,18 @@ def _build_edge(topology: Topology, j: int) -> keras.Model:
 
 
 def _float_cloud(topology: Topology, x):
-    """The real-valued cloud: conv blocks (filters doubling) on a map, then a ReLU dense."""
-    if len(x.shape) == 4:
+    """The real-valued cloud: on a grid map, conv blocks (filters doubling) then one ReLU
+    dense layer; on concatenated features, ``cloud_conv_layers`` ReLU dense layers."""
+    if topology.device_grid:
         for k in range(topology.cloud_conv_layers):
             x = float_conv_block(x, topology.cloud_filters * 2**k, name=f"cloud_conv{k + 1}")
+        hidden = 1
+    else:
+        hidden = topology.cloud_conv_layers
+    if len(x.shape) > 2:
         x = keras.layers.Flatten(name="cloud_flatten")(x)
-    x = keras.layers.Dense(topology.cloud_units, activation="relu", name="cloud_fc")(x)
+    for k in range(hidden):
+        x = keras.layers.Dense(topology.cloud_units, activation="relu", name=f"cloud_fc{k + 1}")(x)
     return keras.layers.Dense(topology.num_classes, name="cloud_exit_dense")(x)
 
 

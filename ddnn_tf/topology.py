@@ -83,9 +83,11 @@ class Topology:
         summary_bits: bits per class of a device's summary: 0 sends real values (the
             paper's float32), 4 rounds the exit head's logits to integers in [-8, 7]
             inside the device model (straight-through gradient), sent as ``int4``.
-        cloud_precision: ``"binary"`` (the paper's binary blocks) or ``"float"`` (conv +
-            batch norm + ReLU + 2x2 max-pool blocks doubling the filters each layer, then
-            a ReLU dense layer of ``cloud_units``).
+        cloud_precision: ``"binary"`` (the paper's binary blocks) or ``"float"``: on the
+            devices' grid (``device_grid``) ``cloud_conv_layers`` conv + batch norm + ReLU +
+            2x2 max-pool blocks (``cloud_filters``, doubling each layer) and one ReLU dense
+            layer of ``cloud_units``; on concatenated features ``cloud_conv_layers`` ReLU
+            dense layers of ``cloud_units``. Either way a dense layer gives the logits.
         device_grid: ``(rows, cols)`` when the devices' image views tile one scene in
             row-major order (fmnist6: ``(3, 2)``): the cloud then lays the received maps
             out in that grid (a missing device's tile is 0), so its convolutions cross

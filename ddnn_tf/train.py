@@ -58,25 +58,21 @@ LR_SCHEDULES = ("constant", "cosine")
 
 #: ``paper``: the paper's MP-CC DDNN and optimiser. ``default``: the same binary devices
 #: (f = 4, one ConvP block, 1 bit per feature) with a 4-bit summary, a real-valued cloud
-#: that sees the devices' maps in their image grid, device dropout, and a cosine-decayed
-#: higher learning rate (README, "Beyond the paper"). ``topology`` options apply where the
-#: data allows (``device_grid`` only to data whose devices tile one image, fmnist6).
+#: (two ReLU dense layers over the concatenated binary features), device dropout, and a
+#: cosine-decayed higher learning rate (README, "Beyond the paper").
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"topology": {}, "config": {}},
     "default": {
         "topology": {
             "summary_bits": 4,
             "cloud_precision": "float",
-            "cloud_filters": 32,
             "cloud_conv_layers": 2,
-            "cloud_units": 128,
+            "cloud_units": 256,
             "device_dropout": 0.15,
         },
         "config": {"learning_rate": 3e-3, "lr_schedule": "cosine", "batch_size": 256},
     },
 }
-#: Devices tiling one image, by dataset name: the cloud of the default preset uses it.
-DEVICE_GRIDS = {"fmnist6": (3, 2)}
 
 
 @dataclass(frozen=True)
@@ -154,12 +150,7 @@ def preset_topology(dataset: Dataset, preset: str = "default", **options: Any) -
     """
     if preset not in PRESETS:
         raise ValueError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}.")
-    merged = dict(PRESETS[preset]["topology"])
-    grid = DEVICE_GRIDS.get(dataset.name)
-    if preset != "paper" and grid and not options.get("edges"):
-        merged["device_grid"] = grid
-    merged.update(options)
-    return topology_for(dataset, **merged)
+    return topology_for(dataset, **{**PRESETS[preset]["topology"], **options})
 
 
 def preset_config(preset: str = "default", **options: Any) -> TrainConfig:
@@ -580,6 +571,7 @@ def main(
     device_dropout: float | None = None,
     summary_bits: int | None = None,
     cloud_precision: str | None = None,
+    device_grid=None,
     exit_weights=None,
     calibrate: str = "accuracy",
     seed: int = 0,
@@ -599,6 +591,8 @@ def main(
         edges: device groups, one per edge, e.g. "0,1,2;3,4,5".
         exits: e.g. "local,cloud" (default), "local,edge,cloud" (needs --edges), "cloud".
         exit_weights: per-exit loss weights, "local=1,cloud=1" or "1,1" (bottom to top).
+        device_grid: "ROWS,COLS" when the devices' views tile one image (fmnist6: 3,2):
+            the cloud lays their maps out in that grid.
         calibrate: threshold rule on the validation split: "accuracy" or "bytes:B" (the
             most accurate T within B bytes per device per sample).
     """
@@ -633,8 +627,8 @@ def main(
         options["exits"] = ("local", "edge", "cloud")
     if exits:
         options["exits"] = tuple(_flag_items(exits))
-    if "cloud_agg" in options or "edges" in options:
-        options.setdefault("device_grid", ())
+    if device_grid is not None:
+        options["device_grid"] = [int(g) for g in _flag_items(device_grid)]
     topology = preset_topology(dataset, preset, **options)
     weights = _parse_weights(exit_weights, topology.exits)
     overrides = dict(batch_size=batch_size, learning_rate=learning_rate, lr_schedule=lr_schedule)

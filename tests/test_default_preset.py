@@ -91,10 +91,11 @@ def test_presets_paper_is_todays_model_default_differs():
     fmnist = SimpleNamespace(name="fmnist6", input_shapes=tuple(SIX), num_classes=10)
     assert preset_topology(fmnist, "paper") == topology_for(fmnist)
     default = preset_topology(fmnist, "default")
-    assert default.device_grid == (3, 2) and default.summary_bits == 4
+    assert default.summary_bits == 4 and default.device_filters == 4
     assert default.cloud_precision == "float" and default.device_dropout > 0
-    other = SimpleNamespace(name="synthetic", input_shapes=tuple(SIX), num_classes=3)
-    assert preset_topology(other, "default").device_grid == ()
+    assert default.device_weight_bits(0) <= 8 * 1024  # 1 KB of binary weights per device
+    grid = preset_topology(fmnist, "default", device_grid=(3, 2), cloud_filters=8)
+    assert grid.device_grid == (3, 2) and grid.cloud_units == default.cloud_units
     assert preset_config("paper") == TrainConfig(preset="paper")
     assert preset_config("default").lr_schedule == "cosine"
     with pytest.raises(ValueError, match="--preset: expected one of paper, default"):
