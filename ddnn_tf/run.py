@@ -39,6 +39,7 @@ def main(
     split: str = "test",
     threads: int = 1,
     exit_accuracy: bool = True,
+    calibrate: str | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Run a converted model (tflite_models/NAME) on a dataset split.
@@ -58,6 +59,8 @@ def main(
         split: test or val.
         threads: interpreter threads per tier.
         exit_accuracy: also run every tier on every sample for per-exit accuracies.
+        calibrate: re-calibrate T on the validation split: 'accuracy' or 'bytes:B' (the
+            most accurate T within B bytes per device per sample).
         json: print one JSON object instead of the table.
     """
     from ddnn_tf.runtime.report import evaluate_model, format_report
@@ -77,6 +80,7 @@ def main(
         split=split,
         num_threads=threads,
         exit_accuracy=exit_accuracy,
+        calibrate=calibrate,
     )
     print(_json.dumps(result, indent=2) if json else format_report(result))
 

@@ -30,6 +30,7 @@ import numpy as np
 from ddnn_tf._cli import cli
 from ddnn_tf._files import atomic_directory
 from ddnn_tf._keras import keras, tf
+from ddnn_tf.calibration import calibrate_threshold, parse_calibrate
 from ddnn_tf.checks import check_labels, check_views
 from ddnn_tf.data import Dataset, Split, load_dataset
 from ddnn_tf.model import DDNN, build_ddnn, build_individual
@@ -158,80 +159,6 @@ def preset_config(preset: str = "default", **options: Any) -> TrainConfig:
     if preset not in PRESETS:
         raise ValueError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}.")
     return TrainConfig(**{**PRESETS[preset]["config"], "preset": preset, **options})
-
-
-def parse_calibrate(rule: str) -> float | None:
-    """``"accuracy"`` -> None; ``"bytes:20"`` -> 20.0 (bytes per device per sample).
-
-    Raises:
-        ValueError: any other rule.
-    """
-    text = str(rule).strip()
-    if text == "accuracy":
-        return None
-    if text.startswith("bytes:"):
-        try:
-            budget = float(text[len("bytes:") :])
-        except ValueError:
-            budget = -1.0
-        if budget > 0:
-            return budget
-    raise ValueError(
-        f"--calibrate: expected 'accuracy' or 'bytes:B' with B > 0 bytes per device per "
-        f"sample (e.g. bytes:20), got {rule!r}."
-    )
-
-
-def calibrate_threshold(
-    probs: dict[str, np.ndarray],
-    labels: np.ndarray,
-    topology: Topology,
-    rule: str = "accuracy",
-    *,
-    raw_bytes_per_device=None,
-) -> float:
-    """The exit threshold T a calibration rule picks on validation probabilities.
-
-    ``accuracy``: the most accurate T (ties to the larger T). ``bytes:B``: the most
-    accurate T whose expected bytes per device (summary + features of the samples that
-    did not exit) are at most B; when no T fits, the cheapest one.
-
-    Args:
-        probs: exit name -> (N, |C|) probabilities, bottom to top (e.g. from
-            :func:`predict_exits` on the validation split).
-        labels: (N,) labels.
-        topology: the hierarchy (its wire sizes give the bytes).
-        rule: ``"accuracy"`` or ``"bytes:B"``.
-        raw_bytes_per_device: raw input bytes per device (only raw offload uses them).
-
-    Returns:
-        The threshold, from the default grid.
-
-    Raises:
-        ValueError: an invalid rule.
-    """
-    from ddnn_tf.comm import hierarchy_bytes
-    from ddnn_tf.exits import search_threshold, threshold_sweep
-
-    budget = parse_calibrate(rule)
-    if budget is None:
-        return float(search_threshold(probs, labels))
-    raw = list(raw_bytes_per_device or [0] * topology.num_devices)
-
-    def cost(fractions):
-        return hierarchy_bytes(
-            topology,
-            fractions,
-            raw_bytes_per_device=raw,
-            summary_encoding=topology.summary_encoding,
-        )["bytes_per_device"]
-
-    rows = threshold_sweep(probs, labels, bytes_fn=cost)
-    fitting = [r for r in rows if r["bytes_per_device"] <= budget + 1e-9]
-    if not fitting:
-        return float(min(rows, key=lambda r: (r["bytes_per_device"], -r["threshold"]))["threshold"])
-    best = max(fitting, key=lambda r: (r["accuracy_overall"], r["threshold"]))
-    return float(best["threshold"])
 
 
 def _seed(seed: int | None) -> None:

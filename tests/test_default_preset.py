@@ -218,3 +218,17 @@ def test_evaluate_counts_int4_bytes_and_recalibrates(default_run, tiny_dataset):
     assert result["bytes_per_device"] == pytest.approx(2 + (1 - local) * 18)
     cheap = evaluate_run(default_run, tiny_dataset, calibrate="bytes:2.5", split="val")
     assert cheap["bytes_per_device"] <= 2.5
+
+
+def test_runtime_calibrates_under_a_byte_budget_like_evaluate(
+    default_run, default_model, tiny_dataset
+):
+    from ddnn_tf.evaluate import evaluate_run
+    from ddnn_tf.runtime.report import evaluate_model
+
+    deployed = evaluate_model(default_model, tiny_dataset, calibrate="bytes:2.5", split="val")
+    keras = evaluate_run(default_run, tiny_dataset, calibrate="bytes:2.5", split="val")
+    assert deployed["thresholds"] == keras["thresholds"]
+    assert deployed["bytes_per_device"] <= 2.5
+    with pytest.raises(ValueError, match="--calibrate"):
+        evaluate_model(default_model, tiny_dataset, calibrate="bytes:")
