@@ -493,6 +493,7 @@ def main(
     device_filters: int | None = None,
     cloud_filters: int | None = None,
     cloud_layers: int | None = None,
+    cloud_units: int | None = None,
     edges: str | None = None,
     exits: str | None = None,
     device_dropout: float | None = None,
@@ -533,12 +534,19 @@ def main(
         device_filters=device_filters,
         cloud_filters=cloud_filters,
         cloud_conv_layers=cloud_layers,
+        cloud_units=cloud_units,
         device_dropout=device_dropout,
         summary_bits=summary_bits,
         cloud_precision=cloud_precision,
     )
     options: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
-    for key in ("device_filters", "cloud_filters", "cloud_conv_layers", "summary_bits"):
+    for key in (
+        "device_filters",
+        "cloud_filters",
+        "cloud_conv_layers",
+        "cloud_units",
+        "summary_bits",
+    ):
         if key in options:
             options[key] = int(options[key])
     if "device_dropout" in options:
