@@ -193,6 +193,7 @@ def test_default_model_runtime_equals_keras_evaluation_bit_for_bit(
     manifest = load_manifest(default_model)
     assert manifest["wire"]["summary"]["encoding"] == "int4"
     assert manifest["wire"]["summary"]["nbytes"] == 2  # 3 classes, two per byte
+    assert manifest["training"] == {"preset": "default", "epochs": 2, "calibrate": "bytes:6"}
     report = parity(default_run, default_model, tiny_dataset)
     assert report["ok"]
     for target in manifest["targets"]:  # the int4 summaries: identical, not just close

@@ -204,6 +204,11 @@ def build_manifest(
         "format_version": mf.FORMAT_VERSION,
         "name": name or (Path(run.path).name if run.path is not None else "ddnn"),
         "generator": {"tool": "ddnn_tf.convert", "version": ddnn_tf.__version__},
+        "training": {
+            "preset": run.config.preset,
+            "epochs": int(run.config.epochs),
+            "calibrate": run.config.calibrate,
+        },
         "split": list(split),
         "topology": topology.to_dict(),
         "dataset": dict(run.dataset_spec),
