@@ -2,7 +2,7 @@
 
 ``python -m ddnn_tf.run tflite_models/NAME [--data fmnist6] [--threshold 0.8] [--sweep]
 [--fail 5] [--fail-prob 0.1] [--seed 0] [--batch-size 256] [--target portable|lce]
-[--limit N] [--json]``
+[--limit N] [--calibrate accuracy|bytes:B] [--json]``
 
 Every device runs its tier binary and sends its encoded class summary to the local
 aggregator; confident samples exit there, the others go up as bit-packed feature maps.
