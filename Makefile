@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make demo   set up .venv, obtain fmnist6, train the paper's DDNN and print its figures
+#   make demo   set up .venv, obtain fmnist6, train the default DDNN and print its figures
 #   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js and chromium, lint,
 #               and run the whole test suite
 PYTHON ?= python3

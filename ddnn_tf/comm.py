@@ -49,14 +49,19 @@ __all__ = [
 ]
 
 #: Wire encodings of a class summary. ``int8`` is symmetric per-vector quantisation:
-#: a float32 scale followed by one int8 per class, value = q * scale.
-SUMMARY_ENCODINGS = ("float32", "float16", "int8")
+#: a float32 scale followed by one int8 per class, value = q * scale. ``int4`` carries a
+#: summary that is already integer-valued in [-8, 7] (a device whose exit head rounds its
+#: logits, see ``ddnn_tf.blocks.SummaryQuantizer``): two's-complement nibbles, two per
+#: byte, first class in the low nibble, no header; lossless for such summaries.
+SUMMARY_ENCODINGS = ("float32", "float16", "int8", "int4")
 
 _F32 = np.dtype("<f4")
 _F16 = np.dtype("<f2")
 _INT8_SCALE_BYTES = 4
 _INT8_MAX = 127
 _F16_MAX = float(np.finfo(np.float16).max)
+#: Range of the ``int4`` summary encoding.
+INT4_RANGE = (-8, 7)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -88,14 +93,14 @@ def summary_nbytes(num_classes: int, encoding: str = "float32") -> int:
 
     Returns:
         ``4 * C`` for float32, ``2 * C`` for float16, ``C + 4`` for int8 (the 4 bytes carry
-        the float32 scale).
+        the float32 scale), ``ceil(C / 2)`` for int4.
 
     Raises:
         ValueError: on an unknown encoding or ``num_classes < 1``.
 
     Example:
         >>> [summary_nbytes(3, e) for e in SUMMARY_ENCODINGS]
-        [12, 6, 7]
+        [12, 6, 7, 2]
     """
     c = _check_num_classes(num_classes)
     enc = _check_encoding(encoding)
@@ -103,6 +108,8 @@ def summary_nbytes(num_classes: int, encoding: str = "float32") -> int:
         return 4 * c
     if enc == "float16":
         return 2 * c
+    if enc == "int4":
+        return (c + 1) // 2
     return c + _INT8_SCALE_BYTES
 
 
@@ -122,7 +129,8 @@ def encode_summary(values: np.ndarray, encoding: str = "float32") -> bytes:
 
     Raises:
         ValueError: on an unknown encoding, a non-1-D or empty vector, non-finite values,
-            or values beyond the float16 range with ``float16``.
+            values beyond the float16 range with ``float16``, or values that are not
+            integers in [-8, 7] with ``int4`` (it never rounds: it is lossless or refuses).
 
     Example:
         >>> len(encode_summary(np.array([0.1, 0.7, 0.2]), "int8"))
@@ -149,6 +157,8 @@ def encode_summary(values: np.ndarray, encoding: str = "float32") -> bytes:
                 f"Received |v| = {peak:g}; use encoding='float32' or 'int8'."
             )
         return v.astype(_F16).tobytes()
+    if enc == "int4":
+        return _encode_int4(v)
     scale = np.float32(np.max(np.abs(v)) / _INT8_MAX)
     if scale > 0:
         q = np.clip(np.rint(v / np.float64(scale)), -_INT8_MAX, _INT8_MAX).astype(np.int8)
@@ -187,9 +197,41 @@ def decode_summary(payload: bytes, num_classes: int, encoding: str = "float32") 
         return np.frombuffer(buf, dtype=_F32).astype(np.float32)
     if encoding == "float16":
         return np.frombuffer(buf, dtype=_F16).astype(np.float32)
+    if encoding == "int4":
+        return _decode_int4(buf, num_classes)
     scale = np.frombuffer(buf[:_INT8_SCALE_BYTES], dtype=_F32)[0]
     q = np.frombuffer(buf[_INT8_SCALE_BYTES:], dtype=np.int8)
     return (q.astype(np.float32) * scale).astype(np.float32)
+
+
+def _int4_pairs() -> np.ndarray:
+    """Byte -> its (low nibble, high nibble) as signed values, float32."""
+    nibbles = np.stack([np.arange(256) & 0xF, np.arange(256) >> 4], axis=1)
+    return np.where(nibbles > INT4_RANGE[1], nibbles - 16, nibbles).astype(np.float32)
+
+
+_INT4_PAIRS = _int4_pairs()
+
+
+def _encode_int4(v: np.ndarray) -> bytes:
+    lo, hi = INT4_RANGE
+    values = v.tolist()  # ten or so values: plain Python beats numpy's per-call overhead
+    nibbles = [int(x) for x in values]
+    if nibbles != values or min(nibbles) < lo or max(nibbles) > hi:
+        integral = bool(np.all(v == np.round(v)))
+        raise ValueError(
+            f"Expected an int4 summary of integers in [{lo}, {hi}] (a quantised exit head's "
+            f"output). Received values in [{v.min():g}, {v.max():g}]"
+            f"{'' if integral else ', not all integers'}; use "
+            f"encoding='float32' or 'int8' for real-valued summaries."
+        )
+    if len(nibbles) % 2:
+        nibbles.append(0)
+    return bytes(((a & 0xF) | ((b & 0xF) << 4)) for a, b in zip(nibbles[0::2], nibbles[1::2]))
+
+
+def _decode_int4(buf: bytes, num_classes: int) -> np.ndarray:
+    return _INT4_PAIRS[np.frombuffer(buf, dtype=np.uint8)].reshape(-1)[:num_classes].copy()
 
 
 # --------------------------------------------------------------------------- features

@@ -38,7 +38,8 @@ def evaluate_run(
     sweep: bool = False,
     fail=None,
     split: str = "test",
-    summary_encoding: str = "float32",
+    summary_encoding: str | None = None,
+    calibrate: str | None = None,
 ) -> Evaluation:
     """Evaluate every exit of a trained run on one split.
 
@@ -52,6 +53,11 @@ def evaluate_run(
         sweep: add the threshold sweep (the paper's Table II thresholds and 0..1).
         fail: failed devices, e.g. ``"0,3"``: their messages never arrive.
         split: ``"test"`` (default) or ``"val"``.
+        summary_encoding: wire encoding of the summaries for the byte count; by default
+            the model's own (``Topology.summary_encoding``: what its manifest declares).
+        calibrate: re-calibrate T on the validation split with this rule (``accuracy`` or
+            ``bytes:B``, see :func:`~ddnn_tf.train.calibrate_threshold`) instead of using
+            ``threshold``.
 
     Returns:
         An :class:`~ddnn_tf.evaluation.Evaluation`; its JSON has ``n_samples``,
@@ -68,7 +74,7 @@ def evaluate_run(
     topology = run.topology
     dataset = dataset if dataset is not None else run.load_data()
     if split not in ("test", "val"):
-        raise ValueError(f"--split: expected 'test' or 'val', got {split!r}.")
+        raise ValueError(f"split: expected 'test' or 'val', got {split!r}.")
     if dataset.num_classes != topology.num_classes:
         raise ValueError(
             f"The data ({dataset.name}) has {dataset.num_classes} classes, but the model was "
@@ -78,8 +84,23 @@ def evaluate_run(
     y = check_labels(data.y, topology.num_classes, where=f"{split} labels")
     failed = failed_mask(fail, topology.num_devices)
     if failed.all():
-        raise ValueError("--fail names every device: nothing would reach any exit.")
+        raise ValueError("fail names every device: nothing would reach any exit.")
+    if summary_encoding is None:
+        summary_encoding = topology.summary_encoding
     probs = predict_exits(run.ddnn, data.x, presence=(~failed).astype(np.float32))
+    if calibrate is not None and len(topology.exits) > 1:
+        from ddnn_tf.calibration import calibrate_threshold
+
+        if not len(dataset.val):
+            raise ValueError("--calibrate needs a validation split; the data has none.")
+        t = calibrate_threshold(
+            predict_exits(run.ddnn, dataset.val.x),
+            check_labels(dataset.val.y, topology.num_classes, where="val labels"),
+            topology,
+            calibrate,
+            raw_bytes_per_device=dataset.raw_bytes_per_device,
+        )
+        threshold = t
     thresholds = resolve_thresholds(threshold, topology.exits[:-1], run.thresholds)
     report = evaluate_exits(probs, y, thresholds if thresholds else 1.0)
     raw = list(dataset.raw_bytes_per_device)
@@ -127,7 +148,8 @@ def main(
     sweep: bool = False,
     fail=None,
     split: str = "test",
-    summary_encoding: str = "float32",
+    summary_encoding: str | None = None,
+    calibrate: str | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Evaluate a run directory.
@@ -140,6 +162,8 @@ def main(
             run's calibrated thresholds, as the converted model's manifest holds them).
         sweep: print the threshold sweep (Table II).
         fail: failed devices, e.g. 0,3.
+        summary_encoding: summary wire encoding for the byte count (default: the model's).
+        calibrate: re-calibrate T on the validation split: 'accuracy' or 'bytes:B'.
         json: print one JSON object instead of the table.
     """
     from ddnn_tf.data import load_dataset
@@ -160,6 +184,7 @@ def main(
         fail=fail,
         split=split,
         summary_encoding=summary_encoding,
+        calibrate=calibrate,
     )
     print(result.to_json() if json else result.format())
 

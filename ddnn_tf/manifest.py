@@ -29,7 +29,9 @@ rejects dynamic batch dims; Python interpreters may resize it for batching). Wir
 * ``aggregation``: ``{local, edge, cloud}`` schemes (+ ``edge_exit`` when there is one).
 * ``thresholds``: ``{exit: T}`` for every non-last exit of ``split``;
   ``thresholds_source``: ``"validation"`` (calibrated) or ``"paper"`` (T = 0.8).
-* ``wire``: ``summary`` ``{encoding: "float32", shape: [|C|], nbytes, byte_order}``;
+* ``training`` (optional): ``{preset, epochs, calibrate}`` of the run it was converted from.
+* ``wire``: ``summary`` ``{encoding, shape: [|C|], nbytes, byte_order}``, encoding
+  ``"float32"`` (the paper) or ``"int4"`` (integer summaries in [-8, 7], ``ddnn_tf.comm``);
   ``features`` ``{sender tier: {encoding: "bitpacked-pm1", shape, bits, nbytes,
   bit_order}}`` (bit order as ``ddnn_tf.comm.pack_features``: C order, most significant
   bit first, +1 -> 1, -1 -> 0, last byte zero padded); ``raw`` ``{device_{i}: {shape,

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 
 from ddnn_tf._keras import keras
 from ddnn_tf.aggregation import Aggregate, DevicePresence, GroupPresence
-from ddnn_tf.blocks import POOL, convp_block, exit_head, fc_block
+from ddnn_tf.blocks import (
+    POOL,
+    GridTile,
+    SummaryQuantizer,
+    convp_block,
+    exit_head,
+    fc_block,
+    float_conv_block,
+)
 from ddnn_tf.graph import (
     CLOUD,
     EDGE_AGGREGATOR,
@@ -88,7 +96,10 @@ def _build_device(topology: Topology, i: int, *, head: bool) -> keras.Model:
             x = fc_block(x, topology.device_units, name=f"{name}_fc{k + 1}", real_input=k == 0)
     outputs = {"features": x}
     if head:
-        outputs["summary"] = exit_head(x, topology.num_classes, name=f"{name}_exit")
+        summary = exit_head(x, topology.num_classes, name=f"{name}_exit")
+        if topology.summary_bits:
+            summary = SummaryQuantizer(topology.summary_bits, name=f"{name}_quant")(summary)
+        outputs["summary"] = summary
     return keras.Model(inp, outputs, name=device_tier(i))
 
 
@@ -145,11 +156,34 @@ def _build_edge(topology: Topology, j: int) -> keras.Model:
     return keras.Model([*inputs, presence], outputs, name=edge_tier(j))
 
 
+def _float_cloud(topology: Topology, x):
+    """The real-valued cloud: on a grid map, conv blocks (filters doubling) then one ReLU
+    dense layer; on concatenated features, ``cloud_conv_layers`` ReLU dense layers."""
+    if topology.device_grid:
+        for k in range(topology.cloud_conv_layers):
+            x = float_conv_block(x, topology.cloud_filters * 2**k, name=f"cloud_conv{k + 1}")
+        hidden = 1
+    else:
+        hidden = topology.cloud_conv_layers
+    if len(x.shape) > 2:
+        x = keras.layers.Flatten(name="cloud_flatten")(x)
+    for k in range(hidden):
+        x = keras.layers.Dense(topology.cloud_units, activation="relu", name=f"cloud_fc{k + 1}")(x)
+    return keras.layers.Dense(topology.num_classes, name="cloud_exit_dense")(x)
+
+
 def _build_cloud(topology: Topology) -> keras.Model:
     ups = range(topology.num_edges) if topology.edges else range(topology.num_devices)
-    inputs, presence, x = _aggregated_features(
-        [(k, topology.upstream_feature_shape(k)) for k in ups], topology.cloud_agg, "cloud"
-    )
+    shapes = [(k, topology.upstream_feature_shape(k)) for k in ups]
+    if topology.device_grid:
+        inputs = [keras.Input(s, name=f"features_{k}") for k, s in shapes]
+        presence = keras.Input((len(inputs),), name="presence")
+        x = GridTile(topology.device_grid, name="cloud_grid")([*inputs, presence])
+    else:
+        inputs, presence, x = _aggregated_features(shapes, topology.cloud_agg, "cloud")
+    if topology.cloud_precision == "float":
+        logits = _float_cloud(topology, x)
+        return keras.Model([*inputs, presence], {"logits": logits}, name="cloud")
     x = _upper_stack(
         topology, x, filters=topology.cloud_filters, layers=topology.cloud_conv_layers, name="cloud"
     )

@@ -2,7 +2,7 @@
 
 ``python -m ddnn_tf.run tflite_models/NAME [--data fmnist6] [--threshold 0.8] [--sweep]
 [--fail 5] [--fail-prob 0.1] [--seed 0] [--batch-size 256] [--target portable|lce]
-[--limit N] [--json]``
+[--limit N] [--calibrate accuracy|bytes:B] [--json]``
 
 Every device runs its tier binary and sends its encoded class summary to the local
 aggregator; confident samples exit there, the others go up as bit-packed feature maps.
@@ -37,6 +37,7 @@ def main(
     split: str = "test",
     threads: int = 1,
     exit_accuracy: bool = True,
+    calibrate: str | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Run a converted model (tflite_models/NAME) on a dataset split.
@@ -56,6 +57,8 @@ def main(
         split: test or val.
         threads: interpreter threads per tier.
         exit_accuracy: also run every tier on every sample for per-exit accuracies.
+        calibrate: re-calibrate T on the validation split: 'accuracy' or 'bytes:B' (the
+            most accurate T within B bytes per device per sample).
         json: print one JSON object instead of the table.
     """
     from ddnn_tf.runtime.report import evaluate_model
@@ -75,6 +78,7 @@ def main(
         split=split,
         num_threads=threads,
         exit_accuracy=exit_accuracy,
+        calibrate=calibrate,
     )
     print(result.to_json() if json else result.format())
 

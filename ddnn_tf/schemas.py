@@ -20,10 +20,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ddnn_tf.topology import CLOUD_PRECISIONS, EXITS, SCHEMES, SUMMARY_BITS
+
 __all__ = ["SCHEMAS", "validate_document"]
 
-_EXITS = ["local", "edge", "cloud"]
-_SCHEMES = ["max", "avg", "concat"]
+_EXITS = list(EXITS)
+_SCHEMES = list(SCHEMES)
 _DTYPES = ["float32", "uint8", "int8", "int32"]
 _ROLES = ["device", "local_aggregator", "edge", "edge_aggregator", "cloud"]
 _TENSOR_ROLES = ["sensor", "summary", "features", "presence", "logits"]
@@ -61,6 +63,9 @@ TOPOLOGY = {
         "cloud_conv_layers": _POSITIVE,
         "cloud_units": _POSITIVE,
         "device_dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+        "summary_bits": {"enum": sorted(SUMMARY_BITS)},
+        "cloud_precision": {"enum": list(CLOUD_PRECISIONS)},
+        "device_grid": {"type": "array", "items": _POSITIVE, "maxItems": 2},
     },
 }
 
@@ -96,6 +101,9 @@ TRAIN_CONFIG = {
             "additionalProperties": {"type": "number", "minimum": 0},
         },
         "seed": {"type": ["integer", "null"], "minimum": 0},
+        "lr_schedule": {"enum": ["constant", "cosine"]},
+        "calibrate": {"type": "string", "pattern": "^(accuracy|bytes:.+)$"},
+        "preset": {"enum": ["default", "paper"]},
     },
 }
 

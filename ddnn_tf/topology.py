@@ -29,10 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXITS", "SCHEMES", "Topology"]
+__all__ = ["CLOUD_PRECISIONS", "EXITS", "SCHEMES", "SUMMARY_BITS", "Topology"]
 
 EXITS = ("local", "edge", "cloud")
 SCHEMES = ("max", "avg", "concat")
+#: ``binary``: the paper's binary ConvP/FC cloud blocks; ``float``: real-valued conv + batch
+#: norm + ReLU blocks (the cloud is not a tiny device; it only reads binary features).
+CLOUD_PRECISIONS = ("binary", "float")
+#: Bits per value of a device's class summary: 0 = real-valued (float32 on the wire, the
+#: paper), 4 = integers in [-8, 7] rounded inside the device model (``int4`` on the wire).
+SUMMARY_BITS = {0: "float32", 4: "int4"}
 
 
 def _is_int(value: Any) -> bool:
@@ -93,6 +99,18 @@ class Topology:
         device_dropout: training-time probability that a device's messages are dropped
             (its presence set to 0), which teaches the aggregators to survive failed
             devices. 0 reproduces the paper.
+        summary_bits: bits per class of a device's summary: 0 sends real values (the
+            paper's float32), 4 rounds the exit head's logits to integers in [-8, 7]
+            inside the device model (straight-through gradient), sent as ``int4``.
+        cloud_precision: ``"binary"`` (the paper's binary blocks) or ``"float"``: on the
+            devices' grid (``device_grid``) ``cloud_conv_layers`` conv + batch norm + ReLU +
+            2x2 max-pool blocks (``cloud_filters``, doubling each layer) and one ReLU dense
+            layer of ``cloud_units``; on concatenated features ``cloud_conv_layers`` ReLU
+            dense layers of ``cloud_units``. Either way a dense layer gives the logits.
+        device_grid: ``(rows, cols)`` when the devices' image views tile one scene in
+            row-major order (fmnist6: ``(3, 2)``): the cloud then lays the received maps
+            out in that grid (a missing device's tile is 0), so its convolutions cross
+            view borders. Empty: the paper's channel concatenation.
 
     Raises:
         ValueError: naming the problem, for an invalid hierarchy.
@@ -119,6 +137,9 @@ class Topology:
     cloud_conv_layers: int = 2
     cloud_units: int = 64
     device_dropout: float = 0.0
+    summary_bits: int = 0
+    cloud_precision: str = "binary"
+    device_grid: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if _items(self.input_shapes) is None:
@@ -141,7 +162,9 @@ class Topology:
         if _items(self.exits) is None:
             raise ValueError(f"exits: expected a list of exit names, got {self.exits!r}.")
         object.__setattr__(self, "exits", tuple(self.exits))
+        object.__setattr__(self, "device_grid", tuple(self.device_grid))
         self._validate()
+        self._validate_beyond_paper()
 
     def _validate(self) -> None:
         n = len(self.input_shapes)
@@ -215,6 +238,38 @@ class Topology:
             ups = range(self.num_edges) if self.edges else range(n)
             self._check_equal_shapes("cloud_agg", [self.upstream_feature_shape(k) for k in ups])
 
+    def _validate_beyond_paper(self) -> None:
+        if self.summary_bits not in SUMMARY_BITS:
+            raise ValueError(
+                f"summary_bits must be one of {sorted(SUMMARY_BITS)} (0 = float32 summaries), "
+                f"got {self.summary_bits!r}."
+            )
+        if self.cloud_precision not in CLOUD_PRECISIONS:
+            raise ValueError(
+                f"cloud_precision must be one of {', '.join(CLOUD_PRECISIONS)}, "
+                f"got {self.cloud_precision!r}."
+            )
+        if self.device_grid:
+            grid = self.device_grid
+            if len(grid) != 2 or not all(isinstance(g, int) and g >= 1 for g in grid):
+                raise ValueError(f"device_grid must be [rows, cols] of positive ints, got {grid}.")
+            if grid[0] * grid[1] != self.num_devices:
+                raise ValueError(
+                    f"device_grid {list(grid)} has {grid[0] * grid[1]} tiles for "
+                    f"{self.num_devices} devices."
+                )
+            if self.edges or self.cloud_agg != "concat":
+                raise ValueError(
+                    "device_grid lays the devices' maps out for the cloud: it needs "
+                    "cloud_agg='concat' and no edges."
+                )
+            shapes = [self.feature_shape(d) for d in range(self.num_devices)]
+            if not spatially_compatible(shapes) or len(set(shapes)) != 1:
+                raise ValueError(
+                    f"device_grid needs equal image feature maps on every device, got "
+                    f"{sorted(set(shapes))}."
+                )
+
     def _check_equal_shapes(self, name: str, shapes: list[tuple[int, ...]]) -> None:
         if len(set(shapes)) > 1:
             raise ValueError(
@@ -271,12 +326,30 @@ class Topology:
     def feature_bits(self, device: int) -> int:
         return math.prod(self.feature_shape(device))
 
+    @property
+    def summary_encoding(self) -> str:
+        """Wire encoding of the devices' class summaries (``comm.SUMMARY_ENCODINGS``)."""
+        return SUMMARY_BITS[self.summary_bits]
+
+    def device_weight_bits(self, device: int) -> int:
+        """Binary weights of device ``device``'s tier: its blocks and its exit head."""
+        shape = self.input_shapes[device]
+        fan_in, bits = shape[-1], 0
+        for _ in range(self.device_conv_layers):
+            width = self.device_filters if len(shape) == 3 else self.device_units
+            bits += (9 * fan_in if len(shape) == 3 else fan_in) * width
+            fan_in = width
+        if self.has_local:
+            bits += self.feature_bits(device) * self.num_classes
+        return bits
+
     # ------------------------------------------------------------- (de)serialisation
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["input_shapes"] = [list(s) for s in self.input_shapes]
         d["edges"] = [list(g) for g in self.edges]
         d["exits"] = list(self.exits)
+        d["device_grid"] = list(self.device_grid)
         return d
 
     def to_json(self, path: str | Path | None = None) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 from ddnn_tf._cli import cli
 from ddnn_tf._files import check_output_dir
 from ddnn_tf._keras import keras, tf
+from ddnn_tf.calibration import calibrate_threshold, parse_calibrate
 from ddnn_tf.checks import check_labels, check_views
 from ddnn_tf.data import Dataset, Split, load_dataset
 from ddnn_tf.model import DDNN, build_ddnn, build_individual
@@ -39,6 +40,10 @@ from ddnn_tf.topology import Topology
 
 __all__ = [
     "PAPER_ADAM",
+    "PRESETS",
+    "calibrate_threshold",
+    "preset_config",
+    "preset_topology",
     "EpochTimer",
     "StopOnNonFiniteLoss",
     "TrainConfig",
@@ -52,6 +57,25 @@ __all__ = [
 
 #: The paper's optimiser (Section IV-A): Adam, alpha 1e-3, beta1 0.9, beta2 0.999, eps 1e-8.
 PAPER_ADAM = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+LR_SCHEDULES = ("constant", "cosine")
+
+#: ``paper``: the paper's MP-CC DDNN and optimiser. ``default``: the same binary devices
+#: (f = 4, one ConvP block, 1 bit per feature) with a 4-bit summary, a real-valued cloud
+#: (two ReLU dense layers over the concatenated binary features), device dropout, and a
+#: cosine-decayed higher learning rate (README, "Beyond the paper").
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {"topology": {}, "config": {}},
+    "default": {
+        "topology": {
+            "summary_bits": 4,
+            "cloud_precision": "float",
+            "cloud_conv_layers": 2,
+            "cloud_units": 256,
+            "device_dropout": 0.15,
+        },
+        "config": {"learning_rate": 3e-3, "lr_schedule": "cosine", "batch_size": 256},
+    },
+}
 
 
 def _check_number(
@@ -89,6 +113,9 @@ class TrainConfig:
     epsilon: float = PAPER_ADAM["epsilon"]
     exit_weights: dict[str, float] | None = None  # None: 1.0 for every exit
     seed: int | None = 0
+    lr_schedule: str = "constant"  # or "cosine": decays to 0 over all epochs
+    calibrate: str = "accuracy"  # or "bytes:B": best accuracy within B bytes per device
+    preset: str = "paper"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -106,6 +133,13 @@ class TrainConfig:
                 )
             for exit_name, weight in self.exit_weights.items():
                 _check_number(f"exit_weights: {exit_name}", weight, low=0)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule: expected one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}."
+            )
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {self.preset!r}.")
+        parse_calibrate(self.calibrate)
 
     def weights_for(self, topology: Topology) -> dict[str, float]:
         weights = dict(self.exit_weights or {})
@@ -123,6 +157,24 @@ def topology_for(dataset: Dataset, **options: Any) -> Topology:
     return Topology(input_shapes=dataset.input_shapes, num_classes=dataset.num_classes, **options)
 
 
+def preset_topology(dataset: Dataset, preset: str = "default", **options: Any) -> Topology:
+    """The topology of a preset, sized for ``dataset``; ``options`` override the preset.
+
+    Raises:
+        ValueError: an unknown preset or an invalid option.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}.")
+    return topology_for(dataset, **{**PRESETS[preset]["topology"], **options})
+
+
+def preset_config(preset: str = "default", **options: Any) -> TrainConfig:
+    """The training settings of a preset; ``options`` override them."""
+    if preset not in PRESETS:
+        raise ValueError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}.")
+    return TrainConfig(**{**PRESETS[preset]["config"], "preset": preset, **options})
+
+
 def _seed(seed: int | None) -> None:
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
@@ -135,21 +187,27 @@ def _checked(topology: Topology, split: Split, where: str) -> tuple[list[np.ndar
     return xs, y
 
 
-def _optimizer(config: TrainConfig):
+def _optimizer(config: TrainConfig, steps: int | None = None):
+    lr: Any = config.learning_rate
+    if config.lr_schedule == "cosine" and steps:
+        lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, int(steps))
     return keras.optimizers.Adam(
-        learning_rate=config.learning_rate,
+        learning_rate=lr,
         beta_1=config.beta_1,
         beta_2=config.beta_2,
         epsilon=config.epsilon,
     )
 
 
-def compile_ddnn(ddnn: DDNN, config: TrainConfig) -> None:
-    """Compile the composed model: softmax cross-entropy per exit, weighted sum."""
+def compile_ddnn(ddnn: DDNN, config: TrainConfig, steps: int | None = None) -> None:
+    """Compile the composed model: softmax cross-entropy per exit, weighted sum.
+
+    ``steps``: total optimiser steps of the training (a cosine schedule decays over them).
+    """
     exits = ddnn.topology.exits
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     ddnn.model.compile(
-        optimizer=_optimizer(config),
+        optimizer=_optimizer(config, steps),
         loss={e: loss for e in exits},
         loss_weights=config.weights_for(ddnn.topology),
         metrics={e: ["accuracy"] for e in exits},
@@ -255,8 +313,6 @@ def train(
     Raises:
         ValueError: bad inputs or labels, an existing ``out`` without ``overwrite``.
     """
-    from ddnn_tf.exits import search_threshold
-
     topology = topology or topology_for(dataset)
     config = config or TrainConfig()
     if out is not None:
@@ -266,7 +322,8 @@ def train(
 
     _seed(config.seed)
     ddnn = build_ddnn(topology)
-    compile_ddnn(ddnn, config)
+    steps = int(config.epochs) * -(-len(y) // int(config.batch_size))
+    compile_ddnn(ddnn, config, steps)
     targets = {e: y for e in topology.exits}
     val = (val_xs, {e: val_y for e in topology.exits}) if len(val_y) else None
     timer = EpochTimer()
@@ -286,7 +343,13 @@ def train(
     thresholds: dict[str, float] = {}
     if len(val_y) and len(topology.exits) > 1:
         probs = predict_exits(ddnn, val_xs)
-        t = float(search_threshold(probs, val_y))
+        t = calibrate_threshold(
+            probs,
+            val_y,
+            topology,
+            config.calibrate,
+            raw_bytes_per_device=dataset.raw_bytes_per_device,
+        )
         thresholds = {e: t for e in topology.exits[:-1]}
     run = Run(
         topology=topology,
@@ -372,19 +435,26 @@ def main(
     data: str = "fmnist6",
     out: str = "runs/default",
     path: str | None = None,
+    preset: str = "default",
     epochs: int = 5,
-    batch_size: int = 128,
-    learning_rate: float = PAPER_ADAM["learning_rate"],
-    local_agg: str = "max",
-    cloud_agg: str = "concat",
-    edge_agg: str = "concat",
-    device_filters: int = 4,
-    cloud_filters: int = 16,
-    cloud_layers: int = 2,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    lr_schedule: str | None = None,
+    local_agg: str | None = None,
+    cloud_agg: str | None = None,
+    edge_agg: str | None = None,
+    device_filters: int | None = None,
+    cloud_filters: int | None = None,
+    cloud_layers: int | None = None,
+    cloud_units: int | None = None,
     edges: str | None = None,
     exits: str | None = None,
-    device_dropout: float = 0.0,
+    device_dropout: float | None = None,
+    summary_bits: int | None = None,
+    cloud_precision: str | None = None,
+    device_grid=None,
     exit_weights=None,
+    calibrate: str = "accuracy",
     seed: int = 0,
     train_limit: int | None = None,
     individual: bool = False,
@@ -397,21 +467,44 @@ def main(
         data: dataset name (fmnist6, mvmc, npz, synthetic).
         out: run directory to write.
         path: data file or directory for file-based loaders.
+        preset: "default" (4-bit summaries, float grid cloud, device dropout, cosine
+            schedule) or "paper" (the paper's MP-CC and Adam); other flags override it.
         edges: device groups, one per edge, e.g. "0,1,2;3,4,5".
         exits: e.g. "local,cloud" (default), "local,edge,cloud" (needs --edges), "cloud".
         exit_weights: per-exit loss weights, "local=1,cloud=1" or "1,1" (bottom to top).
+        device_grid: "ROWS,COLS" when the devices' views tile one image (fmnist6: 3,2):
+            the cloud lays their maps out in that grid.
+        calibrate: threshold rule on the validation split: "accuracy" or "bytes:B" (the
+            most accurate T within B bytes per device per sample).
     """
+    if preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {preset!r}.")
     check_output_dir(out, overwrite=overwrite, what="Run directory", marker=RUN_MARKER)
     dataset = load_dataset(data, path, seed=seed, train_limit=train_limit)
-    options: dict[str, Any] = dict(
+    flags = dict(
         local_agg=local_agg,
         cloud_agg=cloud_agg,
         edge_agg=edge_agg,
-        device_filters=int(device_filters),
-        cloud_filters=int(cloud_filters),
-        cloud_conv_layers=int(cloud_layers),
-        device_dropout=float(device_dropout),
+        device_filters=device_filters,
+        cloud_filters=cloud_filters,
+        cloud_conv_layers=cloud_layers,
+        cloud_units=cloud_units,
+        device_dropout=device_dropout,
+        summary_bits=summary_bits,
+        cloud_precision=cloud_precision,
     )
+    options: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    for key in (
+        "device_filters",
+        "cloud_filters",
+        "cloud_conv_layers",
+        "cloud_units",
+        "summary_bits",
+    ):
+        if key in options:
+            options[key] = int(options[key])
+    if "device_dropout" in options:
+        options["device_dropout"] = float(options["device_dropout"])
     if edges is not None:
         if isinstance(edges, str):
             groups = _flag_items(edges, ";")
@@ -423,14 +516,19 @@ def main(
         options["exits"] = ("local", "edge", "cloud")
     if exits:
         options["exits"] = tuple(_flag_items(exits))
-    topology = topology_for(dataset, **options)
+    if device_grid is not None:
+        options["device_grid"] = [int(g) for g in _flag_items(device_grid)]
+    topology = preset_topology(dataset, preset, **options)
     weights = _parse_weights(exit_weights, topology.exits)
-    config = TrainConfig(
+    overrides = dict(batch_size=batch_size, learning_rate=learning_rate, lr_schedule=lr_schedule)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    config = preset_config(
+        preset,
         epochs=int(epochs),
-        batch_size=int(batch_size),
-        learning_rate=float(learning_rate),
         exit_weights=weights,
         seed=seed,
+        calibrate=str(calibrate),
+        **overrides,
     )
     run = train(
         dataset,
@@ -444,10 +542,10 @@ def main(
     last = {
         k: v[-1] for k, v in run.history.items() if k.startswith("val_") and k.endswith("accuracy")
     }
-    print(f"wrote {out}")
+    print(f"wrote {out} (preset {preset})")
     for key, value in sorted(last.items()):
         print(f"  {key}: {value:.4f}")
-    print(f"  calibrated thresholds: {run.thresholds}")
+    print(f"  calibrated thresholds ({config.calibrate}): {run.thresholds}")
     seconds = run.history["epoch_seconds"]
     print(f"  seconds per epoch: {', '.join(f'{t:.1f}' for t in seconds)}")
 

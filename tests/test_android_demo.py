@@ -191,15 +191,15 @@ _CODECS = """async (vectors) => {
   const wire = await import('./js/wire.js');
   const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
   const out = {};
-  for (const name of ['float32', 'float16', 'int8']) {
+  for (const name of ['float32', 'float16', 'int8', 'int4']) {
     const codec = wire.summaryCodec(name);
-    out[name] = vectors.map((v) => {
+    out[name] = vectors.filter((v) => name !== 'int4' || v.every(Number.isInteger)).map((v) => {
       const bytes = codec.encode(v);
       return { hex: hex(bytes), decoded: Array.from(codec.decode(bytes, v.length)) };
     });
   }
   let unknown = null;
-  try { wire.summaryCodec('int4'); } catch (err) { unknown = err.message; }
+  try { wire.summaryCodec('int3'); } catch (err) { unknown = err.message; }
   return { out, unknown };
 }"""
 
@@ -208,15 +208,19 @@ def test_summary_codecs_write_what_comm_writes(page):
     rng = np.random.default_rng(3)
     vectors = [rng.normal(0, 10.0 ** rng.uniform(-6, 3), 10) for _ in range(200)]
     vectors += [np.zeros(10), np.array([0.5] * 10), np.array([1e-9, -3.0, 65504.0, 2.5, 0.0])]
+    # int4 carries integer summaries in [-8, 7] (a rounding exit head); odd |C| pads a nibble
+    vectors += [rng.integers(-8, 8, size).astype(float) for size in (10, 9, 1) for _ in range(30)]
     answer = page.evaluate(_CODECS, [v.tolist() for v in vectors])
     from ddnn_tf.comm import decode_summary
 
+    integral = [v for v in vectors if np.all(v == np.round(v))]
+    assert len(answer["out"]["int4"]) == len(integral) >= 90
     for name, rows in answer["out"].items():
-        for v, row in zip(vectors, rows, strict=True):
+        for v, row in zip(integral if name == "int4" else vectors, rows, strict=True):
             payload = encode_summary(v, name)
             assert row["hex"] == payload.hex(), (name, v)
             assert row["decoded"] == decode_summary(payload, len(v), name).tolist()
-    assert "int4" in answer["unknown"] and "float32" in answer["unknown"]
+    assert "int3" in answer["unknown"] and "int4" in answer["unknown"]
 
 
 def test_server_stopped_local_exit_answers_cloud_degrades(chromium, test_images):

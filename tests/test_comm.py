@@ -55,7 +55,7 @@ def test_comm_does_not_import_tensorflow():
 def test_public_api_names():
     for name in comm.__all__:
         assert hasattr(comm, name), name
-    assert SUMMARY_ENCODINGS == ("float32", "float16", "int8")
+    assert SUMMARY_ENCODINGS == ("float32", "float16", "int8", "int4")
 
 
 # ------------------------------------------------------------------ eq. (1) and Table II
@@ -173,10 +173,31 @@ def test_sweep_bytes_fall_as_threshold_rises():
 # ------------------------------------------------------------------ summaries
 
 
-@pytest.mark.parametrize(("encoding", "nbytes"), [("float32", 40), ("float16", 20), ("int8", 14)])
+@pytest.mark.parametrize(
+    ("encoding", "nbytes"), [("float32", 40), ("float16", 20), ("int8", 14), ("int4", 5)]
+)
 def test_summary_nbytes(encoding, nbytes):
     assert summary_nbytes(10, encoding) == nbytes
-    assert len(encode_summary(np.linspace(0, 1, 10), encoding)) == nbytes
+    assert len(encode_summary(np.arange(-5, 5, dtype=float), encoding)) == nbytes
+
+
+def test_summary_int4_is_lossless_packed_nibbles():
+    v = np.array([-8, 7, 0, -1, 3], dtype=np.float32)
+    payload = encode_summary(v, "int4")
+    # two's-complement nibbles, first class in the low nibble, odd count padded with 0
+    assert payload == bytes([0x78, 0xF0, 0x03])
+    out = decode_summary(payload, 5, "int4")
+    assert out.dtype == np.float32 and out.flags.writeable
+    np.testing.assert_array_equal(out, v)
+    every = np.arange(-8, 8, dtype=np.float32)
+    np.testing.assert_array_equal(decode_summary(encode_summary(every, "int4"), 16, "int4"), every)
+
+
+def test_summary_int4_refuses_what_it_cannot_carry():
+    with pytest.raises(ValueError, match=r"integers in \[-8, 7\].*\[-9, 1\]"):
+        encode_summary(np.array([-9.0, 1.0]), "int4")
+    with pytest.raises(ValueError, match="not all integers"):
+        encode_summary(np.array([0.5, 1.0]), "int4")
 
 
 def test_summary_float32_round_trip_little_endian():
@@ -218,16 +239,16 @@ def test_summary_int8_zero_vector():
 
 @pytest.mark.parametrize("encoding", SUMMARY_ENCODINGS)
 def test_decode_summary_wrong_length(encoding):
-    payload = encode_summary(np.array([0.2, 0.3, 0.5]), encoding)
+    payload = encode_summary(np.array([-1.0, 0.0, 2.0]), encoding)
     expected = summary_nbytes(3, encoding)
     with pytest.raises(ValueError, match=f"Expected {expected} bytes.*Received {expected - 1}"):
         decode_summary(payload[:-1], 3, encoding)
     with pytest.raises(ValueError, match=f"Received {expected}"):
-        decode_summary(payload, 4, encoding)
+        decode_summary(payload, 5, encoding)
 
 
 def test_encode_summary_rejects_bad_input():
-    with pytest.raises(ValueError, match="one of float32, float16, int8"):
+    with pytest.raises(ValueError, match="one of float32, float16, int8, int4"):
         encode_summary(np.ones(3), "bfloat16")
     with pytest.raises(ValueError, match="finite"):
         encode_summary(np.array([np.nan, 1.0]))

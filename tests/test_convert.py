@@ -477,8 +477,14 @@ def test_int8_quantize_gives_a_working_model(tiny_run, tiny_dataset, models):
 
 
 # ---------------------------------------------------------------------- committed model
-def test_committed_default_model_loads_and_matches_hashes():
-    m = mf.load_manifest(COMMITTED)  # checks every file's size and sha256
+@pytest.mark.parametrize(
+    ("name", "summary"), [("fmnist6_mpcc", "int4"), ("fmnist6_paper", "float32")]
+)
+def test_committed_default_model_loads_and_matches_hashes(name, summary):
+    m = mf.load_manifest(COMMITTED.parent / name)  # checks every file's size and sha256
+    assert m["name"] == name and m["wire"]["summary"]["encoding"] == summary
+    assert m["topology"]["summary_bits"] == (4 if summary == "int4" else 0)
+    assert m["training"]["preset"] == ("default" if summary == "int4" else "paper")
     assert m["split"] == ["local", "cloud"] and m["targets"] == ["portable", "lce"]
     assert m.tier_names == MPCC_TIERS
     assert m["topology"]["local_agg"] == "max" and m["topology"]["cloud_agg"] == "concat"

@@ -88,14 +88,17 @@ def stub(data3, settings, tmp_path_factory):
 
 # ------------------------------------------------------------------ names and options
 def test_parse_experiments_orders_and_expands_all():
-    assert parse_experiments("all") == list(EXPERIMENTS)
+    assert parse_experiments("all") == list(EXPERIMENTS)  # the paper's, not pareto
+    assert "pareto" not in EXPERIMENTS and parse_experiments("pareto") == ["pareto"]
     assert parse_experiments("faults,aggregation") == ["aggregation", "faults"]
     assert parse_experiments(("threshold", "faults")) == ["threshold", "faults"]
 
 
 @pytest.mark.parametrize("bad", ["bogus", "threshold,nope", ""])
 def test_parse_experiments_rejects_unknown_names_listing_valid_ones(bad):
-    with pytest.raises(ValueError, match="aggregation, threshold, scaling, filters, faults, all"):
+    with pytest.raises(
+        ValueError, match="aggregation, threshold, scaling, filters, faults, pareto, all"
+    ):
         parse_experiments(bad)
 
 
@@ -118,7 +121,7 @@ def test_cli_unknown_experiment_exits_nonzero_with_the_valid_names():
     proc = run_cli("ddnn_tf.experiments", "tables", "--data", "synthetic", timeout=120)
     assert proc.returncode != 0
     assert "Unknown experiment 'tables'" in proc.stderr
-    assert "aggregation, threshold, scaling, filters, faults, all" in proc.stderr
+    assert "aggregation, threshold, scaling, filters, faults, pareto, all" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -334,3 +337,29 @@ def test_cli_runs_one_experiment_on_synthetic_data(tmp_path):
     assert_png(out / "faults.png")
     assert not (out / "summary.md").exists()  # one experiment: no summary
     assert '"overall_no_failure"' in proc.stdout
+
+
+def test_pareto_compares_the_presets_over_thresholds(data3, settings, tmp_path):
+    from ddnn_tf.experiments.pareto import PARETO_GRID, pareto_front
+
+    assert pareto_front([(10, 0.8), (12, 0.9), (12, 0.85), (20, 0.9)]) == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    lab = Lab(data3, settings, train_fn=untrained)
+    results = run_experiments("pareto", data3, out=tmp_path, lab=lab)
+    rows = read_csv(tmp_path / "pareto.csv")
+    assert [r["preset"] for r in rows] == ["paper"] * len(PARETO_GRID) + ["default"] * len(
+        PARETO_GRID
+    )
+    at_one = {
+        r["preset"]: float(r["bytes_per_device"]) for r in rows if float(r["threshold"]) == 1.0
+    }
+    classes = data3.num_classes
+    assert at_one == {"paper": 4 * classes, "default": (classes + 1) // 2}  # float32 vs int4
+    assert any(r["pareto"] == "yes" for r in rows)
+    assert lab.preset("default").topology.summary_encoding == "int4"
+    assert set(results["pareto"].key) == {"paper", "default"}
+    assert_png(tmp_path / "pareto.png")

@@ -124,7 +124,10 @@ def test_notebook_runs_in_the_quick_setting(tmp_path):
     assert "3000 train / 6000 val / 1000 test samples" in stdout("data")
     assert "Model size" in stdout("model")  # larq's summary of a device tier
     assert "trained 1 epoch(s)" in stdout("train")
-    assert "overall accuracy at T (local=0.80)" in stdout("evaluate")
+    assert re.search(r"overall accuracy at T \(local=\d\.\d\d\)", stdout("evaluate"))
+    beside = stdout("paper-beside")  # the paper preset trained beside the default
+    assert "trained the paper preset" in beside
+    assert re.search(r"^default .*\n^paper ", beside, re.M)
     converted = stdout("convert")
     for name in (
         "device_0.tflite",

@@ -123,7 +123,15 @@ def test_train_cli_end_to_end_and_errors(tmp_path):
         "avg",
     )
     assert ok.returncode == 0, ok.stderr[-2000:]
-    assert json.loads((out / "topology.json").read_text())["local_agg"] == "avg"
+    topology = json.loads((out / "topology.json").read_text())
+    assert topology["local_agg"] == "avg"
+    assert topology["summary_bits"] == 4 and topology["cloud_precision"] == "float"  # default
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["preset"] == "default" and config["lr_schedule"] == "cosine"
+    preset = run_cli(
+        "ddnn_tf.train", "--data", "synthetic", "--out", str(tmp_path / "p"), "--preset", "tiny"
+    )
+    assert preset.returncode == 2 and "--preset: expected one of paper, default" in preset.stderr
     bad = run_cli(
         "ddnn_tf.train",
         "--data",

@@ -16,6 +16,12 @@ const FEATURES_CONTENT_TYPE = 'application/vnd.ddnn.features';
 const prod = (shape) => shape.reduce((a, b) => a * b, 1);
 const now = () => performance.now();
 
+/** Where a tier input comes from: the manifest's tier graph says it, never its name. */
+function fromOf(spec) {
+  if (!spec.from) fail(`tier input ${JSON.stringify(spec.name)} does not say where it comes from`);
+  return spec.from;
+}
+
 function fail(message) {
   throw new Error(`manifest: ${message}`);
 }
@@ -88,7 +94,7 @@ export class Ddnn {
     // which output of each sender the cloud reads (its features), by sender tier
     this.cloudFeatures = Object.fromEntries(this.cloud.inputs
       .filter((s) => s.role === 'features')
-      .map((s) => [s.from?.tier ?? `device_${s.name.split('_').pop()}`, s.from?.output ?? 'features']));
+      .map((s) => [fromOf(s).tier, fromOf(s).output]));
     const agg = manifest.tiers.local_aggregator;
     this.localLogits = agg?.outputs.find((o) => o.role === 'logits')?.name ?? 'logits';
     this.queue = Promise.resolve();
@@ -168,7 +174,7 @@ export class Ddnn {
         if (spec.role === 'presence') {
           feeds[spec.name] = Float32Array.from(spec.columns, (t) => (arrived(t) ? 1 : 0));
         } else {
-          const from = spec.from ?? { tier: `device_${spec.name.split('_').pop()}`, output: spec.role };
+          const from = fromOf(spec);
           const out = outputs[from.tier]?.[from.output];
           if (out === undefined) {
             feeds[spec.name] = new Float32Array(prod(spec.shape));

@@ -1,6 +1,7 @@
 // What leaves a device tier, byte for byte as ddnn_tf.comm writes it.
 //
-// Class summaries: one codec per wire encoding in SUMMARY_CODECS (float32, float16, int8).
+// Class summaries: one codec per wire encoding in SUMMARY_CODECS (float32, float16, int8,
+// int4).
 // A new encoding is one more entry there: {nbytes(numClasses), encode(values) -> Uint8Array,
 // decode(bytes, numClasses) -> Float32Array}; everything else looks codecs up by the name
 // the manifest's wire.summary.encoding gives.
@@ -11,6 +12,8 @@
 const INT8_MAX = 127;
 const INT8_SCALE_BYTES = 4;
 const F16_MAX = 65504;
+const INT4_MIN = -8;
+const INT4_MAX = 7;
 
 /** Round half to even, as numpy's rint. */
 export function rintEven(x) {
@@ -111,6 +114,29 @@ export const SUMMARY_CODECS = {
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       const scale = view.getFloat32(0, true);
       return Float32Array.from({ length: c }, (_, i) => Math.fround(view.getInt8(INT8_SCALE_BYTES + i) * scale));
+    },
+  },
+  // A summary that is already integer-valued in [-8, 7] (a device whose exit head rounds its
+  // logits): two's-complement nibbles, two per byte, first class in the low nibble, no
+  // header. Lossless, and it refuses anything else rather than rounding.
+  int4: {
+    nbytes: (c) => Math.ceil(c / 2),
+    encode(values) {
+      checkSummary(values);
+      const out = new Uint8Array(Math.ceil(values.length / 2));
+      values.forEach((v, i) => {
+        if (!Number.isInteger(v) || v < INT4_MIN || v > INT4_MAX) {
+          throw new Error(`summary: int4 expects integers in [${INT4_MIN}, ${INT4_MAX}], got ${v}`);
+        }
+        out[i >> 1] |= (v & 0xf) << (4 * (i & 1));
+      });
+      return out;
+    },
+    decode(bytes, c) {
+      return Float32Array.from({ length: c }, (_, i) => {
+        const nibble = (bytes[i >> 1] >> (4 * (i & 1))) & 0xf;
+        return nibble > INT4_MAX ? nibble - 16 : nibble;
+      });
     },
   },
 };

@@ -112,9 +112,9 @@ def _wire(topology: Topology, plans: list[Tier], meta: dict[str, Any]) -> dict[s
     }
     return {
         "summary": {
-            "encoding": "float32",
+            "encoding": topology.summary_encoding,
             "shape": [c],
-            "nbytes": summary_nbytes(c, "float32"),
+            "nbytes": summary_nbytes(c, topology.summary_encoding),
             "byte_order": "little",
         },
         "features": features,
@@ -199,6 +199,11 @@ def build_manifest(
         "format_version": mf.FORMAT_VERSION,
         "name": name or (Path(run.path).name if run.path is not None else "ddnn"),
         "generator": {"tool": "ddnn_tf.convert", "version": ddnn_tf.__version__},
+        "training": {
+            "preset": run.config.preset,
+            "epochs": int(run.config.epochs),
+            "calibrate": run.config.calibrate,
+        },
         "split": list(split),
         "topology": topology.to_dict(),
         "dataset": dict(run.dataset_spec),

@@ -20,9 +20,15 @@ from ddnn_tf.runtime.tiers import TierRunner
 __all__ = ["PARITY_TOLERANCE", "format_parity", "parity"]
 
 #: Parity of a float conversion with its Keras tier: feature maps bit for bit; summaries
-#: and logits within ``atol + rtol * |keras|``; argmax agreeing on ``min_argmax_agreement``
-#: of the samples.
-PARITY_TOLERANCE = {"atol": 1e-3, "rtol": 1e-4, "min_argmax_agreement": 0.999}
+#: and logits within ``atol + rtol * |keras|`` (rounded int4 summaries: off by at most one
+#: step on at most ``max_rounding_steps`` of the values); argmax agreeing on
+#: ``min_argmax_agreement`` of the samples.
+PARITY_TOLERANCE = {
+    "atol": 1e-3,
+    "rtol": 1e-4,
+    "min_argmax_agreement": 0.999,
+    "max_rounding_steps": 1e-4,
+}
 
 
 def _compare(port: Port, got: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
@@ -42,13 +48,27 @@ def _compare(port: Port, got: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
     diff = np.abs(got - ref)
     allowed = PARITY_TOLERANCE["atol"] + PARITY_TOLERANCE["rtol"] * np.abs(ref)
     mismatch = int(np.count_nonzero(got.argmax(-1) != ref.argmax(-1)))
-    return {
+    within = bool(np.all(diff <= allowed))
+    result = {
         "n": n,
         "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-        "within_tolerance": bool(np.all(diff <= allowed)),
+        "within_tolerance": within,
         "argmax_mismatches": mismatch,
         "argmax_agreement": 1.0 - mismatch / max(n, 1),
     }
+    if port.role == "summary" and _integers(got) and _integers(ref):
+        # A rounded (int4) summary: round-off before the rounding may move a value that
+        # sits on a half-integer by one step, on a tiny share of values.
+        steps = int(np.count_nonzero(diff > 0))
+        result["rounding_steps"] = steps
+        result["within_tolerance"] = bool(np.all(diff <= 1.0)) and (
+            steps <= PARITY_TOLERANCE["max_rounding_steps"] * max(ref.size, 1)
+        )
+    return result
+
+
+def _integers(values: np.ndarray) -> bool:
+    return bool(np.all(values == np.round(values)))
 
 
 def _port_ok(result: dict[str, Any]) -> bool:

@@ -214,6 +214,32 @@ class Lab:
         run, _ = self.model(label="default model MP-CC f=4")
         return run
 
+    def preset(self, name: str, epochs: int | None = None):
+        """The trained run of a training preset (``paper`` or ``default``), cached.
+
+        ``paper`` is :meth:`default`'s model; ``default`` the toolkit's default
+        (``ddnn_tf.train.PRESETS``), trained with its own optimiser settings.
+        """
+        from ddnn_tf.train import preset_config, preset_topology, train
+
+        if name == "paper" and epochs is None:
+            return self.default()
+        epochs = int(epochs or self.settings.epochs)
+        key = ("preset", name, epochs)
+        if key not in self._runs:
+            topology = preset_topology(self.dataset, name)
+            config = preset_config(name, epochs=epochs, seed=self.settings.seed)
+            self.log(
+                f"training the {name} preset ({epochs} epochs, {len(self.dataset.train)} samples)"
+            )
+            t0 = time.perf_counter()
+            self._runs[key] = (self._train_fn or train)(
+                self.dataset, topology, config, verbose=self._keras_verbose
+            )
+            self.trainings += 1
+            self.log(f"  trained in {time.perf_counter() - t0:.0f}s")
+        return self._runs[key]
+
     def individual(self) -> list[float]:
         """Test accuracy of each device's individual baseline (trained once)."""
         if self._individual is None:

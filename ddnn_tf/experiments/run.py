@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ddnn_tf.experiments.lab import ExperimentSettings, Lab
 from ddnn_tf.experiments.paper import EXPERIMENTS, RUNNERS
+from ddnn_tf.experiments.pareto import pareto_experiment
 from ddnn_tf.experiments.report import (
     ExperimentResult,
     outputs,
@@ -20,7 +21,9 @@ __all__ = ["parse_experiments", "run_experiment", "run_experiments"]
 
 # Run order: the sweep that trains the default model's siblings first, so that the
 # individual baselines (scaling) exist when faults annotates its single failures.
-_RUN_ORDER = ("threshold", "aggregation", "filters", "scaling", "faults")
+_RUN_ORDER = ("threshold", "aggregation", "filters", "scaling", "faults", "pareto")
+#: Experiments beyond the paper: run by name, never by ``all``.
+EXTRA_RUNNERS = {"pareto": pareto_experiment}
 
 
 def parse_experiments(experiment: str | Sequence[str]) -> list[str]:
@@ -40,17 +43,18 @@ def parse_experiments(experiment: str | Sequence[str]) -> list[str]:
     else:
         items = str(experiment).split(",")
     items = [e.strip() for e in items if e.strip()]
-    valid = ", ".join((*EXPERIMENTS, "all"))
+    known = (*EXPERIMENTS, *EXTRA_RUNNERS)
+    valid = ", ".join((*known, "all"))
     if not items:
         raise ValueError(f"Expected an experiment name, one of {valid}. Received {experiment!r}.")
-    unknown = [e for e in items if e not in (*EXPERIMENTS, "all")]
+    unknown = [e for e in items if e not in (*known, "all")]
     if unknown:
         raise ValueError(
             f"Unknown experiment {unknown[0]!r}. Expected one of {valid} (or several, comma separated)."
         )
     if "all" in items:
-        return list(EXPERIMENTS)
-    return [e for e in EXPERIMENTS if e in items]
+        return list(EXPERIMENTS) + [e for e in EXTRA_RUNNERS if e in items]
+    return [e for e in known if e in items]
 
 
 def run_experiment(name: str, lab: Lab) -> ExperimentResult:
@@ -65,7 +69,7 @@ def run_experiment(name: str, lab: Lab) -> ExperimentResult:
     """
     (name,) = parse_experiments(name)
     t0 = time.perf_counter()
-    result = RUNNERS[name](lab)
+    result = {**RUNNERS, **EXTRA_RUNNERS}[name](lab)
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -122,6 +122,21 @@ def sweep_bytes_fn(result, exits: tuple[str, ...]):
     return fn
 
 
+def _calibrated(h: Hierarchy, dataset, rule: str, batch_size: int) -> float:
+    """T picked by ``rule`` on the validation split, run through the binaries."""
+    from ddnn_tf.calibration import calibrate_threshold, parse_calibrate
+
+    parse_calibrate(rule)  # a bad rule fails before anything runs
+    if not len(dataset.val):
+        raise ValueError("--calibrate needs a validation split; the data has none.")
+    val = h.run(dataset.val.x, all_exits=True, batch_size=batch_size)
+    raw = [float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]
+    y = check_labels(dataset.val.y, h.num_classes, where="val labels")
+    return calibrate_threshold(
+        {e: val.probs[e] for e in h.exits}, y, h.topology, rule, raw_bytes_per_device=raw
+    )
+
+
 def evaluate_model(
     model: str | Path | Hierarchy,
     data=None,
@@ -138,6 +153,7 @@ def evaluate_model(
     split: str = "test",
     num_threads: int = 1,
     exit_accuracy: bool = True,
+    calibrate: str | None = None,
 ) -> Evaluation:
     """Run a converted model's hierarchy on a dataset split and report it.
 
@@ -157,6 +173,9 @@ def evaluate_model(
         num_threads: interpreter threads per tier.
         exit_accuracy: run the all-exits pass for per-exit accuracies (implied by
             ``sweep``); without it ``accuracy`` holds ``overall`` only.
+        calibrate: re-calibrate T on the validation split run through the binaries,
+            ``accuracy`` or ``bytes:B`` (:func:`ddnn_tf.calibration.calibrate_threshold`),
+            instead of ``threshold``.
 
     Returns:
         An :class:`~ddnn_tf.evaluation.Evaluation`; its JSON has ``ddnn_tf.evaluate``'s
@@ -180,6 +199,8 @@ def evaluate_model(
     if failed.all():
         raise ValueError("fail names every device: nothing would reach any exit.")
     presence = h.presence(len(y), fail=fail, fail_prob=fail_prob, seed=seed)
+    if calibrate is not None and len(h.exits) > 1:
+        threshold = _calibrated(h, dataset, calibrate, batch_size)
 
     start = time.perf_counter()
     staged = h.run(samples.x, thresholds=threshold, presence=presence, batch_size=batch_size)

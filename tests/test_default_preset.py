@@ -1,0 +1,235 @@
+"""The default preset beyond the paper: 4-bit summaries, float grid cloud, byte-budget
+calibration, and its exactness through conversion and the runtime."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ddnn_tf.topology import Topology
+
+SIX = [(10, 14, 1)] * 6
+
+
+def _default_topology(**changes) -> Topology:
+    options = dict(
+        input_shapes=SIX,
+        num_classes=10,
+        summary_bits=4,
+        cloud_precision="float",
+        device_grid=(3, 2),
+        cloud_filters=8,
+        cloud_units=16,
+        device_dropout=0.15,
+    )
+    options.update(changes)
+    return Topology(**options)
+
+
+# ---------------------------------------------------------------------- topology fields
+def test_new_topology_fields_round_trip_and_describe_the_wire():
+    t = _default_topology()
+    again = Topology.from_json(t.to_json())
+    assert again == t and again.device_grid == (3, 2)
+    assert json.loads(t.to_json())["device_grid"] == [3, 2]
+    assert t.summary_encoding == "int4" and Topology(SIX, 10).summary_encoding == "float32"
+    # f = 4 on 10x14: 3x3x1x4 conv + a 5x7x4 -> 10 exit head = 1436 bits, within 1 KB
+    assert t.device_weight_bits(0) == 36 + 140 * 10 <= 8 * 1024
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"summary_bits": 3}, "summary_bits must be one of"),
+        ({"cloud_precision": "int2"}, "cloud_precision must be one of"),
+        ({"device_grid": (2, 2)}, "has 4 tiles for 6 devices"),
+        ({"device_grid": (3, 2, 1)}, r"\[rows, cols\]"),
+        ({"cloud_agg": "max"}, "needs cloud_agg='concat' and no edges"),
+        (
+            {"input_shapes": [(10, 14, 1)] * 5 + [(8, 14, 1)]},
+            "equal image feature maps",
+        ),
+    ],
+)
+def test_new_topology_fields_are_validated(changes, message):
+    with pytest.raises(ValueError, match=message):
+        _default_topology(**changes)
+
+
+# ---------------------------------------------------------------------- building blocks
+def test_summary_quantizer_rounds_half_up_clips_and_passes_gradients():
+    from ddnn_tf._keras import tf
+    from ddnn_tf.blocks import SummaryQuantizer
+
+    x = tf.constant([[-9.7, -2.5, -0.4, 0.5, 1.49, 6.6, 30.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = SummaryQuantizer(4)(x)
+    np.testing.assert_array_equal(y.numpy(), [[-8, -2, 0, 1, 1, 7, 7]])
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), np.ones((1, 7)))
+
+
+def test_grid_tile_lays_maps_out_row_major_and_zeroes_absent_ones():
+    from ddnn_tf._keras import tf
+    from ddnn_tf.blocks import GridTile
+
+    maps = [tf.fill((1, 2, 3, 1), float(k + 1)) for k in range(6)]
+    presence = tf.constant([[1, 1, 1, 0, 1, 1]], tf.float32)
+    out = GridTile((3, 2))([*maps, presence]).numpy()[0, :, :, 0]
+    assert out.shape == (6, 6)
+    expected = np.kron(np.array([[1, 2], [3, 0], [5, 6]], float), np.ones((2, 3)))
+    np.testing.assert_array_equal(out, expected)
+
+
+# -------------------------------------------------------------------- presets, calibration
+def test_presets_paper_is_todays_model_default_differs():
+    from ddnn_tf.train import TrainConfig, preset_config, preset_topology, topology_for
+
+    fmnist = SimpleNamespace(name="fmnist6", input_shapes=tuple(SIX), num_classes=10)
+    assert preset_topology(fmnist, "paper") == topology_for(fmnist)
+    default = preset_topology(fmnist, "default")
+    assert default.summary_bits == 4 and default.device_filters == 4
+    assert default.cloud_precision == "float" and default.device_dropout > 0
+    assert default.device_weight_bits(0) <= 8 * 1024  # 1 KB of binary weights per device
+    grid = preset_topology(fmnist, "default", device_grid=(3, 2), cloud_filters=8)
+    assert grid.device_grid == (3, 2) and grid.cloud_units == default.cloud_units
+    assert preset_config("paper") == TrainConfig(preset="paper")
+    assert preset_config("default").lr_schedule == "cosine"
+    with pytest.raises(ValueError, match="--preset: expected one of paper, default"):
+        preset_topology(fmnist, "fast")
+    with pytest.raises(ValueError, match="--lr-schedule"):
+        TrainConfig(lr_schedule="step")
+
+
+@pytest.mark.parametrize("rule", ["bytes", "bytes:0", "bytes:x", "speed"])
+def test_calibrate_rule_is_checked(rule):
+    from ddnn_tf.train import TrainConfig
+
+    with pytest.raises(ValueError, match="--calibrate: expected 'accuracy' or 'bytes:B'"):
+        TrainConfig(calibrate=rule)
+
+
+def test_byte_budget_calibration_picks_the_best_threshold_within_budget():
+    from ddnn_tf.comm import hierarchy_bytes
+    from ddnn_tf.exits import evaluate_exits
+    from ddnn_tf.train import calibrate_threshold
+
+    t = _default_topology()
+    rng = np.random.default_rng(0)
+    n = 400
+    y = rng.integers(0, 10, n)
+    cloud = np.full((n, 10), 0.01)
+    cloud[np.arange(n), y] = 0.91  # the cloud is always right
+    local = rng.dirichlet(np.ones(10) * 0.3, n)  # the local exit mostly guesses
+    probs = {"local": local, "cloud": cloud}
+    raw = [140] * 6
+    best = evaluate_exits(probs, y, calibrate_threshold(probs, y, t, "accuracy"))
+    assert best.accuracy["overall"] == 1.0  # (nearly) everything to the cloud: > 20 bytes
+    budget = 20.0
+    costly = hierarchy_bytes(
+        t, best.exit_fraction, raw_bytes_per_device=raw, summary_encoding="int4"
+    )
+    assert costly["bytes_per_device"] > budget
+    cheap = calibrate_threshold(probs, y, t, f"bytes:{budget}")
+    report = evaluate_exits(probs, y, cheap)
+    cost = hierarchy_bytes(
+        t, report.exit_fraction, raw_bytes_per_device=raw, summary_encoding="int4"
+    )
+    assert cost["bytes_per_device"] <= budget < 23.0
+    for other in np.round(np.arange(0.0, 1.01, 0.1), 2):  # nothing within budget is better
+        r = evaluate_exits(probs, y, float(other))
+        fits = hierarchy_bytes(
+            t, r.exit_fraction, raw_bytes_per_device=raw, summary_encoding="int4"
+        )
+        if fits["bytes_per_device"] <= budget:
+            assert r.accuracy["overall"] <= report.accuracy["overall"]
+
+
+# ------------------------------------------------------------- end to end, tiny model
+@pytest.fixture(scope="module")
+def default_run(tiny_dataset, tmp_path_factory):
+    from ddnn_tf.train import preset_config, preset_topology, train
+
+    topology = preset_topology(
+        tiny_dataset, "default", device_grid=(3, 2), cloud_filters=8, cloud_units=16
+    )
+    out = tmp_path_factory.mktemp("runs") / "default"
+    config = preset_config("default", epochs=2, batch_size=32, calibrate="bytes:6")
+    return train(tiny_dataset, topology, config, out=out, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def default_model(default_run, tiny_dataset, tmp_path_factory):
+    from ddnn_tf.convert import convert
+
+    out = tmp_path_factory.mktemp("models") / "default"
+    convert(default_run, "local,cloud", out=out, dataset=tiny_dataset)
+    return out
+
+
+def test_default_run_reloads_with_its_preset(default_run):
+    from ddnn_tf.train import load_run
+
+    again = load_run(default_run.path)
+    assert again.topology == default_run.topology and again.config.preset == "default"
+    assert again.config.calibrate == "bytes:6"
+    summary = again.ddnn.tiers["device_0"](np.ones((2, 10, 14, 1), np.float32))["summary"]
+    values = summary.numpy()
+    assert np.all(values == np.round(values)) and values.min() >= -8 and values.max() <= 7
+
+
+def test_default_model_runtime_equals_keras_evaluation_bit_for_bit(
+    default_run, default_model, tiny_dataset
+):
+    from ddnn_tf.convert.parity import parity
+    from ddnn_tf.exits import exit_points
+    from ddnn_tf.manifest import load_manifest
+    from ddnn_tf.runtime import Hierarchy
+    from ddnn_tf.train import predict_exits
+
+    manifest = load_manifest(default_model)
+    assert manifest["wire"]["summary"]["encoding"] == "int4"
+    assert manifest["wire"]["summary"]["nbytes"] == 2  # 3 classes, two per byte
+    assert manifest["training"] == {"preset": "default", "epochs": 2, "calibrate": "bytes:6"}
+    report = parity(default_run, default_model, tiny_dataset)
+    assert report["ok"]
+    for target in manifest["targets"]:  # the int4 summaries: identical, not just close
+        assert report["tiers"]["device_0"][target]["summary"]["max_abs_diff"] == 0.0
+    test = tiny_dataset.test
+    keras_probs = predict_exits(default_run.ddnn, test.x)
+    t = default_run.thresholds["local"]
+    expected = exit_points([keras_probs["local"], keras_probs["cloud"]], [t])
+    for target in ("portable", "lce"):
+        staged = Hierarchy(default_model, target=target).run(test.x, batch_size=16)
+        np.testing.assert_array_equal(staged.exit_index, expected)
+        np.testing.assert_array_equal(staged.probs["local"], keras_probs["local"])
+        sent = staged.link_bytes["device_to_local"]
+        np.testing.assert_array_equal(sent, np.full_like(sent, 2))
+
+
+def test_evaluate_counts_int4_bytes_and_recalibrates(default_run, tiny_dataset):
+    from ddnn_tf.evaluate import evaluate_run
+
+    result = evaluate_run(default_run, tiny_dataset)
+    assert result["summary_encoding"] == "int4"
+    local = result["exit_fraction"]["local"]
+    assert result["bytes_per_device"] == pytest.approx(2 + (1 - local) * 18)
+    cheap = evaluate_run(default_run, tiny_dataset, calibrate="bytes:2.5", split="val")
+    assert cheap["bytes_per_device"] <= 2.5
+
+
+def test_runtime_calibrates_under_a_byte_budget_like_evaluate(
+    default_run, default_model, tiny_dataset
+):
+    from ddnn_tf.evaluate import evaluate_run
+    from ddnn_tf.runtime.report import evaluate_model
+
+    deployed = evaluate_model(default_model, tiny_dataset, calibrate="bytes:2.5", split="val")
+    keras = evaluate_run(default_run, tiny_dataset, calibrate="bytes:2.5", split="val")
+    assert deployed["thresholds"] == keras["thresholds"]
+    assert deployed["bytes_per_device"] <= 2.5
+    with pytest.raises(ValueError, match="--calibrate"):
+        evaluate_model(default_model, tiny_dataset, calibrate="bytes:")
