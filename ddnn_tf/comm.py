@@ -213,18 +213,23 @@ def _int4_pairs() -> np.ndarray:
 _INT4_PAIRS = _int4_pairs()
 
 
+def _int4_refused(v: np.ndarray) -> ValueError:
+    lo, hi = INT4_RANGE
+    integral = bool(np.all(v == np.round(v)))
+    return ValueError(
+        f"Expected an int4 summary of integers in [{lo}, {hi}] (a quantised exit head's "
+        f"output). Received values in [{v.min():g}, {v.max():g}]"
+        f"{'' if integral else ', not all integers'}; use "
+        f"encoding='float32' or 'int8' for real-valued summaries."
+    )
+
+
 def _encode_int4(v: np.ndarray) -> bytes:
     lo, hi = INT4_RANGE
     values = v.tolist()  # ten or so values: plain Python beats numpy's per-call overhead
     nibbles = [int(x) for x in values]
     if nibbles != values or min(nibbles) < lo or max(nibbles) > hi:
-        integral = bool(np.all(v == np.round(v)))
-        raise ValueError(
-            f"Expected an int4 summary of integers in [{lo}, {hi}] (a quantised exit head's "
-            f"output). Received values in [{v.min():g}, {v.max():g}]"
-            f"{'' if integral else ', not all integers'}; use "
-            f"encoding='float32' or 'int8' for real-valued summaries."
-        )
+        raise _int4_refused(v)
     if len(nibbles) % 2:
         nibbles.append(0)
     return bytes(((a & 0xF) | ((b & 0xF) << 4)) for a, b in zip(nibbles[0::2], nibbles[1::2]))
@@ -379,6 +384,14 @@ def encode_summaries(values: np.ndarray, encoding: str = "float32") -> np.ndarra
                 f"Received |v| = {peak:g}; use encoding='float32' or 'int8'."
             )
         return np.ascontiguousarray(v.astype(_F16)).view(np.uint8).reshape(n, -1)
+    if enc == "int4":
+        lo, hi = INT4_RANGE
+        if v.size and not (np.all(v == np.round(v)) and v.min() >= lo and v.max() <= hi):
+            raise _int4_refused(v)
+        q = v.astype(np.int64) & 0xF
+        if q.shape[1] % 2:
+            q = np.pad(q, ((0, 0), (0, 1)))
+        return (q[:, 0::2] | (q[:, 1::2] << 4)).astype(np.uint8)
     scale = (np.max(np.abs(v), axis=1) / _INT8_MAX).astype(_F32)
     safe = np.where(scale > 0, scale, 1).astype(np.float64)[:, None]
     q = np.clip(np.rint(v / safe), -_INT8_MAX, _INT8_MAX).astype(np.int8)
@@ -414,6 +427,8 @@ def decode_summaries(
         return buf.view(_F32).astype(np.float32)
     if encoding == "float16":
         return buf.view(_F16).astype(np.float32)
+    if encoding == "int4":
+        return _INT4_PAIRS[buf].reshape(len(buf), -1)[:, :num_classes].copy()
     scale = np.ascontiguousarray(buf[:, :_INT8_SCALE_BYTES]).view(_F32)
     q = buf[:, _INT8_SCALE_BYTES:].view(np.int8)
     return (q.astype(np.float32) * scale).astype(np.float32)

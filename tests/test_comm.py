@@ -324,6 +324,8 @@ def test_hierarchy_bytes_averages_over_live_edges():
 def test_batch_summaries_are_the_one_sample_payloads(encoding):
     rng = np.random.default_rng(3)
     values = rng.normal(size=(7, 10))
+    if encoding == "int4":  # integer summaries of a rounding exit head
+        values = rng.integers(-8, 8, size=(7, 10)).astype(np.float64)
     values[2] = 0.0  # int8's zero scale
     payload = comm.encode_summaries(values, encoding)
     assert payload.dtype == np.uint8 and payload.shape == (7, summary_nbytes(10, encoding))
@@ -336,6 +338,11 @@ def test_batch_summaries_are_the_one_sample_payloads(encoding):
         comm.encode_summaries(np.full((2, 3), np.nan), encoding)
     with pytest.raises(ValueError, match="bytes"):
         comm.decode_summaries(payload[:, :-1], 10, encoding)
+    if encoding == "int4":  # lossless or refused, never rounded
+        with pytest.raises(ValueError, match=r"int4 summary of integers in \[-8, 7\]"):
+            comm.encode_summaries(np.full((2, 3), 0.5), encoding)
+        with pytest.raises(ValueError, match=r"int4 summary of integers in \[-8, 7\]"):
+            comm.encode_summaries(np.full((2, 3), 9.0), encoding)
 
 
 def test_batch_features_are_the_one_sample_payloads():

@@ -122,16 +122,16 @@ def sweep_bytes_fn(result, exits: tuple[str, ...]):
     return fn
 
 
-def _calibrated(h: Hierarchy, dataset, rule: str, batch_size: int) -> float:
+def _calibrated(h: Hierarchy, val_split, rule: str, batch_size: int) -> float:
     """T picked by ``rule`` on the validation split, run through the binaries."""
     from ddnn_tf.calibration import calibrate_threshold, parse_calibrate
 
     parse_calibrate(rule)  # a bad rule fails before anything runs
-    if not len(dataset.val):
-        raise ValueError("--calibrate needs a validation split; the data has none.")
-    val = h.run(dataset.val.x, all_exits=True, batch_size=batch_size)
+    if not len(val_split):
+        raise ValueError("calibrate needs a validation split; the data has none.")
+    val = h.run(val_split.x, all_exits=True, batch_size=batch_size)
     raw = [float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]
-    y = check_labels(dataset.val.y, h.num_classes, where="val labels")
+    y = check_labels(val_split.y, h.num_classes, where="val labels")
     return calibrate_threshold(
         {e: val.probs[e] for e in h.exits}, y, h.topology, rule, raw_bytes_per_device=raw
     )
@@ -200,7 +200,7 @@ def evaluate_model(
         raise ValueError("fail names every device: nothing would reach any exit.")
     presence = h.presence(len(y), fail=fail, fail_prob=fail_prob, seed=seed)
     if calibrate is not None and len(h.exits) > 1:
-        threshold = _calibrated(h, dataset, calibrate, batch_size)
+        threshold = _calibrated(h, load_split(h, data, path, "val"), calibrate, batch_size)
 
     start = time.perf_counter()
     staged = h.run(samples.x, thresholds=threshold, presence=presence, batch_size=batch_size)
