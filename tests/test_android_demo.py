@@ -239,9 +239,9 @@ def _offline_checks(chromium, proc, url, test_images):
         "document.querySelector('#status').textContent.endsWith('works offline')"
     )
     images, _ = test_images
-    expected = Hierarchy(MODEL).run(fmnist6_views(images[:40]), batch_size=40)
-    local = next(i for i in range(40) if expected.exit_name(i) == "local")
-    cloud = next(i for i in range(40) if expected.exit_name(i) == "cloud")
+    expected = Hierarchy(MODEL).run(fmnist6_views(images), batch_size=len(images))
+    local = next(i for i in range(len(images)) if expected.exit_name(i) == "local")
+    cloud = next(i for i in range(len(images)) if expected.exit_name(i) == "cloud")
     samples = _raw_views(images[[local, cloud]])
     _stop(proc)
 

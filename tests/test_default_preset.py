@@ -100,7 +100,7 @@ def test_presets_paper_is_todays_model_default_differs():
     assert preset_config("default").lr_schedule == "cosine"
     with pytest.raises(ValueError, match="--preset: expected one of paper, default"):
         preset_topology(fmnist, "fast")
-    with pytest.raises(ValueError, match="--lr-schedule"):
+    with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
 
 

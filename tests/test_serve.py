@@ -415,7 +415,9 @@ def test_gateway_round_protocol_and_errors(cloud_url, fmnist, hierarchy):
                 *[c.post("/v1/join", headers=headers(d)) for d in range(6)]
             )
             assert all(r.status_code == 200 for r in joins)
-            summaries = [b"".join(encode_summary(v) for v in o["summary"]) for o in outs]
+            summaries = [
+                b"".join(encode_summary(v, gw.encoding) for v in o["summary"]) for o in outs
+            ]
             bad = [
                 (headers(0, SUMMARY_TYPE, **{"X-DDNN-Model": "f" * 64}), summaries[0], 409),
                 ({**headers(0, SUMMARY_TYPE), "Authorization": "Bearer no"}, summaries[0], 401),

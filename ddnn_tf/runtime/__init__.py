@@ -13,8 +13,10 @@ Example (the committed model, eight blank images, device 5 failed):
     >>> result = h.run(xs, thresholds=0.8, fail="5", batch_size=4)
     >>> len(result), round(sum(result.exit_fraction().values()), 6)
     (8, 1.0)
-    >>> result.link_bytes["device_to_local"][0].tolist()  # 10 float32 class scores each
-    [40, 40, 40, 40, 40, 0]
+    >>> h.summary_encoding  # each summary: 10 integer class scores, 4 bits each
+    'int4'
+    >>> result.link_bytes["device_to_local"][0].tolist()  # device 5 failed: it sent nothing
+    [5, 5, 5, 5, 5, 0]
 """
 
 from __future__ import annotations
