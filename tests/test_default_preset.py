@@ -233,3 +233,34 @@ def test_runtime_calibrates_under_a_byte_budget_like_evaluate(
     assert deployed["bytes_per_device"] <= 2.5
     with pytest.raises(ValueError, match="--calibrate"):
         evaluate_model(default_model, tiny_dataset, calibrate="bytes:")
+
+
+def test_int8_conversion_keeps_int4_devices_float_and_runs(
+    default_run, tiny_dataset, tmp_path_factory
+):
+    """``--quantize int8`` quantises the cloud only: int8 device arithmetic would break the
+    integer summaries the int4 wire encoding carries."""
+    from ddnn_tf.convert import convert
+    from ddnn_tf.manifest import load_manifest
+    from ddnn_tf.runtime import Hierarchy
+
+    out = tmp_path_factory.mktemp("models") / "default_int8"
+    convert(
+        default_run,
+        "local,cloud",
+        out=out,
+        target="portable",
+        quantize="int8",
+        dataset=tiny_dataset,
+    )
+    tiers = load_manifest(out)["tiers"]
+    assert {name: t["quantized"] for name, t in tiers.items() if t["role"] == "device"} == {
+        f"device_{i}": False for i in range(6)
+    }
+    assert tiers["cloud"]["quantized"] is True
+    result = Hierarchy(out).run(tiny_dataset.test.x, batch_size=64)
+    assert (result.exit_index >= 0).all()
+    from ddnn_tf.comm import summary_nbytes
+
+    int4 = summary_nbytes(tiny_dataset.num_classes, "int4")
+    assert set(np.unique(result.link_bytes["device_to_local"])) == {int4}

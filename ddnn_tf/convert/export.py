@@ -20,6 +20,7 @@ from ddnn_tf.checks import check_views
 from ddnn_tf.graph import Tier, feed_tier
 from ddnn_tf.manifest import TARGETS
 from ddnn_tf.model import DDNN, run_tiers
+from ddnn_tf.topology import Topology
 
 __all__ = [
     "LCE_INT8",
@@ -163,9 +164,16 @@ def _representative(feed: dict[str, np.ndarray]):
     return gen
 
 
-def is_quantized(plan: Tier, quantize: str) -> bool:
-    """Whether ``--quantize`` applies to this tier (the aggregators stay float32)."""
-    return quantize == "int8" and plan.role not in ("local_aggregator", "edge_aggregator")
+def is_quantized(plan: Tier, quantize: str, topology: Topology) -> bool:
+    """Whether ``--quantize`` applies to this tier.
+
+    The aggregators stay float32, and so do the devices of a topology whose summaries are
+    integer codes (``summary_bits``): int8 arithmetic would turn the rounded exit head's
+    integers into values the ``int4`` wire encoding cannot carry.
+    """
+    if quantize != "int8" or plan.role in ("local_aggregator", "edge_aggregator"):
+        return False
+    return not (plan.role == "device" and topology.summary_bits)
 
 
 def convert_tier(
@@ -193,7 +201,7 @@ def convert_tier(
     """
     if quantize == "int8" and "lce" in targets:
         raise ValueError(LCE_INT8)
-    int8 = is_quantized(plan, quantize)
+    int8 = is_quantized(plan, quantize, ddnn.topology)
     if int8 and representative is None:
         raise ValueError(f"--quantize int8: tier {plan.name} needs representative inputs.")
     out: dict[str, bytes] = {}

@@ -75,7 +75,7 @@ def tier_entry(
         **plan.manifest_fields(),
         "files": files,
         "memory": {**tier_memory(tier_models(ddnn, plan)), "tflite_bytes": sizes},
-        "quantized": is_quantized(plan, quantize),
+        "quantized": is_quantized(plan, quantize, ddnn.topology),
     }
 
 
