@@ -10,8 +10,9 @@ Only the cloud changes; the device tiers and the local aggregator are converted 
 (as ``python -m ddnn_tf.convert RUN --split local,cloud --target portable`` would), so the
 int4 summaries and the 1-bit feature maps stay bit-exact.
 
-* ``--mode ptq``: the trained cloud, converted by ``convert``'s ``--quantize int8`` path
-  (post-training calibration on the first 256 training samples).
+* ``--mode ptq``: the float cloud (the trained one with ``--epochs 0``, else first
+  fine-tuned in float as ``--mode float`` does), converted by ``convert``'s
+  ``--quantize int8`` path (post-training calibration on the first 256 training samples).
 * ``--mode qat``: the cloud's dense layers (``cloud_fc*``, ``cloud_exit_dense``; the
   ``Aggregate`` concatenation and the flatten in front of them stay float) are wrapped by
   ``tfmot.quantization.keras.quantize_model``, starting from the trained weights, and
@@ -19,6 +20,8 @@ int4 summaries and the 1-bit feature maps stay bit-exact.
   the training split, each device dropped with the run's ``device_dropout`` rate (never
   all of a sample's devices), Adam at ``--learning-rate`` with a cosine decay. The
   fake-quantised cloud then goes through the same int8 conversion.
+* ``--mode float``: the control: the same fine-tuning of the float cloud, without
+  quantisation, converted float32 (what the extra epochs alone give).
 
 Printed (and written to ``OUT/qat_cloud.json``), all on the test split: the Keras
 evaluation of the float run and of the (QAT) model that was converted (local / cloud /
@@ -210,8 +213,10 @@ def measure(run, dataset, out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a trained run directory (default preset)")
-    parser.add_argument("--mode", choices=("qat", "ptq"), default="qat")
-    parser.add_argument("--epochs", type=int, default=2, help="QAT fine-tuning epochs")
+    parser.add_argument("--mode", choices=("qat", "ptq", "float"), default="qat")
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="fine-tuning epochs of the cloud (0: none)"
+    )
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--train-samples", type=int, default=None, help="subsample (QAT)")
     parser.add_argument("--seed", type=int, default=0)
@@ -233,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.mode == "qat" and args.epochs < 1:
+        print(f"qat_cloud: --mode qat needs --epochs >= 1; got {args.epochs}.", file=sys.stderr)
+        return 2
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         print(f"qat_cloud: {out} exists; pass --overwrite to replace it.", file=sys.stderr)
@@ -244,11 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         "float": _figures(evaluate_run(run, dataset)),
     }
     print(f"float run: {json.dumps(result['float'])}", flush=True)
-    if args.mode == "qat":
-        cloud = qat_cloud(run.ddnn.tiers[CLOUD])
+    if args.epochs > 0:
+        cloud = run.ddnn.tiers[CLOUD]
+        if args.mode == "qat":
+            cloud = qat_cloud(cloud)
         run.ddnn.tiers[CLOUD] = cloud
         run.ddnn._eval_model = None  # rebuilt from the tiers on next use
-        result["qat"] = {
+        result["fine_tune"] = {
             "epochs": args.epochs,
             "learning_rate": args.learning_rate,
             "train_samples": args.train_samples,
@@ -262,7 +272,22 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
             ),
         }
-    result["cloud_tflite_bytes"] = convert_int8_cloud(run, dataset, out, overwrite=args.overwrite)
+    if args.mode == "float":
+        from ddnn_tf.convert import convert
+
+        convert(
+            run,
+            "local,cloud",
+            out=out,
+            target="portable",
+            overwrite=args.overwrite,
+            dataset=dataset,
+        )
+        result["cloud_tflite_bytes"] = (out / "cloud.tflite").stat().st_size
+    else:
+        result["cloud_tflite_bytes"] = convert_int8_cloud(
+            run, dataset, out, overwrite=args.overwrite
+        )
     result.update(measure(run, dataset, out))
     (out / "qat_cloud.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
