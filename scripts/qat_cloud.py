@@ -4,7 +4,8 @@ fine-tuning with tensorflow-model-optimization, converted and measured on the bi
 Usage::
 
     python scripts/qat_cloud.py runs/default --mode qat --epochs 2 --out /tmp/qat_cloud
-    python scripts/qat_cloud.py runs/default --mode ptq --out /tmp/ptq_cloud
+    python scripts/qat_cloud.py runs/default --mode ptq --epochs 0 --out /tmp/ptq_cloud
+    python scripts/qat_cloud.py runs/default --mode float --epochs 2 --out /tmp/float_cloud
 
 Only the cloud changes; the device tiers and the local aggregator are converted float32
 (as ``python -m ddnn_tf.convert RUN --split local,cloud --target portable`` would), so the
@@ -25,11 +26,13 @@ int4 summaries and the 1-bit feature maps stay bit-exact.
 
 Printed (and written to ``OUT/qat_cloud.json``), all on the test split: the Keras
 evaluation of the float run and of the (QAT) model that was converted (local / cloud /
-overall accuracy at the run's calibrated T, bytes per device), the same figures measured
-by the runtime on the binaries (``ddnn_tf.runtime.evaluate_model``), the cloud file's
-size, and how many runtime decisions (exit taken, class predicted) differ from the Keras
-evaluation of the converted model. ``OUT`` is a converted model directory that
-``python -m ddnn_tf.run OUT`` runs.
+overall accuracy at the run's calibrated T, bytes per device); the same figures measured
+by the runtime on the binaries (``ddnn_tf.runtime.evaluate_model``); on the binaries, the
+most accurate T within 20 bytes per device (re-calibrated on the validation split,
+``--calibrate bytes:20``) and the drop of overall accuracy with each single device failed
+(``--fail k``); the cloud file's size; and how many runtime decisions (exit taken, class
+predicted) differ from the Keras evaluation of the converted model. ``OUT`` is a converted
+model directory that ``python -m ddnn_tf.run OUT`` runs.
 """
 
 from __future__ import annotations
@@ -196,11 +199,24 @@ def measure(run, dataset, out: Path) -> dict:
     t = float(h.thresholds["local"])
     exit_index = exit_points([probs["local"], probs["cloud"]], [t])
     pred = np.where(exit_index == 0, probs["local"].argmax(-1), probs["cloud"].argmax(-1))
+    budget = evaluate_model(h, dataset, calibrate="bytes:20", exit_accuracy=False)
+    drops = [
+        runtime_ev["accuracy"]["overall"]
+        - evaluate_model(h, dataset, fail=k, exit_accuracy=False)["accuracy"]["overall"]
+        for k in range(h.num_devices)
+    ]
     staged = h.run(test.x, batch_size=256)
     every = h.run(test.x, batch_size=256, all_exits=True)
     return {
         "keras": _figures(keras_ev),
         "runtime": _figures(runtime_ev),
+        "runtime_within_20_bytes": {
+            "overall": budget["accuracy"]["overall"],
+            "threshold": budget["thresholds"]["local"],
+            "bytes": budget["bytes_per_device"],
+        },
+        "runtime_fault_drops": drops,
+        "runtime_worst_fault_drop": max(drops),
         "exit_mismatches": int(np.count_nonzero(staged.exit_index != exit_index)),
         "prediction_mismatches": int(np.count_nonzero(staged.prediction != pred)),
         "cloud_argmax_mismatches": int(
