@@ -5,7 +5,8 @@
     runs/NAME/
       topology.json      the hierarchy (Topology.to_json)
       dataset.json       how to reload the data (load_dataset(**spec)) + classes
-      train_config.json  epochs, batch size, optimiser, exit weights, seed
+      train_config.json  preset, epochs, batch size, optimiser, lr schedule, exit weights,
+                         threshold calibration rule, seed
       history.json       per-epoch losses and accuracies of every exit
       thresholds.json    exit thresholds calibrated on the validation split
       weights.h5         weights of the composed model (all tiers)

@@ -1,21 +1,11 @@
 """Joint training of all exits and the individual baselines.
 
-``python -m ddnn_tf.train --data fmnist6 --out runs/NAME`` trains the paper's
-configuration (6 devices, MP-CC, f = 4) with the paper's Adam defaults and equal exit
-weights, and writes a run directory::
-
-    runs/NAME/
-      topology.json      the hierarchy (Topology.to_json)
-      dataset.json       how to reload the data (load_dataset(**spec)) + classes
-      train_config.json  epochs, batch size, optimiser, exit weights, seed
-      history.json       per-epoch losses and accuracies of every exit
-      thresholds.json    exit thresholds calibrated on the validation split
-      weights.h5         weights of the composed model (all tiers)
-      individual.json    (with --individual) per-device baseline accuracies
-
-The run directory is :mod:`ddnn_tf.rundir`'s (:class:`~ddnn_tf.rundir.Run`,
-:func:`~ddnn_tf.rundir.save_run`, :func:`~ddnn_tf.rundir.load_run`, also importable from
-here); :func:`load_run` reloads it into an identical model.
+``python -m ddnn_tf.train --data fmnist6 --out runs/NAME`` trains the default DDNN
+(``--preset paper``: the paper's configuration, 6 devices, MP-CC, f = 4, with its Adam
+defaults and equal exit weights) and writes a run directory, whose files
+:mod:`ddnn_tf.rundir` lists (:class:`~ddnn_tf.rundir.Run`, :func:`~ddnn_tf.rundir.save_run`,
+:func:`~ddnn_tf.rundir.load_run`, also importable from here); :func:`load_run` reloads it
+into an identical model.
 """
 
 from __future__ import annotations
