@@ -103,7 +103,7 @@ def bench_tiers(
         FileNotFoundError / ValueError: no valid converted model at ``model_dir``.
     """
     from ddnn_tf.manifest import load_manifest
-    from ddnn_tf.tflite_check import check_tier_binary
+    from ddnn_tf.tflite_check import check_manifest_tier
 
     if int(repeats) < 1 or int(warmup) < 0 or int(threads) < 1:
         raise ValueError(
@@ -118,17 +118,7 @@ def bench_tiers(
         memory = meta.get("memory", {})
         for target, entry in meta["files"].items():
             path = manifest.path(tier, target)
-            check_tier_binary(  # before an interpreter loads it
-                path.read_bytes(),
-                tier=tier,
-                file=str(path),
-                target=target,
-                inputs=meta["inputs"],
-                outputs=meta["outputs"],
-                input_order=entry.get("input_order"),
-                output_order=entry.get("output_order"),
-                ops=entry.get("ops"),
-            )
+            check_manifest_tier(manifest, tier, target)  # before an interpreter loads it
             make = _portable_timer if target == "portable" else _lce_timer
             once = make(path, meta if target == "portable" else entry, inputs, int(threads))
             for _ in range(int(warmup)):

@@ -26,7 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LCE_CUSTOM_OPS", "TfliteModel", "check_tier_binary", "read_tflite"]
+__all__ = [
+    "LCE_CUSTOM_OPS",
+    "TfliteModel",
+    "check_manifest_tier",
+    "check_tier_binary",
+    "read_tflite",
+]
 
 IDENTIFIER = b"TFL3"
 SIGNATURE = "serving_default"
@@ -350,3 +356,32 @@ def check_tier_binary(
                 f"order {signature[kind]} (manifest: {list(order)})."
             )
     return model
+
+
+def check_manifest_tier(manifest, tier: str, target: str, data: bytes | None = None) -> TfliteModel:
+    """:func:`check_tier_binary` of ``tier``'s ``target`` file, as a loaded manifest
+    (:class:`ddnn_tf.manifest.Manifest`) describes it.
+
+    Args:
+        manifest: the loaded manifest (its directory holds the file).
+        tier: the tier name.
+        target: ``"portable"`` or ``"lce"``.
+        data: the bytes to check instead of the file's (e.g. a corrupted copy).
+
+    Returns / Raises:
+        As :func:`check_tier_binary`; ``KeyError`` for a tier or target the manifest lacks.
+    """
+    path = manifest.path(tier, target)
+    meta = manifest["tiers"][tier]
+    entry = meta["files"][target]
+    return check_tier_binary(
+        path.read_bytes() if data is None else bytes(data),
+        tier=tier,
+        file=str(path),
+        target=target,
+        inputs=meta["inputs"],
+        outputs=meta["outputs"],
+        input_order=entry.get("input_order"),
+        output_order=entry.get("output_order"),
+        ops=entry.get("ops"),
+    )

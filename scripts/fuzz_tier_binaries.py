@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ddnn_tf.manifest import load_manifest  # noqa: E402
-from ddnn_tf.tflite_check import check_tier_binary  # noqa: E402
+from ddnn_tf.tflite_check import check_manifest_tier  # noqa: E402
 
 CHILD = """
 import sys
@@ -62,23 +62,12 @@ def main() -> int:
             else:
                 for _ in range(rng.randrange(1, 6)):
                     data[rng.randrange(len(data))] = rng.randrange(256)
-            meta, entry = manifest["tiers"][tier], manifest["tiers"][tier]["files"][target]
             try:
-                check_tier_binary(
-                    bytes(data),
-                    tier=tier,
-                    file=entry["file"],
-                    target=target,
-                    inputs=meta["inputs"],
-                    outputs=meta["outputs"],
-                    input_order=entry.get("input_order"),
-                    output_order=entry.get("output_order"),
-                    ops=entry.get("ops"),
-                )
+                check_manifest_tier(manifest, tier, target, data)
             except ValueError:
                 counts["refused by the reader"] += 1
                 continue
-            path = Path(tmp) / f"variant{k}_{entry['file']}"
+            path = Path(tmp) / f"variant{k}_{manifest.path(tier, target).name}"
             path.write_bytes(data)
             res = subprocess.run(
                 [sys.executable, "-c", CHILD, args.model, tier, target, str(path)],
