@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv, obtain fmnist6, train the default DDNN and print its figures
-#   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js and chromium, lint,
-#               and run the whole test suite
+#   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js and chromium, lint
+#               (ruff, import-linter's layer contracts), build the docs site, and run the
+#               whole test suite (the lean-install test among it)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 EPOCHS ?= 5
 RUN    ?= runs/default
 
-.PHONY: demo test setup data web lint clean
+.PHONY: demo test setup data web lint docs clean
 
 setup: $(STAMP)
 
@@ -54,13 +55,18 @@ web: $(NPM_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check ddnn_tf tests scripts
 	$(BIN)/ruff format --check ddnn_tf tests scripts
+	$(BIN)/lint-imports
+
+# The documentation site (MkDocs + mkdocstrings), built into site/; any warning fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 demo: data
-	$(BIN)/python -m ddnn_tf.train --data fmnist6 --out $(RUN) --epochs $(EPOCHS) --overwrite --verbose 2
-	$(BIN)/python -m ddnn_tf.evaluate $(RUN) --sweep
+	$(BIN)/ddnn train --data fmnist6 --out $(RUN) --epochs $(EPOCHS) --overwrite --verbose 2
+	$(BIN)/ddnn evaluate $(RUN) --sweep
 
-test: data lint web
+test: data lint docs web
 	$(BIN)/python -m pytest -q --durations=15
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache android_demo/node_modules
+	rm -rf $(VENV) runs site .pytest_cache android_demo/node_modules

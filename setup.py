@@ -1,10 +1,42 @@
-"""ddnn_tf: Distributed Deep Neural Networks over the cloud, the edge and end devices."""
+"""ddnn_tf: Distributed Deep Neural Networks (cloud, edge, end devices) with Larq.
+
+``pip install ddnn_tf`` installs what a device, gateway or phone host needs to run a
+converted model (numpy, the LiteRT interpreter, jsonschema); the extras add the rest.
+"""
 
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+
+# Larq needs Keras 2: tf-keras of TensorFlow's minor version, and numpy < 2.
+TRAIN = [
+    "tensorflow==2.21.0",
+    "tf-keras==2.21.0",
+    "larq==0.14.0",
+    "larq-compute-engine==0.16.0",
+    "tensorflow-model-optimization==0.8.1",
+]
+# Tiers as network services (ddnn serve / device / deploy).
+SERVE = [
+    "fastapi==0.163.2",
+    "uvicorn==0.54.0",
+    "httpx==0.28.1",
+    "qrcode==8.2",
+    "cryptography>=42",  # serve demo --https: a self-signed certificate for the LAN
+]
+RAY = ["ray[serve]==2.60.0"]
+# The paper's tables and plots, and the notebook.
+EXPERIMENTS = ["matplotlib>=3.7", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"]
+TOOLS = [
+    "pytest>=7",
+    "ruff>=0.5",
+    "playwright==1.65.2",
+    "import-linter>=2.1",
+    "mkdocs-material>=9.5",
+    "mkdocstrings-python>=1.10",
+]
 
 setup(
     name="ddnn_tf",
@@ -20,39 +52,20 @@ setup(
     packages=find_packages(include=["ddnn_tf", "ddnn_tf.*"]),
     package_data={"ddnn_tf.data": ["*.json"]},
     install_requires=[
-        # Larq needs Keras 2: tf-keras of TensorFlow's minor version, numpy < 2.
-        "tensorflow==2.21.0",
-        "tf-keras==2.21.0",
-        "larq==0.14.0",
-        "larq-compute-engine==0.16.0",
-        "tensorflow-model-optimization==0.8.1",
-        "ai-edge-litert==2.3.0",
         "numpy>=1.23,<2",
-        "fire>=0.5",
-        "tqdm>=4.60",
-        "matplotlib>=3.7",
+        "ai-edge-litert==2.3.0",
         "jsonschema>=4.20",
-        # Tiers as network services (python -m ddnn_tf.serve / deploy).
-        "fastapi==0.163.2",
-        "uvicorn==0.54.0",
-        "httpx==0.28.1",
-        "qrcode==8.2",
-        # serve demo --https: a self-signed certificate for the phone on the LAN.
-        "cryptography>=42",
+        "tqdm>=4.60",
+        "fire>=0.5",
     ],
     extras_require={
-        # The cloud tier on Ray Serve (serve cloud --engine ray).
-        "ray": ["ray[serve]==2.60.0"],
-        "dev": [
-            "pytest>=7",
-            "ruff>=0.5",
-            "nbclient>=0.10",
-            "nbformat>=5.9",
-            "ipykernel>=6",
-            "playwright==1.65.2",
-            "ray[serve]==2.60.0",
-        ],
+        "train": TRAIN,
+        "serve": SERVE,
+        "ray": SERVE + RAY,
+        "experiments": TRAIN + EXPERIMENTS,
+        "dev": TRAIN + SERVE + RAY + EXPERIMENTS + TOOLS,
     },
+    entry_points={"console_scripts": ["ddnn = ddnn_tf.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

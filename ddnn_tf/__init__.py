@@ -1,30 +1,27 @@
-"""ddnn_tf: Distributed Deep Neural Networks (cloud, edge, end devices) with Larq.
+"""ddnn_tf: Distributed Deep Neural Networks over the cloud, the edge and end devices.
 
-Importing the package sets ``TF_USE_LEGACY_KERAS=1`` before TensorFlow loads, so
-that Larq (which needs Keras 2) works with TensorFlow >= 2.16. Nothing heavy is
-imported here: the device-side modules (``exits``, ``comm``, ``data``, ``runtime``)
-stay free of TensorFlow, and the Keras-side names are resolved lazily.
+The package is layered; a module's folder says what it may import (the import-linter
+contracts in ``pyproject.toml`` keep it so):
+
+* :mod:`ddnn_tf.core`: numpy and the standard library only (topology, tier graph, exits,
+  codecs, manifest, schemas, tier-binary checks);
+* :mod:`ddnn_tf.data`: the data sets, numpy only;
+* :mod:`ddnn_tf.runtime`: runs tier binaries and the hierarchy with an interpreter, no
+  TensorFlow;
+* :mod:`ddnn_tf.mcu`: device tiers as C for microcontrollers;
+* :mod:`ddnn_tf.keras`: TensorFlow, tf-keras and Larq: model, training, conversion
+  (``pip install 'ddnn_tf[train]'``);
+* :mod:`ddnn_tf.serve`: the tiers as network services (``pip install 'ddnn_tf[serve]'``);
+* :mod:`ddnn_tf.experiments`: the paper's tables and figures;
+* :mod:`ddnn_tf.cli`: the ``ddnn`` command.
+
+Importing ``ddnn_tf`` (or any of its TensorFlow-free layers) loads nothing heavy and
+changes nothing in the process; the public names below resolve on first use.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-import sys
-
-_LEGACY_ON = ("1", "true", "True", "yes")
-
-if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") not in _LEGACY_ON:
-    raise ImportError(
-        "ddnn_tf needs TensorFlow with legacy Keras (tf-keras), but TensorFlow was "
-        "already imported with Keras 3. Import ddnn_tf before tensorflow, or set "
-        "the environment variable TF_USE_LEGACY_KERAS=1 before starting Python."
-    )
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-# Python-side TensorFlow logging; the C++ start-up lines are kept off the terminal by the
-# CLIs (ddnn_tf._cli.native_logs_hidden), and DDNN_TF_LOG=debug shows everything.
-_DEBUG = os.environ.get("DDNN_TF_LOG", "").strip().lower() == "debug"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _DEBUG else "2")
 
 try:
     from importlib.metadata import PackageNotFoundError, version
@@ -33,19 +30,22 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+local"
 
-# Public name -> module that defines it. Resolved on first access so that
-# `import ddnn_tf.runtime` never drags TensorFlow in.
+# Public name -> module that defines it, imported on first access so that importing
+# ddnn_tf never drags TensorFlow in.
 _LAZY = {
-    "Topology": "ddnn_tf.topology",
-    "build_ddnn": "ddnn_tf.model",
-    "DDNN": "ddnn_tf.model",
-    "train": "ddnn_tf.train",
-    "load_run": "ddnn_tf.rundir",
-    "save_run": "ddnn_tf.rundir",
-    "tier_graph": "ddnn_tf.graph",
-    "Evaluation": "ddnn_tf.evaluation",
+    "Topology": "ddnn_tf.core.topology",
+    "tier_graph": "ddnn_tf.core.graph",
+    "Evaluation": "ddnn_tf.core.evaluation",
+    "load_manifest": "ddnn_tf.core.manifest",
     "load_dataset": "ddnn_tf.data",
-    "evaluate_run": "ddnn_tf.evaluate",
+    "Hierarchy": "ddnn_tf.runtime",
+    "build_ddnn": "ddnn_tf.keras.model",
+    "DDNN": "ddnn_tf.keras.model",
+    "TrainConfig": "ddnn_tf.keras.presets",
+    "load_run": "ddnn_tf.keras.rundir",
+    "save_run": "ddnn_tf.keras.rundir",
+    "evaluate_run": "ddnn_tf.keras.evaluate",
+    "DDNNError": "ddnn_tf.errors",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -55,3 +55,7 @@ def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ddnn_tf' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

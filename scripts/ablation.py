@@ -74,8 +74,9 @@ def command(preset: str, topology: dict, epochs: int) -> str:
 
 def measure(dataset, preset: str, topology: dict, training: dict, epochs: int, seed: int):
     """Train one configuration and evaluate it; returns the row's figures."""
-    from ddnn_tf.evaluate import evaluate_run
-    from ddnn_tf.train import preset_config, preset_topology, train
+    from ddnn_tf.keras.evaluate import evaluate_run
+    from ddnn_tf.keras.presets import preset_config, preset_topology
+    from ddnn_tf.keras.train import train
 
     t = preset_topology(dataset, preset, **topology)
     config = preset_config(preset, epochs=epochs, seed=seed, **training)

@@ -3,7 +3,7 @@
 ``python scripts/fuzz_tier_binaries.py tflite_models/fmnist6_mpcc --variants 300 --seed 11``
 
 Each variant truncates a tier file at a random length or flips a few random bytes. A
-variant :func:`ddnn_tf.tflite_check.check_tier_binary` refuses is counted as
+variant :func:`ddnn_tf.core.tflite_check.check_tier_binary` refuses is counted as
 ``refused by the reader``; every other one is loaded by :class:`TierRunner` (which
 runs the same check, then the interpreter) and invoked once, in a fresh process, so a
 crash shows as a signal instead of killing this script. Prints the counts; exit status 1
@@ -23,13 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ddnn_tf.manifest import load_manifest  # noqa: E402
-from ddnn_tf.tflite_check import check_manifest_tier  # noqa: E402
+from ddnn_tf.core.manifest import load_manifest  # noqa: E402
+from ddnn_tf.core.tflite_check import check_manifest_tier  # noqa: E402
 
 CHILD = """
 import sys
 import numpy as np
-from ddnn_tf.manifest import load_manifest
+from ddnn_tf.core.manifest import load_manifest
 from ddnn_tf.runtime.tiers import TierRunner
 model_dir, tier, target, path = sys.argv[1:5]
 m = load_manifest(model_dir)

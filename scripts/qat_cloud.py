@@ -67,7 +67,7 @@ def qat_cloud(cloud):
     """
     import tensorflow_model_optimization as tfmot
 
-    from ddnn_tf._keras import keras
+    from ddnn_tf.keras.compat import keras
 
     names = _dense_names(cloud)
     first = cloud.get_layer(names[0])
@@ -105,7 +105,7 @@ def fine_tune(run, cloud, dataset, *, epochs: int, learning_rate: float, samples
     Returns:
         Seconds spent (feature extraction included).
     """
-    from ddnn_tf._keras import keras, tf
+    from ddnn_tf.keras.compat import keras, tf
 
     start = time.perf_counter()
     train = dataset.train
@@ -143,11 +143,11 @@ def convert_int8_cloud(run, dataset, out: Path, *, overwrite: bool) -> int:
     Returns:
         The size of ``cloud.tflite`` in bytes.
     """
-    from ddnn_tf import manifest as mf
-    from ddnn_tf.convert import convert_run, save_conversion
-    from ddnn_tf.convert.export import calibration_feeds, convert_tier, tflite_info
-    from ddnn_tf.convert.manifest_build import tier_entry
-    from ddnn_tf.graph import CLOUD, tier_graph
+    from ddnn_tf.core import manifest as mf
+    from ddnn_tf.core.graph import CLOUD, tier_graph
+    from ddnn_tf.keras.convert import convert_run, save_conversion
+    from ddnn_tf.keras.convert.export import calibration_feeds, convert_tier, tflite_info
+    from ddnn_tf.keras.convert.manifest_build import tier_entry
 
     conv = convert_run(run, split="local,cloud", target="portable", dataset=dataset)
     plans = tier_graph(run.topology, ("local", "cloud"))
@@ -185,11 +185,11 @@ def _figures(ev) -> dict:
 
 def measure(run, dataset, out: Path) -> dict:
     """Keras evaluation of ``run`` against the runtime on ``out``, on the test split."""
-    from ddnn_tf.evaluate import evaluate_run
-    from ddnn_tf.exits import exit_points
+    from ddnn_tf.core.exits import exit_points
+    from ddnn_tf.keras.evaluate import evaluate_run
+    from ddnn_tf.keras.train import predict_exits
     from ddnn_tf.runtime import Hierarchy
     from ddnn_tf.runtime.report import evaluate_model
-    from ddnn_tf.train import predict_exits
 
     test = dataset.test
     keras_ev = evaluate_run(run, dataset)
@@ -240,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
 
-    from ddnn_tf.evaluate import evaluate_run
-    from ddnn_tf.graph import CLOUD
-    from ddnn_tf.train import load_run
+    from ddnn_tf.core.graph import CLOUD
+    from ddnn_tf.keras.evaluate import evaluate_run
+    from ddnn_tf.keras.rundir import load_run
 
     run = load_run(args.run)
     t = run.topology
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         }
     if args.mode == "float":
-        from ddnn_tf.convert import convert
+        from ddnn_tf.keras.convert import convert
 
         convert(
             run,

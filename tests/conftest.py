@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import ddnn_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+import ddnn_tf.keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The committed default model (``ddnn train`` defaults, converted with --split local,cloud).
+DEFAULT_MODEL = ROOT / "tflite_models" / "fmnist6_mpcc"
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +26,8 @@ def tiny_dataset():
 @pytest.fixture(scope="session")
 def tiny_run(tiny_dataset, tmp_path_factory):
     """A 6-device MP-CC DDNN trained for 2 epochs on synthetic data, saved to a run dir."""
-    from ddnn_tf.train import TrainConfig, train
+    from ddnn_tf.keras.presets import TrainConfig
+    from ddnn_tf.keras.train import train
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     return train(tiny_dataset, config=TrainConfig(epochs=2, batch_size=32), out=out, verbose=0)

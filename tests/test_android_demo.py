@@ -3,7 +3,7 @@ the real ``python -m ddnn_tf.serve demo`` server on loopback.
 
 * fmnist6 test samples through ``window.ddnn.classifyViews`` give the Python
   orchestrator's prediction, exit and uplink bytes, sample by sample; the codecs match
-  ``ddnn_tf.comm`` byte for byte;
+  ``ddnn_tf.core.comm`` byte for byte;
 * with the server stopped, a local exit still answers, a cloud sample comes back degraded
   within its deadline, and the app reopens from its service worker;
 * a photo through the file input shows the six views and gets the orchestrator's answer.
@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DEFAULT_MODEL, ROOT
 
-from ddnn_tf.comm import encode_summary
+from ddnn_tf.core.comm import encode_summary
+from ddnn_tf.core.exits import normalized_entropy
 from ddnn_tf.data.fmnist6 import fmnist6_views, load_fmnist6_arrays
-from ddnn_tf.exits import normalized_entropy
 from ddnn_tf.runtime import Hierarchy
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "tflite_models" / "fmnist6_mpcc"
+MODEL = DEFAULT_MODEL
 CHROMIUM = os.environ.get("DDNN_TF_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -211,7 +211,7 @@ def test_summary_codecs_write_what_comm_writes(page):
     # int4 carries integer summaries in [-8, 7] (a rounding exit head); odd |C| pads a nibble
     vectors += [rng.integers(-8, 8, size).astype(float) for size in (10, 9, 1) for _ in range(30)]
     answer = page.evaluate(_CODECS, [v.tolist() for v in vectors])
-    from ddnn_tf.comm import decode_summary
+    from ddnn_tf.core.comm import decode_summary
 
     integral = [v for v in vectors if np.all(v == np.round(v))]
     assert len(answer["out"]["int4"]) == len(integral) >= 90

@@ -1,4 +1,4 @@
-"""Tests for ddnn_tf.comm: wire encodings and the paper's communication cost."""
+"""Tests for ddnn_tf.core.comm: wire encodings and the paper's communication cost."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ddnn_tf import comm
-from ddnn_tf.comm import (
+from ddnn_tf.core import comm
+from ddnn_tf.core.comm import (
     SUMMARY_ENCODINGS,
     decode_summary,
     encode_summary,
@@ -23,7 +23,7 @@ from ddnn_tf.comm import (
     summary_nbytes,
     unpack_features,
 )
-from ddnn_tf.exits import threshold_sweep
+from ddnn_tf.core.exits import threshold_sweep
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -44,7 +44,7 @@ TABLE_II = [
 
 
 def test_comm_does_not_import_tensorflow():
-    code = "import sys, ddnn_tf.comm; assert 'tensorflow' not in sys.modules"
+    code = "import sys, ddnn_tf.core.comm; assert 'tensorflow' not in sys.modules"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
@@ -100,8 +100,8 @@ def test_raw_offload_is_over_20x_the_largest_ddnn():
 
 
 def test_hierarchy_bytes_charges_every_link_of_the_tier_graph():
-    from ddnn_tf.comm import hierarchy_bytes
-    from ddnn_tf.topology import Topology
+    from ddnn_tf.core.comm import hierarchy_bytes
+    from ddnn_tf.core.topology import Topology
 
     img = (10, 14, 1)
     raw = [140.0] * 6
@@ -301,8 +301,8 @@ def test_unpack_rejects_wrong_length_and_padding():
 
 
 def test_hierarchy_bytes_averages_over_live_edges():
-    from ddnn_tf.comm import hierarchy_bytes
-    from ddnn_tf.topology import Topology
+    from ddnn_tf.core.comm import hierarchy_bytes
+    from ddnn_tf.core.topology import Topology
 
     t = Topology(
         input_shapes=[(10, 14, 1)] * 4,

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
+from conftest import DEFAULT_MODEL, ROOT, run_cli
 
-from ddnn_tf import convert as cv
-from ddnn_tf import manifest as mf
-from ddnn_tf.graph import tier_graph
+from ddnn_tf.core import manifest as mf
+from ddnn_tf.core.graph import tier_graph
+from ddnn_tf.core.vocab import TARGETS
+from ddnn_tf.keras import convert as cv
 from ddnn_tf.runtime.tiers import TierRunner
 
-COMMITTED = ROOT / "tflite_models" / "fmnist6_mpcc"
+COMMITTED = DEFAULT_MODEL
 MPCC_TIERS = [f"device_{i}" for i in range(6)] + ["local_aggregator", "cloud"]
 EDGE_TIERS = [f"device_{i}" for i in range(6)] + [
     "local_aggregator",
@@ -46,8 +47,9 @@ def mpcc(tiny_run, tiny_dataset, models) -> Path:
 
 @pytest.fixture(scope="module")
 def edge_run(tiny_dataset, tmp_path_factory):
-    from ddnn_tf.topology import Topology
-    from ddnn_tf.train import TrainConfig, train
+    from ddnn_tf.core.topology import Topology
+    from ddnn_tf.keras.presets import TrainConfig
+    from ddnn_tf.keras.train import train
 
     topology = Topology(
         input_shapes=tiny_dataset.input_shapes,
@@ -74,8 +76,7 @@ def mpcc_parity(tiny_run, tiny_dataset, mpcc):
 def test_output_layout_and_manifest(mpcc, tiny_run):
     names = sorted(p.name for p in mpcc.iterdir())
     expected = sorted(
-        [mf.tier_filename(t, target) for t in MPCC_TIERS for target in mf.TARGETS]
-        + ["manifest.json"]
+        [mf.tier_filename(t, target) for t in MPCC_TIERS for target in TARGETS] + ["manifest.json"]
     )
     assert names == expected
     m = mf.load_manifest(mpcc)
@@ -92,7 +93,7 @@ def test_output_layout_and_manifest(mpcc, tiny_run):
 
 
 def test_wire_encodings_follow_comm(mpcc, tiny_run):
-    from ddnn_tf.comm import feature_nbytes
+    from ddnn_tf.core.comm import feature_nbytes
 
     m = mf.load_manifest(mpcc)
     t = tiny_run.topology
@@ -120,11 +121,11 @@ def test_device_memory_figures(mpcc, tiny_run):
     assert memory["float_param_bytes"] == 4 * (2 * f + 2 * c)
     assert memory["binary_weight_bytes"] + memory["float_param_bytes"] < 2048
     assert memory["tflite_bytes"] == {
-        target: m["tiers"]["device_0"]["files"][target]["size_bytes"] for target in mf.TARGETS
+        target: m["tiers"]["device_0"]["files"][target]["size_bytes"] for target in TARGETS
     }
 
 
-@pytest.mark.parametrize("target", mf.TARGETS)
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("tier", MPCC_TIERS)
 def test_tier_signature_names_match_manifest(mpcc, tier, target):
     m = mf.load_manifest(mpcc)
@@ -187,7 +188,7 @@ def test_interpreter_binds_by_name_not_position(mpcc, tiny_run, tiny_dataset):
     feed = {f"features_{k}": ref[f"device_{k}"]["features"] for k in range(6)}
     feed["presence"] = _presence(32, 6, seed=1)
     expected = cv._tier_function(tiny_run.ddnn, plans["cloud"])(feed)["logits"].numpy()
-    for target in mf.TARGETS:
+    for target in TARGETS:
         got = TierRunner.from_manifest(m, "cloud", target)(feed)["logits"]
         np.testing.assert_allclose(got, expected, atol=1e-3)
     with pytest.raises(ValueError, match="expected inputs"):
@@ -195,7 +196,7 @@ def test_interpreter_binds_by_name_not_position(mpcc, tiny_run, tiny_dataset):
 
 
 # ---------------------------------------------------------------------------- parity
-@pytest.mark.parametrize("target", mf.TARGETS)
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("tier", MPCC_TIERS)
 def test_parity_with_keras_under_failures(mpcc_parity, tier, target):
     stats = mpcc_parity["tiers"][tier][target]
@@ -212,7 +213,7 @@ def test_parity_end_to_end_accuracy_equal(mpcc_parity):
     assert mpcc_parity["ok"]
     keras = mpcc_parity["accuracy"]["keras"]
     assert set(keras) == {"local", "cloud"}
-    for target in mf.TARGETS:
+    for target in TARGETS:
         assert mpcc_parity["accuracy"][target] == pytest.approx(keras, abs=2e-3)
     assert "parity OK" in cv.format_parity(mpcc_parity)
 
@@ -238,7 +239,7 @@ def test_split_cloud_is_one_raw_input_binary(tiny_run, tiny_dataset, models):
     assert m["tiers"]["cloud"]["files"]["lce"]["ops"]["LceBconv2d"] == 3  # unused exit heads pruned
 
 
-@pytest.mark.parametrize("target", mf.TARGETS)
+@pytest.mark.parametrize("target", TARGETS)
 def test_edge_topology_all_exits(edge, edge_run, tiny_dataset, target):
     m = mf.load_manifest(edge)
     assert m.tier_names == EDGE_TIERS and m["split"] == ["local", "edge", "cloud"]

@@ -244,7 +244,7 @@ def test_fmnist6_no_source_error_names_every_option(tmp_path, monkeypatch):
     def offline():
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(fm, "_download_with_keras", offline)
+    monkeypatch.setattr(fm, "_download", offline)
     with pytest.raises(FileNotFoundError) as info:
         load_dataset("fmnist6")
     message = str(info.value)

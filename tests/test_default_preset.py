@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ddnn_tf.topology import Topology
+from ddnn_tf.core.topology import Topology
 
 SIX = [(10, 14, 1)] * 6
 
@@ -61,8 +61,8 @@ def test_new_topology_fields_are_validated(changes, message):
 
 # ---------------------------------------------------------------------- building blocks
 def test_summary_quantizer_rounds_half_up_clips_and_passes_gradients():
-    from ddnn_tf._keras import tf
-    from ddnn_tf.blocks import SummaryQuantizer
+    from ddnn_tf.keras.blocks import SummaryQuantizer
+    from ddnn_tf.keras.compat import tf
 
     x = tf.constant([[-9.7, -2.5, -0.4, 0.5, 1.49, 6.6, 30.0]])
     with tf.GradientTape() as tape:
@@ -73,8 +73,8 @@ def test_summary_quantizer_rounds_half_up_clips_and_passes_gradients():
 
 
 def test_grid_tile_lays_maps_out_row_major_and_zeroes_absent_ones():
-    from ddnn_tf._keras import tf
-    from ddnn_tf.blocks import GridTile
+    from ddnn_tf.keras.blocks import GridTile
+    from ddnn_tf.keras.compat import tf
 
     maps = [tf.fill((1, 2, 3, 1), float(k + 1)) for k in range(6)]
     presence = tf.constant([[1, 1, 1, 0, 1, 1]], tf.float32)
@@ -86,7 +86,7 @@ def test_grid_tile_lays_maps_out_row_major_and_zeroes_absent_ones():
 
 # -------------------------------------------------------------------- presets, calibration
 def test_presets_paper_is_todays_model_default_differs():
-    from ddnn_tf.train import TrainConfig, preset_config, preset_topology, topology_for
+    from ddnn_tf.keras.presets import TrainConfig, preset_config, preset_topology, topology_for
 
     fmnist = SimpleNamespace(name="fmnist6", input_shapes=tuple(SIX), num_classes=10)
     assert preset_topology(fmnist, "paper") == topology_for(fmnist)
@@ -98,7 +98,7 @@ def test_presets_paper_is_todays_model_default_differs():
     assert grid.device_grid == (3, 2) and grid.cloud_units == default.cloud_units
     assert preset_config("paper") == TrainConfig(preset="paper")
     assert preset_config("default").lr_schedule == "cosine"
-    with pytest.raises(ValueError, match="--preset: expected one of paper, default"):
+    with pytest.raises(ValueError, match="^preset: expected one of paper, default"):
         preset_topology(fmnist, "fast")
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
@@ -106,16 +106,16 @@ def test_presets_paper_is_todays_model_default_differs():
 
 @pytest.mark.parametrize("rule", ["bytes", "bytes:0", "bytes:x", "speed"])
 def test_calibrate_rule_is_checked(rule):
-    from ddnn_tf.train import TrainConfig
+    from ddnn_tf.keras.presets import TrainConfig
 
-    with pytest.raises(ValueError, match="--calibrate: expected 'accuracy' or 'bytes:B'"):
+    with pytest.raises(ValueError, match="^calibrate: expected 'accuracy' or 'bytes:B'"):
         TrainConfig(calibrate=rule)
 
 
 def test_byte_budget_calibration_picks_the_best_threshold_within_budget():
-    from ddnn_tf.comm import hierarchy_bytes
-    from ddnn_tf.exits import evaluate_exits
-    from ddnn_tf.train import calibrate_threshold
+    from ddnn_tf.core.calibration import calibrate_threshold
+    from ddnn_tf.core.comm import hierarchy_bytes
+    from ddnn_tf.core.exits import evaluate_exits
 
     t = _default_topology()
     rng = np.random.default_rng(0)
@@ -151,7 +151,8 @@ def test_byte_budget_calibration_picks_the_best_threshold_within_budget():
 # ------------------------------------------------------------- end to end, tiny model
 @pytest.fixture(scope="module")
 def default_run(tiny_dataset, tmp_path_factory):
-    from ddnn_tf.train import preset_config, preset_topology, train
+    from ddnn_tf.keras.presets import preset_config, preset_topology
+    from ddnn_tf.keras.train import train
 
     topology = preset_topology(
         tiny_dataset, "default", device_grid=(3, 2), cloud_filters=8, cloud_units=16
@@ -163,7 +164,7 @@ def default_run(tiny_dataset, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def default_model(default_run, tiny_dataset, tmp_path_factory):
-    from ddnn_tf.convert import convert
+    from ddnn_tf.keras.convert import convert
 
     out = tmp_path_factory.mktemp("models") / "default"
     convert(default_run, "local,cloud", out=out, dataset=tiny_dataset)
@@ -171,7 +172,7 @@ def default_model(default_run, tiny_dataset, tmp_path_factory):
 
 
 def test_default_run_reloads_with_its_preset(default_run):
-    from ddnn_tf.train import load_run
+    from ddnn_tf.keras.rundir import load_run
 
     again = load_run(default_run.path)
     assert again.topology == default_run.topology and again.config.preset == "default"
@@ -184,11 +185,11 @@ def test_default_run_reloads_with_its_preset(default_run):
 def test_default_model_runtime_equals_keras_evaluation_bit_for_bit(
     default_run, default_model, tiny_dataset
 ):
-    from ddnn_tf.convert.parity import parity
-    from ddnn_tf.exits import exit_points
-    from ddnn_tf.manifest import load_manifest
+    from ddnn_tf.core.exits import exit_points
+    from ddnn_tf.core.manifest import load_manifest
+    from ddnn_tf.keras.convert.parity import parity
+    from ddnn_tf.keras.train import predict_exits
     from ddnn_tf.runtime import Hierarchy
-    from ddnn_tf.train import predict_exits
 
     manifest = load_manifest(default_model)
     assert manifest["wire"]["summary"]["encoding"] == "int4"
@@ -211,7 +212,7 @@ def test_default_model_runtime_equals_keras_evaluation_bit_for_bit(
 
 
 def test_evaluate_counts_int4_bytes_and_recalibrates(default_run, tiny_dataset):
-    from ddnn_tf.evaluate import evaluate_run
+    from ddnn_tf.keras.evaluate import evaluate_run
 
     result = evaluate_run(default_run, tiny_dataset)
     assert result["summary_encoding"] == "int4"
@@ -224,14 +225,14 @@ def test_evaluate_counts_int4_bytes_and_recalibrates(default_run, tiny_dataset):
 def test_runtime_calibrates_under_a_byte_budget_like_evaluate(
     default_run, default_model, tiny_dataset
 ):
-    from ddnn_tf.evaluate import evaluate_run
+    from ddnn_tf.keras.evaluate import evaluate_run
     from ddnn_tf.runtime.report import evaluate_model
 
     deployed = evaluate_model(default_model, tiny_dataset, calibrate="bytes:2.5", split="val")
     keras = evaluate_run(default_run, tiny_dataset, calibrate="bytes:2.5", split="val")
     assert deployed["thresholds"] == keras["thresholds"]
     assert deployed["bytes_per_device"] <= 2.5
-    with pytest.raises(ValueError, match="--calibrate"):
+    with pytest.raises(ValueError, match="^calibrate: "):
         evaluate_model(default_model, tiny_dataset, calibrate="bytes:")
 
 
@@ -240,8 +241,8 @@ def test_int8_conversion_keeps_int4_devices_float_and_runs(
 ):
     """``--quantize int8`` quantises the cloud only: int8 device arithmetic would break the
     integer summaries the int4 wire encoding carries."""
-    from ddnn_tf.convert import convert
-    from ddnn_tf.manifest import load_manifest
+    from ddnn_tf.core.manifest import load_manifest
+    from ddnn_tf.keras.convert import convert
     from ddnn_tf.runtime import Hierarchy
 
     out = tmp_path_factory.mktemp("models") / "default_int8"
@@ -260,7 +261,7 @@ def test_int8_conversion_keeps_int4_devices_float_and_runs(
     assert tiers["cloud"]["quantized"] is True
     result = Hierarchy(out).run(tiny_dataset.test.x, batch_size=64)
     assert (result.exit_index >= 0).all()
-    from ddnn_tf.comm import summary_nbytes
+    from ddnn_tf.core.comm import summary_nbytes
 
     int4 = summary_nbytes(tiny_dataset.num_classes, "int4")
     assert set(np.unique(result.link_bytes["device_to_local"])) == {int4}

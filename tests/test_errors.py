@@ -1,7 +1,7 @@
 """Every malformed input gets a clean error: flags, paths, JSON documents, tensors, binaries.
 
-Each case of the table runs a CLI's ``main`` in this process through the same error
-handling ``python -m ddnn_tf.<task>`` uses (:func:`ddnn_tf._cli.cli`) and asserts a
+Each case of the table runs a ``ddnn`` command in this process through the same error
+handling the console script uses (:func:`ddnn_tf.cli.main`) and asserts a
 non-zero exit, one ``error: ...`` line on stderr naming the problem (the flag, file,
 key path or tier), no traceback, nothing left behind and existing outputs untouched.
 A few checks need a fresh process: a corrupt binary must end in a message, not a
@@ -23,41 +23,19 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_cli
 
-from ddnn_tf._cli import cli
+from ddnn_tf.cli import main as ddnn
 
 # The committed paper conversion: 6 devices, 10 classes, LCE custom ops in every tier (its
 # cloud too), so a wrong-target binary is always detectable.
 MODEL = ROOT / "tflite_models" / "fmnist6_paper"
 
 
-def _main(command: str):
-    if command == "train":
-        from ddnn_tf.train import main
-    elif command == "evaluate":
-        from ddnn_tf.evaluate import main
-    elif command == "run":
-        from ddnn_tf.run import main
-    elif command == "convert":
-        from ddnn_tf.convert.__main__ import main
-    elif command == "experiments":
-        from ddnn_tf.experiments.__main__ import main
-    elif command == "serve":
-        from ddnn_tf.serve.__main__ import COMMANDS as main
-    elif command == "device":
-        from ddnn_tf.device import main
-    elif command == "deploy":
-        from ddnn_tf.deploy import main
-    else:
-        from ddnn_tf.bench import COMMANDS as main
-    return main
-
-
 def call(monkeypatch, capsys, command: str, *args) -> tuple[int, str, str]:
-    """``python -m ddnn_tf.<command> ARGS`` in this process: (status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", [f"ddnn_tf.{command}", *map(str, args)])
+    """``ddnn <command> ARGS`` in this process: (status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["ddnn", command, *map(str, args)])
     status = 0
     try:
-        cli(_main(command))
+        ddnn([command, *map(str, args)])
     except SystemExit as exit_:
         status = exit_.code
     captured = capsys.readouterr()
@@ -1079,7 +1057,8 @@ def test_malformed_input_gets_one_clean_line(
 
 def test_training_stops_at_the_first_non_finite_loss(tmp_path):
     from ddnn_tf.data import load_dataset
-    from ddnn_tf.train import TrainConfig, topology_for, train
+    from ddnn_tf.keras.presets import TrainConfig, topology_for
+    from ddnn_tf.keras.train import train
 
     data = load_dataset("synthetic", n_samples=120, num_devices=1, seed=0)
     topology = topology_for(data, cloud_conv_layers=1)  # small: the first batch decides
@@ -1093,9 +1072,9 @@ def test_training_stops_at_the_first_non_finite_loss(tmp_path):
 
 def test_library_errors_use_argument_names(tiny_dataset):
     from ddnn_tf import Topology
-    from ddnn_tf.checks import failed_mask
-    from ddnn_tf.exits import resolve_thresholds
-    from ddnn_tf.train import TrainConfig
+    from ddnn_tf.core.checks import failed_mask
+    from ddnn_tf.core.exits import resolve_thresholds
+    from ddnn_tf.keras.presets import TrainConfig
 
     img = (10, 14, 1)
     for bad, match in (
@@ -1152,7 +1131,7 @@ def test_successful_commands_print_only_their_own_lines(tiny_run, tmp_path):
 def test_native_log_lines_are_dropped_and_other_lines_kept(capfd, monkeypatch):
     import os
 
-    from ddnn_tf._cli import native_logs_hidden
+    from ddnn_tf.cli.flags import native_logs_hidden
 
     lines = (
         b"WARNING: All log messages before absl::InitializeLog() is called are written to "
@@ -1178,7 +1157,7 @@ def test_tensorflow_import_is_quiet_and_its_python_logging_still_works():
     import subprocess
 
     code = (
-        "import ddnn_tf._keras, tensorflow as tf; "
+        "import ddnn_tf.keras.compat, tensorflow as tf; "
         "tf.get_logger().warning('still heard'); print('done')"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from ddnn_tf.comm import paper_bytes_per_device
-from ddnn_tf.evaluate import evaluate_run, format_report
+from ddnn_tf.core.comm import paper_bytes_per_device
 from ddnn_tf.experiments import TABLE_II
+from ddnn_tf.keras.evaluate import evaluate_run
 
 KEYS = {
     "n_samples",
@@ -35,7 +35,7 @@ def test_evaluate_reports_exits_bytes_and_sweep(tiny_run, tiny_dataset):
     assert set(TABLE_II) <= set(thresholds)  # the paper's Table II thresholds
     fractions = [row["exit_fraction"]["local"] for row in result["sweep"]]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert "overall accuracy" in format_report(result)
+    assert "overall accuracy" in result.format()
 
 
 def test_failed_devices_are_absent_not_zero_input(tiny_run, tiny_dataset):
@@ -44,8 +44,8 @@ def test_failed_devices_are_absent_not_zero_input(tiny_run, tiny_dataset):
     assert failed["failed_devices"] == [0, 1, 2, 3, 4]
     assert failed["accuracy"]["cloud"] != full["accuracy"]["cloud"]
     # Absent is not "sent a blank image": the local max runs over device 5 alone.
-    from ddnn_tf.exits import softmax
-    from ddnn_tf.train import predict_exits
+    from ddnn_tf.core.exits import softmax
+    from ddnn_tf.keras.train import predict_exits
 
     xs = [x if i == 5 else np.zeros_like(x) for i, x in enumerate(tiny_dataset.test.x)]
     presence = np.array([0, 0, 0, 0, 0, 1], np.float32)
@@ -93,7 +93,7 @@ def test_data_with_other_classes_is_refused(tiny_run):
 
 
 def test_reduction_factor_is_none_when_nothing_is_sent():
-    from ddnn_tf.evaluate import reduction
+    from ddnn_tf.core.evaluation import reduction
 
     assert reduction(140, 40) == pytest.approx(3.5)
     assert reduction(140, 0.0) is None

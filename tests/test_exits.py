@@ -1,4 +1,4 @@
-"""Tests for ddnn_tf.exits: entropy, exit decisions, accuracies, sweeps and search."""
+"""Tests for ddnn_tf.core.exits: entropy, exit decisions, accuracies, sweeps and search."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ddnn_tf import exits
-from ddnn_tf.exits import (
+from ddnn_tf.core import exits
+from ddnn_tf.core.exits import (
     DEFAULT_THRESHOLD_GRID,
     PAPER_THRESHOLD,
     ExitReport,
@@ -35,7 +35,7 @@ NAN2 = [np.nan, np.nan]
 
 def test_device_side_modules_do_not_import_tensorflow():
     code = (
-        "import sys, ddnn_tf.exits, ddnn_tf.comm; "
+        "import sys, ddnn_tf.core.exits, ddnn_tf.core.comm; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; "
         "assert 'keras' not in sys.modules and 'larq' not in sys.modules"
     )
@@ -325,7 +325,7 @@ def test_exit_report_is_frozen():
 
 
 def test_resolve_thresholds_one_rule_for_evaluate_and_runtime():
-    from ddnn_tf.exits import resolve_thresholds
+    from ddnn_tf.core.exits import resolve_thresholds
 
     early = ["local", "edge"]
     cal = {"local": 0.2, "edge": 0.4}

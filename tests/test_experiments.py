@@ -48,8 +48,8 @@ def assert_png(path: Path) -> None:
 
 def untrained(dataset, topology, config, *, verbose=0):
     """A train_fn stand-in: the same Run, with fresh (untrained) weights."""
-    from ddnn_tf.model import build_ddnn
-    from ddnn_tf.train import Run
+    from ddnn_tf.keras.model import build_ddnn
+    from ddnn_tf.keras.rundir import Run
 
     return Run(
         topology=topology, ddnn=build_ddnn(topology), dataset_spec=dict(dataset.spec), config=config
@@ -147,8 +147,8 @@ def test_subset_devices_keeps_the_chosen_views(data3):
 
 @pytest.mark.parametrize("filters", [1, 4])
 def test_device_memory_counts_binary_kernels_in_bits_and_batch_norm_in_floats(filters):
-    from ddnn_tf.model import build_ddnn
-    from ddnn_tf.topology import Topology
+    from ddnn_tf.core.topology import Topology
+    from ddnn_tf.keras.model import build_ddnn
 
     classes = 10
     ddnn = build_ddnn(
@@ -178,7 +178,7 @@ def test_files_are_written_and_plots_are_valid_pngs(trained, stub):
 
 
 def test_threshold_sweep_is_monotonic_and_matches_evaluate_run(trained, data3):
-    from ddnn_tf.evaluate import evaluate_run
+    from ddnn_tf.keras.evaluate import evaluate_run
 
     lab, results, out = trained
     rows = read_csv(out / "threshold.csv")
@@ -229,7 +229,7 @@ def test_scaling_adds_devices_worst_individual_first(trained):
 
 
 def test_faults_has_one_row_per_device_and_the_failure_sets(trained, data3):
-    from ddnn_tf.evaluate import evaluate_run
+    from ddnn_tf.keras.evaluate import evaluate_run
 
     lab, results, out = trained
     rows = read_csv(out / "faults.csv")
@@ -272,7 +272,7 @@ def test_aggregation_table_has_the_nine_schemes(stub):
 
 
 def test_filters_picks_t_for_the_local_exit_target_and_reports_memory(stub, data3):
-    from ddnn_tf.evaluate import evaluate_run
+    from ddnn_tf.keras.evaluate import evaluate_run
 
     lab, results, out = stub
     rows = read_csv(out / "filters.csv")

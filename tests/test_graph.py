@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from ddnn_tf.graph import LINKS, SPLITS, device_tier, edge_tier, feed_tier, tier_graph
-from ddnn_tf.topology import Topology
+from ddnn_tf.core.graph import LINKS, SPLITS, device_tier, edge_tier, feed_tier, tier_graph
+from ddnn_tf.core.topology import Topology
 
 IMG = (10, 14, 1)
 TOPOLOGIES = {
@@ -106,7 +106,7 @@ def test_graph_and_evaluation_do_not_import_tensorflow():
     import sys
 
     code = (
-        "import sys, ddnn_tf.graph, ddnn_tf.evaluation, ddnn_tf.runtime; "
+        "import sys, ddnn_tf.core.graph, ddnn_tf.core.evaluation, ddnn_tf.runtime; "
         "heavy = {'tensorflow', 'tf_keras', 'keras', 'larq'} & set(sys.modules); "
         "assert not heavy, heavy"
     )

@@ -10,7 +10,8 @@ import sys
 import pytest
 from conftest import ROOT
 
-from ddnn_tf import manifest as mf
+from ddnn_tf.core import manifest as mf
+from ddnn_tf.errors import ConfigError
 
 FILES = {"device_0.tflite": b"\x00device-zero", "cloud.tflite": b"\x01cloud-binary"}
 
@@ -104,9 +105,9 @@ def test_file_entry_and_names():
 
 def test_path_unknown_tier_or_target(model_dir):
     m = mf.load_manifest(model_dir)
-    with pytest.raises(KeyError, match="No tier 'edge_0'"):
+    with pytest.raises(ConfigError, match="No tier 'edge_0'"):
         m.path("edge_0", "portable")
-    with pytest.raises(KeyError, match="No 'lce' file for tier 'cloud'"):
+    with pytest.raises(ConfigError, match="No 'lce' file for tier 'cloud'"):
         m.path("cloud", "lce")
 
 
@@ -183,7 +184,7 @@ def test_write_manifest_validates_first(tmp_path):
 
 def test_manifest_imports_standard_library_only():
     code = (
-        "import sys, ddnn_tf.manifest; "
+        "import sys, ddnn_tf.core.manifest; "
         "heavy = {'tensorflow', 'tf_keras', 'keras', 'larq', 'numpy', 'ai_edge_litert'} & set(sys.modules); "
         "print(sorted(heavy))"
     )

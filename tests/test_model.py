@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from test_topology import FIGURE_2
 
-from ddnn_tf._keras import keras, tf
-from ddnn_tf.aggregation import Aggregate
-from ddnn_tf.graph import tier_graph
-from ddnn_tf.model import build_ddnn, build_individual
-from ddnn_tf.topology import Topology
+from ddnn_tf.core.graph import tier_graph
+from ddnn_tf.core.topology import Topology
+from ddnn_tf.keras.aggregation import Aggregate
+from ddnn_tf.keras.compat import keras, tf
+from ddnn_tf.keras.model import build_ddnn, build_individual
 
 IMG = (10, 14, 1)
 SCHEMES = ("max", "avg", "concat")

@@ -76,11 +76,16 @@ def test_notebook_is_colab_ready():
         ast.parse(cell.source)
     first = code[0].source
     assert 'REPO = "https://github.com/ddnn-tf/ddnn-tf"' in first
-    assert 'f"git+{REPO}"' in first and "google.colab" in first and "sys.executable" in first
+    assert (
+        "ddnn_tf[train,experiments] @ git+{REPO}" in first
+        and "google.colab" in first
+        and "sys.executable" in first
+    )
     assert BADGE_URL in nb.cells[0].source
-    # `import ddnn_tf` selects legacy Keras: it must come before anything importing TensorFlow.
+    # `import ddnn_tf.keras` selects legacy Keras: it must come before anything importing
+    # TensorFlow.
     imports = next(c for c in code if "import ddnn_tf" in c.source)
-    assert re.search(r"^(import|from) (\S+)", imports.source, re.M).group(2) == "ddnn_tf"
+    assert re.search(r"^(import|from) (\S+)", imports.source, re.M).group(2) == "ddnn_tf.keras"
     # The parameters come first, so overrides injected after them reach every later cell.
     assert _parameters_index(nb) < nb.cells.index(imports)
 

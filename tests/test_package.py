@@ -16,9 +16,10 @@ def _python(code: str, env_extra: dict | None = None) -> subprocess.CompletedPro
     )
 
 
-def test_import_sets_legacy_keras_without_user_variables():
+def test_keras_layer_sets_legacy_keras_without_user_variables():
     res = _python(
-        "import ddnn_tf, os; from ddnn_tf._keras import keras, lq; "
+        "import os, ddnn_tf; assert 'TF_USE_LEGACY_KERAS' not in os.environ; "
+        "from ddnn_tf.keras.compat import keras, lq; "
         "print(os.environ['TF_USE_LEGACY_KERAS'], keras.__version__.split('.')[0])"
     )
     assert res.returncode == 0, res.stderr[-2000:]
@@ -26,18 +27,34 @@ def test_import_sets_legacy_keras_without_user_variables():
 
 
 def test_tensorflow_imported_first_with_keras3_is_a_clear_error():
-    res = _python("import tensorflow; import ddnn_tf")
+    res = _python("import tensorflow; import ddnn_tf.keras")
     assert res.returncode != 0
     assert (
-        "TF_USE_LEGACY_KERAS=1" in res.stderr and "Import ddnn_tf before tensorflow" in res.stderr
+        "TF_USE_LEGACY_KERAS=1" in res.stderr
+        and "Import ddnn_tf.keras before tensorflow" in res.stderr
     )
 
 
-def test_device_side_modules_do_not_import_tensorflow():
+def test_runtime_imports_into_a_process_that_loaded_tensorflow_first():
     res = _python(
-        "import sys, ddnn_tf, ddnn_tf.exits, ddnn_tf.comm, ddnn_tf.checks, ddnn_tf.topology, "
-        "ddnn_tf.data; heavy = {'tensorflow', 'tf_keras', 'keras', 'larq'} & set(sys.modules); "
-        "print(sorted(heavy))"
+        "import tensorflow, ddnn_tf, ddnn_tf.runtime, ddnn_tf.serve.wire, ddnn_tf.cli; print('ok')"
+    )
+    assert res.returncode == 0 and res.stdout.split()[-1] == "ok", res.stderr[-2000:]
+
+
+def test_tensorflow_free_layers_import_no_tensorflow():
+    """Every module of core, data, runtime and the CLI shells, in one fresh interpreter."""
+    res = _python(
+        "import importlib, pkgutil, sys, ddnn_tf\n"
+        "for pkg in ('core', 'data', 'runtime'):\n"
+        "    p = importlib.import_module('ddnn_tf.' + pkg)\n"
+        "    for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        "import ddnn_tf.cli, ddnn_tf.errors\n"
+        "from ddnn_tf.cli import COMMANDS, _target\n"
+        "[_target(name) for name in COMMANDS]\n"
+        "heavy = {'tensorflow', 'tf_keras', 'keras', 'larq', 'fastapi', 'ray'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == "[]"

@@ -22,7 +22,8 @@ def qat_script():
 @pytest.fixture(scope="module")
 def dense_run(tiny_dataset, tmp_path_factory):
     """A default-preset run (dense float cloud of 16 units), 1 epoch on synthetic data."""
-    from ddnn_tf.train import preset_config, preset_topology, train
+    from ddnn_tf.keras.presets import preset_config, preset_topology
+    from ddnn_tf.keras.train import train
 
     topology = preset_topology(tiny_dataset, "default", cloud_units=16)
     out = tmp_path_factory.mktemp("runs") / "dense"
@@ -36,7 +37,7 @@ def dense_run(tiny_dataset, tmp_path_factory):
 
 
 def test_qat_cloud_wraps_only_the_dense_layers(qat_script, dense_run):
-    from ddnn_tf.train import load_run
+    from ddnn_tf.keras.rundir import load_run
 
     cloud = load_run(dense_run.path).ddnn.tiers["cloud"]
     qat = qat_script.qat_cloud(cloud)

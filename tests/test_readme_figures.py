@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import DEFAULT_MODEL, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def test_readme_demo_figures_are_the_committed_models():
     exit_pct = float(re.search(r"exits: local ([\d.]+)%", block)[1])
     sent = float(re.search(r"bytes per device per sample: ([\d.]+)", block)[1])
 
-    h = Hierarchy(ROOT / "tflite_models" / "fmnist6_mpcc")
+    h = Hierarchy(DEFAULT_MODEL)
     assert h.thresholds == {"local": float(t)}
     test = load_dataset("fmnist6").test
     staged = h.run(test.x, batch_size=512)

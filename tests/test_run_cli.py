@@ -1,4 +1,4 @@
-"""``python -m ddnn_tf.run``: the runtime CLI, its JSON keys and its errors."""
+"""``ddnn run`` (``python -m ddnn_tf.run``): the runtime CLI, its JSON keys and its errors."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 from conftest import run_cli
 from test_runtime import converted
 
-from ddnn_tf import run as run_module
-from ddnn_tf._cli import cli
+from ddnn_tf.cli import main as ddnn
 
 EVALUATE_KEYS = {
     "n_samples",
@@ -35,12 +34,12 @@ def model_dir(tiny_run, tiny_dataset, tmp_path_factory):
     return converted(tiny_run, tiny_dataset, tmp_path_factory)
 
 
-def call(monkeypatch, capsys, *args: str):
-    """Run the CLI in this process (as ``python -m ddnn_tf.run ARGS``); (status, out, err)."""
-    monkeypatch.setattr(sys, "argv", ["ddnn_tf.run", *map(str, args)])
+def call(monkeypatch, capsys, *args: str, command: tuple[str, ...] = ("run",)):
+    """``ddnn run ARGS`` in this process; (status, out, err)."""
+    monkeypatch.setattr(sys, "argv", ["ddnn", *command, *map(str, args)])
     status = 0
     try:
-        cli(run_module.main)
+        ddnn([*command, *map(str, args)])
     except SystemExit as exit_:
         status = exit_.code
     captured = capsys.readouterr()
@@ -50,7 +49,7 @@ def call(monkeypatch, capsys, *args: str):
 def test_cli_json_matches_keras_evaluation(model_dir, tiny_run):
     """A real subprocess; same keys and figures as ddnn_tf.evaluate on the Keras run."""
     from ddnn_tf.data import load_dataset
-    from ddnn_tf.evaluate import evaluate_run
+    from ddnn_tf.keras.evaluate import evaluate_run
 
     proc = run_cli(
         "ddnn_tf.run", str(model_dir), "--data", "synthetic", "--threshold", "0.8",
@@ -169,9 +168,8 @@ def test_cli_bad_model_directory(model_dir, tmp_path, monkeypatch, capsys):
 
 
 def test_bench_run_reports_identical_modes(model_dir):
-    from ddnn_tf.bench import COMMANDS, bench_run
+    from ddnn_tf.runtime.bench import bench_run
 
-    assert "run" in COMMANDS
     result = bench_run(str(model_dir), data="synthetic", limit=30, batch_size=8)
     modes = {(r["target"], r["mode"]) for r in result["rows"]}
     assert modes == {(t, m) for t in ("portable", "lce") for m in ("batched", "one-by-one")}
@@ -180,17 +178,17 @@ def test_bench_run_reports_identical_modes(model_dir):
     assert np.isfinite([r["bytes_per_device"] for r in result["rows"]]).all()
 
 
-def test_bench_run_compares_with_keras_predict(model_dir, tiny_run, capsys):
-    from ddnn_tf.bench import bench_run
-
-    result = bench_run(
-        str(model_dir), data="synthetic", limit=30, batch_size=8, targets="portable",
-        run=str(tiny_run.path),
-    )  # fmt: skip
+def test_bench_run_compares_with_keras_predict(model_dir, tiny_run, capsys, monkeypatch):
+    args = [model_dir, "--data", "synthetic", "--limit", "30", "--batch-size", "8"]
+    args += ["--targets", "portable", "--run", tiny_run.path]
+    status, out, err = call(monkeypatch, capsys, *args, "--json", command=("bench", "run"))
+    assert status == 0, err
+    result = json.loads(out)
     assert result["keras_samples_per_s"] > 0
     first = result["rows"][0]
     assert (first["target"], first["mode"]) == ("portable", "batched")
     assert result["speedup_vs_keras"] == pytest.approx(
         first["samples_per_s"] / result["keras_samples_per_s"]
     )
-    assert "portable batched / keras predict:" in capsys.readouterr().out
+    status, out, err = call(monkeypatch, capsys, *args, command=("bench", "run"))
+    assert status == 0 and "portable batched / keras predict:" in out, err

@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from ddnn_tf import train as train_module
-from ddnn_tf.rundir import WEIGHTS_FILE, Run, load_run, save_run
+from ddnn_tf.keras.rundir import WEIGHTS_FILE, Run, load_run, save_run
 
 
 def test_save_load_round_trip(tiny_run, tiny_dataset, tmp_path):
@@ -28,7 +27,6 @@ def test_save_load_round_trip(tiny_run, tiny_dataset, tmp_path):
         np.testing.assert_array_equal(got[exit_name].numpy(), want[exit_name].numpy())
     info = json.loads((out / "dataset.json").read_text())
     assert info["classes"] == list(tiny_dataset.classes)
-    assert train_module.load_run is load_run  # the old import path still works
 
 
 def test_save_refuses_existing_dir_and_load_names_missing_files(tiny_run, tmp_path):

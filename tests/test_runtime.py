@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from ddnn_tf.comm import feature_nbytes, hierarchy_bytes, summary_nbytes
-from ddnn_tf.exits import evaluate_exits, exit_points, normalized_entropy, predictions
+from ddnn_tf.core.comm import feature_nbytes, hierarchy_bytes, summary_nbytes
+from ddnn_tf.core.exits import evaluate_exits, exit_points, normalized_entropy, predictions
 from ddnn_tf.runtime import Hierarchy, TierRunner, draw_presence, evaluate_model
 
 TARGETS = ("portable", "lce")
@@ -25,7 +25,7 @@ def converted(tiny_run, tiny_dataset, tmp_path_factory) -> Path:
     by this module and test_run_cli."""
     out = tmp_path_factory.getbasetemp() / "runtime_models" / "mpcc"
     if not (out / "manifest.json").is_file():
-        from ddnn_tf.convert import convert
+        from ddnn_tf.keras.convert import convert
 
         convert(tiny_run, "local,cloud", out=out, dataset=tiny_dataset, overwrite=True)
     return out
@@ -129,8 +129,8 @@ def test_staged_decisions_equal_numpy_evaluation(hierarchies, all_exits, test_sp
 
 def test_targets_agree_and_match_keras_evaluation(hierarchies, all_exits, tiny_run, tiny_dataset):
     """Same decisions as ddnn_tf.evaluate on the Keras run (up to conversion parity)."""
-    from ddnn_tf.evaluate import evaluate_run
-    from ddnn_tf.train import predict_exits
+    from ddnn_tf.keras.evaluate import evaluate_run
+    from ddnn_tf.keras.train import predict_exits
 
     test = tiny_dataset.test
     keras_probs = predict_exits(tiny_run.ddnn, test.x)
@@ -203,7 +203,7 @@ def test_stream_equals_batch(hierarchies, test_split):
 
 # ------------------------------------------------------------------------ failures
 def test_fixed_failures_are_absent_devices(hierarchies, test_split, tiny_run):
-    from ddnn_tf.train import predict_exits
+    from ddnn_tf.keras.train import predict_exits
 
     h = hierarchies["portable"]
     r = h.run(test_split.x, thresholds=0.5, fail="0,3", all_exits=True, batch_size=32)
@@ -248,11 +248,12 @@ def test_random_failures_account_for_every_sample(hierarchies, test_split):
 @pytest.fixture(scope="module")
 def edge_model(tmp_path_factory):
     """An untrained (f)-like hierarchy: 3 devices, edges {0, 1} and {2}, three exits."""
-    from ddnn_tf.convert import convert_run, save_conversion
+    from ddnn_tf.core.topology import Topology
     from ddnn_tf.data import load_dataset
-    from ddnn_tf.model import build_ddnn
-    from ddnn_tf.topology import Topology
-    from ddnn_tf.train import Run, TrainConfig
+    from ddnn_tf.keras.convert import convert_run, save_conversion
+    from ddnn_tf.keras.model import build_ddnn
+    from ddnn_tf.keras.presets import TrainConfig
+    from ddnn_tf.keras.rundir import Run
 
     ds = load_dataset("synthetic", n_samples=100, num_devices=3, seed=1)
     topology = Topology(
@@ -274,7 +275,7 @@ def edge_model(tmp_path_factory):
 
 
 def test_edge_hierarchy_exits_bytes_and_failures(edge_model):
-    from ddnn_tf.train import predict_exits
+    from ddnn_tf.keras.train import predict_exits
 
     run, ds, out = edge_model
     x = ds.test.x
@@ -320,8 +321,8 @@ def test_edge_hierarchy_exits_bytes_and_failures(edge_model):
 
 
 def test_raw_offload_sends_raw_bytes(tiny_run, tiny_dataset, tmp_path_factory):
-    from ddnn_tf.convert import convert
-    from ddnn_tf.train import predict_exits
+    from ddnn_tf.keras.convert import convert
+    from ddnn_tf.keras.train import predict_exits
 
     out = convert(
         tiny_run,

@@ -15,15 +15,15 @@ import time
 import httpx
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import DEFAULT_MODEL, ROOT
 
-from ddnn_tf.deploy import deploy
 from ddnn_tf.runtime import Hierarchy
 from ddnn_tf.serve import create_cloud_app, model_id
+from ddnn_tf.serve.deploy import deploy
 from ddnn_tf.serve.process import READY_TIMEOUT_S, ServiceProcess, wait_ready
 from ddnn_tf.serve.wire import FEATURES_TYPE, CloudSpec, encode_features_records
 
-MODEL = ROOT / "tflite_models" / "fmnist6_mpcc"
+MODEL = DEFAULT_MODEL
 TOKEN = "test-token-123"
 LIMIT = 1000
 
@@ -94,7 +94,7 @@ def _headers(**extra: str) -> dict[str, str]:
 
 
 def _body(features, rows, presence=None) -> bytes:
-    from ddnn_tf.manifest import load_manifest
+    from ddnn_tf.core.manifest import load_manifest
 
     spec = CloudSpec.from_manifest(load_manifest(MODEL, check_files=False))
     picked = {k: v[rows] for k, v in features.items()}
@@ -105,8 +105,8 @@ def _body(features, rows, presence=None) -> bytes:
 
 # ------------------------------------------------------------------------------ wire
 def test_cloud_spec_is_the_tier_graph_and_records_round_trip():
-    from ddnn_tf.graph import device_tier
-    from ddnn_tf.manifest import load_manifest
+    from ddnn_tf.core.graph import device_tier
+    from ddnn_tf.core.manifest import load_manifest
     from ddnn_tf.serve.wire import WireError, model_graph, parse_cloud_records
 
     manifest = load_manifest(MODEL, check_files=False)
@@ -138,7 +138,7 @@ def test_cloud_spec_is_the_tier_graph_and_records_round_trip():
 def test_services_import_no_tensorflow():
     code = f"""
 import sys
-import ddnn_tf.serve, ddnn_tf.serve.gateway, ddnn_tf.device, ddnn_tf.serve.__main__
+import ddnn_tf.serve, ddnn_tf.serve.gateway, ddnn_tf.serve.device, ddnn_tf.cli.serve
 from ddnn_tf.serve import create_cloud_app, create_gateway_app
 create_cloud_app({str(MODEL)!r})
 create_gateway_app({str(MODEL)!r}, "http://127.0.0.1:9")
@@ -243,7 +243,7 @@ def test_cloud_bad_requests_get_json_errors_and_it_keeps_serving(
 
 
 def test_cloud_refuses_to_bind_beyond_loopback_without_token(monkeypatch):
-    from ddnn_tf.serve.__main__ import cloud
+    from ddnn_tf.cli.serve import cloud
 
     monkeypatch.delenv("DDNN_TF_TOKEN", raising=False)
     with pytest.raises(ValueError, match="needs a shared token"):
@@ -291,9 +291,10 @@ def test_deploy_matches_the_offline_run(fmnist, hierarchy):
 @pytest.fixture(scope="module")
 def edge_model(tiny_dataset, tmp_path_factory):
     """A 6-device DDNN with two edges and an edge exit, trained briefly, converted."""
-    from ddnn_tf.convert import convert
-    from ddnn_tf.topology import Topology
-    from ddnn_tf.train import TrainConfig, train
+    from ddnn_tf.core.topology import Topology
+    from ddnn_tf.keras.convert import convert
+    from ddnn_tf.keras.presets import TrainConfig
+    from ddnn_tf.keras.train import train
 
     topology = Topology(
         input_shapes=tiny_dataset.input_shapes,
@@ -384,7 +385,7 @@ def test_gateway_round_protocol_and_errors(cloud_url, fmnist, hierarchy):
     bad requests get JSON errors without disturbing the round."""
     import asyncio
 
-    from ddnn_tf.comm import encode_summary, pack_features
+    from ddnn_tf.core.comm import encode_summary, pack_features
     from ddnn_tf.serve import create_gateway_app
     from ddnn_tf.serve.wire import SUMMARY_TYPE, decode_mask
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ddnn_tf.topology import Topology
+from ddnn_tf.core.topology import Topology
 
 IMG = (10, 14, 1)
 

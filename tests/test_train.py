@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from ddnn_tf.checks import check_labels, check_views
-from ddnn_tf.train import PAPER_ADAM, TrainConfig, load_run, predict_exits, train
+from ddnn_tf.core.checks import check_labels, check_views
+from ddnn_tf.keras.presets import PAPER_ADAM, TrainConfig
+from ddnn_tf.keras.rundir import load_run
+from ddnn_tf.keras.train import predict_exits, train
 
 
 def test_paper_defaults():
@@ -187,16 +189,18 @@ def test_evaluate_cli_rejects_data_of_the_wrong_shape(tiny_run, tmp_path):
 
 
 def test_comma_separated_flags_survive_fire_parsing():
-    from ddnn_tf.train import _flag_items, _parse_weights
+    from ddnn_tf.cli.flags import flag_items
+    from ddnn_tf.cli.train import _exit_weights as parse_flag
+    from ddnn_tf.keras.train import _exit_weights as by_exit
 
     # fire turns "a,b" into a tuple and "3" into an int
-    assert _flag_items(("local", "cloud")) == ["local", "cloud"]
-    assert _flag_items((0, 1, 2)) == ["0", "1", "2"] and _flag_items(0) == ["0"]
-    assert _flag_items("0,1,2;3,4,5", ";") == ["0,1,2", "3,4,5"]
-    assert _parse_weights((1, 0.5), ("local", "cloud")) == {"local": 1.0, "cloud": 0.5}
-    assert _parse_weights("cloud=2", ("local", "cloud")) == {"cloud": 2.0}
+    assert flag_items(("local", "cloud")) == ["local", "cloud"]
+    assert flag_items((0, 1, 2)) == ["0", "1", "2"] and flag_items(0) == ["0"]
+    assert flag_items("0,1,2;3,4,5", ";") == ["0,1,2", "3,4,5"]
+    assert by_exit(parse_flag((1, 0.5)), ("local", "cloud")) == {"local": 1.0, "cloud": 0.5}
+    assert by_exit(parse_flag("cloud=2"), ("local", "cloud")) == {"cloud": 2.0}
     with pytest.raises(ValueError, match="2 weights for 3 exits"):
-        _parse_weights("1,1", ("local", "edge", "cloud"))
+        by_exit(parse_flag("1,1"), ("local", "edge", "cloud"))
 
 
 def test_train_cli_edges_exits_and_weights(tmp_path):

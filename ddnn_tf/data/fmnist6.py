@@ -5,8 +5,8 @@ cut into a 3-row x 2-column grid of 10x14x1 patches; device index = row * 2 + co
 
 The IDX files are looked for, in order: the directory the user names; the Debian/Ubuntu
 package directory `/usr/share/datasets/fashion-mnist`; the Keras cache
-`~/.keras/datasets/fashion-mnist`; finally a download through Keras (imported lazily, in
-that one function only, so this module needs numpy alone).
+`~/.keras/datasets/fashion-mnist`; finally a download of the same files into that cache
+(the standard library's ``urllib``: this module needs numpy alone).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from ddnn_tf.errors import FormatError
 
 __all__ = [
     "FMNIST_CLASSES",
@@ -76,7 +78,7 @@ class Fmnist6Arrays(NamedTuple):
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    source: str  # where they came from (a directory, or "keras download")
+    source: str  # the directory they were read from
 
 
 # Parsed arrays keyed by (file path, size, mtime) so that repeated loads are instant.
@@ -105,9 +107,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         else:
             data = path.read_bytes()
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise ValueError(f"Corrupt IDX file {path}: cannot decompress it ({exc}).") from exc
+        raise FormatError(f"Corrupt IDX file {path}: cannot decompress it ({exc}).") from exc
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(
+        raise FormatError(
             f"Corrupt IDX file {path}: expected a magic number 0x0000TTNN "
             f"(TT = data type), received {data[:4].hex() or 'an empty file'}."
         )
@@ -115,11 +117,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     ndim = data[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(data) < header:
-        raise ValueError(f"Corrupt IDX file {path}: truncated header.")
+        raise FormatError(f"Corrupt IDX file {path}: truncated header.")
     shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header != expected:
-        raise ValueError(
+        raise FormatError(
             f"Corrupt IDX file {path}: header declares shape {shape} ({expected} bytes of "
             f"data), but the file holds {len(data) - header} bytes."
         )
@@ -153,12 +155,12 @@ def _read_dir(directory: Path) -> Fmnist6Arrays:
     for part in ("train", "test"):
         images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-            raise ValueError(
+            raise FormatError(
                 f"Expected {files[part + '_images']} to hold uint8 images of shape "
                 f"(N, 28, 28). Received {images.dtype} {images.shape}."
             )
         if labels.shape != (len(images),) or labels.size and labels.max() > 9:
-            raise ValueError(
+            raise FormatError(
                 f"Expected {files[part + '_labels']} to hold {len(images)} labels in 0..9. "
                 f"Received shape {labels.shape}."
             )
@@ -181,18 +183,24 @@ def _keras_cache_dirs() -> list[Path]:
     return dirs
 
 
-def _download_with_keras() -> Fmnist6Arrays:
-    """Last resort: let Keras download Fashion-MNIST (the only Keras import of the package)."""
-    from ddnn_tf._keras import keras  # lazy: keeps `ddnn_tf.data` numpy-only
+#: Where Keras' own loader fetches Fashion-MNIST from (the same four gzipped IDX files).
+DOWNLOAD_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
-    (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
-    return Fmnist6Arrays(
-        np.asarray(x_train, np.uint8),
-        np.asarray(y_train, np.uint8),
-        np.asarray(x_test, np.uint8),
-        np.asarray(y_test, np.uint8),
-        "keras download",
-    )
+
+def _download() -> Fmnist6Arrays:
+    """Last resort: download the four IDX files into the Keras cache directory."""
+    import tempfile
+    import urllib.request
+
+    target = _keras_cache_dirs()[-1]
+    target.mkdir(parents=True, exist_ok=True)
+    for stem in FILES.values():
+        if _find_file(target, stem) is None:
+            with tempfile.NamedTemporaryFile(dir=target, delete=False) as part:
+                with urllib.request.urlopen(DOWNLOAD_URL + stem + ".gz", timeout=60) as r:
+                    part.write(r.read())
+            os.replace(part.name, target / (stem + ".gz"))
+    return _read_dir(target)
 
 
 def load_fmnist6_arrays(path: str | os.PathLike | None = None) -> Fmnist6Arrays:
@@ -201,7 +209,7 @@ def load_fmnist6_arrays(path: str | os.PathLike | None = None) -> Fmnist6Arrays:
     Args:
         path: Directory holding the files. When given, only this directory is tried.
             When `None`: `/usr/share/datasets/fashion-mnist`, the Keras cache, then a
-            Keras download.
+            download into the Keras cache.
 
     Returns:
         The raw uint8 arrays (cached per file, so a second call is instant).
@@ -227,15 +235,15 @@ def load_fmnist6_arrays(path: str | os.PathLike | None = None) -> Fmnist6Arrays:
             return _read_dir(directory)
         tried.append(str(directory))
     try:
-        return _download_with_keras()
+        return _download()
     except Exception as exc:  # noqa: BLE001  (any failure: reported in full below)
         raise FileNotFoundError(
             "Fashion-MNIST was not found. Options: pass --path DIR (path=DIR) naming a "
             "directory with the four IDX files; or run `apt-get install -y "
             "dataset-fashion-mnist` (puts the files in /usr/share/datasets/fashion-mnist); "
-            f"or put them in the Keras cache dir {tried[-1]}; or go online so that Keras "
-            f"can download them. Looked in: {', '.join(tried)}. "
-            f"The Keras download failed with: {type(exc).__name__}: {exc}"
+            f"or put them in the Keras cache dir {tried[-1]}; or go online so that they "
+            f"can be downloaded there. Looked in: {', '.join(tried)}. "
+            f"The download from {DOWNLOAD_URL} failed with: {type(exc).__name__}: {exc}"
         ) from exc
 
 
@@ -259,7 +267,7 @@ def fmnist6_views(images: np.ndarray) -> tuple[np.ndarray, ...]:
     """
     images = np.asarray(images)
     if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"Expected images of shape (N, 28, 28). Received {images.shape}.")
+        raise FormatError(f"Expected images of shape (N, 28, 28). Received {images.shape}.")
     scale = 1.0 / 255.0 if images.dtype == np.uint8 else 1.0
     padded = np.zeros((len(images), 30, 28), np.float32)
     padded[:, 1:29] = images
@@ -285,12 +293,12 @@ def fmnist6_merge_views(views: tuple[np.ndarray, ...] | list[np.ndarray]) -> np.
         ValueError: If there are not six views of shape `(N, 10, 14[, 1])`.
     """
     if len(views) != GRID[0] * GRID[1]:
-        raise ValueError(f"Expected 6 views. Received {len(views)}.")
+        raise FormatError(f"Expected 6 views. Received {len(views)}.")
     views = [np.asarray(v) for v in views]
     views = [v[..., 0] if v.ndim == 4 and v.shape[-1] == 1 else v for v in views]
     n = len(views[0])
     for d, v in enumerate(views):
         if v.shape != (n, *PATCH):
-            raise ValueError(f"Expected view {d} of shape ({n}, 10, 14, 1). Received {v.shape}.")
+            raise FormatError(f"Expected view {d} of shape ({n}, 10, 14, 1). Received {v.shape}.")
     rows = [np.concatenate(views[2 * r : 2 * r + 2], axis=2) for r in range(GRID[0])]
     return np.concatenate(rows, axis=1)[:, 1:29]

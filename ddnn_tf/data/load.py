@@ -12,6 +12,7 @@ import numpy as np
 from ddnn_tf.data import fmnist6, mvmc, npz, synthetic
 from ddnn_tf.data.splits import stratified_pick
 from ddnn_tf.data.types import Dataset, Split
+from ddnn_tf.errors import ConfigError
 
 __all__ = ["DATASETS", "load_dataset"]
 
@@ -23,7 +24,7 @@ def _check_options(name: str, options: dict[str, Any], allowed: dict[str, Any]) 
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         valid = ", ".join(allowed) if allowed else "none"
-        raise ValueError(
+        raise ConfigError(
             f"Unknown option {unknown[0]!r} for dataset {name!r}. Valid options: {valid}."
         )
     return {**allowed, **options}
@@ -33,7 +34,7 @@ def _check_limit(name: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Expected {name} to be a positive integer or None. Received {value!r}.")
+        raise ConfigError(f"Expected {name} to be a positive integer or None. Received {value!r}.")
     return int(value)
 
 
@@ -80,15 +81,15 @@ def load_dataset(
         (144, 16, 40)
     """
     if name not in DATASETS:
-        raise ValueError(
+        raise ConfigError(
             f"Expected dataset name to be one of {', '.join(DATASETS)}. Received {name!r}."
         )
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real):
-        raise ValueError(f"Expected val_fraction to be a number. Received {val_fraction!r}.")
+        raise ConfigError(f"Expected val_fraction to be a number. Received {val_fraction!r}.")
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"Expected val_fraction in [0, 1). Received {val_fraction!r}.")
+        raise ConfigError(f"Expected val_fraction in [0, 1). Received {val_fraction!r}.")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"Expected seed to be a non-negative integer. Received {seed!r}.")
+        raise ConfigError(f"Expected seed to be a non-negative integer. Received {seed!r}.")
     seed = int(seed)
     train_limit = _check_limit("train_limit", train_limit)
     test_limit = _check_limit("test_limit", test_limit)
@@ -126,14 +127,14 @@ def load_dataset(
         resolved = _check_options(name, options, _NPZ_DEFAULTS)
         tf_ = resolved["test_fraction"]
         if isinstance(tf_, bool) or not isinstance(tf_, numbers.Real) or not 0 < tf_ < 1:
-            raise ValueError(f"Expected test_fraction in (0, 1). Received {tf_!r}.")
+            raise ConfigError(f"Expected test_fraction in (0, 1). Received {tf_!r}.")
         resolved["test_fraction"] = float(tf_)
         got = npz.load_npz_splits(abs_path, seed=seed, test_fraction=resolved["test_fraction"])
         train, test = got.train, got.test
         meta = (got.classes, got.device_names, got.raw_bytes_per_device, got.input_scale)
     else:  # synthetic
         if path is not None:
-            raise ValueError(f"Dataset 'synthetic' takes no path. Received path={path!r}.")
+            raise ConfigError(f"Dataset 'synthetic' takes no path. Received path={path!r}.")
         train, test, resolved = synthetic.make_synthetic_splits(seed=seed, **options)
         h, w = resolved["image_size"]
         d = resolved["num_devices"]

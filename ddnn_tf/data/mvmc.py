@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ddnn_tf.data.types import Split
+from ddnn_tf.errors import FormatError
 
 __all__ = [
     "MVMC_CLASSES",
@@ -46,7 +47,7 @@ def load_mvmc_split_permutation() -> tuple[np.ndarray, int]:
     perm = np.asarray(meta["permutation"], dtype=np.int64)
     n = int(meta["n_samples"])
     if len(perm) != n or not np.array_equal(np.sort(perm), np.arange(n)):
-        raise ValueError("Packaged mvmc_split.json does not hold a permutation of its samples.")
+        raise FormatError("Packaged mvmc_split.json does not hold a permutation of its samples.")
     return perm, int(n * float(meta["train_fraction"]))
 
 
@@ -55,13 +56,13 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("X", "y") if k not in f.files]
             if missing:
-                raise ValueError(
+                raise FormatError(
                     f"Expected {path} to hold arrays 'X' and 'y' (the authors' MVMC.npz). "
                     f"Missing key {missing[0]!r}; found keys {sorted(f.files)}."
                 )
             return f["X"], f["y"]
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ValueError(f"Cannot read {path} as an .npz file: {exc}") from exc
+        raise FormatError(f"Cannot read {path} as an .npz file: {exc}") from exc
 
 
 def load_mvmc_splits(path: str | os.PathLike | None) -> tuple[Split, Split]:
@@ -93,17 +94,17 @@ def load_mvmc_splits(path: str | os.PathLike | None) -> tuple[Split, Split]:
         )
     x, y = _read_npz(path)
     if x.shape != X_SHAPE or x.dtype != np.uint8:
-        raise ValueError(
+        raise FormatError(
             f"Expected 'X' in {path} to be uint8 of shape {X_SHAPE} (sample, camera, "
             f"channel, row, col). Received {x.dtype} {x.shape}."
         )
     if y.shape != X_SHAPE[:2] or y.dtype.kind not in "iu":
-        raise ValueError(
+        raise FormatError(
             f"Expected 'y' in {path} to be integer of shape {X_SHAPE[:2]}. "
             f"Received {y.dtype} {y.shape}."
         )
     if y.min() < 0 or y.max() > ABSENT:
-        raise ValueError(
+        raise FormatError(
             f"Expected 'y' in {path} to hold 0 = car, 1 = bus, 2 = person, 3 = absent. "
             f"Received values in [{y.min()}, {y.max()}]."
         )
@@ -111,7 +112,7 @@ def load_mvmc_splits(path: str | os.PathLike | None) -> tuple[Split, Split]:
     labels = np.where(present, y, -1).max(axis=1).astype(np.int64)
     if (labels < 0).any():
         bad = np.flatnonzero(labels < 0)
-        raise ValueError(
+        raise FormatError(
             f"Expected every sample in {path} to be seen by at least one camera. "
             f"{len(bad)} are absent from all six (first: {bad[:5].tolist()})."
         )
@@ -120,5 +121,5 @@ def load_mvmc_splits(path: str | os.PathLike | None) -> tuple[Split, Split]:
     full = Split(x=xs, y=labels, present=present)
     perm, n_train = load_mvmc_split_permutation()
     if len(perm) != len(labels):
-        raise ValueError(f"The packaged split has {len(perm)} samples; {path} has {len(labels)}.")
+        raise FormatError(f"The packaged split has {len(perm)} samples; {path} has {len(labels)}.")
     return full.subset(perm[:n_train]), full.subset(perm[n_train:])

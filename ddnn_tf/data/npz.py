@@ -26,6 +26,7 @@ import numpy as np
 
 from ddnn_tf.data.splits import stratified_pick
 from ddnn_tf.data.types import Split
+from ddnn_tf.errors import FormatError
 
 __all__ = ["NpzContents", "load_npz_splits"]
 
@@ -44,26 +45,26 @@ class NpzContents(NamedTuple):
     input_scale: float | None
 
 
-def _bad(path: Path, key: str, expected: str, received: str) -> ValueError:
-    return ValueError(f"Key {key!r} in {path}: expected {expected}. Received {received}.")
+def _bad(path: Path, key: str, expected: str, received: str) -> FormatError:
+    return FormatError(f"Key {key!r} in {path}: expected {expected}. Received {received}.")
 
 
 def _device_keys(path: Path, keys: list[str]) -> list[str]:
     indices = sorted(int(m.group(1)) for k in keys if (m := _X_KEY.match(k)))
     names = [k for k in keys if _X_KEY.match(k)]
     if "x0" not in keys:
-        raise ValueError(
+        raise FormatError(
             f"Key 'x0' missing in {path}: expected device arrays x0, x1, ... "
             f"Found keys {sorted(keys)}."
         )
     if len(set(indices)) != len(names) or any(k != f"x{int(k[1:])}" for k in names):
-        raise ValueError(
+        raise FormatError(
             f"Device keys in {path} must be x0, x1, ... without leading zeros. "
             f"Received {sorted(names)}."
         )
     for expected_index, index in enumerate(indices):
         if index != expected_index:
-            raise ValueError(
+            raise FormatError(
                 f"Key 'x{expected_index}' missing in {path}: device keys must run "
                 f"x0..x{len(indices) - 1} without gaps. Received {sorted(names)}."
             )
@@ -74,7 +75,7 @@ def _get(path: Path, f: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
     try:
         return f[key]
     except (ValueError, OSError, zipfile.BadZipFile) as exc:  # e.g. an object array
-        raise ValueError(f"Cannot read key {key!r} in {path}: {exc}") from exc
+        raise FormatError(f"Cannot read key {key!r} in {path}: {exc}") from exc
 
 
 def _labels(path: Path, y: np.ndarray) -> np.ndarray:
@@ -149,20 +150,20 @@ def load_npz_splits(
     try:
         f = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise ValueError(f"Cannot read {path} as an .npz archive: {exc}") from exc
+        raise FormatError(f"Cannot read {path} as an .npz archive: {exc}") from exc
     if not isinstance(f, np.lib.npyio.NpzFile):
-        raise ValueError(f"Expected {path} to be an .npz archive; it holds a single array.")
+        raise FormatError(f"Expected {path} to be an .npz archive; it holds a single array.")
     with f:
         keys = list(f.files)
         dev_keys = _device_keys(path, keys)
         if "y" not in keys:
-            raise ValueError(
+            raise FormatError(
                 f"Key 'y' missing in {path}: expected integer labels (N,). "
                 f"Found keys {sorted(keys)}."
             )
         unknown = sorted(set(keys) - set(dev_keys) - {"y", *_OPTIONAL})
         if unknown:
-            raise ValueError(
+            raise FormatError(
                 f"Unknown key {unknown[0]!r} in {path}. Allowed keys: x0..x{{D-1}}, y, "
                 f"{', '.join(_OPTIONAL)}."
             )

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf.data.types import Split
+from ddnn_tf.errors import ConfigError
 
 __all__ = ["SHAPE_NAMES", "SYNTHETIC_DEFAULTS", "make_synthetic_splits"]
 
@@ -57,19 +58,19 @@ _ABSENT_GREY = 0.5
 
 def _int(name: str, value: Any, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"Expected {name} to be an integer. Received {name}={value!r}.")
+        raise ConfigError(f"Expected {name} to be an integer. Received {name}={value!r}.")
     if value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"Expected {name} {bound}. Received {name}={value!r}.")
+        raise ConfigError(f"Expected {name} {bound}. Received {name}={value!r}.")
     return int(value)
 
 
 def _float(name: str, value: Any, low: float, high: float, *, high_open: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"Expected {name} to be a number. Received {name}={value!r}.")
+        raise ConfigError(f"Expected {name} to be a number. Received {name}={value!r}.")
     if not (low <= value < high if high_open else low <= value <= high):
         bracket = ")" if high_open else "]"
-        raise ValueError(f"Expected {name} in [{low}, {high}{bracket}. Received {value!r}.")
+        raise ConfigError(f"Expected {name} in [{low}, {high}{bracket}. Received {value!r}.")
     return float(value)
 
 
@@ -87,14 +88,14 @@ def resolve_synthetic_options(**options: Any) -> dict[str, Any]:
     """
     unknown = sorted(set(options) - set(SYNTHETIC_DEFAULTS))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown option {unknown[0]!r} for dataset 'synthetic'. "
             f"Valid options: {', '.join(SYNTHETIC_DEFAULTS)}."
         )
     o = {**SYNTHETIC_DEFAULTS, **options}
     size = o["image_size"]
     if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
-        raise ValueError(f"Expected image_size=(H, W). Received image_size={size!r}.")
+        raise ConfigError(f"Expected image_size=(H, W). Received image_size={size!r}.")
     return {
         "n_samples": _int("n_samples", o["n_samples"], 10),
         "num_devices": _int("num_devices", o["num_devices"], 1),

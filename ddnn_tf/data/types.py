@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ddnn_tf.errors import ConfigError
+
 __all__ = ["Dataset", "Split"]
 
 
@@ -50,23 +52,23 @@ class Split:
     def __post_init__(self) -> None:
         xs = tuple(np.asarray(a, dtype=np.float32) for a in self.x)
         if not xs:
-            raise ValueError("Expected a Split with at least one device array. Received x=().")
+            raise ConfigError("Expected a Split with at least one device array. Received x=().")
         y = np.asarray(self.y)
         if y.ndim != 1:
-            raise ValueError(f"Expected y of shape (N,). Received shape {y.shape}.")
+            raise ConfigError(f"Expected y of shape (N,). Received shape {y.shape}.")
         if y.size and y.dtype.kind not in "iu":
-            raise ValueError(f"Expected integer labels y. Received dtype {y.dtype}.")
+            raise ConfigError(f"Expected integer labels y. Received dtype {y.dtype}.")
         y = y.astype(np.int64, copy=False)
         n = len(y)
         for d, a in enumerate(xs):
             if a.ndim < 1 or a.shape[0] != n:
-                raise ValueError(
+                raise ConfigError(
                     f"Expected x[{d}] to have {n} samples (the length of y). "
                     f"Received shape {a.shape}."
                 )
         present = np.asarray(self.present, dtype=bool)
         if present.shape != (n, len(xs)):
-            raise ValueError(
+            raise ConfigError(
                 f"Expected present of shape (N, D) = {(n, len(xs))}. "
                 f"Received shape {present.shape}."
             )
@@ -99,13 +101,13 @@ class Split:
         if not isinstance(index, slice):
             index = np.asarray(index)
             if index.dtype == bool and index.shape != (len(self),):
-                raise ValueError(
+                raise ConfigError(
                     f"Expected a boolean mask of shape ({len(self)},). "
                     f"Received shape {index.shape}."
                 )
             if index.dtype != bool and index.dtype.kind not in "iu":
                 if index.size:
-                    raise ValueError(
+                    raise ConfigError(
                         "Expected a slice, an integer index array or a boolean mask. "
                         f"Received an array of dtype {index.dtype}."
                     )
@@ -183,14 +185,14 @@ class Dataset:
         for split_name in ("val", "test"):
             other = tuple(a.shape[1:] for a in getattr(self, split_name).x)
             if other != shapes:
-                raise ValueError(
+                raise ConfigError(
                     f"Expected the {split_name} split to have the train per-device shapes "
                     f"{shapes}. Received {other}."
                 )
         d = len(shapes)
         for attr in ("device_names", "raw_bytes_per_device"):
             if len(getattr(self, attr)) != d:
-                raise ValueError(
+                raise ConfigError(
                     f"Expected one {attr} entry per device ({d}). Received {getattr(self, attr)!r}."
                 )
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ddnn_tf.exits import PAPER_THRESHOLD
+from ddnn_tf.core.exits import PAPER_THRESHOLD
+from ddnn_tf.errors import ConfigError
 
 __all__ = ["LOCAL_EXIT_TARGET", "ExperimentSettings", "Lab", "subset_devices"]
 
@@ -66,17 +67,17 @@ class ExperimentSettings:
             value = getattr(self, name)
             if not _is_int(value) or value < low:
                 flag = name.replace("_", "-")
-                raise ValueError(f"--{flag} must be an integer >= {low}, got {value!r}.")
+                raise ConfigError(f"--{flag} must be an integer >= {low}, got {value!r}.")
         if self.sweep_epochs is not None and not (
             _is_int(self.sweep_epochs) and self.sweep_epochs >= 1
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"--sweep-epochs must be an integer >= 1 (or unset), got {self.sweep_epochs!r}."
             )
         if not 0.0 <= float(self.threshold) <= 1.0:
-            raise ValueError(f"--threshold must be in [0, 1], got {self.threshold!r}.")
+            raise ConfigError(f"--threshold must be in [0, 1], got {self.threshold!r}.")
         if not 0.0 < float(self.local_exit_target) < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"--local-exit-target must be in (0, 1), got {self.local_exit_target!r}."
             )
 
@@ -106,7 +107,9 @@ def subset_devices(dataset, devices: Sequence[int]):
 
     devices = [int(d) for d in devices]
     if not devices or any(not 0 <= d < dataset.num_devices for d in devices):
-        raise ValueError(f"Expected device indices in 0..{dataset.num_devices - 1}, got {devices}.")
+        raise ConfigError(
+            f"Expected device indices in 0..{dataset.num_devices - 1}, got {devices}."
+        )
 
     def cut(split):
         return Split(
@@ -157,7 +160,7 @@ class Lab:
             print(f"[{elapsed:7.1f}s] {message}", flush=True)
 
     def _config(self, epochs: int):
-        from ddnn_tf.train import TrainConfig
+        from ddnn_tf.keras.presets import TrainConfig
 
         s = self.settings
         return TrainConfig(epochs=int(epochs), batch_size=s.batch_size, seed=s.seed)
@@ -189,7 +192,8 @@ class Lab:
             ``(run, dataset)``: the run, and the dataset it was trained on (the lab's, or
             its subset of ``devices``).
         """
-        from ddnn_tf.train import topology_for, train
+        from ddnn_tf.keras.presets import topology_for
+        from ddnn_tf.keras.train import train
 
         n = self.dataset.num_devices
         devices = tuple(range(n)) if devices is None else tuple(sorted(int(d) for d in devices))
@@ -220,7 +224,8 @@ class Lab:
         ``paper`` is :meth:`default`'s model; ``default`` the toolkit's default
         (``ddnn_tf.train.PRESETS``), trained with its own optimiser settings.
         """
-        from ddnn_tf.train import preset_config, preset_topology, train
+        from ddnn_tf.keras.presets import preset_config, preset_topology
+        from ddnn_tf.keras.train import train
 
         if name == "paper" and epochs is None:
             return self.default()
@@ -243,7 +248,8 @@ class Lab:
     def individual(self) -> list[float]:
         """Test accuracy of each device's individual baseline (trained once)."""
         if self._individual is None:
-            from ddnn_tf.train import topology_for, train_individual
+            from ddnn_tf.keras.presets import topology_for
+            from ddnn_tf.keras.train import train_individual
 
             n, epochs = self.dataset.num_devices, self.settings.sweep
             self.log(f"training {n} individual baselines ({epochs} epochs)")
@@ -269,7 +275,7 @@ class Lab:
 
     def evaluate(self, run, data=None, **options) -> dict[str, Any]:
         """:func:`ddnn_tf.evaluate.evaluate_run` on the lab's data, at ``settings.threshold``."""
-        from ddnn_tf.evaluate import evaluate_run
+        from ddnn_tf.keras.evaluate import evaluate_run
 
         options.setdefault("threshold", self.settings.threshold)
         return evaluate_run(run, data if data is not None else self.dataset, **options)

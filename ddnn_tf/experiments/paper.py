@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ddnn_tf.errors import ConfigError
 from ddnn_tf.experiments.lab import Lab
 from ddnn_tf.experiments.report import (
     Column,
@@ -178,9 +179,9 @@ THRESHOLD_COLUMNS = [
 
 def threshold_experiment(lab: Lab) -> ExperimentResult:
     """Table II and Figure 7: local exit, overall accuracy and bytes as T goes 0 -> 1."""
-    from ddnn_tf.comm import hierarchy_bytes
-    from ddnn_tf.exits import threshold_sweep
-    from ddnn_tf.train import predict_exits
+    from ddnn_tf.core.comm import hierarchy_bytes
+    from ddnn_tf.core.exits import threshold_sweep
+    from ddnn_tf.keras.train import predict_exits
 
     run = lab.default()
     data = lab.dataset
@@ -438,8 +439,8 @@ def device_memory_bytes(ddnn, device: int = 0) -> int:
 
 def _threshold_for_local_fraction(run, data, target: float) -> float:
     """T such that ``target`` of the validation samples exit locally (entropy quantile)."""
-    from ddnn_tf.exits import normalized_entropy
-    from ddnn_tf.train import predict_exits
+    from ddnn_tf.core.exits import normalized_entropy
+    from ddnn_tf.keras.train import predict_exits
 
     probs = predict_exits(run.ddnn, data.val.x)
     eta = normalized_entropy(probs["local"])
@@ -453,7 +454,7 @@ def filters_experiment(lab: Lab) -> ExperimentResult:
         ValueError: a dataset whose devices are not images (no ConvP blocks).
     """
     if not all(len(s) == 3 for s in lab.dataset.input_shapes):
-        raise ValueError(
+        raise ConfigError(
             "The filters experiment needs image devices (ConvP blocks); this dataset has "
             f"input shapes {lab.dataset.input_shapes}."
         )

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ddnn_tf.errors import ConfigError
 from ddnn_tf.experiments.lab import ExperimentSettings, Lab
 from ddnn_tf.experiments.paper import EXPERIMENTS, RUNNERS
 from ddnn_tf.experiments.pareto import pareto_experiment
@@ -46,10 +47,10 @@ def parse_experiments(experiment: str | Sequence[str]) -> list[str]:
     known = (*EXPERIMENTS, *EXTRA_RUNNERS)
     valid = ", ".join((*known, "all"))
     if not items:
-        raise ValueError(f"Expected an experiment name, one of {valid}. Received {experiment!r}.")
+        raise ConfigError(f"Expected an experiment name, one of {valid}. Received {experiment!r}.")
     unknown = [e for e in items if e not in (*known, "all")]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown experiment {unknown[0]!r}. Expected one of {valid} (or several, comma separated)."
         )
     if "all" in items:

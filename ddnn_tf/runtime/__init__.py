@@ -21,7 +21,7 @@ Example (the committed model, eight blank images, device 5 failed):
 
 from __future__ import annotations
 
-from ddnn_tf.manifest import Manifest, load_manifest
+from ddnn_tf.core.manifest import Manifest, load_manifest
 from ddnn_tf.runtime.orchestrator import LINKS, Hierarchy, RunResult, draw_presence
 from ddnn_tf.runtime.report import evaluate_model
 from ddnn_tf.runtime.tiers import TARGETS, TierRunner

@@ -47,14 +47,15 @@ from typing import Any
 
 import numpy as np
 
-from ddnn_tf import comm
-from ddnn_tf.checks import check_views, failed_mask
-from ddnn_tf.exits import exit_points, exits_here, predictions, resolve_thresholds, softmax
-from ddnn_tf.graph import LINKS, Port, Tier, tier_graph
-from ddnn_tf.manifest import Manifest, check_tier_graph, load_manifest, raw_wire
+from ddnn_tf.core import comm
+from ddnn_tf.core.checks import check_views, failed_mask
+from ddnn_tf.core.exits import exit_points, exits_here, predictions, resolve_thresholds, softmax
+from ddnn_tf.core.graph import LINKS, Port, Tier, tier_graph
+from ddnn_tf.core.manifest import Manifest, check_tier_graph, load_manifest, raw_wire
+from ddnn_tf.core.topology import Topology
+from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.result import RunResult
 from ddnn_tf.runtime.tiers import TARGETS, TierRunner
-from ddnn_tf.topology import Topology
 
 __all__ = ["LINKS", "Hierarchy", "RunResult", "draw_presence"]
 
@@ -82,11 +83,14 @@ def draw_presence(
     try:
         p = float(fail_prob)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"fail_prob: expected a probability in [0, 1], got {fail_prob!r}."
+        raise ConfigError(
+            f"expected a probability in [0, 1], got {fail_prob!r}.",
+            argument="fail_prob",
         ) from None
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"fail_prob: expected a probability in [0, 1], got {fail_prob!r}.")
+        raise ConfigError(
+            f"expected a probability in [0, 1], got {fail_prob!r}.", argument="fail_prob"
+        )
     present = np.broadcast_to(~failed_mask(fail, num_devices), (n, num_devices)).copy()
     if p > 0.0:
         rng = np.random.default_rng(seed)
@@ -144,9 +148,11 @@ class Hierarchy:
     ):
         manifest = model if isinstance(model, Manifest) else load_manifest(model)
         if target not in TARGETS:
-            raise ValueError(f"target: expected one of {', '.join(TARGETS)}, got {target!r}.")
+            raise ConfigError(
+                f"expected one of {', '.join(TARGETS)}, got {target!r}.", argument="target"
+            )
         if target not in manifest["targets"]:
-            raise ValueError(
+            raise ConfigError(
                 f"target {target}: the model in {manifest.directory} was converted for "
                 f"{manifest['targets']} only; convert it with that target too."
             )
@@ -256,16 +262,19 @@ class Hierarchy:
         else:
             presence = np.asarray(presence)
             if presence.shape != (n, self.num_devices) or presence.dtype != np.bool_:
-                raise ValueError(
-                    f"presence: expected a bool mask of shape {(n, self.num_devices)}, got "
-                    f"{presence.dtype} {presence.shape}."
+                raise ConfigError(
+                    f"expected a bool mask of shape {(n, self.num_devices)}, got "
+                    f"{presence.dtype} {presence.shape}.",
+                    argument="presence",
                 )
         if (
             isinstance(batch_size, bool)
             or not isinstance(batch_size, (int, np.integer))
             or batch_size < 1
         ):
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}.")
+            raise ConfigError(
+                f"expected a positive integer, got {batch_size!r}.", argument="batch_size"
+            )
         ts = resolve_thresholds(thresholds, self.exits[:-1], self.thresholds)
         c, d, e = self.num_classes, self.num_devices, self.topology.num_edges
         edges = self.topology.edges
@@ -487,7 +496,7 @@ class Hierarchy:
         try:
             return comm.pack_features_batch(values)
         except ValueError as err:
-            raise ValueError(
+            raise ConfigError(
                 f"Tier {port.source.tier}: features output is not binary: {err}"
             ) from None
 

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ddnn_tf.checks import check_labels, failed_mask
-from ddnn_tf.comm import expected_bytes_per_device
-from ddnn_tf.evaluation import Evaluation
-from ddnn_tf.exits import evaluate_exits, threshold_sweep
+from ddnn_tf.core.checks import check_labels, failed_mask
+from ddnn_tf.core.comm import expected_bytes_per_device
+from ddnn_tf.core.evaluation import Evaluation
+from ddnn_tf.core.exits import evaluate_exits, threshold_sweep
+from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
 __all__ = ["evaluate_model", "format_report", "load_data_for", "load_split", "sweep_bytes_fn"]
@@ -46,7 +47,7 @@ def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
     if data is None:
         recorded = hierarchy.manifest.get("dataset")
         if recorded is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{hierarchy.manifest.directory}/manifest.json records no dataset; give "
                 "--data NAME (fmnist6, mvmc, npz, synthetic)."
             )
@@ -60,12 +61,12 @@ def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
         dataset = data
     classes = tuple(hierarchy.classes)
     if tuple(dataset.classes) != classes:
-        raise ValueError(
+        raise ConfigError(
             f"The dataset's classes {list(dataset.classes)} differ from the model's "
             f"{list(classes)}; evaluate on the data the model was trained for."
         )
     if dataset.num_devices != hierarchy.num_devices:
-        raise ValueError(
+        raise ConfigError(
             f"The dataset has {dataset.num_devices} devices, the model "
             f"{hierarchy.num_devices}; evaluate on the data the model was trained for."
         )
@@ -91,11 +92,11 @@ def load_split(
             ``limit``.
     """
     if split not in ("test", "val"):
-        raise ValueError(f"split: expected 'test' or 'val', got {split!r}.")
+        raise ConfigError(f"expected 'test' or 'val', got {split!r}.", argument="split")
     samples = getattr(load_data_for(hierarchy, data, path), split)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit: expected a positive integer, got {limit!r}.")
+            raise ConfigError(f"expected a positive integer, got {limit!r}.", argument="limit")
         samples = samples.subset(slice(0, limit))
     return samples
 
@@ -124,11 +125,11 @@ def sweep_bytes_fn(result, exits: tuple[str, ...]):
 
 def _calibrated(h: Hierarchy, val_split, rule: str, batch_size: int) -> float:
     """T picked by ``rule`` on the validation split, run through the binaries."""
-    from ddnn_tf.calibration import calibrate_threshold, parse_calibrate
+    from ddnn_tf.core.calibration import calibrate_threshold, parse_calibrate
 
     parse_calibrate(rule)  # a bad rule fails before anything runs
     if not len(val_split):
-        raise ValueError("calibrate needs a validation split; the data has none.")
+        raise ConfigError("calibrate needs a validation split; the data has none.")
     val = h.run(val_split.x, all_exits=True, batch_size=batch_size)
     raw = [float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]
     y = check_labels(val_split.y, h.num_classes, where="val labels")
@@ -197,7 +198,7 @@ def evaluate_model(
     y = check_labels(samples.y, h.num_classes, where=f"{split} labels")
     failed = failed_mask(fail, h.num_devices)
     if failed.all():
-        raise ValueError("fail names every device: nothing would reach any exit.")
+        raise ConfigError("fail names every device: nothing would reach any exit.")
     presence = h.presence(len(y), fail=fail, fail_prob=fail_prob, seed=seed)
     if calibrate is not None and len(h.exits) > 1:
         threshold = _calibrated(h, load_split(h, data, path, "val"), calibrate, batch_size)

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ddnn_tf.errors import ConfigError
+
 __all__ = ["RunResult"]
 
 
@@ -73,7 +75,7 @@ class RunResult:
         """Overall accuracy: unclassified samples count as wrong."""
         y = np.asarray(labels)
         if y.shape != self.prediction.shape:
-            raise ValueError(f"Expected {len(self)} labels, got an array of shape {y.shape}.")
+            raise ConfigError(f"Expected {len(self)} labels, got an array of shape {y.shape}.")
         return float(np.mean(self.prediction == y)) if len(y) else 0.0
 
     def device_bytes(self) -> np.ndarray:

@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from ddnn_tf.tflite_check import check_tier_binary
+from ddnn_tf.core.tflite_check import check_tier_binary
+from ddnn_tf.core.vocab import TARGETS
+from ddnn_tf.errors import ConfigError
 
 __all__ = ["TARGETS", "TierRunner", "load_lce_interpreter"]
 
-TARGETS = ("portable", "lce")
 _SIGNATURE = "serving_default"
 _LCE_MODULE = "larq_compute_engine.tflite.python.interpreter_wrapper_lite"
 _DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
@@ -42,13 +43,13 @@ def load_lce_interpreter():
     """The ``LiteInterpreter`` class of larq-compute-engine, without importing TensorFlow.
 
     Raises:
-        ValueError: larq-compute-engine is not installed.
+        ConfigError: larq-compute-engine is not installed.
     """
     if _LCE_MODULE in sys.modules:
         return sys.modules[_LCE_MODULE].LiteInterpreter
     spec = importlib.util.find_spec("larq_compute_engine")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(
+        raise ConfigError(
             "The lce target needs the larq-compute-engine package (pip install "
             "larq-compute-engine); use --target portable to run with ai-edge-litert only."
         )
@@ -57,7 +58,7 @@ def load_lce_interpreter():
         folder.glob("interpreter_wrapper_lite*.pyd")
     )
     if not candidates:
-        raise ValueError(
+        raise ConfigError(
             f"larq-compute-engine is installed at {folder.parent.parent} but has no "
             "interpreter_wrapper_lite extension; reinstall larq-compute-engine."
         )
@@ -73,7 +74,7 @@ def _portable_interpreter():
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        raise ValueError(
+        raise ConfigError(
             "The portable target needs the ai-edge-litert package (pip install ai-edge-litert)."
         ) from None
     return Interpreter
@@ -101,7 +102,7 @@ class TierRunner:
             naming the tier and the file.
 
     Example:
-        >>> from ddnn_tf.manifest import load_manifest
+        >>> from ddnn_tf.core.manifest import load_manifest
         >>> m = load_manifest("tflite_models/fmnist6_mpcc")
         >>> runner = TierRunner.from_manifest(m, "device_0", "portable")
         >>> out = runner({"image": np.zeros((3, 10, 14, 1), np.float32)})
@@ -124,7 +125,7 @@ class TierRunner:
         ops: Mapping[str, int] | None = None,
     ) -> None:
         if target not in TARGETS:
-            raise ValueError(f"Expected a target in {TARGETS}. Received target={target!r}.")
+            raise ConfigError(f"Expected a target in {TARGETS}. Received target={target!r}.")
         # No interpreter ever sees a file that is truncated, garbage or for another target.
         check_tier_binary(
             model,
@@ -152,7 +153,7 @@ class TierRunner:
             )
             signatures = interpreter.get_signature_list()
             if _SIGNATURE not in signatures:
-                raise ValueError(
+                raise ConfigError(
                     f"Tier {name}: the {target} binary has no {_SIGNATURE!r} signature "
                     f"(found {sorted(signatures)}); convert it again."
                 )
@@ -162,7 +163,7 @@ class TierRunner:
             self._interpreter = interpreter
         else:
             if input_order is None or output_order is None:
-                raise ValueError(
+                raise ConfigError(
                     f"Tier {name}: the manifest gives no input_order/output_order for the lce "
                     "file; LCE's interpreter binds tensors by position. Convert it again."
                 )
@@ -177,7 +178,7 @@ class TierRunner:
             shapes = [tuple(s) for s in self._interpreter.input_shapes]
             for pos, key in enumerate(self._input_order):
                 if shapes[pos][1:] != self.input_shapes[key]:
-                    raise ValueError(
+                    raise ConfigError(
                         f"Tier {name}: lce input {pos} ({key!r}) has shape {shapes[pos]}, the "
                         f"manifest says {(1, *self.input_shapes[key])}; the manifest's "
                         "input_order does not match the file."
@@ -188,7 +189,7 @@ class TierRunner:
         try:
             return make(model, num_threads)
         except (RuntimeError, ValueError) as err:  # what check_tier_binary cannot see
-            raise ValueError(
+            raise ConfigError(
                 f"Tier {self.name} ({file or self.target + ' binary'}): the {self.target} "
                 f"interpreter refused the file: {err}; convert the model again."
             ) from None
@@ -226,7 +227,7 @@ class TierRunner:
 
     def _check_names(self, what: str, found, expected: list[str]) -> None:
         if sorted(found) != sorted(expected):
-            raise ValueError(
+            raise ConfigError(
                 f"Tier {self.name}: the {self.target} binary's {what} are {sorted(found)}, "
                 f"the manifest says {sorted(expected)}; the file and manifest disagree."
             )
@@ -239,7 +240,7 @@ class TierRunner:
         missing = [k for k in self.input_shapes if k not in feeds]
         unknown = [k for k in feeds if k not in self.input_shapes]
         if missing or unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"Tier {self.name}: expected inputs {self.input_names}; missing {missing}, "
                 f"unknown {unknown}."
             )
@@ -248,19 +249,19 @@ class TierRunner:
         for key, shape in self.input_shapes.items():
             x = np.asarray(feeds[key])
             if tuple(x.shape[1:]) != shape:
-                raise ValueError(
+                raise ConfigError(
                     f"Tier {self.name}: input {key!r} has shape {tuple(x.shape)}, expected "
                     f"(N, {', '.join(map(str, shape))})."
                 )
             dtype = self.input_dtypes[key]
             if x.dtype != dtype:
-                raise ValueError(
+                raise ConfigError(
                     f"Tier {self.name}: input {key!r} has dtype {x.dtype}, expected {dtype}."
                 )
             out[key] = np.ascontiguousarray(x)
             sizes.add(x.shape[0])
         if len(sizes) != 1:
-            raise ValueError(f"Tier {self.name}: inputs differ in batch size: {sorted(sizes)}.")
+            raise ConfigError(f"Tier {self.name}: inputs differ in batch size: {sorted(sizes)}.")
         return out, sizes.pop()
 
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -32,7 +32,7 @@ _WHERE = {
     "CloudSpec": "wire",
     "model_graph": "wire",
     "model_id": "wire",
-    "TOKEN_ENV": "http",
+    "TOKEN_ENV": "settings",
     "ServiceError": "http",
     "CloudTier": "cloud",
     "cloud_router": "cloud",

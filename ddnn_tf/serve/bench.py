@@ -9,13 +9,14 @@ Every answer is checked against the offline runtime (``identical``).
 
 from __future__ import annotations
 
-import json as _json
 import os
 import socket
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from ddnn_tf.errors import ConfigError
 
 __all__ = ["bench_serve", "format_serve"]
 
@@ -92,7 +93,6 @@ def bench_serve(
     concurrency: int = 32,
     engines: str | tuple = "uvicorn,ray",
     replicas: int = 1,
-    json: bool = False,  # noqa: A002  (the conventional flag name)
 ) -> dict[str, Any]:
     """Cloud service throughput and latency, uvicorn vs Ray Serve, side by side.
 
@@ -105,15 +105,14 @@ def bench_serve(
         concurrency: requests in flight.
         engines: comma-separated engines: uvicorn, ray.
         replicas: Ray Serve replicas.
-        json: print JSON instead of a table.
 
     Returns:
         ``{"model", "requests", "records", "concurrency", "rows": [{engine, replicas,
         samples_per_s, requests_per_s, p50_ms, p99_ms, identical}]}``.
 
     Raises:
-        FileNotFoundError / ValueError: a bad model, dataset, option, or a service that
-            does not start.
+        FileNotFoundError, FormatError, ConfigError: a bad model, dataset or option.
+        DeploymentError: a service that does not start.
     """
     import asyncio
     import secrets
@@ -127,7 +126,7 @@ def bench_serve(
     names = [e.strip() for e in (engines.split(",") if isinstance(engines, str) else engines)]
     for e in names:
         if e not in ("uvicorn", "ray"):
-            raise ValueError(f"engines: expected uvicorn and/or ray, got {e!r}.")
+            raise ConfigError(f"expected uvicorn and/or ray, got {e!r}.", argument="engines")
     for name, value in (
         ("requests", requests),
         ("records", records),
@@ -135,7 +134,7 @@ def bench_serve(
         ("replicas", replicas),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}.")
+            raise ConfigError(f"expected a positive integer, got {value!r}.", argument=name)
     bodies, expected = _bodies(model_dir, data, path, requests, records)
     token = secrets.token_urlsafe(24)
     root = str(Path(__file__).resolve().parents[2])
@@ -188,7 +187,6 @@ def bench_serve(
         "cpus": os.cpu_count(),
         "rows": rows,
     }
-    print(_json.dumps(result, indent=2) if json else format_serve(result))
     return result
 
 

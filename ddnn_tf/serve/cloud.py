@@ -17,13 +17,12 @@ import numpy as np
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ddnn_tf.exits import softmax
-from ddnn_tf.manifest import Manifest, load_manifest
+from ddnn_tf.core.exits import softmax
+from ddnn_tf.core.manifest import Manifest, load_manifest
+from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.tiers import TierRunner
 from ddnn_tf.serve.batching import MicroBatcher
 from ddnn_tf.serve.http import (
-    DEFAULT_DEADLINE_S,
-    DEFAULT_MAX_BODY_BYTES,
     ServiceError,
     add_status_routes,
     check_auth,
@@ -33,6 +32,7 @@ from ddnn_tf.serve.http import (
     read_body,
     with_deadline,
 )
+from ddnn_tf.serve.settings import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES
 from ddnn_tf.serve.wire import FEATURES_TYPE, CloudSpec, WireError, model_id, parse_cloud_records
 
 __all__ = ["CloudTier", "cloud_router", "create_cloud_app", "describe_model"]
@@ -204,7 +204,7 @@ def create_cloud_app(
         FileNotFoundError / ValueError: a bad model directory or option.
     """
     if max_body_bytes < 1 or deadline_s <= 0:
-        raise ValueError(
+        raise ConfigError(
             f"max_body_bytes and deadline_s must be positive, got {max_body_bytes}, {deadline_s}."
         )
     tier = CloudTier(model_dir, target=target)

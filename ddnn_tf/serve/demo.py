@@ -1,4 +1,4 @@
-"""``python -m ddnn_tf.serve demo MODEL_DIR``: the phone app, its model and the cloud tier.
+"""``ddnn serve demo MODEL_DIR``: the phone app, its model and the cloud tier on one origin.
 
 One origin serves three things:
 
@@ -32,13 +32,19 @@ import socket
 import sys
 from pathlib import Path
 
-from ddnn_tf.serve.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, is_loopback
+from ddnn_tf.errors import ConfigError
+from ddnn_tf.serve.settings import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BODY_BYTES,
+    TOKEN_ENV,
+    is_loopback,
+)
 
 __all__ = [
     "APP_DIR",
     "create_demo_app",
     "default_cert_dir",
-    "demo",
+    "serve_demo",
     "lan_address",
     "self_signed_cert",
 ]
@@ -114,7 +120,7 @@ def create_demo_app(
     tier = CloudTier(model_dir, target=target)
     manifest = tier.manifest
     if "portable" not in manifest["targets"]:
-        raise ValueError(
+        raise ConfigError(
             f"{manifest.directory}: the page runs portable tier binaries; this model was "
             f"converted for {manifest['targets']} only."
         )
@@ -268,8 +274,9 @@ def _print_qr(url: str) -> None:
     qr.print_ascii(out=sys.stdout, invert=True)
 
 
-def demo(
+def serve_demo(
     model: str,
+    *,
     host: str = "127.0.0.1",
     port: int = 8080,
     https: bool = False,
@@ -280,22 +287,12 @@ def demo(
     target: str = "portable",
     qr: bool = True,
 ) -> None:
-    """Serve the phone app, the model and the cloud tier on one origin.
+    """Serve the phone app, the model and the cloud tier on one origin until stopped.
 
-    Args:
-        model: the converted model directory (tflite_models/NAME).
-        host: interface to bind: 127.0.0.1 (default; a phone reaches it with
-            `adb reverse tcp:PORT tcp:PORT`) or 0.0.0.0 / a LAN address (use --https).
-        port: TCP port (0: a free one).
-        https: serve TLS with a self-signed certificate created for this machine.
-        token: shared token of the cloud routes (default: $DDNN_TF_TOKEN; beyond loopback
-            one is generated when none is given, and put in the printed URL).
-        cert_dir: where --https keeps cert.pem and key.pem, reused while valid (default:
-            ~/.cache/ddnn_tf/demo-tls).
-        max_body_bytes: request body limit of POST /v1/cloud.
-        deadline_s: per-request deadline of POST /v1/cloud.
-        target: the cloud tier's target, portable or lce.
-        qr: print a terminal QR code of the URL.
+    Prints one JSON line ``{"url": ...}`` once listening, then how to open it on a phone
+    (and a terminal QR code of the URL with ``qr``). Beyond loopback without a token, one
+    is generated and put in the URL; ``https`` serves TLS with a self-signed certificate
+    kept in ``cert_dir`` (default ``~/.cache/ddnn_tf/demo-tls``).
     """
     import uvicorn
 

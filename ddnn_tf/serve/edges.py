@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ddnn_tf.comm import decode_summaries, encode_summaries, pack_features_batch
-from ddnn_tf.exits import exit_points, softmax
-from ddnn_tf.manifest import Manifest
+from ddnn_tf.core.comm import decode_summaries, encode_summaries, pack_features_batch
+from ddnn_tf.core.exits import exit_points, softmax
+from ddnn_tf.core.manifest import Manifest
+from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.tiers import TierRunner
 from ddnn_tf.serve.wire import CloudSpec, model_graph
 
@@ -58,7 +59,7 @@ class EdgeStage:
         graph = model_graph(manifest)
         edges = graph.by_role("edge")
         if not edges:
-            raise ValueError(f"{manifest.directory}: the model has no edge tiers.")
+            raise ConfigError(f"{manifest.directory}: the model has no edge tiers.")
         self.names = [t.name for t in edges]
         self.tiers = {t.name: t for t in edges}
         self.runners = {t: TierRunner.from_manifest(manifest, t, target) for t in self.names}
@@ -75,7 +76,7 @@ class EdgeStage:
         self.encoding = manifest["wire"]["summary"].get("encoding", "float32")
         self.cloud = CloudSpec.from_manifest(manifest)
         if list(self.cloud.senders) != self.names:
-            raise ValueError(
+            raise ConfigError(
                 f"{manifest.directory}: the cloud's senders {list(self.cloud.senders)} are not "
                 f"the edges {self.names}."
             )

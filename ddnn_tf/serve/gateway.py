@@ -40,16 +40,15 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ddnn_tf.comm import decode_summaries, unpack_features_batch
-from ddnn_tf.exits import exit_points, resolve_thresholds, softmax
-from ddnn_tf.graph import Tier
-from ddnn_tf.manifest import load_manifest
+from ddnn_tf.core.comm import decode_summaries, unpack_features_batch
+from ddnn_tf.core.exits import exit_points, resolve_thresholds, softmax
+from ddnn_tf.core.graph import Tier
+from ddnn_tf.core.manifest import load_manifest
+from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.tiers import TierRunner
 from ddnn_tf.serve.cloud import describe_model
 from ddnn_tf.serve.edges import EdgeStage
 from ddnn_tf.serve.http import (
-    DEFAULT_DEADLINE_S,
-    DEFAULT_MAX_BODY_BYTES,
     ServiceError,
     add_status_routes,
     check_auth,
@@ -59,6 +58,7 @@ from ddnn_tf.serve.http import (
     read_body,
     with_deadline,
 )
+from ddnn_tf.serve.settings import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES
 from ddnn_tf.serve.wire import (
     DECISION_TYPE,
     FEATURES_TYPE,
@@ -130,11 +130,13 @@ class Gateway:
             ("cloud_timeout_s", cloud_timeout_s),
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{name}: expected a positive number of seconds, got {value!r}.")
+                raise ConfigError(
+                    f"expected a positive number of seconds, got {value!r}.", argument=name
+                )
         self.manifest = load_manifest(model_dir)
         m = self.manifest
         if m["split"][0] != "local":
-            raise ValueError(
+            raise ConfigError(
                 f"{m.directory}: the gateway serves models with a local exit; this one is "
                 f"split {','.join(m['split'])}."
             )
@@ -152,7 +154,7 @@ class Gateway:
         if self.graph.by_role("edge"):
             self.edges = EdgeStage(m, target, self.thresholds.get("edge"))
         elif list(self.cloud.senders) != self.devices:
-            raise ValueError(
+            raise ConfigError(
                 f"{m.directory}: the cloud's senders {list(self.cloud.senders)} are not the "
                 f"devices {self.devices}."
             )

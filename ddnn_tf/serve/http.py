@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -19,24 +18,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
     "add_status_routes",
-    "DEFAULT_DEADLINE_S",
-    "DEFAULT_MAX_BODY_BYTES",
-    "TOKEN_ENV",
     "ServiceError",
     "check_auth",
     "check_content_type",
     "check_model",
     "error_body",
     "install_error_handlers",
-    "is_loopback",
     "read_body",
     "with_deadline",
 ]
 
-#: Environment variable holding the shared token (``--token`` overrides it).
-TOKEN_ENV = "DDNN_TF_TOKEN"
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-DEFAULT_DEADLINE_S = 10.0
 
 T = TypeVar("T")
 
@@ -112,16 +103,6 @@ def add_status_routes(app: FastAPI | APIRouter, info: dict[str, Any], token: str
     async def model(request: Request) -> dict:
         check_auth(request, token)
         return info
-
-
-def is_loopback(host: str) -> bool:
-    """True when ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_auth(request: Request, token: str | None) -> None:

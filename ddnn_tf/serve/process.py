@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from ddnn_tf.errors import DeploymentError
+
 __all__ = ["READY_TIMEOUT_S", "ServiceProcess", "wait_ready"]
 
 READY_TIMEOUT_S = 120.0
@@ -52,11 +54,11 @@ class ServiceProcess:
                 if line.startswith('{"url"'):
                     return _json.loads(line)["url"]
             if not self.alive():
-                raise ValueError(
+                raise DeploymentError(
                     f"{self.name} exited with status {self.proc.returncode}: {self.tail()}"
                 )
             time.sleep(0.05)
-        raise ValueError(f"{self.name} did not start within {READY_TIMEOUT_S:g} s.")
+        raise DeploymentError(f"{self.name} did not start within {READY_TIMEOUT_S:g} s.")
 
     def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
         """Signal the process itself (it stops its own children, as Ray's driver does),
@@ -90,7 +92,7 @@ def wait_ready(client, url: str, proc: ServiceProcess, deadline: float) -> None:
 
     while time.monotonic() < deadline:
         if not proc.alive():
-            raise ValueError(
+            raise DeploymentError(
                 f"{proc.name} exited with status {proc.proc.returncode}: {proc.tail()}"
             )
         try:
@@ -99,4 +101,4 @@ def wait_ready(client, url: str, proc: ServiceProcess, deadline: float) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise ValueError(f"{proc.name} at {url} was not ready within {READY_TIMEOUT_S:g} s.")
+    raise DeploymentError(f"{proc.name} at {url} was not ready within {READY_TIMEOUT_S:g} s.")

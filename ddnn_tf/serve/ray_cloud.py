@@ -32,6 +32,8 @@ import socket
 import time
 from pathlib import Path
 
+from ddnn_tf.errors import ConfigError, DeploymentError
+
 __all__ = ["APP_NAME", "serve_ray"]
 
 APP_NAME = "ddnn-cloud"
@@ -118,7 +120,7 @@ def serve_ray(
     from ddnn_tf.serve.cloud import CloudTier
 
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-        raise ValueError(f"replicas: expected a positive integer, got {replicas!r}.")
+        raise ConfigError(f"expected a positive integer, got {replicas!r}.", argument="replicas")
     model = str(Path(model).resolve())
     CloudTier(model, target=target)  # fail fast, before Ray starts, on a bad model
     local = address is None
@@ -145,7 +147,7 @@ def serve_ray(
             ray.init(address=address, log_to_driver=False)
     except Exception as err:  # Ray's own errors: one line, not a traceback
         where = "a local Ray instance" if local else f"the Ray cluster at {address}"
-        raise ValueError(f"could not start {where}: {type(err).__name__}: {err}") from None
+        raise DeploymentError(f"could not start {where}: {type(err).__name__}: {err}") from None
     stop = {"now": False}
 
     def _stop(*_):

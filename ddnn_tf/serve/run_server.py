@@ -6,6 +6,8 @@ import json
 import socket
 import sys
 
+from ddnn_tf.errors import ConfigError
+
 __all__ = ["bind", "run_app"]
 
 
@@ -22,7 +24,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, int(port)))
     except OSError as err:
         sock.close()
-        raise ValueError(f"--host {host} --port {port}: cannot bind ({err.strerror}).") from None
+        raise ConfigError(f"--host {host} --port {port}: cannot bind ({err.strerror}).") from None
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock

@@ -27,15 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ddnn_tf.comm import (
+from ddnn_tf.core.comm import (
     pack_features_batch,
     summary_nbytes,
     unpack_features,
     unpack_features_batch,
 )
-from ddnn_tf.graph import TierGraph, tier_graph
-from ddnn_tf.manifest import MANIFEST_FILE, Manifest, check_tier_graph
-from ddnn_tf.topology import Topology
+from ddnn_tf.core.graph import TierGraph, tier_graph
+from ddnn_tf.core.manifest import MANIFEST_FILE, Manifest, check_tier_graph
+from ddnn_tf.core.topology import Topology
+from ddnn_tf.errors import ConfigError, FormatError
 
 __all__ = [
     "FEATURES_TYPE",
@@ -58,7 +59,7 @@ SUMMARY_TYPE = "application/vnd.ddnn.summary"
 DECISION_TYPE = "application/vnd.ddnn.decision"
 
 
-class WireError(ValueError):
+class WireError(FormatError):
     """A message that does not parse; ``offset`` is the byte where parsing stopped."""
 
     def __init__(self, message: str, offset: int | None = None) -> None:
@@ -169,7 +170,7 @@ class CloudSpec:
         (cloud,) = model_graph(manifest).by_role("cloud")
         presence = [p for p in cloud.inputs if p.role == "presence"]
         if cloud.composed or not presence:
-            raise ValueError(
+            raise ConfigError(
                 "The cloud tier of this model (split cloud) takes raw sensor inputs; "
                 "only models with bit-packed features upstream of the cloud can be served "
                 "(convert with a local or edge exit)."
@@ -180,7 +181,7 @@ class CloudSpec:
         shapes, nbytes = {}, {}
         for s in senders:
             if s not in wire:
-                raise ValueError(f"Invalid manifest (wire.features): no entry for {s!r}.")
+                raise ConfigError(f"Invalid manifest (wire.features): no entry for {s!r}.")
             shapes[s] = tuple(int(d) for d in wire[s]["shape"])
             nbytes[s] = int(wire[s].get("nbytes") or (math.prod(shapes[s]) + 7) // 8)
         return cls(senders, shapes, nbytes, inputs, presence[0].name, cloud.name)

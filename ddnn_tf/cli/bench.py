@@ -1,0 +1,180 @@
+"""``ddnn bench tiers|run|train|serve``: benchmarks, not timed tests.
+
+* ``tiers MODEL``: per tier and target, file size, weight bytes and single-sample latency
+  of the converted binaries (:func:`ddnn_tf.runtime.bench.bench_tiers`);
+* ``run MODEL``: the orchestrator's throughput, batched and one by one, and with
+  ``--run RUN`` Keras ``predict`` beside it (:func:`ddnn_tf.runtime.bench.bench_run`);
+* ``train``: training throughput of the paper's model (:func:`ddnn_tf.keras.bench.bench_train`);
+* ``serve MODEL``: the cloud service on uvicorn vs Ray Serve
+  (:func:`ddnn_tf.serve.bench.bench_serve`).
+"""
+
+from __future__ import annotations
+
+import json as _json
+
+from ddnn_tf.cli.flags import AT_LEAST_1, NON_NEGATIVE, command
+
+__all__ = ["run", "serve", "tiers", "train"]
+
+
+def _show(result: dict, json: bool, format_fn) -> None:
+    print(_json.dumps(result, indent=2) if json else format_fn(result))
+
+
+@command(repeats=AT_LEAST_1, warmup=NON_NEGATIVE, threads=AT_LEAST_1)
+def tiers(
+    model_dir: str,
+    repeats: int = 500,
+    warmup: int = 50,
+    threads: int = 1,
+    json: bool = False,  # noqa: A002  (the flag is --json)
+) -> None:
+    """Size, weight bytes and single-sample latency of every tier binary, per target.
+
+    Args:
+        model_dir: a converted model directory (tflite_models/NAME).
+        repeats: timed invocations per tier and target.
+        warmup: untimed invocations first.
+        threads: interpreter threads.
+        json: print JSON instead of a table.
+    """
+    from ddnn_tf.runtime.bench import bench_tiers, format_tiers
+
+    _show(
+        bench_tiers(model_dir, repeats=repeats, warmup=warmup, threads=threads), json, format_tiers
+    )
+
+
+@command(batch_size=AT_LEAST_1, limit=AT_LEAST_1, threads=AT_LEAST_1)
+def run(
+    model_dir: str,
+    data: str | None = "fmnist6",
+    path: str | None = None,
+    batch_size: int = 256,
+    targets: str | tuple = "portable,lce",
+    threshold=None,
+    limit: int | None = None,
+    threads: int = 1,
+    run: str | None = None,
+    json: bool = False,  # noqa: A002  (the flag is --json)
+) -> None:
+    """Orchestrator throughput over a test set: batched vs one by one, per target.
+
+    Args:
+        model_dir: a converted model directory (tflite_models/NAME).
+        data: dataset name (default fmnist6; None = the manifest's dataset).
+        path: data file or directory for file-based loaders.
+        batch_size: samples per interpreter call in the batched run.
+        targets: comma-separated targets to run (those the model has).
+        threshold: T for every early exit (default: the manifest's).
+        limit: use the first N test samples only.
+        threads: interpreter threads per tier.
+        run: the trained run directory the model was converted from: also time Keras
+            predict of it on the same samples (every exit for every sample).
+        json: print JSON instead of a table.
+    """
+    from ddnn_tf.runtime.bench import bench_run, format_run
+
+    compare = None
+    if run is not None:
+        from ddnn_tf.keras.bench import keras_predict_rate
+
+        def compare(xs):
+            return keras_predict_rate(run, xs, batch_size)
+
+    result = bench_run(
+        model_dir,
+        data,
+        path=path,
+        batch_size=batch_size,
+        targets=targets,
+        threshold=threshold,
+        limit=limit,
+        threads=threads,
+        compare=compare,
+    )
+    if run is not None:
+        result["run"] = str(run)
+        result["compare"] = "keras predict"
+        result["keras_samples_per_s"] = result["compare_samples_per_s"]
+        result["speedup_vs_keras"] = result["speedup"]
+    _show(result, json, format_run)
+
+
+@command(epochs=AT_LEAST_1, batch_size=AT_LEAST_1, train_limit=AT_LEAST_1)
+def train(
+    data: str = "fmnist6",
+    path: str | None = None,
+    epochs: int = 2,
+    batch_size: int = 128,
+    train_limit: int | None = None,
+    json: bool = False,  # noqa: A002  (the flag is --json)
+) -> None:
+    """Training throughput of the paper's model (MP-CC, f = 4) on this machine.
+
+    Args:
+        data: dataset name (fmnist6, mvmc, npz, synthetic).
+        path: data file or directory for file-based loaders.
+        epochs: epochs to time (the first includes graph tracing).
+        batch_size: samples per step.
+        train_limit: keep only the first N training samples.
+        json: print JSON instead of a line.
+    """
+    from ddnn_tf.keras.bench import bench_train
+
+    result = bench_train(
+        data, path=path, epochs=epochs, batch_size=batch_size, train_limit=train_limit
+    )
+
+    def line(r: dict) -> str:
+        return (
+            f"training {r['data']} ({r['n_train']} samples, batch {r['batch_size']}): "
+            f"{r['samples_per_s']:.0f} samples/s, {r['seconds_per_epoch']:.1f} s/epoch "
+            f"(epochs: {', '.join(f'{t:.1f}' for t in r['epoch_seconds'])} s)"
+        )
+
+    _show(result, json, line)
+
+
+@command(requests=AT_LEAST_1, records=AT_LEAST_1, concurrency=AT_LEAST_1, replicas=AT_LEAST_1)
+def serve(
+    model_dir: str,
+    data: str | None = "fmnist6",
+    path: str | None = None,
+    requests: int = 2000,
+    records: int = 1,
+    concurrency: int = 32,
+    engines: str | tuple = "uvicorn,ray",
+    replicas: int = 1,
+    json: bool = False,  # noqa: A002  (the flag is --json)
+) -> None:
+    """Cloud service throughput and latency, uvicorn vs Ray Serve, side by side.
+
+    Args:
+        model_dir: a converted model directory (tflite_models/NAME).
+        data: dataset name (default fmnist6).
+        path: data file or directory for file-based loaders.
+        requests: requests per engine (after 50 warm-up requests).
+        records: samples per request (1 = one phone's sample).
+        concurrency: requests in flight.
+        engines: comma-separated engines: uvicorn, ray.
+        replicas: Ray Serve replicas.
+        json: print JSON instead of a table.
+    """
+    from ddnn_tf.serve.bench import bench_serve, format_serve
+
+    result = bench_serve(
+        model_dir,
+        data,
+        path=path,
+        requests=requests,
+        records=records,
+        concurrency=concurrency,
+        engines=engines,
+        replicas=replicas,
+    )
+    _show(result, json, format_serve)
+
+
+COMMANDS = {"tiers": tiers, "run": run, "train": train, "serve": serve}

@@ -1,0 +1,90 @@
+"""``ddnn deploy MODEL --data fmnist6``: the whole hierarchy as processes on loopback
+(:func:`ddnn_tf.serve.deploy.deploy`)."""
+
+from __future__ import annotations
+
+import sys
+
+from ddnn_tf.cli.flags import AT_LEAST_1, NON_NEGATIVE, POSITIVE, command
+
+__all__ = ["deploy"]
+
+
+@command(
+    limit=AT_LEAST_1,
+    replicas=AT_LEAST_1,
+    batch=AT_LEAST_1,
+    kill_device=NON_NEGATIVE,
+    kill_at=NON_NEGATIVE,
+    cloud_down_at=NON_NEGATIVE,
+    timeout_s=POSITIVE,
+    gather_s=POSITIVE,
+)
+def deploy(
+    model: str,
+    data: str = "fmnist6",
+    path: str | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    threshold=None,
+    engine: str = "uvicorn",
+    replicas: int = 1,
+    batch: int = 64,
+    target: str = "portable",
+    kill_device: int | None = None,
+    kill_at: int | None = None,
+    cloud_down_at: int | None = None,
+    timeout_s: float = 900.0,
+    gather_s: float = 2.0,
+    json: bool = False,  # noqa: A002  (the flag is --json)
+) -> None:
+    """Run a converted model's hierarchy as processes on loopback and report it.
+
+    Args:
+        model: the converted model directory (tflite_models/NAME).
+        data: dataset name (fmnist6, mvmc, npz, synthetic).
+        path: data file or directory for file-based loaders.
+        split: test or val.
+        limit: stream the first N samples only.
+        threshold: T of every early exit, or 'paper' (default: the manifest's).
+        engine: the cloud's engine: uvicorn or ray.
+        replicas: Ray Serve replicas (engine ray).
+        batch: samples per device round.
+        target: portable (ai-edge-litert) or lce (larq-compute-engine).
+        kill_device: the device to kill (with --kill-at).
+        kill_at: kill it once this many samples were answered.
+        cloud_down_at: stop the cloud once this many samples were answered.
+        timeout_s: give up (and stop everything) after this many seconds of streaming.
+        gather_s: how long the gateway waits for a silent device before counting it absent.
+        json: print one JSON object instead of the text report.
+    """
+    import json as _json
+
+    from ddnn_tf.serve.deploy import deploy as run_deploy
+    from ddnn_tf.serve.deploy import format_report
+
+    try:
+        result = run_deploy(
+            model,
+            data,
+            path=path,
+            split=split,
+            limit=limit,
+            threshold=threshold,
+            engine=engine,
+            replicas=replicas,
+            batch=batch,
+            target=target,
+            kill_device=kill_device,
+            kill_at=kill_at,
+            cloud_down_at=cloud_down_at,
+            timeout_s=timeout_s,
+            gather_s=gather_s,
+        )
+    except KeyboardInterrupt:
+        print("error: interrupted; every process deploy started was stopped.", file=sys.stderr)
+        sys.exit(130)
+    print(_json.dumps(result, indent=2) if json else format_report(result))
+
+
+COMMAND = deploy

@@ -1,0 +1,55 @@
+"""``ddnn evaluate``: a trained run's exits on a data set, in Keras
+(:func:`ddnn_tf.keras.evaluate.evaluate_run`)."""
+
+from __future__ import annotations
+
+from ddnn_tf.cli.flags import command
+
+__all__ = ["evaluate"]
+
+
+@command()
+def evaluate(
+    run: str,
+    data: str | None = None,
+    path: str | None = None,
+    threshold=None,
+    sweep: bool = False,
+    fail=None,
+    split: str = "test",
+    summary_encoding: str | None = None,
+    calibrate: str | None = None,
+    json: bool = False,  # noqa: A002  (the flag is --json)
+) -> None:
+    """Evaluate a run directory.
+
+    Args:
+        run: the run directory (runs/NAME).
+        data: dataset name; by default the one the run was trained on.
+        path: data file or directory for file-based loaders.
+        threshold: T for every early exit, 'paper' (0.8) or 'calibrated' (default: the
+            run's calibrated thresholds, as the converted model's manifest holds them).
+        sweep: print the threshold sweep (Table II).
+        fail: failed devices, e.g. 0,3.
+        split: test or val.
+        summary_encoding: summary wire encoding for the byte count (default: the model's).
+        calibrate: re-calibrate T on the validation split: 'accuracy' or 'bytes:B'.
+        json: print one JSON object instead of the table.
+    """
+    from ddnn_tf.keras.evaluate import evaluate_saved_run
+
+    result = evaluate_saved_run(
+        run,
+        data,
+        path=path,
+        threshold=threshold,
+        sweep=sweep,
+        fail=fail,
+        split=split,
+        summary_encoding=summary_encoding,
+        calibrate=calibrate,
+    )
+    print(result.to_json() if json else result.format())
+
+
+COMMAND = evaluate

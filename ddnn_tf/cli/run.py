@@ -1,0 +1,90 @@
+"""``ddnn run``: a converted DDNN's hierarchy on a data set, without TensorFlow
+(:func:`ddnn_tf.runtime.report.evaluate_model`).
+
+Every device runs its tier binary and sends its encoded class summary to the local
+aggregator; confident samples exit there, the others go up as bit-packed feature maps.
+The report has the keys of ``python -m ddnn_tf.evaluate`` (measured on the binaries:
+bytes are the lengths of the payloads actually sent) plus per-tier latency.
+
+Failed devices (``--fail``, or ``--fail-prob`` per sample and device) never deliver a
+message: the aggregators use the devices present (max/avg over the present ones;
+concatenation fills a missing device's slot with zeros). A sample whose every device
+failed is reported as unclassified.
+"""
+
+from __future__ import annotations
+
+from ddnn_tf.cli.flags import AT_LEAST_1, PROBABILITY, Range, command
+
+__all__ = ["run"]
+
+
+@command(
+    fail_prob=PROBABILITY,
+    seed=Range(0, 2**32 - 1),
+    batch_size=AT_LEAST_1,
+    limit=AT_LEAST_1,
+    threads=AT_LEAST_1,
+)
+def run(
+    model: str,
+    data: str | None = None,
+    path: str | None = None,
+    threshold=None,
+    sweep: bool = False,
+    fail=None,
+    fail_prob: float = 0.0,
+    seed: int = 0,
+    batch_size: int = 256,
+    target: str = "portable",
+    limit: int | None = None,
+    split: str = "test",
+    threads: int = 1,
+    exit_accuracy: bool = True,
+    calibrate: str | None = None,
+    json: bool = False,  # noqa: A002  (the flag is --json)
+) -> None:
+    """Run a converted model (tflite_models/NAME) on a dataset split.
+
+    Args:
+        model: the converted model directory (written by ddnn convert).
+        data: dataset name (fmnist6, mvmc, npz, synthetic); default: the manifest's.
+        path: data file or directory for file-based loaders.
+        threshold: T for every early exit, or 'paper' (0.8) (default: the manifest's).
+        sweep: add the threshold sweep (Table II).
+        fail: devices failed on every sample, e.g. 0,3.
+        fail_prob: probability that each device fails on each sample.
+        seed: seed of the random failures.
+        batch_size: samples per interpreter call (1 = one by one; same results).
+        target: portable (ai-edge-litert) or lce (larq-compute-engine).
+        limit: evaluate the first N samples only.
+        split: test or val.
+        threads: interpreter threads per tier.
+        exit_accuracy: also run every tier on every sample for per-exit accuracies.
+        calibrate: re-calibrate T on the validation split: 'accuracy' or 'bytes:B' (the
+            most accurate T within B bytes per device per sample).
+        json: print one JSON object instead of the table.
+    """
+    from ddnn_tf.runtime.report import evaluate_model
+
+    result = evaluate_model(
+        model,
+        data,
+        path=path,
+        target=target,
+        threshold=threshold,
+        sweep=sweep,
+        fail=fail,
+        fail_prob=fail_prob,
+        seed=seed,
+        batch_size=batch_size,
+        limit=limit,
+        split=split,
+        num_threads=threads,
+        exit_accuracy=exit_accuracy,
+        calibrate=calibrate,
+    )
+    print(result.to_json() if json else result.format())
+
+
+COMMAND = run

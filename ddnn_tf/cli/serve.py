@@ -1,0 +1,211 @@
+"""``ddnn serve cloud|gateway|demo MODEL_DIR ...``: a tier as an HTTP service.
+
+    ddnn serve cloud tflite_models/fmnist6_mpcc [--port 8000]
+        [--engine uvicorn|ray] [--replicas N] [--address RAY_ADDRESS]
+    ddnn serve gateway tflite_models/fmnist6_mpcc --cloud http://127.0.0.1:8000
+    ddnn serve demo tflite_models/fmnist6_mpcc [--https]
+
+Both bind 127.0.0.1 unless ``--host`` says otherwise; beyond loopback a shared token is
+required (``--token`` or the ``DDNN_TF_TOKEN`` environment variable). ``--port 0`` picks
+a free port. Once listening, the service prints one JSON line ``{"url": ...}``.
+"""
+
+from __future__ import annotations
+
+from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, Range, command
+from ddnn_tf.errors import ConfigError
+from ddnn_tf.serve.settings import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES, service_token
+
+__all__ = ["cloud", "demo", "gateway"]
+
+PORT = Range(0, 65535)
+
+
+@command(
+    port=PORT,
+    max_body_bytes=AT_LEAST_1,
+    deadline_s=POSITIVE,
+    max_batch=AT_LEAST_1,
+    replicas=AT_LEAST_1,
+)
+def cloud(
+    model: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    target: str = "portable",
+    max_batch: int = 1024,
+    engine: str = "uvicorn",
+    replicas: int = 1,
+    address: str | None = None,
+    no_ray_auth: bool = False,
+    ray_temp_dir: str | None = None,
+    cors_origins: str | None = None,
+) -> None:
+    """Serve the cloud tier of a converted model.
+
+    Args:
+        model: the converted model directory (tflite_models/NAME).
+        host: interface to bind (default loopback only).
+        port: TCP port (0: a free one).
+        token: shared token required on every request (default: $DDNN_TF_TOKEN).
+        max_body_bytes: request body limit.
+        deadline_s: per-request deadline in seconds.
+        target: portable (ai-edge-litert) or lce (larq-compute-engine).
+        max_batch: most samples per interpreter call.
+        engine: uvicorn (embedded) or ray (Ray Serve deployment).
+        replicas: Ray Serve replicas (engine ray).
+        address: an existing Ray cluster's address (engine ray; default: start a local one).
+        no_ray_auth: start the local Ray instance without token authentication (engine
+            ray; it is on by default).
+        ray_temp_dir: where the local Ray instance writes its session files
+            (default /tmp/ray).
+        cors_origins: comma-separated web origins whose pages may call the service
+            (engine uvicorn; default: none).
+    """
+    token = service_token(host, token)
+    if isinstance(cors_origins, (list, tuple)):  # fire may parse a,b as a tuple
+        cors_origins = ",".join(map(str, cors_origins))
+    origins = [o.strip() for o in str(cors_origins or "").split(",") if o.strip()]
+    if engine == "ray":
+        if origins:
+            raise ConfigError("--cors-origins is supported with --engine uvicorn only.")
+        from ddnn_tf.serve.ray_cloud import serve_ray
+
+        serve_ray(
+            model,
+            host=host,
+            port=port,
+            token=token,
+            max_body_bytes=max_body_bytes,
+            deadline_s=deadline_s,
+            target=target,
+            max_batch=max_batch,
+            replicas=replicas,
+            address=address,
+            ray_auth=not no_ray_auth,
+            ray_temp_dir=ray_temp_dir,
+        )
+        return
+    if engine != "uvicorn":
+        raise ConfigError(f"--engine: expected uvicorn or ray, got {engine!r}.")
+    from ddnn_tf.serve.cloud import create_cloud_app
+    from ddnn_tf.serve.run_server import run_app
+
+    app = create_cloud_app(
+        model,
+        token=token,
+        max_body_bytes=max_body_bytes,
+        deadline_s=deadline_s,
+        target=target,
+        max_batch=max_batch,
+        cors_origins=origins or None,
+    )
+    run_app(app, host, port)
+
+
+@command(
+    port=PORT,
+    max_body_bytes=AT_LEAST_1,
+    deadline_s=POSITIVE,
+    gather_s=POSITIVE,
+    cloud_timeout_s=POSITIVE,
+)
+def gateway(
+    model: str,
+    cloud: str,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    token: str | None = None,
+    cloud_token: str | None = None,
+    threshold=None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    gather_s: float = 2.0,
+    cloud_timeout_s: float = 5.0,
+    target: str = "portable",
+) -> None:
+    """Serve the local aggregator (the gateway the end devices talk to).
+
+    Args:
+        model: the converted model directory (tflite_models/NAME).
+        cloud: the cloud service's URL, e.g. http://127.0.0.1:8000.
+        host: interface to bind (default loopback only).
+        port: TCP port (0: a free one).
+        token: shared token required from the devices (default: $DDNN_TF_TOKEN).
+        cloud_token: token sent to the cloud (default: the same token).
+        threshold: T of every early exit, or 'paper' (default: the manifest's).
+        max_body_bytes: request body limit.
+        deadline_s: per-request deadline in seconds.
+        gather_s: how long a round waits for a device's message before counting it absent.
+        cloud_timeout_s: how long to wait for the cloud before answering locally (degraded).
+        target: portable (ai-edge-litert) or lce (larq-compute-engine).
+    """
+    token = service_token(host, token)
+    from ddnn_tf.serve.gateway import create_gateway_app
+    from ddnn_tf.serve.run_server import run_app
+
+    app = create_gateway_app(
+        model,
+        cloud,
+        token=token,
+        cloud_token=cloud_token if cloud_token is not None else token,
+        threshold=threshold,
+        max_body_bytes=max_body_bytes,
+        deadline_s=deadline_s,
+        gather_s=gather_s,
+        cloud_timeout_s=cloud_timeout_s,
+        target=target,
+    )
+    run_app(app, host, port)
+
+
+@command(port=PORT, max_body_bytes=AT_LEAST_1, deadline_s=POSITIVE)
+def demo(
+    model: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    https: bool = False,
+    token: str | None = None,
+    cert_dir: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    target: str = "portable",
+    qr: bool = True,
+) -> None:
+    """Serve the phone app, the model and the cloud tier on one origin.
+
+    Args:
+        model: the converted model directory (tflite_models/NAME).
+        host: interface to bind: 127.0.0.1 (default; a phone reaches it with
+            `adb reverse tcp:PORT tcp:PORT`) or 0.0.0.0 / a LAN address (use --https).
+        port: TCP port (0: a free one).
+        https: serve TLS with a self-signed certificate created for this machine.
+        token: shared token of the cloud routes (default: $DDNN_TF_TOKEN; beyond loopback
+            one is generated when none is given, and put in the printed URL).
+        cert_dir: where --https keeps cert.pem and key.pem, reused while valid (default:
+            ~/.cache/ddnn_tf/demo-tls).
+        max_body_bytes: request body limit of POST /v1/cloud.
+        deadline_s: per-request deadline of POST /v1/cloud.
+        target: the cloud tier's target, portable or lce.
+        qr: print a terminal QR code of the URL.
+    """
+    from ddnn_tf.serve.demo import serve_demo
+
+    serve_demo(
+        model,
+        host=host,
+        port=port,
+        https=https,
+        token=token,
+        cert_dir=cert_dir,
+        max_body_bytes=max_body_bytes,
+        deadline_s=deadline_s,
+        target=target,
+        qr=qr,
+    )
+
+
+COMMANDS = {"cloud": cloud, "gateway": gateway, "demo": demo}

@@ -1,0 +1,166 @@
+"""``ddnn train``: train a DDNN and write a run directory
+(:func:`ddnn_tf.keras.train.train_preset`)."""
+
+from __future__ import annotations
+
+from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, Range, command, flag_items
+from ddnn_tf.errors import ConfigError
+
+__all__ = ["train"]
+
+
+def _exit_weights(value) -> dict[str, float] | list[float] | None:
+    """``local=1,cloud=0.5`` (by name) or ``1,0.5`` (bottom to top)."""
+    if value is None or isinstance(value, dict):
+        return value
+    parts = flag_items(value)
+    try:
+        if all("=" in p for p in parts):
+            return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
+        return [float(p) for p in parts]
+    except ValueError:
+        raise ConfigError(
+            f"--exit-weights: expected e.g. local=1,cloud=1 or 1,1; got {value!r}."
+        ) from None
+
+
+def _edges(value) -> list[list[int]]:
+    """``0,1,2;3,4,5`` (or ``[[0,1,2],[3,4,5]]`` as fire parses it): one group per edge."""
+    if isinstance(value, str):
+        groups = flag_items(value, ";")
+    elif isinstance(value, (list, tuple)) and all(isinstance(g, (list, tuple)) for g in value):
+        groups = list(value)
+    else:
+        groups = [value]
+    return [[int(d) for d in flag_items(g)] for g in groups]
+
+
+@command(
+    epochs=AT_LEAST_1,
+    batch_size=AT_LEAST_1,
+    learning_rate=POSITIVE,
+    device_filters=AT_LEAST_1,
+    cloud_filters=AT_LEAST_1,
+    cloud_layers=AT_LEAST_1,
+    device_dropout=Range(0, 1, high_open=True),
+    seed=Range(0, 2**32 - 1),
+    train_limit=AT_LEAST_1,
+    verbose=Range(0, 2),
+)
+def train(
+    data: str = "fmnist6",
+    out: str = "runs/default",
+    path: str | None = None,
+    preset: str = "default",
+    epochs: int = 5,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    lr_schedule: str | None = None,
+    local_agg: str | None = None,
+    cloud_agg: str | None = None,
+    edge_agg: str | None = None,
+    device_filters: int | None = None,
+    cloud_filters: int | None = None,
+    cloud_layers: int | None = None,
+    cloud_units: int | None = None,
+    edges: str | None = None,
+    exits: str | None = None,
+    device_dropout: float | None = None,
+    summary_bits: int | None = None,
+    cloud_precision: str | None = None,
+    device_grid=None,
+    exit_weights=None,
+    calibrate: str = "accuracy",
+    seed: int = 0,
+    train_limit: int | None = None,
+    individual: bool = False,
+    overwrite: bool = False,
+    verbose: int = 1,
+) -> None:
+    """Train a DDNN and write a run directory.
+
+    Args:
+        data: dataset name (fmnist6, mvmc, npz, synthetic).
+        out: run directory to write.
+        path: data file or directory for file-based loaders.
+        preset: "default" (4-bit summaries, a real-valued dense cloud, device dropout,
+            cosine schedule) or "paper" (the paper's MP-CC and Adam); other flags
+            override it.
+        epochs: training epochs.
+        batch_size: samples per step (default: the preset's).
+        learning_rate: Adam's learning rate (default: the preset's).
+        lr_schedule: constant or cosine (default: the preset's).
+        local_agg: local aggregator: max, avg or concat.
+        cloud_agg: how the cloud combines the devices' (or edges') features.
+        edge_agg: how an edge combines its devices' features.
+        device_filters: filters of each device's binary conv layers (the paper's f).
+        cloud_filters: filters of the cloud's binary conv layers.
+        cloud_layers: conv blocks in the cloud.
+        cloud_units: width of the real-valued cloud's dense layers.
+        edges: device groups, one per edge, e.g. "0,1,2;3,4,5".
+        exits: e.g. "local,cloud" (default), "local,edge,cloud" (needs --edges), "cloud".
+        device_dropout: probability that a device is dropped from a training sample.
+        summary_bits: bits per class of the devices' summaries: 0 (float32) or 4 (int4).
+        cloud_precision: binary (the paper's blocks) or float.
+        device_grid: "ROWS,COLS" when the devices' views tile one image (fmnist6: 3,2):
+            the cloud lays their maps out in that grid.
+        exit_weights: per-exit loss weights, "local=1,cloud=1" or "1,1" (bottom to top).
+        calibrate: threshold rule on the validation split: "accuracy" or "bytes:B" (the
+            most accurate T within B bytes per device per sample).
+        seed: seed of the split, the initial weights and the shuffling.
+        train_limit: keep only the first N training samples.
+        individual: also train each device's individual baseline.
+        overwrite: replace an existing run directory.
+        verbose: 0 quiet, 1 progress bar, 2 one line per epoch.
+    """
+    from ddnn_tf.keras.train import train_preset
+
+    options = dict(
+        local_agg=local_agg,
+        cloud_agg=cloud_agg,
+        edge_agg=edge_agg,
+        device_filters=device_filters,
+        cloud_filters=cloud_filters,
+        cloud_conv_layers=cloud_layers,
+        cloud_units=cloud_units,
+        device_dropout=device_dropout,
+        summary_bits=summary_bits,
+        cloud_precision=cloud_precision,
+    )
+    options = {k: v for k, v in options.items() if v is not None}
+    if edges is not None:
+        options["edges"] = _edges(edges)
+        options["exits"] = ("local", "edge", "cloud")
+    if exits:
+        options["exits"] = tuple(flag_items(exits))
+    if device_grid is not None:
+        options["device_grid"] = [int(g) for g in flag_items(device_grid)]
+    overrides = dict(batch_size=batch_size, learning_rate=learning_rate, lr_schedule=lr_schedule)
+    run = train_preset(
+        data,
+        out,
+        path=path,
+        preset=preset,
+        epochs=epochs,
+        seed=seed,
+        train_limit=train_limit,
+        topology_options=options,
+        config_options={k: v for k, v in overrides.items() if v is not None},
+        exit_weights=_exit_weights(exit_weights),
+        calibrate=str(calibrate),
+        individual=individual,
+        overwrite=overwrite,
+        verbose=verbose,
+    )
+    last = {
+        k: v[-1] for k, v in run.history.items() if k.startswith("val_") and k.endswith("accuracy")
+    }
+    print(f"wrote {out} (preset {preset})")
+    for key, value in sorted(last.items()):
+        print(f"  {key}: {value:.4f}")
+    print(f"  calibrated thresholds ({run.config.calibrate}): {run.thresholds}")
+    seconds = run.history["epoch_seconds"]
+    print(f"  seconds per epoch: {', '.join(f'{t:.1f}' for t in seconds)}")
+
+
+COMMAND = train

@@ -1,0 +1,761 @@
+"""What end devices send, and what it costs: wire encodings and the paper's cost formula.
+
+Two kinds of payload leave an end device (Sec. III-D/E of the paper):
+
+* a **class summary**, one value per class, sent to the local aggregator for every sample
+  (:func:`encode_summary` / :func:`decode_summary`; float32 as in the paper, or float16,
+  or int8 with a float32 scale);
+* its **binary feature map**, sent upward (to its edge, or to the cloud) only for samples
+  not exited locally (:func:`pack_features` / :func:`unpack_features`: one bit per value).
+
+The paper counts the bytes per end device per sample as (eq. 1)
+
+    c = 4 * |C| + (1 - l) * f * o / 8
+
+with ``l`` the fraction of samples exited locally, ``f`` filters and ``o`` the output size
+of one filter. :func:`paper_bytes_per_device` is that formula verbatim (a test oracle);
+:func:`expected_bytes_per_device` generalises it to any summary encoding and real packed
+sizes, and :func:`hierarchy_bytes` applies it to every link of a hierarchy's tier graph
+(edges, no local exit, configuration (a)'s raw offload).
+
+All multi-byte values are little-endian. The module imports numpy and the standard library
+only, so the device-side runtime can use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ddnn_tf.core.graph import tier_graph
+from ddnn_tf.core.vocab import SUMMARY_ENCODINGS
+from ddnn_tf.errors import ConfigError
+
+__all__ = [
+    "SUMMARY_ENCODINGS",
+    "decode_raw",
+    "decode_summaries",
+    "decode_summary",
+    "encode_raw",
+    "encode_summaries",
+    "encode_summary",
+    "expected_bytes_per_device",
+    "feature_nbytes",
+    "hierarchy_bytes",
+    "pack_features",
+    "pack_features_batch",
+    "paper_bytes_per_device",
+    "summary_nbytes",
+    "unpack_features",
+    "unpack_features_batch",
+]
+
+#: Wire encodings of a class summary. ``int8`` is symmetric per-vector quantisation:
+#: a float32 scale followed by one int8 per class, value = q * scale. ``int4`` carries a
+#: summary that is already integer-valued in [-8, 7] (a device whose exit head rounds its
+#: logits, see ``ddnn_tf.blocks.SummaryQuantizer``): two's-complement nibbles, two per
+#: byte, first class in the low nibble, no header; lossless for such summaries.
+
+_F32 = np.dtype("<f4")
+_F16 = np.dtype("<f2")
+_INT8_SCALE_BYTES = 4
+_INT8_MAX = 127
+_F16_MAX = float(np.finfo(np.float16).max)
+#: Range of the ``int4`` summary encoding.
+INT4_RANGE = (-8, 7)
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _check_encoding(encoding: str) -> str:
+    if encoding not in SUMMARY_ENCODINGS:
+        raise ConfigError(
+            f"Expected `encoding` to be one of {', '.join(SUMMARY_ENCODINGS)}. "
+            f"Received encoding={encoding!r}."
+        )
+    return encoding
+
+
+def _check_num_classes(num_classes: int) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise ConfigError(f"Expected `num_classes` to be an int >= 1. Received {num_classes!r}.")
+    if num_classes < 1:
+        raise ConfigError(f"Expected `num_classes` to be an int >= 1. Received {num_classes}.")
+    return int(num_classes)
+
+
+def summary_nbytes(num_classes: int, encoding: str = "float32") -> int:
+    """Size of one encoded class summary.
+
+    Args:
+        num_classes: ``|C|``.
+        encoding: one of :data:`SUMMARY_ENCODINGS`.
+
+    Returns:
+        ``4 * C`` for float32, ``2 * C`` for float16, ``C + 4`` for int8 (the 4 bytes carry
+        the float32 scale), ``ceil(C / 2)`` for int4.
+
+    Raises:
+        ValueError: on an unknown encoding or ``num_classes < 1``.
+
+    Example:
+        >>> [summary_nbytes(3, e) for e in SUMMARY_ENCODINGS]
+        [12, 6, 7, 2]
+    """
+    c = _check_num_classes(num_classes)
+    enc = _check_encoding(encoding)
+    if enc == "float32":
+        return 4 * c
+    if enc == "float16":
+        return 2 * c
+    if enc == "int4":
+        return (c + 1) // 2
+    return c + _INT8_SCALE_BYTES
+
+
+def encode_summary(values: np.ndarray, encoding: str = "float32") -> bytes:
+    """Encode one sample's class summary for the wire.
+
+    ``int8`` stores ``scale = max|v| / 127`` as a little-endian float32, then
+    ``q = round(v / scale)`` as int8; decoding gives ``q * scale``, within ``scale / 2`` of
+    ``v`` (all zeros encode with scale 0).
+
+    Args:
+        values: finite float vector ``(C,)`` (probabilities or logits).
+        encoding: one of :data:`SUMMARY_ENCODINGS`.
+
+    Returns:
+        ``summary_nbytes(C, encoding)`` bytes.
+
+    Raises:
+        ValueError: on an unknown encoding, a non-1-D or empty vector, non-finite values,
+            values beyond the float16 range with ``float16``, or values that are not
+            integers in [-8, 7] with ``int4`` (it never rounds: it is lossless or refuses).
+
+    Example:
+        >>> len(encode_summary(np.array([0.1, 0.7, 0.2]), "int8"))
+        7
+    """
+    enc = _check_encoding(encoding)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise ConfigError(
+            f"Expected one sample's summary as a vector of shape (C,). Received shape {v.shape}."
+        )
+    if not np.all(np.isfinite(v)):
+        raise ConfigError(
+            "Expected finite summary values. Received NaN or inf; a failed device should send "
+            "nothing rather than a non-finite summary."
+        )
+    if enc == "float32":
+        return v.astype(_F32).tobytes()
+    if enc == "float16":
+        peak = float(np.max(np.abs(v)))
+        if peak > _F16_MAX:
+            raise ConfigError(
+                f"Expected summary values within the float16 range (|v| <= {_F16_MAX:g}). "
+                f"Received |v| = {peak:g}; use encoding='float32' or 'int8'."
+            )
+        return v.astype(_F16).tobytes()
+    if enc == "int4":
+        return _encode_int4(v)
+    scale = np.float32(np.max(np.abs(v)) / _INT8_MAX)
+    if scale > 0:
+        q = np.clip(np.rint(v / np.float64(scale)), -_INT8_MAX, _INT8_MAX).astype(np.int8)
+    else:
+        q = np.zeros(v.shape, dtype=np.int8)
+    return np.array([scale], dtype=_F32).tobytes() + q.tobytes()
+
+
+def decode_summary(payload: bytes, num_classes: int, encoding: str = "float32") -> np.ndarray:
+    """Decode a class summary written by :func:`encode_summary`.
+
+    Args:
+        payload: the received bytes.
+        num_classes: ``|C|``.
+        encoding: the encoding it was written with.
+
+    Returns:
+        float32 array ``(C,)`` (a fresh, writable array).
+
+    Raises:
+        ValueError: if the payload length is not ``summary_nbytes(num_classes, encoding)``,
+            or on an unknown encoding.
+
+    Example:
+        >>> decode_summary(encode_summary(np.array([0.25, 0.75])), 2).tolist()
+        [0.25, 0.75]
+    """
+    expected = summary_nbytes(num_classes, encoding)
+    buf = bytes(payload)
+    if len(buf) != expected:
+        raise ConfigError(
+            f"Expected {expected} bytes for a {encoding} summary of {num_classes} classes. "
+            f"Received {len(buf)} bytes; check `num_classes` and `encoding` on both ends."
+        )
+    if encoding == "float32":
+        return np.frombuffer(buf, dtype=_F32).astype(np.float32)
+    if encoding == "float16":
+        return np.frombuffer(buf, dtype=_F16).astype(np.float32)
+    if encoding == "int4":
+        return _decode_int4(buf, num_classes)
+    scale = np.frombuffer(buf[:_INT8_SCALE_BYTES], dtype=_F32)[0]
+    q = np.frombuffer(buf[_INT8_SCALE_BYTES:], dtype=np.int8)
+    return (q.astype(np.float32) * scale).astype(np.float32)
+
+
+def _int4_pairs() -> np.ndarray:
+    """Byte -> its (low nibble, high nibble) as signed values, float32."""
+    nibbles = np.stack([np.arange(256) & 0xF, np.arange(256) >> 4], axis=1)
+    return np.where(nibbles > INT4_RANGE[1], nibbles - 16, nibbles).astype(np.float32)
+
+
+_INT4_PAIRS = _int4_pairs()
+
+
+def _int4_refused(v: np.ndarray) -> ConfigError:
+    lo, hi = INT4_RANGE
+    integral = bool(np.all(v == np.round(v)))
+    return ConfigError(
+        f"Expected an int4 summary of integers in [{lo}, {hi}] (a quantised exit head's "
+        f"output). Received values in [{v.min():g}, {v.max():g}]"
+        f"{'' if integral else ', not all integers'}; use "
+        f"encoding='float32' or 'int8' for real-valued summaries."
+    )
+
+
+def _encode_int4(v: np.ndarray) -> bytes:
+    lo, hi = INT4_RANGE
+    values = v.tolist()  # ten or so values: plain Python beats numpy's per-call overhead
+    nibbles = [int(x) for x in values]
+    if nibbles != values or min(nibbles) < lo or max(nibbles) > hi:
+        raise _int4_refused(v)
+    if len(nibbles) % 2:
+        nibbles.append(0)
+    return bytes(((a & 0xF) | ((b & 0xF) << 4)) for a, b in zip(nibbles[0::2], nibbles[1::2]))
+
+
+def _decode_int4(buf: bytes, num_classes: int) -> np.ndarray:
+    return _INT4_PAIRS[np.frombuffer(buf, dtype=np.uint8)].reshape(-1)[:num_classes].copy()
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Expected a shape as a sequence of non-negative ints. Received {shape!r}."
+        ) from None
+    if any(d < 0 for d in dims):
+        raise ConfigError(f"Expected non-negative dimensions. Received shape {dims}.")
+    return dims
+
+
+def feature_nbytes(shape: Sequence[int]) -> int:
+    """Bytes :func:`pack_features` produces for a ±1 tensor of ``shape``.
+
+    Args:
+        shape: the feature tensor's shape, e.g. ``(16, 16, 4)`` (h, w, f).
+
+    Returns:
+        ``ceil(prod(shape) / 8)``.
+
+    Raises:
+        ValueError: on a malformed shape.
+
+    Example:
+        >>> feature_nbytes((16, 16, 4)), feature_nbytes((5, 7, 4))
+        (128, 18)
+    """
+    return (math.prod(_check_shape(shape)) + 7) // 8
+
+
+def pack_features(features: np.ndarray) -> bytes:
+    """Bit-pack one sample's binary (±1) feature tensor: +1 -> bit 1, -1 -> bit 0.
+
+    Bits follow C order, most significant bit first (``np.packbits``); the last byte is
+    padded with zero bits.
+
+    Args:
+        features: array of any shape holding only -1 and +1.
+
+    Returns:
+        ``feature_nbytes(features.shape)`` bytes.
+
+    Raises:
+        ValueError: if any value is not -1 or +1.
+
+    Example:
+        >>> pack_features(np.array([1, -1, -1, -1, -1, -1, -1, 1, 1]))
+        b'\\x81\\x80'
+    """
+    x = np.asarray(features)
+    bad = ~((x == 1) | (x == -1))
+    if np.any(bad):
+        raise ConfigError(
+            f"Expected binary features with values in {{-1, +1}}. Received "
+            f"{int(np.count_nonzero(bad))} of {x.size} values outside it, e.g. "
+            f"{x[bad].ravel()[0]!r}; binarise with sign() first."
+        )
+    return np.packbits((x > 0).ravel(order="C")).tobytes()
+
+
+def unpack_features(payload: bytes, shape: Sequence[int]) -> np.ndarray:
+    """Inverse of :func:`pack_features`.
+
+    Args:
+        payload: the received bytes.
+        shape: the feature tensor's shape.
+
+    Returns:
+        float32 array of ``shape`` holding -1.0 and +1.0.
+
+    Raises:
+        ValueError: if the payload length is not ``feature_nbytes(shape)``, or if its padding
+            bits are not zero (a sign that ``shape`` does not match the sender's).
+
+    Example:
+        >>> unpack_features(b'\\x81\\x80', (9,)).tolist()
+        [1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, 1.0, 1.0]
+    """
+    dims = _check_shape(shape)
+    n = math.prod(dims)
+    expected = (n + 7) // 8
+    buf = bytes(payload)
+    if len(buf) != expected:
+        raise ConfigError(
+            f"Expected {expected} bytes for packed features of shape {dims}. "
+            f"Received {len(buf)} bytes; check the feature shape on both ends."
+        )
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8))
+    if np.any(bits[n:]):
+        raise ConfigError(
+            f"Expected zero padding bits after {n} feature bits for shape {dims}. "
+            "Received non-zero padding; the payload was packed for another shape."
+        )
+    return (bits[:n].astype(np.float32) * 2.0 - 1.0).reshape(dims)
+
+
+# --------------------------------------------------------------------------- batches
+# The same payloads, for a whole batch at once: row ``i`` of a batch payload holds exactly
+# the bytes the one-sample function writes for sample ``i`` (so its length is that
+# sample's message size), without a Python loop over samples.
+
+
+def encode_summaries(values: np.ndarray, encoding: str = "float32") -> np.ndarray:
+    """Encode the class summaries of a batch, one payload per row.
+
+    Args:
+        values: finite ``(N, C)`` array.
+        encoding: one of :data:`SUMMARY_ENCODINGS`.
+
+    Returns:
+        uint8 ``(N, summary_nbytes(C, encoding))``; row ``i`` is
+        ``encode_summary(values[i], encoding)``.
+
+    Raises:
+        ValueError: as :func:`encode_summary`, for any row.
+
+    Example:
+        >>> p = encode_summaries(np.array([[0.25, 0.75], [1.0, 0.0]]))
+        >>> p.shape, p[0].tobytes() == encode_summary(np.array([0.25, 0.75]))
+        ((2, 8), True)
+    """
+    enc = _check_encoding(encoding)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] == 0:
+        raise ConfigError(f"Expected summaries of shape (N, C). Received shape {v.shape}.")
+    if not np.all(np.isfinite(v)):
+        raise ConfigError(
+            "Expected finite summary values. Received NaN or inf; a failed device should send "
+            "nothing rather than a non-finite summary."
+        )
+    n = len(v)
+    if enc == "float32":
+        return np.ascontiguousarray(v.astype(_F32)).view(np.uint8).reshape(n, -1)
+    if enc == "float16":
+        peak = float(np.max(np.abs(v))) if v.size else 0.0
+        if peak > _F16_MAX:
+            raise ConfigError(
+                f"Expected summary values within the float16 range (|v| <= {_F16_MAX:g}). "
+                f"Received |v| = {peak:g}; use encoding='float32' or 'int8'."
+            )
+        return np.ascontiguousarray(v.astype(_F16)).view(np.uint8).reshape(n, -1)
+    if enc == "int4":
+        lo, hi = INT4_RANGE
+        if v.size and not (np.all(v == np.round(v)) and v.min() >= lo and v.max() <= hi):
+            raise _int4_refused(v)
+        q = v.astype(np.int64) & 0xF
+        if q.shape[1] % 2:
+            q = np.pad(q, ((0, 0), (0, 1)))
+        return (q[:, 0::2] | (q[:, 1::2] << 4)).astype(np.uint8)
+    scale = (np.max(np.abs(v), axis=1) / _INT8_MAX).astype(_F32)
+    safe = np.where(scale > 0, scale, 1).astype(np.float64)[:, None]
+    q = np.clip(np.rint(v / safe), -_INT8_MAX, _INT8_MAX).astype(np.int8)
+    q[scale == 0] = 0
+    head = np.ascontiguousarray(scale).view(np.uint8).reshape(n, _INT8_SCALE_BYTES)
+    return np.concatenate([head, q.view(np.uint8)], axis=1)
+
+
+def decode_summaries(
+    payload: np.ndarray, num_classes: int, encoding: str = "float32"
+) -> np.ndarray:
+    """Decode a batch of summaries written by :func:`encode_summaries`.
+
+    Args:
+        payload: uint8 ``(N, summary_nbytes(num_classes, encoding))``.
+        num_classes: ``|C|``.
+        encoding: the encoding it was written with.
+
+    Returns:
+        float32 ``(N, C)``; row ``i`` is ``decode_summary(payload[i], ...)``.
+
+    Raises:
+        ValueError: a payload of the wrong width, or an unknown encoding.
+    """
+    expected = summary_nbytes(num_classes, encoding)
+    buf = np.ascontiguousarray(payload, dtype=np.uint8)
+    if buf.ndim != 2 or buf.shape[1] != expected:
+        raise ConfigError(
+            f"Expected (N, {expected}) bytes for {encoding} summaries of {num_classes} classes. "
+            f"Received shape {buf.shape}; check `num_classes` and `encoding` on both ends."
+        )
+    if encoding == "float32":
+        return buf.view(_F32).astype(np.float32)
+    if encoding == "float16":
+        return buf.view(_F16).astype(np.float32)
+    if encoding == "int4":
+        return _INT4_PAIRS[buf].reshape(len(buf), -1)[:, :num_classes].copy()
+    scale = np.ascontiguousarray(buf[:, :_INT8_SCALE_BYTES]).view(_F32)
+    q = buf[:, _INT8_SCALE_BYTES:].view(np.int8)
+    return (q.astype(np.float32) * scale).astype(np.float32)
+
+
+def pack_features_batch(features: np.ndarray) -> np.ndarray:
+    """Bit-pack a batch of ±1 feature tensors, one payload per row.
+
+    Args:
+        features: ``(N, ...)`` array holding only -1 and +1.
+
+    Returns:
+        uint8 ``(N, feature_nbytes(features.shape[1:]))``; row ``i`` is
+        ``pack_features(features[i])``.
+
+    Raises:
+        ValueError: if any value is not -1 or +1.
+
+    Example:
+        >>> pack_features_batch(np.array([[1, -1, 1], [-1, -1, 1]])).tolist()
+        [[160], [32]]
+    """
+    x = np.asarray(features)
+    if x.ndim < 1:
+        raise ConfigError(f"Expected a batch of features (N, ...). Received shape {x.shape}.")
+    flat = x.reshape(len(x), -1)
+    positive = flat == 1
+    if not np.all(positive | (flat == -1)):
+        bad = ~(positive | (flat == -1))
+        raise ConfigError(
+            f"Expected binary features with values in {{-1, +1}}. Received "
+            f"{int(np.count_nonzero(bad))} of {x.size} values outside it, e.g. "
+            f"{flat[bad][0]!r}; binarise with sign() first."
+        )
+    return np.packbits(positive, axis=1)
+
+
+def unpack_features_batch(payload: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Inverse of :func:`pack_features_batch`.
+
+    Args:
+        payload: uint8 ``(N, feature_nbytes(shape))``.
+        shape: one sample's feature shape.
+
+    Returns:
+        float32 ``(N, *shape)`` holding -1.0 and +1.0.
+
+    Raises:
+        ValueError: a payload of the wrong width, or non-zero padding bits.
+    """
+    dims = _check_shape(shape)
+    bits_per_row = math.prod(dims)
+    buf = np.asarray(payload, dtype=np.uint8)
+    if buf.ndim != 2 or buf.shape[1] != (bits_per_row + 7) // 8:
+        raise ConfigError(
+            f"Expected (N, {(bits_per_row + 7) // 8}) bytes for packed features of shape "
+            f"{dims}. Received shape {buf.shape}; check the feature shape on both ends."
+        )
+    bits = np.unpackbits(buf, axis=1)
+    if bits.shape[1] > bits_per_row and np.any(bits[:, bits_per_row:]):
+        raise ConfigError(
+            f"Expected zero padding bits after {bits_per_row} feature bits for shape {dims}. "
+            "Received non-zero padding; the payload was packed for another shape."
+        )
+    out = bits[:, :bits_per_row].astype(np.float32)
+    out *= 2.0
+    out -= 1.0
+    return out.reshape(len(buf), *dims)
+
+
+def encode_raw(x: np.ndarray, dtype: str = "float32", scale: float | None = None) -> np.ndarray:
+    """Raw sensor input on the wire (configuration (a)), one payload per row.
+
+    ``uint8`` sends ``clip(round(x / scale), 0, 255)``; ``float32`` (or another float
+    dtype) sends the values little-endian.
+
+    Args:
+        x: ``(N, ...)`` float input.
+        dtype: the wire dtype.
+        scale: the value of one uint8 step (required for ``uint8``).
+
+    Returns:
+        uint8 ``(N, bytes per sample)``.
+
+    Raises:
+        ValueError: ``uint8`` without a scale.
+
+    Example:
+        >>> encode_raw(np.array([[0.0, 1.0]]), "uint8", 1 / 255).tolist()
+        [[0, 255]]
+    """
+    x = np.asarray(x)
+    n = len(x)
+    if np.dtype(dtype) == np.uint8:
+        if scale is None:
+            raise ConfigError("Raw uint8 messages need a scale (the value of one step).")
+        q = np.clip(np.rint(x / np.float32(scale)), 0, 255).astype(np.uint8)
+        return q.reshape(n, -1)
+    wire = np.dtype(dtype).newbyteorder("<")
+    return np.ascontiguousarray(x.astype(wire)).view(np.uint8).reshape(n, -1)
+
+
+def decode_raw(
+    payload: np.ndarray, shape: Sequence[int], dtype: str = "float32", scale: float | None = None
+) -> np.ndarray:
+    """Inverse of :func:`encode_raw`: float32 ``(N, *shape)``.
+
+    Raises:
+        ValueError: ``uint8`` without a scale.
+    """
+    buf = np.ascontiguousarray(payload, dtype=np.uint8)
+    dims = _check_shape(shape)
+    if np.dtype(dtype) == np.uint8:
+        if scale is None:
+            raise ConfigError("Raw uint8 messages need a scale (the value of one step).")
+        values = buf.astype(np.float32) * np.float32(scale)
+    else:
+        values = buf.view(np.dtype(dtype).newbyteorder("<")).astype(np.float32)
+    return values.reshape(len(buf), *dims)
+
+
+# --------------------------------------------------------------------------- cost model
+
+
+def _fraction(exit_fraction: Mapping[str, float], name: str, *, required: bool) -> float:
+    if name not in exit_fraction:
+        if required:
+            raise ConfigError(
+                f"Expected `exit_fraction` to contain {name!r}. Received keys "
+                f"{sorted(exit_fraction)}."
+            )
+        return 0.0
+    return float(exit_fraction[name])
+
+
+def _check_fractions(exit_fraction: Mapping[str, float]) -> None:
+    if not isinstance(exit_fraction, Mapping):
+        raise ConfigError(
+            "Expected `exit_fraction` to be a mapping exit name -> fraction, e.g. "
+            f"{{'local': 0.6, 'cloud': 0.4}}. Received {type(exit_fraction).__name__}."
+        )
+    for name, value in exit_fraction.items():
+        if not 0.0 <= float(value) <= 1.0:
+            raise ConfigError(
+                f"Expected exit fractions in [0, 1] (not percentages). Received {name}={value!r}."
+            )
+    total = sum(float(v) for v in exit_fraction.values())
+    if total > 1.0 + 1e-6:
+        raise ConfigError(
+            f"Expected exit fractions summing to at most 1. Received a sum of {total:g} "
+            f"from {dict(exit_fraction)}."
+        )
+
+
+def _check_nbytes(value: float, name: str) -> float:
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0.0):
+        raise ConfigError(f"Expected `{name}` to be a non-negative byte count. Received {value!r}.")
+    return v
+
+
+def paper_bytes_per_device(
+    num_classes: int,
+    filters: int,
+    output_size: int,
+    local_exit_fraction: float,
+    summary_bytes_per_class: float = 4,
+) -> float:
+    """The paper's eq. (1): bytes per end device per sample, without rounding.
+
+    ``c = summary_bytes_per_class * |C| + (1 - l) * f * o / 8``.
+
+    Args:
+        num_classes: ``|C|``.
+        filters: ``f``, filters of the device's last ConvP block.
+        output_size: ``o``, the output size of one filter (``h * w``).
+        local_exit_fraction: ``l`` in ``[0, 1]``.
+        summary_bytes_per_class: 4 in the paper (one float32 per class).
+
+    Returns:
+        Expected bytes, a float.
+
+    Raises:
+        ValueError: if ``local_exit_fraction`` is outside ``[0, 1]``.
+
+    Example:
+        >>> round(paper_bytes_per_device(3, 4, 16 * 16, 0.6082), 4)  # Table II, T = 0.8: 62 B
+        62.1504
+    """
+    lf = float(local_exit_fraction)
+    if not 0.0 <= lf <= 1.0:
+        raise ConfigError(
+            f"Expected `local_exit_fraction` in [0, 1] (not a percentage). Received {lf!r}."
+        )
+    return summary_bytes_per_class * num_classes + (1.0 - lf) * filters * output_size / 8
+
+
+def expected_bytes_per_device(
+    *,
+    summary_nbytes: float,
+    feature_nbytes: float,
+    exit_fraction: Mapping[str, float],
+    has_local: bool = True,
+) -> float:
+    """Expected bytes one end device sends per sample: eq. (1) generalised.
+
+    With a local exit, every device sends its summary to the local aggregator for every
+    sample, and its features upward (to its edge, or to the cloud) for every sample not
+    exited locally: ``summary_nbytes + (1 - l) * feature_nbytes``, ``l =
+    exit_fraction["local"]``. With an edge the device bytes are the same (the features go to
+    the edge); :func:`hierarchy_bytes` adds the edge -> cloud traffic.
+
+    Without a local exit (``has_local=False``) no summary is sent and ``summary_nbytes`` is
+    ignored: the device sends ``feature_nbytes`` every sample. Configuration (a) of the
+    paper, raw offload, is ``has_local=False`` with ``feature_nbytes`` = raw input bytes.
+
+    Unclassified samples (``exit_fraction["unclassified"]``) are charged like samples that
+    went upward, as in eq. (1), which knows no failures; measured bytes come from the
+    runtime, not from here.
+
+    Args:
+        summary_nbytes: bytes of one encoded summary, e.g. ``comm.summary_nbytes(3)``.
+        feature_nbytes: bytes of one device's packed features, e.g.
+            ``comm.feature_nbytes((16, 16, 4))``, or of its raw input.
+        exit_fraction: fractions per exit name (``ExitReport.exit_fraction``); must contain
+            ``"local"`` when ``has_local``, and must not when not.
+        has_local: whether the hierarchy has a local exit.
+
+    Returns:
+        Expected bytes per device per sample, a float (not rounded).
+
+    Raises:
+        ValueError: on negative byte counts, fractions outside ``[0, 1]`` or summing past 1,
+            or a ``"local"`` entry that contradicts ``has_local``.
+
+    Example:
+        >>> expected_bytes_per_device(summary_nbytes=12, feature_nbytes=128,
+        ...                           exit_fraction={"local": 0.75, "cloud": 0.25})
+        44.0
+        >>> expected_bytes_per_device(summary_nbytes=0, feature_nbytes=3072,
+        ...                           exit_fraction={"cloud": 1.0}, has_local=False)
+        3072.0
+    """
+    _check_fractions(exit_fraction)
+    features = _check_nbytes(feature_nbytes, "feature_nbytes")
+    if not has_local:
+        if "local" in exit_fraction:
+            raise ConfigError(
+                "Expected no 'local' exit fraction with has_local=False. Received "
+                f"{dict(exit_fraction)}; pass has_local=True for a hierarchy with a local exit."
+            )
+        return features
+    summary = _check_nbytes(summary_nbytes, "summary_nbytes")
+    local = _fraction(exit_fraction, "local", required=True)
+    return summary + (1.0 - local) * features
+
+
+def hierarchy_bytes(
+    topology,
+    exit_fraction: Mapping[str, float],
+    *,
+    raw_bytes_per_device: Sequence[float],
+    summary_encoding: str = "float32",
+    failed: Sequence[bool] | None = None,
+) -> dict[str, float]:
+    """Expected bytes per sample on the links of a :class:`~ddnn_tf.topology.Topology`.
+
+    Every link of its tier graph (:func:`ddnn_tf.graph.tier_graph`) is charged with the
+    size of its message times the fraction of samples that send it: summaries to the
+    local aggregator always; features (or raw input) upward for the samples not exited
+    locally; an edge's features to the cloud for the samples neither the local nor the
+    edge exit classified. Unclassified samples are charged like samples that went up, as
+    in eq. (1).
+
+    Args:
+        topology: the hierarchy.
+        exit_fraction: fractions per exit name, e.g. ``ExitReport.exit_fraction``.
+        raw_bytes_per_device: raw input bytes per device (what configuration (a) sends).
+        summary_encoding: wire encoding of class summaries.
+        failed: optional bool per device; failed devices send nothing and are left out
+            of the per-device mean (an edge counts while any of its devices is live).
+
+    Returns:
+        ``{"bytes_per_device": mean over live devices, "raw_bytes_per_device": mean
+        raw bytes over live devices, "edge_to_cloud": mean per live edge (0 without
+        edges)}``.
+
+    Raises:
+        ValueError: fractions outside [0, 1] or summing past 1.
+
+    Example:
+        >>> from ddnn_tf.core.topology import Topology
+        >>> t = Topology(input_shapes=[(10, 14, 1)] * 6, num_classes=10)
+        >>> hierarchy_bytes(t, {"local": 0.5, "cloud": 0.5}, raw_bytes_per_device=[140] * 6)
+        {'bytes_per_device': 49.0, 'raw_bytes_per_device': 140.0, 'edge_to_cloud': 0.0}
+    """
+    _check_fractions(exit_fraction)
+    graph = tier_graph(topology)
+    n = topology.num_devices
+    live = [d for d in range(n) if not (failed is not None and failed[d])]
+    fractions = {k: v for k, v in exit_fraction.items() if k in topology.exits}
+    upward = 1.0 - fractions.get("local", 0.0)
+    forwarded = max(0.0, upward - fractions.get("edge", 0.0))
+    summary = summary_nbytes(topology.num_classes, summary_encoding)
+    per_device = dict.fromkeys(live, 0.0)
+    edges = []
+    for source, _ in graph.links:
+        sender = None if source.output == "raw" else graph[source.tier]
+        if sender is not None and not any(d in per_device for d in sender.devices):
+            continue  # a failed device, or an edge whose devices all failed
+        if source.output == "raw":
+            if source.column in per_device:
+                per_device[source.column] += float(raw_bytes_per_device[source.column])
+        elif source.link == "device_to_local":
+            per_device[source.column] += summary
+        elif source.link == "device_to_upper":
+            size = feature_nbytes(sender.output("features").shape)
+            per_device[source.column] += upward * size
+        elif source.link == "edge_to_cloud":
+            edges.append(forwarded * feature_nbytes(sender.output("features").shape))
+    return {
+        "bytes_per_device": float(np.mean(list(per_device.values()))) if live else 0.0,
+        "raw_bytes_per_device": float(np.mean([raw_bytes_per_device[d] for d in live]))
+        if live
+        else 0.0,
+        "edge_to_cloud": float(np.mean(edges)) if edges else 0.0,
+    }

@@ -1,0 +1,57 @@
+"""The toolkit's vocabularies, each defined once (standard library only).
+
+The Topology, the tier graph, the manifest and its JSON schemas, the runtime, the
+services and the command line all take their words from here.
+
+>>> SPLITS[1], TARGET_SUFFIX["lce"]
+(('local', 'cloud'), '.lce.tflite')
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AGGREGATION_SCHEMES",
+    "CLOUD_PRECISIONS",
+    "EXITS",
+    "LINKS",
+    "LR_SCHEDULES",
+    "PRESET_NAMES",
+    "ROLES",
+    "SPLITS",
+    "SUMMARY_BITS",
+    "SUMMARY_ENCODINGS",
+    "TARGETS",
+    "TARGET_SUFFIX",
+    "TENSOR_DTYPES",
+    "TENSOR_ROLES",
+]
+
+#: Exits, bottom to top.
+EXITS = ("local", "edge", "cloud")
+#: The splits a model converts to: the exits kept, bottom to top.
+SPLITS = (("cloud",), ("local", "cloud"), ("edge", "cloud"), ("local", "edge", "cloud"))
+#: How an aggregator combines its inputs (the paper's MP, AP, CC).
+AGGREGATION_SCHEMES = ("max", "avg", "concat")
+#: The cloud's layers: binary ConvP/FC blocks (the paper) or real-valued dense layers.
+CLOUD_PRECISIONS = ("binary", "float")
+#: Bits per class of a device's summary -> its wire encoding (0: float32 logits).
+SUMMARY_BITS = {0: "float32", 4: "int4"}
+#: Wire encodings of a class summary.
+SUMMARY_ENCODINGS = ("float32", "float16", "int8", "int4")
+#: Tier roles, bottom to top.
+ROLES = ("device", "local_aggregator", "edge", "edge_aggregator", "cloud")
+#: What a tier input or output carries.
+TENSOR_ROLES = ("sensor", "summary", "features", "presence", "logits")
+#: Tensor dtypes a tier binary's interface may use.
+TENSOR_DTYPES = ("float32", "uint8", "int8", "int32")
+#: The links whose bytes are counted: devices to the local aggregator, devices to the
+#: tier above (edge or cloud), edges to the edge aggregator, edges to the cloud.
+LINKS = ("device_to_local", "device_to_upper", "edge_to_aggregator", "edge_to_cloud")
+#: Conversion targets: TFLite builtins (LiteRT, LiteRT.js) or larq-compute-engine.
+TARGETS = ("portable", "lce")
+#: File name suffix of each target's tier binary.
+TARGET_SUFFIX = {"portable": ".tflite", "lce": ".lce.tflite"}
+#: Learning-rate schedules of training.
+LR_SCHEDULES = ("constant", "cosine")
+#: Named training configurations (``ddnn train --preset``).
+PRESET_NAMES = ("paper", "default")

@@ -1,0 +1,152 @@
+"""Evaluate a trained run's exits in Keras: accuracies, exit fractions, bytes, threshold
+sweep (``ddnn evaluate``).
+
+Failed devices (``fail``) never deliver a message: the aggregators see them as
+absent (max/avg over the devices present; concatenation fills the missing slots with
+zeros), and they send no bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ddnn_tf.core.checks import check_labels, failed_mask
+from ddnn_tf.core.comm import hierarchy_bytes
+from ddnn_tf.core.evaluation import Evaluation
+from ddnn_tf.core.exits import evaluate_exits, resolve_thresholds, threshold_sweep
+from ddnn_tf.data import load_dataset
+from ddnn_tf.errors import ConfigError
+from ddnn_tf.keras.rundir import load_run
+from ddnn_tf.keras.train import predict_exits
+
+__all__ = ["evaluate_run", "evaluate_saved_run"]
+
+
+def evaluate_run(
+    run,
+    dataset=None,
+    *,
+    threshold: float | str | None = None,
+    sweep: bool = False,
+    fail=None,
+    split: str = "test",
+    summary_encoding: str | None = None,
+    calibrate: str | None = None,
+) -> Evaluation:
+    """Evaluate every exit of a trained run on one split.
+
+    Args:
+        run: a :class:`~ddnn_tf.keras.rundir.Run` or the path of a run directory.
+        dataset: the data; by default the run's own dataset spec is reloaded.
+        threshold: exit threshold T for every non-last exit, ``"paper"`` (0.8) or
+            ``"calibrated"`` (searched on the validation split at training); None = the
+            calibrated thresholds when the run has them (the ones its converted manifest
+            carries), else the paper's.
+        sweep: add the threshold sweep (the paper's Table II thresholds and 0..1).
+        fail: failed devices, e.g. ``"0,3"``: their messages never arrive.
+        split: ``"test"`` (default) or ``"val"``.
+        summary_encoding: wire encoding of the summaries for the byte count; by default
+            the model's own (``Topology.summary_encoding``: what its manifest declares).
+        calibrate: re-calibrate T on the validation split with this rule (``accuracy`` or
+            ``bytes:B``, see :func:`~ddnn_tf.core.calibration.calibrate_threshold`) instead of using
+            ``threshold``.
+
+    Returns:
+        An :class:`~ddnn_tf.core.evaluation.Evaluation`; its JSON has ``n_samples``,
+        ``accuracy`` (per exit and ``overall``), ``exit_fraction``, ``bytes_per_device``,
+        ``raw_bytes_per_device``, ``communication_reduction``, ``thresholds``,
+        ``failed_devices`` and, with ``sweep``, ``sweep`` rows ``{threshold,
+        exit_fraction, accuracy_overall, bytes_per_device}``.
+    """
+    if not hasattr(run, "ddnn"):
+        run = load_run(run)
+    topology = run.topology
+    dataset = dataset if dataset is not None else run.load_data()
+    if split not in ("test", "val"):
+        raise ConfigError(f"expected 'test' or 'val', got {split!r}.", argument="split")
+    if dataset.num_classes != topology.num_classes:
+        raise ConfigError(
+            f"The data ({dataset.name}) has {dataset.num_classes} classes, but the model was "
+            f"trained for {topology.num_classes}: evaluate it on data like its own (--data)."
+        )
+    data = getattr(dataset, split)
+    y = check_labels(data.y, topology.num_classes, where=f"{split} labels")
+    failed = failed_mask(fail, topology.num_devices)
+    if failed.all():
+        raise ConfigError("fail names every device: nothing would reach any exit.")
+    if summary_encoding is None:
+        summary_encoding = topology.summary_encoding
+    probs = predict_exits(run.ddnn, data.x, presence=(~failed).astype(np.float32))
+    if calibrate is not None and len(topology.exits) > 1:
+        from ddnn_tf.core.calibration import calibrate_threshold
+
+        if not len(dataset.val):
+            raise ConfigError("--calibrate needs a validation split; the data has none.")
+        t = calibrate_threshold(
+            predict_exits(run.ddnn, dataset.val.x),
+            check_labels(dataset.val.y, topology.num_classes, where="val labels"),
+            topology,
+            calibrate,
+            raw_bytes_per_device=dataset.raw_bytes_per_device,
+        )
+        threshold = t
+    thresholds = resolve_thresholds(threshold, topology.exits[:-1], run.thresholds)
+    report = evaluate_exits(probs, y, thresholds if thresholds else 1.0)
+    raw = list(dataset.raw_bytes_per_device)
+
+    def costs(fractions):
+        return hierarchy_bytes(
+            topology,
+            fractions,
+            raw_bytes_per_device=raw,
+            summary_encoding=summary_encoding,
+            failed=failed,
+        )
+
+    cost = costs(report.exit_fraction)
+    sweep_rows = None
+    if sweep and len(topology.exits) > 1:
+        # The default grid, 0.0 to 1.0 in steps of 0.1, holds every T of Table II.
+        sweep_rows = threshold_sweep(probs, y, bytes_fn=lambda f: costs(f)["bytes_per_device"])
+    return Evaluation(
+        split=split,
+        n_samples=int(len(y)),
+        exits=list(topology.exits),
+        accuracy=report.accuracy,
+        exit_fraction=report.exit_fraction,
+        thresholds=report.thresholds,
+        bytes_per_device=cost["bytes_per_device"],
+        raw_bytes_per_device=cost["raw_bytes_per_device"],
+        failed_devices=[int(d) for d in np.flatnonzero(failed)],
+        summary_encoding=summary_encoding,
+        edge_to_cloud_bytes=cost["edge_to_cloud"] if topology.edges else None,
+        sweep=sweep_rows,
+    )
+
+
+def evaluate_saved_run(
+    run: str | Path,
+    data: str | None = None,
+    *,
+    path: str | None = None,
+    **options: Any,
+) -> Evaluation:
+    """:func:`evaluate_run` on a run directory, on its own data set or a named one.
+
+    Args:
+        run: the run directory (``runs/NAME``).
+        data: a data set name; by default the one the run was trained on.
+        path: data file or directory for file-based loaders.
+        **options: :func:`evaluate_run`'s keywords (``threshold``, ``sweep``, ``fail``...).
+    """
+    loaded = load_run(Path(run))
+    dataset = None
+    if data is not None:
+        spec = dict(loaded.dataset_spec)
+        if data != spec.get("name") or path is not None:
+            spec = {"name": data, "path": path}
+        dataset = load_dataset(**spec)
+    return evaluate_run(loaded, dataset, **options)

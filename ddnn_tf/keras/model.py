@@ -1,0 +1,299 @@
+"""Per-tier Keras models of a DDNN, composed into one multi-input multi-output model.
+
+Compose, don't cut: every tier (device i, local aggregator, edge j, edge aggregator,
+cloud) is its own functional Keras model; the training model calls them. The trained
+tier models *are* the split that gets converted and deployed.
+
+Tier interfaces (input and output names are the wire names used everywhere):
+
+* ``device_{i}``: ``image`` (or ``vector``) -> ``{"summary": (|C|,) logits, "features": +-1 map}``
+  (``summary`` only when the hierarchy has a local exit).
+* ``local_aggregator``: ``summary_0 .. summary_{n-1}``, ``presence`` (n,) -> ``{"logits"}``.
+* ``edge_{j}``: ``features_{d}`` for its devices, ``presence`` -> ``{"summary", "features"}``
+  (``summary`` only with an edge exit).
+* ``edge_aggregator``: ``summary_0 .. summary_{m-1}``, ``presence`` (m,) -> ``{"logits"}``.
+* ``cloud``: ``features_{k}`` for each device (or edge), ``presence`` -> ``{"logits"}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ddnn_tf.core.graph import (
+    CLOUD,
+    EDGE_AGGREGATOR,
+    LOCAL_AGGREGATOR,
+    device_tier,
+    edge_tier,
+    tier_graph,
+)
+from ddnn_tf.core.topology import Topology, spatially_compatible
+from ddnn_tf.keras.aggregation import Aggregate, DevicePresence, GroupPresence
+from ddnn_tf.keras.blocks import (
+    POOL,
+    GridTile,
+    SummaryQuantizer,
+    convp_block,
+    exit_head,
+    fc_block,
+    float_conv_block,
+)
+from ddnn_tf.keras.compat import keras
+
+__all__ = ["DDNN", "build_ddnn", "build_individual", "build_tiers", "run_tiers"]
+
+
+@dataclass
+class DDNN:
+    """The tier models of a DDNN and the composed training model.
+
+    Attributes:
+        topology: the hierarchy it was built from.
+        tiers: tier name -> Keras model (the tiers of
+            :func:`ddnn_tf.graph.tier_graph` with ``composed=False``).
+        model: the composed model, one input per device (``input_{i}``), one output
+            per exit (``local``, ``edge``, ``cloud``), each a logits tensor.
+    """
+
+    topology: Topology
+    tiers: dict[str, keras.Model] = field(repr=False)
+    model: keras.Model = field(repr=False)
+
+    @property
+    def devices(self) -> list[keras.Model]:
+        return [self.tiers[device_tier(i)] for i in range(self.topology.num_devices)]
+
+    @property
+    def eval_model(self) -> keras.Model:
+        """The same tiers with an explicit ``presence`` input (N, D) for failed devices."""
+        if getattr(self, "_eval_model", None) is None:
+            t = self.topology
+            inputs = [keras.Input(s, name=f"input_{i}") for i, s in enumerate(t.input_shapes)]
+            presence = keras.Input((t.num_devices,), name="presence")
+            exits = run_tiers(t, self.tiers, inputs, presence)
+            self._eval_model = keras.Model([*inputs, presence], exits, name="ddnn_eval")
+        return self._eval_model
+
+
+def _device_input_name(topology: Topology, i: int) -> str:
+    return "image" if topology.is_image(i) else "vector"
+
+
+def _build_device(topology: Topology, i: int, *, head: bool) -> keras.Model:
+    name = f"device{i}"
+    inp = keras.Input(topology.input_shapes[i], name=_device_input_name(topology, i))
+    x = inp
+    for k in range(topology.device_conv_layers):
+        if topology.is_image(i):
+            x = convp_block(
+                x,
+                topology.device_filters,
+                pool_stride=POOL["device_stride"],
+                name=f"{name}_convp{k + 1}",
+                real_input=k == 0,
+            )
+        else:
+            x = fc_block(x, topology.device_units, name=f"{name}_fc{k + 1}", real_input=k == 0)
+    outputs = {"features": x}
+    if head:
+        summary = exit_head(x, topology.num_classes, name=f"{name}_exit")
+        if topology.summary_bits:
+            summary = SummaryQuantizer(topology.summary_bits, name=f"{name}_quant")(summary)
+        outputs["summary"] = summary
+    return keras.Model(inp, outputs, name=device_tier(i))
+
+
+def _build_summary_aggregator(topology: Topology, n: int, scheme: str, name: str) -> keras.Model:
+    c = topology.num_classes
+    summaries = [keras.Input((c,), name=f"summary_{k}") for k in range(n)]
+    presence = keras.Input((n,), name="presence")
+    x = Aggregate(scheme, name=f"{name}_{scheme}")([*summaries, presence])
+    if scheme == "concat":  # the paper maps the concatenation back to |C| with a linear layer
+        x = keras.layers.Dense(c, name=f"{name}_linear")(x)
+    return keras.Model([*summaries, presence], {"logits": x}, name=name)
+
+
+def _upper_stack(topology: Topology, x, *, filters: int, layers: int, name: str):
+    """Binary blocks of an edge or the cloud over an aggregated feature map."""
+    for k in range(layers):
+        if len(x.shape) == 4:
+            x = convp_block(
+                x, filters, pool_stride=POOL["upper_stride"], name=f"{name}_convp{k + 1}"
+            )
+        else:
+            x = fc_block(x, topology.cloud_units, name=f"{name}_fc{k + 1}")
+    return x
+
+
+def _aggregated_features(shapes, scheme: str, name: str):
+    """Inputs ``features_{k}`` + ``presence`` and the aggregated map (flattened if shapes differ)."""
+    keys, shapes = zip(*shapes)
+    inputs = [keras.Input(s, name=f"features_{k}") for k, s in zip(keys, shapes)]
+    presence = keras.Input((len(inputs),), name="presence")
+    xs = inputs
+    images = spatially_compatible(shapes)
+    if not images:
+        xs = [
+            keras.layers.Flatten(name=f"{name}_flatten{k}")(x) if len(x.shape) > 2 else x
+            for k, x in zip(keys, xs)
+        ]
+    x = Aggregate(scheme, name=f"{name}_{scheme}")([*xs, presence])
+    return inputs, presence, x
+
+
+def _build_edge(topology: Topology, j: int) -> keras.Model:
+    name = f"edge{j}"
+    group = topology.edges[j]
+    inputs, presence, x = _aggregated_features(
+        [(d, topology.feature_shape(d)) for d in group], topology.edge_agg, name
+    )
+    x = _upper_stack(
+        topology, x, filters=topology.edge_filters, layers=topology.edge_conv_layers, name=name
+    )
+    outputs = {"features": x}
+    if topology.has_edge_exit:
+        outputs["summary"] = exit_head(x, topology.num_classes, name=f"{name}_exit")
+    return keras.Model([*inputs, presence], outputs, name=edge_tier(j))
+
+
+def _float_cloud(topology: Topology, x):
+    """The real-valued cloud: on a grid map, conv blocks (filters doubling) then one ReLU
+    dense layer; on concatenated features, ``cloud_conv_layers`` ReLU dense layers."""
+    if topology.device_grid:
+        for k in range(topology.cloud_conv_layers):
+            x = float_conv_block(x, topology.cloud_filters * 2**k, name=f"cloud_conv{k + 1}")
+        hidden = 1
+    else:
+        hidden = topology.cloud_conv_layers
+    if len(x.shape) > 2:
+        x = keras.layers.Flatten(name="cloud_flatten")(x)
+    for k in range(hidden):
+        x = keras.layers.Dense(topology.cloud_units, activation="relu", name=f"cloud_fc{k + 1}")(x)
+    return keras.layers.Dense(topology.num_classes, name="cloud_exit_dense")(x)
+
+
+def _build_cloud(topology: Topology) -> keras.Model:
+    ups = range(topology.num_edges) if topology.edges else range(topology.num_devices)
+    shapes = [(k, topology.upstream_feature_shape(k)) for k in ups]
+    if topology.device_grid:
+        inputs = [keras.Input(s, name=f"features_{k}") for k, s in shapes]
+        presence = keras.Input((len(inputs),), name="presence")
+        x = GridTile(topology.device_grid, name="cloud_grid")([*inputs, presence])
+    else:
+        inputs, presence, x = _aggregated_features(shapes, topology.cloud_agg, "cloud")
+    if topology.cloud_precision == "float":
+        logits = _float_cloud(topology, x)
+        return keras.Model([*inputs, presence], {"logits": logits}, name="cloud")
+    x = _upper_stack(
+        topology, x, filters=topology.cloud_filters, layers=topology.cloud_conv_layers, name="cloud"
+    )
+    logits = exit_head(x, topology.num_classes, name="cloud_exit")
+    return keras.Model([*inputs, presence], {"logits": logits}, name=CLOUD)
+
+
+def build_tiers(topology: Topology) -> dict[str, keras.Model]:
+    """Build the tier models of ``topology`` (fresh weights), keyed by tier name.
+
+    Args:
+        topology: the hierarchy.
+
+    Returns:
+        ``{tier name: Keras model}`` in the order of
+        ``tier_graph(topology, composed=False)``.
+    """
+    tiers: dict[str, keras.Model] = {}
+    for i in range(topology.num_devices):
+        tiers[device_tier(i)] = _build_device(topology, i, head=topology.has_local)
+    if topology.has_local:
+        tiers[LOCAL_AGGREGATOR] = _build_summary_aggregator(
+            topology, topology.num_devices, topology.local_agg, LOCAL_AGGREGATOR
+        )
+    for j in range(topology.num_edges):
+        tiers[edge_tier(j)] = _build_edge(topology, j)
+    if topology.has_edge_exit:
+        tiers[EDGE_AGGREGATOR] = _build_summary_aggregator(
+            topology, topology.num_edges, topology.local_agg, EDGE_AGGREGATOR
+        )
+    tiers[CLOUD] = _build_cloud(topology)
+    return tiers
+
+
+def run_tiers(topology: Topology, tiers, device_inputs, presence):
+    """Chain the tier models as the tier graph wires them; returns ``{exit: logits}``.
+
+    Works on symbolic Keras tensors (to compose the training model) and on concrete
+    tensors (to evaluate with some devices failed).
+
+    Args:
+        topology: the hierarchy.
+        tiers: ``{tier name: Keras model}`` from :func:`build_tiers`.
+        device_inputs: one tensor per device.
+        presence: ``(batch, D)`` device presence.
+
+    Returns:
+        ``{exit name: logits tensor}``, bottom to top.
+    """
+    graph = tier_graph(topology, composed=False)
+    identity = [[d] for d in range(topology.num_devices)]
+    masks: dict[tuple, object] = {}
+    outputs: dict[str, dict] = {}
+    exits = {}
+    for tier in graph:
+        feed = []
+        for port in tier.inputs:
+            if port.role == "sensor":
+                feed.append(device_inputs[port.device])
+            elif port.role == "presence":
+                groups = [list(c.devices) for c in port.columns]
+                if groups == identity:
+                    feed.append(presence)
+                else:
+                    key = tuple(map(tuple, groups))
+                    if key not in masks:
+                        masks[key] = GroupPresence(groups, name=f"{tier.name}_presence")(presence)
+                    feed.append(masks[key])
+            else:
+                feed.append(outputs[port.source.tier][port.source.output])
+        outputs[tier.name] = tiers[tier.name](feed if len(feed) > 1 else feed[0])
+        if tier.exit is not None:
+            exits[tier.exit] = outputs[tier.name]["logits"]
+    return exits
+
+
+def build_ddnn(topology: Topology) -> DDNN:
+    """Build a DDNN: its tier models and the composed training model.
+
+    Args:
+        topology: the hierarchy.
+
+    Returns:
+        A :class:`DDNN`; ``ddnn.model`` takes one input per device (named
+        ``input_{i}``) and returns a dict of logits keyed by exit name.
+
+    Example:
+        >>> import numpy as np
+        >>> ddnn = build_ddnn(Topology(input_shapes=[(10, 14, 1)] * 6, num_classes=10))
+        >>> out = ddnn.model([np.zeros((2, 10, 14, 1), np.float32)] * 6)
+        >>> {k: tuple(v.shape) for k, v in sorted(out.items())}
+        {'cloud': (2, 10), 'local': (2, 10)}
+    """
+    tiers = build_tiers(topology)
+    inputs = [keras.Input(s, name=f"input_{i}") for i, s in enumerate(topology.input_shapes)]
+    presence = DevicePresence(topology.num_devices, topology.device_dropout, name="presence")(
+        inputs[0]
+    )
+    exits = run_tiers(topology, tiers, inputs, presence)
+    # Identity layers give the outputs readable names in Keras logs: ``local_exit`` ...
+    outputs = {
+        name: keras.layers.Activation("linear", name=f"{name}_exit")(exits[name])
+        for name in topology.exits
+    }
+    model = keras.Model(inputs, outputs, name="ddnn")
+    return DDNN(topology=topology, tiers=tiers, model=model)
+
+
+def build_individual(topology: Topology, i: int) -> keras.Model:
+    """The paper's individual baseline of device ``i``: one device section with its own exit."""
+    device = _build_device(topology.replace(exits=("local", "cloud")), i, head=True)
+    inp = keras.Input(topology.input_shapes[i], name=f"input_{i}")
+    return keras.Model(inp, device(inp)["summary"], name=f"individual_{i}")

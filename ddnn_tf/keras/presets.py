@@ -1,0 +1,162 @@
+"""Training settings and presets (numpy and the standard library only).
+
+:class:`TrainConfig` holds what a run was trained with (``train_config.json`` in the run
+directory); :data:`PRESETS` names the configurations ``ddnn train --preset`` offers:
+``default`` (the toolkit's DDNN) and ``paper`` (the paper's MP-CC and optimiser).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ddnn_tf.core.calibration import parse_calibrate
+from ddnn_tf.core.topology import Topology
+from ddnn_tf.core.vocab import LR_SCHEDULES, PRESET_NAMES
+from ddnn_tf.data import Dataset
+from ddnn_tf.errors import ConfigError
+
+__all__ = [
+    "PAPER_ADAM",
+    "PRESETS",
+    "TrainConfig",
+    "preset_config",
+    "preset_topology",
+    "topology_for",
+]
+
+#: The paper's optimiser (Section IV-A): Adam, alpha 1e-3, beta1 0.9, beta2 0.999, eps 1e-8.
+PAPER_ADAM = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+
+#: ``paper``: the paper's MP-CC DDNN and optimiser. ``default``: the same binary devices
+#: (f = 4, one ConvP block, 1 bit per feature) with a 4-bit summary, a real-valued cloud
+#: (two ReLU dense layers over the concatenated binary features), device dropout, and a
+#: cosine-decayed higher learning rate (README, "Beyond the paper").
+#: Keyed by :data:`ddnn_tf.core.vocab.PRESET_NAMES`.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {"topology": {}, "config": {}},
+    "default": {
+        "topology": {
+            "summary_bits": 4,
+            "cloud_precision": "float",
+            "cloud_conv_layers": 2,
+            "cloud_units": 256,
+            "device_dropout": 0.15,
+        },
+        "config": {"learning_rate": 3e-3, "lr_schedule": "cosine", "batch_size": 256},
+    },
+}
+
+
+def _check_preset(preset: Any) -> None:
+    if preset not in PRESET_NAMES:
+        raise ConfigError(
+            f"expected one of {', '.join(PRESET_NAMES)}, got {preset!r}.", argument="preset"
+        )
+
+
+def _check_number(
+    name: str,
+    value: Any,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    argument: str | None = None,
+) -> None:
+    """Raise ConfigError naming ``name`` unless ``value`` is a finite number in range."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (low is None or value > low or (value == low and not low_open))
+    ok = ok and (high is None or value < high or (value == high and not high_open))
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        bounds = [f"{'>' if low_open else '>='} {low}" if low is not None else ""]
+        bounds.append(f"{'<' if high_open else '<='} {high}" if high is not None else "")
+        limits = " and ".join(b for b in bounds if b)
+        raise ConfigError(
+            f"{name} must be {kind}{' ' + limits if limits else ''}, got {value!r}.",
+            argument=argument or name,
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; the defaults are the paper's (equal exit weights, Adam).
+
+    ``preset`` names the preset the settings came from (:func:`preset_config` sets it);
+    ``None`` for settings made by hand.
+    """
+
+    epochs: int = 5
+    batch_size: int = 128
+    learning_rate: float = PAPER_ADAM["learning_rate"]
+    beta_1: float = PAPER_ADAM["beta_1"]
+    beta_2: float = PAPER_ADAM["beta_2"]
+    epsilon: float = PAPER_ADAM["epsilon"]
+    exit_weights: dict[str, float] | None = None  # None: 1.0 for every exit
+    seed: int | None = 0
+    lr_schedule: str = "constant"  # or "cosine": decays to 0 over all epochs
+    calibrate: str = "accuracy"  # or "bytes:B": best accuracy within B bytes per device
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            _check_number(name, getattr(self, name), integer=True, low=1)
+        _check_number("learning_rate", self.learning_rate, low=0, low_open=True)
+        for name in ("beta_1", "beta_2"):
+            _check_number(name, getattr(self, name), low=0, high=1, high_open=True)
+        _check_number("epsilon", self.epsilon, low=0, low_open=True)
+        if self.seed is not None:
+            _check_number("seed", self.seed, integer=True, low=0)
+        if self.exit_weights is not None:
+            if not isinstance(self.exit_weights, dict):
+                raise ConfigError(
+                    f"exit_weights must map exit names to weights, got {self.exit_weights!r}."
+                )
+            for exit_name, weight in self.exit_weights.items():
+                _check_number(exit_name, weight, low=0, argument="exit_weights")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"expected one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}.",
+                argument="lr_schedule",
+            )
+        if self.preset is not None:
+            _check_preset(self.preset)
+        parse_calibrate(self.calibrate)
+
+    def weights_for(self, topology: Topology) -> dict[str, float]:
+        weights = dict(self.exit_weights or {})
+        unknown = sorted(set(weights) - set(topology.exits))
+        if unknown:
+            raise ConfigError(
+                f"names exit(s) {unknown}, but the model's exits are {list(topology.exits)}.",
+                argument="exit_weights",
+            )
+        return {e: float(weights.get(e, 1.0)) for e in topology.exits}
+
+
+def topology_for(dataset: Dataset, **options: Any) -> Topology:
+    """A topology matching a dataset's devices and classes; options override defaults."""
+    return Topology(input_shapes=dataset.input_shapes, num_classes=dataset.num_classes, **options)
+
+
+def preset_topology(dataset: Dataset, preset: str = "default", **options: Any) -> Topology:
+    """The topology of a preset, sized for ``dataset``; ``options`` override the preset.
+
+    Raises:
+        ConfigError: an unknown preset or an invalid option.
+    """
+    _check_preset(preset)
+    return topology_for(dataset, **{**PRESETS[preset]["topology"], **options})
+
+
+def preset_config(preset: str = "default", **options: Any) -> TrainConfig:
+    """The training settings of a preset; ``options`` override them."""
+    _check_preset(preset)
+    return TrainConfig(**{**PRESETS[preset]["config"], "preset": preset, **options})
