@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import DEFAULT_MODEL
 
 from ddnn_tf.core.topology import Topology
 
@@ -36,8 +37,16 @@ def test_new_topology_fields_round_trip_and_describe_the_wire():
     assert again == t and again.device_grid == (3, 2)
     assert json.loads(t.to_json())["device_grid"] == [3, 2]
     assert t.summary_encoding == "int4" and Topology(SIX, 10).summary_encoding == "float32"
-    # f = 4 on 10x14: 3x3x1x4 conv + a 5x7x4 -> 10 exit head = 1436 bits, within 1 KB
-    assert t.device_weight_bits(0) == 36 + 140 * 10 <= 8 * 1024
+
+
+def test_committed_default_device_tiers_fit_the_papers_memory_budget():
+    """Section IV: the layers stored on an end device need under 2 KB."""
+    manifest = json.loads((DEFAULT_MODEL / "manifest.json").read_text())
+    devices = [t for t in manifest["tiers"].values() if t["role"] == "device"]
+    assert len(devices) == 6
+    for tier in devices:
+        memory = tier["memory"]
+        assert 0 < memory["binary_weight_bytes"] + memory["float_param_bytes"] <= 2048
 
 
 @pytest.mark.parametrize(
@@ -93,7 +102,6 @@ def test_presets_paper_is_todays_model_default_differs():
     default = preset_topology(fmnist, "default")
     assert default.summary_bits == 4 and default.device_filters == 4
     assert default.cloud_precision == "float" and default.device_dropout > 0
-    assert default.device_weight_bits(0) <= 8 * 1024  # 1 KB of binary weights per device
     grid = preset_topology(fmnist, "default", device_grid=(3, 2), cloud_filters=8)
     assert grid.device_grid == (3, 2) and grid.cloud_units == default.cloud_units
     assert preset_config("paper") == TrainConfig(preset="paper")

@@ -332,7 +332,7 @@ def test_raw_offload_sends_raw_bytes(tiny_run, tiny_dataset, tmp_path_factory):
         dataset=tiny_dataset,
     )
     h = Hierarchy(out)
-    assert h.raw_offload and list(h.tiers) == ["cloud"]
+    assert h.exits == ("cloud",) and list(h.tiers) == ["cloud"]
     test = tiny_dataset.test
     r = h.run(test.x, fail="2", batch_size=16)
     raw = np.array([e["raw_bytes"] for e in h.manifest["inputs"]])

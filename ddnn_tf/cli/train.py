@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, Range, command, flag_items
+from ddnn_tf.core.vocab import EXITS
 from ddnn_tf.errors import ConfigError
 
 __all__ = ["train"]
@@ -130,7 +131,7 @@ def train(
     options = {k: v for k, v in options.items() if v is not None}
     if edges is not None:
         options["edges"] = _edges(edges)
-        options["exits"] = ("local", "edge", "cloud")
+        options["exits"] = EXITS
     if exits:
         options["exits"] = tuple(flag_items(exits))
     if device_grid is not None:

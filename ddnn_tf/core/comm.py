@@ -139,35 +139,12 @@ def encode_summary(values: np.ndarray, encoding: str = "float32") -> bytes:
         >>> len(encode_summary(np.array([0.1, 0.7, 0.2]), "int8"))
         7
     """
-    enc = _check_encoding(encoding)
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1 or v.size == 0:
         raise ConfigError(
             f"Expected one sample's summary as a vector of shape (C,). Received shape {v.shape}."
         )
-    if not np.all(np.isfinite(v)):
-        raise ConfigError(
-            "Expected finite summary values. Received NaN or inf; a failed device should send "
-            "nothing rather than a non-finite summary."
-        )
-    if enc == "float32":
-        return v.astype(_F32).tobytes()
-    if enc == "float16":
-        peak = float(np.max(np.abs(v)))
-        if peak > _F16_MAX:
-            raise ConfigError(
-                f"Expected summary values within the float16 range (|v| <= {_F16_MAX:g}). "
-                f"Received |v| = {peak:g}; use encoding='float32' or 'int8'."
-            )
-        return v.astype(_F16).tobytes()
-    if enc == "int4":
-        return _encode_int4(v)
-    scale = np.float32(np.max(np.abs(v)) / _INT8_MAX)
-    if scale > 0:
-        q = np.clip(np.rint(v / np.float64(scale)), -_INT8_MAX, _INT8_MAX).astype(np.int8)
-    else:
-        q = np.zeros(v.shape, dtype=np.int8)
-    return np.array([scale], dtype=_F32).tobytes() + q.tobytes()
+    return encode_summaries(v[None], encoding)[0].tobytes()
 
 
 def decode_summary(payload: bytes, num_classes: int, encoding: str = "float32") -> np.ndarray:
@@ -196,15 +173,7 @@ def decode_summary(payload: bytes, num_classes: int, encoding: str = "float32") 
             f"Expected {expected} bytes for a {encoding} summary of {num_classes} classes. "
             f"Received {len(buf)} bytes; check `num_classes` and `encoding` on both ends."
         )
-    if encoding == "float32":
-        return np.frombuffer(buf, dtype=_F32).astype(np.float32)
-    if encoding == "float16":
-        return np.frombuffer(buf, dtype=_F16).astype(np.float32)
-    if encoding == "int4":
-        return _decode_int4(buf, num_classes)
-    scale = np.frombuffer(buf[:_INT8_SCALE_BYTES], dtype=_F32)[0]
-    q = np.frombuffer(buf[_INT8_SCALE_BYTES:], dtype=np.int8)
-    return (q.astype(np.float32) * scale).astype(np.float32)
+    return decode_summaries(np.frombuffer(buf, np.uint8)[None], num_classes, encoding)[0]
 
 
 def _int4_pairs() -> np.ndarray:
@@ -225,21 +194,6 @@ def _int4_refused(v: np.ndarray) -> ConfigError:
         f"{'' if integral else ', not all integers'}; use "
         f"encoding='float32' or 'int8' for real-valued summaries."
     )
-
-
-def _encode_int4(v: np.ndarray) -> bytes:
-    lo, hi = INT4_RANGE
-    values = v.tolist()  # ten or so values: plain Python beats numpy's per-call overhead
-    nibbles = [int(x) for x in values]
-    if nibbles != values or min(nibbles) < lo or max(nibbles) > hi:
-        raise _int4_refused(v)
-    if len(nibbles) % 2:
-        nibbles.append(0)
-    return bytes(((a & 0xF) | ((b & 0xF) << 4)) for a, b in zip(nibbles[0::2], nibbles[1::2]))
-
-
-def _decode_int4(buf: bytes, num_classes: int) -> np.ndarray:
-    return _INT4_PAIRS[np.frombuffer(buf, dtype=np.uint8)].reshape(-1)[:num_classes].copy()
 
 
 # --------------------------------------------------------------------------- features
@@ -296,14 +250,7 @@ def pack_features(features: np.ndarray) -> bytes:
         b'\\x81\\x80'
     """
     x = np.asarray(features)
-    bad = ~((x == 1) | (x == -1))
-    if np.any(bad):
-        raise ConfigError(
-            f"Expected binary features with values in {{-1, +1}}. Received "
-            f"{int(np.count_nonzero(bad))} of {x.size} values outside it, e.g. "
-            f"{x[bad].ravel()[0]!r}; binarise with sign() first."
-        )
-    return np.packbits((x > 0).ravel(order="C")).tobytes()
+    return pack_features_batch(x.reshape(1, -1))[0].tobytes()
 
 
 def unpack_features(payload: bytes, shape: Sequence[int]) -> np.ndarray:
@@ -333,19 +280,13 @@ def unpack_features(payload: bytes, shape: Sequence[int]) -> np.ndarray:
             f"Expected {expected} bytes for packed features of shape {dims}. "
             f"Received {len(buf)} bytes; check the feature shape on both ends."
         )
-    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8))
-    if np.any(bits[n:]):
-        raise ConfigError(
-            f"Expected zero padding bits after {n} feature bits for shape {dims}. "
-            "Received non-zero padding; the payload was packed for another shape."
-        )
-    return (bits[:n].astype(np.float32) * 2.0 - 1.0).reshape(dims)
+    return unpack_features_batch(np.frombuffer(buf, np.uint8)[None], dims)[0]
 
 
 # --------------------------------------------------------------------------- batches
-# The same payloads, for a whole batch at once: row ``i`` of a batch payload holds exactly
-# the bytes the one-sample function writes for sample ``i`` (so its length is that
-# sample's message size), without a Python loop over samples.
+# The codecs proper, a whole batch at once: row ``i`` of a batch payload holds exactly the
+# bytes of sample ``i``'s message (so its length is that message's size). The one-sample
+# functions above are these with a batch of one.
 
 
 def encode_summaries(values: np.ndarray, encoding: str = "float32") -> np.ndarray:

@@ -33,7 +33,6 @@ __all__ = [
     "TfliteModel",
     "check_manifest_tier",
     "check_tier_binary",
-    "read_tflite",
 ]
 
 IDENTIFIER = b"TFL3"
@@ -250,25 +249,6 @@ def _read(data: bytes) -> TfliteModel:
             entry[kind[:-1] + "_order"] = [by_index.get(i) for i in order]
         out.signatures[key] = entry
     return out
-
-
-def read_tflite(data: bytes) -> TfliteModel:
-    """Read a TFLite flatbuffer's operators and signatures, checking its structure.
-
-    Args:
-        data: the file's bytes.
-
-    Returns:
-        A :class:`TfliteModel`.
-
-    Raises:
-        ValueError: the bytes are not a well-formed TFLite flatbuffer (saying what is
-            out of bounds or inconsistent).
-    """
-    try:
-        return _read(bytes(data))
-    except _Corrupt as err:
-        raise FormatError(str(err)) from None
 
 
 def _shape_text(shape) -> str:

@@ -295,11 +295,6 @@ class Topology:
     def has_edge_exit(self) -> bool:
         return "edge" in self.exits
 
-    @property
-    def offloads_raw(self) -> bool:
-        """Configuration (a): no exit below the cloud, devices send raw input."""
-        return self.exits == ("cloud",)
-
     def is_image(self, device: int) -> bool:
         return len(self.input_shapes[device]) == 3
 
@@ -331,18 +326,6 @@ class Topology:
     def summary_encoding(self) -> str:
         """Wire encoding of the devices' class summaries (``comm.SUMMARY_ENCODINGS``)."""
         return SUMMARY_BITS[self.summary_bits]
-
-    def device_weight_bits(self, device: int) -> int:
-        """Binary weights of device ``device``'s tier: its blocks and its exit head."""
-        shape = self.input_shapes[device]
-        fan_in, bits = shape[-1], 0
-        for _ in range(self.device_conv_layers):
-            width = self.device_filters if len(shape) == 3 else self.device_units
-            bits += (9 * fan_in if len(shape) == 3 else fan_in) * width
-            fan_in = width
-        if self.has_local:
-            bits += self.feature_bits(device) * self.num_classes
-        return bits
 
     # ------------------------------------------------------------- (de)serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -165,7 +165,6 @@ class Hierarchy:
         self.classes = tuple(manifest["classes"])
         self.num_classes = len(self.classes)
         self.num_devices = self.topology.num_devices
-        self.raw_offload = self.exits == ("cloud",)
         self.summary_encoding = manifest["wire"]["summary"].get("encoding", "float32")
         self.raw_wire = raw_wire(manifest, self.graph)
         self.tiers: dict[str, TierRunner] = {
@@ -178,17 +177,6 @@ class Hierarchy:
         self.edge_tiers = [t.name for t in self.graph.by_role("edge")]
         self.thresholds = {e: float(manifest["thresholds"][e]) for e in self.exits[:-1]}
         self._messages = {tier.name: self._message_groups(tier) for tier in self.graph}
-        self._presence_rows: dict[tuple, np.ndarray] = {}  # one-by-one presence inputs
-        everyone = tuple(range(self.num_devices))
-        self._steps = [  # (tier, devices to check or None for all, messages, exit index)
-            (
-                tier,
-                None if tuple(tier.devices) == everyone else tier.devices,
-                self._messages[tier.name],
-                None if tier.exit is None else self.exits.index(tier.exit),
-            )
-            for tier in self.graph
-        ]
 
     def _message_groups(self, tier: Tier) -> list[tuple]:
         """The messages ``tier`` receives, grouped by kind, link and shape (and device for
@@ -285,11 +273,9 @@ class Hierarchy:
             prediction=np.full(n, -1, np.int64),
             presence=presence,
             probs={x: np.full((n, c), np.nan) for x in self.exits},
-            link_bytes={
-                "device_to_local": np.zeros((n, d), np.int64),
-                "device_to_upper": np.zeros((n, d), np.int64),
-                "edge_to_aggregator": np.zeros((n, e if "edge" in self.exits else 0), np.int64),
-                "edge_to_cloud": np.zeros((n, e), np.int64),
+            link_bytes={  # one column per sender on each link
+                link: np.zeros((n, width), np.int64)
+                for link, width in zip(LINKS, (d, d, e if "edge" in self.exits else 0, e))
             },
             tier_seconds={t: 0.0 for t in self.tiers},
             tier_samples={t: 0 for t in self.tiers},
@@ -300,15 +286,10 @@ class Hierarchy:
             all_exits=all_exits,
         )
         early = None if all_exits else ts
-        if batch_size == 1:  # the same steps with Python truth values instead of row masks
-            rows = presence.tolist()
-            for i in range(n):
-                self._run_sample([x[i : i + 1] for x in xs], rows[i], i, early, result)
-        else:
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                batch = _Batch([x[start:stop] for x in xs], presence[start:stop], start)
-                self._run_batch(batch, early, result)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            batch = _Batch([x[start:stop] for x in xs], presence[start:stop], start)
+            self._run_batch(batch, early, result)
         if all_exits:
             probs = [result.probs[x] for x in self.exits]
             valid = presence.any(axis=1)
@@ -381,79 +362,6 @@ class Hierarchy:
                     full[key] = np.zeros((batch.size, *value.shape[1:]), value.dtype)
                     full[key][rows] = value
                 batch.outputs[tier.name] = full
-
-    def _run_sample(
-        self,
-        xs: list[np.ndarray],
-        present: list[bool],
-        i: int,
-        early: dict[str, float] | None,
-        result: RunResult,
-    ) -> None:
-        """:meth:`_run_batch` for one sample (row ``i``): same tiers, codecs and exit rule."""
-        if not any(present):
-            return
-        outputs: dict[str, dict[str, np.ndarray]] = {}
-        clock = time.perf_counter
-        for tier, devices, groups, exit_index in self._steps:
-            if devices is not None and not any([present[d] for d in devices]):
-                continue
-            received = {}
-            if groups:
-                start = clock()
-                for output, link, _, ports, senders, columns in groups:
-                    live = [k for k, ds in enumerate(senders) if any([present[d] for d in ds])]
-                    if not live:
-                        continue
-                    values = [self._sample_message(ports[k], xs, outputs) for k in live]
-                    values = values[0] if len(values) == 1 else np.concatenate(values)
-                    payload = self._encode(output, ports[0], values)
-                    decoded = self._decode(output, ports[0], payload)
-                    result.link_bytes[link][i, columns[live]] = payload.shape[1]
-                    for row, k in enumerate(live):
-                        received[ports[k].name] = decoded[row : row + 1]
-                result.wire_seconds += clock() - start
-            feeds = []
-            for port in tier.inputs:
-                if port.columns:
-                    x = self._presence_row(port, present)
-                elif port.source is None:  # the device's own sensor
-                    x = xs[port.device]
-                else:  # a message, or zeros when its sender sent nothing
-                    x = received.get(port.name)
-                    if x is None:
-                        x = np.zeros((1, *port.shape), np.float32)
-                feeds.append(x)
-            start = clock()
-            out = self.tiers[tier.name].run(feeds)
-            result.tier_seconds[tier.name] += clock() - start
-            result.tier_samples[tier.name] += 1
-            if exit_index is None:
-                outputs[tier.name] = out
-                continue
-            probs = softmax(out["logits"].astype(np.float64))
-            result.probs[tier.exit][i] = probs[0]
-            last = exit_index == len(self.exits) - 1
-            if early is None and not last:
-                continue
-            if last or exits_here(probs, early[tier.exit])[0]:
-                result.exit_index[i] = exit_index
-                result.prediction[i] = int(np.argmax(probs[0]))
-                return
-
-    def _presence_row(self, port: Port, present: list[bool]) -> np.ndarray:
-        key = (id(port), tuple(present))
-        mask = self._presence_rows.get(key)
-        if mask is None:
-            cols = [float(any(present[d] for d in c.devices)) for c in port.columns]
-            mask = self._presence_rows[key] = np.array([cols], np.float32)
-        return mask
-
-    @staticmethod
-    def _sample_message(port: Port, xs: list[np.ndarray], outputs: dict) -> np.ndarray:
-        if port.source.output == "raw":
-            return xs[port.device]
-        return outputs[port.source.tier][port.source.output]
 
     def _receive(self, tier: Tier, batch: _Batch, result: RunResult) -> dict[str, np.ndarray]:
         """The messages ``tier`` receives, sent now by every pending live sender.

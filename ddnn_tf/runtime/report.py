@@ -31,7 +31,7 @@ from ddnn_tf.core.exits import evaluate_exits, threshold_sweep
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
-__all__ = ["evaluate_model", "format_report", "load_data_for", "load_split", "sweep_bytes_fn"]
+__all__ = ["evaluate_model", "load_data_for", "load_split", "sweep_bytes_fn"]
 
 
 def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
@@ -253,8 +253,3 @@ def evaluate_model(
                 probs, y, bytes_fn=sweep_bytes_fn(full, h.exits), valid=full.valid
             )
     return result
-
-
-def format_report(result: Evaluation) -> str:
-    """A readable text report of :func:`evaluate_model`'s result (:meth:`Evaluation.format`)."""
-    return result.format()
