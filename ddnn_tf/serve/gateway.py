@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 import socket
 import sys
@@ -71,14 +70,7 @@ from ddnn_tf.serve.http import (
     read_body,
     with_deadline,
 )
-from ddnn_tf.serve.results import (
-    ANSWER_FIELDS,
-    AnswerLog,
-    Journal,
-    RoundLedger,
-    restore,
-    sse_event,
-)
+from ddnn_tf.serve.results import ANSWER_FIELDS, AnswerLog, Journal, RoundLedger, restore
 from ddnn_tf.serve.settings import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES
 from ddnn_tf.serve.wire import (
     DECISION_TYPE,
@@ -765,49 +757,16 @@ def create_gateway_app(
                 "bad_request",
                 f"after: expected an answer number in ASCII digits, got {raw[:40]!r}.",
             )
-        sub, missed = gw.log.subscribe(after)
         hello = {
             "model": gw.model,
             "boot": gw.boot,
             "exits": list(gw.exits),
             "fields": ["seq", *ANSWER_FIELDS, "exit_name"],
-            "window": gw.log.window,
-            "oldest": gw.log.oldest,
-            "next": gw.log.next_seq,
         }
-
-        async def events():
-            try:
-                yield b"retry: 1000\nevent: hello\ndata: " + _compact(hello) + b"\n\n"
-                if missed:
-                    gap = {"missed": missed, "oldest": gw.log.oldest}
-                    yield b"event: gap\ndata: " + _compact(gap) + b"\n\n"
-                while True:
-                    if not sub.items:
-                        if sub.lagged:
-                            yield b"event: lagged\ndata: {}\n\n"
-                            return
-                        try:
-                            await asyncio.wait_for(sub.ready.wait(), _KEEPALIVE_S)
-                        except TimeoutError:
-                            yield b": keep-alive\n\n"
-                        continue
-                    yield b"".join(sse_event(seq, data) for seq, data in sub.take())
-            finally:
-                gw.log.unsubscribe(sub)
-
         return StreamingResponse(
-            events(),
+            gw.log.stream(hello, after),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     return app
-
-
-#: Seconds between keep-alive comments on an idle answer stream.
-_KEEPALIVE_S = 15.0
-
-
-def _compact(doc: dict) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()

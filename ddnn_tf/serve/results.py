@@ -53,6 +53,8 @@ ANSWER_FIELDS = (
 
 #: Answers a subscriber may fall behind by before it is told it lagged and cut off.
 SUBSCRIBER_BACKLOG = 65536
+#: Seconds between keep-alive comments on an idle result stream.
+KEEPALIVE_S = 15.0
 
 
 def sse_event(seq: int, data: bytes, event: str = "answer") -> bytes:
@@ -188,6 +190,36 @@ class AnswerLog:
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+
+    async def stream(self, hello: dict, after: int | None):
+        """The result stream's bytes (server-sent events) for one subscriber: ``hello``
+        (with the window's ``window``, ``oldest`` and ``next``), a ``gap`` when answers
+        after ``after`` are no longer kept, every answer as it is made, a keep-alive
+        comment when idle, and ``lagged`` before it ends for a subscriber left behind."""
+        sub, missed = self.subscribe(after)
+        try:
+            hello = {**hello, "window": self.window, "oldest": self.oldest, "next": self.next_seq}
+            yield b"retry: 1000\nevent: hello\ndata: " + _compact(hello) + b"\n\n"
+            if missed:
+                gap = {"missed": missed, "oldest": self.oldest}
+                yield b"event: gap\ndata: " + _compact(gap) + b"\n\n"
+            while True:
+                if not sub.items:
+                    if sub.lagged:
+                        yield b"event: lagged\ndata: {}\n\n"
+                        return
+                    try:
+                        await asyncio.wait_for(sub.ready.wait(), KEEPALIVE_S)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                    continue
+                yield b"".join(sse_event(seq, data) for seq, data in sub.take())
+        finally:
+            self.unsubscribe(sub)
+
+
+def _compact(doc: dict) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 class RoundLedger:
