@@ -57,6 +57,10 @@ RUNS = {
         ]
         for n in (1, 2, 4, 8)
     },
+    "sites_2_ray": [
+        *("--data", "fmnist6", "--limit", "1000", "--sites", "2"),
+        *("--engine", "ray", "--replicas", "2"),
+    ],
 }
 
 
