@@ -72,8 +72,8 @@ def _check_seconds(value, name: str) -> float:
 
 
 def service_rss_mb(pid: int) -> float:
-    """Peak resident memory (``VmHWM``) of process ``pid`` and of every process of its
-    session (the service's own children: Ray's processes, say), in MB."""
+    """Peak resident memory (``VmHWM``) of process ``pid`` and of every process it leads
+    (its own children, started in its process group: Ray's processes, say), in MB."""
     total = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -81,8 +81,8 @@ def service_rss_mb(pid: int) -> float:
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
                 stat = f.read()
-            session = int(stat[stat.rindex(b")") + 2 :].split()[3])
-            if int(entry) != pid and session != pid:
+            sid = int(stat[stat.rindex(b")") + 2 :].split()[3])
+            if int(entry) != pid and sid != pid:
                 continue
             with open(f"/proc/{entry}/status") as f:
                 for line in f:

@@ -547,7 +547,8 @@ class AnswerSubscriber:
     Args:
         settings: the broker.
         root: the topic root.
-        client_id: this subscriber's client id (its session survives a reconnect).
+        client_id: this subscriber's client id (the broker keeps its subscription and
+            queued answers across a reconnect).
     """
 
     def __init__(self, settings: MqttSettings, root: str, client_id: str) -> None:
