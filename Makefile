@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv, obtain fmnist6, train the default DDNN and print its figures
-#   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js and chromium, lint
+#   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js, chromium and
+#               mosquitto (the MQTT broker), lint
 #               (ruff, import-linter's layer contracts), build the docs site, and run the
 #               whole test suite (the lean-install test among it)
 PYTHON ?= python3
@@ -11,7 +12,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 EPOCHS ?= 5
 RUN    ?= runs/default
 
-.PHONY: demo test setup data web lint docs clean
+.PHONY: demo test setup data web broker lint docs clean
 
 setup: $(STAMP)
 
@@ -52,6 +53,20 @@ web: $(NPM_STAMP)
 		echo "chromium: missing; the browser tests fail until it is installed (apt-get install -y chromium)"; \
 	fi
 
+# The MQTT broker the MQTT tests and `ddnn deploy --transport mqtt` start on loopback:
+# Debian's mosquitto, installed with apt-get when running as root and it is missing (it is
+# started by the project's own code, never left running as a system service).
+broker:
+	@if command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; then \
+		echo "mosquitto: $$(command -v mosquitto || echo /usr/sbin/mosquitto)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "mosquitto: installing with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; \
+		if command -v service >/dev/null; then service mosquitto stop >/dev/null 2>&1 || true; fi; \
+	else \
+		echo "mosquitto: missing; the MQTT tests fail until it is installed (apt-get install -y mosquitto)"; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check ddnn_tf tests scripts
 	$(BIN)/ruff format --check ddnn_tf tests scripts
@@ -65,7 +80,7 @@ demo: data
 	$(BIN)/ddnn train --data fmnist6 --out $(RUN) --epochs $(EPOCHS) --overwrite --verbose 2
 	$(BIN)/ddnn evaluate $(RUN) --sweep
 
-test: data lint docs web
+test: data lint docs web broker
 	$(BIN)/python -m pytest -q --durations=15
 
 clean:

@@ -25,6 +25,7 @@ SERVE = [
     "httpx==0.28.1",
     "qrcode==8.2",
     "cryptography>=42",  # serve demo --https: a self-signed certificate for the LAN
+    "paho-mqtt==2.2.0",  # --transport mqtt (the broker itself: Debian's mosquitto)
 ]
 RAY = ["ray[serve]==2.60.0"]
 # The paper's tables and plots, and the notebook.

@@ -19,6 +19,12 @@ __all__ = ["deploy"]
     cloud_down_at=NON_NEGATIVE,
     timeout_s=POSITIVE,
     gather_s=POSITIVE,
+    sites=AT_LEAST_1,
+    repeat=AT_LEAST_1,
+    restart_gateway_at=NON_NEGATIVE,
+    restart_cloud_at=NON_NEGATIVE,
+    window=AT_LEAST_1,
+    cloud_retry_s=POSITIVE,
 )
 def deploy(
     model: str,
@@ -36,6 +42,14 @@ def deploy(
     cloud_down_at: int | None = None,
     timeout_s: float = 900.0,
     gather_s: float = 2.0,
+    sites: int = 1,
+    repeat: int = 1,
+    transport: str = "http",
+    broker: str | None = None,
+    restart_gateway_at: int | None = None,
+    restart_cloud_at: int | None = None,
+    window: int = 4096,
+    cloud_retry_s: float | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Run a converted model's hierarchy as processes on loopback and report it.
@@ -56,6 +70,18 @@ def deploy(
         cloud_down_at: stop the cloud once this many samples were answered.
         timeout_s: give up (and stop everything) after this many seconds of streaming.
         gather_s: how long the gateway waits for a silent device before counting it absent.
+        sites: gateways, each with its own devices, sharing the one cloud.
+        repeat: stream the split this many times (a soak).
+        transport: http or mqtt between the devices and the gateways.
+        broker: an MQTT broker to use, mqtt://HOST:PORT or mqtts://HOST:PORT, its password
+            in $DDNN_TF_MQTT_PASSWORD (default: start mosquitto on loopback).
+        restart_gateway_at: SIGKILL site 0's gateway once this many samples were answered
+            and start it again (same port, same journal).
+        restart_cloud_at: stop the cloud once this many samples were answered and start
+            it again on the same port.
+        window: answers each gateway keeps for reconnecting subscribers.
+        cloud_retry_s: how long the gateways retry an unreachable cloud before answering
+            lower down (default 5; 60 with --restart-cloud-at, 180 on Ray).
         json: print one JSON object instead of the text report.
     """
     import json as _json
@@ -80,6 +106,14 @@ def deploy(
             cloud_down_at=cloud_down_at,
             timeout_s=timeout_s,
             gather_s=gather_s,
+            sites=sites,
+            repeat=repeat,
+            transport=transport,
+            broker=broker,
+            restart_gateway_at=restart_gateway_at,
+            restart_cloud_at=restart_cloud_at,
+            window=window,
+            cloud_retry_s=cloud_retry_s,
         )
     except KeyboardInterrupt:
         print("error: interrupted; every process deploy started was stopped.", file=sys.stderr)

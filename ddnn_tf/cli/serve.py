@@ -112,6 +112,9 @@ def cloud(
     deadline_s=POSITIVE,
     gather_s=POSITIVE,
     cloud_timeout_s=POSITIVE,
+    batch=AT_LEAST_1,
+    window=AT_LEAST_1,
+    cloud_retry_s=POSITIVE,
 )
 def gateway(
     model: str,
@@ -126,6 +129,16 @@ def gateway(
     gather_s: float = 2.0,
     cloud_timeout_s: float = 5.0,
     target: str = "portable",
+    batch: int = 64,
+    window: int = 4096,
+    journal: str | None = None,
+    cloud_retry_s: float = 5.0,
+    transport: str = "http",
+    broker: str | None = None,
+    mqtt_user: str | None = None,
+    mqtt_password: str | None = None,
+    mqtt_ca: str | None = None,
+    topic_root: str | None = None,
 ) -> None:
     """Serve the local aggregator (the gateway the end devices talk to).
 
@@ -140,12 +153,28 @@ def gateway(
         max_body_bytes: request body limit.
         deadline_s: per-request deadline in seconds.
         gather_s: how long a round waits for a device's message before counting it absent.
-        cloud_timeout_s: how long to wait for the cloud before answering locally (degraded).
+        cloud_timeout_s: how long one cloud request may take.
         target: portable (ai-edge-litert) or lce (larq-compute-engine).
+        batch: the round length in samples (the devices' --batch).
+        window: answers kept for subscribers that reconnect; round starts are accepted
+            within this many samples of the newest round.
+        journal: a file the answers are written to and read back from on a restart, so
+            a restarted gateway answers each sample once (default: memory only).
+        cloud_retry_s: how long rounds retry an unreachable cloud before they are
+            answered by the exit below it (degraded).
+        transport: http (the devices POST) or mqtt (the devices publish to --broker;
+            HTTP still serves /v1/answers, /v1/progress and /healthz).
+        broker: the MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS).
+        mqtt_user: the broker user name (default: the URL's, else none).
+        mqtt_password: the broker password (default: $DDNN_TF_MQTT_PASSWORD).
+        mqtt_ca: CA certificate file to verify an mqtts:// broker (default: the system's).
+        topic_root: the MQTT topics' prefix (default ddnn/MODEL_NAME).
     """
     token = service_token(host, token)
     from ddnn_tf.serve.gateway import create_gateway_app
     from ddnn_tf.serve.run_server import run_app
+
+    mqtt = mqtt_settings(transport, broker, mqtt_user, mqtt_password, mqtt_ca, topic_root)
 
     app = create_gateway_app(
         model,
@@ -158,8 +187,30 @@ def gateway(
         gather_s=gather_s,
         cloud_timeout_s=cloud_timeout_s,
         target=target,
+        batch=batch,
+        window=window,
+        journal=journal,
+        cloud_retry_s=cloud_retry_s,
+        mqtt=mqtt,
     )
     run_app(app, host, port)
+
+
+def mqtt_settings(transport, broker, user, password, ca, topic_root):
+    """The MQTT settings of the flags (None for transport http)."""
+    if transport not in ("http", "mqtt"):
+        raise ConfigError(f"--transport: expected http or mqtt, got {transport!r}.")
+    if transport == "http":
+        if broker is not None:
+            raise ConfigError("--broker goes with --transport mqtt.")
+        return None
+    if broker is None:
+        raise ConfigError("--transport mqtt needs --broker mqtt://HOST:PORT.")
+    from ddnn_tf.serve.mqtt import MqttSettings
+
+    return MqttSettings.from_url(
+        broker, username=user, password=password, ca=ca, topic_root=topic_root
+    )
 
 
 @command(port=PORT, max_body_bytes=AT_LEAST_1, deadline_s=POSITIVE)

@@ -3,7 +3,11 @@
 * :func:`create_cloud_app` / :func:`cloud_router`: the cloud tier (``serve cloud``);
 * :func:`create_gateway_app`: the local aggregator that end devices talk to
   (``serve gateway``), which forwards the samples that did not exit to the cloud;
-* :mod:`ddnn_tf.serve.wire`: the binary message formats, shared with the devices.
+* :mod:`ddnn_tf.serve.wire`: the binary message formats, shared with the devices;
+* :mod:`ddnn_tf.serve.results`: the gateway's answers, delivered as they are made
+  (``GET /v1/answers``) and forgotten after a bounded window, with a journal for restarts;
+* :mod:`ddnn_tf.serve.mqtt` / :mod:`ddnn_tf.serve.broker`: MQTT beside HTTP, and a
+  mosquitto of our own on loopback.
 
 Nothing here imports TensorFlow: the tiers run through :mod:`ddnn_tf.runtime`. The
 names below are imported on first use, so ``import ddnn_tf.serve.bench`` stays light.

@@ -1,25 +1,36 @@
 """The whole hierarchy as real processes on loopback, in one command.
 
 :func:`deploy` (``ddnn deploy MODEL_DIR --data fmnist6``) starts the cloud (``ddnn serve
-cloud``), the gateway (``ddnn serve gateway``) and one OS process per end device
-(``ddnn device``) on 127.0.0.1 free ports, with a fresh shared token, streams the data
-split through them, stops everything it started (also on an error or Ctrl-C) and reports
-``ddnn run``'s keys measured live, plus what only a network shows:
+cloud``), one gateway per site (``ddnn serve gateway``) and one OS process per end device
+(``ddnn device``) on 127.0.0.1 free ports, with a fresh shared token (and, over MQTT, a
+mosquitto broker of its own with a fresh password, unless ``broker`` names one), streams
+the data split through them, reads every site's answers from its result stream as they
+are made (never polling), stops everything it started (also on an error or Ctrl-C) and
+reports ``ddnn run``'s keys measured live, plus what only a network shows:
 
 * ``wire_bytes_per_device``: bytes one live device put on its socket per sample (payload
-  plus HTTP framing), ``wire_received_bytes_per_device`` what it read back;
+  plus HTTP or MQTT framing), ``wire_received_bytes_per_device`` what it read back;
 * ``latency_ms`` ``{p50, p99}``: per sample, from the moment its devices started
   (the earliest device's clock before running its tier) to its answer at the gateway;
-* ``samples_per_s``; ``lost`` (samples without an answer); ``degraded`` (answered by the
-  exit below the cloud, local or edge, because the cloud was unreachable);
+* ``samples_per_s``; ``lost`` (samples without an answer); ``duplicates`` (samples
+  answered more than once); ``degraded`` (answered by the exit below the cloud, local
+  or edge, because the cloud was unreachable);
 * ``mismatches_vs_offline``: answered samples whose exit or prediction differs from
   :meth:`ddnn_tf.runtime.Hierarchy.run` on the same data, ``T`` and the device
   presence the gateway observed (a degraded sample is expected at the exit below the
-  cloud).
+  cloud);
+* ``rss_mb``: ``{"gateway": [at 10 %, at the end], "cloud": [...]}``, the peak resident
+  memory (``VmHWM``, summed over the service's processes) when 10 % of the stream was
+  answered and at its end;
+* with ``sites`` > 1, ``sites``: those figures per site, and ``cloud_samples_per_s``.
+  The top-level figures are then over all sites (``lost``, ``duplicates``,
+  ``mismatches_vs_offline``, ``degraded`` summed; latency over every answer).
 
-Faults: ``kill_device=D, kill_at=K`` SIGKILLs device D's process once K samples were
-answered; ``cloud_down_at=K`` stops the cloud once K samples were answered (SIGKILL
-for uvicorn, an outage; SIGTERM for Ray, whose driver then stops the Ray instance).
+Faults (counted in answers of site 0): ``kill_device=D, kill_at=K`` SIGKILLs device D's
+process; ``cloud_down_at=K`` stops the cloud for good (SIGKILL for uvicorn, an outage;
+SIGTERM for Ray, whose driver then stops the Ray instance); ``restart_gateway_at=K``
+SIGKILLs site 0's gateway and starts it again on the same port with the same journal;
+``restart_cloud_at=K`` stops the cloud as above and starts it again on the same port.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import secrets
 import signal
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +49,60 @@ import numpy as np
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.serve.process import ServiceProcess, wait_ready
 
-__all__ = ["deploy", "format_report"]
+__all__ = ["deploy", "format_report", "service_rss_mb"]
 
 _READY_TIMEOUT_S = 120.0
+#: How long deploy waits, once the devices are done, for the last answers to arrive.
+_DRAIN_S = 30.0
 
 
-def _check_count(value, name: str) -> int | None:
+def _check_count(value, name: str, low: int = 0) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"expected a non-negative integer, got {value!r}.", argument=name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        want = "a non-negative integer" if low == 0 else f"an integer >= {low}"
+        raise ConfigError(f"expected {want}, got {value!r}.", argument=name)
     return value
+
+
+def _check_seconds(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"expected a positive number of seconds, got {value!r}.", argument=name)
+    return float(value)
+
+
+def service_rss_mb(pid: int) -> float:
+    """Peak resident memory (``VmHWM``) of process ``pid`` and of every process it leads
+    (its own children, started in its process group: Ray's processes, say), in MB."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            sid = int(stat[stat.rindex(b")") + 2 :].split()[3])
+            if int(entry) != pid and sid != pid:
+                continue
+            with open(f"/proc/{entry}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    return total / 1024
+
+
+@dataclass
+class _Site:
+    index: int
+    args: list[str]
+    gateway: ServiceProcess
+    url: str
+    journal: Path
+    collector: Any
+    devices: list[ServiceProcess] = field(default_factory=list)
+    restarts: int = 0
 
 
 def deploy(
@@ -68,19 +123,40 @@ def deploy(
     timeout_s: float = 900.0,
     gather_s: float = 2.0,
     records: bool = False,
+    sites: int = 1,
+    repeat: int = 1,
+    transport: str = "http",
+    broker: str | None = None,
+    restart_gateway_at: int | None = None,
+    restart_cloud_at: int | None = None,
+    window: int = 4096,
+    cloud_retry_s: float | None = None,
 ) -> dict[str, Any]:
     """Run the hierarchy as processes on loopback and report it (see the module docstring).
 
     ``data`` may also be a loaded ``Dataset``. With ``records`` the result also holds
-    ``samples``: per sample ``exit`` (index, -1 = none), ``prediction``, ``degraded`` and
-    ``local_presence`` (the devices whose summaries arrived).
+    ``samples`` (site 0): per sample ``exit`` (index, -1 = none), ``prediction``,
+    ``degraded`` and ``local_presence`` (the devices whose summaries arrived).
+
+    Args:
+        sites: gateways (each with its own devices) sharing the one cloud.
+        repeat: stream the split this many times (a soak: memory must stay flat).
+        transport: http or mqtt (devices <-> gateway; the cloud is always HTTP).
+        broker: an MQTT broker URL (``mqtt://HOST:PORT`` or ``mqtts://``; its password
+            in ``$DDNN_TF_MQTT_PASSWORD``); None: start mosquitto on loopback.
+        restart_gateway_at / restart_cloud_at: restart that service once this many
+            samples of site 0 were answered.
+        window: answers each gateway keeps for reconnecting subscribers.
+        cloud_retry_s: how long the gateways retry an unreachable cloud before they
+            answer lower down (default 5 s; 60 s with ``restart_cloud_at``, 180 s on Ray).
 
     Returns:
         The report as a JSON-able dict.
 
     Raises:
-        ValueError / FileNotFoundError: bad options, a bad model or dataset, a service
-            that does not start, a device that fails, or the run exceeding ``timeout_s``.
+        ConfigError / FileNotFoundError: bad options, a bad model or dataset.
+        DeploymentError: a service or broker that does not start, a device that fails,
+            or the run exceeding ``timeout_s``.
     """
     import httpx
 
@@ -91,20 +167,36 @@ def deploy(
 
     if engine not in ("uvicorn", "ray"):
         raise ConfigError(f"expected uvicorn or ray, got {engine!r}.", argument="engine")
+    if transport not in ("http", "mqtt"):
+        raise ConfigError(f"expected http or mqtt, got {transport!r}.", argument="transport")
+    if broker is not None and transport != "mqtt":
+        raise ConfigError("a broker is used with the MQTT transport only.", argument="broker")
     if (kill_device is None) != (kill_at is None):
         raise ConfigError("kill_device and kill_at go together (--kill-device, --kill-at).")
     kill_at = _check_count(kill_at, "kill_at")
     cloud_down_at = _check_count(cloud_down_at, "cloud_down_at")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ConfigError(f"expected a positive integer, got {batch!r}.", argument="batch")
-    if not isinstance(gather_s, (int, float)) or isinstance(gather_s, bool) or gather_s <= 0:
+    restart_gateway_at = _check_count(restart_gateway_at, "restart_gateway_at")
+    restart_cloud_at = _check_count(restart_cloud_at, "restart_cloud_at")
+    if cloud_down_at is not None and restart_cloud_at is not None:
+        raise ConfigError("cloud_down_at and restart_cloud_at exclude each other.")
+    batch = _check_count(batch, "batch", 1)
+    sites = _check_count(sites, "sites", 1)
+    repeat = _check_count(repeat, "repeat", 1)
+    window = _check_count(window, "window", 1)
+    gather_s = _check_seconds(gather_s, "gather_s")
+    timeout_s = _check_seconds(timeout_s, "timeout_s")
+    if cloud_retry_s is None:
+        cloud_retry_s = 5.0 if restart_cloud_at is None else (180.0 if engine == "ray" else 60.0)
+    cloud_retry_s = _check_seconds(cloud_retry_s, "cloud_retry_s")
+    if window < 2 * batch:
         raise ConfigError(
-            f"expected a positive number of seconds, got {gather_s!r}.", argument="gather_s"
+            f"expected at least two rounds ({2 * batch} answers for batch {batch}), got {window}.",
+            argument="window",
         )
     manifest = load_manifest(model)
     h = Hierarchy(manifest, target=target)
     # the gateway applies the threshold; refuse a bad one before any data or process
-    resolve_thresholds(threshold, h.exits[:-1], manifest["thresholds"])
+    ts = resolve_thresholds(threshold, h.exits[:-1], manifest["thresholds"])
     if kill_device is not None and (
         isinstance(kill_device, bool)
         or not isinstance(kill_device, int)
@@ -114,83 +206,95 @@ def deploy(
             f"expected a device index in [0, {h.num_devices}), got {kill_device!r}.",
             argument="kill_device",
         )
+    mqtt_settings = None
+    if transport == "mqtt":
+        from ddnn_tf.serve.mqtt import MqttSettings
+
+        if broker is not None:  # checked before anything starts
+            mqtt_settings = MqttSettings.from_url(broker)
     samples = load_split(h, data, path, split, limit)
     xs = h._check_inputs(samples.x)
+    n_total = len(samples.y) * repeat
     token = secrets.token_urlsafe(24)
     env = {**os.environ, "DDNN_TF_TOKEN": token, "PYTHONUNBUFFERED": "1"}
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     procs: list[ServiceProcess] = []
-    killed_at = cloud_down = None
+    site_list: list[_Site] = []
+    events: dict[str, Any] = {"killed_at": None, "cloud_down": None, "restarts": []}
+    rss: dict[str, list[float]] = {"gateway": [], "cloud": []}
+    broker_proc = None
     with tempfile.TemporaryDirectory(prefix="ddnn-deploy-") as tmp:
         folder = Path(tmp)
         for d, x in enumerate(xs):
             np.save(folder / f"view_{d}.npy", x)
         headers = {"Authorization": f"Bearer {token}"}
         try:
+            if transport == "mqtt" and mqtt_settings is None:
+                from ddnn_tf.serve.broker import Broker
+
+                broker_proc = Broker(folder / "broker").start()
+                mqtt_settings = broker_proc.settings
+            if mqtt_settings is not None and mqtt_settings.password:
+                env["DDNN_TF_MQTT_PASSWORD"] = mqtt_settings.password
             with httpx.Client(headers=headers, timeout=30.0) as client:
                 deadline = time.monotonic() + _READY_TIMEOUT_S
-                cloud_args = [
-                    "-m",
-                    "ddnn_tf.serve",
-                    "cloud",
-                    str(model),
-                    "--port",
-                    "0",
-                    "--target",
-                    target,
-                ]
+                cloud_args = ["-m", "ddnn_tf.serve", "cloud", str(model), "--target", target]
                 if engine == "ray":
-                    cloud_args += [
-                        "--engine",
-                        "ray",
-                        "--replicas",
-                        str(replicas),
-                        "--ray-temp-dir",
-                        str(folder / "ray"),
-                    ]
-                cloud = ServiceProcess("cloud", cloud_args, folder, env)
+                    cloud_args += ["--engine", "ray", "--replicas", str(replicas)]
+                    cloud_args += ["--ray-temp-dir", str(folder / "ray")]
+                cloud = ServiceProcess("cloud", [*cloud_args, "--port", "0"], folder, env)
                 procs.append(cloud)
-                gateway_args = [
-                    "-m",
-                    "ddnn_tf.serve",
-                    "gateway",
-                    str(model),
-                    "--port",
-                    "0",
-                    "--target",
-                    target,
-                    "--cloud",
-                ]
                 cloud_url = cloud.url(deadline)
                 wait_ready(client, cloud_url, cloud, deadline)
-                gateway_args.append(cloud_url)
-                gateway_args += ["--gather-s", str(float(gather_s))]
-                if threshold is not None:
-                    gateway_args += ["--threshold", str(threshold)]
-                gateway = ServiceProcess("gateway", gateway_args, folder, env)
-                procs.append(gateway)
-                gateway_url = gateway.url(deadline)
-                wait_ready(client, gateway_url, gateway, deadline)
-                devices = []
-                for d in range(h.num_devices):
-                    args = [
-                        "-m",
-                        "ddnn_tf.device",
-                        str(model),
-                        "--index",
-                        str(d),
-                        "--gateway",
-                        gateway_url,
-                        "--data",
-                        str(folder / f"view_{d}.npy"),
-                        "--batch",
-                        str(batch),
-                        "--target",
-                        target,
-                    ]
-                    devices.append(ServiceProcess(h.device_tiers[d], args, folder, env))
-                procs.extend(devices)
+                cloud_port = cloud_url.rsplit(":", 1)[1]
+                for k in range(sites):
+                    site_list.append(
+                        _start_site(
+                            k,
+                            model=model,
+                            target=target,
+                            cloud_url=cloud_url,
+                            gather_s=gather_s,
+                            threshold=threshold,
+                            batch=batch,
+                            window=window,
+                            cloud_retry_s=cloud_retry_s,
+                            transport=transport,
+                            mqtt=mqtt_settings,
+                            sites=sites,
+                            folder=folder,
+                            env=env,
+                            client=client,
+                            token=token,
+                            deadline=deadline,
+                            name=manifest["name"],
+                        )
+                    )
+                    procs.append(site_list[-1].gateway)
+                for site in site_list:
+                    for d in range(h.num_devices):
+                        args = [
+                            "-m",
+                            "ddnn_tf.device",
+                            str(model),
+                            "--index",
+                            str(d),
+                            "--data",
+                            str(folder / f"view_{d}.npy"),
+                            "--batch",
+                            str(batch),
+                            "--target",
+                            target,
+                            "--repeat",
+                            str(repeat),
+                        ]
+                        args += _link_args(site, transport, mqtt_settings, sites, manifest)
+                        name = h.device_tiers[d] if sites == 1 else f"site{site.index}-{d}"
+                        site.devices.append(ServiceProcess(name, args, folder, env))
+                    procs.extend(site.devices)
+                devices = [p for site in site_list for p in site.devices]
+                first = site_list[0]
                 stop_at = time.monotonic() + timeout_s
                 while any(p.alive() for p in devices):
                     if time.monotonic() > stop_at:
@@ -200,183 +304,278 @@ def deploy(
                     for p in devices:
                         if p.proc.poll() not in (None, 0) and p.proc.returncode != -signal.SIGKILL:
                             raise DeploymentError(f"{p.name} failed: {p.tail()}")
-                    if kill_at is not None or cloud_down_at is not None:
-                        answered = client.get(f"{gateway_url}/v1/progress").json()["answered"]
-                        if kill_at is not None and killed_at is None and answered >= kill_at:
-                            devices[kill_device].stop(signal.SIGKILL)
-                            killed_at = answered
-                        if (
-                            cloud_down_at is not None
-                            and cloud_down is None
-                            and (answered >= cloud_down_at)
-                        ):
-                            # An outage, not a shutdown: uvicorn's graceful stop would go on
-                            # answering the requests in flight. Ray's driver must stop Ray.
-                            cloud.stop(signal.SIGKILL if engine == "uvicorn" else signal.SIGTERM)
-                            cloud_down = answered
+                    answered = first.collector.count
+                    if not rss["gateway"] and sum(s.collector.count for s in site_list) >= (
+                        0.1 * n_total * sites
+                    ):
+                        rss["gateway"].append(service_rss_mb(first.gateway.proc.pid))
+                        rss["cloud"].append(service_rss_mb(cloud.proc.pid))
+                    if kill_at is not None and events["killed_at"] is None and answered >= kill_at:
+                        first.devices[kill_device].stop(signal.SIGKILL)
+                        events["killed_at"] = answered
+                    cloud_stop = signal.SIGKILL if engine == "uvicorn" else signal.SIGTERM
+                    if (
+                        cloud_down_at is not None
+                        and events["cloud_down"] is None
+                        and answered >= cloud_down_at
+                    ):
+                        # An outage, not a shutdown: uvicorn's graceful stop would go on
+                        # answering the requests in flight. Ray's driver must stop Ray.
+                        cloud.stop(cloud_stop)
+                        events["cloud_down"] = answered
+                    if restart_cloud_at is not None and answered >= restart_cloud_at:
+                        restart_cloud_at = None
+                        cloud.stop(cloud_stop)
+                        t = time.monotonic()
+                        cloud = ServiceProcess(
+                            "cloud-restarted", [*cloud_args, "--port", cloud_port], folder, env
+                        )
+                        procs.append(cloud)
+                        later = time.monotonic() + _READY_TIMEOUT_S
+                        wait_ready(client, cloud.url(later), cloud, later)
+                        events["restarts"].append(
+                            {"service": "cloud", "after": answered, "away_s": time.monotonic() - t}
+                        )
+                    if restart_gateway_at is not None and answered >= restart_gateway_at:
+                        restart_gateway_at = None
+                        t = time.monotonic()
+                        _restart_gateway(first, folder, env, client)
+                        procs.append(first.gateway)
+                        events["restarts"].append(
+                            {
+                                "service": "gateway",
+                                "after": answered,
+                                "away_s": time.monotonic() - t,
+                            }
+                        )
                     time.sleep(0.02)
                 for p in devices:
                     if p.proc.returncode not in (0, -signal.SIGKILL):
                         raise DeploymentError(f"{p.name} failed: {p.tail()}")
-                answers = client.get(f"{gateway_url}/v1/results").json()
-                rounds = [p.records() for p in devices]
+                for site in site_list:
+                    site.collector.wait_for(len(samples.y) * repeat, _DRAIN_S)
+                if not rss["gateway"]:  # a stream too short to sample at 10 %
+                    rss["gateway"].append(service_rss_mb(first.gateway.proc.pid))
+                    rss["cloud"].append(service_rss_mb(cloud.proc.pid))
+                rss["gateway"].append(service_rss_mb(first.gateway.proc.pid))
+                rss["cloud"].append(service_rss_mb(cloud.proc.pid))
+                site_rss = [service_rss_mb(s.gateway.proc.pid) for s in site_list]
+                rounds = [[p.records() for p in site.devices] for site in site_list]
         finally:
+            for site in site_list:
+                site.collector.stop(timeout=0.5)
             for p in reversed(procs):
                 p.stop()
-    return _report(
+            if broker_proc is not None:
+                broker_proc.stop()
+    return _result(
         h,
         samples,
         xs,
-        answers,
+        site_list,
         rounds,
-        engine=engine,
+        ts=ts,
+        repeat=repeat,
         batch=batch,
+        engine=engine,
         split=split,
+        transport=transport,
         kill_device=kill_device,
-        killed_at=killed_at,
-        cloud_down=cloud_down,
+        events=events,
+        rss=rss,
+        site_rss=site_rss,
         records=records,
     )
 
 
-def _report(h, samples, xs, answers, rounds, **info) -> dict[str, Any]:
-    from ddnn_tf.core.evaluation import reduction
-    from ddnn_tf.core.exits import exit_points
+def _start_site(k: int, **o) -> _Site:
+    """Start site ``k``'s gateway and its answer collector."""
+    journal = o["folder"] / f"site{k}.journal"
+    args = ["-m", "ddnn_tf.serve", "gateway", str(o["model"]), "--target", o["target"]]
+    args += ["--cloud", o["cloud_url"], "--gather-s", str(o["gather_s"])]
+    args += ["--batch", str(o["batch"]), "--window", str(o["window"])]
+    args += ["--journal", str(journal), "--cloud-retry-s", str(o["cloud_retry_s"])]
+    if o["threshold"] is not None:
+        args += ["--threshold", str(o["threshold"])]
+    if o["transport"] == "mqtt":
+        args += ["--transport", "mqtt", "--broker", o["mqtt"].url]
+        args += ["--topic-root", _topic_root(o["name"], k, o["sites"])]
+    name = "gateway" if o["sites"] == 1 else f"gateway-site{k}"
+    gateway = ServiceProcess(name, [*args, "--port", "0"], o["folder"], o["env"])
+    try:
+        url = gateway.url(o["deadline"])
+        wait_ready(o["client"], url, gateway, o["deadline"])
+    except DeploymentError:
+        gateway.stop()
+        raise
+    if o["transport"] == "mqtt":
+        from ddnn_tf.serve.mqtt import AnswerSubscriber
 
-    n, d = len(samples.y), h.num_devices
-    rows = answers["results"]
-    answered = np.zeros(n, bool)
-    exit_index = np.full(n, -1, np.int64)
-    prediction = np.full(n, -1, np.int64)
-    degraded = np.zeros(n, bool)
-    local_p = np.zeros((n, d), bool)
-    cloud_p = np.zeros((n, d), bool)
-    t_done = np.full(n, np.nan)
-    payload = np.zeros((n, d), np.int64)
-    bits = 1 << np.arange(d)
-    for s, e, p, deg, lm, cm, t, sent in rows:
-        answered[s] = True
-        exit_index[s], prediction[s], degraded[s] = e, p, deg
-        local_p[s] = (lm & bits) > 0
-        cloud_p[s] = (cm & bits) > 0
-        t_done[s] = t
-        payload[s] = sent
-    ts = answers.get("thresholds") or {"local": float(answers["threshold"])}
-    exits = list(h.exits)
-    # The offline reference: the same data, T and observed presence.
-    full = h.run(xs, thresholds=ts, presence=local_p, all_exits=True, batch_size=256)
-    staged = h.run(xs, thresholds=ts, presence=local_p, batch_size=256)
-    want_exit = full.exit_index.copy()
-    want_pred = full.prediction.copy()
-    probs = {e: np.nan_to_num(full.probs[e], nan=0.0) for e in exits}
-    mixed = answered & (full.exit_index > 0) & (cloud_p != local_p).any(axis=1)
-    if mixed.any():  # a device's summary arrived but its features did not
-        idx = np.flatnonzero(mixed)
-        other = h.run(
-            [x[idx] for x in xs],
-            thresholds=ts,
-            presence=cloud_p[idx],
-            all_exits=True,
-            batch_size=256,
+        root = _topic_root(o["name"], k, o["sites"])
+        collector = AnswerSubscriber(o["mqtt"], root, f"deploy-{k}-{secrets.token_hex(4)}")
+    else:
+        from ddnn_tf.serve.collect import StreamCollector
+
+        collector = StreamCollector(url, o["token"])
+    collector.start()
+    return _Site(k, args, gateway, url, journal, collector)
+
+
+def _topic_root(name: str, site: int, sites: int) -> str:
+    from ddnn_tf.serve.mqtt import default_topic_root
+
+    root = default_topic_root(name)
+    return root if sites == 1 else f"{root}/site{site}"
+
+
+def _link_args(site: _Site, transport: str, mqtt, sites: int, manifest) -> list[str]:
+    if transport == "http":
+        return ["--gateway", site.url]
+    root = _topic_root(manifest["name"], site.index, sites)
+    return ["--transport", "mqtt", "--broker", mqtt.url, "--topic-root", root]
+
+
+def _restart_gateway(site: _Site, folder: Path, env: dict, client) -> None:
+    """SIGKILL a site's gateway, start it again on the same port with the same journal."""
+    site.gateway.stop(signal.SIGKILL)
+    site.restarts += 1
+    port = site.url.rsplit(":", 1)[1]
+    name = f"{site.gateway.name}-restart{site.restarts}"
+    site.gateway = ServiceProcess(name, [*site.args, "--port", port], folder, env)
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    url = site.gateway.url(deadline)
+    wait_ready(client, url, site.gateway, deadline)
+
+
+def _result(h, samples, xs, site_list, rounds, **info) -> dict[str, Any]:
+    from ddnn_tf.core.evaluation import reduction
+    from ddnn_tf.serve.live_report import SiteAnswers, site_report
+
+    n_total = len(samples.y) * info["repeat"]
+    per_site, answers = [], []
+    for site, site_rounds in zip(site_list, rounds, strict=True):
+        got = SiteAnswers.from_docs(site.collector.answers, n_total, h.num_devices)
+        answers.append(got)
+        rep = site_report(
+            h, samples.y, xs, got, site_rounds, thresholds=info["ts"], batch=info["batch"]
         )
-        upper = [np.nan_to_num(other.probs[e], nan=0.0) for e in exits[1:]]
-        for e, p in zip(exits[1:], upper, strict=True):
-            probs[e][idx] = p
-        want_exit[idx] = 1 + exit_points(upper, [ts[e] for e in exits[1:-1]])
-    for k, e in enumerate(exits):
-        sel = mixed & (want_exit == k)
-        want_pred[sel] = np.argmax(probs[e][sel], axis=1)
-    fallback = len(exits) - 2  # a degraded sample is answered by the exit below the cloud
-    want_exit[degraded] = fallback
-    want_pred[degraded] = np.argmax(probs[exits[fallback]][degraded], axis=1)
-    mismatches = int(
-        np.count_nonzero(answered & ((exit_index != want_exit) | (prediction != want_pred)))
-    )
-    y = samples.y
-    live_pairs = local_p & answered[:, None]
-    bytes_per_device = float(payload[live_pairs].mean()) if live_pairs.any() else 0.0
-    counts = np.bincount(exit_index + 1, minlength=len(h.exits) + 1)
-    exit_fraction = {e: float(counts[k + 1]) / n for k, e in enumerate(h.exits)}
-    exit_fraction["unclassified"] = float(counts[0]) / n
-    accuracy = {
-        e: float(np.mean(np.argmax(np.nan_to_num(full.probs[e], nan=-1.0), axis=1) == y) * 1.0)
-        for e in h.exits
-    }
-    for e in h.exits:  # samples nobody saw count as wrong, as in run
-        accuracy[e] = float(
-            np.mean((np.argmax(np.nan_to_num(full.probs[e], nan=0.0), axis=1) == y) & full.valid)
-        )
-    accuracy["overall"] = float(np.mean(prediction == y))
+        rep["gaps"] = site.collector.gaps
+        per_site.append(rep)
+    main = per_site[0]
     raw = [float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]
     raw_mean = float(np.mean(raw))
-    t0 = {}
-    sent = received = pairs = 0
-    for device_rounds in rounds:
-        for r in device_rounds:
-            if "start" not in r:
-                continue
-            t0[r["start"]] = min(t0.get(r["start"], np.inf), r["t0"])
-            sent += r["sent"]
-            received += r["received"]
-            pairs += r["n"]
-    start_of = np.array([t0.get((s // info["batch"]) * info["batch"], np.nan) for s in range(n)])
-    latency = (t_done - start_of)[answered] * 1e3
-    latency = latency[np.isfinite(latency)]
-    wall = float(np.nanmax(t_done) - min(t0.values())) if t0 and answered.any() else 0.0
-    failed = [] if info["killed_at"] is None else [int(info["kill_device"])]
+    events = info["events"]
+    failed = [] if events["killed_at"] is None else [int(info["kill_device"])]
     result: dict[str, Any] = {
         "model": str(h.manifest.directory),
         "target": h.target,
         "split": info["split"],
-        "n_samples": int(n),
+        "n_samples": main["n_samples"],
         "exits": list(h.exits),
-        "accuracy": accuracy,
-        "exit_fraction": exit_fraction,
-        "thresholds": {k: float(v) for k, v in ts.items()},
-        "bytes_per_device": bytes_per_device,
+        "accuracy": main["accuracy"],
+        "exit_fraction": main["exit_fraction"],
+        "thresholds": {k: float(v) for k, v in info["ts"].items()},
+        "bytes_per_device": main["bytes_per_device"],
         "raw_bytes_per_device": raw_mean,
-        "communication_reduction": reduction(raw_mean, bytes_per_device),
+        "communication_reduction": reduction(raw_mean, main["bytes_per_device"]),
         "failed_devices": failed,
         "fail_prob": 0.0,
         "seed": 0,
-        "unclassified": int(np.count_nonzero(answered & (exit_index < 0))),
+        "unclassified": main["unclassified"],
         "summary_encoding": h.summary_encoding,
         "batch_size": int(info["batch"]),
-        "latency_ms": {
-            "p50": float(np.percentile(latency, 50)) if latency.size else None,
-            "p99": float(np.percentile(latency, 99)) if latency.size else None,
-        },
-        "samples_per_s": float(answered.sum() / wall) if wall > 0 else 0.0,
-        "staged_matches_all_exits": bool(
-            np.array_equal(full.exit_index, staged.exit_index)
-            and np.array_equal(full.prediction, staged.prediction)
-        ),
+        "latency_ms": main["latency_ms"],
+        "samples_per_s": main["samples_per_s"],
+        "staged_matches_all_exits": main["staged_matches_all_exits"],
         "engine": info["engine"],
-        "wire_bytes_per_device": sent / pairs if pairs else 0.0,
-        "wire_received_bytes_per_device": received / pairs if pairs else 0.0,
-        "offline_bytes_per_device": staged.bytes_per_device(),
-        "mismatches_vs_offline": mismatches,
-        "lost": int(n - answered.sum()),
-        "degraded": int(degraded.sum()),
+        "transport": info["transport"],
+        "repeat": int(info["repeat"]),
+        "wire_bytes_per_device": main["wire_bytes_per_device"],
+        "wire_received_bytes_per_device": main["wire_received_bytes_per_device"],
+        "offline_bytes_per_device": main["offline_bytes_per_device"],
+        "mismatches_vs_offline": main["mismatches_vs_offline"],
+        "lost": main["lost"],
+        "duplicates": main["duplicates"],
+        "degraded": main["degraded"],
+        "device_retries": main["device_retries"],
+        "rss_mb": {k: [round(v, 1) for v in vs] for k, vs in info["rss"].items()},
         "kill": None
-        if info["killed_at"] is None
+        if events["killed_at"] is None
         else {
             "device": int(info["kill_device"]),
-            "answered_before_kill": int(info["killed_at"]),
+            "answered_before_kill": int(events["killed_at"]),
             "first_sample_without_device": _first_absent(
-                local_p, answered, int(info["kill_device"])
+                answers[0].local_p, answers[0].answered, int(info["kill_device"])
             ),
         },
-        "cloud_down_after": info["cloud_down"],
+        "cloud_down_after": events["cloud_down"],
+        "restarts": events["restarts"],
     }
+    if len(site_list) > 1:
+        t_first = min(r["t_first"] for r in per_site if r["t_first"] is not None)
+        t_last = max(r["t_last"] for r in per_site if r["t_last"] is not None)
+        wall = t_last - t_first
+        answered = sum(r["n_samples"] - r["lost"] for r in per_site)
+        cloud = sum(r["cloud_answers"] for r in per_site)
+        latency = np.concatenate(
+            [
+                _latencies(a, r, rounds[k], info["batch"])
+                for k, (a, r) in enumerate(zip(answers, per_site, strict=True))
+            ]
+        )
+        for key in ("lost", "duplicates", "mismatches_vs_offline", "degraded"):
+            result[key] = int(sum(r[key] for r in per_site))
+        result["latency_ms"] = {
+            "p50": float(np.percentile(latency, 50)) if latency.size else None,
+            "p99": float(np.percentile(latency, 99)) if latency.size else None,
+        }
+        result["samples_per_s"] = answered / wall if wall > 0 else 0.0
+        result["cloud_samples_per_s"] = cloud / wall if wall > 0 else 0.0
+        result["sites"] = [
+            {
+                "site": k,
+                "rss_mb": round(info["site_rss"][k], 1),
+                **{
+                    key: r[key]
+                    for key in (
+                        "n_samples",
+                        "latency_ms",
+                        "samples_per_s",
+                        "lost",
+                        "duplicates",
+                        "mismatches_vs_offline",
+                        "degraded",
+                        "wire_bytes_per_device",
+                        "cloud_answers",
+                    )
+                },
+            }
+            for k, r in enumerate(per_site)
+        ]
+    else:
+        wall = main["wall_s"]
+        result["cloud_samples_per_s"] = main["cloud_answers"] / wall if wall > 0 else 0.0
     if info["records"]:
+        a = answers[0]
         result["samples"] = {
-            "exit": exit_index.tolist(),
-            "prediction": prediction.tolist(),
-            "degraded": degraded.tolist(),
-            "local_presence": local_p.tolist(),
+            "exit": a.exit_index.tolist(),
+            "prediction": a.prediction.tolist(),
+            "degraded": a.degraded.tolist(),
+            "local_presence": a.local_p.tolist(),
         }
     return result
+
+
+def _latencies(got, report, site_rounds, batch: int) -> np.ndarray:
+    t0: dict[int, float] = {}
+    for device_rounds in site_rounds:
+        for r in device_rounds:
+            if "start" in r:
+                t0[r["start"]] = min(t0.get(r["start"], np.inf), r["t0"])
+    n = len(got.answered)
+    start_of = np.array([t0.get(s - s % batch, np.nan) for s in range(n)])
+    latency = (got.t_done - start_of)[got.answered] * 1e3
+    return latency[np.isfinite(latency)]
 
 
 def _first_absent(presence: np.ndarray, answered: np.ndarray, device: int) -> int | None:
@@ -387,9 +586,13 @@ def _first_absent(presence: np.ndarray, answered: np.ndarray, device: int) -> in
 def format_report(result: dict[str, Any]) -> str:
     """A short readable report of :func:`deploy`'s result."""
     acc = result["accuracy"]
+    sites = result.get("sites")
+    where = f" x {len(sites)} sites" if sites else ""
+    repeat = f" x {result['repeat']}" if result.get("repeat", 1) > 1 else ""
     lines = [
-        f"{result['model']} on {result['engine']}: {result['n_samples']} {result['split']} "
-        f"samples in rounds of {result['batch_size']}",
+        f"{result['model']} on {result['engine']} over {result.get('transport', 'http')}: "
+        f"{result['n_samples']} {result['split']} samples{repeat}{where} in rounds of "
+        f"{result['batch_size']}",
         "accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()),
         "exit fraction: " + ", ".join(f"{k} {v:.4f}" for k, v in result["exit_fraction"].items()),
         f"payload bytes per device per sample: {result['bytes_per_device']:.2f} "
@@ -397,12 +600,32 @@ def format_report(result: dict[str, Any]) -> str:
         f"{result['wire_bytes_per_device']:.2f} sent, "
         f"{result['wire_received_bytes_per_device']:.2f} received",
         f"latency p50 {result['latency_ms']['p50']:.1f} ms, p99 "
-        f"{result['latency_ms']['p99']:.1f} ms; {result['samples_per_s']:.0f} samples/s",
+        f"{result['latency_ms']['p99']:.1f} ms; {result['samples_per_s']:.0f} samples/s "
+        f"({result['cloud_samples_per_s']:.0f}/s answered by the cloud)",
         f"mismatches vs offline: {result['mismatches_vs_offline']}; lost: {result['lost']}; "
-        f"degraded: {result['degraded']}",
+        f"duplicates: {result['duplicates']}; degraded: {result['degraded']}",
     ]
+    rss = result.get("rss_mb")
+    if rss and rss.get("gateway"):
+        lines.append(
+            "peak RSS MB at 10 % / at the end: gateway "
+            + " / ".join(f"{v:.1f}" for v in rss["gateway"])
+            + ", cloud "
+            + " / ".join(f"{v:.1f}" for v in rss["cloud"])
+        )
+    for s in sites or []:
+        lines.append(
+            f"  site {s['site']}: {s['samples_per_s']:.0f} samples/s, latency p50 "
+            f"{s['latency_ms']['p50']:.1f} ms, p99 {s['latency_ms']['p99']:.1f} ms; lost "
+            f"{s['lost']}, duplicates {s['duplicates']}, mismatches "
+            f"{s['mismatches_vs_offline']}"
+        )
     if result["kill"]:
         lines.append(f"killed: {result['kill']}")
     if result["cloud_down_after"] is not None:
         lines.append(f"cloud stopped after {result['cloud_down_after']} answers")
+    for r in result.get("restarts", []):
+        lines.append(
+            f"{r['service']} restarted after {r['after']} answers (away {r['away_s']:.1f} s)"
+        )
     return "\n".join(lines)

@@ -10,17 +10,26 @@ the device runs tier ``device_I`` on its view of each sample and talks to the ga
 3. if any sample is flagged, ``POST /v1/features`` with those samples' packed features
    (:func:`ddnn_tf.core.comm.pack_features_batch`), nothing else.
 
+Over MQTT (``transport="mqtt"``) the same payloads travel on the topics of
+:mod:`ddnn_tf.serve.mqtt`. When the gateway goes away (a refused or cut connection, a
+504, a round it no longer knows) the device backs off (50 ms doubling to 2 s), joins
+again once the gateway answers and sends the round again from its summaries; the
+gateway answers each sample once. After ``reconnect_s`` without the gateway it gives up.
+
 ``data`` is a dataset name (its ``split`` view ``I`` is used) or a ``.npy`` file
-holding this device's samples. The device prints one JSON line per round on stdout:
-``{"start", "n", "t0", "sent", "received", "payload"}`` (``t0``: ``time.monotonic()``
-before the tier ran; ``sent``/``received``: bytes on the socket, HTTP framing included;
-``payload``: summary and feature bytes), then ``{"done": true, ...}``.
+holding this device's samples; ``repeat`` streams them that many times (sample
+``r * len + i`` is sample ``i`` again). The device prints one JSON line per round on
+stdout: ``{"start", "n", "t0", "sent", "received", "payload", "retries"}`` (``t0``:
+``time.monotonic()`` before the tier ran; ``sent``/``received``: bytes on the socket,
+HTTP or MQTT framing included; ``payload``: summary and feature bytes), then
+``{"done": true, ...}``.
 
 Only numpy, the standard library and the interpreter are imported (no TensorFlow).
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -31,9 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ddnn_tf.errors import ConfigError
+from ddnn_tf.errors import ConfigError, DeploymentError
+from ddnn_tf.serve.settings import GatewayUnavailable
 
-__all__ = ["GatewayClient", "run_device"]
+__all__ = ["GatewayClient", "GatewayUnavailable", "run_device"]
+
+#: Back-off between two tries to reach a gateway that went away (doubling, seconds).
+BACKOFF_S = (0.05, 2.0)
 
 
 class _CountingReader:
@@ -133,7 +146,9 @@ class GatewayClient:
         """POST ``body``; return the response body.
 
         Raises:
-            ValueError: the gateway answered an error (its code and message) or is unreachable.
+            GatewayUnavailable: no answer (refused, cut, timed out), a 502/503/504, or
+                409 ``unknown_round`` (a gateway that restarted): try again.
+            DeploymentError: the gateway answered another error (its code and message).
         """
         h = {**self.headers, "Content-Type": content_type, **headers}
         try:
@@ -142,15 +157,34 @@ class GatewayClient:
             data = response.read()
         except (OSError, http.client.HTTPException) as err:
             self._conn.close()
-            raise ConfigError(f"gateway {self.url} unreachable: {err}") from None
+            raise GatewayUnavailable(f"gateway {self.url} unreachable: {err}") from None
         if response.status != 200:
+            code = ""
             try:
                 error = json.loads(data)["error"]
-                what = f"{error['code']}: {error['message']}"
+                code = error["code"]
+                what = f"{code}: {error['message']}"
             except (ValueError, KeyError, TypeError):
                 what = data[:200].decode(errors="replace")
-            raise ConfigError(f"gateway {self.url}{path} answered {response.status} ({what})")
+            message = f"gateway {self.url}{path} answered {response.status} ({what})"
+            if response.status in (502, 503, 504) or code == "unknown_round":
+                raise GatewayUnavailable(message)
+            raise DeploymentError(message)
         return data
+
+    # the round protocol (the same methods as the MQTT link's)
+    def join(self, start: int) -> dict:
+        return json.loads(self.post("/v1/join", b"", "application/octet-stream"))
+
+    def summary(self, start: int, body: bytes) -> bytes:
+        from ddnn_tf.serve.wire import SUMMARY_TYPE
+
+        return self.post("/v1/summary", body, SUMMARY_TYPE, **{"X-DDNN-Start": str(start)})
+
+    def features(self, start: int, body: bytes) -> None:
+        from ddnn_tf.serve.wire import FEATURES_TYPE
+
+        self.post("/v1/features", body, FEATURES_TYPE, **{"X-DDNN-Start": str(start)})
 
     def close(self) -> None:
         self._conn.close()
@@ -177,7 +211,7 @@ def _load_view(data: str, index: int, path: str | None, split: str) -> np.ndarra
 def run_device(
     model: str,
     index: int,
-    gateway: str,
+    gateway: str | None,
     data: str,
     *,
     path: str | None = None,
@@ -186,6 +220,10 @@ def run_device(
     batch: int = 64,
     token: str | None = None,
     target: str = "portable",
+    repeat: int = 1,
+    transport: str = "http",
+    mqtt=None,
+    reconnect_s: float = 300.0,
 ) -> None:
     """Run end device ``index`` of a converted model against a gateway, until its data
     is streamed; one JSON line per round on standard output.
@@ -193,28 +231,47 @@ def run_device(
     Args:
         model: the converted model directory (tflite_models/NAME).
         index: this device's index (0 .. D-1).
-        gateway: the gateway's URL, e.g. http://127.0.0.1:8001.
+        gateway: the gateway's URL, e.g. http://127.0.0.1:8001 (transport http).
         data: dataset name (fmnist6, mvmc, npz, synthetic) or a .npy file of this view.
         path: data file or directory for file-based loaders.
         split: test or val.
         limit: stream the first N samples only.
-        batch: samples per round (the devices must agree).
+        batch: samples per round (the gateway's round length).
         token: the shared token (default: $DDNN_TF_TOKEN).
         target: portable (ai-edge-litert) or lce (larq-compute-engine).
+        repeat: stream the samples this many times.
+        transport: http or mqtt.
+        mqtt: :class:`ddnn_tf.serve.mqtt.MqttSettings` (transport mqtt).
+        reconnect_s: give up after this long without the gateway.
+
+    Raises:
+        ConfigError: a bad option; DeploymentError: the gateway refused a message or
+            stayed away ``reconnect_s``.
     """
-    from ddnn_tf.core.comm import encode_summaries, pack_features_batch
+    from ddnn_tf.core.comm import encode_summaries
     from ddnn_tf.core.graph import device_tier
     from ddnn_tf.core.manifest import load_manifest
     from ddnn_tf.runtime.tiers import TierRunner
     from ddnn_tf.serve.settings import TOKEN_ENV
-    from ddnn_tf.serve.wire import FEATURES_TYPE, SUMMARY_TYPE, decode_mask, model_id
+    from ddnn_tf.serve.wire import model_id
 
     manifest = load_manifest(model)
     tier = device_tier(index)
     if tier not in manifest["tiers"]:
         raise ConfigError(f"index {index}: the model has no tier {tier}.", argument="index")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ConfigError(f"expected a positive integer, got {batch!r}.", argument="batch")
+    for name, value in (("batch", batch), ("repeat", repeat)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"expected a positive integer, got {value!r}.", argument=name)
+    if transport not in ("http", "mqtt"):
+        raise ConfigError(f"expected http or mqtt, got {transport!r}.", argument="transport")
+    if (
+        not isinstance(reconnect_s, (int, float))
+        or isinstance(reconnect_s, bool)
+        or not (reconnect_s > 0)
+    ):
+        raise ConfigError(
+            f"expected a positive number of seconds, got {reconnect_s!r}.", argument="reconnect_s"
+        )
     runner = TierRunner.from_manifest(manifest, tier, target)
     encoding = manifest["wire"]["summary"].get("encoding", "float32")
     (sensor,) = runner.input_names
@@ -222,36 +279,92 @@ def run_device(
     if limit is not None:
         x = x[: int(limit)]
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
-    client = GatewayClient(gateway, int(index), model_id(manifest), token)
-    client.post("/v1/join", b"", "application/octet-stream")
+    if transport == "http":
+        if not gateway:
+            raise ConfigError("the HTTP transport needs the gateway's URL.", argument="gateway")
+        link = GatewayClient(gateway, int(index), model_id(manifest), token)
+    else:
+        from ddnn_tf.serve.mqtt import DeviceLink
+
+        if mqtt is None:
+            raise ConfigError("the MQTT transport needs a broker.", argument="broker")
+        link = DeviceLink(mqtt, manifest, int(index))
+    total = len(x) * int(repeat)
     out = sys.stdout
-    for start in range(0, len(x), batch):
-        t0 = time.monotonic()
-        sent0, received0 = client.sent[0], client.received[0]
-        xs = np.asarray(x[start : start + batch], np.float32)
-        if xs.ndim == len(runner.input_shapes[sensor]):
-            xs = xs[..., None]
-        result = runner({sensor: xs})
-        summaries = encode_summaries(result["summary"], encoding).tobytes()
-        decision = client.post(
-            "/v1/summary", summaries, SUMMARY_TYPE, **{"X-DDNN-Start": str(start)}
-        )
-        send = decode_mask(decision, len(xs))
-        payload = len(summaries)
-        if send.any():
-            features = pack_features_batch(result["features"][send]).tobytes()
-            client.post("/v1/features", features, FEATURES_TYPE, **{"X-DDNN-Start": str(start)})
-            payload += len(features)
-        record = {
-            "start": start,
-            "n": len(xs),
-            "t0": t0,
-            "sent": client.sent[0] - sent0,
-            "received": client.received[0] - received0,
-            "payload": payload,
-        }
-        out.write(json.dumps(record) + "\n")
-        out.flush()
-    client.close()
-    out.write(json.dumps({"done": True, "device": int(index), "samples": len(x)}) + "\n")
+    try:
+        _retrying(link, lambda: _joined(link, 0, batch), reconnect_s)
+        for start in range(0, total, batch):
+            t0 = time.monotonic()
+            sent0, received0 = link.sent[0], link.received[0]
+            rows = np.arange(start, min(start + batch, total)) % len(x)
+            xs = np.asarray(x[rows], np.float32)
+            if xs.ndim == len(runner.input_shapes[sensor]):
+                xs = xs[..., None]
+            result = runner({sensor: xs})
+            summaries = encode_summaries(result["summary"], encoding).tobytes()
+            step = functools.partial(_one_round, link, start, summaries, result["features"])
+            payload, retries = _retrying(link, step, reconnect_s, rejoin=start, batch=batch)
+            record = {
+                "start": start,
+                "n": len(xs),
+                "t0": t0,
+                "sent": link.sent[0] - sent0,
+                "received": link.received[0] - received0,
+                "payload": payload,
+                "retries": retries,
+            }
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+    finally:
+        link.close()
+    out.write(json.dumps({"done": True, "device": int(index), "samples": total}) + "\n")
     out.flush()
+
+
+def _one_round(link, start: int, summaries: bytes, features: np.ndarray) -> int:
+    """One round's messages; returns the payload bytes sent."""
+    from ddnn_tf.core.comm import pack_features_batch
+    from ddnn_tf.serve.wire import decode_mask
+
+    send = decode_mask(link.summary(start, summaries), len(features))
+    payload = len(summaries)
+    if send.any():
+        packed = pack_features_batch(features[send]).tobytes()
+        link.features(start, packed)
+        payload += len(packed)
+    return payload
+
+
+def _joined(link, start: int, batch: int) -> None:
+    info = link.join(start)
+    theirs = info.get("batch")
+    if theirs is not None and int(theirs) != batch:
+        raise ConfigError(
+            f"the gateway's rounds are {theirs} samples, this device's {batch}; use the same "
+            "round length on both.",
+            argument="batch",
+        )
+
+
+def _retrying(link, step, reconnect_s: float, rejoin: int | None = None, batch: int = 0):
+    """Run ``step`` until it succeeds; while the gateway is away, back off and (for a
+    round) join again before the next try. Returns ``(step's result, retries)``."""
+    retries, away_since, delay = 0, None, BACKOFF_S[0]
+    while True:
+        try:
+            return step(), retries
+        except GatewayUnavailable as err:
+            now = time.monotonic()
+            away_since = away_since if away_since is not None else now
+            if now - away_since > reconnect_s:
+                raise DeploymentError(
+                    f"the gateway stayed away for {reconnect_s:g} s; last: {err}"
+                ) from None
+            retries += 1
+            time.sleep(delay)
+            delay = min(2 * delay, BACKOFF_S[1])
+            if rejoin is not None:
+                try:
+                    _joined(link, rejoin, batch)
+                except GatewayUnavailable:
+                    continue

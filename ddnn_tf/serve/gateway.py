@@ -19,7 +19,17 @@ End devices stream their samples in **rounds** (``n`` consecutive samples from s
 
 Before the first round each device ``POST /v1/join``; that response is held until every
 device of the topology joined (or ``join_s`` passed), so that no round starts while a
-device is still loading. ``GET /v1/results`` and ``GET /v1/progress`` report the answers.
+device is still loading.
+
+Every answer is delivered as it is made (:mod:`ddnn_tf.serve.results`): numbered, written
+to the journal when there is one, then streamed to every ``GET /v1/answers`` subscriber
+(server-sent events; the MQTT answers topic too with the MQTT transport), and kept only
+for the last ``window`` answers (``GET /v1/results`` lists those). Round starts are
+multiples of the round length ``batch`` within ``window`` samples of the newest round;
+a retried round (a lost response, a restart with the same journal) answers only the
+samples not yet answered, so every sample is answered exactly once. When the cloud goes
+away, a round retries it with back-off for ``cloud_retry_s`` before it is answered lower
+down (degraded). The protocol is specified in ``docs/operations.md``.
 
 The model needs a local exit (split ``local,cloud`` or ``local,edge,cloud``).
 """
@@ -28,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 import sys
 import time
@@ -38,7 +49,7 @@ from typing import Any
 import httpx
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ddnn_tf.core.comm import decode_summaries, unpack_features_batch
 from ddnn_tf.core.exits import exit_points, resolve_thresholds, softmax
@@ -51,6 +62,7 @@ from ddnn_tf.serve.edges import EdgeStage
 from ddnn_tf.serve.http import (
     ServiceError,
     add_status_routes,
+    ascii_int,
     check_auth,
     check_content_type,
     check_model,
@@ -58,6 +70,7 @@ from ddnn_tf.serve.http import (
     read_body,
     with_deadline,
 )
+from ddnn_tf.serve.results import ANSWER_FIELDS, AnswerLog, Journal, RoundLedger, restore
 from ddnn_tf.serve.settings import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES
 from ddnn_tf.serve.wire import (
     DECISION_TYPE,
@@ -91,6 +104,7 @@ class _Round:
     features: dict[int, list[bytes]] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
     forwarding: bool = False
+    raw: dict[int, bytes] = field(default_factory=dict)  # each device's summary bytes
 
 
 class Gateway:
@@ -104,8 +118,15 @@ class Gateway:
             ``"paper"``: 0.8).
         gather_s: how long a round waits for a device before counting it absent.
         join_s: how long the first round waits for every device to join.
-        cloud_timeout_s: how long to wait for the cloud before answering locally.
+        cloud_timeout_s: how long one cloud request may take.
         target: ``portable`` or ``lce``.
+        batch: the round length; round starts are multiples of it.
+        window: answers kept for subscribers that reconnect (and the span, in samples,
+            of round starts accepted around the newest round).
+        journal: a file where answers are also written and read back on start (None:
+            in memory only; a restart then forgets what was answered).
+        cloud_retry_s: how long rounds retry an unreachable cloud before they are
+            answered lower down (degraded).
 
     Raises:
         FileNotFoundError / ValueError: a bad model directory or option, or a topology
@@ -123,11 +144,25 @@ class Gateway:
         join_s: float = 120.0,
         cloud_timeout_s: float = 5.0,
         target: str = "portable",
+        batch: int = 64,
+        window: int = 4096,
+        journal: str | Path | None = None,
+        cloud_retry_s: float = 5.0,
     ) -> None:
+        for name, value in (("batch", batch), ("window", window)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"expected a positive integer, got {value!r}.", argument=name)
+        if window < 2 * batch:
+            raise ConfigError(
+                f"expected at least two rounds ({2 * batch} answers for batch {batch}), "
+                f"got {window}.",
+                argument="window",
+            )
         for name, value in (
             ("gather_s", gather_s),
             ("join_s", join_s),
             ("cloud_timeout_s", cloud_timeout_s),
+            ("cloud_retry_s", cloud_retry_s),
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(
@@ -171,13 +206,22 @@ class Gateway:
         self.gather_s = float(gather_s)
         self.join_s = float(join_s)
         self.cloud_timeout_s = float(cloud_timeout_s)
+        self.cloud_retry_s = float(cloud_retry_s)
+        self.batch = int(batch)
         self.alive: set[int] = set(range(self.num_devices))
         self.joined: set[int] = set()
         self.rounds: dict[int, _Round] = {}
-        self.done_rounds: set[int] = set()
-        self.results: dict[int, list] = {}
+        self.boot = secrets.token_hex(8)  # tells a subscriber this process from the last
+        self.journal = None
+        if journal is not None:
+            self.journal = Journal(journal, self.model, self.batch, int(window))
+        self.log = AnswerLog(int(window), self.exits, self.journal)
+        self.ledger = RoundLedger(self.batch, max(2, int(window) // self.batch))
+        self.restored = restore(self.log, self.ledger, self.journal) if self.journal else 0
         self.cloud_error: str | None = None
         self.cloud_calls = 0
+        self.cloud_retries = 0
+        self._cloud_down_since: float | None = None
         self._all_joined: asyncio.Event | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -194,6 +238,7 @@ class Gateway:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()  # where answers are made (and must be added)
         self._all_joined = asyncio.Event()
         headers = {"X-DDNN-Model": self.model, "Content-Type": FEATURES_TYPE}
         if self.cloud_token:
@@ -211,6 +256,8 @@ class Gateway:
     async def stop(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+        if self.journal is not None:
+            self.journal.close()
 
     # ------------------------------------------------------------------ join
     async def join(self, device: int) -> dict:
@@ -223,12 +270,33 @@ class Gateway:
         if not self._all_joined.is_set():  # the stragglers count as absent until they speak
             self.alive &= self.joined
             self._all_joined.set()
-        return {"model": self.model, "devices": sorted(self.joined)}
+        return {
+            "model": self.model,
+            "devices": sorted(self.joined),
+            "batch": self.batch,
+            "boot": self.boot,
+        }
+
+    def check_start(self, start: int) -> None:
+        """Refuse a round start that is not a round of this gateway's window.
+
+        Raises:
+            ServiceError: 400 ``bad_header``.
+        """
+        why = self.ledger.check(start)
+        if why is not None:
+            raise ServiceError(400, "bad_header", f"x-ddnn-start: {why}.")
 
     # ------------------------------------------------------------------ summaries
     def _round(self, start: int, n: int) -> _Round:
+        if n > self.batch:
+            raise ServiceError(
+                400, "bad_round", f"a round has at most {self.batch} samples, this one {n}."
+            )
         r = self.rounds.get(start)
         if r is None:
+            self.check_start(start)
+            self.ledger.open(start)
             r = self.rounds[start] = _Round(start, n)
         elif r.n != n:
             raise ServiceError(
@@ -252,14 +320,21 @@ class Gateway:
         except ValueError as err:
             raise ServiceError(400, "bad_body", str(err)) from None
         self.alive.add(device)
-        if start in self.done_rounds:  # too late: counted absent for this round
+        if self.ledger.finished(start):  # answered already (or counted absent)
             return encode_mask(np.zeros(n, bool))
         r = self._round(start, n)
-        if r.decided.is_set():  # too late: counted absent for this round
+        if device in r.summaries:  # a retry (a lost response): the same answer again
+            if r.raw[device] != body:
+                raise ServiceError(
+                    409,
+                    "duplicate",
+                    f"device {device} already sent other summaries for round {start}.",
+                )
+        elif r.decided.is_set():  # too late: counted absent for this round
             return encode_mask(np.zeros(n, bool))
-        if device in r.summaries:
-            raise ServiceError(409, "duplicate", f"device {device} already sent round {start}.")
-        r.summaries[device] = values
+        else:
+            r.summaries[device] = values
+            r.raw[device] = body
         if self.alive <= set(r.summaries):
             self._decide(r)
         elif r.timer is None:
@@ -281,13 +356,17 @@ class Gateway:
             feeds[name] = r.summaries.get(d, np.zeros((r.n, self.num_classes), np.float32))
         probs = softmax(np.asarray(self.runner(feeds)["logits"], np.float64))
         take = exit_points([probs, probs], [self.threshold]) == 0
+        done = np.array([self.ledger.answered(r.start + k) for k in range(r.n)], bool)
         r.local_probs = probs
-        r.send = ~take
+        r.send = ~take & ~done  # a retried round asks only for what is still unanswered
         r.decision = encode_mask(r.send)
         now = time.monotonic()
         mask = _bits(r.present)
-        for k in np.flatnonzero(take):
+        rows = [
             self._answer(r, int(k), 0, int(np.argmax(probs[k])), False, mask, 0, now)
+            for k in np.flatnonzero(take & ~done)
+        ]
+        self._publish(rows)
         r.decided.set()
         if not r.send.any():
             self._finish(r)
@@ -295,32 +374,44 @@ class Gateway:
             r.timer = asyncio.get_running_loop().call_later(self.gather_s, self._forward_soon, r)
 
     def _answer(self, r, k, exit_index, prediction, degraded, local_mask, cloud_mask, now):
+        """One answer row (the fields of :data:`ddnn_tf.serve.results.ANSWER_FIELDS`)."""
         sample = r.start + k
         sent = [0] * self.num_devices
         for d in r.present:
             sent[d] = self.summary_bytes
             if d in r.features:
                 sent[d] += self.feature_nbytes[d]
-        self.results[sample] = [
-            sample,
-            exit_index,
-            prediction,
-            degraded,
-            local_mask,
-            cloud_mask,
-            now,
-            sent,
-        ]
+        return [sample, exit_index, prediction, degraded, local_mask, cloud_mask, now, sent]
+
+    def _publish(self, rows: list[list]) -> None:
+        """Deliver answers (each sample once: a retried round's answered ones are skipped)."""
+        rows = [row for row in rows if not self.ledger.answered(row[0])]
+        for row in rows:
+            self.ledger.mark(row[0])
+        self.log.add(rows)
 
     def _finish(self, r: _Round) -> None:
         r.finished.set()
-        self.done_rounds.add(r.start)
+        self.ledger.finish(r.start)
         self.rounds.pop(r.start, None)
+        if self.journal is not None:
+            self.journal.finished(r.start)
+            if self.journal.due():
+                self.journal.compact(self.log, self.ledger.finished_rounds())
 
     # ------------------------------------------------------------------ features
     async def features(self, device: int, start: int, body: bytes) -> dict:
         r = self.rounds.get(start)
-        if start in self.done_rounds or (r is not None and (r.forwarding or r.finished.is_set())):
+        if r is not None and device in r.features:  # a retry (a lost response): wait again
+            if b"".join(r.features[device]) != body:
+                raise ServiceError(
+                    409,
+                    "duplicate",
+                    f"device {device} already sent other features for round {start}.",
+                )
+            await r.finished.wait()
+            return {"accepted": len(r.features[device])}
+        if self.ledger.finished(start) or (r is not None and (r.forwarding or r.finished.is_set())):
             return {"accepted": 0, "late": True}  # the round went on without them
         if r is None or not r.decided.is_set():
             raise ServiceError(409, "unknown_round", f"round {start} is not waiting for features.")
@@ -331,8 +422,6 @@ class Gateway:
                 f"round {start} expects no features from "
                 f"device {device} (its summaries were not counted).",
             )
-        if device in r.features:
-            raise ServiceError(409, "duplicate", f"device {device} already sent round {start}.")
         nbytes = self.feature_nbytes[device]
         m = int(r.send.sum())
         if len(body) != m * nbytes:
@@ -394,43 +483,102 @@ class Gateway:
                 if outcome.probs is not None:
                     fallback, fallback_exit = outcome.probs, self.exits.index("edge")
                     now = time.monotonic()
-                    for j in np.flatnonzero(outcome.take):
-                        pred = int(np.argmax(outcome.probs[j]))
+                    answers = [
                         self._answer(
-                            r, int(rows[j]), fallback_exit, pred, False, local_mask, cloud_mask, now
+                            r,
+                            int(rows[j]),
+                            fallback_exit,
+                            int(np.argmax(outcome.probs[j])),
+                            False,
+                            local_mask,
+                            cloud_mask,
+                            now,
                         )
+                        for j in np.flatnonzero(outcome.take)
+                    ]
+                    self._publish(answers)
                 upward = np.flatnonzero(~outcome.take)
                 presence = np.broadcast_to(outcome.edge_alive, (len(upward), len(self.edges.names)))
                 payloads = outcome.payloads
             if len(upward):
                 body = encode_cloud_records(self.cloud, presence, payloads)
-                answers = await self._call_cloud(body, len(upward))
+                results = await self._call_cloud(body, len(upward))
                 now = time.monotonic()
-                for j, answer in zip(upward, answers, strict=True):
-                    pred = int(answer["prediction"])
-                    self._answer(r, int(rows[j]), last, pred, False, local_mask, cloud_mask, now)
+                answers = [
+                    self._answer(
+                        r,
+                        int(rows[j]),
+                        last,
+                        int(res["prediction"]),
+                        False,
+                        local_mask,
+                        cloud_mask,
+                        now,
+                    )
+                    for j, res in zip(upward, results, strict=True)
+                ]
+                self._publish(answers)
         except Exception as err:  # the cloud is unreachable or failed: answer lower down
             if self.cloud_error is None:
                 print(f"gateway: cloud unavailable, answering locally: {err}", file=sys.stderr)
             self.cloud_error = f"{type(err).__name__}: {err}"
             now = time.monotonic()
-            for j, k in enumerate(rows):
-                if r.start + int(k) in self.results:
-                    continue  # already answered at the edge
-                pred = int(np.argmax(fallback[j]))
-                self._answer(r, int(k), fallback_exit, pred, True, local_mask, cloud_mask, now)
+            answers = [  # the samples answered at the edge are skipped by _publish
+                self._answer(
+                    r,
+                    int(k),
+                    fallback_exit,
+                    int(np.argmax(fallback[j])),
+                    True,
+                    local_mask,
+                    cloud_mask,
+                    now,
+                )
+                for j, k in enumerate(rows)
+            ]
+            self._publish(answers)
         self._finish(r)
 
     async def _call_cloud(self, body: bytes, n: int) -> list[dict]:
+        """The cloud's results for ``n`` records; an unreachable cloud (no answer, or a
+        5xx) is retried with back-off until it has been away ``cloud_retry_s``."""
+        delay = 0.05
+        while True:
+            try:
+                results = await self._cloud_once(body, n)
+            except _CloudAway:
+                now = time.monotonic()
+                if self._cloud_down_since is None:
+                    self._cloud_down_since = now
+                left = self._cloud_down_since + self.cloud_retry_s - now
+                if left <= 0:
+                    raise
+                self.cloud_retries += 1
+                await asyncio.sleep(min(delay, left))
+                delay = min(2 * delay, 1.0)
+                continue
+            self._cloud_down_since = None
+            self.cloud_error = None
+            return results
+
+    async def _cloud_once(self, body: bytes, n: int) -> list[dict]:
         self.cloud_calls += 1
-        response = await self._client.post("/v1/cloud", content=body)
+        try:
+            response = await self._client.post("/v1/cloud", content=body)
+        except httpx.TransportError as err:
+            raise _CloudAway(f"{type(err).__name__}: {err}") from None
+        if response.status_code >= 500:
+            raise _CloudAway(f"cloud answered {response.status_code}: {response.text[:200]}")
         if response.status_code != 200:
             raise ConnectionError(f"cloud answered {response.status_code}: {response.text[:200]}")
         results = response.json()["results"]
         if len(results) != n:
             raise ConnectionError(f"cloud answered {len(results)} results for {n} records")
-        self.cloud_error = None
         return results
+
+
+class _CloudAway(ConnectionError):
+    """The cloud did not answer, or answered 5xx: worth another try."""
 
 
 def _bits(devices: list[int]) -> int:
@@ -438,14 +586,17 @@ def _bits(devices: list[int]) -> int:
 
 
 def _int_header(request: Request, name: str, upper: int | None = None) -> int:
+    """A header holding a non-negative integer in ASCII digits (``0_1``, ``+1``, ``١``
+    and numbers past 15 digits are refused: they are not what a device sends)."""
     raw = request.headers.get(name)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = -1
-    if value < 0 or (upper is not None and value >= upper):
-        bound = f" in [0, {upper})" if upper is not None else " >= 0"
-        raise ServiceError(400, "bad_header", f"{name}: expected an integer{bound}, got {raw!r}.")
+    value = ascii_int(raw)
+    if value is None or (upper is not None and value >= upper):
+        bound = f" in [0, {upper})" if upper is not None else " >= 0 of at most 15 digits"
+        raise ServiceError(
+            400,
+            "bad_header",
+            f"{name}: expected an integer{bound} in ASCII digits, got {str(raw)[:40]!r}.",
+        )
     return value
 
 
@@ -462,6 +613,11 @@ def create_gateway_app(
     join_s: float = 120.0,
     cloud_timeout_s: float = 5.0,
     target: str = "portable",
+    batch: int = 64,
+    window: int = 4096,
+    journal: str | Path | None = None,
+    cloud_retry_s: float = 5.0,
+    mqtt=None,
 ) -> FastAPI:
     """The gateway's FastAPI app (see the module docstring for the protocol).
 
@@ -475,8 +631,16 @@ def create_gateway_app(
         deadline_s: per-request deadline (a held summary or features request included).
         gather_s: how long a round waits for a device before counting it absent.
         join_s: how long the first round waits for all devices to join.
-        cloud_timeout_s: cloud request timeout, after which samples are answered locally.
+        cloud_timeout_s: timeout of one cloud request.
         target: ``portable`` or ``lce``.
+        batch: the round length (round starts are multiples of it).
+        window: answers kept for reconnecting subscribers (and the span of round starts
+            accepted around the newest round, in samples).
+        journal: file the answers are written to and read back from on start.
+        cloud_retry_s: how long rounds retry an unreachable cloud before answering lower
+            down (degraded).
+        mqtt: :class:`ddnn_tf.serve.mqtt.MqttSettings` to also serve the devices over MQTT
+            (None: HTTP only).
 
     Raises:
         FileNotFoundError / ValueError: a bad model directory or option.
@@ -490,12 +654,25 @@ def create_gateway_app(
         join_s=join_s,
         cloud_timeout_s=cloud_timeout_s,
         target=target,
+        batch=batch,
+        window=window,
+        journal=journal,
+        cloud_retry_s=cloud_retry_s,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
         await gw.start()
+        bridge = None
+        if mqtt is not None:
+            from ddnn_tf.serve.mqtt import GatewayBridge
+
+            bridge = GatewayBridge(gw, mqtt)
+            await bridge.start()
+        app.state.bridge = bridge
         yield
+        if bridge is not None:
+            await bridge.stop()
         await gw.stop()
 
     app = FastAPI(
@@ -522,6 +699,7 @@ def create_gateway_app(
     async def summary(request: Request) -> Response:
         device = checked(request, SUMMARY_TYPE)
         start = _int_header(request, "x-ddnn-start")
+        gw.check_start(start)
         body = await read_body(request, max_body_bytes)
         decision = await with_deadline(
             gw.summary(device, start, body), deadline_s, "POST /v1/summary"
@@ -532,6 +710,7 @@ def create_gateway_app(
     async def features(request: Request) -> JSONResponse:
         device = checked(request, FEATURES_TYPE)
         start = _int_header(request, "x-ddnn-start")
+        gw.check_start(start)
         body = await read_body(request, max_body_bytes)
         out = await with_deadline(gw.features(device, start, body), deadline_s, "POST /v1/features")
         return JSONResponse(out)
@@ -540,30 +719,54 @@ def create_gateway_app(
     async def progress(request: Request) -> dict:
         check_auth(request, token)
         return {
-            "answered": len(gw.results),
+            "answered": gw.log.answered,
+            "kept": len(gw.log.recent),
+            "window": gw.log.window,
+            "rounds_open": len(gw.rounds),
+            "ledger": len(gw.ledger),
+            "subscribers": len(gw.log.subscribers),
+            "restored": gw.restored,
+            "boot": gw.boot,
             "alive": sorted(gw.alive),
             "cloud_error": gw.cloud_error,
             "cloud_calls": gw.cloud_calls,
+            "cloud_retries": gw.cloud_retries,
         }
 
     @app.get("/v1/results")
     async def results(request: Request) -> dict:
         check_auth(request, token)
         return {
-            "fields": [
-                "sample",
-                "exit",
-                "prediction",
-                "degraded",
-                "local_presence",
-                "cloud_presence",
-                "t_done",
-                "payload_bytes",
-            ],
+            "fields": list(ANSWER_FIELDS),
             "exits": gw.manifest["split"],
             "threshold": gw.threshold,
             "thresholds": gw.thresholds,
-            "results": [gw.results[k] for k in sorted(gw.results)],
+            "answered": gw.log.answered,
+            "window": gw.log.window,
+            "results": gw.log.rows(),
         }
+
+    @app.get("/v1/answers")
+    async def answers(request: Request) -> StreamingResponse:
+        check_auth(request, token)
+        raw = request.query_params.get("after", request.headers.get("last-event-id"))
+        after = None if raw is None else ascii_int(raw)
+        if raw is not None and after is None:
+            raise ServiceError(
+                400,
+                "bad_request",
+                f"after: expected an answer number in ASCII digits, got {raw[:40]!r}.",
+            )
+        hello = {
+            "model": gw.model,
+            "boot": gw.boot,
+            "exits": list(gw.exits),
+            "fields": ["seq", *ANSWER_FIELDS, "exit_name"],
+        }
+        return StreamingResponse(
+            gw.log.stream(hello, after),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 __all__ = [
     "add_status_routes",
     "ServiceError",
+    "ascii_int",
     "check_auth",
     "check_content_type",
     "check_model",
@@ -30,6 +32,22 @@ __all__ = [
 
 
 T = TypeVar("T")
+
+_DIGITS = re.compile(r"[0-9]{1,15}")
+
+
+def ascii_int(raw: str | None) -> int | None:
+    """``raw`` as a non-negative integer when it is 1 to 15 ASCII digits, else None.
+
+    Python's ``int()`` also reads ``"0_1"``, ``" +1"`` and other scripts' digits; a header
+    or query integer of the protocol is plain ASCII digits.
+
+    >>> ascii_int("42"), ascii_int("0_1"), ascii_int("+1"), ascii_int("\u0663"), ascii_int("1" * 16)
+    (42, None, None, None, None)
+    """
+    if raw is None or not _DIGITS.fullmatch(raw):
+        return None
+    return int(raw)
 
 
 class ServiceError(Exception):
@@ -160,12 +178,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     """
     declared = request.headers.get("content-length")
     if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
+        size = ascii_int(declared)
+        if size is None:
             raise ServiceError(
-                400, "bad_body", f"Content-Length {declared!r} is not a number."
-            ) from None
+                400, "bad_body", f"Content-Length {declared[:40]!r} is not a number."
+            )
         if size > limit:
             raise ServiceError(
                 413, "too_large", f"body of {size} bytes exceeds the limit of {limit} bytes."

@@ -38,7 +38,15 @@ def run_app(app, host: str, port: int) -> None:
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(json.dumps({"url": f"http://{shown}:{actual}"}), flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30)
+    # timeout_graceful_shutdown: a result stream never ends by itself; on SIGTERM its
+    # subscribers get 3 s, then the connection is closed (they resume elsewhere).
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=3,
+    )
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])

@@ -1,0 +1,159 @@
+"""Reading a gateway's answers as they are made: the result stream's client side.
+
+:class:`StreamCollector` subscribes to ``GET /v1/answers`` (server-sent events, see
+``docs/operations.md``) in a thread, and resumes after the last answer it read when the
+connection drops (a gateway restart), so that ``deploy`` never polls. The MQTT answers
+topic has the same collector interface (:class:`ddnn_tf.serve.mqtt.AnswerSubscriber`).
+Both keep every delivery, so a sample answered twice is counted (``duplicates``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+__all__ = ["Collected", "StreamCollector", "parse_sse"]
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[tuple[str, str | None, str]]:
+    """``(event, id, data)`` for each server-sent event in ``lines`` (comments skipped).
+
+    >>> list(parse_sse(["id: 3", "event: answer", 'data: {"seq":3}', "", ": ping", ""]))
+    [('answer', '3', '{"seq":3}')]
+    """
+    event, ident, data = "message", None, []
+    for line in lines:
+        if not line:
+            if data:
+                yield event, ident, "\n".join(data)
+            event, ident, data = "message", None, []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            event = value
+        elif field == "id":
+            ident = value
+        elif field == "data":
+            data.append(value)
+
+
+class Collected:
+    """What a collector has received: every answer delivery, by sample.
+
+    Attributes:
+        answers: sample -> the answer documents delivered for it (one, unless it was
+            answered twice).
+        gaps: answers the gateway no longer kept when the collector resumed.
+        reconnects: how many times the stream was opened again.
+    """
+
+    def __init__(self) -> None:
+        self.answers: dict[int, list[dict]] = {}
+        self.gaps = 0
+        self.reconnects = 0
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+
+    def add(self, doc: dict) -> None:
+        with self.changed:
+            docs = self.answers.setdefault(int(doc["sample"]), [])
+            if any(d["seq"] == doc["seq"] for d in docs):
+                return  # delivered again (QoS 1 after a reconnect), not answered again
+            docs.append(doc)
+            self.changed.notify_all()
+
+    @property
+    def count(self) -> int:
+        """Distinct samples answered."""
+        return len(self.answers)
+
+    @property
+    def duplicates(self) -> int:
+        """Samples answered more than once."""
+        with self.lock:
+            return sum(1 for docs in self.answers.values() if len(docs) > 1)
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` distinct samples were answered (or ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while len(self.answers) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(left)
+        return True
+
+
+class StreamCollector(Collected):
+    """Collect a gateway's answers from ``GET /v1/answers`` in a background thread.
+
+    Args:
+        url: the gateway's base URL.
+        token: the shared token (None: none).
+        after: resume after this answer number (0: from the oldest kept).
+    """
+
+    def __init__(self, url: str, token: str | None, after: int = 0) -> None:
+        super().__init__()
+        self.url = url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.last = after
+        self.boot: str | None = None
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="answers", daemon=True)
+
+    def start(self) -> StreamCollector:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        import httpx
+
+        delay = 0.05
+        timeout = httpx.Timeout(10.0, read=60.0)  # the stream sends a keep-alive every 15 s
+        with httpx.Client(headers=self.headers, timeout=timeout) as client:
+            while not self._stop.is_set():
+                try:
+                    params = {"after": str(self.last)}
+                    with client.stream("GET", f"{self.url}/v1/answers", params=params) as r:
+                        if r.status_code != 200:
+                            self.error = f"GET /v1/answers answered {r.status_code}"
+                            raise httpx.TransportError(self.error)
+                        delay = 0.05
+                        self._read(r.iter_lines())
+                except httpx.HTTPError as err:
+                    self.error = f"{type(err).__name__}: {err}"
+                if self._stop.wait(delay):
+                    return
+                delay = min(2 * delay, 1.0)
+                self.reconnects += 1
+
+    def _read(self, lines: Iterable[str]) -> None:
+        for event, _ident, data in parse_sse(lines):
+            if self._stop.is_set():
+                return
+            if event == "answer":
+                doc = json.loads(data)
+                if doc["seq"] > self.last:  # a resumed stream starts after the last one read
+                    self.last = doc["seq"]
+                    self.add(doc)
+            elif event == "hello":
+                hello = json.loads(data)
+                if hello["next"] - 1 < self.last:  # a gateway that lost its answers
+                    self.last = 0
+                self.boot = hello["boot"]
+            elif event == "gap":
+                self.gaps += json.loads(data)["missed"]
+            elif event == "lagged":
+                return  # reconnect and resume

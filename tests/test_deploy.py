@@ -1,0 +1,78 @@
+"""ddnn_tf.serve.deploy: restarts survived, a stream longer than the answer window.
+
+Real processes on loopback (``python -m ddnn_tf.serve cloud|gateway``, six
+``python -m ddnn_tf.device``), the committed model and the real Fashion-MNIST test split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import DEFAULT_MODEL
+
+from ddnn_tf.errors import ConfigError
+from ddnn_tf.serve.deploy import deploy, format_report
+
+MODEL = DEFAULT_MODEL
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    from ddnn_tf.data import load_dataset
+
+    return load_dataset("fmnist6")
+
+
+def test_gateway_and_cloud_restarts_lose_nothing_and_answer_each_sample_once(fmnist):
+    """The gateway is SIGKILLed and started again on its port with its journal, later the
+    cloud: the devices back off and reconnect, the rounds in flight are sent again, and
+    every one of the 1,200 samples (600 test samples streamed twice, through a 512-answer
+    window) is answered once, exactly as the offline run answers it."""
+    from ddnn_tf.runtime import Hierarchy
+
+    n, repeat = 600, 2
+    result = deploy(
+        MODEL,
+        fmnist,
+        limit=n,
+        repeat=repeat,
+        window=512,
+        restart_gateway_at=250,
+        restart_cloud_at=800,
+        timeout_s=300,
+        records=True,
+    )
+    assert result["n_samples"] == n * repeat
+    assert result["lost"] == 0 and result["duplicates"] == 0
+    assert result["mismatches_vs_offline"] == 0
+    assert result["degraded"] == 0  # the cloud came back within the gateway's retry time
+    assert [r["service"] for r in result["restarts"]] == ["gateway", "cloud"]
+    assert result["restarts"][0]["after"] >= 250 and result["restarts"][1]["after"] >= 800
+    assert result["device_retries"] > 0  # the devices did reconnect
+    test = fmnist.test.subset(slice(0, n))
+    run = Hierarchy(MODEL).run(test.x, batch_size=256)
+    samples = result["samples"]
+    np.testing.assert_array_equal(samples["prediction"], np.tile(run.prediction, repeat))
+    np.testing.assert_array_equal(samples["exit"], np.tile(run.exit_index, repeat))
+    assert len(result["rss_mb"]["gateway"]) == 2 and result["rss_mb"]["gateway"][1] > 0
+    text = format_report(result)
+    assert "gateway restarted after" in text and "duplicates: 0" in text
+
+
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"transport": "carrier-pigeon"}, "transport"),
+        ({"broker": "mqtt://127.0.0.1:1883"}, "broker"),
+        ({"sites": 0}, "sites"),
+        ({"repeat": 1.5}, "repeat"),
+        ({"window": 64}, "window"),  # less than two rounds of 64
+        ({"restart_gateway_at": -1}, "restart_gateway_at"),
+        ({"cloud_retry_s": 0}, "cloud_retry_s"),
+        ({"transport": "mqtt", "broker": "http://127.0.0.1:1883"}, "broker"),
+    ],
+)
+def test_deploy_refuses_bad_options_before_starting_anything(options, argument):
+    with pytest.raises(ConfigError) as err:
+        deploy(MODEL, "synthetic", **options)
+    assert err.value.argument == argument or str(err.value).startswith(argument)
