@@ -1,4 +1,4 @@
-// What leaves a device tier, byte for byte as ddnn_tf.comm writes it.
+// What leaves a device tier, byte for byte as ddnn_tf.core.comm writes it.
 //
 // Class summaries: one codec per wire encoding in SUMMARY_CODECS (float32, float16, int8,
 // int4).

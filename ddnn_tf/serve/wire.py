@@ -9,10 +9,10 @@ so a device, the gateway, the cloud and the tests share one implementation.
 * **Cloud records** (``application/vnd.ddnn.features``, ``POST /v1/cloud``): per sample,
   the presence mask of the cloud's upstream senders (``ceil(U/8)`` bytes, bit k = most
   significant bit of byte 0 first = sender k arrived, padding bits zero), then the
-  present senders' packed features (:func:`ddnn_tf.comm.pack_features`) in column order.
+  present senders' packed features (:func:`ddnn_tf.core.comm.pack_features`) in column order.
 * **Device rounds** (device <-> gateway): a round is ``n`` consecutive samples starting
   at sample ``start``. Summaries travel as ``n`` encoded summaries back to back
-  (:func:`ddnn_tf.comm.encode_summary` with the manifest's encoding); the gateway's
+  (:func:`ddnn_tf.core.comm.encode_summary` with the manifest's encoding); the gateway's
   decision is an ``n``-bit mask (same bit order), bit k = send features for sample
   ``start + k``; features travel as the flagged samples' packed features back to back.
 """
@@ -96,7 +96,7 @@ def model_graph(manifest: Mapping) -> TierGraph:
         manifest: a loaded manifest.
 
     Returns:
-        :func:`ddnn_tf.graph.tier_graph` of the manifest's topology and split.
+        :func:`ddnn_tf.core.graph.tier_graph` of the manifest's topology and split.
 
     Raises:
         ValueError: a manifest whose tiers or wire disagree with that graph.
