@@ -120,7 +120,7 @@ class Evaluation(Mapping):
         return len(self.to_dict())
 
     def format(self) -> str:
-        """The text report (``ddnn_tf.evaluate``'s, or ``ddnn_tf.run``'s for the tiers)."""
+        """The text report (``ddnn evaluate``'s, or ``ddnn run``'s for the tiers)."""
         result = self.to_dict()
         if self.runtime is None:
             lines = [f"{result['n_samples']} {result['split']} samples"]

@@ -1,6 +1,6 @@
 """The manifest of a converted DDNN: what a runtime needs to run the tier binaries.
 
-``python -m ddnn_tf.convert`` writes one directory per converted model::
+``ddnn convert`` writes one directory per converted model::
 
     tflite_models/NAME/
       manifest.json                 this schema

@@ -1,6 +1,6 @@
 """Beyond the paper: overall accuracy against bytes per device, over the exit threshold.
 
-``python -m ddnn_tf.experiments pareto --data fmnist6`` trains the paper's model and the
+``ddnn experiments pareto --data fmnist6`` trains the paper's model and the
 toolkit's default (``ddnn_tf.keras.presets.PRESETS``) and sweeps T from 0 to 1 on the test split:
 each T is one point (bytes per device per sample, overall accuracy). Not part of
 ``all``, which stays the paper's experiments.

@@ -126,7 +126,7 @@ class Hierarchy:
     """A converted DDNN, ready to classify samples tier by tier.
 
     Args:
-        model: a model directory written by ``python -m ddnn_tf.convert`` (or its
+        model: a model directory written by ``ddnn convert`` (or its
             ``manifest.json``), or an already loaded :class:`~ddnn_tf.core.manifest.Manifest`.
         target: ``"portable"`` (ai-edge-litert) or ``"lce"`` (larq-compute-engine).
         num_threads: interpreter threads per tier.

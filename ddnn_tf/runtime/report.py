@@ -1,4 +1,4 @@
-"""Evaluate a converted DDNN on a dataset split: the runtime's side of ``ddnn_tf.evaluate``.
+"""Evaluate a converted DDNN on a dataset split: the runtime's side of ``ddnn evaluate``.
 
 :func:`evaluate_model` returns the same :class:`~ddnn_tf.core.evaluation.Evaluation` as
 :func:`ddnn_tf.keras.evaluate.evaluate_run`, with the same JSON keys
@@ -165,7 +165,7 @@ def evaluate_model(
         path: data file or directory for file-based loaders.
         target: ``portable`` or ``lce``.
         threshold: ``T`` for every early exit, ``"paper"`` (0.8); None = the manifest's.
-        sweep: add the threshold sweep (``ddnn_tf.evaluate``'s grid).
+        sweep: add the threshold sweep (``ddnn evaluate``'s grid).
         fail: devices failed on every sample, e.g. ``"0,3"``.
         fail_prob: probability that each device fails on each sample (seeded).
         seed: seed of the random failures.
@@ -180,7 +180,7 @@ def evaluate_model(
             instead of ``threshold``.
 
     Returns:
-        An :class:`~ddnn_tf.core.evaluation.Evaluation`; its JSON has ``ddnn_tf.evaluate``'s
+        An :class:`~ddnn_tf.core.evaluation.Evaluation`; its JSON has ``ddnn evaluate``'s
         keys plus ``model``, ``target``,
         ``batch_size``, ``fail_prob``, ``seed``, ``unclassified`` (count),
         ``latency_ms`` (per tier ``{total_ms, mean_ms, samples}``), ``wire_ms``

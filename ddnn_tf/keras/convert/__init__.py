@@ -1,6 +1,6 @@
 """Split a trained DDNN into per-tier TFLite binaries plus a manifest.
 
-``python -m ddnn_tf.convert runs/NAME --split local,cloud [--out tflite_models/NAME]
+``ddnn convert runs/NAME --split local,cloud [--out tflite_models/NAME]
 [--target portable|lce|both] [--quantize none|int8] [--overwrite] [--check]``
 
 Every tier of the split becomes one binary per target, converted from the trained
@@ -153,7 +153,7 @@ def convert_run(
         FileNotFoundError / ValueError: a missing or corrupt run, an unknown or
             unavailable split, target or quantisation.
 
-    Example (with a run directory trained by ``python -m ddnn_tf.train``)::
+    Example (with a run directory trained by ``ddnn train``)::
 
         conv = convert_run("runs/default", split="local,cloud", target="portable")
         sorted(conv.files)[:2]  # ['cloud.tflite', 'device_0.tflite']
