@@ -8,7 +8,6 @@ contracts in ``pyproject.toml`` keep it so):
 * :mod:`ddnn_tf.data`: the data sets, numpy only;
 * :mod:`ddnn_tf.runtime`: runs tier binaries and the hierarchy with an interpreter, no
   TensorFlow;
-* :mod:`ddnn_tf.mcu`: device tiers as C for microcontrollers;
 * :mod:`ddnn_tf.keras`: TensorFlow, tf-keras and Larq: model, training, conversion
   (``pip install 'ddnn_tf[train]'``);
 * :mod:`ddnn_tf.serve`: the tiers as network services (``pip install 'ddnn_tf[serve]'``);

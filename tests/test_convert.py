@@ -509,9 +509,6 @@ def test_committed_default_model_loads_and_matches_hashes(name, summary):
 
 def test_committed_readme_names_the_regenerate_command():
     text = (ROOT / "tflite_models" / "README.md").read_text()
-    assert "python -m ddnn_tf.train --data fmnist6 --out runs/default" in text
-    assert (
-        "python -m ddnn_tf.convert runs/default --split local,cloud --out tflite_models/fmnist6_mpcc"
-        in text
-    )
+    assert "ddnn train --data fmnist6 --out runs/default" in text
+    assert "ddnn convert runs/default --split local,cloud --out tflite_models/fmnist6_mpcc" in text
     assert json.loads((COMMITTED / "manifest.json").read_text())["name"] == "fmnist6_mpcc"

@@ -1,6 +1,6 @@
 // The DDNN on the phone: the manifest's device tiers and local aggregator run in the page
-// with LiteRT.js; a sample whose local exit is not confident goes to the cloud tier over
-// HTTP (the cloud protocol of `python -m ddnn_tf.serve`), packed as ddnn_tf.comm packs it.
+// with LiteRT.js; a sample whose local exit is not confident goes to the cloud tier as a
+// POST /v1/cloud record. The protocol is specified in docs/protocol.md ("Wire protocol").
 //
 // Everything model-specific comes from the manifest: tiers, tensor names and shapes, input
 // scale, wire encodings, classes and thresholds.

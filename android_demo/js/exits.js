@@ -1,4 +1,4 @@
-// Exit decisions as ddnn_tf.exits computes them, in float64 like numpy: softmax of the
+// Exit decisions as ddnn_tf.core.exits computes them, in float64 like numpy: softmax of the
 // float32 logits, normalized entropy, and "exit when eta <= T".
 //
 // Sums follow numpy's pairwise summation of a contiguous row (eight partial sums, then the

@@ -1,13 +1,12 @@
-// What leaves a device tier, byte for byte as ddnn_tf.comm writes it.
+// What leaves a device tier, byte for byte as ddnn_tf.core.comm writes it. The encodings
+// are specified in docs/protocol.md ("Wire protocol", payload encodings).
 //
 // Class summaries: one codec per wire encoding in SUMMARY_CODECS (float32, float16, int8,
-// int4).
-// A new encoding is one more entry there: {nbytes(numClasses), encode(values) -> Uint8Array,
-// decode(bytes, numClasses) -> Float32Array}; everything else looks codecs up by the name
-// the manifest's wire.summary.encoding gives.
+// int4). A new encoding is one more entry there: {nbytes(numClasses), encode(values) ->
+// Uint8Array, decode(bytes, numClasses) -> Float32Array}; everything else looks codecs up
+// by the name the manifest's wire.summary.encoding gives.
 //
-// Binary features: packFeatures is comm.pack_features: C order, most significant bit first,
-// +1 -> 1, -1 -> 0, last byte zero padded.
+// Binary features: packFeatures is comm.pack_features.
 
 const INT8_MAX = 127;
 const INT8_SCALE_BYTES = 4;
@@ -175,7 +174,7 @@ export function packFeatures(values) {
   return out;
 }
 
-/** Presence mask of the protocol: ceil(U/8) bytes, bit k (MSB of byte 0 first) = sender k present. */
+/** The presence mask of a cloud record (docs/protocol.md). */
 export function packPresence(present) {
   const out = new Uint8Array(Math.ceil(present.length / 8));
   present.forEach((p, k) => {

@@ -41,7 +41,7 @@ def convert(
     Args:
         run: the run directory (``runs/NAME``).
         split: exits kept, bottom to top: cloud / local,cloud / edge,cloud /
-            local,edge,cloud (default: all the model's exits).
+            local,edge,cloud (by default all the model's exits).
         out: output directory (default ``tflite_models/NAME``).
         target: portable, lce or both.
         quantize: none or int8 (portable target).

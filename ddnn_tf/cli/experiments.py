@@ -10,7 +10,7 @@ from ddnn_tf.cli.flags import AT_LEAST_1, PROBABILITY, Range, command
 from ddnn_tf.core.exits import PAPER_THRESHOLD
 from ddnn_tf.experiments.lab import LOCAL_EXIT_TARGET
 
-__all__ = ["experiments"]
+__all__ = ["command_line", "experiments"]
 
 
 @command(
@@ -89,7 +89,7 @@ def experiments(
     # parent that cannot be written, stops them (before the data loads).
     check_output_dir(out, overwrite=True, what="Output directory")
     dataset = load_dataset(data, path, seed=seed, train_limit=train_limit, test_limit=test_limit)
-    command = "ddnn experiments " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line(sys.argv)
     results = run_experiments(names, dataset, out=out, settings=settings, command=command)
     if json:
         print(to_json({n: r.key for n, r in results.items()}))
@@ -102,3 +102,20 @@ def experiments(
 
 
 COMMAND = experiments
+
+
+def command_line(argv: list[str]) -> str:
+    """The command an experiment run records in its summary, as ``ddnn experiments ...``.
+
+    ``argv`` is ``sys.argv`` of either form: ``ddnn experiments ARGS`` or
+    ``python -m ddnn_tf.experiments ARGS``.
+
+    >>> command_line(["/usr/bin/ddnn", "experiments", "all", "--out", "a b"])
+    "ddnn experiments all --out 'a b'"
+    >>> command_line(["/x/ddnn_tf/experiments/__main__.py", "faults", "--epochs", "1"])
+    'ddnn experiments faults --epochs 1'
+    """
+    args = list(argv[1:])
+    if args[:1] == ["experiments"]:  # the console script: ddnn experiments ...
+        args = args[1:]
+    return " ".join(["ddnn experiments", *(shlex.quote(a) for a in args)])

@@ -3,7 +3,7 @@
 
 Every device runs its tier binary and sends its encoded class summary to the local
 aggregator; confident samples exit there, the others go up as bit-packed feature maps.
-The report has the keys of ``python -m ddnn_tf.evaluate`` (measured on the binaries:
+The report has the keys of ``ddnn evaluate`` (measured on the binaries:
 bytes are the lengths of the payloads actually sent) plus per-tier latency.
 
 Failed devices (``--fail``, or ``--fail-prob`` per sample and device) never deliver a

@@ -63,7 +63,7 @@ def cloud(
         ray_temp_dir: where the local Ray instance writes its session files
             (default /tmp/ray).
         cors_origins: comma-separated web origins whose pages may call the service
-            (engine uvicorn; default: none).
+            (engine uvicorn; none by default).
     """
     token = service_token(host, token)
     if isinstance(cors_origins, (list, tuple)):  # fire may parse a,b as a tuple
@@ -230,8 +230,8 @@ def demo(
 
     Args:
         model: the converted model directory (tflite_models/NAME).
-        host: interface to bind: 127.0.0.1 (default; a phone reaches it with
-            `adb reverse tcp:PORT tcp:PORT`) or 0.0.0.0 / a LAN address (use --https).
+        host: interface to bind: 127.0.0.1 (the default; a phone reaches it over USB
+            with adb reverse) or 0.0.0.0 / a LAN address (use --https).
         port: TCP port (0: a free one).
         https: serve TLS with a self-signed certificate created for this machine.
         token: shared token of the cloud routes (default: $DDNN_TF_TOKEN; beyond loopback

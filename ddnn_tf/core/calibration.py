@@ -1,7 +1,7 @@
 """Exit-threshold calibration rules: the most accurate T, or the most accurate T within a
 byte budget per device (``--calibrate accuracy`` / ``--calibrate bytes:20``).
 
-numpy only (with :mod:`ddnn_tf.exits` and :mod:`ddnn_tf.comm`): the Keras training, the
+numpy only (with :mod:`ddnn_tf.core.exits` and :mod:`ddnn_tf.core.comm`): the Keras training, the
 evaluation and the TensorFlow-free runtime share it.
 """
 
@@ -56,7 +56,7 @@ def calibrate_threshold(
 
     Args:
         probs: exit name -> (N, |C|) probabilities, bottom to top (e.g. from
-            ``ddnn_tf.train.predict_exits``, or a hierarchy's all-exits run, on the
+            ``ddnn_tf.keras.train.predict_exits``, or a hierarchy's all-exits run, on the
             validation split).
         labels: (N,) labels.
         topology: the hierarchy (its wire sizes give the bytes).

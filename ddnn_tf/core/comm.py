@@ -55,7 +55,7 @@ __all__ = [
 #: Wire encodings of a class summary. ``int8`` is symmetric per-vector quantisation:
 #: a float32 scale followed by one int8 per class, value = q * scale. ``int4`` carries a
 #: summary that is already integer-valued in [-8, 7] (a device whose exit head rounds its
-#: logits, see ``ddnn_tf.blocks.SummaryQuantizer``): two's-complement nibbles, two per
+#: logits, see ``ddnn_tf.keras.blocks.SummaryQuantizer``): two's-complement nibbles, two per
 #: byte, first class in the low nibble, no header; lossless for such summaries.
 
 _F32 = np.dtype("<f4")
@@ -638,9 +638,9 @@ def hierarchy_bytes(
     summary_encoding: str = "float32",
     failed: Sequence[bool] | None = None,
 ) -> dict[str, float]:
-    """Expected bytes per sample on the links of a :class:`~ddnn_tf.topology.Topology`.
+    """Expected bytes per sample on the links of a :class:`~ddnn_tf.core.topology.Topology`.
 
-    Every link of its tier graph (:func:`ddnn_tf.graph.tier_graph`) is charged with the
+    Every link of its tier graph (:func:`ddnn_tf.core.graph.tier_graph`) is charged with the
     size of its message times the fraction of samples that send it: summaries to the
     local aggregator always; features (or raw input) upward for the samples not exited
     locally; an edge's features to the cloud for the samples neither the local nor the

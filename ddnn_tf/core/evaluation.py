@@ -1,6 +1,6 @@
 """One evaluation result, whoever computed it: the Keras evaluation or the deployed tiers.
 
-:func:`ddnn_tf.evaluate.evaluate_run` (Keras) and :func:`ddnn_tf.runtime.evaluate_model`
+:func:`ddnn_tf.keras.evaluate.evaluate_run` (Keras) and :func:`ddnn_tf.runtime.evaluate_model`
 (the converted tiers under the orchestrator) both return an :class:`Evaluation`; its JSON
 (:meth:`Evaluation.to_dict`) is what the CLIs' ``--json`` prints and the experiments
 read, and :meth:`Evaluation.format` is the CLIs' text report. It reads like the dict it
@@ -120,7 +120,7 @@ class Evaluation(Mapping):
         return len(self.to_dict())
 
     def format(self) -> str:
-        """The text report (``ddnn_tf.evaluate``'s, or ``ddnn_tf.run``'s for the tiers)."""
+        """The text report (``ddnn evaluate``'s, or ``ddnn run``'s for the tiers)."""
         result = self.to_dict()
         if self.runtime is None:
             lines = [f"{result['n_samples']} {result['split']} samples"]

@@ -200,7 +200,7 @@ def resolve_thresholds(
 ) -> dict[str, float]:
     """The threshold of every early exit, from what a user asked for.
 
-    One rule for ``ddnn_tf.evaluate`` and the runtime alike.
+    One rule for the Keras evaluation (``ddnn evaluate``) and the runtime alike.
 
     Args:
         threshold: a number in [0, 1] for every early exit, a mapping ``{exit: T}``,

@@ -1,6 +1,6 @@
 """The tier graph: a hierarchy's tiers in order, their named tensors and who feeds whom.
 
-Derived once from a :class:`~ddnn_tf.topology.Topology` and the exits kept (the split),
+Derived once from a :class:`~ddnn_tf.core.topology.Topology` and the exits kept (the split),
 and read by the Keras model builder, the converter, parity checks, the manifest and the
 orchestrator, so that the wiring is written down in one place. Tier names come from
 :func:`device_tier` / :func:`edge_tier` and the constants below; nothing recovers

@@ -1,6 +1,6 @@
 """The manifest of a converted DDNN: what a runtime needs to run the tier binaries.
 
-``python -m ddnn_tf.convert`` writes one directory per converted model::
+``ddnn convert`` writes one directory per converted model::
 
     tflite_models/NAME/
       manifest.json                 this schema
@@ -31,9 +31,9 @@ rejects dynamic batch dims; Python interpreters may resize it for batching). Wir
   ``thresholds_source``: ``"validation"`` (calibrated) or ``"paper"`` (T = 0.8).
 * ``training`` (optional): ``{preset, epochs, calibrate}`` of the run it was converted from.
 * ``wire``: ``summary`` ``{encoding, shape: [|C|], nbytes, byte_order}``, encoding
-  ``"float32"`` (the paper) or ``"int4"`` (integer summaries in [-8, 7], ``ddnn_tf.comm``);
+  ``"float32"`` (the paper) or ``"int4"`` (integer summaries in [-8, 7], ``ddnn_tf.core.comm``);
   ``features`` ``{sender tier: {encoding: "bitpacked-pm1", shape, bits, nbytes,
-  bit_order}}`` (bit order as ``ddnn_tf.comm.pack_features``: C order, most significant
+  bit_order}}`` (bit order as ``ddnn_tf.core.comm.pack_features``: C order, most significant
   bit first, +1 -> 1, -1 -> 0, last byte zero padded); ``raw`` ``{device_{i}: {shape,
   dtype, nbytes}}`` (the raw-offload message of configuration (a)).
 * ``targets``: e.g. ``["portable", "lce"]``; ``quantize``: ``"none"`` or ``"int8"``.
@@ -54,7 +54,7 @@ rejects dynamic batch dims; Python interpreters may resize it for batching). Wir
     present) and ``sources`` (``[{input, tier, output, link, column}]``: for each
     received input, the sending tier and output, the link it travels on and the
     sender's column there); presence inputs also give ``column_devices`` (each
-    column's devices). These come from :func:`ddnn_tf.graph.tier_graph`, and
+    column's devices). These come from :func:`ddnn_tf.core.graph.tier_graph`, and
     :func:`check_tier_graph` checks a manifest's tiers against it;
   - ``memory``: ``{binary_weight_bytes (binary weights / 8), float_param_bytes
     (4 x float parameters, batch norm folded to a scale and an offset per channel),
@@ -172,7 +172,7 @@ def validate_manifest(
 ) -> dict[str, Any]:
     """Check a whole manifest against its schema, its semantic rules and (optionally) its files.
 
-    The structure and types are checked against :data:`ddnn_tf.schemas.MANIFEST` (every
+    The structure and types are checked against :data:`ddnn_tf.core.schemas.MANIFEST` (every
     key, at every depth); then the rules a schema cannot express: exits in order, one
     threshold per early exit, a summary of one value per class, one file per target,
     unique tensor names, and each file's size and sha256.
@@ -308,13 +308,13 @@ def _ports(entries: list[dict[str, Any]]) -> list[tuple[str, str, tuple[int, ...
 def check_tier_graph(manifest: dict[str, Any], graph: Any) -> None:
     """Check that a manifest's tiers and wire are those of ``graph``.
 
-    ``graph`` is :func:`ddnn_tf.graph.tier_graph` of the manifest's topology and split.
+    ``graph`` is :func:`ddnn_tf.core.graph.tier_graph` of the manifest's topology and split.
     Manifests written before tiers carried ``devices`` and ``sources`` are accepted;
     when present, those keys must match too.
 
     Args:
         manifest: a validated manifest.
-        graph: its :class:`ddnn_tf.graph.TierGraph`.
+        graph: its :class:`ddnn_tf.core.graph.TierGraph`.
 
     Raises:
         ValueError: naming the tier or wire entry that differs from the graph.
@@ -376,7 +376,7 @@ def raw_wire(manifest: dict[str, Any], graph: Any) -> dict[int, dict[str, Any]]:
 
     Args:
         manifest: a validated manifest.
-        graph: its :class:`ddnn_tf.graph.TierGraph` (the raw messages are its links with
+        graph: its :class:`ddnn_tf.core.graph.TierGraph` (the raw messages are its links with
             output ``raw``).
 
     Returns:

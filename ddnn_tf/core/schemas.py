@@ -9,8 +9,8 @@ key is one clear error naming the file and the key path instead of a TypeError l
     manifest.json: tiers.cloud.inputs[0].dtype: 'float33' is not one of ['float32', ...]
 
 Semantic rules a schema cannot express (exits in order, file hashes, one threshold per
-early exit) stay with the code that owns them (:mod:`ddnn_tf.manifest`,
-:class:`ddnn_tf.topology.Topology`). Standard library and ``jsonschema`` only: the
+early exit) stay with the code that owns them (:mod:`ddnn_tf.core.manifest`,
+:class:`ddnn_tf.core.topology.Topology`). Standard library and ``jsonschema`` only: the
 device-side runtime uses this module.
 """
 

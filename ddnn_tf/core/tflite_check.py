@@ -274,9 +274,11 @@ def check_tier_binary(
         tier: the tier name (for errors).
         file: the file's path or name (for errors).
         target: ``"portable"`` or ``"lce"``.
-        inputs / outputs: the manifest's tensor entries ``[{name, shape, dtype, ...}]``
+        inputs: the manifest's input tensor entries ``[{name, shape, dtype, ...}]``
             (shapes with the batch dimension).
-        input_order / output_order: the manifest's positional orders, when given.
+        outputs: the manifest's output tensor entries, likewise.
+        input_order: the manifest's positional order of the inputs, when given.
+        output_order: the manifest's positional order of the outputs, when given.
         ops: the manifest's operator counts, when given (their total is checked).
 
     Returns:
@@ -342,7 +344,7 @@ def check_tier_binary(
 
 def check_manifest_tier(manifest, tier: str, target: str, data: bytes | None = None) -> TfliteModel:
     """:func:`check_tier_binary` of ``tier``'s ``target`` file, as a loaded manifest
-    (:class:`ddnn_tf.manifest.Manifest`) describes it.
+    (:class:`ddnn_tf.core.manifest.Manifest`) describes it.
 
     Args:
         manifest: the loaded manifest (its directory holds the file).

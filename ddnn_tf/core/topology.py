@@ -88,8 +88,10 @@ class Topology:
         device_filters: filters f of each device ConvP block (the paper's f = 4).
         device_conv_layers: ConvP blocks per device (FC blocks for vector devices).
         device_units: width of device FC blocks for vector devices.
-        edge_filters / edge_conv_layers: ConvP blocks of each edge.
-        cloud_filters / cloud_conv_layers: ConvP blocks of the cloud (the paper: 2 x 16).
+        edge_filters: filters of each edge ConvP block.
+        edge_conv_layers: ConvP blocks of each edge.
+        cloud_filters: filters of each cloud ConvP block (the paper: 16).
+        cloud_conv_layers: ConvP blocks of the cloud (the paper: 2).
         cloud_units: width of the hidden FC layers used where a tier's inputs are vectors.
         device_dropout: training-time probability that a device's messages are dropped
             (its presence set to 0), which teaches the aggregators to survive failed

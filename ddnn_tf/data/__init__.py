@@ -8,8 +8,9 @@ fixed seed, test). Datasets:
 - `npz`: your own sensors, one `.npz` file with `x0..x{D-1}`, `y`, ...
 - `synthetic`: generated multi-camera scenes for tests and demos (not real data).
 
-This package imports numpy only (the device-side runtime uses it); the one exception is
-the last-resort Keras download of Fashion-MNIST, imported inside that function.
+This package imports numpy and the standard library only (the device-side runtime uses
+it); the last-resort download of Fashion-MNIST into the Keras cache directory uses
+``urllib``, not Keras.
 
 Example:
     >>> from ddnn_tf.data import load_dataset

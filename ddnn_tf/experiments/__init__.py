@@ -1,6 +1,6 @@
 """The paper's evaluation (Section IV): Tables I-II and Figures 7-10 as tables and plots.
 
-``python -m ddnn_tf.experiments EXPERIMENT --data fmnist6 --out results/NAME`` with
+``ddnn experiments EXPERIMENT --data fmnist6 --out results/NAME`` with
 EXPERIMENT one of ``aggregation, threshold, scaling, filters, faults`` (or several,
 comma separated) or ``all``. Each experiment writes, when it has finished::
 

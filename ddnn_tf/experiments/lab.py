@@ -134,8 +134,8 @@ class Lab:
         dataset: the data (a :class:`~ddnn_tf.data.Dataset`).
         settings: the :class:`ExperimentSettings`.
         train_fn: trains one DDNN, called as ``train_fn(dataset, topology, config,
-            verbose=...)`` and returning a :class:`~ddnn_tf.train.Run`; default
-            :func:`ddnn_tf.train.train`.
+            verbose=...)`` and returning a :class:`~ddnn_tf.keras.rundir.Run`; default
+            :func:`ddnn_tf.keras.train.train`.
     """
 
     def __init__(
@@ -182,7 +182,8 @@ class Lab:
         """The trained run of one configuration (trained on first use, then cached).
 
         Args:
-            local_agg, cloud_agg: the aggregation schemes.
+            local_agg: the local aggregation scheme.
+            cloud_agg: the cloud aggregation scheme.
             device_filters: filters of each device's ConvP block.
             devices: train on these devices only (default: all).
             epochs: training epochs (default ``settings.epochs``).
@@ -222,7 +223,7 @@ class Lab:
         """The trained run of a training preset (``paper`` or ``default``), cached.
 
         ``paper`` is :meth:`default`'s model; ``default`` the toolkit's default
-        (``ddnn_tf.train.PRESETS``), trained with its own optimiser settings.
+        (``ddnn_tf.keras.presets.PRESETS``), trained with its own optimiser settings.
         """
         from ddnn_tf.keras.presets import preset_config, preset_topology
         from ddnn_tf.keras.train import train
@@ -274,7 +275,7 @@ class Lab:
         return self._individual is not None
 
     def evaluate(self, run, data=None, **options) -> dict[str, Any]:
-        """:func:`ddnn_tf.evaluate.evaluate_run` on the lab's data, at ``settings.threshold``."""
+        """:func:`ddnn_tf.keras.evaluate.evaluate_run` on the lab's data, at ``settings.threshold``."""
         from ddnn_tf.keras.evaluate import evaluate_run
 
         options.setdefault("threshold", self.settings.threshold)

@@ -418,7 +418,7 @@ def device_memory_bytes(ddnn, device: int = 0) -> int:
     a float32.
 
     Args:
-        ddnn: a built :class:`~ddnn_tf.model.DDNN`.
+        ddnn: a built :class:`~ddnn_tf.keras.model.DDNN`.
         device: which device tier.
 
     Returns:

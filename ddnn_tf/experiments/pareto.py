@@ -1,7 +1,7 @@
 """Beyond the paper: overall accuracy against bytes per device, over the exit threshold.
 
-``python -m ddnn_tf.experiments pareto --data fmnist6`` trains the paper's model and the
-toolkit's default (``ddnn_tf.train.PRESETS``) and sweeps T from 0 to 1 on the test split:
+``ddnn experiments pareto --data fmnist6`` trains the paper's model and the
+toolkit's default (``ddnn_tf.keras.presets.PRESETS``) and sweeps T from 0 to 1 on the test split:
 each T is one point (bytes per device per sample, overall accuracy). Not part of
 ``all``, which stays the paper's experiments.
 """
@@ -140,7 +140,7 @@ def pareto_experiment(lab: Lab) -> ExperimentResult:
         "for the default, plus its bit-packed features when the sample goes to the cloud). "
         "'On the front': no other T of the same model is both cheaper and more accurate. "
         "The settings line above is the paper preset's; the default preset trains with its "
-        "own (Adam 3e-3 with a cosine decay, batch 256; see the README).",
+        "own (Adam 3e-3 with a cosine decay, batch 256; see Training in the docs).",
         columns=PARETO_COLUMNS,
         rows=rows,
         key=key,

@@ -25,7 +25,7 @@ def bench_train(
     batch_size: int = 128,
     train_limit: int | None = None,
 ) -> dict[str, Any]:
-    """Training throughput of the default model (the paper's MP-CC, f = 4) on this machine.
+    """Training throughput of the paper's model (MP-CC, f = 4: the Topology defaults) here.
 
     Trains for ``epochs`` epochs without validation and reports samples per second and
     seconds per epoch for each epoch; the first epoch includes graph tracing, so the

@@ -50,7 +50,7 @@ class DDNN:
     Attributes:
         topology: the hierarchy it was built from.
         tiers: tier name -> Keras model (the tiers of
-            :func:`ddnn_tf.graph.tier_graph` with ``composed=False``).
+            :func:`ddnn_tf.core.graph.tier_graph` with ``composed=False``).
         model: the composed model, one input per device (``input_{i}``), one output
             per exit (``local``, ``edge``, ``cloud``), each a logits tensor.
     """

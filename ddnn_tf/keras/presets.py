@@ -34,7 +34,7 @@ PAPER_ADAM = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 
 #: ``paper``: the paper's MP-CC DDNN and optimiser. ``default``: the same binary devices
 #: (f = 4, one ConvP block, 1 bit per feature) with a 4-bit summary, a real-valued cloud
 #: (two ReLU dense layers over the concatenated binary features), device dropout, and a
-#: cosine-decayed higher learning rate (README, "Beyond the paper").
+#: cosine-decayed higher learning rate (docs/training.md, "The default model").
 #: Keyed by :data:`ddnn_tf.core.vocab.PRESET_NAMES`.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"topology": {}, "config": {}},

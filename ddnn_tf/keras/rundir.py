@@ -120,7 +120,7 @@ def _read_json(path: Path) -> Any:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise FormatError(f"{path} is not valid JSON: {err}") from None
-    return validate_document(data, path.name, path)  # its declared schema (ddnn_tf.schemas)
+    return validate_document(data, path.name, path)  # its declared schema (ddnn_tf.core.schemas)
 
 
 def load_run(path: str | Path) -> Run:

@@ -4,11 +4,11 @@
 tier), and classifies samples the way the deployed hierarchy would (Sec. III-D/E):
 
 1. every end device that is alive runs its tier and sends its class summary to the local
-   aggregator (encoded with :func:`ddnn_tf.comm.encode_summary`, decoded on arrival);
+   aggregator (encoded with :func:`ddnn_tf.core.comm.encode_summary`, decoded on arrival);
 2. the local aggregator combines the summaries that arrived; a sample whose normalized
    entropy is ``<= T_local`` exits there;
 3. otherwise every alive device bit-packs its feature map
-   (:func:`ddnn_tf.comm.pack_features`) and sends it up: to its edge, which may exit the
+   (:func:`ddnn_tf.core.comm.pack_features`) and sends it up: to its edge, which may exit the
    sample at ``T_edge`` (through the edge aggregator) or forward its own packed features
    to the cloud, or straight to the cloud;
 4. the last exit (the cloud) classifies every sample still pending.
@@ -27,12 +27,12 @@ counts as present when any of its devices is. A sample whose every device failed
 sample gets exactly one result.
 
 The order of the tiers, what feeds each input and on which link each message travels
-come from the tier graph (:func:`ddnn_tf.graph.tier_graph`), checked against the manifest
-on load (:func:`ddnn_tf.manifest.check_tier_graph`). Messages are encoded for a whole
-sub-batch at once (:func:`ddnn_tf.comm.encode_summaries`, :func:`~ddnn_tf.comm.pack_features_batch`);
+come from the tier graph (:func:`ddnn_tf.core.graph.tier_graph`), checked against the manifest
+on load (:func:`ddnn_tf.core.manifest.check_tier_graph`). Messages are encoded for a whole
+sub-batch at once (:func:`ddnn_tf.core.comm.encode_summaries`, :func:`~ddnn_tf.core.comm.pack_features_batch`);
 each row is the exact payload one sample would send. Exit decisions use
-:func:`ddnn_tf.exits.exits_here` (the rule of the Keras evaluation's
-:func:`~ddnn_tf.exits.exit_points`) on probabilities from :func:`ddnn_tf.exits.softmax`,
+:func:`ddnn_tf.core.exits.exits_here` (the rule of the Keras evaluation's
+:func:`~ddnn_tf.core.exits.exit_points`) on probabilities from :func:`ddnn_tf.core.exits.softmax`,
 so the two cannot drift apart.
 
 Only numpy, the standard library and the interpreters are imported (no TensorFlow).
@@ -126,8 +126,8 @@ class Hierarchy:
     """A converted DDNN, ready to classify samples tier by tier.
 
     Args:
-        model: a model directory written by ``python -m ddnn_tf.convert`` (or its
-            ``manifest.json``), or an already loaded :class:`~ddnn_tf.manifest.Manifest`.
+        model: a model directory written by ``ddnn convert`` (or its
+            ``manifest.json``), or an already loaded :class:`~ddnn_tf.core.manifest.Manifest`.
         target: ``"portable"`` (ai-edge-litert) or ``"lce"`` (larq-compute-engine).
         num_threads: interpreter threads per tier.
 

@@ -1,7 +1,7 @@
-"""Evaluate a converted DDNN on a dataset split: the runtime's side of ``ddnn_tf.evaluate``.
+"""Evaluate a converted DDNN on a dataset split: the runtime's side of ``ddnn evaluate``.
 
-:func:`evaluate_model` returns the same :class:`~ddnn_tf.evaluation.Evaluation` as
-:func:`ddnn_tf.evaluate.evaluate_run`, with the same JSON keys
+:func:`evaluate_model` returns the same :class:`~ddnn_tf.core.evaluation.Evaluation` as
+:func:`ddnn_tf.keras.evaluate.evaluate_run`, with the same JSON keys
 (``accuracy``, ``exit_fraction``, ``bytes_per_device``, ``raw_bytes_per_device``,
 ``thresholds``, ``failed_devices``, ``sweep`` ...), measured on the tier binaries, plus
 per-tier latency and throughput.
@@ -80,7 +80,8 @@ def load_split(
 
     Args:
         hierarchy: the model (its manifest names the default dataset).
-        data / path: as :func:`load_data_for`.
+        data: as :func:`load_data_for`.
+        path: as :func:`load_data_for`.
         split: ``test`` or ``val``.
         limit: the first ``limit`` samples only (None: all).
 
@@ -102,7 +103,7 @@ def load_split(
 
 
 def sweep_bytes_fn(result, exits: tuple[str, ...]):
-    """A ``bytes_fn`` for :func:`ddnn_tf.exits.threshold_sweep` from measured payloads.
+    """A ``bytes_fn`` for :func:`ddnn_tf.core.exits.threshold_sweep` from measured payloads.
 
     ``result`` is an all-exits :class:`~ddnn_tf.runtime.RunResult`, in which every alive
     device sent its summary and its upward payload for every sample, so their mean sizes
@@ -164,7 +165,7 @@ def evaluate_model(
         path: data file or directory for file-based loaders.
         target: ``portable`` or ``lce``.
         threshold: ``T`` for every early exit, ``"paper"`` (0.8); None = the manifest's.
-        sweep: add the threshold sweep (``ddnn_tf.evaluate``'s grid).
+        sweep: add the threshold sweep (``ddnn evaluate``'s grid).
         fail: devices failed on every sample, e.g. ``"0,3"``.
         fail_prob: probability that each device fails on each sample (seeded).
         seed: seed of the random failures.
@@ -175,11 +176,11 @@ def evaluate_model(
         exit_accuracy: run the all-exits pass for per-exit accuracies (implied by
             ``sweep``); without it ``accuracy`` holds ``overall`` only.
         calibrate: re-calibrate T on the validation split run through the binaries,
-            ``accuracy`` or ``bytes:B`` (:func:`ddnn_tf.calibration.calibrate_threshold`),
+            ``accuracy`` or ``bytes:B`` (:func:`ddnn_tf.core.calibration.calibrate_threshold`),
             instead of ``threshold``.
 
     Returns:
-        An :class:`~ddnn_tf.evaluation.Evaluation`; its JSON has ``ddnn_tf.evaluate``'s
+        An :class:`~ddnn_tf.core.evaluation.Evaluation`; its JSON has ``ddnn evaluate``'s
         keys plus ``model``, ``target``,
         ``batch_size``, ``fail_prob``, ``seed``, ``unclassified`` (count),
         ``latency_ms`` (per tier ``{total_ms, mean_ms, samples}``), ``wire_ms``

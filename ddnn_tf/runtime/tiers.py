@@ -87,17 +87,20 @@ class TierRunner:
         name: the tier name (``device_0``, ``local_aggregator``, ``cloud`` ...).
         model: the flatbuffer bytes of the tier for ``target``.
         target: ``"portable"`` or ``"lce"``.
-        inputs / outputs: the manifest's tensor entries ``[{name, shape, dtype, ...}]``;
+        inputs: the manifest's input tensor entries ``[{name, shape, dtype, ...}]``;
             shapes include the batch dimension 1.
-        input_order / output_order: signature names in the flatbuffer's positional
-            order (required for ``lce``).
+        outputs: the manifest's output tensor entries, likewise.
+        input_order: input signature names in the flatbuffer's positional order
+            (required for ``lce``).
+        output_order: output signature names in the flatbuffer's positional order
+            (required for ``lce``).
         num_threads: interpreter threads.
         file: the binary's path, named in errors.
         ops: the manifest's operator counts of the file, checked against it.
 
     Raises:
         ValueError: unknown target, a missing interpreter package, or a binary that
-            :func:`ddnn_tf.tflite_check.check_tier_binary` refuses (malformed, operators
+            :func:`ddnn_tf.core.tflite_check.check_tier_binary` refuses (malformed, operators
             the target cannot resolve, a signature that does not match the manifest),
             naming the tier and the file.
 
@@ -199,7 +202,7 @@ class TierRunner:
         """The runner of tier ``name``'s ``target`` file in a loaded manifest.
 
         Args:
-            manifest: a :class:`ddnn_tf.manifest.Manifest` (from ``load_manifest``).
+            manifest: a :class:`ddnn_tf.core.manifest.Manifest` (from ``load_manifest``).
             name: the tier name.
             target: ``"portable"`` or ``"lce"``.
             num_threads: interpreter threads.

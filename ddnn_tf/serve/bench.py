@@ -1,6 +1,6 @@
-"""``python -m ddnn_tf.bench serve``: the cloud service on uvicorn vs Ray Serve.
+"""``ddnn bench serve``: the cloud service on uvicorn vs Ray Serve.
 
-Each engine serves the cloud tier in its own process (``python -m ddnn_tf.serve cloud``)
+Each engine serves the cloud tier in its own process (``ddnn serve cloud``)
 on a free loopback port; a client in this process sends ``requests`` ``POST /v1/cloud``
 requests (``records`` samples each, real device features of the test split) with
 ``concurrency`` requests in flight, and measures per-request latency and throughput.

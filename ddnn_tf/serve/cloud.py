@@ -1,4 +1,4 @@
-"""The cloud tier as an HTTP service (the protocol in the README's "Deploy" section).
+"""The cloud tier as an HTTP service (``POST /v1/cloud``, specified in docs/protocol.md).
 
 :func:`create_cloud_app` builds the FastAPI app that ``serve cloud``, ``serve demo`` and
 the Ray Serve deployment serve; :func:`cloud_router` is its routes alone, to mount in

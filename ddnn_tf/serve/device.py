@@ -2,13 +2,10 @@
 
 ``ddnn device MODEL_DIR --index I --gateway URL --data NAME`` runs :func:`run_device`:
 the device runs tier ``device_I`` on its view of each sample and talks to the gateway
-(:mod:`ddnn_tf.serve.gateway`) in rounds of ``batch`` consecutive samples:
-
-1. ``POST /v1/join`` once (held until every device joined);
-2. per round, ``POST /v1/summary`` with its encoded class summaries (the manifest's
-   ``wire.summary.encoding``); the held response is the decision mask;
-3. if any sample is flagged, ``POST /v1/features`` with those samples' packed features
-   (:func:`ddnn_tf.core.comm.pack_features_batch`), nothing else.
+(:mod:`ddnn_tf.serve.gateway`) in rounds of ``batch`` consecutive samples, with the
+requests docs/protocol.md specifies (*Wire protocol* in the documentation): it joins
+once, then per round sends its encoded summaries and, for the samples the decision
+flags, its packed features (:func:`ddnn_tf.core.comm.pack_features_batch`).
 
 Over MQTT (``transport="mqtt"``) the same payloads travel on the topics of
 :mod:`ddnn_tf.serve.mqtt`. When the gateway goes away (a refused or cut connection, a

@@ -1,35 +1,17 @@
 """The gateway: the local aggregator the end devices talk to, forwarding to the cloud.
 
-End devices stream their samples in **rounds** (``n`` consecutive samples from sample
-``start``; the devices cut the stream at the same boundaries). Per round:
-
-1. every device ``POST /v1/summary`` its ``n`` encoded class summaries. The response is
-   **held** until every live device's summaries for that round arrived (a device that
-   stays silent for ``gather_s`` is counted absent from then on, until it speaks again),
-   the local aggregator ran and the exit decisions were taken; its body is the decision:
-   an ``n``-bit mask, bit k = "send your features for sample start + k";
-2. the devices whose summaries arrived ``POST /v1/features`` with the packed features of
-   the flagged samples only (the paper's formula: features only for samples that did
-   not exit locally). Once all of them arrived (or ``gather_s`` passed), the gateway
-   runs the edge tiers when the topology has them (:mod:`ddnn_tf.serve.edges`: an edge
-   exit, then edge features) and forwards the remaining samples to the cloud with the
-   cloud protocol (``POST /v1/cloud``); if the cloud is unreachable or fails, they are
-   answered by the exit below the cloud (local, or edge) and marked **degraded**. The
-   features response is held until the round is answered.
-
-Before the first round each device ``POST /v1/join``; that response is held until every
-device of the topology joined (or ``join_s`` passed), so that no round starts while a
-device is still loading.
+It speaks the device side of the protocol specified in docs/protocol.md (*Wire
+protocol* in the documentation: ``/v1/join``, ``/v1/summary``, ``/v1/features``, held
+responses, rounds, degraded answers): :class:`Gateway` keeps the rounds, runs the local
+aggregator and the exit rule, hosts the edge tiers when the topology has them
+(:mod:`ddnn_tf.serve.edges`) and forwards the rest to the cloud; :func:`create_gateway_app`
+is its FastAPI app.
 
 Every answer is delivered as it is made (:mod:`ddnn_tf.serve.results`): numbered, written
-to the journal when there is one, then streamed to every ``GET /v1/answers`` subscriber
-(server-sent events; the MQTT answers topic too with the MQTT transport), and kept only
-for the last ``window`` answers (``GET /v1/results`` lists those). Round starts are
-multiples of the round length ``batch`` within ``window`` samples of the newest round;
-a retried round (a lost response, a restart with the same journal) answers only the
-samples not yet answered, so every sample is answered exactly once. When the cloud goes
-away, a round retries it with back-off for ``cloud_retry_s`` before it is answered lower
-down (degraded). The protocol is specified in ``docs/operations.md``.
+to the journal when there is one, streamed to every ``GET /v1/answers`` subscriber
+(server-sent events; the MQTT answers topic with the MQTT transport) and kept only for
+the last ``window`` answers; a retried round answers only the samples not yet answered,
+so every sample is answered exactly once (docs/operations.md, *Running for months*).
 
 The model needs a local exit (split ``local,cloud`` or ``local,edge,cloud``).
 """

@@ -1,7 +1,8 @@
 """HTTP plumbing shared by the services: JSON errors, auth, body limit, deadlines.
 
-Every non-200 answer is ``{"error": {"code": <string>, "message": <string>}}``;
-a bad request never stops the service.
+Every non-200 answer is a JSON error body with a code from the table in
+docs/protocol.md (*Wire protocol* in the documentation); a bad request never stops the
+service.
 """
 
 from __future__ import annotations

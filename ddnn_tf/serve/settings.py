@@ -1,6 +1,6 @@
 """What every service shares before it starts (standard library only): the token rule,
-the default limits, and the error a device tries again after. The protocol itself is specified in the docs (*Serving and the wire
-protocol*).
+the default limits, and the error a device tries again after. The protocol itself is
+specified in docs/protocol.md (*Wire protocol* in the documentation).
 
 >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0")
 (True, False)

@@ -1,20 +1,11 @@
-"""The services' binary message formats: model id, cloud records, device rounds.
+"""The services' binary message formats: model id, cloud records, masks, media types.
 
-Everything here is numpy and the standard library (no TensorFlow, no web framework),
-so a device, the gateway, the cloud and the tests share one implementation.
-
-* **Model id**: the lowercase hex sha256 of the model directory's ``manifest.json``
-  bytes. The manifest records every tier file's sha256, so the id fingerprints the
-  whole converted model; every request carries it (``X-DDNN-Model``).
-* **Cloud records** (``application/vnd.ddnn.features``, ``POST /v1/cloud``): per sample,
-  the presence mask of the cloud's upstream senders (``ceil(U/8)`` bytes, bit k = most
-  significant bit of byte 0 first = sender k arrived, padding bits zero), then the
-  present senders' packed features (:func:`ddnn_tf.comm.pack_features`) in column order.
-* **Device rounds** (device <-> gateway): a round is ``n`` consecutive samples starting
-  at sample ``start``. Summaries travel as ``n`` encoded summaries back to back
-  (:func:`ddnn_tf.comm.encode_summary` with the manifest's encoding); the gateway's
-  decision is an ``n``-bit mask (same bit order), bit k = send features for sample
-  ``start + k``; features travel as the flagged samples' packed features back to back.
+The formats are specified on one page, docs/protocol.md (*Wire protocol* in the
+documentation); this module is their one implementation. Everything here is numpy and
+the standard library (no TensorFlow, no web framework), so a device, the gateway, the
+cloud and the tests share it: :func:`model_id`, :func:`encode_cloud_records` /
+:func:`parse_cloud_records` with the cloud's senders (:class:`CloudSpec`), and
+:func:`encode_mask` / :func:`decode_mask` for presence masks and decisions.
 """
 
 from __future__ import annotations
@@ -96,7 +87,7 @@ def model_graph(manifest: Mapping) -> TierGraph:
         manifest: a loaded manifest.
 
     Returns:
-        :func:`ddnn_tf.graph.tier_graph` of the manifest's topology and split.
+        :func:`ddnn_tf.core.graph.tier_graph` of the manifest's topology and split.
 
     Raises:
         ValueError: a manifest whose tiers or wire disagree with that graph.

@@ -1,6 +1,6 @@
 """Split a trained DDNN into per-tier TFLite binaries plus a manifest.
 
-``python -m ddnn_tf.convert runs/NAME --split local,cloud [--out tflite_models/NAME]
+``ddnn convert runs/NAME --split local,cloud [--out tflite_models/NAME]
 [--target portable|lce|both] [--quantize none|int8] [--overwrite] [--check]``
 
 Every tier of the split becomes one binary per target, converted from the trained
@@ -16,7 +16,7 @@ Targets:
   Binary layers become float ops on +-1 values.
 * ``lce``: larq-compute-engine's converter; binary convolutions become bit-packed
   ``LceBconv2d`` kernels (needs LCE's interpreter). Exit heads and FC blocks on image
-  maps are whole-window binary convolutions (see ``ddnn_tf.blocks``), so they are
+  maps are whole-window binary convolutions (see ``ddnn_tf.keras.blocks``), so they are
   bit-packed too; a binary dense layer on a *vector* (vector devices, or a cloud over
   heterogeneous devices) stays a float ``FULLY_CONNECTED`` with +-1 weights.
 
@@ -47,7 +47,7 @@ This package holds the pipeline (:func:`convert_run`, :func:`save_conversion`,
 (a Keras tier as TFLite bytes, flatbuffer facts, parameter memory),
 ``manifest_build`` (the manifest's fields), ``parity`` (binaries vs Keras, run on the
 runtime's ``TierRunner``) and ``__main__`` (the CLI); the tiers and their wiring come
-from :mod:`ddnn_tf.graph`.
+from :mod:`ddnn_tf.core.graph`.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def convert_run(
     """Convert a trained run into per-tier TFLite binaries and their manifest (in memory).
 
     Args:
-        run: a :class:`~ddnn_tf.train.Run` or the path of a run directory.
+        run: a :class:`~ddnn_tf.keras.rundir.Run` or the path of a run directory.
         split: the exits kept (see :data:`SPLITS`); None for all the model's exits.
         target: ``portable``, ``lce`` or ``both``.
         quantize: ``none`` or ``int8`` (portable only).
@@ -153,7 +153,7 @@ def convert_run(
         FileNotFoundError / ValueError: a missing or corrupt run, an unknown or
             unavailable split, target or quantisation.
 
-    Example (with a run directory trained by ``python -m ddnn_tf.train``)::
+    Example (with a run directory trained by ``ddnn train``)::
 
         conv = convert_run("runs/default", split="local,cloud", target="portable")
         sorted(conv.files)[:2]  # ['cloud.tflite', 'device_0.tflite']

@@ -93,7 +93,7 @@ def keras_tier_outputs(
 
     Args:
         ddnn: the trained model.
-        plans: the tiers (from :func:`~ddnn_tf.graph.tier_graph`), bottom to top.
+        plans: the tiers (from :func:`~ddnn_tf.core.graph.tier_graph`), bottom to top.
         xs: one ``(N, ...)`` array per device.
         presence: optional ``(N, D)`` 0/1 device presence (default: all present).
         batch_size: samples per Keras call.
@@ -189,7 +189,7 @@ def convert_tier(
 
     Args:
         ddnn: the trained model.
-        plan: the tier (from :func:`~ddnn_tf.graph.tier_graph`).
+        plan: the tier (from :func:`~ddnn_tf.core.graph.tier_graph`).
         targets: ``portable`` and/or ``lce``.
         quantize: ``none`` or ``int8`` (portable only; aggregators stay float).
         representative: for ``int8``, calibration inputs ``{input name: (N, ...) array}``.

@@ -1,6 +1,6 @@
 """Assemble a converted model's manifest: tier entries, wire, inputs, thresholds.
 
-The schema is :mod:`ddnn_tf.manifest`'s; this module only fills it in from the run, the
+The schema is :mod:`ddnn_tf.core.manifest`'s; this module only fills it in from the run, the
 tier plans and the converted files.
 """
 
@@ -63,12 +63,12 @@ def tier_entry(
     Args:
         ddnn: the trained model (for the tier's parameter memory).
         plan: the tier.
-        files: ``{target: file entry}`` (from :func:`ddnn_tf.manifest.file_entry`).
+        files: ``{target: file entry}`` (from :func:`ddnn_tf.core.manifest.file_entry`).
         quantize: ``none`` or ``int8``.
 
     Returns:
         ``{role, [device | edge], inputs, outputs, devices, sources, files, memory,
-        quantized}`` (the graph's fields: :meth:`ddnn_tf.graph.Tier.manifest_fields`).
+        quantized}`` (the graph's fields: :meth:`ddnn_tf.core.graph.Tier.manifest_fields`).
     """
     sizes = {target: f["size_bytes"] for target, f in files.items()}
     return {
@@ -170,15 +170,16 @@ def build_manifest(
     Args:
         run: the trained run.
         split: the exits kept, bottom to top.
-        plans: the tiers (from :func:`~ddnn_tf.graph.tier_graph`).
+        plans: the tiers (from :func:`~ddnn_tf.core.graph.tier_graph`).
         tiers: ``{tier name: entry}`` (from :func:`tier_entry`).
         meta: from :func:`dataset_meta`.
-        targets / quantize: as converted.
+        targets: the targets converted.
+        quantize: the quantisation applied.
         name: the model's name (default: the run directory's name).
         dataset: the run's dataset, if loaded (thresholds of a reduced split need it).
 
     Returns:
-        The manifest, as :mod:`ddnn_tf.manifest` describes it.
+        The manifest, as :mod:`ddnn_tf.core.manifest` describes it.
 
     Raises:
         ValueError: the manifest does not validate (a bug, not a user error).
