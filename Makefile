@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv, obtain fmnist6, train the default DDNN and print its figures
-#   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js and chromium, lint,
-#               and run the whole test suite
+#   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js and chromium, the
+#               Cortex-M toolchain and QEMU, lint, and run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +10,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 EPOCHS ?= 5
 RUN    ?= runs/default
 
-.PHONY: demo test setup data web lint clean
+.PHONY: demo test setup data web mcu lint clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,20 @@ web: $(NPM_STAMP)
 		echo "chromium: missing; the browser tests fail until it is installed (apt-get install -y chromium)"; \
 	fi
 
+# Device tiers on a microcontroller (ddnn_tf.mcu): the Cortex-M cross compiler with newlib
+# and QEMU's Arm boards, installed with apt-get when running as root and missing.
+MCU_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+mcu:
+	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
+		&& [ -f "$$(arm-none-eabi-gcc -print-file-name=rdimon.specs)" ]; then \
+		echo "mcu: $$(arm-none-eabi-gcc --version | head -1); $$(qemu-system-arm --version | head -1)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "mcu: installing $(MCU_PACKAGES) with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MCU_PACKAGES); \
+	else \
+		echo "mcu: missing; the microcontroller tests fail until it is installed (apt-get install -y $(MCU_PACKAGES))"; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check ddnn_tf tests scripts
 	$(BIN)/ruff format --check ddnn_tf tests scripts
@@ -59,7 +73,7 @@ demo: data
 	$(BIN)/python -m ddnn_tf.train --data fmnist6 --out $(RUN) --epochs $(EPOCHS) --overwrite --verbose 2
 	$(BIN)/python -m ddnn_tf.evaluate $(RUN) --sweep
 
-test: data lint web
+test: data lint web mcu
 	$(BIN)/python -m pytest -q --durations=15
 
 clean:

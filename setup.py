@@ -18,7 +18,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["ddnn_tf", "ddnn_tf.*"]),
-    package_data={"ddnn_tf.data": ["*.json"]},
+    package_data={"ddnn_tf.data": ["*.json"], "ddnn_tf.mcu": ["firmware/*"]},
     install_requires=[
         # Larq needs Keras 2: tf-keras of TensorFlow's minor version, numpy < 2.
         "tensorflow==2.21.0",
@@ -43,7 +43,10 @@ setup(
     extras_require={
         # The cloud tier on Ray Serve (serve cloud --engine ray).
         "ray": ["ray[serve]==2.60.0"],
+        # Device tiers in TensorFlow Lite Micro (python -m ddnn_tf.mcu --board tflm).
+        "mcu": ["tflite-micro==0.dev20261023182759"],
         "dev": [
+            "tflite-micro==0.dev20261023182759",
             "pytest>=7",
             "ruff>=0.5",
             "nbclient>=0.10",
