@@ -74,6 +74,7 @@ def deploy(
     timeout_s: float = 900.0,
     gather_s: float = 2.0,
     records: bool = False,
+    mcu_devices=(),
 ) -> dict[str, Any]:
     """Run the hierarchy as processes on loopback and report it (see the module docstring).
 
@@ -117,6 +118,7 @@ def deploy(
         raise ValueError(
             f"kill_device: expected a device index in [0, {h.num_devices}), got {kill_device!r}."
         )
+    mcu_devices = _device_list(mcu_devices, h.num_devices)
     samples = load_split(h, data, path, split, limit)
     xs = h._check_inputs(samples.x)
     token = secrets.token_urlsafe(24)
@@ -191,6 +193,7 @@ def deploy(
                         str(batch),
                         "--target",
                         target,
+                        *(["--mcu", "qemu"] if d in mcu_devices else []),
                     ]
                     devices.append(ServiceProcess(h.device_tiers[d], args, folder, env))
                 procs.extend(devices)
@@ -237,7 +240,25 @@ def deploy(
         killed_at=killed_at,
         cloud_down=cloud_down,
         records=records,
+        mcu_devices=mcu_devices,
     )
+
+
+def _device_list(value, num_devices: int) -> list[int]:
+    """Device indices from ``0,1,2`` or a sequence (the devices run on an emulated board)."""
+    if isinstance(value, str):
+        items = value.split(",")
+    else:
+        items = [value] if isinstance(value, int) else list(value or ())
+    try:
+        devices = sorted({int(str(v).strip()) for v in items if str(v).strip()})
+    except ValueError:
+        raise ValueError(
+            f"mcu_devices: expected device indices such as 0,1,2, got {value!r}."
+        ) from None
+    if any(not 0 <= d < num_devices for d in devices):
+        raise ValueError(f"mcu_devices: expected indices in [0, {num_devices}), got {value!r}.")
+    return devices
 
 
 def _report(h, samples, xs, answers, rounds, **info) -> dict[str, Any]:
@@ -369,6 +390,7 @@ def _report(h, samples, xs, answers, rounds, **info) -> dict[str, Any]:
             ),
         },
         "cloud_down_after": info["cloud_down"],
+        "mcu_devices": info["mcu_devices"],
     }
     if info["records"]:
         result["samples"] = {
@@ -425,6 +447,7 @@ def main(
     cloud_down_at: int | None = None,
     timeout_s: float = 900.0,
     gather_s: float = 2.0,
+    mcu_devices=None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Run a converted model's hierarchy as processes on loopback and report it.
@@ -445,6 +468,7 @@ def main(
         cloud_down_at: stop the cloud once this many samples were answered.
         timeout_s: give up (and stop everything) after this many seconds of streaming.
         gather_s: how long the gateway waits for a silent device before counting it absent.
+        mcu_devices: devices (e.g. 0,1,2,3,4,5) whose tier runs as C on an emulated Cortex-M4.
         json: print one JSON object instead of the text report.
     """
     try:
@@ -464,6 +488,7 @@ def main(
             cloud_down_at=cloud_down_at,
             timeout_s=timeout_s,
             gather_s=gather_s,
+            mcu_devices=mcu_devices,
         )
     except KeyboardInterrupt:
         print("error: interrupted; every process deploy started was stopped.", file=sys.stderr)

@@ -1,7 +1,7 @@
 """An end device as an OS process: its tier binary, its own view, the exit protocol.
 
 ``python -m ddnn_tf.device MODEL_DIR --index I --gateway URL --data NAME [--path P]
-[--split test] [--limit N] [--batch 64] [--token T] [--target portable|lce]``
+[--split test] [--limit N] [--batch 64] [--token T] [--target portable|lce] [--mcu BOARD]``
 
 The device runs tier ``device_I`` on its view of each sample and talks to the gateway
 (:mod:`ddnn_tf.serve.gateway`) in rounds of ``--batch`` consecutive samples:
@@ -185,6 +185,7 @@ def main(
     batch: int = 64,
     token: str | None = None,
     target: str = "portable",
+    mcu: str | None = None,
 ) -> None:
     """Run end device INDEX of a converted model against a gateway.
 
@@ -199,6 +200,7 @@ def main(
         batch: samples per round (the devices must agree).
         token: the shared token (default: $DDNN_TF_TOKEN).
         target: portable (ai-edge-litert) or lce (larq-compute-engine).
+        mcu: run the tier's C on this board instead: qemu (= mps2-an386), mps2-an385, host.
     """
     from ddnn_tf.comm import encode_summaries, pack_features_batch
     from ddnn_tf.graph import device_tier
@@ -213,7 +215,12 @@ def main(
         raise ValueError(f"--index {index}: the model has no tier {tier}.")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"--batch: expected a positive integer, got {batch!r}.")
-    runner = TierRunner.from_manifest(manifest, tier, target)
+    if mcu is not None:  # the tier's C inside an emulated board (ddnn_tf.mcu.live)
+        from ddnn_tf.mcu.live import BoardTier
+
+        runner = BoardTier(manifest, tier, board="mps2-an386" if mcu == "qemu" else str(mcu))
+    else:
+        runner = TierRunner.from_manifest(manifest, tier, target)
     encoding = manifest["wire"]["summary"].get("encoding", "float32")
     (sensor,) = runner.input_names
     x = _load_view(str(data), int(index), path, split)

@@ -513,3 +513,40 @@ def test_mcu_never_imports_tensorflow():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+# ------------------------------------------------------------ a live hierarchy
+@pytest.mark.slow
+def test_deploy_with_every_device_on_an_emulated_board():
+    """Six device processes each run their tier's C in QEMU; the gateway and cloud see the
+    same bytes as the offline run: every sample answered, the same exits and predictions."""
+    from ddnn_tf.deploy import deploy
+
+    result = deploy(DEFAULT, "fmnist6", limit=192, batch=64, mcu_devices="0,1,2,3,4,5")
+    assert result["mcu_devices"] == [0, 1, 2, 3, 4, 5]
+    assert result["n_samples"] == 192 and result["lost"] == 0 and result["degraded"] == 0
+    assert result["mismatches_vs_offline"] == 0
+    assert result["bytes_per_device"] == pytest.approx(result["offline_bytes_per_device"])
+
+
+def test_board_tier_answers_like_the_tier_runner(fmnist6):
+    from ddnn_tf.mcu.live import BoardTier
+    from ddnn_tf.runtime.tiers import TierRunner
+
+    manifest = mf.load_manifest(PAPER)
+    x = fmnist6.test.x[4][:64]
+    board = BoardTier(manifest, "device_4", board="mps2-an386")
+    try:
+        got = board({"image": x})
+    finally:
+        board.close()
+    want = TierRunner.from_manifest(manifest, "device_4", "portable")({"image": x})
+    assert got["summary"].tobytes() == want["summary"].tobytes()  # float32, bit for bit
+    assert np.array_equal(got["features"], want["features"])
+
+
+def test_deploy_refuses_bad_mcu_devices():
+    from ddnn_tf.deploy import deploy
+
+    with pytest.raises(ValueError, match=r"mcu_devices: expected indices in \[0, 6\)"):
+        deploy(DEFAULT, "fmnist6", limit=8, mcu_devices="0,9")
