@@ -64,11 +64,12 @@ def test_emulated_cortex_m4_equals_litert_within_the_paper_budget(model, fmnist6
     for tier, row in report["devices"].items():
         assert row["samples"] == QEMU_SAMPLES and row["mismatches"] == 0, tier
         assert row["flash_bytes"] <= BUDGET and row["ram_bytes"] <= BUDGET, row
-        # painted stack on the board = GCC's static bound: the tier calls nothing else
-        assert row["stack_bytes"] == row["stack_bytes_static"] > 0
+        # the stack painted on the board stays within GCC's static bound (the tier calls
+        # nothing else), and close to it: the frame is really used
+        assert 0 < row["stack_bytes_static"] - 16 <= row["stack_bytes"] <= row["stack_bytes_static"]
         footprint = manifest["tiers"][tier]["c"]["footprint"]
         assert footprint["flash_bytes"] == row["flash_bytes"]
-        assert footprint["ram_bytes"] == row["ram_bytes"]
+        assert footprint["ram_bytes"] == row["static_ram_bytes"] + row["stack_bytes_static"]
         assert footprint["external"] == []
 
 

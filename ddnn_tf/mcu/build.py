@@ -100,7 +100,7 @@ class Run:
         detail: a line saying what happened when not ok.
         messages: the output file's bytes (summary + features per sample).
         stack_bytes: deepest stack the entry point used (emulated boards), else None.
-        seconds: time of the tier calls alone (host), else None.
+        seconds: CPU time of the tier calls alone (host, fastest pass), else None.
     """
 
     status: str
@@ -117,6 +117,7 @@ def firmware_dir() -> Path:
 
 def write_sources(sources: CSources, directory: Path) -> Path:
     """Write ``<tier>.c`` and ``<tier>.h`` into ``directory``; returns the ``.c`` path."""
+    directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / sources.header).write_text(sources.h)
     path = directory / sources.source
@@ -204,6 +205,7 @@ def footprint(sources: CSources, board: Board, workdir: Path) -> Footprint:
         FileNotFoundError: the compiler is not installed (naming the package).
         RuntimeError: the compiler failed.
     """
+    workdir = Path(workdir).resolve()
     if board.kind == "qemu":
         cc, size_tool, flags = cross_compiler(), "arm-none-eabi-size", (*board.cflags, _MCU_OPT)
     else:
@@ -230,6 +232,7 @@ def build_firmware(sources: CSources, board: Board, workdir: Path) -> Path:
         FileNotFoundError: the cross compiler or newlib is missing (naming the packages).
         RuntimeError: the build failed.
     """
+    workdir = Path(workdir).resolve()
     cc = cross_compiler()
     newlib_specs(cc)
     src = write_sources(sources, workdir)
@@ -309,6 +312,7 @@ def build_host(sources: CSources, workdir: Path) -> Path:
         FileNotFoundError: no ``gcc``.
         RuntimeError: the build failed.
     """
+    workdir = Path(workdir).resolve()
     cc = host_compiler()
     src = write_sources(sources, workdir)
     exe = workdir / f"{sources.tier}_host"
@@ -329,15 +333,19 @@ def build_host(sources: CSources, workdir: Path) -> Path:
     return exe
 
 
-def run_host(exe: Path, sensors: bytes, *, timeout_s: float) -> Run:
-    """Run a host program on ``sensors``; failures are reported in the :class:`Run`."""
+def run_host(exe: Path, sensors: bytes, *, timeout_s: float, repeats: int = 1) -> Run:
+    """Run a host program on ``sensors`` (``repeats`` passes; ``seconds`` is the fastest
+    pass's CPU time); failures are reported in the :class:`Run`."""
     workdir = exe.parent
     inp, out = workdir / "sensor.bin", workdir / "messages.bin"
     inp.write_bytes(sensors)
     out.unlink(missing_ok=True)
     try:
         done = subprocess.run(
-            [str(exe), str(inp), str(out)], capture_output=True, text=True, timeout=timeout_s
+            [str(exe), str(inp), str(out), str(int(repeats))],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
         )
     except subprocess.TimeoutExpired:
         return Run("hung", f"no exit within {timeout_s:g} s", b"")

@@ -163,12 +163,13 @@ def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, se
     parts = [_array("uint8_t", f"{name}_w", weights)]
     helpers = {"bits"}
     integer = plan.arithmetic == "integer"
+    out_bit = f"((unsigned)oy * {wo}u + (unsigned)ox) * {f}u + fo"
     if integer:
         parts.append(_array(_int_type(plan.thresholds, signed=True), f"{name}_t", plan.thresholds))
         parts.append(_array("uint8_t", f"{name}_up", plan.up.astype(np.uint8)))
         decide = f"""\
                 if ({name}_up[fo] ? best >= {name}_t[fo] : best <= {name}_t[fo])
-                    set_bit(out, ((unsigned)oy * {wo}u + (unsigned)ox) * {f}u + fo);
+                    set_bit(out, {out_bit});
 """
     else:
         parts.append(_floats(f"{name}_mul", block.mul))
@@ -178,69 +179,52 @@ def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, se
                     float z = best * {name}_mul[fo]; /* the binary's MUL, then its ADD */
                     z = z + {name}_add[fo];
                     if (z >= 0.0f)
-                        set_bit(out, ((unsigned)oy * {wo}u + (unsigned)ox) * {f}u + fo);
+                        set_bit(out, {out_bit});
                 }}
 """
-    pix = f"((unsigned)iy * {w}u + (unsigned)(x + kx - 1)) * {c}u + ci"
+    pix = f"((unsigned)iy * {w}u + (unsigned)x) * {c}u + ci"
     if block.real_input:
         if sensor.dtype == "uint8":
-            value = (
-                f"in[{pix}]" if integer else f"(float)in[{pix}] * {_float_literal(sensor.scale)}"
-            )
+            value = f"({'int16_t' if integer else 'float'})in[{pix}]"
+            if not integer:
+                value = f"(float)in[{pix}] * {_float_literal(sensor.scale)}"
         else:
             value = f"sensor_value(in, {pix})"
             helpers.add("sensor_float")
         if integer:
             acc = "int16_t" if 255 * 9 * c <= 32767 else "int32_t"
-            init, best_init = "0", "-32768" if acc == "int16_t" else "INT32_MIN"
-            tap = f"r[x] = ({acc})(r[x] + sg * (int32_t){value});"
+            init, best_init, border = "0", ("-32768" if acc == "int16_t" else "INT32_MIN"), "0"
+            tap = f"r[x] = ({acc})(r[x] + p[x * {c}u]);", f"r[x] = ({acc})(r[x] - p[x * {c}u]);"
         else:
-            acc, init, best_init = "float", "0.0f", "-3.0e38f"
-            tap = f"r[x] += wk ? {value} : -({value});"
-        outside_row = f"""{{
-                        k += {3 * c}u; /* zero border: adds nothing */
-                        continue;
-                    }}"""
-        outside_x = ""
-        what = "the sum of the +-weighted inputs"
+            acc, init, best_init, border = "float", "0.0f", "-3.0e38f", "0.0f"
+            tap = f"r[x] += p[x * {c}u];", f"r[x] += -p[x * {c}u];"
+        row_type = acc
+        skip_row = f"k += {3 * c}u; /* a zero border row adds nothing */"
+        what = "the sum of the +-weighted inputs, zero border"
     else:
         if not integer:
             raise AssertionError(f"{name}: a binary ConvP block is always integer")
         acc = "int16_t" if 9 * c <= 32767 else "int32_t"
-        init, best_init = "0", "-1"
-        tap = f"r[x] = ({acc})(r[x] + (get_bit(in, {pix}) == wk));"
-        outside_row = f"""{{
-                        for (k2 = 0; k2 < {3 * c}u; k2++)
+        init, best_init, border, row_type = "0", "-1", "1", "uint8_t"
+        value = f"(uint8_t)get_bit(in, {pix})"
+        # agreements: +1 where input bit and weight bit are equal
+        tap = f"r[x] = ({acc})(r[x] + p[x * {c}u]);", f"r[x] = ({acc})(r[x] + 1 - p[x * {c}u]);"
+        skip_row = f"""for (kx = 0; kx < {3 * c}; kx++, k++) /* a +1 border row */
                             for (x = 0; x < {w}; x++)
-                                r[x] = ({acc})(r[x] + wb[k + k2]); /* border +1 */
-                        k += {3 * c}u;
-                        continue;
-                    }}"""
-        outside_x = f"""
-                            if (wk) {{ /* border +1 agrees with a +1 weight */
-                                if (kx == 0)
-                                    r[0] = ({acc})(r[0] + 1);
-                                if (kx == 2)
-                                    r[{w - 1}] = ({acc})(r[{w - 1}] + 1);
-                            }}"""
-        what = "the number of taps where input and weight agree (border +1)"
-    k2_decl = ", k2" if not block.real_input else ""
-    sign_decl = (
-        "\n                            const int32_t sg = wk ? 1 : -1;"
-        if block.real_input and integer
-        else ""
-    )
+                                r[x] = ({acc})(r[x] + wb[k]);"""
+        what = "the number of taps where input and weight agree, +1 border"
     code = f"""\
 /* {name}: 3x3 binary convolution ({"real" if block.real_input else "+-1"} input {h}x{w}x{c}, {f} filters),
  * {size}x{size}/{stride} max-pool -> {ho}x{wo}x{f}, batch norm, sign. s = {what};
  * {"integer thresholds" if integer else "float32 in the binary's order (taps ky, kx, channel)"}. The conv rows a pooled row
- * needs are kept in a ring of {size} rows. */
+ * needs are kept in a ring of {size} rows; each input row is read once into a padded row. */
 {"".join(parts)}
 static void {name}(const uint8_t *in, uint8_t *out)
 {{
     {acc} ring[{size}][{w}];
+    {row_type} pad[{(w + 2) * c}];
     uint8_t wb[{9 * c}];
-    unsigned fo, k, ci{k2_decl};
+    unsigned fo, k, ci;
     int oy, ox, kx, x;
     clear_bytes(out, {(ho * wo * f + 7) // 8}u);
     for (fo = 0; fo < {f}u; fo++) {{
@@ -253,7 +237,7 @@ static void {name}(const uint8_t *in, uint8_t *out)
                 y0 = 0;
             if (y1 > {h - 1})
                 y1 = {h - 1};
-            for (; next <= y1; next++) {{ /* conv row `next`, taps outer, x inner */
+            for (; next <= y1; next++) {{ /* conv row `next`: taps outer, x inner */
                 {acc} *r = ring[next % {size}];
                 int ky;
                 for (x = 0; x < {w}; x++)
@@ -261,14 +245,26 @@ static void {name}(const uint8_t *in, uint8_t *out)
                 k = 0;
                 for (ky = 0; ky < 3; ky++) {{
                     int iy = next + ky - 1;
-                    if (iy < 0 || iy >= {h})
-                        {outside_row}
+                    if (iy < 0 || iy >= {h}) {{
+                        {skip_row}
+                        continue;
+                    }}
+                    for (ci = 0; ci < {c}u; ci++) {{
+                        pad[ci] = {border};
+                        pad[{(w + 1) * c}u + ci] = {border};
+                        for (x = 0; x < {w}; x++)
+                            pad[(unsigned)(x + 1) * {c}u + ci] = {value};
+                    }}
                     for (kx = 0; kx < 3; kx++) {{
-                        int lo = kx == 0 ? 1 : 0, hi = kx == 2 ? {w - 1} : {w};
                         for (ci = 0; ci < {c}u; ci++, k++) {{
-                            const unsigned wk = wb[k];{sign_decl}{outside_x}
-                            for (x = lo; x < hi; x++)
-                                {tap}
+                            const {row_type} *p = pad + (unsigned)kx * {c}u + ci;
+                            if (wb[k]) {{
+                                for (x = 0; x < {w}; x++)
+                                    {tap[0]}
+                            }} else {{
+                                for (x = 0; x < {w}; x++)
+                                    {tap[1]}
+                            }}
                         }}
                     }}
                 }}
@@ -280,10 +276,12 @@ static void {name}(const uint8_t *in, uint8_t *out)
                     x0 = 0;
                 if (x1 > {w - 1})
                     x1 = {w - 1};
-                for (y = y0; y <= y1; y++)
+                for (y = y0; y <= y1; y++) {{
+                    const {acc} *row = ring[y % {size}];
                     for (x = x0; x <= x1; x++)
-                        if (ring[y % {size}][x] > best)
-                            best = ring[y % {size}][x];
+                        if (row[x] > best)
+                            best = row[x];
+                }}
 {decide}            }}
         }}
     }}

@@ -21,9 +21,9 @@ static void clear_bytes(uint8_t *p, unsigned n)
 }
 
 /* conv1: 3x3 binary convolution (real input 10x14x1, 4 filters),
- * 3x3/2 max-pool -> 5x7x4, batch norm, sign. s = the sum of the +-weighted inputs;
+ * 3x3/2 max-pool -> 5x7x4, batch norm, sign. s = the sum of the +-weighted inputs, zero border;
  * integer thresholds. The conv rows a pooled row
- * needs are kept in a ring of 3 rows. */
+ * needs are kept in a ring of 3 rows; each input row is read once into a padded row. */
 static const uint8_t conv1_w[5] = {
     47, 174, 80, 173, 48
 };
@@ -37,6 +37,7 @@ static const uint8_t conv1_up[4] = {
 static void conv1(const uint8_t *in, uint8_t *out)
 {
     int16_t ring[3][14];
+    int16_t pad[16];
     uint8_t wb[9];
     unsigned fo, k, ci;
     int oy, ox, kx, x;
@@ -51,7 +52,7 @@ static void conv1(const uint8_t *in, uint8_t *out)
                 y0 = 0;
             if (y1 > 9)
                 y1 = 9;
-            for (; next <= y1; next++) { /* conv row `next`, taps outer, x inner */
+            for (; next <= y1; next++) { /* conv row `next`: taps outer, x inner */
                 int16_t *r = ring[next % 3];
                 int ky;
                 for (x = 0; x < 14; x++)
@@ -59,18 +60,26 @@ static void conv1(const uint8_t *in, uint8_t *out)
                 k = 0;
                 for (ky = 0; ky < 3; ky++) {
                     int iy = next + ky - 1;
-                    if (iy < 0 || iy >= 10)
-                        {
-                        k += 3u; /* zero border: adds nothing */
+                    if (iy < 0 || iy >= 10) {
+                        k += 3u; /* a zero border row adds nothing */
                         continue;
                     }
+                    for (ci = 0; ci < 1u; ci++) {
+                        pad[ci] = 0;
+                        pad[15u + ci] = 0;
+                        for (x = 0; x < 14; x++)
+                            pad[(unsigned)(x + 1) * 1u + ci] = (int16_t)in[((unsigned)iy * 14u + (unsigned)x) * 1u + ci];
+                    }
                     for (kx = 0; kx < 3; kx++) {
-                        int lo = kx == 0 ? 1 : 0, hi = kx == 2 ? 13 : 14;
                         for (ci = 0; ci < 1u; ci++, k++) {
-                            const unsigned wk = wb[k];
-                            const int32_t sg = wk ? 1 : -1;
-                            for (x = lo; x < hi; x++)
-                                r[x] = (int16_t)(r[x] + sg * (int32_t)in[((unsigned)iy * 14u + (unsigned)(x + kx - 1)) * 1u + ci]);
+                            const int16_t *p = pad + (unsigned)kx * 1u + ci;
+                            if (wb[k]) {
+                                for (x = 0; x < 14; x++)
+                                    r[x] = (int16_t)(r[x] + p[x * 1u]);
+                            } else {
+                                for (x = 0; x < 14; x++)
+                                    r[x] = (int16_t)(r[x] - p[x * 1u]);
+                            }
                         }
                     }
                 }
@@ -82,10 +91,12 @@ static void conv1(const uint8_t *in, uint8_t *out)
                     x0 = 0;
                 if (x1 > 13)
                     x1 = 13;
-                for (y = y0; y <= y1; y++)
+                for (y = y0; y <= y1; y++) {
+                    const int16_t *row = ring[y % 3];
                     for (x = x0; x <= x1; x++)
-                        if (ring[y % 3][x] > best)
-                            best = ring[y % 3][x];
+                        if (row[x] > best)
+                            best = row[x];
+                }
                 if (conv1_up[fo] ? best >= conv1_t[fo] : best <= conv1_t[fo])
                     set_bit(out, ((unsigned)oy * 7u + (unsigned)ox) * 4u + fo);
             }
