@@ -424,6 +424,8 @@ def format_report(result: dict[str, Any]) -> str:
         f"mismatches vs offline: {result['mismatches_vs_offline']}; lost: {result['lost']}; "
         f"degraded: {result['degraded']}",
     ]
+    if result.get("mcu_devices"):
+        lines.append(f"devices on an emulated Cortex-M4 (C tier in QEMU): {result['mcu_devices']}")
     if result["kill"]:
         lines.append(f"killed: {result['kill']}")
     if result["cloud_down_after"] is not None:

@@ -551,3 +551,27 @@ def test_deploy_refuses_bad_mcu_devices():
 
     with pytest.raises(ValueError, match=r"mcu_devices: expected indices in \[0, 6\)"):
         deploy(DEFAULT, "fmnist6", limit=8, mcu_devices="0,9")
+
+
+def test_add_mcu_targets_script_remakes_the_committed_files(tmp_path):
+    copy = tmp_path / "fmnist6_mpcc"
+    shutil.copytree(DEFAULT, copy)
+    for name in list(copy.iterdir()):
+        if name.suffix in (".c", ".h") or name.name.endswith(".tflm.tflite"):
+            name.unlink()
+    data = json.loads((copy / "manifest.json").read_text())
+    for tier in data["tiers"].values():
+        tier.pop("c", None)
+        tier.pop("tflm", None)
+    (copy / "manifest.json").write_text(json.dumps(data))
+    out = subprocess.run(
+        [sys.executable, "scripts/add_mcu_targets.py", str(copy)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "device_5.c: " in out.stdout and "arena" in out.stdout
+    for path in DEFAULT.iterdir():
+        assert (copy / path.name).read_bytes() == path.read_bytes(), path.name

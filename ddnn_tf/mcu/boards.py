@@ -77,6 +77,10 @@ def board(name: str) -> Board:
     Raises:
         ValueError: an unknown board, naming the known ones (and saying when QEMU knows
             the machine but this harness has no start-up code for it).
+
+    Example:
+        >>> board("mps2-an386").machine, board("mps2-an386").cflags[0]
+        ('mps2-an386', '-mcpu=cortex-m4')
     """
     if name in BOARDS:
         return BOARDS[name]

@@ -57,7 +57,15 @@ def _up(x: np.ndarray) -> np.ndarray:
 
 
 def int4_code(acc: np.ndarray) -> np.ndarray:
-    """The binary's int4 summary of float32 logits: ``clip(floor(acc + 0.5), -8, 7)``."""
+    """The binary's int4 summary of float32 logits: ``clip(floor(acc + 0.5), -8, 7)``.
+
+    The ``+ 0.5`` rounds in float32, as in the binary: ``0.49999997 + 0.5`` is exactly
+    halfway between two float32 values and rounds to 1.0, so its code is 1.
+
+    Example:
+        >>> int4_code(np.array([-0.5, 0.49999997, 0.4999999, 7.6, -9.0], np.float32)).tolist()
+        [0, 1, 0, 7, -8]
+    """
     t = (np.asarray(acc, _F32) + _F32(0.5)).astype(_F32)
     return np.clip(np.floor(t), -8, 7).astype(np.int64)
 
