@@ -48,6 +48,7 @@ def fmnist6():
 def test_host_c_equals_litert_on_every_test_sample(model, fmnist6):
     report = check_model(model, fmnist6, board="host")
     assert report["ok"], report
+    assert _readme_row(model, "host")[2] == "0"
     for tier, row in report["devices"].items():
         assert row["samples"] == len(fmnist6.test) == 10_000, tier
         assert row["mismatches"] == row["summary_mismatches"] == row["features_mismatches"] == 0
@@ -55,11 +56,35 @@ def test_host_c_equals_litert_on_every_test_sample(model, fmnist6):
         assert row["samples_per_s"] > 0 and row["litert_samples_per_s"] > 0
 
 
+def _readme_row(model: Path, board: str) -> list[str]:
+    """The cells of the README's parity and size table for ``model`` on ``board``."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("**Parity and size**") :].split("\n\n", 2)[1]
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0].split()[0] == model.name and cells[1].split()[0] == board.split()[0]:
+            return cells
+    raise AssertionError(f"no README row for {model.name} on {board}")
+
+
+def _span(values) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:,} B" if lo == hi else f"{lo:,}-{hi:,} B"
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an385"])
 @pytest.mark.parametrize("model", [DEFAULT, PAPER], ids=["default", "paper"])
-def test_emulated_cortex_m4_equals_litert_within_the_paper_budget(model, fmnist6):
-    report = check_model(model, fmnist6, board="mps2-an386", limit=QEMU_SAMPLES)
+def test_emulated_cortex_m_equals_litert_within_the_paper_budget(model, board, fmnist6):
+    report = check_model(model, fmnist6, board=board, limit=QEMU_SAMPLES)
     assert report["ok"], report
+    rows = report["devices"].values()
+    cells = _readme_row(model, board)
+    assert cells[2] == "0"
+    assert cells[3] == _span([r["flash_bytes"] for r in rows])
+    assert cells[4] == _span([r["ram_bytes"] for r in rows])
+    if board != "mps2-an386":
+        return
     manifest = mf.load_manifest(model)
     for tier, row in report["devices"].items():
         assert row["samples"] == QEMU_SAMPLES and row["mismatches"] == 0, tier
@@ -83,6 +108,11 @@ def test_tflm_variant_equals_litert_on_every_test_sample(model, fmnist6):
         assert row["mismatches"] == 0 and row["samples"] == 10_000
         assert "SIGN" not in row["ops"] and row["ops"]["SELECT_V2"] == 2
         assert row["arena_bytes"] == manifest["tiers"][tier]["tflm"]["arena_bytes"]
+    cells = _readme_row(model, "TensorFlow Lite Micro")
+    rows = report["devices"].values()
+    assert cells[2] == "0"
+    assert cells[3] == _span([r["flash_bytes"] for r in rows]) + " model + TFLM"
+    assert cells[4] == _span([r["arena_bytes"] for r in rows]) + " arena + TFLM"
 
 
 def test_portable_device_binary_does_not_load_in_tflm():
