@@ -104,7 +104,7 @@ def _pool_geometry(size: int, stride: int, n: int) -> tuple[int, int]:
     return out, pad
 
 
-_HELPERS = """\
+_BIT_FUNCTIONS = """\
 static unsigned get_bit(const uint8_t *p, unsigned i)
 {
     return (p[i >> 3] >> (7u - (i & 7u))) & 1u;
@@ -161,7 +161,7 @@ def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, se
         raise AssertionError(f"{name}: pooled shape {(ho, wo, f)} != {block.out_shape}")
     weights = np.packbits(block.signs.reshape(-1).astype(np.uint8))
     parts = [_array("uint8_t", f"{name}_w", weights)]
-    helpers = {"bits"}
+    uses = {"bits"}
     integer = plan.arithmetic == "integer"
     out_bit = f"((unsigned)oy * {wo}u + (unsigned)ox) * {f}u + fo"
     if integer:
@@ -190,7 +190,7 @@ def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, se
                 value = f"(float)in[{pix}] * {_float_literal(sensor.scale)}"
         else:
             value = f"sensor_value(in, {pix})"
-            helpers.add("sensor_float")
+            uses.add("sensor_float")
         if integer:
             acc = "int16_t" if 255 * 9 * c <= 32767 else "int32_t"
             init, best_init, border = "0", ("-32768" if acc == "int16_t" else "INT32_MIN"), "0"
@@ -287,7 +287,7 @@ static void {name}(const uint8_t *in, uint8_t *out)
     }}
 }}
 """
-    return code, helpers
+    return code, uses
 
 
 def _dense(block: DenseBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, set[str]]:
@@ -295,7 +295,7 @@ def _dense(block: DenseBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, 
     nbytes = rows.shape[1]
     u = block.units
     parts = [_array("uint8_t", f"{name}_w", rows)]
-    helpers = {"bits"}
+    uses = {"bits"}
     if block.real_input:  # uint8 sensor vector, integer sums (exact.py refuses the rest)
         parts.append(_array(_int_type(plan.thresholds, signed=True), f"{name}_t", plan.thresholds))
         body = f"""\
@@ -307,7 +307,7 @@ def _dense(block: DenseBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, 
             set_bit(out, j);
 """
     elif plan.arithmetic == "integer":
-        helpers.add("popcount")
+        uses.add("popcount")
         parts.append(_array(_int_type(plan.thresholds, signed=True), f"{name}_t", plan.thresholds))
         body = f"""\
         int32_t agree = {k} - (int32_t)mismatches(in, {name}_w + j * {nbytes}u, {nbytes}u);
@@ -342,7 +342,7 @@ static void {name}(const uint8_t *in, uint8_t *out)
 {body}    }}
 }}
 """
-    return code, helpers
+    return code, uses
 
 
 def _head(spec: TierSpec, plan: BlockPlan) -> tuple[str, set[str]]:
@@ -351,9 +351,9 @@ def _head(spec: TierSpec, plan: BlockPlan) -> tuple[str, set[str]]:
     nbytes = rows.shape[1]
     n = head.classes
     parts = [_array("uint8_t", "head_w", rows)]
-    helpers = {"bits"}
+    uses = {"bits"}
     if plan.arithmetic == "integer":  # int4 only: the code is a step function of agree
-        helpers.add("popcount")
+        uses.add("popcount")
         parts.append(_array(_int_type(plan.thresholds, signed=False), "head_t", plan.thresholds))
         value = f"""\
         int32_t agree = {k} - (int32_t)mismatches(in, head_w + j * {nbytes}u, {nbytes}u);
@@ -418,7 +418,7 @@ static void head(const uint8_t *in, uint8_t *summary)
 {value}{write}    }}
 }}
 """
-    return code, helpers
+    return code, uses
 
 
 def _describe_sensor(spec: TierSpec) -> str:
@@ -451,72 +451,80 @@ def generate_c(spec: TierSpec, *, plan: TierPlan | None = None, origin: str = ""
     plan = plan or plan_tier(spec)
     tier = spec.name
     entry = f"ddnn_{tier}"
-    macro = f"DDNN_{tier.upper()}"
-    helpers: set[str] = set()
-    layers: list[str] = []
-    # buffers: block k writes features (last) or one of two scratch halves
-    sizes = [(int(np.prod(b.out_shape)) + 7) // 8 for b in spec.blocks]
-    half = [
-        max(sizes[k] for k in range(len(sizes) - 1) if k % 2 == p)
-        if any(k % 2 == p for k in range(len(sizes) - 1))
-        else 0
-        for p in (0, 1)
-    ]
+    half = _scratch_halves(spec)
     scratch = half[0] + half[1]
+    uses: set[str] = set()
+    layers: list[str] = []
     calls = []
     for k, (block, bplan) in enumerate(zip(spec.blocks, plan.blocks)):
-        name = bplan.layer
-        if isinstance(block, ConvBlock):
-            code, need = _conv(block, bplan, name, spec.sensor)
-        else:
-            code, need = _dense(block, bplan, name, spec.sensor)
+        make = _conv if isinstance(block, ConvBlock) else _dense
+        code, need = make(block, bplan, bplan.layer, spec.sensor)
         layers.append(code)
-        helpers |= need
+        uses |= need
         src = "sensor" if k == 0 else ("scratch" if (k - 1) % 2 == 0 else f"scratch + {half[0]}")
         last = k == len(spec.blocks) - 1
         dst = "features" if last else ("scratch" if k % 2 == 0 else f"scratch + {half[0]}")
-        calls.append(f"    {name}({src}, {dst});")
+        calls.append(f"    {bplan.layer}({src}, {dst});")
     if spec.head is not None:
         code, need = _head(spec, plan.head)
         layers.append(code)
-        helpers |= need
+        uses |= need
         calls.append("    head(features, summary);")
-    pieces = []
-    if "bits" in helpers:
-        pieces.append(_HELPERS)
-    if "popcount" in helpers:
-        pieces.append(_POPCOUNT)
-    if "sensor_float" in helpers:
-        pieces.append(_SENSOR_FLOAT)
+    pieces = [
+        text
+        for key, text in (
+            ("bits", _BIT_FUNCTIONS),
+            ("popcount", _POPCOUNT),
+            ("sensor_float", _SENSOR_FLOAT),
+        )
+        if key in uses
+    ]
+    return CSources(
+        tier=tier,
+        entry=entry,
+        source=f"{tier}.c",
+        header=f"{tier}.h",
+        c=_source_text(spec, entry, scratch, pieces, layers, calls),
+        h=_header_text(spec, plan, entry, scratch, origin),
+        sensor_bytes=spec.sensor.nbytes,
+        summary_bytes=spec.summary_nbytes,
+        features_bytes=spec.features_nbytes,
+        scratch_bytes=scratch,
+        plan=plan,
+    )
+
+
+def _scratch_halves(spec: TierSpec) -> list[int]:
+    """Bytes of the two scratch halves: block k (not the last) writes half k % 2."""
+    sizes = [(int(np.prod(b.out_shape)) + 7) // 8 for b in spec.blocks[:-1]]
+    return [max(sizes[p::2], default=0) for p in (0, 1)]
+
+
+def _header_text(spec: TierSpec, plan: TierPlan, entry: str, scratch: int, origin: str) -> str:
+    tier, macro = spec.name, f"DDNN_{spec.name.upper()}"
     arithmetic = ", ".join(
         f"{p.layer} {p.arithmetic}" for p in [*plan.blocks, *([plan.head] if plan.head else [])]
     )
-    summary_desc = (
-        f"{spec.head.encoding}, {spec.head.classes} classes"
-        + (
-            ", two per byte, low nibble first"
-            if spec.head.encoding == "int4"
-            else ", little-endian"
+    if spec.head is None:
+        summary_desc = "none (this tier sends no summary; pass NULL)"
+    else:
+        packing = (
+            "two per byte, low nibble first" if spec.head.encoding == "int4" else "little-endian"
         )
-        if spec.head is not None
-        else "none (this tier sends no summary; pass NULL)"
-    )
+        summary_desc = f"{spec.head.encoding}, {spec.head.classes} classes, {packing}"
     fshape = "x".join(map(str, spec.features_shape))
-    origin_line = (
-        f" * Generated by ddnn_tf.mcu from {origin}.\n"
-        if origin
-        else " * Generated by ddnn_tf.mcu.\n"
-    )
-    header = f"""\
+    origin_line = f" from {origin}" if origin else ""
+    return f"""\
 /* {tier}: a DDNN end-device tier in C99 (no heap, no libc: <stdint.h> only).
-{origin_line} *
- * {entry}(sensor, summary, features) reads DDNN_{tier.upper()}_SENSOR_BYTES of sensor input and
+ * Generated by ddnn_tf.mcu{origin_line}.
+ *
+ * {entry}(sensor, summary, features) reads {macro}_SENSOR_BYTES of sensor input and
  * writes the tier's wire messages, byte for byte those of the portable TFLite binary:
  *   sensor   {_describe_sensor(spec)}
  *   summary  {summary_desc}
  *   features +-1 map {fshape}, bit-packed in C order, most significant bit first, +1 -> 1
  * Returns 0, or -1 when a buffer is NULL. Not reentrant: blocks share one static
- * scratch buffer of DDNN_{tier.upper()}_SCRATCH_BYTES bytes. Arithmetic per block: {arithmetic}.
+ * scratch buffer of {macro}_SCRATCH_BYTES bytes. Arithmetic per block: {arithmetic}.
  * Compile float code without contracted multiply-adds (-ffp-contract=off; -std=c99 does);
  * -fno-tree-loop-distribute-patterns keeps GCC from turning its loops into memset calls.
  */
@@ -534,17 +542,22 @@ int {entry}(const uint8_t *sensor, uint8_t *summary, uint8_t *features);
 
 #endif
 """
+
+
+def _source_text(spec, entry: str, scratch: int, pieces, layers, calls) -> str:
+    tier = spec.name
     need_summary = "|| !summary " if spec.head is not None else ""
-    body = "\n".join(calls)
     unused = "" if spec.head is not None else "    (void)summary;\n"
     scratch_decl = f"static uint8_t scratch[{scratch}];\n\n" if scratch else ""
-    source = f"""\
+    uses = "".join(p + "\n" for p in pieces)
+    body = "\n".join(calls)
+    return f"""\
 /* {tier}: generated C99 for a DDNN end device; see {tier}.h. */
 #include <stdint.h>
 
 #include "{tier}.h"
 
-{scratch_decl}{"".join(p + chr(10) for p in pieces)}{chr(10).join(layers)}
+{scratch_decl}{uses}{chr(10).join(layers)}
 int {entry}(const uint8_t *sensor, uint8_t *summary, uint8_t *features)
 {{
 {unused}    if (!sensor {need_summary}|| !features)
@@ -553,16 +566,3 @@ int {entry}(const uint8_t *sensor, uint8_t *summary, uint8_t *features)
     return 0;
 }}
 """
-    return CSources(
-        tier=tier,
-        entry=entry,
-        source=f"{tier}.c",
-        header=f"{tier}.h",
-        c=source,
-        h=header,
-        sensor_bytes=spec.sensor.nbytes,
-        summary_bytes=spec.summary_nbytes,
-        features_bytes=spec.features_nbytes,
-        scratch_bytes=scratch,
-        plan=plan,
-    )

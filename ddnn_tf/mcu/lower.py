@@ -97,7 +97,7 @@ class _Lowering:
         self.values: dict[int, _Value] = {}
         self.blocks: list = []
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ tensors
     def refuse(self, why: str):
         raise _Refused(f"{self.name}: the C target cannot express this tier: {why}.")
 

@@ -175,22 +175,7 @@ def _rewrite_signs(model, sub, s_index: int, opname, ge: int, select: int) -> No
             zero = _scalar_const(model, sub, schema, 0.0, "tflm/zero")
             one = _scalar_const(model, sub, schema, 1.0, "tflm/one")
             minus = _scalar_const(model, sub, schema, -1.0, "tflm/minus_one")
-        cond = schema.TensorT()
-        cond.shape = np.array(sub.tensors[v].shape, np.int32)
-        cond.type = schema.TensorType.BOOL
-        cond.buffer = 0
-        cond.name = (sub.tensors[op.outputs[0]].name or b"sign") + b"/tflm_ge"
-        sub.tensors.append(cond)
-        c_index = len(sub.tensors) - 1
-        first = schema.OperatorT()
-        first.opcodeIndex, first.inputs, first.outputs = ge, [v, zero], [c_index]
-        first.builtinOptionsType = schema.BuiltinOptions.GreaterEqualOptions
-        first.builtinOptions = schema.GreaterEqualOptionsT()
-        second = schema.OperatorT()
-        second.opcodeIndex = select
-        second.inputs, second.outputs = [c_index, one, minus], [op.outputs[0]]
-        second.builtinOptionsType = schema.BuiltinOptions.SelectV2Options
-        second.builtinOptions = schema.SelectV2OptionsT()
+        first, second = _ge_select(sub, schema, v, op.outputs[0], (ge, select), (zero, one, minus))
         replaced[id(op)] = [first, second]
         pm1.add(op.outputs[0])
     new_ops = []
@@ -199,6 +184,27 @@ def _rewrite_signs(model, sub, s_index: int, opname, ge: int, select: int) -> No
             continue
         new_ops.extend(replaced.get(id(op), [op]))
     sub.operators = new_ops
+
+
+def _ge_select(sub, schema, v: int, out: int, codes, consts) -> tuple:
+    """``out = SELECT_V2(GREATER_EQUAL(v, 0), 1, -1)`` as two operators (and a bool tensor)."""
+    (ge, select), (zero, one, minus) = codes, consts
+    cond = schema.TensorT()
+    cond.shape = np.array(sub.tensors[v].shape, np.int32)
+    cond.type = schema.TensorType.BOOL
+    cond.buffer = 0
+    cond.name = (sub.tensors[out].name or b"sign") + b"/tflm_ge"
+    sub.tensors.append(cond)
+    c_index = len(sub.tensors) - 1
+    first = schema.OperatorT()
+    first.opcodeIndex, first.inputs, first.outputs = ge, [v, zero], [c_index]
+    first.builtinOptionsType = schema.BuiltinOptions.GreaterEqualOptions
+    first.builtinOptions = schema.GreaterEqualOptionsT()
+    second = schema.OperatorT()
+    second.opcodeIndex, second.inputs, second.outputs = select, [c_index, one, minus], [out]
+    second.builtinOptionsType = schema.BuiltinOptions.SelectV2Options
+    second.builtinOptions = schema.SelectV2OptionsT()
+    return first, second
 
 
 def _const_array(model, sub, schema, values: np.ndarray, name: str) -> int:
