@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv, obtain fmnist6, train the default DDNN and print its figures
-#   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js, chromium and
-#               mosquitto (the MQTT broker), lint
+#   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js, chromium,
+#               mosquitto (the MQTT broker), the Cortex-M toolchain and QEMU, lint
 #               (ruff, import-linter's layer contracts), build the docs site, and run the
 #               whole test suite (the lean-install test among it)
 PYTHON ?= python3
@@ -12,7 +12,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 EPOCHS ?= 5
 RUN    ?= runs/default
 
-.PHONY: demo test setup data web broker lint docs clean
+.PHONY: demo test setup data web broker mcu lint docs clean
 
 setup: $(STAMP)
 
@@ -67,6 +67,20 @@ broker:
 		echo "mosquitto: missing; the MQTT tests fail until it is installed (apt-get install -y mosquitto)"; \
 	fi
 
+# Device tiers on a microcontroller (ddnn_tf.mcu): the Cortex-M cross compiler with newlib
+# and QEMU's Arm boards, installed with apt-get when running as root and missing.
+MCU_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+mcu:
+	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
+		&& [ -f "$$(arm-none-eabi-gcc -print-file-name=rdimon.specs)" ]; then \
+		echo "mcu: $$(arm-none-eabi-gcc --version | head -1); $$(qemu-system-arm --version | head -1)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "mcu: installing $(MCU_PACKAGES) with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MCU_PACKAGES); \
+	else \
+		echo "mcu: missing; the microcontroller tests fail until it is installed (apt-get install -y $(MCU_PACKAGES))"; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check ddnn_tf tests scripts
 	$(BIN)/ruff format --check ddnn_tf tests scripts
@@ -80,7 +94,7 @@ demo: data
 	$(BIN)/ddnn train --data fmnist6 --out $(RUN) --epochs $(EPOCHS) --overwrite --verbose 2
 	$(BIN)/ddnn evaluate $(RUN) --sweep
 
-test: data lint docs web broker
+test: data lint docs web broker mcu
 	$(BIN)/python -m pytest -q --durations=15
 
 clean:

@@ -28,6 +28,7 @@ SERVE = [
     "paho-mqtt==2.2.0",  # --transport mqtt (the broker itself: Debian's mosquitto)
 ]
 RAY = ["ray[serve]==2.60.0"]
+MCU = ["tflite-micro==0.dev20261023182759"]
 # The paper's tables and plots, and the notebook.
 EXPERIMENTS = ["matplotlib>=3.7", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"]
 TOOLS = [
@@ -51,7 +52,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["ddnn_tf", "ddnn_tf.*"]),
-    package_data={"ddnn_tf.data": ["*.json"]},
+    package_data={"ddnn_tf.data": ["*.json"], "ddnn_tf.mcu": ["firmware/*"]},
     install_requires=[
         "numpy>=1.23,<2",
         "ai-edge-litert==2.3.0",
@@ -64,7 +65,10 @@ setup(
         "serve": SERVE,
         "ray": SERVE + RAY,
         "experiments": TRAIN + EXPERIMENTS,
-        "dev": TRAIN + SERVE + RAY + EXPERIMENTS + TOOLS,
+        # Device tiers in TensorFlow Lite Micro (ddnn mcu --board tflm); the C target,
+        # the firmware build and the QEMU runs need only the toolchain (make mcu).
+        "mcu": MCU,
+        "dev": TRAIN + SERVE + RAY + EXPERIMENTS + MCU + TOOLS,
     },
     entry_points={"console_scripts": ["ddnn = ddnn_tf.cli:main"]},
     classifiers=[

@@ -70,6 +70,7 @@ EXTRAS = {
     "matplotlib": "experiments",
     "nbclient": "experiments",
     "paho": "serve",
+    "tflite_micro": "mcu",
 }
 
 

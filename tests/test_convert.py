@@ -360,7 +360,7 @@ def test_corrupt_run_dir(tiny_run, tmp_path, damage, error, match):
 
 
 def test_unknown_target_or_quantize(tiny_run, tmp_path):
-    with pytest.raises(ValueError, match="`--target` to be portable, lce or both"):
+    with pytest.raises(ValueError, match="^target: expected portable, lce or both"):
         cv.convert_run(tiny_run, target="gpu")
     with pytest.raises(ValueError, match="`--quantize` to be none or int8"):
         cv.convert_run(tiny_run, quantize="int4")

@@ -26,6 +26,7 @@ COMMANDS = {
     "serve": "serve",
     "device": "device",
     "deploy": "deploy",
+    "mcu": "mcu",
     "bench": "bench",
     "experiments": "experiments",
 }

@@ -20,6 +20,19 @@ def _summary_table(out: Path) -> str:
     for tier, entry in manifest["tiers"].items():
         for target, f in entry["files"].items():
             lines.append(f"{tier:<18}{target:<10}{f['file']:<30}{f['size_bytes']:>8}")
+        if "c" in entry:
+            fp = entry["c"]["footprint"]
+            source = entry["c"]["source"]
+            lines.append(
+                f"{tier:<18}{'c':<10}{source['file'] + ' + .h':<30}{source['size_bytes']:>8}"
+                f"  ({fp['board']}: {fp['flash_bytes']} B flash, {fp['ram_bytes']} B RAM)"
+            )
+        if "tflm" in entry:
+            f = entry["tflm"]
+            lines.append(
+                f"{tier:<18}{'tflm':<10}{f['file']:<30}{f['size_bytes']:>8}"
+                f"  (arena {f['arena_bytes']} B)"
+            )
     return "\n".join(lines)
 
 
@@ -43,7 +56,8 @@ def convert(
         split: exits kept, bottom to top: cloud / local,cloud / edge,cloud /
             local,edge,cloud (by default all the model's exits).
         out: output directory (default ``tflite_models/NAME``).
-        target: portable, lce or both.
+        target: portable, lce, both, or a list such as portable,lce,c,tflm (c: C99 per
+            device tier; tflm: a TensorFlow Lite Micro variant; both bring portable).
         quantize: none or int8 (portable target).
         overwrite: replace an existing output directory.
         check: after converting, compare every tier with Keras on the test split

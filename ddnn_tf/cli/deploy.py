@@ -50,6 +50,7 @@ def deploy(
     restart_cloud_at: int | None = None,
     window: int = 4096,
     cloud_retry_s: float | None = None,
+    mcu_devices=None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Run a converted model's hierarchy as processes on loopback and report it.
@@ -82,6 +83,8 @@ def deploy(
         window: answers each gateway keeps for reconnecting subscribers.
         cloud_retry_s: how long the gateways retry an unreachable cloud before answering
             lower down (default 5; 60 with --restart-cloud-at, 180 on Ray).
+        mcu_devices: devices (e.g. 0,1,2,3,4,5) whose tier runs as C on an emulated
+            Cortex-M4 (QEMU).
         json: print one JSON object instead of the text report.
     """
     import json as _json
@@ -114,6 +117,7 @@ def deploy(
             restart_cloud_at=restart_cloud_at,
             window=window,
             cloud_retry_s=cloud_retry_s,
+            mcu_devices=mcu_devices,
         )
     except KeyboardInterrupt:
         print("error: interrupted; every process deploy started was stopped.", file=sys.stderr)

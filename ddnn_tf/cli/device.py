@@ -31,6 +31,7 @@ def device(
     mqtt_password: str | None = None,
     mqtt_ca: str | None = None,
     topic_root: str | None = None,
+    mcu: str | None = None,
 ) -> None:
     """Run end device INDEX of a converted model against a gateway.
 
@@ -53,6 +54,8 @@ def device(
         mqtt_password: the broker password (default: $DDNN_TF_MQTT_PASSWORD).
         mqtt_ca: CA certificate file to verify an mqtts:// broker (default: the system's).
         topic_root: the MQTT topics' prefix (default ddnn/MODEL_NAME).
+        mcu: run the tier's C on this board instead of the binary: qemu (an emulated
+            Cortex-M4, mps2-an386), mps2-an385 (Cortex-M3) or host (the system gcc).
     """
     from ddnn_tf.cli.serve import mqtt_settings
     from ddnn_tf.serve.device import run_device
@@ -76,6 +79,7 @@ def device(
         transport=transport,
         mqtt=mqtt,
         reconnect_s=reconnect_s,
+        mcu=mcu,
     )
 
 

@@ -58,7 +58,13 @@ rejects dynamic batch dims; Python interpreters may resize it for batching). Wir
     :func:`check_tier_graph` checks a manifest's tiers against it;
   - ``memory``: ``{binary_weight_bytes (binary weights / 8), float_param_bytes
     (4 x float parameters, batch norm folded to a scale and an offset per channel),
-    tflite_bytes: {target: size}}``.
+    tflite_bytes: {target: size}}``;
+  - device tiers, optionally (targets ``c`` / ``tflm``, :mod:`ddnn_tf.mcu.export`):
+    ``c`` ``{source, header (file entries), entry, sensor_bytes, summary_bytes,
+    features_bytes, scratch_bytes, arithmetic, footprint: {board, flash_bytes, ram_bytes,
+    static_ram_bytes, stack_bytes, ...}}`` (C99 for a microcontroller) and ``tflm`` (a
+    file entry + ``arena_bytes``: the binary with its signs as ``GREATER_EQUAL`` +
+    ``SELECT_V2``, for TensorFlow Lite Micro).
 """
 
 from __future__ import annotations
@@ -218,13 +224,15 @@ def validate_manifest(
                 f"{where}.files",
                 f"expected one file per target {targets}, got {sorted(tier['files'])}.",
             )
-        for target, entry in tier["files"].items():
+        mcu = [(f"c.{k}", tier["c"][k]) for k in ("source", "header") if "c" in tier]
+        mcu += [("tflm", tier["tflm"])] if "tflm" in tier else []
+        for target, entry in [*(("files." + t, e) for t, e in tier["files"].items()), *mcu]:
             if check_files:
                 if directory is None:
                     raise FormatError(
                         "validate_manifest: `directory` is needed to check the files."
                     )
-                _check_file(entry, Path(directory), f"{where}.files.{target}")
+                _check_file(entry, Path(directory), f"{where}.{target}")
         for kind in ("inputs", "outputs"):
             names = [tensor["name"] for tensor in tier[kind]]
             if len(set(names)) != len(names):

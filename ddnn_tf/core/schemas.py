@@ -168,6 +168,33 @@ _FILE = {
     },
 }
 
+#: A device tier's C target (``ddnn_tf.mcu.export``): its source, header and footprint.
+_C_TARGET = {
+    "type": "object",
+    "required": ["source", "header", "entry", "footprint"],
+    "properties": {
+        "source": _FILE,
+        "header": _FILE,
+        "entry": _NAME,
+        "sensor_bytes": _COUNT,
+        "summary_bytes": _COUNT,
+        "features_bytes": _COUNT,
+        "scratch_bytes": _COUNT,
+        "arithmetic": {"type": "object", "additionalProperties": {"enum": ["integer", "float"]}},
+        "footprint": {
+            "type": "object",
+            "required": ["board", "flash_bytes", "ram_bytes"],
+            "properties": {
+                "board": _NAME,
+                "flash_bytes": _COUNT,
+                "ram_bytes": _COUNT,
+                "static_ram_bytes": _COUNT,
+                "stack_bytes": _COUNT,
+            },
+        },
+    },
+}
+
 MANIFEST = {
     "type": "object",
     "required": [
@@ -291,6 +318,11 @@ MANIFEST = {
                     "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
                     "outputs": {"type": "array", "minItems": 1, "items": _TENSOR},
                     "memory": {"type": "object"},
+                    "c": _C_TARGET,
+                    "tflm": {
+                        **_FILE,
+                        "properties": {**_FILE["properties"], "arena_bytes": _POSITIVE},
+                    },
                 },
             },
         },

@@ -15,6 +15,7 @@ __all__ = [
     "EXITS",
     "LINKS",
     "LR_SCHEDULES",
+    "MCU_TARGETS",
     "PRESET_NAMES",
     "ROLES",
     "SPLITS",
@@ -49,6 +50,9 @@ TENSOR_DTYPES = ("float32", "uint8", "int8", "int32")
 LINKS = ("device_to_local", "device_to_upper", "edge_to_aggregator", "edge_to_cloud")
 #: Conversion targets: TFLite builtins (LiteRT, LiteRT.js) or larq-compute-engine.
 TARGETS = ("portable", "lce")
+#: Microcontroller targets of the device tiers, made from their portable binaries: C99
+#: sources (``c``) and a TensorFlow Lite Micro variant (``tflm``), see ``ddnn_tf.mcu``.
+MCU_TARGETS = ("c", "tflm")
 #: File name suffix of each target's tier binary.
 TARGET_SUFFIX = {"portable": ".tflite", "lce": ".lce.tflite"}
 #: Learning-rate schedules of training.

@@ -31,6 +31,10 @@ process; ``cloud_down_at=K`` stops the cloud for good (SIGKILL for uvicorn, an o
 SIGTERM for Ray, whose driver then stops the Ray instance); ``restart_gateway_at=K``
 SIGKILLs site 0's gateway and starts it again on the same port with the same journal;
 ``restart_cloud_at=K`` stops the cloud as above and starts it again on the same port.
+
+``mcu_devices=[0, 1, ...]`` runs those devices' tiers as C inside an emulated Cortex-M4
+(``ddnn device --mcu qemu``, :mod:`ddnn_tf.mcu.live`) at every site; the report lists
+them as ``mcu_devices``.
 """
 
 from __future__ import annotations
@@ -131,6 +135,7 @@ def deploy(
     restart_cloud_at: int | None = None,
     window: int = 4096,
     cloud_retry_s: float | None = None,
+    mcu_devices=(),
 ) -> dict[str, Any]:
     """Run the hierarchy as processes on loopback and report it (see the module docstring).
 
@@ -149,6 +154,8 @@ def deploy(
         window: answers each gateway keeps for reconnecting subscribers.
         cloud_retry_s: how long the gateways retry an unreachable cloud before they
             answer lower down (default 5 s; 60 s with ``restart_cloud_at``, 180 s on Ray).
+        mcu_devices: device indices (``"0,1,2"`` or a sequence) whose tier runs as C on
+            an emulated Cortex-M4 board.
 
     Returns:
         The report as a JSON-able dict.
@@ -206,6 +213,11 @@ def deploy(
             f"expected a device index in [0, {h.num_devices}), got {kill_device!r}.",
             argument="kill_device",
         )
+    mcu_devices = _device_list(mcu_devices, h.num_devices)
+    if mcu_devices:  # the toolchain and QEMU, before any process starts
+        from ddnn_tf.mcu.boards import board, require_tools
+
+        require_tools(board("mps2-an386"))
     mqtt_settings = None
     if transport == "mqtt":
         from ddnn_tf.serve.mqtt import MqttSettings
@@ -288,6 +300,7 @@ def deploy(
                             target,
                             "--repeat",
                             str(repeat),
+                            *(["--mcu", "qemu"] if d in mcu_devices else []),
                         ]
                         args += _link_args(site, transport, mqtt_settings, sites, manifest)
                         name = h.device_tiers[d] if sites == 1 else f"site{site.index}-{d}"
@@ -385,7 +398,29 @@ def deploy(
         rss=rss,
         site_rss=site_rss,
         records=records,
+        mcu_devices=mcu_devices,
     )
+
+
+def _device_list(value, num_devices: int) -> list[int]:
+    """Device indices from ``0,1,2`` or a sequence (the devices on an emulated board)."""
+    if isinstance(value, str):
+        items = value.split(",")
+    else:
+        items = [value] if isinstance(value, int) else list(value or ())
+    try:
+        if any(isinstance(v, bool) for v in items):
+            raise ValueError
+        devices = sorted({int(str(v).strip()) for v in items if str(v).strip()})
+    except ValueError:
+        raise ConfigError(
+            f"expected device indices such as 0,1,2, got {value!r}.", argument="mcu_devices"
+        ) from None
+    if any(not 0 <= d < num_devices for d in devices):
+        raise ConfigError(
+            f"expected indices in [0, {num_devices}), got {value!r}.", argument="mcu_devices"
+        )
+    return devices
 
 
 def _start_site(k: int, **o) -> _Site:
@@ -510,6 +545,7 @@ def _result(h, samples, xs, site_list, rounds, **info) -> dict[str, Any]:
         },
         "cloud_down_after": events["cloud_down"],
         "restarts": events["restarts"],
+        "mcu_devices": info["mcu_devices"],
     }
     if len(site_list) > 1:
         t_first = min(r["t_first"] for r in per_site if r["t_first"] is not None)
@@ -620,6 +656,8 @@ def format_report(result: dict[str, Any]) -> str:
             f"{s['lost']}, duplicates {s['duplicates']}, mismatches "
             f"{s['mismatches_vs_offline']}"
         )
+    if result.get("mcu_devices"):
+        lines.append(f"devices on an emulated Cortex-M4 (C tier in QEMU): {result['mcu_devices']}")
     if result["kill"]:
         lines.append(f"killed: {result['kill']}")
     if result["cloud_down_after"] is not None:

@@ -21,6 +21,10 @@ stdout: ``{"start", "n", "t0", "sent", "received", "payload", "retries"}`` (``t0
 HTTP or MQTT framing included; ``payload``: summary and feature bytes), then
 ``{"done": true, ...}``.
 
+With ``mcu`` the tier runs as its C inside an emulated Cortex-M board (or the host
+build) instead of the binary (:class:`ddnn_tf.mcu.live.BoardTier`: one QEMU boot per
+round); the messages and the protocol are the same.
+
 Only numpy, the standard library and the interpreter are imported (no TensorFlow).
 """
 
@@ -221,6 +225,7 @@ def run_device(
     transport: str = "http",
     mqtt=None,
     reconnect_s: float = 300.0,
+    mcu: str | None = None,
 ) -> None:
     """Run end device ``index`` of a converted model against a gateway, until its data
     is streamed; one JSON line per round on standard output.
@@ -240,6 +245,8 @@ def run_device(
         transport: http or mqtt.
         mqtt: :class:`ddnn_tf.serve.mqtt.MqttSettings` (transport mqtt).
         reconnect_s: give up after this long without the gateway.
+        mcu: run the tier's C on this board instead of the binary: ``qemu`` (the
+            default emulated board, mps2-an386), ``mps2-an385`` or ``host``.
 
     Raises:
         ConfigError: a bad option; DeploymentError: the gateway refused a message or
@@ -269,7 +276,13 @@ def run_device(
         raise ConfigError(
             f"expected a positive number of seconds, got {reconnect_s!r}.", argument="reconnect_s"
         )
-    runner = TierRunner.from_manifest(manifest, tier, target)
+    if mcu is not None:  # the tier's C inside an emulated board (ddnn_tf.mcu.live)
+        from ddnn_tf.mcu.live import BoardTier
+
+        board = "mps2-an386" if mcu == "qemu" else str(mcu)
+        runner = BoardTier(manifest, tier, board=board, argument="mcu")
+    else:
+        runner = TierRunner.from_manifest(manifest, tier, target)
     encoding = manifest["wire"]["summary"].get("encoding", "float32")
     (sensor,) = runner.input_names
     x = _load_view(str(data), int(index), path, split)
@@ -314,6 +327,8 @@ def run_device(
             out.flush()
     finally:
         link.close()
+        if mcu is not None:
+            runner.close()
     out.write(json.dumps({"done": True, "device": int(index), "samples": total}) + "\n")
     out.flush()
 

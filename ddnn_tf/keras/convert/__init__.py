@@ -1,7 +1,8 @@
 """Split a trained DDNN into per-tier TFLite binaries plus a manifest.
 
 ``ddnn convert runs/NAME --split local,cloud [--out tflite_models/NAME]
-[--target portable|lce|both] [--quantize none|int8] [--overwrite] [--check]``
+[--target portable|lce|both|portable,lce,c,tflm] [--quantize none|int8] [--overwrite]
+[--check]``
 
 Every tier of the split becomes one binary per target, converted from the trained
 tier model itself (compose, don't cut): ``device_{i}``, ``local_aggregator``,
@@ -14,6 +15,8 @@ Targets:
 
 * ``portable``: TFLite builtin ops only (ai-edge-litert, Android LiteRT, LiteRT.js).
   Binary layers become float ops on +-1 values.
+* ``c`` and ``tflm`` (device tiers only, beside ``portable``): C99 sources for a
+  microcontroller and a TensorFlow Lite Micro variant, see :mod:`ddnn_tf.mcu`.
 * ``lce``: larq-compute-engine's converter; binary convolutions become bit-packed
   ``LceBconv2d`` kernels (needs LCE's interpreter). Exit heads and FC blocks on image
   maps are whole-window binary convolutions (see ``ddnn_tf.keras.blocks``), so they are
@@ -60,8 +63,9 @@ from typing import Any
 from ddnn_tf.core import manifest as mf
 from ddnn_tf.core.files import atomic_directory, check_output_dir
 from ddnn_tf.core.graph import SPLITS, check_split, tier_graph
-from ddnn_tf.core.vocab import TARGETS
+from ddnn_tf.core.vocab import MCU_TARGETS, TARGETS
 from ddnn_tf.errors import ConfigError
+from ddnn_tf.keras.convert.c_target import add_mcu_targets
 from ddnn_tf.keras.convert.export import (
     LCE_INT8,
     _tier_function,  # noqa: F401  (used by the tests)
@@ -103,16 +107,22 @@ class Conversion:
 
 
 def _parse_targets(target: Any) -> tuple[str, ...]:
+    """Binary targets then microcontroller targets; ``c``/``tflm`` bring ``portable``."""
     if isinstance(target, (list, tuple)):
-        parts = tuple(str(t) for t in target)
+        parts = tuple(str(t).strip() for t in target)
     else:
-        parts = TARGETS if str(target) == "both" else (str(target),)
-    bad = [t for t in parts if t not in TARGETS]
+        text = str(target)
+        parts = TARGETS if text == "both" else tuple(p.strip() for p in text.split(","))
+    known = (*TARGETS, *MCU_TARGETS)
+    bad = [t for t in parts if t not in known]
     if bad or not parts:
         raise ConfigError(
-            f"Expected `--target` to be portable, lce or both. Received --target={target}."
+            f"expected portable, lce or both, or a list of {', '.join(known)}; got {target!r}.",
+            argument="target",
         )
-    return tuple(t for t in TARGETS if t in parts)
+    if any(t in MCU_TARGETS for t in parts):  # made from (and checked against) portable
+        parts = ("portable", *parts)
+    return tuple(t for t in known if t in parts)
 
 
 def _parse_quantize(quantize: Any) -> str:
@@ -139,7 +149,9 @@ def convert_run(
     Args:
         run: a :class:`~ddnn_tf.keras.rundir.Run` or the path of a run directory.
         split: the exits kept (see :data:`SPLITS`); None for all the model's exits.
-        target: ``portable``, ``lce`` or ``both``.
+        target: ``portable``, ``lce``, ``both``, or a list of them and ``c`` (C99 per
+            device tier, :mod:`ddnn_tf.keras.convert.c_target`) / ``tflm`` (a TensorFlow
+            Lite Micro variant per device tier); those two bring ``portable`` with them.
         quantize: ``none`` or ``int8`` (portable only).
         dataset: the run's dataset; loaded from the run's spec when needed (int8
             calibration, thresholds of a reduced split, a run without dataset.json).
@@ -163,6 +175,8 @@ def convert_run(
     topology = run.topology
     split = check_split(topology, split)
     targets = _parse_targets(target)
+    mcu_targets = tuple(t for t in targets if t in MCU_TARGETS)
+    targets = tuple(t for t in targets if t in TARGETS)
     quantize = _parse_quantize(quantize)
     if quantize == "int8" and "lce" in targets:
         raise ConfigError(LCE_INT8)
@@ -206,6 +220,10 @@ def convert_run(
                 ops=info["ops"],
             )
         tiers[plan.name] = tier_entry(run.ddnn, plan, entries, quantize=quantize)
+    if mcu_targets:  # a uint8 scale, or None for float32 sensors (manifest_build._raw_dtype)
+        add_mcu_targets(
+            run.ddnn.tiers, plans, files, tiers, scale=meta["scale"], targets=mcu_targets
+        )
 
     manifest = build_manifest(
         run,

@@ -1,0 +1,52 @@
+"""``ddnn mcu MODEL --data fmnist6 [--board B]``: every device tier of a converted model
+on a microcontroller, compared byte for byte with ai-edge-litert
+(:func:`ddnn_tf.mcu.check_model`)."""
+
+from __future__ import annotations
+
+import sys
+
+from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, command
+
+__all__ = ["mcu"]
+
+
+@command(limit=AT_LEAST_1, timeout_s=POSITIVE)
+def mcu(
+    model: str,
+    data: str = "fmnist6",
+    limit: int | None = None,
+    board: str = "mps2-an386",
+    timeout_s: float | None = None,
+    json: bool = False,  # noqa: A002  (the flag is --json)
+) -> None:
+    """Run the device tiers as C on a microcontroller and compare them with LiteRT.
+
+    Every device tier of a converted model runs on an emulated Cortex-M board (or as the
+    same C on the host, or as its TensorFlow Lite Micro variant); each sample's wire
+    messages are compared byte for byte with ai-edge-litert's. Exit status 1 when a
+    device mismatches, crashes or hangs.
+
+    Args:
+        model: a converted model directory (tflite_models/NAME).
+        data: the dataset whose test split feeds the devices.
+        limit: the first N test samples (default: all).
+        board: mps2-an386 (Cortex-M4, QEMU), mps2-an385 (Cortex-M3, QEMU), host (the
+            system gcc) or tflm (TensorFlow Lite Micro's interpreter).
+        timeout_s: seconds one device may run before it counts as hung (default: 30 s
+            plus 30 s per 1,000 samples).
+        json: print machine-readable JSON instead of a table.
+    """
+    import json as _json
+
+    from ddnn_tf.mcu.check import check_model, format_report
+
+    report = check_model(
+        model, data, board=board, limit=limit, timeout_s=timeout_s, progress=not json
+    )
+    print(_json.dumps(report, indent=2) if json else format_report(report))
+    if not report["ok"]:
+        sys.exit(1)
+
+
+COMMAND = mcu

@@ -1,0 +1,167 @@
+"""The numpy description of a device tier that the C generator turns into C.
+
+A :class:`TierSpec` is what a device tier computes, with the constants of its portable
+binary: the sensor input, the binary blocks in order, and the exit head. Weights are
+sign bits (``True`` = +1); batch-norm constants are the float32 values the reference
+binary multiplies and adds, so the C code can reproduce its decisions exactly
+(:mod:`ddnn_tf.mcu.exact`).
+
+Numpy and the standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ConvBlock", "DenseBlock", "Head", "Sensor", "TierSpec"]
+
+
+@dataclass(frozen=True, eq=False)
+class Sensor:
+    """The device's input as the C entry point receives it.
+
+    Attributes:
+        shape: ``(H, W, C)`` for an image, ``(K,)`` for a vector.
+        dtype: ``"uint8"`` (raw sensor values; the reference binary reads
+            ``float32(value) * scale``) or ``"float32"`` (little-endian floats).
+        scale: the float32 factor of ``uint8`` values, None for ``float32``.
+    """
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: np.float32 | None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * (1 if self.dtype == "uint8" else 4)
+
+
+@dataclass(frozen=True, eq=False)
+class ConvBlock:
+    """A ConvP block: 3x3 binary convolution (stride 1), max-pool, batch norm, sign.
+
+    The reference computes ``conv`` (weights +-1, no bias), max-pools it, then
+    ``z = conv * mul + add`` (two float32 roundings) and outputs +1 where ``z >= 0``.
+
+    Attributes:
+        in_shape / out_shape: ``(H, W, C)`` of the block's input and pooled output.
+        real_input: the block reads the sensor (the first block); else a +-1 map.
+        pad_value: value of the convolution's one-pixel border: 0 (real input) or +1.
+        signs: ``(F, 3, 3, C)`` bool weight signs.
+        pool: ``(size, stride)`` of the max-pool ("same" padding, padding ignored).
+        mul / add: ``(F,)`` float32 batch-norm constants.
+    """
+
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    real_input: bool
+    pad_value: int
+    signs: np.ndarray
+    pool: tuple[int, int]
+    mul: np.ndarray
+    add: np.ndarray
+
+    @property
+    def conv_shape(self) -> tuple[int, int, int]:
+        return (self.in_shape[0], self.in_shape[1], self.signs.shape[0])
+
+    @property
+    def taps(self) -> int:
+        return 9 * self.in_shape[2]
+
+
+@dataclass(frozen=True, eq=False)
+class DenseBlock:
+    """An FC block with its batch norm folded into the weights: ``+-scale`` each, a bias.
+
+    The reference computes ``acc = bias + sum_k x_k * w_k`` with ``w_k = +-scale`` and
+    outputs +1 where ``acc >= 0``.
+
+    Attributes:
+        in_size / units: input length and output width.
+        real_input: the block reads the sensor vector; else a +-1 vector.
+        signs: ``(units, in_size)`` bool signs of the folded weights.
+        scale: ``(units,)`` float32 magnitudes of the folded weights.
+        bias: ``(units,)`` float32.
+    """
+
+    in_size: int
+    units: int
+    real_input: bool
+    signs: np.ndarray
+    scale: np.ndarray
+    bias: np.ndarray
+
+    @property
+    def out_shape(self) -> tuple[int]:
+        return (self.units,)
+
+
+@dataclass(frozen=True, eq=False)
+class Head:
+    """The exit head: a binary dense over the flattened +-1 map (HWC order), batch norm
+    folded into ``+-scale`` weights and a bias, giving the class summary.
+
+    Attributes:
+        in_size / classes: input bits and summary length.
+        signs: ``(classes, in_size)`` bool signs of the folded weights.
+        scale / bias: ``(classes,)`` float32.
+        encoding: ``"float32"`` (the logits) or ``"int4"`` (``clip(floor(acc + 0.5),
+            -8, 7)``, as the reference rounds them).
+    """
+
+    in_size: int
+    classes: int
+    signs: np.ndarray
+    scale: np.ndarray
+    bias: np.ndarray
+    encoding: str
+
+    @property
+    def summary_nbytes(self) -> int:
+        return 4 * self.classes if self.encoding == "float32" else (self.classes + 1) // 2
+
+
+@dataclass(frozen=True, eq=False)
+class TierSpec:
+    """One device tier: sensor -> blocks -> (features, summary).
+
+    Attributes:
+        name: the tier name (``device_0``).
+        sensor: its input.
+        blocks: the binary blocks, bottom to top (all ConvBlock or all DenseBlock).
+        head: the exit head, None when the tier sends no summary.
+        outputs: the reference binary's output names in the flatbuffer's order.
+    """
+
+    name: str
+    sensor: Sensor
+    blocks: tuple
+    head: Head | None
+    outputs: tuple[str, ...] = field(default=())
+
+    @property
+    def features_shape(self) -> tuple[int, ...]:
+        return tuple(self.blocks[-1].out_shape)
+
+    @property
+    def features_bits(self) -> int:
+        return int(np.prod(self.features_shape))
+
+    @property
+    def features_nbytes(self) -> int:
+        return (self.features_bits + 7) // 8
+
+    @property
+    def summary_nbytes(self) -> int:
+        return self.head.summary_nbytes if self.head is not None else 0
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.sensor.shape) == 3
