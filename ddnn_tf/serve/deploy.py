@@ -149,8 +149,10 @@ def deploy(
         transport: http or mqtt (devices <-> gateway; the cloud is always HTTP).
         broker: an MQTT broker URL (``mqtt://HOST:PORT`` or ``mqtts://``; its password
             in ``$DDNN_TF_MQTT_PASSWORD``); None: start mosquitto on loopback.
-        restart_gateway_at / restart_cloud_at: restart that service once this many
-            samples of site 0 were answered.
+        restart_gateway_at: SIGKILL site 0's gateway once this many of its samples were
+            answered and start it again (same port, same journal).
+        restart_cloud_at: stop the cloud once this many samples of site 0 were answered
+            and start it again on the same port.
         window: answers each gateway keeps for reconnecting subscribers.
         cloud_retry_s: how long the gateways retry an unreachable cloud before they
             answer lower down (default 5 s; 60 s with ``restart_cloud_at``, 180 s on Ray).
