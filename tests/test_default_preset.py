@@ -1,5 +1,6 @@
-"""The default preset beyond the paper: 4-bit summaries, float grid cloud, byte-budget
-calibration, and its exactness through conversion and the runtime."""
+"""The default preset beyond the paper: 4-bit summaries, a learned local aggregator, a float
+cloud, the upper-tier phase, the within-D and byte-budget calibrations, and its exactness
+through conversion and the runtime; the best preset."""
 
 from __future__ import annotations
 
@@ -105,19 +106,93 @@ def test_presets_paper_is_todays_model_default_differs():
     grid = preset_topology(fmnist, "default", device_grid=(3, 2), cloud_filters=8)
     assert grid.device_grid == (3, 2) and grid.cloud_units == default.cloud_units
     assert preset_config("paper") == TrainConfig(preset="paper")
+    assert preset_config("paper").calibrate == "accuracy" and TrainConfig().upper_epochs == 0
+    assert preset_config("paper").upper_epochs == 0
+    assert preset_topology(fmnist, "paper").local_agg == "max"
     assert preset_config("default").lr_schedule == "cosine"
-    with pytest.raises(ValueError, match="^preset: expected one of paper, default"):
+    assert default.local_agg == "mlp" and default.local_units == 256
+    assert preset_config("default").upper_epochs == 5
+    assert preset_config("default").calibrate == "within:0.25"
+    assert preset_config("default").epochs == 5
+    best = preset_topology(fmnist, "best")
+    assert best.local_agg == "mlp" and best.summary_bits == 4 and best.cloud_units == 512
+    assert (best.device_filters, best.device_conv_layers) == (16, 2)
+    assert best.feature_shape(0) == (3, 4, 16)  # 192 bits: 24 bytes up, for the samples that go
+    assert preset_config("best").epochs == 30 and preset_config("best", epochs=2).epochs == 2
+    assert preset_config("best").calibrate == "within:0.1"
+    with pytest.raises(ValueError, match="^preset: expected one of paper, default, best"):
         preset_topology(fmnist, "fast")
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
 
 
-@pytest.mark.parametrize("rule", ["bytes", "bytes:0", "bytes:x", "speed"])
+def test_best_preset_devices_fit_the_papers_memory_budget():
+    """Two binary ConvP blocks of 16 filters and the exit head: 546 bytes of binary weights."""
+    from ddnn_tf.keras.convert.export import tier_memory
+    from ddnn_tf.keras.model import build_ddnn
+    from ddnn_tf.keras.presets import preset_topology
+
+    fmnist = SimpleNamespace(name="fmnist6", input_shapes=tuple(SIX), num_classes=10)
+    device = build_ddnn(preset_topology(fmnist, "best")).tiers["device_0"]
+    memory = tier_memory([device])
+    assert memory["binary_weight_bytes"] == (9 * 16 + 9 * 16 * 16 + 3 * 4 * 16 * 10) // 8 == 546
+    assert memory["binary_weight_bytes"] + memory["float_param_bytes"] <= 2048
+
+
+@pytest.mark.parametrize(
+    "rule", ["bytes", "bytes:0", "bytes:x", "speed", "within:-1", "within:x", "within:nan"]
+)
 def test_calibrate_rule_is_checked(rule):
     from ddnn_tf.keras.presets import TrainConfig
 
-    with pytest.raises(ValueError, match="^calibrate: expected 'accuracy' or 'bytes:B'"):
+    with pytest.raises(ValueError, match="^calibrate: expected 'within:D'.*'accuracy'.*'bytes:B'"):
         TrainConfig(calibrate=rule)
+
+
+def test_parse_calibrate_names_the_rule_and_its_value():
+    from ddnn_tf.core.calibration import DEFAULT_WITHIN_POINTS, parse_calibrate
+    from ddnn_tf.core.vocab import CALIBRATION_RULES
+
+    assert parse_calibrate("accuracy") == ("accuracy", None)
+    assert parse_calibrate("bytes:20") == ("bytes", 20.0)
+    assert parse_calibrate("within:0.5") == ("within", 0.5)
+    assert parse_calibrate("within") == ("within", DEFAULT_WITHIN_POINTS) == ("within", 0.25)
+    assert {parse_calibrate(r)[0] for r in ("within:1", "accuracy", "bytes:3")} == set(
+        CALIBRATION_RULES
+    )
+
+
+def test_within_calibration_exits_the_most_samples_within_d_points_of_the_best():
+    from ddnn_tf.core.calibration import calibrate_threshold
+    from ddnn_tf.core.exits import DEFAULT_THRESHOLD_GRID, evaluate_exits
+
+    t = _default_topology()
+    rng = np.random.default_rng(1)
+    n = 2000
+    y = rng.integers(0, 10, n)
+    cloud = np.full((n, 10), 0.01)
+    cloud[np.arange(n), y] = 0.91  # the cloud is always right
+    sharp = rng.random(n)  # the local exit: right and confident on most samples
+    local = np.full((n, 10), 0.0)
+    right = sharp < 0.8
+    guess = np.where(right, y, (y + 1) % 10)
+    confidence = np.where(right, 0.97, rng.uniform(0.2, 0.97, n))
+    local[:] = ((1 - confidence) / 9)[:, None]
+    local[np.arange(n), guess] = confidence
+    probs = {"local": local, "cloud": cloud}
+    accurate = calibrate_threshold(probs, y, t, "accuracy")
+    best = evaluate_exits(probs, y, accurate).accuracy["overall"]
+    for points in (0.0, 0.25, 2.0):
+        chosen = calibrate_threshold(probs, y, t, f"within:{points}")
+        assert chosen in DEFAULT_THRESHOLD_GRID
+        report = evaluate_exits(probs, y, chosen)
+        assert report.accuracy["overall"] >= best - points / 100 - 1e-12
+        for other in DEFAULT_THRESHOLD_GRID:  # nothing within D points exits more samples early
+            r = evaluate_exits(probs, y, other)
+            if r.accuracy["overall"] >= best - points / 100 - 1e-12:
+                assert r.exit_fraction["local"] <= report.exit_fraction["local"]
+    loose = evaluate_exits(probs, y, calibrate_threshold(probs, y, t, "within:2"))
+    assert loose.exit_fraction["local"] > evaluate_exits(probs, y, accurate).exit_fraction["local"]
 
 
 def test_byte_budget_calibration_picks_the_best_threshold_within_budget():
@@ -190,7 +265,7 @@ def test_default_run_reloads_with_its_preset(default_run):
     assert np.all(values == np.round(values)) and values.min() >= -8 and values.max() <= 7
 
 
-def test_default_model_runtime_equals_keras_evaluation_bit_for_bit(
+def test_default_model_runtime_decides_as_the_keras_evaluation(
     default_run, default_model, tiny_dataset
 ):
     from ddnn_tf.core.exits import exit_points
@@ -202,7 +277,13 @@ def test_default_model_runtime_equals_keras_evaluation_bit_for_bit(
     manifest = load_manifest(default_model)
     assert manifest["wire"]["summary"]["encoding"] == "int4"
     assert manifest["wire"]["summary"]["nbytes"] == 2  # 3 classes, two per byte
-    assert manifest["training"] == {"preset": "default", "epochs": 2, "calibrate": "bytes:6"}
+    assert manifest["training"] == {
+        "preset": "default",
+        "epochs": 2,
+        "upper_epochs": 5,
+        "calibrate": "bytes:6",
+    }
+    assert manifest["aggregation"]["local"] == "mlp"
     report = parity(default_run, default_model, tiny_dataset)
     assert report["ok"]
     for target in manifest["targets"]:  # the int4 summaries: identical, not just close
@@ -214,7 +295,13 @@ def test_default_model_runtime_equals_keras_evaluation_bit_for_bit(
     for target in ("portable", "lce"):
         staged = Hierarchy(default_model, target=target).run(test.x, batch_size=16)
         np.testing.assert_array_equal(staged.exit_index, expected)
-        np.testing.assert_array_equal(staged.probs["local"], keras_probs["local"])
+        # the learned local aggregator is float arithmetic: equal up to kernel rounding
+        np.testing.assert_allclose(
+            staged.probs["local"], keras_probs["local"], rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_array_equal(
+            staged.probs["local"].argmax(axis=1), keras_probs["local"].argmax(axis=1)
+        )
         sent = staged.link_bytes["device_to_local"]
         np.testing.assert_array_equal(sent, np.full_like(sent, 2))
 

@@ -108,6 +108,50 @@ def test_aggregate_uses_only_present_inputs():
         Aggregate("sum")
 
 
+def test_mlp_local_aggregator_reads_the_presence_mask_and_ignores_missing_summaries():
+    t = Topology(input_shapes=[IMG] * 3, num_classes=4, local_agg="mlp", local_units=8)
+    agg = build_ddnn(t).tiers["local_aggregator"]
+    assert [i.name for i in agg.inputs] == ["summary_0", "summary_1", "summary_2", "presence"]
+    assert agg.output_shape == {"logits": (None, 4)}
+    assert agg.get_layer("local_aggregator_hidden").units == 8
+    rng = np.random.default_rng(0)
+    s = [rng.normal(size=(5, 4)).astype(np.float32) for _ in range(3)]
+    no_1 = np.array([[1, 0, 1]] * 5, np.float32)
+    out = agg([*s, no_1])["logits"].numpy()
+    other = agg([s[0], 100 * s[1], s[2], no_1])["logits"].numpy()
+    np.testing.assert_array_equal(out, other)  # a failed device's summary is never read
+    full = agg([*s, np.ones((5, 3), np.float32)])["logits"].numpy()
+    assert not np.allclose(out, full)  # ... and its absence is
+
+
+def test_mlp_local_aggregator_is_validated():
+    with pytest.raises(ValueError, match="local_agg='sum'.*mlp"):
+        Topology(input_shapes=[IMG] * 2, num_classes=3, local_agg="sum")
+    with pytest.raises(ValueError, match="cloud_agg='mlp'"):
+        Topology(input_shapes=[IMG] * 2, num_classes=3, cloud_agg="mlp")
+    with pytest.raises(ValueError, match="local_units must be a positive integer"):
+        Topology(input_shapes=[IMG] * 2, num_classes=3, local_agg="mlp", local_units=0)
+
+
+def test_upper_model_shares_the_weights_of_the_tiers_above_the_devices():
+    from ddnn_tf.keras.model import build_upper
+
+    t = Topology(input_shapes=[IMG] * 3, num_classes=3, local_agg="mlp", local_units=8)
+    ddnn = build_ddnn(t)
+    upper = build_upper(ddnn)
+    assert [i.name for i in upper.inputs] == [f"summary_{i}" for i in range(3)] + [
+        f"features_{i}" for i in range(3)
+    ]
+    xs = _inputs(t, 4)
+    outs = [ddnn.devices[i](xs[i]) for i in range(3)]
+    got = upper([*(o["summary"] for o in outs), *(o["features"] for o in outs)])
+    want = ddnn.eval_model([*xs, np.ones((4, 3), np.float32)])
+    for e in t.exits:
+        np.testing.assert_allclose(got[e].numpy(), want[e].numpy(), rtol=1e-5, atol=1e-5)
+    device_weights = {id(w) for m in ddnn.devices for w in m.weights}
+    assert not device_weights & {id(w) for w in upper.weights}
+
+
 def test_presence_dropout_only_while_training():
     t = Topology(input_shapes=[IMG] * 4, num_classes=3, device_dropout=0.5)
     ddnn = build_ddnn(t)

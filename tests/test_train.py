@@ -5,7 +5,7 @@ import pytest
 from conftest import run_cli
 
 from ddnn_tf.core.checks import check_labels, check_views
-from ddnn_tf.keras.presets import PAPER_ADAM, TrainConfig
+from ddnn_tf.keras.presets import PAPER_ADAM, TrainConfig, topology_for
 from ddnn_tf.keras.rundir import load_run
 from ddnn_tf.keras.train import predict_exits, train
 
@@ -227,3 +227,25 @@ def test_unknown_flags_stop_before_anything_runs(tiny_run, tmp_path):
     assert "--device-dropout" in typo.stderr and not (tmp_path / "t").exists()
     bogus = run_cli("ddnn_tf.evaluate", str(tiny_run.path), "--bogus", "1")
     assert bogus.returncode == 2 and bogus.stdout == ""
+
+
+def test_upper_phase_trains_the_tiers_above_frozen_devices(tiny_dataset):
+    topology = topology_for(tiny_dataset, local_agg="mlp", local_units=8, device_dropout=0.1)
+    plain = train(tiny_dataset, topology, TrainConfig(epochs=1, batch_size=32), verbose=0)
+    run = train(
+        tiny_dataset, topology, TrainConfig(epochs=1, batch_size=32, upper_epochs=2), verbose=0
+    )
+    assert len(run.history["upper_epoch_seconds"]) == 2
+    assert len(run.history["upper_val_local_accuracy"]) == 2
+    assert "upper_epoch_seconds" not in plain.history
+    for name in ("device_0", "device_5"):  # same seed, same joint epoch: devices untouched
+        for a, b in zip(plain.ddnn.tiers[name].get_weights(), run.ddnn.tiers[name].get_weights()):
+            np.testing.assert_array_equal(a, b)
+    for name in ("local_aggregator", "cloud"):
+        changed = [
+            not np.array_equal(a, b)
+            for a, b in zip(
+                plain.ddnn.tiers[name].get_weights(), run.ddnn.tiers[name].get_weights()
+            )
+        ]
+        assert any(changed)

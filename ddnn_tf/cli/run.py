@@ -8,8 +8,9 @@ bytes are the lengths of the payloads actually sent) plus per-tier latency.
 
 Failed devices (``--fail``, or ``--fail-prob`` per sample and device) never deliver a
 message: the aggregators use the devices present (max/avg over the present ones;
-concatenation fills a missing device's slot with zeros). A sample whose every device
-failed is reported as unclassified.
+concatenation fills a missing device's slot with zeros, and the learned ``mlp`` aggregator
+also reads the presence mask). A sample whose every device failed is reported as
+unclassified.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ def run(
         split: test or val.
         threads: interpreter threads per tier.
         exit_accuracy: also run every tier on every sample for per-exit accuracies.
-        calibrate: re-calibrate T on the validation split: 'accuracy' or 'bytes:B' (the
-            most accurate T within B bytes per device per sample).
+        calibrate: re-calibrate T on the validation split: 'within:D' (the T exiting the
+            most samples early within D accuracy points of the most accurate T),
+            'accuracy' or 'bytes:B' (the most accurate T within B bytes per device per
+            sample).
         json: print one JSON object instead of the table.
     """
     from ddnn_tf.runtime.report import evaluate_model

@@ -29,7 +29,8 @@ rejects dynamic batch dims; Python interpreters may resize it for batching). Wir
 * ``aggregation``: ``{local, edge, cloud}`` schemes (+ ``edge_exit`` when there is one).
 * ``thresholds``: ``{exit: T}`` for every non-last exit of ``split``;
   ``thresholds_source``: ``"validation"`` (calibrated) or ``"paper"`` (T = 0.8).
-* ``training`` (optional): ``{preset, epochs, calibrate}`` of the run it was converted from.
+* ``training`` (optional): ``{preset, epochs, upper_epochs, calibrate}`` of the run it was
+  converted from (``calibrate``: the rule that chose ``thresholds``, e.g. ``within:0.25``).
 * ``wire``: ``summary`` ``{encoding, shape: [|C|], nbytes, byte_order}``, encoding
   ``"float32"`` (the paper) or ``"int4"`` (integer summaries in [-8, 7], ``ddnn_tf.core.comm``);
   ``features`` ``{sender tier: {encoding: "bitpacked-pm1", shape, bits, nbytes,

@@ -24,6 +24,7 @@ from ddnn_tf.core.vocab import (
     AGGREGATION_SCHEMES,
     CLOUD_PRECISIONS,
     EXITS,
+    LOCAL_SCHEMES,
     LR_SCHEDULES,
     PRESET_NAMES,
     ROLES,
@@ -39,6 +40,9 @@ __all__ = ["SCHEMAS", "validate_document"]
 
 _EXITS = list(EXITS)
 _SCHEMES = list(AGGREGATION_SCHEMES)
+_LOCAL_SCHEMES = list(LOCAL_SCHEMES)
+# the rules of CALIBRATION_RULES; their values are checked by core.calibration.parse_calibrate
+_CALIBRATE = {"type": "string", "pattern": "^(within(:.+)?|accuracy|bytes:.+)$"}
 _DTYPES = list(TENSOR_DTYPES)
 _ROLES = list(ROLES)
 _TENSOR_ROLES = list(TENSOR_ROLES)
@@ -64,7 +68,7 @@ TOPOLOGY = {
         "num_classes": {"type": "integer", "minimum": 2},
         "edges": {"type": "array", "items": {"type": "array", "items": _COUNT}},
         "exits": {"type": "array", "minItems": 1, "items": {"enum": _EXITS}},
-        "local_agg": {"enum": _SCHEMES},
+        "local_agg": {"enum": _LOCAL_SCHEMES},
         "edge_agg": {"enum": _SCHEMES},
         "cloud_agg": {"enum": _SCHEMES},
         "device_filters": _POSITIVE,
@@ -75,6 +79,7 @@ TOPOLOGY = {
         "cloud_filters": _POSITIVE,
         "cloud_conv_layers": _POSITIVE,
         "cloud_units": _POSITIVE,
+        "local_units": _POSITIVE,
         "device_dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
         "summary_bits": {"enum": sorted(SUMMARY_BITS)},
         "cloud_precision": {"enum": list(CLOUD_PRECISIONS)},
@@ -115,8 +120,9 @@ TRAIN_CONFIG = {
         },
         "seed": {"type": ["integer", "null"], "minimum": 0},
         "lr_schedule": {"enum": list(LR_SCHEDULES)},
-        "calibrate": {"type": "string", "pattern": "^(accuracy|bytes:.+)$"},
+        "calibrate": _CALIBRATE,
         "preset": {"enum": [*PRESET_NAMES, None]},
+        "upper_epochs": _COUNT,
     },
 }
 
@@ -243,7 +249,21 @@ MANIFEST = {
         },
         "aggregation": {
             "type": "object",
-            "properties": {k: {"enum": _SCHEMES} for k in ("local", "edge", "cloud", "edge_exit")},
+            "properties": {
+                "local": {"enum": _LOCAL_SCHEMES},
+                "edge": {"enum": _SCHEMES},
+                "cloud": {"enum": _SCHEMES},
+                "edge_exit": {"enum": _LOCAL_SCHEMES},
+            },
+        },
+        "training": {
+            "type": "object",
+            "properties": {
+                "preset": {"enum": [*PRESET_NAMES, None]},
+                "epochs": _POSITIVE,
+                "upper_epochs": _COUNT,
+                "calibrate": _CALIBRATE,
+            },
         },
         "thresholds": {
             "type": "object",

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from ddnn_tf.core.vocab import AGGREGATION_SCHEMES as SCHEMES
-from ddnn_tf.core.vocab import CLOUD_PRECISIONS, EXITS, SUMMARY_BITS
+from ddnn_tf.core.vocab import CLOUD_PRECISIONS, EXITS, LOCAL_SCHEMES, SUMMARY_BITS
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["CLOUD_PRECISIONS", "EXITS", "SCHEMES", "SUMMARY_BITS", "Topology"]
+__all__ = ["CLOUD_PRECISIONS", "EXITS", "LOCAL_SCHEMES", "SCHEMES", "SUMMARY_BITS", "Topology"]
 
 
 def _is_int(value: Any) -> bool:
@@ -81,7 +81,10 @@ class Topology:
         exits: the exits, a bottom-to-top subsequence of ``("local", "edge", "cloud")``
             that ends with ``"cloud"``.
         local_agg: how the local aggregator combines device class summaries (and, with
-            an edge exit, how the edge aggregator combines the edges' summaries).
+            an edge exit, how the edge aggregator combines the edges' summaries): one of
+            :data:`~ddnn_tf.core.vocab.LOCAL_SCHEMES`; ``mlp`` concatenates the summaries
+            (a missing one is 0) and the presence mask and runs a ReLU dense layer of
+            ``local_units`` and a linear layer to the logits.
         edge_agg: how each edge combines its devices' feature maps.
         cloud_agg: how the cloud combines the feature maps it receives (from the
             devices, or from the edges when there are edges).
@@ -93,6 +96,7 @@ class Topology:
         cloud_filters: filters of each cloud ConvP block (the paper: 16).
         cloud_conv_layers: ConvP blocks of the cloud (the paper: 2).
         cloud_units: width of the hidden FC layers used where a tier's inputs are vectors.
+        local_units: width of the hidden layer of the ``mlp`` summary aggregator.
         device_dropout: training-time probability that a device's messages are dropped
             (its presence set to 0), which teaches the aggregators to survive failed
             devices. 0 reproduces the paper.
@@ -133,6 +137,7 @@ class Topology:
     cloud_filters: int = 16
     cloud_conv_layers: int = 2
     cloud_units: int = 64
+    local_units: int = 64
     device_dropout: float = 0.0
     summary_bits: int = 0
     cloud_precision: str = "binary"
@@ -173,11 +178,16 @@ class Topology:
             raise ConfigError("A topology needs at least one end device; got input_shapes=[].")
         if not _is_int(self.num_classes) or self.num_classes < 2:
             raise ConfigError(f"num_classes must be an integer >= 2, got {self.num_classes!r}.")
-        for name in ("local_agg", "edge_agg", "cloud_agg"):
-            if getattr(self, name) not in SCHEMES:
+        for name, schemes in (
+            ("local_agg", LOCAL_SCHEMES),
+            ("edge_agg", SCHEMES),
+            ("cloud_agg", SCHEMES),
+        ):
+            if getattr(self, name) not in schemes:
                 raise ConfigError(
                     f"Unknown aggregation scheme {name}={getattr(self, name)!r}; "
-                    f"expected one of {', '.join(SCHEMES)}."
+                    f"expected one of {', '.join(schemes)}.",
+                    argument=name,
                 )
         for name in (
             "device_filters",
@@ -188,6 +198,7 @@ class Topology:
             "cloud_filters",
             "cloud_conv_layers",
             "cloud_units",
+            "local_units",
         ):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 __all__ = [
     "AGGREGATION_SCHEMES",
+    "CALIBRATION_RULES",
     "CLOUD_PRECISIONS",
     "EXITS",
     "LINKS",
+    "LOCAL_SCHEMES",
     "LR_SCHEDULES",
     "MCU_TARGETS",
     "PRESET_NAMES",
@@ -33,6 +35,10 @@ EXITS = ("local", "edge", "cloud")
 SPLITS = (("cloud",), ("local", "cloud"), ("edge", "cloud"), ("local", "edge", "cloud"))
 #: How an aggregator combines its inputs (the paper's MP, AP, CC).
 AGGREGATION_SCHEMES = ("max", "avg", "concat")
+#: How an aggregator of class summaries (the local aggregator, and the edge exit's)
+#: combines them: the schemes above, or ``mlp``, a learned two-layer network over the
+#: masked summaries and the presence mask (it runs at the gateway, so it may be float).
+LOCAL_SCHEMES = (*AGGREGATION_SCHEMES, "mlp")
 #: The cloud's layers: binary ConvP/FC blocks (the paper) or real-valued dense layers.
 CLOUD_PRECISIONS = ("binary", "float")
 #: Bits per class of a device's summary -> its wire encoding (0: float32 logits).
@@ -58,4 +64,9 @@ TARGET_SUFFIX = {"portable": ".tflite", "lce": ".lce.tflite"}
 #: Learning-rate schedules of training.
 LR_SCHEDULES = ("constant", "cosine")
 #: Named training configurations (``ddnn train --preset``).
-PRESET_NAMES = ("paper", "default")
+PRESET_NAMES = ("paper", "default", "best")
+#: Exit-threshold calibration rules (``ddnn train --calibrate``): ``within:D`` (the T
+#: exiting the most samples early within D accuracy points of the most accurate T),
+#: ``accuracy`` (the most accurate T), ``bytes:B`` (the most accurate T within B bytes per
+#: device per sample); see ``ddnn_tf.core.calibration``.
+CALIBRATION_RULES = ("within", "accuracy", "bytes")

@@ -50,8 +50,9 @@ def evaluate_run(
         split: ``"test"`` (default) or ``"val"``.
         summary_encoding: wire encoding of the summaries for the byte count; by default
             the model's own (``Topology.summary_encoding``: what its manifest declares).
-        calibrate: re-calibrate T on the validation split with this rule (``accuracy`` or
-            ``bytes:B``, see :func:`~ddnn_tf.core.calibration.calibrate_threshold`) instead of using
+        calibrate: re-calibrate T on the validation split with this rule (``within:D``,
+            ``accuracy`` or ``bytes:B``, see
+            :func:`~ddnn_tf.core.calibration.calibrate_threshold`) instead of using
             ``threshold``.
 
     Returns:

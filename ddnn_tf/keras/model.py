@@ -40,7 +40,7 @@ from ddnn_tf.keras.blocks import (
 )
 from ddnn_tf.keras.compat import keras
 
-__all__ = ["DDNN", "build_ddnn", "build_individual", "build_tiers", "run_tiers"]
+__all__ = ["DDNN", "build_ddnn", "build_individual", "build_tiers", "build_upper", "run_tiers"]
 
 
 @dataclass
@@ -107,6 +107,14 @@ def _build_summary_aggregator(topology: Topology, n: int, scheme: str, name: str
     c = topology.num_classes
     summaries = [keras.Input((c,), name=f"summary_{k}") for k in range(n)]
     presence = keras.Input((n,), name="presence")
+    if scheme == "mlp":
+        # A learned combination at the gateway: the masked summaries and the mask itself
+        # (so that a missing device reads as missing, not as a summary of zeros).
+        x = Aggregate("concat", name=f"{name}_concat")([*summaries, presence])
+        x = keras.layers.Concatenate(name=f"{name}_with_presence")([x, presence])
+        x = keras.layers.Dense(topology.local_units, activation="relu", name=f"{name}_hidden")(x)
+        x = keras.layers.Dense(c, name=f"{name}_linear")(x)
+        return keras.Model([*summaries, presence], {"logits": x}, name=name)
     x = Aggregate(scheme, name=f"{name}_{scheme}")([*summaries, presence])
     if scheme == "concat":  # the paper maps the concatenation back to |C| with a linear layer
         x = keras.layers.Dense(c, name=f"{name}_linear")(x)
@@ -218,7 +226,7 @@ def build_tiers(topology: Topology) -> dict[str, keras.Model]:
     return tiers
 
 
-def run_tiers(topology: Topology, tiers, device_inputs, presence):
+def run_tiers(topology: Topology, tiers, device_inputs, presence, *, device_outputs=None):
     """Chain the tier models as the tier graph wires them; returns ``{exit: logits}``.
 
     Works on symbolic Keras tensors (to compose the training model) and on concrete
@@ -227,8 +235,10 @@ def run_tiers(topology: Topology, tiers, device_inputs, presence):
     Args:
         topology: the hierarchy.
         tiers: ``{tier name: Keras model}`` from :func:`build_tiers`.
-        device_inputs: one tensor per device.
+        device_inputs: one tensor per device (unused with ``device_outputs``).
         presence: ``(batch, D)`` device presence.
+        device_outputs: optional, one ``{"features": ..., "summary": ...}`` per device:
+            the device tiers' outputs, given instead of computed (the upper tiers alone).
 
     Returns:
         ``{exit name: logits tensor}``, bottom to top.
@@ -238,7 +248,11 @@ def run_tiers(topology: Topology, tiers, device_inputs, presence):
     masks: dict[tuple, object] = {}
     outputs: dict[str, dict] = {}
     exits = {}
+    if device_outputs is not None:
+        outputs.update({device_tier(i): dict(o) for i, o in enumerate(device_outputs)})
     for tier in graph:
+        if tier.name in outputs:
+            continue
         feed = []
         for port in tier.inputs:
             if port.role == "sensor":
@@ -290,6 +304,35 @@ def build_ddnn(topology: Topology) -> DDNN:
     }
     model = keras.Model(inputs, outputs, name="ddnn")
     return DDNN(topology=topology, tiers=tiers, model=model)
+
+
+def build_upper(ddnn: DDNN) -> keras.Model:
+    """The tiers above the devices, fed the devices' outputs, with training-time dropout.
+
+    Inputs ``summary_{i}`` (with a local exit) then ``features_{i}``, one per device; one
+    output per exit. The weights are the DDNN's own: training this model trains its local
+    aggregator, edges and cloud on what frozen devices send.
+    """
+    t = ddnn.topology
+    n = t.num_devices
+    summaries = (
+        [keras.Input((t.num_classes,), name=f"summary_{i}") for i in range(n)]
+        if t.has_local
+        else []
+    )
+    features = [keras.Input(t.feature_shape(i), name=f"features_{i}") for i in range(n)]
+    reference = summaries[0] if summaries else features[0]
+    presence = DevicePresence(n, t.device_dropout, name="presence")(reference)
+    device_outputs = [
+        {"features": features[i], **({"summary": summaries[i]} if summaries else {})}
+        for i in range(n)
+    ]
+    exits = run_tiers(t, ddnn.tiers, None, presence, device_outputs=device_outputs)
+    outputs = {
+        name: keras.layers.Activation("linear", name=f"{name}_exit")(exits[name])
+        for name in t.exits
+    }
+    return keras.Model([*summaries, *features], outputs, name="ddnn_upper")
 
 
 def build_individual(topology: Topology, i: int) -> keras.Model:

@@ -6,7 +6,7 @@
       topology.json      the hierarchy (Topology.to_json)
       dataset.json       how to reload the data (load_dataset(**spec)) + classes
       train_config.json  preset, epochs, batch size, optimiser, lr schedule, exit weights,
-                         threshold calibration rule, seed
+                         threshold calibration rule, seed, epochs of the upper tiers
       history.json       per-epoch losses and accuracies of every exit
       thresholds.json    exit thresholds calibrated on the validation split
       weights.h5         weights of the composed model (all tiers)

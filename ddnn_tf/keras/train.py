@@ -1,6 +1,7 @@
-"""Joint training of all exits and the individual baselines.
+"""Joint training of all exits, the upper tiers on frozen devices, the individual baselines.
 
-:func:`train` fits a DDNN's exits together and returns (and optionally writes) a
+:func:`train` fits a DDNN's exits together (then, with ``upper_epochs``, the tiers above
+the devices alone, :func:`train_upper`) and returns (and optionally writes) a
 :class:`~ddnn_tf.keras.rundir.Run`; :func:`train_preset` is what ``ddnn train`` runs: a
 preset (:mod:`ddnn_tf.keras.presets`) with overrides, on a named data set, written to a
 run directory whose files :mod:`ddnn_tf.keras.rundir` lists.
@@ -23,7 +24,7 @@ from ddnn_tf.core.topology import Topology
 from ddnn_tf.data import Dataset, Split, load_dataset
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.compat import keras, tf
-from ddnn_tf.keras.model import DDNN, build_ddnn, build_individual
+from ddnn_tf.keras.model import DDNN, build_ddnn, build_individual, build_upper
 from ddnn_tf.keras.presets import TrainConfig, preset_config, preset_topology, topology_for
 from ddnn_tf.keras.rundir import RUN_MARKER, Run, save_run
 
@@ -35,6 +36,7 @@ __all__ = [
     "train",
     "train_individual",
     "train_preset",
+    "train_upper",
 ]
 
 
@@ -163,7 +165,9 @@ def train(
         dataset: the data (train split for fitting, val split for monitoring and
             threshold calibration; the test split is never touched).
         topology: the hierarchy; by default the paper's, sized for the dataset.
-        config: training settings; by default the paper's optimiser, 5 epochs.
+        config: training settings; by default the paper's optimiser, 5 epochs. With
+            ``upper_epochs``, the joint epochs are followed by :func:`train_upper` (its
+            history keys are prefixed ``upper_``), and T is calibrated after it.
         out: a run directory to write (written to a temporary directory and renamed
             at the end, so a failed run leaves nothing half-written).
         overwrite: replace an existing ``out``.
@@ -202,6 +206,9 @@ def train(
     )
     history = _history_by_exit(fit.history, topology.exits)
     history["epoch_seconds"] = timer.seconds
+    if config.upper_epochs:
+        upper = train_upper(ddnn, xs, y, config, val=(val_xs, val_y), verbose=verbose)
+        history.update({f"upper_{k}": v for k, v in upper.items()})
 
     thresholds: dict[str, float] = {}
     if len(val_y) and len(topology.exits) > 1:
@@ -227,6 +234,72 @@ def train(
     if out is not None:
         save_run(run, out, dataset=dataset, overwrite=overwrite)
     return run
+
+
+def _device_outputs(ddnn: DDNN, xs, *, batch_size: int = 2048) -> list[np.ndarray]:
+    """Every device's outputs (inference mode), ordered as :func:`build_upper`'s inputs."""
+    outs = [m.predict(x, batch_size=batch_size, verbose=0) for m, x in zip(ddnn.devices, xs)]
+    summaries = [o["summary"] for o in outs] if ddnn.topology.has_local else []
+    return [*summaries, *(o["features"] for o in outs)]
+
+
+def train_upper(
+    ddnn: DDNN,
+    xs,
+    y: np.ndarray,
+    config: TrainConfig,
+    *,
+    val=None,
+    verbose: int = 1,
+) -> dict[str, list[float]]:
+    """Train the tiers above the devices for ``config.upper_epochs`` on frozen devices.
+
+    The devices' outputs are computed once, in inference mode (their batch norms use the
+    moving statistics, as a deployed device does), so the aggregators and the cloud learn
+    the very bits and summaries they will receive; during joint training they only saw
+    batch-statistics outputs of devices that kept changing. Adam with the config's
+    settings, a fresh cosine decay over this phase (with ``lr_schedule="cosine"``), the
+    topology's device dropout, the config's exit weights.
+
+    Args:
+        ddnn: the jointly trained model; its upper tiers are trained in place.
+        xs: the training inputs, one array per device.
+        y: the training labels.
+        config: the settings (``upper_epochs``, ``batch_size``, the optimiser's).
+        val: optional ``(xs, y)`` validation split, monitored every epoch.
+        verbose: Keras progress level (0, 1 or 2).
+
+    Returns:
+        The phase's history: loss and accuracy per exit (``val_`` ones with ``val``), and
+        ``epoch_seconds``.
+    """
+    topology = ddnn.topology
+    upper = build_upper(ddnn)
+    steps = int(config.upper_epochs) * -(-len(y) // int(config.batch_size))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    upper.compile(
+        optimizer=_optimizer(config, steps),
+        loss={e: loss for e in topology.exits},
+        loss_weights=config.weights_for(topology),
+        metrics={e: ["accuracy"] for e in topology.exits},
+    )
+    validation = None
+    if val is not None and len(val[1]):
+        validation = (_device_outputs(ddnn, val[0]), {e: val[1] for e in topology.exits})
+    timer = EpochTimer()
+    fit = upper.fit(
+        _device_outputs(ddnn, xs),
+        {e: y for e in topology.exits},
+        validation_data=validation,
+        epochs=int(config.upper_epochs),
+        batch_size=int(config.batch_size),
+        shuffle=True,
+        verbose=verbose,
+        callbacks=[timer, StopOnNonFiniteLoss()],
+    )
+    history = _history_by_exit(fit.history, topology.exits)
+    history["epoch_seconds"] = timer.seconds
+    return history
 
 
 def train_individual(
@@ -287,13 +360,13 @@ def train_preset(
     *,
     path: str | None = None,
     preset: str = "default",
-    epochs: int = 5,
+    epochs: int | None = None,
     seed: int = 0,
     train_limit: int | None = None,
     topology_options: Mapping[str, Any] | None = None,
     config_options: Mapping[str, Any] | None = None,
     exit_weights: Mapping[str, float] | Sequence[float] | None = None,
-    calibrate: str = "accuracy",
+    calibrate: str | None = None,
     individual: bool = False,
     overwrite: bool = False,
     verbose: int = 1,
@@ -304,16 +377,18 @@ def train_preset(
         data: data set name (``fmnist6``, ``mvmc``, ``npz``, ``synthetic``).
         out: the run directory to write.
         path: data file or directory for file-based loaders.
-        preset: ``default`` or ``paper`` (:data:`~ddnn_tf.keras.presets.PRESETS`).
-        epochs: training epochs.
+        preset: ``default``, ``best`` or ``paper`` (:data:`~ddnn_tf.keras.presets.PRESETS`).
+        epochs: joint training epochs; None for the preset's (5; ``best``: 30).
         seed: seed of the data split, the initial weights and the shuffling.
         train_limit: keep only the first N training samples.
         topology_options: :class:`~ddnn_tf.core.topology.Topology` fields that override
             the preset's (``local_agg``, ``edges``, ``device_filters``, ...).
         config_options: :class:`~ddnn_tf.keras.presets.TrainConfig` fields that override
-            the preset's (``batch_size``, ``learning_rate``, ``lr_schedule``).
+            the preset's (``batch_size``, ``learning_rate``, ``lr_schedule``,
+            ``upper_epochs``).
         exit_weights: per-exit loss weights, by exit name or bottom to top.
-        calibrate: the threshold rule on the validation split (``accuracy``, ``bytes:B``).
+        calibrate: the threshold rule on the validation split (``within:D``, ``accuracy``,
+            ``bytes:B``); None for the preset's (``default``: ``within:0.25``).
         individual: also train the per-device individual baselines.
         overwrite: replace an existing run directory.
         verbose: Keras progress level (0, 1 or 2).
@@ -329,12 +404,12 @@ def train_preset(
     check_output_dir(out, overwrite=overwrite, what="Run directory", marker=RUN_MARKER)
     dataset = load_dataset(data, path, seed=seed, train_limit=train_limit)
     topology = preset_topology(dataset, preset, **dict(topology_options or {}))
+    overrides = {"epochs": epochs, "calibrate": calibrate}
     config = preset_config(
         preset,
-        epochs=epochs,
         exit_weights=_exit_weights(exit_weights, topology.exits),
         seed=seed,
-        calibrate=calibrate,
+        **{k: v for k, v in overrides.items() if v is not None},
         **dict(config_options or {}),
     )
     return train(

@@ -176,8 +176,8 @@ def evaluate_model(
         exit_accuracy: run the all-exits pass for per-exit accuracies (implied by
             ``sweep``); without it ``accuracy`` holds ``overall`` only.
         calibrate: re-calibrate T on the validation split run through the binaries,
-            ``accuracy`` or ``bytes:B`` (:func:`ddnn_tf.core.calibration.calibrate_threshold`),
-            instead of ``threshold``.
+            ``within:D``, ``accuracy`` or ``bytes:B``
+            (:func:`ddnn_tf.core.calibration.calibrate_threshold`), instead of ``threshold``.
 
     Returns:
         An :class:`~ddnn_tf.core.evaluation.Evaluation`; its JSON has ``ddnn evaluate``'s

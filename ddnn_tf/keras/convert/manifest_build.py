@@ -203,6 +203,7 @@ def build_manifest(
         "training": {
             "preset": run.config.preset,
             "epochs": int(run.config.epochs),
+            "upper_epochs": int(run.config.upper_epochs),
             "calibrate": run.config.calibrate,
         },
         "split": list(split),
