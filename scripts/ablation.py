@@ -1,16 +1,18 @@
-"""The default preset's ablation: each lever added to the paper's model, and each removed
-from the default, trained and evaluated on the same data in one process.
+"""The default preset's ablation: each lever added to the paper's model in turn, and each
+removed from the default, trained and evaluated on the same data in one process.
 
 Usage::
 
     python scripts/ablation.py --data fmnist6 --epochs 5 --out docs/results/ablation
 
-writes ``ablation.md`` and ``ablation.json`` into ``--out``: per configuration the local,
-cloud and overall accuracy at the T calibrated on the validation split (most accurate T),
-the bytes per device there, the overall accuracy and bytes at the T calibrated under a
-20-byte budget (``--calibrate bytes:20``), the worst drop of overall accuracy when any
-single device fails (``evaluate --fail k``, k = 0..D-1, at the calibrated T) and the
-training time. Every row is the command line given in the table.
+writes ``ablation.md`` and ``ablation.json`` into ``--out``: per configuration the local
+and cloud accuracy (every sample exiting there), the rule that calibrated T on the
+validation split and that T, the share of test samples exiting locally there, the overall
+accuracy and the bytes per device per sample there, the worst drop of overall accuracy
+when any single device fails (``ddnn evaluate --fail k``, k = 0..D-1, at the same T) and
+the training time. Every row is the command line given in the table. A row that differs
+from an earlier one only in its calibration rule reuses that row's trained model (the
+training is the same; only the rule that picks T differs) and re-calibrates it.
 """
 
 from __future__ import annotations
@@ -21,36 +23,29 @@ import sys
 import time
 from pathlib import Path
 
+_PAPER_PLUS = {"summary_bits": 4, "cloud_precision": "float", "cloud_units": 256}
+_PREVIOUS_DEFAULT = ({"local_agg": "max"}, {"upper_epochs": 0, "calibrate": "accuracy"})
+
 #: (name, preset, topology overrides, training overrides), in the table's order.
 ROWS: list[tuple[str, str, dict, dict]] = [
     ("paper (MP-CC, f = 4)", "paper", {}, {}),
     ("+ 4-bit summary", "paper", {"summary_bits": 4}, {}),
+    ("+ float dense cloud", "paper", dict(_PAPER_PLUS), {}),
+    ("+ device dropout 0.15", "paper", {**_PAPER_PLUS, "device_dropout": 0.15}, {}),
+    ("+ lr 3e-3 cosine, batch 256 (the earlier default)", "default", *_PREVIOUS_DEFAULT),
     (
-        "+ float dense cloud",
-        "paper",
-        {"summary_bits": 4, "cloud_precision": "float", "cloud_units": 256},
-        {},
+        "+ T with the most local exits within 0.25 points",
+        "default",
+        {"local_agg": "max"},
+        {"upper_epochs": 0},
     ),
-    (
-        "+ device dropout 0.15",
-        "paper",
-        {
-            "summary_bits": 4,
-            "cloud_precision": "float",
-            "cloud_units": 256,
-            "device_dropout": 0.15,
-        },
-        {},
-    ),
-    ("+ lr 3e-3 cosine, batch 256 = default", "default", {}, {}),
+    ("+ learned local aggregator (mlp, 256)", "default", {}, {"upper_epochs": 0}),
+    ("+ 5 epochs of the upper tiers = default", "default", {}, {}),
+    ("default, max pooling local aggregator", "default", {"local_agg": "max"}, {}),
+    ("default, concat + linear local aggregator", "default", {"local_agg": "concat"}, {}),
+    ("default, most accurate T", "default", {}, {"calibrate": "accuracy"}),
     ("default, float32 summary", "default", {"summary_bits": 0}, {}),
     ("default, no device dropout", "default", {"device_dropout": 0.0}, {}),
-    (
-        "default, grid conv cloud",
-        "default",
-        {"device_grid": (3, 2), "cloud_filters": 32, "cloud_units": 128},
-        {},
-    ),
 ]
 
 _FLAGS = {
@@ -60,72 +55,96 @@ _FLAGS = {
     "cloud_filters": "--cloud-filters",
     "device_dropout": "--device-dropout",
     "device_grid": "--device-grid",
+    "local_agg": "--local-agg",
+    "local_units": "--local-units",
+    "upper_epochs": "--upper-epochs",
+    "calibrate": "--calibrate",
 }
 
 
-def command(preset: str, topology: dict, epochs: int) -> str:
-    """The ``python -m ddnn_tf.train`` command line of a row."""
-    parts = [f"python -m ddnn_tf.train --data fmnist6 --preset {preset} --epochs {epochs}"]
-    for key, value in topology.items():
+def command(preset: str, topology: dict, training: dict, epochs: int) -> str:
+    """The ``ddnn train`` command line of a row."""
+    parts = [f"ddnn train --data fmnist6 --preset {preset} --epochs {epochs}"]
+    for key, value in {**topology, **training}.items():
         text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
         parts.append(f"{_FLAGS[key]} {text}")
     return " ".join(parts)
 
 
-def measure(dataset, preset: str, topology: dict, training: dict, epochs: int, seed: int):
-    """Train one configuration and evaluate it; returns the row's figures."""
+def _training_key(preset: str, topology: dict, training: dict) -> str:
+    """What the trained weights depend on: everything but the calibration rule."""
+    from ddnn_tf.keras.presets import PRESETS
+
+    config = {**PRESETS[preset]["config"], **training}
+    config.pop("calibrate", None)
+    return json.dumps([PRESETS[preset]["topology"] | topology, config], sort_keys=True)
+
+
+def measure(
+    dataset, preset: str, topology: dict, training: dict, epochs: int, seed: int, *, trained=None
+):
+    """Train one configuration (or take ``trained``: ``(run, seconds)`` of the same
+    training) and evaluate it at the T its rule calibrates; returns the row's figures."""
     from ddnn_tf.keras.evaluate import evaluate_run
     from ddnn_tf.keras.presets import preset_config, preset_topology
     from ddnn_tf.keras.train import train
 
     t = preset_topology(dataset, preset, **topology)
     config = preset_config(preset, epochs=epochs, seed=seed, **training)
-    start = time.perf_counter()
-    run = train(dataset, t, config, verbose=0)
-    seconds = time.perf_counter() - start
-    at = evaluate_run(run, dataset)
-    budget = evaluate_run(run, dataset, calibrate="bytes:20")
+    if trained is None:
+        start = time.perf_counter()
+        run = train(dataset, t, config, verbose=0)
+        seconds = time.perf_counter() - start
+    else:
+        run, seconds = trained
+    at = evaluate_run(run, dataset, calibrate=config.calibrate)
+    threshold = at["thresholds"]["local"]
     drops = [
-        at["accuracy"]["overall"] - evaluate_run(run, dataset, fail=k)["accuracy"]["overall"]
+        at["accuracy"]["overall"]
+        - evaluate_run(run, dataset, threshold=threshold, fail=k)["accuracy"]["overall"]
         for k in range(t.num_devices)
     ]
-    return {
+    return run, {
+        "calibrate": config.calibrate,
         "local": at["accuracy"]["local"],
         "cloud": at["accuracy"]["cloud"],
-        "threshold": at["thresholds"]["local"],
+        "threshold": threshold,
+        "local_exits": at["exit_fraction"]["local"],
         "overall": at["accuracy"]["overall"],
         "bytes": at["bytes_per_device"],
-        "threshold_20": budget["thresholds"]["local"],
-        "overall_20": budget["accuracy"]["overall"],
-        "bytes_20": budget["bytes_per_device"],
         "fault_drops": drops,
         "worst_fault_drop": max(drops),
         "train_seconds": seconds,
         "epoch_seconds": run.history["epoch_seconds"],
+        "upper_epoch_seconds": run.history.get("upper_epoch_seconds", []),
     }
 
 
 def markdown(rows: list[dict]) -> str:
-    """The ablation table."""
+    """The ablation table and its commands."""
     head = (
-        "| configuration | local | cloud | overall at calibrated T (bytes) | "
-        "overall within 20 B (bytes) | worst single-device failure | training |\n"
-        "|---|---:|---:|---:|---:|---:|---:|\n"
+        "| configuration | local | cloud | rule | T | local exits | overall at T | bytes "
+        "| worst single-device failure | training |\n"
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in rows:
+        seconds = f"{r['train_seconds']:.0f} s"
+        if r.get("same_model_as"):
+            seconds = f"row {r['same_model_as']}'s model"
         lines.append(
             f"| {r['name']} | {100 * r['local']:.2f} % | {100 * r['cloud']:.2f} % | "
-            f"{100 * r['overall']:.2f} % (T = {r['threshold']:.1f}, {r['bytes']:.1f} B) | "
-            f"{100 * r['overall_20']:.2f} % (T = {r['threshold_20']:.1f}, {r['bytes_20']:.1f} B) | "
-            f"−{100 * r['worst_fault_drop']:.2f} points | {r['train_seconds']:.0f} s |"
+            f"`{r['calibrate']}` | {r['threshold']:.1f} | {100 * r['local_exits']:.1f} % | "
+            f"{100 * r['overall']:.2f} % | {r['bytes']:.1f} B | "
+            f"−{100 * r['worst_fault_drop']:.2f} points | {seconds} |"
         )
     commands = "\n".join(f"{i + 1}. `{r['command']}`" for i, r in enumerate(rows))
     return (
         head
         + "\n".join(lines)
-        + "\n\nCommands (then `python -m ddnn_tf.evaluate RUN "
-        + ("[--calibrate bytes:20] [--fail k]`):\n\n" + commands + "\n")
+        + "\n\nCommands (then `ddnn evaluate RUN [--fail k]`):\n\n"
+        + commands
+        + "\n"
     )
 
 
@@ -145,12 +164,26 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [int(i) - 1 for i in args.rows.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, trained = [], {}
     for i in chosen:
         name, preset, topology, training = ROWS[i]
         print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
-        row = measure(dataset, preset, topology, training, args.epochs, args.seed)
-        row.update(name=name, command=command(preset, topology, args.epochs))
+        key = _training_key(preset, topology, training)
+        earlier = trained.get(key)
+        run, row = measure(
+            dataset,
+            preset,
+            topology,
+            training,
+            args.epochs,
+            args.seed,
+            trained=None if earlier is None else earlier[1:],
+        )
+        if earlier is None:
+            trained[key] = (i + 1, run, row["train_seconds"])
+        else:
+            row["same_model_as"] = earlier[0]
+        row.update(name=name, command=command(preset, topology, training, args.epochs))
         rows.append(row)
         print(json.dumps(row), flush=True)
         (out / "ablation.json").write_text(json.dumps(rows, indent=2) + "\n")

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/add_mcu_targets.py tflite_models/fmnist6_mpcc [--targets c,tflm]
+    python scripts/add_mcu_targets.py tflite_models/fmnist6_mlpcc [--targets c,tflm]
 
 Writes, for every device tier, ``<tier>.c`` + ``<tier>.h`` (``c``) and
 ``<tier>.tflm.tflite`` (``tflm``) beside the binaries and adds their entries to the

@@ -1,6 +1,6 @@
 """Measure the phone app in a real browser and take its screenshot.
 
-    python scripts/android_demo_figures.py [--samples 1000] [--model tflite_models/fmnist6_mpcc]
+    python scripts/android_demo_figures.py [--samples 1000] [--model tflite_models/fmnist6_mlpcc]
         [--screenshot docs/android_demo.png] [--chromium /usr/bin/chromium]
 
 Starts ``python -m ddnn_tf.serve demo`` on loopback, opens the app in chromium with
@@ -8,7 +8,9 @@ Playwright's Pixel 7 profile (viewport, touch, mobile user agent; the CPU is thi
 machine's, not a phone's), and prints: the LiteRT.js runtime and tier load times, the mean
 time of each tier per sample, and samples per second through ``window.ddnn.classifyViews``
 at the manifest's T (local exits plus HTTP round trips to the cloud) and at T = 1 (every
-sample exits on the phone). Then it shows one test sample and saves a screenshot.
+sample exits on the phone); at the manifest's T, how many exits and predictions equal the
+Python orchestrator's (``Hierarchy.run`` on the same images) and how close the page's local
+entropies are to it. Then it shows one test sample and saves a screenshot.
 """
 
 from __future__ import annotations
@@ -82,10 +84,33 @@ def summarize(answer: dict, label: str) -> None:
         print(f"  {tier:<20} mean {v.mean():.3f} ms  median {np.median(v):.3f} ms  ({len(v)} runs)")
 
 
+def compare(answer: dict, images: np.ndarray, model: str, threshold: float) -> None:
+    """The page's decisions against the Python orchestrator's, sample by sample."""
+    from ddnn_tf.core.exits import normalized_entropy
+    from ddnn_tf.data.fmnist6 import fmnist6_views
+    from ddnn_tf.runtime import Hierarchy
+
+    results = answer["results"]
+    expected = Hierarchy(model).run(fmnist6_views(images), thresholds=threshold, batch_size=64)
+    same = sum(
+        (r["exit"], r["prediction"]) == (expected.exit_name(i), int(expected.prediction[i]))
+        for i, r in enumerate(results)
+    )
+    eta = normalized_entropy(expected.probs["local"])
+    got = np.array([r["entropy"] for r in results])
+    diff = np.abs(got - eta)
+    closest = np.min(np.abs(eta - threshold))
+    print(
+        f"  vs the Python orchestrator: {same}/{len(results)} same exit and prediction; local "
+        f"entropies identical for {100 * np.mean(diff == 0):.1f} %, max |diff| {diff.max():.1e}; "
+        f"closest sample to T: |eta - T| = {closest:.1e}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--model", default=str(ROOT / "tflite_models" / "fmnist6_mpcc"))
+    parser.add_argument("--model", default=str(ROOT / "tflite_models" / "fmnist6_mlpcc"))
     parser.add_argument("--screenshot", default=str(ROOT / "docs" / "android_demo.png"))
     parser.add_argument(
         "--chromium", default=os.environ.get("DDNN_TF_CHROMIUM", "/usr/bin/chromium")
@@ -116,7 +141,9 @@ def main() -> None:
                 f"{load['runtime_ms']:.0f} ms, 7 tiers {load['tiers_ms']:.0f} ms, "
                 f"page to ready {load['total_ms']:.0f} ms"
             )
-            summarize(page.evaluate(RUN, [samples, threshold]), f"classifyViews at T = {threshold}")
+            at_t = page.evaluate(RUN, [samples, threshold])
+            summarize(at_t, f"classifyViews at T = {threshold}")
+            compare(at_t, arrays.x_test[: args.samples], args.model, threshold)
             summarize(page.evaluate(RUN, [samples, 1.0]), "classifyViews at T = 1 (all local)")
             page.evaluate("Math.random = () => 0.37")  # one fixed bundled sample
             page.click("#random")

@@ -1,6 +1,6 @@
 """Fuzz the tier-binary checks: corrupt a converted model's files, load what passes.
 
-``python scripts/fuzz_tier_binaries.py tflite_models/fmnist6_mpcc --variants 300 --seed 11``
+``python scripts/fuzz_tier_binaries.py tflite_models/fmnist6_mlpcc --variants 300 --seed 11``
 
 Each variant truncates a tier file at a random length or flips a few random bytes. A
 variant :func:`ddnn_tf.core.tflite_check.check_tier_binary` refuses is counted as

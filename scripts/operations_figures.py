@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "results" / "operations"
-MODEL = "tflite_models/fmnist6_mpcc"
+MODEL = "tflite_models/fmnist6_mlpcc"
 
 #: name -> the deploy flags after MODEL.
 RUNS = {

@@ -13,7 +13,7 @@ import ddnn_tf.keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything im
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The committed default model (``ddnn train`` defaults, converted with --split local,cloud).
-DEFAULT_MODEL = ROOT / "tflite_models" / "fmnist6_mpcc"
+DEFAULT_MODEL = ROOT / "tflite_models" / "fmnist6_mlpcc"
 
 
 @pytest.fixture(scope="session")

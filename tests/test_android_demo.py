@@ -450,7 +450,13 @@ def test_threshold_slider_and_bundled_sample(page):
     assert page.locator("#exit").inner_text() == "local exit"
     assert page.locator("#prediction").inner_text() == classes[last["prediction"]]
     assert caption.startswith("test #") and caption.split(" · ")[1] in classes
-    calibrated = json.loads((MODEL / "manifest.json").read_text())["thresholds"]["local"]
+    manifest = json.loads((MODEL / "manifest.json").read_text())
+    calibrated = manifest["thresholds"]["local"]
+    # the calibrated T and the rule that chose it, both from the manifest
+    rule = manifest["training"]["calibrate"]
+    assert rule == "within:0.25" and page.evaluate("window.ddnn.model.calibration") == rule
+    assert page.locator("#t-calibrated").inner_text() == f"{calibrated:.2f}"
+    assert page.locator("#t-rule").inner_text().strip() == f"by {rule}"
     page.locator("#threshold").fill(str(calibrated))  # back to the manifest's T
 
 

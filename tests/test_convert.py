@@ -479,16 +479,22 @@ def test_int8_quantize_gives_a_working_model(tiny_run, tiny_dataset, models):
 
 # ---------------------------------------------------------------------- committed model
 @pytest.mark.parametrize(
-    ("name", "summary"), [("fmnist6_mpcc", "int4"), ("fmnist6_paper", "float32")]
+    ("name", "summary", "local_agg", "calibrate"),
+    [
+        ("fmnist6_mlpcc", "int4", "mlp", "within:0.25"),
+        ("fmnist6_paper", "float32", "max", "accuracy"),
+    ],
 )
-def test_committed_default_model_loads_and_matches_hashes(name, summary):
+def test_committed_default_model_loads_and_matches_hashes(name, summary, local_agg, calibrate):
     m = mf.load_manifest(COMMITTED.parent / name)  # checks every file's size and sha256
     assert m["name"] == name and m["wire"]["summary"]["encoding"] == summary
     assert m["topology"]["summary_bits"] == (4 if summary == "int4" else 0)
     assert m["training"]["preset"] == ("default" if summary == "int4" else "paper")
+    assert m["training"]["calibrate"] == calibrate
     assert m["split"] == ["local", "cloud"] and m["targets"] == ["portable", "lce"]
     assert m.tier_names == MPCC_TIERS
-    assert m["topology"]["local_agg"] == "max" and m["topology"]["cloud_agg"] == "concat"
+    assert m["topology"]["local_agg"] == m["aggregation"]["local"] == local_agg
+    assert m["topology"]["cloud_agg"] == "concat"
     rng = np.random.default_rng(0)
     for tier in m.tier_names:
         feed = {
@@ -510,5 +516,5 @@ def test_committed_default_model_loads_and_matches_hashes(name, summary):
 def test_committed_readme_names_the_regenerate_command():
     text = (ROOT / "tflite_models" / "README.md").read_text()
     assert "ddnn train --data fmnist6 --out runs/default" in text
-    assert "ddnn convert runs/default --split local,cloud --out tflite_models/fmnist6_mpcc" in text
-    assert json.loads((COMMITTED / "manifest.json").read_text())["name"] == "fmnist6_mpcc"
+    assert "ddnn convert runs/default --split local,cloud --out tflite_models/fmnist6_mlpcc" in text
+    assert json.loads((COMMITTED / "manifest.json").read_text())["name"] == "fmnist6_mlpcc"

@@ -57,7 +57,7 @@ class Ctx:
     """Paths a case may use or edit (all inside the test's tmp_path)."""
 
     tmp: Path
-    model: Path  # a copy of tflite_models/fmnist6_mpcc
+    model: Path  # a copy of tflite_models/fmnist6_mlpcc
     run: Path  # a copy of the tiny trained run
     file: Path  # a plain file
 

@@ -29,7 +29,7 @@ from ddnn_tf.mcu.export import mcu_files
 from ddnn_tf.mcu.lower import lower_tier
 from ddnn_tf.mcu.tflm import arena_bytes, tflm_variant
 
-DEFAULT = ROOT / "tflite_models" / "fmnist6_mpcc"
+DEFAULT = ROOT / "tflite_models" / "fmnist6_mlpcc"
 PAPER = ROOT / "tflite_models" / "fmnist6_paper"
 BUDGET = 2048  # the paper's "under 2 KB" per end device, flash and RAM each
 QEMU_SAMPLES = 500
@@ -585,7 +585,7 @@ def test_deploy_refuses_bad_mcu_devices():
 
 
 def test_add_mcu_targets_script_remakes_the_committed_files(tmp_path):
-    copy = tmp_path / "fmnist6_mpcc"
+    copy = tmp_path / "fmnist6_mlpcc"
     shutil.copytree(DEFAULT, copy)
     for name in list(copy.iterdir()):
         if name.suffix in (".c", ".h") or name.name.endswith(".tflm.tflite"):

@@ -71,7 +71,7 @@ def test_broker_settings_defaults(monkeypatch):
     )
     assert s.url == "mqtts://gw@example.org:8883"
     assert MqttSettings.from_url("mqtt://10.0.0.2").port == 1883
-    assert s.root({"name": "fmnist6_mpcc"}) == default_topic_root("fmnist6_mpcc")
+    assert s.root({"name": "fmnist6_mlpcc"}) == default_topic_root("fmnist6_mlpcc")
 
 
 def test_the_broker_refuses_a_wrong_password(broker):

@@ -1,7 +1,7 @@
 """ddnn_tf.serve, ddnn_tf.device, ddnn_tf.deploy: the tiers as real services on loopback.
 
 The services run as the user runs them (``python -m ddnn_tf.serve ...`` processes on free
-127.0.0.1 ports); the model is the committed tflite_models/fmnist6_mpcc and the data the
+127.0.0.1 ports); the model is the committed tflite_models/fmnist6_mlpcc and the data the
 real Fashion-MNIST test split.
 """
 

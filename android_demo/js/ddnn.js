@@ -86,6 +86,10 @@ export class Ddnn {
     this.classes = manifest.classes;
     this.exits = manifest.split;
     this.threshold = Number(manifest.thresholds?.local ?? 1);
+    // the rule that chose it on the validation split (e.g. within:0.25), when recorded
+    this.calibration = manifest.thresholds_source === 'paper'
+      ? 'paper'
+      : (manifest.training?.calibrate ?? null);
     this.summaryCodec = summaryCodec(manifest.wire.summary.encoding ?? 'float32');
     this.inputs = [...manifest.inputs].sort((a, b) => a.device - b.device);
     this.deviceTiers = this.inputs.map((spec) => spec.tier);

@@ -188,7 +188,13 @@ async function main() {
   model = ddnn;
   spec = datasetSpec(model.manifest);
   threshold = model.threshold;
-  window.ddnn.model = { name: model.manifest.name, id: model.modelId, classes: model.classes, exits: model.exits };
+  window.ddnn.model = {
+    name: model.manifest.name,
+    id: model.modelId,
+    classes: model.classes,
+    exits: model.exits,
+    calibration: model.calibration,
+  };
   window.ddnn.load = { ...load, total_ms: performance.now() - started };
   $('model-name').textContent = `${model.manifest.name} · on this phone`;
   const slider = $('threshold');
@@ -196,6 +202,7 @@ async function main() {
   slider.disabled = false;
   $('t-value').textContent = threshold.toFixed(2);
   $('t-calibrated').textContent = model.threshold.toFixed(2);
+  $('t-rule').textContent = model.calibration ? ` by ${model.calibration}` : '';
   slider.addEventListener('input', () => {
     threshold = Number(slider.value);
     $('t-value').textContent = threshold.toFixed(2);

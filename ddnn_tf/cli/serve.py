@@ -1,9 +1,9 @@
 """``ddnn serve cloud|gateway|demo MODEL_DIR ...``: a tier as an HTTP service.
 
-    ddnn serve cloud tflite_models/fmnist6_mpcc [--port 8000]
+    ddnn serve cloud tflite_models/fmnist6_mlpcc [--port 8000]
         [--engine uvicorn|ray] [--replicas N] [--address RAY_ADDRESS]
-    ddnn serve gateway tflite_models/fmnist6_mpcc --cloud http://127.0.0.1:8000
-    ddnn serve demo tflite_models/fmnist6_mpcc [--https]
+    ddnn serve gateway tflite_models/fmnist6_mlpcc --cloud http://127.0.0.1:8000
+    ddnn serve demo tflite_models/fmnist6_mlpcc [--https]
 
 Both bind 127.0.0.1 unless ``--host`` says otherwise; beyond loopback a shared token is
 required (``--token`` or the ``DDNN_TF_TOKEN`` environment variable). ``--port 0`` picks

@@ -257,7 +257,7 @@ def load_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
             lacks keys, or a file does not match its hash.
 
     Example:
-        >>> m = load_manifest("tflite_models/fmnist6_mpcc")
+        >>> m = load_manifest("tflite_models/fmnist6_mlpcc")
         >>> m["split"], m.path("device_0", "portable").name
         (['local', 'cloud'], 'device_0.tflite')
     """

@@ -85,7 +85,9 @@ def evaluate_run(
         from ddnn_tf.core.calibration import calibrate_threshold
 
         if not len(dataset.val):
-            raise ConfigError("--calibrate needs a validation split; the data has none.")
+            raise ConfigError(
+                "needs a validation split; the data has none.", argument="calibrate"
+            )
         t = calibrate_threshold(
             predict_exits(run.ddnn, dataset.val.x),
             check_labels(dataset.val.y, topology.num_classes, where="val labels"),

@@ -442,7 +442,7 @@ def generate_c(spec: TierSpec, *, plan: TierPlan | None = None, origin: str = ""
 
     Example:
         >>> from ddnn_tf.mcu.lower import lower_tier
-        >>> data = open("tflite_models/fmnist6_mpcc/device_0.tflite", "rb").read()
+        >>> data = open("tflite_models/fmnist6_mlpcc/device_0.tflite", "rb").read()
         >>> src = generate_c(lower_tier("device_0", data, scale=1 / 255))
         >>> src.entry, src.summary_bytes, src.features_bytes, src.scratch_bytes
         ('ddnn_device_0', 5, 18, 0)

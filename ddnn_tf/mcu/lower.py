@@ -441,7 +441,7 @@ def lower_tier(name: str, data: bytes, *, scale: float | None) -> TierSpec:
         ConfigError: one line naming the operator or form the C target cannot express.
 
     Example:
-        >>> data = open("tflite_models/fmnist6_mpcc/device_0.tflite", "rb").read()
+        >>> data = open("tflite_models/fmnist6_mlpcc/device_0.tflite", "rb").read()
         >>> spec = lower_tier("device_0", data, scale=1 / 255)
         >>> [type(b).__name__ for b in spec.blocks], spec.features_shape, spec.head.encoding
         (['ConvBlock'], (5, 7, 4), 'int4')

@@ -8,7 +8,7 @@ that has neither TensorFlow, Keras nor Larq.
 Example (the committed model, eight blank images, device 5 failed):
     >>> import numpy as np
     >>> from ddnn_tf.runtime import Hierarchy
-    >>> h = Hierarchy("tflite_models/fmnist6_mpcc", target="portable")
+    >>> h = Hierarchy("tflite_models/fmnist6_mlpcc", target="portable")
     >>> xs = [np.zeros((8, 10, 14, 1), np.float32)] * 6
     >>> result = h.run(xs, thresholds=0.8, fail="5", batch_size=4)
     >>> len(result), round(sum(result.exit_fraction().values()), 6)

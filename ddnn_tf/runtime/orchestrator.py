@@ -138,7 +138,7 @@ class Hierarchy:
             disagree with the tier graph of the manifest's topology and split.
 
     Example:
-        >>> h = Hierarchy("tflite_models/fmnist6_mpcc")
+        >>> h = Hierarchy("tflite_models/fmnist6_mlpcc")
         >>> h.graph.names[-2:], h.exits
         (['local_aggregator', 'cloud'], ('local', 'cloud'))
     """

@@ -106,7 +106,7 @@ class TierRunner:
 
     Example:
         >>> from ddnn_tf.core.manifest import load_manifest
-        >>> m = load_manifest("tflite_models/fmnist6_mpcc")
+        >>> m = load_manifest("tflite_models/fmnist6_mlpcc")
         >>> runner = TierRunner.from_manifest(m, "device_0", "portable")
         >>> out = runner({"image": np.zeros((3, 10, 14, 1), np.float32)})
         >>> out["summary"].shape, out["features"].shape

@@ -70,8 +70,8 @@ _DIGITS = re.compile(r"[0-9]{1,15}")
 def default_topic_root(model_name: str) -> str:
     """``ddnn/<model name>`` with characters outside ``[A-Za-z0-9_.-]`` replaced by ``_``.
 
-    >>> default_topic_root("fmnist6 mpcc")
-    'ddnn/fmnist6_mpcc'
+    >>> default_topic_root("fmnist6 mlpcc")
+    'ddnn/fmnist6_mlpcc'
     """
     return "ddnn/" + (re.sub(r"[^A-Za-z0-9_.\-]", "_", model_name) or "model")
 

@@ -28,9 +28,10 @@ dims); the Python interpreters resize it for batching.
 
 ``--quantize int8`` (portable target) is post-training full-integer quantisation of the
 device, edge and cloud tiers, calibrated on training samples, with float32 inputs and
-outputs kept, so the tier interfaces do not change. The aggregators stay float32: they
-are a handful of element-wise ops, and the large constant that masks a failed device
-out of a max would wreck an int8 calibration range. larq-compute-engine's converter has
+outputs kept, so the tier interfaces do not change. The aggregators stay float32: max
+and average pooling are a handful of element-wise ops, and the large constant that masks
+a failed device out of a max would wreck an int8 calibration range; the learned ``mlp``
+aggregator runs at the gateway, where float32 costs nothing. larq-compute-engine's converter has
 no post-training calibration (it quantises only models trained with fake-quantisation
 nodes), so ``--quantize int8 --target lce`` is refused rather than silently ignored.
 
