@@ -126,8 +126,14 @@ def pareto_experiment(lab: Lab) -> ExperimentResult:
             label=f"{name}: calibrated T = {k['calibrated_threshold']:.2f}, "
             f"{100 * k['local_exit_fraction']:.1f} % local exits",
         )
-        for r in rows:  # the local-exit share along the curve, every 0.2 of T
-            if r["preset"] == name and round(r["threshold"] * 100) % 20 == 0:
+        labelled = None  # the local-exit share along the curve, every 0.2 of T, apart
+        for r in rows:
+            at_step = round(r["threshold"] * 100) % 20 == 0
+            if r["preset"] == name and at_step:
+                share = r["local_exit_fraction"]
+                if labelled is not None and abs(share - labelled) < 0.1:
+                    continue  # too close to the previous label to read
+                labelled = share
                 ax.annotate(
                     f"{100 * r['local_exit_fraction']:.0f} %",
                     (r["bytes_per_device"], 100 * r["overall_accuracy"]),
