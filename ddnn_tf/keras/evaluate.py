@@ -85,9 +85,7 @@ def evaluate_run(
         from ddnn_tf.core.calibration import calibrate_threshold
 
         if not len(dataset.val):
-            raise ConfigError(
-                "needs a validation split; the data has none.", argument="calibrate"
-            )
+            raise ConfigError("needs a validation split; the data has none.", argument="calibrate")
         t = calibrate_threshold(
             predict_exits(run.ddnn, dataset.val.x),
             check_labels(dataset.val.y, topology.num_classes, where="val labels"),
