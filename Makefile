@@ -95,7 +95,7 @@ demo: data
 	$(BIN)/ddnn evaluate $(RUN) --sweep
 
 test: data lint docs web broker mcu
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) runs site .pytest_cache android_demo/node_modules

@@ -33,6 +33,7 @@ MCU = ["tflite-micro==0.dev20261023182759"]
 EXPERIMENTS = ["matplotlib>=3.7", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"]
 TOOLS = [
     "pytest>=7",
+    "pytest-xdist>=3.5",  # make test: one worker per core, a test file per worker
     "ruff>=0.5",
     "playwright==1.65.2",
     "import-linter>=2.1",
