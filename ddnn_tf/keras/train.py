@@ -193,19 +193,7 @@ def train(
     compile_ddnn(ddnn, config, steps)
     targets = {e: y for e in topology.exits}
     val = (val_xs, {e: val_y for e in topology.exits}) if len(val_y) else None
-    timer = EpochTimer()
-    fit = ddnn.model.fit(
-        xs,
-        targets,
-        validation_data=val,
-        epochs=int(config.epochs),
-        batch_size=int(config.batch_size),
-        shuffle=True,
-        verbose=verbose,
-        callbacks=[timer, StopOnNonFiniteLoss()],
-    )
-    history = _history_by_exit(fit.history, topology.exits)
-    history["epoch_seconds"] = timer.seconds
+    history = _fit(ddnn.model, xs, targets, val, int(config.epochs), config, verbose)
     if config.upper_epochs:
         upper = train_upper(ddnn, xs, y, config, val=(val_xs, val_y), verbose=verbose)
         history.update({f"upper_{k}": v for k, v in upper.items()})
@@ -286,18 +274,26 @@ def train_upper(
     validation = None
     if val is not None and len(val[1]):
         validation = (_device_outputs(ddnn, val[0]), {e: val[1] for e in topology.exits})
+    targets = {e: y for e in topology.exits}
+    inputs = _device_outputs(ddnn, xs)
+    return _fit(upper, inputs, targets, validation, int(config.upper_epochs), config, verbose)
+
+
+def _fit(model, xs, targets, val, epochs: int, config: TrainConfig, verbose: int) -> dict:
+    """``model.fit`` as every training phase runs it; returns the history by exit, with
+    ``epoch_seconds``."""
     timer = EpochTimer()
-    fit = upper.fit(
-        _device_outputs(ddnn, xs),
-        {e: y for e in topology.exits},
-        validation_data=validation,
-        epochs=int(config.upper_epochs),
+    fit = model.fit(
+        xs,
+        targets,
+        validation_data=val,
+        epochs=epochs,
         batch_size=int(config.batch_size),
         shuffle=True,
         verbose=verbose,
         callbacks=[timer, StopOnNonFiniteLoss()],
     )
-    history = _history_by_exit(fit.history, topology.exits)
+    history = _history_by_exit(fit.history, list(targets))
     history["epoch_seconds"] = timer.seconds
     return history
 
