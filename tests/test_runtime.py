@@ -250,12 +250,14 @@ def edge_model(tmp_path_factory):
     """An untrained (f)-like hierarchy: 3 devices, edges {0, 1} and {2}, three exits."""
     from ddnn_tf.core.topology import Topology
     from ddnn_tf.data import load_dataset
+    from ddnn_tf.keras.compat import keras
     from ddnn_tf.keras.convert import convert_run, save_conversion
     from ddnn_tf.keras.model import build_ddnn
     from ddnn_tf.keras.presets import TrainConfig
     from ddnn_tf.keras.rundir import Run
 
     ds = load_dataset("synthetic", n_samples=100, num_devices=3, seed=1)
+    keras.utils.set_random_seed(1)  # the same untrained weights whatever ran before
     topology = Topology(
         input_shapes=ds.input_shapes,
         num_classes=ds.num_classes,

@@ -391,9 +391,10 @@ def test_gateway_round_protocol_and_errors(cloud_url, fmnist, hierarchy):
 
     n = 16
     test = fmnist.test.subset(slice(0, n))
-    want = hierarchy.run(test.x, thresholds=0.5, batch_size=n)
+    want = hierarchy.run(test.x, thresholds=0.1, batch_size=n)
+    assert 0 < (want.exit_index == 1).sum() < n  # both exits in the round
     outs = [hierarchy.tiers[f"device_{d}"]({"image": x}) for d, x in enumerate(test.x)]
-    app = create_gateway_app(MODEL, cloud_url, token="gw", cloud_token=TOKEN, threshold=0.5)
+    app = create_gateway_app(MODEL, cloud_url, token="gw", cloud_token=TOKEN, threshold=0.1)
     gw = app.state.gateway
     mid = model_id(MODEL)
 

@@ -447,7 +447,7 @@ def generate_c(spec: TierSpec, *, plan: TierPlan | None = None, origin: str = ""
         >>> src.entry, src.summary_bytes, src.features_bytes, src.scratch_bytes
         ('ddnn_device_0', 5, 18, 0)
         >>> src.arithmetic
-        {'conv1': 'integer', 'head': 'integer'}
+        {'conv1': 'integer', 'head': 'float'}
     """
     plan = plan or plan_tier(spec)
     tier = spec.name
