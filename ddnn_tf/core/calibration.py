@@ -67,7 +67,7 @@ def parse_calibrate(rule: str) -> tuple[str, float | None]:
         if 0 <= points <= 100:
             return "within", points
     raise ConfigError(
-        f"expected 'within:D' (D >= 0 accuracy points, e.g. within:0.25), 'accuracy' or "
+        f"expected 'within:D' (D from 0 to 100 accuracy points, e.g. within:0.25), 'accuracy' or "
         f"'bytes:B' (B > 0 bytes per device per sample, e.g. bytes:20), got {rule!r}.",
         argument="calibrate",
     )
