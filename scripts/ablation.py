@@ -71,38 +71,33 @@ def command(preset: str, topology: dict, training: dict, epochs: int) -> str:
     return " ".join(parts)
 
 
-def _training_key(preset: str, topology: dict, training: dict) -> str:
+def _training_key(topology, config) -> str:
     """What the trained weights depend on: everything but the calibration rule."""
-    from ddnn_tf.keras.presets import PRESETS
+    from dataclasses import asdict
 
-    config = {**PRESETS[preset]["config"], **training}
-    config.pop("calibrate", None)
-    return json.dumps([PRESETS[preset]["topology"] | topology, config], sort_keys=True)
+    settings = {k: v for k, v in asdict(config).items() if k != "calibrate"}
+    return json.dumps([topology.to_dict(), settings], sort_keys=True, default=str)
 
 
-def measure(
-    dataset, preset: str, topology: dict, training: dict, epochs: int, seed: int, *, trained=None
-):
+def measure(dataset, topology, config, *, trained=None):
     """Train one configuration (or take ``trained``: ``(run, seconds)`` of the same
     training) and evaluate it at the T its rule calibrates; returns the row's figures."""
     from ddnn_tf.keras.evaluate import evaluate_run
-    from ddnn_tf.keras.presets import preset_config, preset_topology
     from ddnn_tf.keras.train import train
 
-    t = preset_topology(dataset, preset, **topology)
-    config = preset_config(preset, epochs=epochs, seed=seed, **training)
     if trained is None:
         start = time.perf_counter()
-        run = train(dataset, t, config, verbose=0)
+        run = train(dataset, topology, config, verbose=0)  # calibrates with config.calibrate
         seconds = time.perf_counter() - start
-    else:
+        at = evaluate_run(run, dataset)
+    else:  # the same weights, another rule: calibrate again
         run, seconds = trained
-    at = evaluate_run(run, dataset, calibrate=config.calibrate)
+        at = evaluate_run(run, dataset, calibrate=config.calibrate)
     threshold = at["thresholds"]["local"]
     drops = [
         at["accuracy"]["overall"]
         - evaluate_run(run, dataset, threshold=threshold, fail=k)["accuracy"]["overall"]
-        for k in range(t.num_devices)
+        for k in range(topology.num_devices)
     ]
     return run, {
         "calibrate": config.calibrate,
@@ -157,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/results/ablation")
     args = parser.parse_args(argv)
     from ddnn_tf.data import load_dataset
+    from ddnn_tf.keras.presets import preset_config, preset_topology
 
     dataset = load_dataset(args.data, seed=args.seed)
     chosen = range(len(ROWS))
@@ -168,17 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     for i in chosen:
         name, preset, topology, training = ROWS[i]
         print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
-        key = _training_key(preset, topology, training)
+        t = preset_topology(dataset, preset, **topology)
+        config = preset_config(preset, epochs=args.epochs, seed=args.seed, **training)
+        key = _training_key(t, config)
         earlier = trained.get(key)
-        run, row = measure(
-            dataset,
-            preset,
-            topology,
-            training,
-            args.epochs,
-            args.seed,
-            trained=None if earlier is None else earlier[1:],
-        )
+        run, row = measure(dataset, t, config, trained=None if earlier is None else earlier[1:])
         if earlier is None:
             trained[key] = (i + 1, run, row["train_seconds"])
         else:

@@ -175,17 +175,12 @@ def train(
         overwrite=overwrite,
         verbose=verbose,
     )
+    prefix = "upper_" if run.config.upper_epochs else ""  # the tiers as trained last
     last = {
-        k: v[-1] for k, v in run.history.items() if k.startswith("val_") and k.endswith("accuracy")
+        k[len(prefix) :]: v[-1]
+        for k, v in run.history.items()
+        if k.startswith(f"{prefix}val_") and k.endswith("accuracy")
     }
-    if run.config.upper_epochs:  # the upper tiers as trained last, on the frozen devices
-        last.update(
-            {
-                k[len("upper_") :]: v[-1]
-                for k, v in run.history.items()
-                if k.startswith("upper_val_") and k.endswith("accuracy")
-            }
-        )
     print(f"wrote {out} (preset {preset})")
     for key, value in sorted(last.items()):
         print(f"  {key}: {value:.4f}")

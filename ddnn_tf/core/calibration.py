@@ -24,12 +24,12 @@ __all__ = ["DEFAULT_WITHIN_POINTS", "calibrate_threshold", "parse_calibrate"]
 DEFAULT_WITHIN_POINTS = 0.25
 
 
-def _rule_value(text: str, prefix: str) -> float:
+def _finite(text: str) -> float | None:
     try:
-        value = float(text[len(prefix) :])
+        value = float(text)
     except ValueError:
-        return -1.0
-    return value if math.isfinite(value) else -1.0
+        return None
+    return value if math.isfinite(value) else None
 
 
 def parse_calibrate(rule: str) -> tuple[str, float | None]:
@@ -54,18 +54,16 @@ def parse_calibrate(rule: str) -> tuple[str, float | None]:
         (('accuracy', None), ('within', 0.25))
     """
     text = str(rule).strip()
+    kind, sep, arg = text.partition(":")
+    value = _finite(arg) if sep else None
     if text == "accuracy":
         return "accuracy", None
     if text == "within":
         return "within", DEFAULT_WITHIN_POINTS
-    if text.startswith("bytes:"):
-        budget = _rule_value(text, "bytes:")
-        if budget > 0:
-            return "bytes", budget
-    if text.startswith("within:"):
-        points = _rule_value(text, "within:")
-        if 0 <= points <= 100:
-            return "within", points
+    if value is not None and kind == "bytes" and value > 0:
+        return "bytes", value
+    if value is not None and kind == "within" and 0 <= value <= 100:
+        return "within", value
     raise ConfigError(
         f"expected 'within:D' (D from 0 to 100 accuracy points, e.g. within:0.25), 'accuracy' or "
         f"'bytes:B' (B > 0 bytes per device per sample, e.g. bytes:20), got {rule!r}.",
@@ -113,8 +111,8 @@ def calibrate_threshold(
     if kind == "accuracy":
         return float(search_threshold(probs, labels))
     if kind == "within":
-        return float(search_threshold(probs, labels, margin=float(value) / 100.0))
-    budget = float(value)
+        return float(search_threshold(probs, labels, margin=value / 100.0))
+    budget = value
     raw = list(raw_bytes_per_device or [0] * topology.num_devices)
 
     def cost(fractions):

@@ -258,11 +258,9 @@ MANIFEST = {
         },
         "training": {
             "type": "object",
-            "properties": {
-                "preset": {"enum": [*PRESET_NAMES, None]},
-                "epochs": _POSITIVE,
-                "upper_epochs": _COUNT,
-                "calibrate": _CALIBRATE,
+            "properties": {  # as in the run's train_config.json
+                k: TRAIN_CONFIG["properties"][k]
+                for k in ("preset", "epochs", "upper_epochs", "calibrate")
             },
         },
         "thresholds": {

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ddnn_tf.core.calibration import parse_calibrate
+from ddnn_tf.core.calibration import DEFAULT_WITHIN_POINTS, parse_calibrate
 from ddnn_tf.core.topology import Topology
 from ddnn_tf.core.vocab import LR_SCHEDULES, PRESET_NAMES
 from ddnn_tf.data import Dataset
@@ -46,7 +46,7 @@ _DEFAULT_CONFIG: dict[str, Any] = {
     "lr_schedule": "cosine",
     "batch_size": 256,
     "upper_epochs": 5,
-    "calibrate": "within:0.25",
+    "calibrate": f"within:{DEFAULT_WITHIN_POINTS}",
 }
 
 #: ``paper``: the paper's MP-CC DDNN and optimiser. ``default``: the same binary devices

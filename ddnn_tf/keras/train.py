@@ -69,14 +69,24 @@ def compile_ddnn(ddnn: DDNN, config: TrainConfig, steps: int | None = None) -> N
 
     ``steps``: total optimiser steps of the training (a cosine schedule decays over them).
     """
-    exits = ddnn.topology.exits
+    _compile(ddnn.model, ddnn.topology, config, steps)
+
+
+def _compile(model, topology: Topology, config: TrainConfig, steps: int | None) -> None:
+    """Compile a model with one output per exit of ``topology`` (the composed DDNN, or
+    its upper tiers alone)."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    ddnn.model.compile(
+    model.compile(
         optimizer=_optimizer(config, steps),
-        loss={e: loss for e in exits},
-        loss_weights=config.weights_for(ddnn.topology),
-        metrics={e: ["accuracy"] for e in exits},
+        loss={e: loss for e in topology.exits},
+        loss_weights=config.weights_for(topology),
+        metrics={e: ["accuracy"] for e in topology.exits},
     )
+
+
+def _steps(epochs: int, n: int, config: TrainConfig) -> int:
+    """Optimiser steps of ``epochs`` epochs over ``n`` samples."""
+    return int(epochs) * -(-n // int(config.batch_size))
 
 
 def predict_exits(
@@ -189,8 +199,7 @@ def train(
 
     _seed(config.seed)
     ddnn = build_ddnn(topology)
-    steps = int(config.epochs) * -(-len(y) // int(config.batch_size))
-    compile_ddnn(ddnn, config, steps)
+    compile_ddnn(ddnn, config, _steps(config.epochs, len(y), config))
     targets = {e: y for e in topology.exits}
     val = (val_xs, {e: val_y for e in topology.exits}) if len(val_y) else None
     history = _fit(ddnn.model, xs, targets, val, int(config.epochs), config, verbose)
@@ -263,14 +272,7 @@ def train_upper(
     """
     topology = ddnn.topology
     upper = build_upper(ddnn)
-    steps = int(config.upper_epochs) * -(-len(y) // int(config.batch_size))
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    upper.compile(
-        optimizer=_optimizer(config, steps),
-        loss={e: loss for e in topology.exits},
-        loss_weights=config.weights_for(topology),
-        metrics={e: ["accuracy"] for e in topology.exits},
-    )
+    _compile(upper, topology, config, _steps(config.upper_epochs, len(y), config))
     validation = None
     if val is not None and len(val[1]):
         validation = (_device_outputs(ddnn, val[0]), {e: val[1] for e in topology.exits})
