@@ -14,6 +14,7 @@ Standard library only (the compilers and QEMU are separate programs).
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ def _run(cmd: list[str], *, cwd: Path | None = None, what: str) -> str:
     return done.stdout + done.stderr
 
 
+@functools.lru_cache
 def _version(compiler: str) -> str:
     out = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60)
     return out.stdout.splitlines()[0].strip() if out.stdout else compiler
@@ -226,6 +228,18 @@ def footprint(sources: CSources, board: Board, workdir: Path) -> Footprint:
     return Footprint(flash, ram, stack, sections, external, _version(cc), cflags)
 
 
+def _summary_line(done: subprocess.CompletedProcess, pattern: str, program: str) -> re.Match | Run:
+    """The summary line a finished run printed, or its failed :class:`Run` (a non-zero exit
+    status, or no line matching ``pattern``)."""
+    text = (done.stdout + done.stderr).strip()
+    if done.returncode != 0:
+        return Run("failed", f"exit status {done.returncode}: {text[-200:]}", b"")
+    m = re.search(pattern, text)
+    if m is None:
+        return Run("failed", f"the {program} printed no summary line: {text[-200:]}", b"")
+    return m
+
+
 def build_firmware(sources: CSources, board: Board, workdir: Path) -> Path:
     """The tier + firmware harness as an ELF for an emulated ``board``.
 
@@ -295,14 +309,11 @@ def run_firmware(elf: Path, board: Board, sensors: bytes, *, timeout_s: float) -
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return Run("hung", f"no exit within {timeout_s:g} s (QEMU stopped)", b"")
-    text = (done.stdout + done.stderr).strip()
     if done.returncode == FAULT_EXIT:
         return Run("crashed", "the CPU faulted (HardFault or another fault handler ran)", b"")
-    if done.returncode != 0:
-        return Run("failed", f"exit status {done.returncode}: {text[-200:]}", b"")
-    m = re.search(r"samples (\d+) stack_bytes (\d+)", text)
-    if m is None:
-        return Run("failed", f"the firmware printed no summary line: {text[-200:]}", b"")
+    m = _summary_line(done, r"samples (\d+) stack_bytes (\d+)", "firmware")
+    if isinstance(m, Run):
+        return m
     return Run("ok", "", out.read_bytes(), stack_bytes=int(m.group(2)))
 
 
@@ -350,12 +361,9 @@ def run_host(exe: Path, sensors: bytes, *, timeout_s: float, repeats: int = 1) -
         )
     except subprocess.TimeoutExpired:
         return Run("hung", f"no exit within {timeout_s:g} s", b"")
-    text = (done.stdout + done.stderr).strip()
     if done.returncode < 0:
         return Run("crashed", f"killed by signal {-done.returncode}", b"")
-    if done.returncode != 0:
-        return Run("failed", f"exit status {done.returncode}: {text[-200:]}", b"")
-    m = re.search(r"samples (\d+) seconds ([0-9.eE+-]+)", text)
-    if m is None:
-        return Run("failed", f"the program printed no summary line: {text[-200:]}", b"")
+    m = _summary_line(done, r"samples (\d+) seconds ([0-9.eE+-]+)", "program")
+    if isinstance(m, Run):
+        return m
     return Run("ok", "", out.read_bytes(), seconds=float(m.group(2)))

@@ -24,7 +24,7 @@ import numpy as np
 
 from ddnn_tf.core import comm
 from ddnn_tf.core.manifest import Manifest, load_manifest, sha256_hex
-from ddnn_tf.core.tflite_check import check_tier_binary
+from ddnn_tf.core.tflite_check import SIGNATURE, check_tier_binary
 from ddnn_tf.errors import ConfigError, FormatError
 from ddnn_tf.mcu import build, tflm
 from ddnn_tf.mcu.boards import Board, require_tools
@@ -57,7 +57,8 @@ def device_tiers(manifest: Manifest) -> list[str]:
     return [name for name, tier in manifest["tiers"].items() if tier["role"] == "device"]
 
 
-def _input(manifest: Manifest, tier: str) -> dict[str, Any]:
+def sensor_input(manifest: Manifest, tier: str) -> dict[str, Any]:
+    """The manifest's ``inputs`` entry of a device tier (its sensor)."""
     entry = next((e for e in manifest["inputs"] if e["tier"] == tier), None)
     if entry is None:  # a manifest whose devices read no sensor: not a device tier
         raise FormatError(f"{tier}: the manifest lists no sensor input for it.")
@@ -66,7 +67,7 @@ def _input(manifest: Manifest, tier: str) -> dict[str, Any]:
 
 def tier_spec(manifest: Manifest, tier: str) -> TierSpec:
     """The :class:`TierSpec` of a device tier, read from its portable binary."""
-    scale = sensor_scale(_input(manifest, tier))
+    scale = sensor_scale(sensor_input(manifest, tier))
     data = manifest.path(tier, "portable").read_bytes()
     return lower_tier(tier, data, scale=scale)
 
@@ -90,12 +91,12 @@ def tier_sources(manifest: Manifest, tier: str) -> tuple[CSources, str]:
 
 def sensor_messages(manifest: Manifest, tier: str, x: np.ndarray) -> np.ndarray:
     """The device's sensor messages ``(N, bytes)``: uint8 values, or float32 bytes."""
-    entry = _input(manifest, tier)
+    entry = sensor_input(manifest, tier)
     return comm.encode_raw(x, entry.get("raw_dtype", "float32"), sensor_scale(entry))
 
 
 def _decoded(manifest: Manifest, tier: str, sensors: np.ndarray) -> np.ndarray:
-    entry = _input(manifest, tier)
+    entry = sensor_input(manifest, tier)
     dtype = entry.get("raw_dtype", "float32")
     return comm.decode_raw(sensors, entry["shape"][1:], dtype, sensor_scale(entry))
 
@@ -112,15 +113,18 @@ def _encode(manifest: Manifest, tier: str, outputs: dict[str, np.ndarray]) -> np
 def reference_messages(manifest: Manifest, tier: str, sensors: np.ndarray) -> np.ndarray:
     """The portable binary's wire messages ``(N, summary + features bytes)`` (ai-edge-litert)."""
     runner = TierRunner.from_manifest(manifest, tier, "portable")
-    name = _input(manifest, tier)["name"]
-    return _encode(manifest, tier, runner({name: _decoded(manifest, tier, sensors)}))
+    return _reference(manifest, tier, runner, _decoded(manifest, tier, sensors))
 
 
-def _litert_rate(manifest: Manifest, tier: str, sensors: np.ndarray) -> float:
+def _reference(manifest: Manifest, tier: str, runner: TierRunner, x: np.ndarray) -> np.ndarray:
+    name = sensor_input(manifest, tier)["name"]
+    return _encode(manifest, tier, runner({name: x}))
+
+
+def _litert_rate(runner: TierRunner, x: np.ndarray) -> float:
     """Samples/s of ai-edge-litert with one invoke per sample: CPU time of the fastest of
     three passes over (up to) 2,000 samples, like the C program's figure."""
-    runner = TierRunner.from_manifest(manifest, tier, "portable")
-    x = _decoded(manifest, tier, sensors[:2000])
+    x = x[:2000]
     rows = [x[i : i + 1] for i in range(len(x))]
     best = float("inf")
     for _ in range(_REPEATS):
@@ -131,12 +135,12 @@ def _litert_rate(manifest: Manifest, tier: str, sensors: np.ndarray) -> float:
     return len(x) / max(best, 1e-9)
 
 
-def _head_sums(spec: TierSpec, features: np.ndarray, rows: np.ndarray, cls: int) -> np.ndarray:
-    """The binary's float32 head sum of class ``cls`` for some samples (its own order)."""
+def _head_sums(spec: TierSpec, bits: np.ndarray, cls: int) -> np.ndarray:
+    """The binary's float32 head sum of class ``cls`` for some samples' feature ``bits``
+    (its own order)."""
     head = spec.head
-    bits = np.unpackbits(features[rows], axis=1)[:, : head.in_size].astype(bool)
     agree = bits == head.signs[cls][None, :]
-    acc = np.full(len(rows), head.bias[cls], np.float32)
+    acc = np.full(len(bits), head.bias[cls], np.float32)
     s = np.float32(head.scale[cls])
     for i in range(head.in_size):
         acc = (acc + np.where(agree[:, i], s, -s)).astype(np.float32)
@@ -146,8 +150,9 @@ def _head_sums(spec: TierSpec, features: np.ndarray, rows: np.ndarray, cls: int)
 def _near_steps(spec: TierSpec, ambiguities: tuple[Ambiguity, ...], want: np.ndarray) -> list[dict]:
     """Test samples whose head sum lies within rounding of a step, and what the sum is."""
     out = []
-    summary_bytes = spec.summary_nbytes
-    features = want[:, summary_bytes:]
+    if spec.head is not None:  # the features' bits, as the head reads them
+        bits = np.unpackbits(want[:, spec.summary_nbytes :], axis=1)[:, : spec.head.in_size]
+        bits = bits.astype(bool)
     for a in ambiguities:
         entry = {
             "layer": a.layer,
@@ -158,19 +163,19 @@ def _near_steps(spec: TierSpec, ambiguities: tuple[Ambiguity, ...], want: np.nda
             "samples": None,
         }
         if a.layer == "head" and spec.head is not None:
-            bits = np.unpackbits(features, axis=1)[:, : spec.head.in_size].astype(bool)
             agree = (bits == spec.head.signs[a.channel][None, :]).sum(axis=1)
             rows = np.flatnonzero(agree == a.value)
             entry["samples"] = int(len(rows))
             if len(rows):
-                acc = _head_sums(spec, features, rows[:1], a.channel)[0]
+                acc = _head_sums(spec, bits[rows[:1]], a.channel)[0]
                 entry["first_sample"] = int(rows[0])
                 entry["float32_sum"] = float(acc)
         out.append(entry)
     return out
 
 
-def _timeout(n: int, timeout_s: float | None) -> float:
+def run_timeout(n: int, timeout_s: float | None = None) -> float:
+    """``timeout_s``, or by default the seconds a board may take for ``n`` samples."""
     return timeout_s if timeout_s is not None else TIMEOUT_BASE + TIMEOUT_PER_1000 * n / 1000
 
 
@@ -192,6 +197,9 @@ def _c_device(
     want: np.ndarray,
     workdir: Path,
     timeout_s: float | None,
+    *,
+    runner: TierRunner,
+    values: np.ndarray,
 ) -> dict[str, Any]:
     sources, origin = tier_sources(manifest, tier)
     fp = build.footprint(sources, b, workdir / "object")
@@ -206,15 +214,15 @@ def _c_device(
     }
     if b.kind == "qemu":
         elf = build.build_firmware(sources, b, workdir / "firmware")
-        run = build.run_firmware(elf, b, sensors.tobytes(), timeout_s=_timeout(n, timeout_s))
+        run = build.run_firmware(elf, b, sensors.tobytes(), timeout_s=run_timeout(n, timeout_s))
     else:
         exe = build.build_host(sources, workdir / "host")
         run = build.run_host(
-            exe, sensors.tobytes(), timeout_s=_timeout(n, timeout_s), repeats=_REPEATS
+            exe, sensors.tobytes(), timeout_s=run_timeout(n, timeout_s), repeats=_REPEATS
         )
         if run.status == "ok":
             row["samples_per_s"] = n / max(run.seconds, 1e-9)
-            row["litert_samples_per_s"] = _litert_rate(manifest, tier, sensors)
+            row["litert_samples_per_s"] = _litert_rate(runner, values)
     row["status"] = run.status
     if run.status != "ok":
         row.update(detail=run.detail, mismatches=n, ram_bytes=None)
@@ -231,13 +239,11 @@ def _c_device(
     row.update(_compare(got.reshape(want.shape), want, sources.summary_bytes))
     ambiguities = sources.plan.ambiguities
     if ambiguities:
-        row["near_steps"] = _near_steps(tier_spec(manifest, tier), ambiguities, want)
+        row["near_steps"] = _near_steps(sources.spec, ambiguities, want)
     return row
 
 
-def _tflm_device(
-    manifest: Manifest, tier: str, sensors: np.ndarray, want: np.ndarray
-) -> dict[str, Any]:
+def _tflm_device(manifest: Manifest, tier: str, x: np.ndarray, want: np.ndarray) -> dict[str, Any]:
     entry = manifest["tiers"][tier]
     listed = entry.get("tflm")
     if listed is not None:
@@ -256,9 +262,8 @@ def _tflm_device(
         target="portable",
         inputs=entry["inputs"],
         outputs=entry["outputs"],
-    ).signatures["serving_default"]
-    name = _input(manifest, tier)["name"]
-    x = _decoded(manifest, tier, sensors)
+    ).signatures[SIGNATURE]
+    name = sensor_input(manifest, tier)["name"]
     arena = tflm.arena_bytes(data, [x[:1]])
     outputs = tflm.run_tflm(
         data,
@@ -270,7 +275,7 @@ def _tflm_device(
     got = _encode(manifest, tier, outputs)
     summary_bytes = manifest["wire"]["summary"]["nbytes"] if "summary" in outputs else 0
     row = {
-        "samples": len(sensors),
+        "samples": len(x),
         "source": origin,
         "status": "ok",
         "flash_bytes": len(data),
@@ -348,17 +353,29 @@ def check_model(
         for tier in iterator:
             device = manifest["tiers"][tier]["device"]
             x = np.asarray(xs[device][:n])
-            expected = tuple(_input(manifest, tier)["shape"][1:])
+            expected = tuple(sensor_input(manifest, tier)["shape"][1:])
             if x.shape[1:] != expected:
                 raise ConfigError(
                     f"{tier}: the dataset's view has shape {x.shape[1:]}, the model expects {expected}."
                 )
             sensors = sensor_messages(manifest, tier, x)
-            want = reference_messages(manifest, tier, sensors)
+            values = _decoded(manifest, tier, sensors)
+            runner = TierRunner.from_manifest(manifest, tier, "portable")
+            want = _reference(manifest, tier, runner, values)
             if b.kind == "tflm":
-                row = _tflm_device(manifest, tier, sensors, want)
+                row = _tflm_device(manifest, tier, values, want)
             else:
-                row = _c_device(manifest, tier, b, sensors, want, root / tier, timeout_s)
+                row = _c_device(
+                    manifest,
+                    tier,
+                    b,
+                    sensors,
+                    want,
+                    root / tier,
+                    timeout_s,
+                    runner=runner,
+                    values=values,
+                )
             report["devices"][tier] = row
     report["ok"] = all(
         r["status"] == "ok" and r["mismatches"] == 0 for r in report["devices"].values()

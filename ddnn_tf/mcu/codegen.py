@@ -36,7 +36,8 @@ class CSources:
 
     Attributes:
         tier: the tier name; ``entry`` the C function; ``source`` / ``header`` the
-            file names; ``c`` / ``h`` their text; ``plan`` the arithmetic per block.
+            file names; ``c`` / ``h`` their text; ``plan`` the arithmetic per block;
+            ``spec`` the tier they were generated from.
     """
 
     tier: str
@@ -50,6 +51,7 @@ class CSources:
     features_bytes: int
     scratch_bytes: int
     plan: TierPlan
+    spec: TierSpec
 
     @property
     def arithmetic(self) -> dict[str, str]:
@@ -291,6 +293,29 @@ static void {name}(const uint8_t *in, uint8_t *out)
     return code, uses
 
 
+def _agree(name: str, k: int, nbytes: int) -> str:
+    """C declaring ``agree``: how many of the ``k`` input bits equal row ``j`` of ``<name>_w``."""
+    return f"""\
+        int32_t agree = {k} - (int32_t)mismatches(in, {name}_w + j * {nbytes}u, {nbytes}u);
+"""
+
+
+def _float_sum(name: str, k: int, nbytes: int) -> str:
+    """C computing ``acc``, row ``j``'s sum in float32 in the binary's order."""
+    return f"""\
+        float acc = {name}_bias[j]; /* the binary's sum: bias first, then inputs in order */
+        const float term[2] = {{-{name}_scale[j], {name}_scale[j]}}; /* disagree, agree */
+        const uint8_t *w = {name}_w + j * {nbytes}u;
+        unsigned b, i = 0;
+        for (b = 0; b < {nbytes}u; b++) {{
+            unsigned agree = ~(unsigned)(in[b] ^ w[b]);
+            int bit;
+            for (bit = 7; bit >= 0 && i < {k}u; bit--, i++)
+                acc += term[(agree >> bit) & 1u];
+        }}
+"""
+
+
 def _dense(block: DenseBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, set[str]]:
     rows, k = _packed_rows(block.signs)
     nbytes = rows.shape[1]
@@ -310,25 +335,16 @@ def _dense(block: DenseBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, 
     elif plan.arithmetic == "integer":
         uses.add("popcount")
         parts.append(_array(_int_type(plan.thresholds, signed=True), f"{name}_t", plan.thresholds))
-        body = f"""\
-        int32_t agree = {k} - (int32_t)mismatches(in, {name}_w + j * {nbytes}u, {nbytes}u);
+        body = _agree(name, k, nbytes)
+        body += f"""\
         if (agree >= {name}_t[j])
             set_bit(out, j);
 """
     else:
         parts.append(_floats(f"{name}_scale", block.scale))
         parts.append(_floats(f"{name}_bias", block.bias))
-        body = f"""\
-        float acc = {name}_bias[j]; /* the binary's sum: bias first, then inputs in order */
-        const float term[2] = {{-{name}_scale[j], {name}_scale[j]}}; /* disagree, agree */
-        const uint8_t *w = {name}_w + j * {nbytes}u;
-        unsigned b, i = 0;
-        for (b = 0; b < {nbytes}u; b++) {{
-            unsigned agree = ~(unsigned)(in[b] ^ w[b]);
-            int bit;
-            for (bit = 7; bit >= 0 && i < {k}u; bit--, i++)
-                acc += term[(agree >> bit) & 1u];
-        }}
+        body = _float_sum(name, k, nbytes)
+        body += """\
         if (acc >= 0.0f)
             set_bit(out, j);
 """
@@ -356,8 +372,8 @@ def _head(spec: TierSpec, plan: BlockPlan) -> tuple[str, set[str]]:
     if plan.arithmetic == "integer":  # int4 only: the code is a step function of agree
         uses.add("popcount")
         parts.append(_array(_int_type(plan.thresholds, signed=False), "head_t", plan.thresholds))
-        value = f"""\
-        int32_t agree = {k} - (int32_t)mismatches(in, head_w + j * {nbytes}u, {nbytes}u);
+        value = _agree("head", k, nbytes)
+        value += """\
         int q = -8;
         unsigned t;
         for (t = 0; t < 15u; t++)
@@ -366,18 +382,7 @@ def _head(spec: TierSpec, plan: BlockPlan) -> tuple[str, set[str]]:
     else:
         parts.append(_floats("head_scale", head.scale))
         parts.append(_floats("head_bias", head.bias))
-        value = f"""\
-        float acc = head_bias[j]; /* the binary's sum: bias first, then inputs in order */
-        const float term[2] = {{-head_scale[j], head_scale[j]}}; /* disagree, agree */
-        const uint8_t *w = head_w + j * {nbytes}u;
-        unsigned b, i = 0;
-        for (b = 0; b < {nbytes}u; b++) {{
-            unsigned agree = ~(unsigned)(in[b] ^ w[b]);
-            int bit;
-            for (bit = 7; bit >= 0 && i < {k}u; bit--, i++)
-                acc += term[(agree >> bit) & 1u];
-        }}
-"""
+        value = _float_sum("head", k, nbytes)
         if head.encoding == "int4":
             value += """\
         float t = acc + 0.5f; /* the binary's floor(acc + 0.5) clipped to [-8, 7] */
@@ -492,6 +497,7 @@ def generate_c(spec: TierSpec, *, plan: TierPlan | None = None, origin: str = ""
         features_bytes=spec.features_nbytes,
         scratch_bytes=scratch,
         plan=plan,
+        spec=spec,
     )
 
 

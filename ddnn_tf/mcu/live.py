@@ -28,7 +28,7 @@ from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.mcu import build
 from ddnn_tf.mcu.boards import board as find_board
 from ddnn_tf.mcu.boards import require_tools
-from ddnn_tf.mcu.check import TIMEOUT_BASE, TIMEOUT_PER_1000, sensor_messages, tier_sources
+from ddnn_tf.mcu.check import run_timeout, sensor_input, sensor_messages, tier_sources
 
 __all__ = ["BoardTier"]
 
@@ -61,7 +61,7 @@ class BoardTier:
         require_tools(self.board)
         self.manifest, self.tier = manifest, tier
         self.sources, _ = tier_sources(manifest, tier)
-        entry = next(e for e in manifest["inputs"] if e["tier"] == tier)
+        entry = sensor_input(manifest, tier)
         self.input_shapes = {entry["name"]: tuple(entry["shape"][1:])}
         self._dir = Path(tempfile.mkdtemp(prefix=f"ddnn_{tier}_"))
         if self.board.kind == "qemu":
@@ -80,7 +80,7 @@ class BoardTier:
             DeploymentError: the board crashed, failed or hung (timed out).
         """
         sensors = sensor_messages(self.manifest, self.tier, np.asarray(x, np.float32))
-        timeout = TIMEOUT_BASE + TIMEOUT_PER_1000 * len(sensors) / 1000
+        timeout = run_timeout(len(sensors))
         if self.board.kind == "qemu":
             run = build.run_firmware(
                 self._program, self.board, sensors.tobytes(), timeout_s=timeout

@@ -26,12 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from ddnn_tf.core.tflite_check import SIGNATURE
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.mcu.spec import ConvBlock, DenseBlock, Head, Sensor, TierSpec
 
 __all__ = ["flatbuffer_model", "lower_tier", "op_counts"]
-
-_SIGNATURE = "serving_default"
 
 
 def flatbuffer_model(data: bytes):
@@ -85,11 +84,11 @@ class _Lowering:
         self.schema = _schema()
         self.model = flatbuffer_model(data)
         sig = next(
-            (s for s in self.model.signatureDefs or [] if s.signatureKey.decode() == _SIGNATURE),
+            (s for s in self.model.signatureDefs or [] if s.signatureKey.decode() == SIGNATURE),
             None,
         )
         if sig is None:
-            self.refuse(f"the binary has no {_SIGNATURE!r} signature")
+            self.refuse(f"the binary has no {SIGNATURE!r} signature")
         self.sub = self.model.subgraphs[sig.subgraphIndex]
         self.sig_names = {t.tensorIndex: t.name.decode() for t in (*sig.inputs, *sig.outputs)}
         self.builtin = {
@@ -173,14 +172,12 @@ class _Lowering:
         bias = np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32)
         same = o.padding == self.schema.Padding.SAME
         if x.kind == "padded" and not same and w.shape[1:3] == (3, 3):
-            info = {"input": x.info["block"], "pad": 1, "w": w, "b": bias}
+            info = {"input": x.info["block"], "w": w, "b": bias}
             return _Value("conv", self.shape(op.outputs[0])[1:], info)
         if x.kind in ("sensor", "pm1") and same and w.shape[1:3] == (3, 3):
             if x.kind == "pm1":
                 self.refuse(f"{name}: a binary convolution padded with zeros")
-            return _Value(
-                "conv", self.shape(op.outputs[0])[1:], {"input": None, "pad": 0, "w": w, "b": bias}
-            )
+            return _Value("conv", self.shape(op.outputs[0])[1:], {"input": None, "w": w, "b": bias})
         if x.kind == "pm1" and not same and w.shape[1:3] == tuple(x.shape[:2]):
             return self.folded(w.reshape(w.shape[0], -1), bias, x, name)
         return self.refuse(f"{name} on {x.kind} input with kernel {list(w.shape)}")
@@ -292,7 +289,6 @@ class _Lowering:
                     in_shape=tuple(in_shape),
                     out_shape=tuple(z.shape),
                     real_input=source is None,
-                    pad_value=info["pad"],
                     signs=w > 0,
                     pool=info["pool"],
                     mul=info["mul"],
@@ -340,26 +336,22 @@ class _Lowering:
         return _Value("floor", x.shape, x.info)
 
     def op_minimum(self, op, ins, name):
-        pair = self._const_operand(ins, name)
-        if (
-            pair is None
-            or pair[0].kind != "floor"
-            or pair[1].size != 1
-            or float(pair[1].reshape(-1)[0]) != 7.0
-        ):
-            self.refuse(f"{name} other than the int4 clip at 7")
-        return _Value("min7", pair[0].shape, pair[0].info)
+        return self.clip(ins, name, of="floor", bound=7.0, kind="min7")
 
     def op_maximum(self, op, ins, name):
+        return self.clip(ins, name, of="min7", bound=-8.0, kind="q")
+
+    def clip(self, ins, name: str, *, of: str, bound: float, kind: str) -> _Value:
+        """One side of the int4 clip: MINIMUM(floor, 7), then MAXIMUM(that, -8)."""
         pair = self._const_operand(ins, name)
         if (
             pair is None
-            or pair[0].kind != "min7"
+            or pair[0].kind != of
             or pair[1].size != 1
-            or float(pair[1].reshape(-1)[0]) != -8.0
+            or float(pair[1].reshape(-1)[0]) != bound
         ):
-            self.refuse(f"{name} other than the int4 clip at -8")
-        return _Value("q", pair[0].shape, pair[0].info)
+            self.refuse(f"{name} other than the int4 clip at {bound:g}")
+        return _Value(kind, pair[0].shape, pair[0].info)
 
     def op_sub(self, op, ins, name):
         self.no_activation(op.builtinOptions, name, self)

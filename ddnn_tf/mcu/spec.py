@@ -52,7 +52,6 @@ class ConvBlock:
     Attributes:
         in_shape / out_shape: ``(H, W, C)`` of the block's input and pooled output.
         real_input: the block reads the sensor (the first block); else a +-1 map.
-        pad_value: value of the convolution's one-pixel border: 0 (real input) or +1.
         signs: ``(F, 3, 3, C)`` bool weight signs.
         pool: ``(size, stride)`` of the max-pool ("same" padding, padding ignored).
         mul / add: ``(F,)`` float32 batch-norm constants.
@@ -61,15 +60,10 @@ class ConvBlock:
     in_shape: tuple[int, int, int]
     out_shape: tuple[int, int, int]
     real_input: bool
-    pad_value: int
     signs: np.ndarray
     pool: tuple[int, int]
     mul: np.ndarray
     add: np.ndarray
-
-    @property
-    def conv_shape(self) -> tuple[int, int, int]:
-        return (self.in_shape[0], self.in_shape[1], self.signs.shape[0])
 
     @property
     def taps(self) -> int:
@@ -161,7 +155,3 @@ class TierSpec:
     @property
     def summary_nbytes(self) -> int:
         return self.head.summary_nbytes if self.head is not None else 0
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.sensor.shape) == 3

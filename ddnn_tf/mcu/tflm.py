@@ -402,15 +402,12 @@ def arena_bytes(data: bytes, sample: list[np.ndarray]) -> int:
             "it lacks, or a malformed file)."
         )
     lo = 0  # invariant: lo fails (or is 0), hi works
-    while hi - lo > 16:
+    while hi - lo > 1:
         mid = (lo + hi) // 2
         if _allocates(data, mid, sample):
             hi = mid
         else:
             lo = mid
-    for arena in range(lo + 1, hi + 1):  # exact, byte by byte over the last step
-        if _allocates(data, arena, sample):
-            return arena
     return hi
 
 

@@ -49,13 +49,11 @@ class Collected:
         answers: sample -> the answer documents delivered for it (one, unless it was
             answered twice).
         gaps: answers the gateway no longer kept when the collector resumed.
-        reconnects: how many times the stream was opened again.
     """
 
     def __init__(self) -> None:
         self.answers: dict[int, list[dict]] = {}
         self.gaps = 0
-        self.reconnects = 0
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
 
@@ -104,8 +102,6 @@ class StreamCollector(Collected):
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.last = after
-        self.boot: str | None = None
-        self.error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="answers", daemon=True)
 
@@ -127,17 +123,14 @@ class StreamCollector(Collected):
                 try:
                     params = {"after": str(self.last)}
                     with client.stream("GET", f"{self.url}/v1/answers", params=params) as r:
-                        if r.status_code != 200:
-                            self.error = f"GET /v1/answers answered {r.status_code}"
-                            raise httpx.TransportError(self.error)
-                        delay = 0.05
-                        self._read(r.iter_lines())
-                except httpx.HTTPError as err:
-                    self.error = f"{type(err).__name__}: {err}"
+                        if r.status_code == 200:  # else: try again after the delay
+                            delay = 0.05
+                            self._read(r.iter_lines())
+                except httpx.HTTPError:
+                    pass  # the stream dropped (a gateway restart): resume after the delay
                 if self._stop.wait(delay):
                     return
                 delay = min(2 * delay, 1.0)
-                self.reconnects += 1
 
     def _read(self, lines: Iterable[str]) -> None:
         for event, _ident, data in parse_sse(lines):
@@ -152,7 +145,6 @@ class StreamCollector(Collected):
                 hello = json.loads(data)
                 if hello["next"] - 1 < self.last:  # a gateway that lost its answers
                     self.last = 0
-                self.boot = hello["boot"]
             elif event == "gap":
                 self.gaps += json.loads(data)["missed"]
             elif event == "lagged":

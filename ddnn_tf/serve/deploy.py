@@ -51,11 +51,10 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf.errors import ConfigError, DeploymentError
-from ddnn_tf.serve.process import ServiceProcess, wait_ready
+from ddnn_tf.serve.process import READY_TIMEOUT_S, ServiceProcess, wait_ready
 
 __all__ = ["deploy", "format_report", "service_rss_mb"]
 
-_READY_TIMEOUT_S = 120.0
 #: How long deploy waits, once the devices are done, for the last answers to arrive.
 _DRAIN_S = 30.0
 
@@ -103,7 +102,7 @@ class _Site:
     args: list[str]
     gateway: ServiceProcess
     url: str
-    journal: Path
+    topic_root: str | None
     collector: Any
     devices: list[ServiceProcess] = field(default_factory=list)
     restarts: int = 0
@@ -252,7 +251,7 @@ def deploy(
             if mqtt_settings is not None and mqtt_settings.password:
                 env["DDNN_TF_MQTT_PASSWORD"] = mqtt_settings.password
             with httpx.Client(headers=headers, timeout=30.0) as client:
-                deadline = time.monotonic() + _READY_TIMEOUT_S
+                deadline = time.monotonic() + READY_TIMEOUT_S
                 cloud_args = ["-m", "ddnn_tf.serve", "cloud", str(model), "--target", target]
                 if engine == "ray":
                     cloud_args += ["--engine", "ray", "--replicas", str(replicas)]
@@ -304,7 +303,7 @@ def deploy(
                             str(repeat),
                             *(["--mcu", "qemu"] if d in mcu_devices else []),
                         ]
-                        args += _link_args(site, transport, mqtt_settings, sites, manifest)
+                        args += _link_args(site, transport, mqtt_settings)
                         name = h.device_tiers[d] if sites == 1 else f"site{site.index}-{d}"
                         site.devices.append(ServiceProcess(name, args, folder, env))
                     procs.extend(site.devices)
@@ -323,8 +322,7 @@ def deploy(
                     if not rss["gateway"] and sum(s.collector.count for s in site_list) >= (
                         0.1 * n_total * sites
                     ):
-                        rss["gateway"].append(service_rss_mb(first.gateway.proc.pid))
-                        rss["cloud"].append(service_rss_mb(cloud.proc.pid))
+                        _note_rss(rss, service_rss_mb(first.gateway.proc.pid), cloud)
                     if kill_at is not None and events["killed_at"] is None and answered >= kill_at:
                         first.devices[kill_device].stop(signal.SIGKILL)
                         events["killed_at"] = answered
@@ -346,7 +344,7 @@ def deploy(
                             "cloud-restarted", [*cloud_args, "--port", cloud_port], folder, env
                         )
                         procs.append(cloud)
-                        later = time.monotonic() + _READY_TIMEOUT_S
+                        later = time.monotonic() + READY_TIMEOUT_S
                         wait_ready(client, cloud.url(later), cloud, later)
                         events["restarts"].append(
                             {"service": "cloud", "after": answered, "away_s": time.monotonic() - t}
@@ -369,12 +367,10 @@ def deploy(
                         raise DeploymentError(f"{p.name} failed: {p.tail()}")
                 for site in site_list:
                     site.collector.wait_for(len(samples.y) * repeat, _DRAIN_S)
-                if not rss["gateway"]:  # a stream too short to sample at 10 %
-                    rss["gateway"].append(service_rss_mb(first.gateway.proc.pid))
-                    rss["cloud"].append(service_rss_mb(cloud.proc.pid))
-                rss["gateway"].append(service_rss_mb(first.gateway.proc.pid))
-                rss["cloud"].append(service_rss_mb(cloud.proc.pid))
                 site_rss = [service_rss_mb(s.gateway.proc.pid) for s in site_list]
+                if not rss["gateway"]:  # a stream too short to sample at 10 %
+                    _note_rss(rss, site_rss[0], cloud)
+                _note_rss(rss, site_rss[0], cloud)
                 rounds = [[p.records() for p in site.devices] for site in site_list]
         finally:
             for site in site_list:
@@ -402,6 +398,12 @@ def deploy(
         records=records,
         mcu_devices=mcu_devices,
     )
+
+
+def _note_rss(rss: dict[str, list[float]], gateway_mb: float, cloud: ServiceProcess) -> None:
+    """Add a memory reading: the gateway's (given) and the cloud's (read now)."""
+    rss["gateway"].append(gateway_mb)
+    rss["cloud"].append(service_rss_mb(cloud.proc.pid))
 
 
 def _device_list(value, num_devices: int) -> list[int]:
@@ -434,9 +436,10 @@ def _start_site(k: int, **o) -> _Site:
     args += ["--journal", str(journal), "--cloud-retry-s", str(o["cloud_retry_s"])]
     if o["threshold"] is not None:
         args += ["--threshold", str(o["threshold"])]
+    root = None
     if o["transport"] == "mqtt":
-        args += ["--transport", "mqtt", "--broker", o["mqtt"].url]
-        args += ["--topic-root", _topic_root(o["name"], k, o["sites"])]
+        root = _topic_root(o["name"], k, o["sites"])
+        args += ["--transport", "mqtt", "--broker", o["mqtt"].url, "--topic-root", root]
     name = "gateway" if o["sites"] == 1 else f"gateway-site{k}"
     gateway = ServiceProcess(name, [*args, "--port", "0"], o["folder"], o["env"])
     try:
@@ -448,14 +451,13 @@ def _start_site(k: int, **o) -> _Site:
     if o["transport"] == "mqtt":
         from ddnn_tf.serve.mqtt import AnswerSubscriber
 
-        root = _topic_root(o["name"], k, o["sites"])
         collector = AnswerSubscriber(o["mqtt"], root, f"deploy-{k}-{secrets.token_hex(4)}")
     else:
         from ddnn_tf.serve.collect import StreamCollector
 
         collector = StreamCollector(url, o["token"])
     collector.start()
-    return _Site(k, args, gateway, url, journal, collector)
+    return _Site(k, args, gateway, url, root, collector)
 
 
 def _topic_root(name: str, site: int, sites: int) -> str:
@@ -465,11 +467,10 @@ def _topic_root(name: str, site: int, sites: int) -> str:
     return root if sites == 1 else f"{root}/site{site}"
 
 
-def _link_args(site: _Site, transport: str, mqtt, sites: int, manifest) -> list[str]:
+def _link_args(site: _Site, transport: str, mqtt) -> list[str]:
     if transport == "http":
         return ["--gateway", site.url]
-    root = _topic_root(manifest["name"], site.index, sites)
-    return ["--transport", "mqtt", "--broker", mqtt.url, "--topic-root", root]
+    return ["--transport", "mqtt", "--broker", mqtt.url, "--topic-root", site.topic_root]
 
 
 def _restart_gateway(site: _Site, folder: Path, env: dict, client) -> None:
@@ -479,14 +480,20 @@ def _restart_gateway(site: _Site, folder: Path, env: dict, client) -> None:
     port = site.url.rsplit(":", 1)[1]
     name = f"{site.gateway.name}-restart{site.restarts}"
     site.gateway = ServiceProcess(name, [*site.args, "--port", port], folder, env)
-    deadline = time.monotonic() + _READY_TIMEOUT_S
+    deadline = time.monotonic() + READY_TIMEOUT_S
     url = site.gateway.url(deadline)
     wait_ready(client, url, site.gateway, deadline)
 
 
 def _result(h, samples, xs, site_list, rounds, **info) -> dict[str, Any]:
     from ddnn_tf.core.evaluation import reduction
-    from ddnn_tf.serve.live_report import SiteAnswers, site_report
+    from ddnn_tf.serve.live_report import (
+        SiteAnswers,
+        percentiles,
+        round_latencies,
+        round_starts,
+        site_report,
+    )
 
     n_total = len(samples.y) * info["repeat"]
     per_site, answers = [], []
@@ -557,16 +564,13 @@ def _result(h, samples, xs, site_list, rounds, **info) -> dict[str, Any]:
         cloud = sum(r["cloud_answers"] for r in per_site)
         latency = np.concatenate(
             [
-                _latencies(a, r, rounds[k], info["batch"])
-                for k, (a, r) in enumerate(zip(answers, per_site, strict=True))
+                round_latencies(a, round_starts(site_rounds), info["batch"])
+                for a, site_rounds in zip(answers, rounds, strict=True)
             ]
         )
         for key in ("lost", "duplicates", "mismatches_vs_offline", "degraded"):
             result[key] = int(sum(r[key] for r in per_site))
-        result["latency_ms"] = {
-            "p50": float(np.percentile(latency, 50)) if latency.size else None,
-            "p99": float(np.percentile(latency, 99)) if latency.size else None,
-        }
+        result["latency_ms"] = percentiles(latency)
         result["samples_per_s"] = answered / wall if wall > 0 else 0.0
         result["cloud_samples_per_s"] = cloud / wall if wall > 0 else 0.0
         result["sites"] = [
@@ -602,18 +606,6 @@ def _result(h, samples, xs, site_list, rounds, **info) -> dict[str, Any]:
             "local_presence": a.local_p.tolist(),
         }
     return result
-
-
-def _latencies(got, report, site_rounds, batch: int) -> np.ndarray:
-    t0: dict[int, float] = {}
-    for device_rounds in site_rounds:
-        for r in device_rounds:
-            if "start" in r:
-                t0[r["start"]] = min(t0.get(r["start"], np.inf), r["t0"])
-    n = len(got.answered)
-    start_of = np.array([t0.get(s - s % batch, np.nan) for s in range(n)])
-    latency = (got.t_done - start_of)[got.answered] * 1e3
-    return latency[np.isfinite(latency)]
 
 
 def _first_absent(presence: np.ndarray, answered: np.ndarray, device: int) -> int | None:

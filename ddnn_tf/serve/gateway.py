@@ -342,28 +342,28 @@ class Gateway:
         r.local_probs = probs
         r.send = ~take & ~done  # a retried round asks only for what is still unanswered
         r.decision = encode_mask(r.send)
-        now = time.monotonic()
+        local = np.flatnonzero(take & ~done)
         mask = _bits(r.present)
-        rows = [
-            self._answer(r, int(k), 0, int(np.argmax(probs[k])), False, mask, 0, now)
-            for k in np.flatnonzero(take & ~done)
-        ]
-        self._publish(rows)
+        self._publish(self._answers(r, local, 0, np.argmax(probs[local], axis=1), False, mask, 0))
         r.decided.set()
         if not r.send.any():
             self._finish(r)
         else:
             r.timer = asyncio.get_running_loop().call_later(self.gather_s, self._forward_soon, r)
 
-    def _answer(self, r, k, exit_index, prediction, degraded, local_mask, cloud_mask, now):
-        """One answer row (the fields of :data:`ddnn_tf.serve.results.ANSWER_FIELDS`)."""
-        sample = r.start + k
-        sent = [0] * self.num_devices
+    def _answers(self, r, ks, exit_index, predictions, degraded, local_mask, cloud_mask):
+        """Answer rows for samples ``r.start + ks``, one prediction each (the fields of
+        :data:`ddnn_tf.serve.results.ANSWER_FIELDS`), answered now."""
+        now = time.monotonic()
+        sent = [0] * self.num_devices  # payload bytes per device, the same for the round
         for d in r.present:
             sent[d] = self.summary_bytes
             if d in r.features:
                 sent[d] += self.feature_nbytes[d]
-        return [sample, exit_index, prediction, degraded, local_mask, cloud_mask, now, sent]
+        return [
+            [r.start + int(k), exit_index, int(p), degraded, local_mask, cloud_mask, now, [*sent]]
+            for k, p in zip(ks, predictions, strict=True)
+        ]
 
     def _publish(self, rows: list[list]) -> None:
         """Deliver answers (each sample once: a retried round's answered ones are skipped)."""
@@ -464,61 +464,32 @@ class Gateway:
                 outcome = self.edges.run(features, present, len(rows))
                 if outcome.probs is not None:
                     fallback, fallback_exit = outcome.probs, self.exits.index("edge")
-                    now = time.monotonic()
-                    answers = [
-                        self._answer(
-                            r,
-                            int(rows[j]),
-                            fallback_exit,
-                            int(np.argmax(outcome.probs[j])),
-                            False,
-                            local_mask,
-                            cloud_mask,
-                            now,
+                    edge = np.flatnonzero(outcome.take)
+                    predictions = np.argmax(outcome.probs[edge], axis=1)
+                    self._publish(
+                        self._answers(
+                            r, rows[edge], fallback_exit, predictions, False, local_mask, cloud_mask
                         )
-                        for j in np.flatnonzero(outcome.take)
-                    ]
-                    self._publish(answers)
+                    )
                 upward = np.flatnonzero(~outcome.take)
                 presence = np.broadcast_to(outcome.edge_alive, (len(upward), len(self.edges.names)))
                 payloads = outcome.payloads
             if len(upward):
                 body = encode_cloud_records(self.cloud, presence, payloads)
                 results = await self._call_cloud(body, len(upward))
-                now = time.monotonic()
-                answers = [
-                    self._answer(
-                        r,
-                        int(rows[j]),
-                        last,
-                        int(res["prediction"]),
-                        False,
-                        local_mask,
-                        cloud_mask,
-                        now,
-                    )
-                    for j, res in zip(upward, results, strict=True)
-                ]
-                self._publish(answers)
+                predictions = [res["prediction"] for res in results]
+                self._publish(
+                    self._answers(r, rows[upward], last, predictions, False, local_mask, cloud_mask)
+                )
         except Exception as err:  # the cloud is unreachable or failed: answer lower down
             if self.cloud_error is None:
                 print(f"gateway: cloud unavailable, answering locally: {err}", file=sys.stderr)
             self.cloud_error = f"{type(err).__name__}: {err}"
-            now = time.monotonic()
-            answers = [  # the samples answered at the edge are skipped by _publish
-                self._answer(
-                    r,
-                    int(k),
-                    fallback_exit,
-                    int(np.argmax(fallback[j])),
-                    True,
-                    local_mask,
-                    cloud_mask,
-                    now,
-                )
-                for j, k in enumerate(rows)
-            ]
-            self._publish(answers)
+            predictions = np.argmax(fallback, axis=1)
+            # the samples answered at the edge are skipped by _publish
+            self._publish(
+                self._answers(r, rows, fallback_exit, predictions, True, local_mask, cloud_mask)
+            )
         self._finish(r)
 
     async def _call_cloud(self, body: bytes, n: int) -> list[dict]:
@@ -651,7 +622,6 @@ def create_gateway_app(
 
             bridge = GatewayBridge(gw, mqtt)
             await bridge.start()
-        app.state.bridge = bridge
         yield
         if bridge is not None:
             await bridge.stop()

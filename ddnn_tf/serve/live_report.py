@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SiteAnswers", "site_report"]
+__all__ = ["SiteAnswers", "percentiles", "round_latencies", "round_starts", "site_report"]
 
 
 @dataclass
@@ -108,6 +108,39 @@ def _offline(h, xs, idx, presence, thresholds, all_exits) -> _Offline:
     )
 
 
+def round_starts(rounds) -> dict[int, float]:
+    """Per round start, the earliest device clock before its tier ran (``t0``).
+
+    Args:
+        rounds: per device, its round records (``ddnn device``'s JSON lines).
+    """
+    t0: dict[int, float] = {}
+    for device_rounds in rounds:
+        for r in device_rounds:
+            if "start" in r:
+                t0[r["start"]] = min(t0.get(r["start"], np.inf), r["t0"])
+    return t0
+
+
+def round_latencies(got: SiteAnswers, starts: dict[int, float], batch: int) -> np.ndarray:
+    """Milliseconds from each answered sample's round start (``starts``, see
+    :func:`round_starts`) to its answer, for the samples whose round start is known."""
+    start_of = np.full(len(got.answered), np.nan)
+    for start, t in starts.items():
+        if start >= 0 and start % batch == 0:
+            start_of[start : start + batch] = t
+    latency = (got.t_done - start_of)[got.answered] * 1e3
+    return latency[np.isfinite(latency)]
+
+
+def percentiles(latency: np.ndarray) -> dict[str, float | None]:
+    """``{"p50", "p99"}`` of ``latency`` (None when empty)."""
+    return {
+        "p50": float(np.percentile(latency, 50)) if latency.size else None,
+        "p99": float(np.percentile(latency, 99)) if latency.size else None,
+    }
+
+
 def site_report(h, y, xs, got: SiteAnswers, rounds, *, thresholds, batch: int) -> dict[str, Any]:
     """The live figures of one site (see :func:`ddnn_tf.serve.deploy.deploy`).
 
@@ -162,20 +195,16 @@ def site_report(h, y, xs, got: SiteAnswers, rounds, *, thresholds, batch: int) -
         for e in exits
     }
     accuracy["overall"] = float(np.mean(got.prediction == labels))
-    t0: dict[int, float] = {}
+    t0 = round_starts(rounds)
     sent = received = pairs = retries = 0
     for device_rounds in rounds:
         for r in device_rounds:
             if "start" not in r:
                 continue
-            t0[r["start"]] = min(t0.get(r["start"], np.inf), r["t0"])
             sent += r["sent"]
             received += r["received"]
             pairs += r["n"]
             retries += r.get("retries", 0)
-    start_of = np.array([t0.get(s - s % batch, np.nan) for s in range(n_total)])
-    latency = (got.t_done - start_of)[answered] * 1e3
-    latency = latency[np.isfinite(latency)]
     wall = float(np.nanmax(got.t_done) - min(t0.values())) if t0 and answered.any() else 0.0
     return {
         "n_samples": int(n_total),
@@ -183,10 +212,7 @@ def site_report(h, y, xs, got: SiteAnswers, rounds, *, thresholds, batch: int) -
         "exit_fraction": exit_fraction,
         "bytes_per_device": float(got.payload[live_pairs].mean()) if live_pairs.any() else 0.0,
         "unclassified": int(np.count_nonzero(answered & (got.exit_index < 0))),
-        "latency_ms": {
-            "p50": float(np.percentile(latency, 50)) if latency.size else None,
-            "p99": float(np.percentile(latency, 99)) if latency.size else None,
-        },
+        "latency_ms": percentiles(round_latencies(got, t0, batch)),
         "samples_per_s": float(answered.sum() / wall) if wall > 0 else 0.0,
         "wall_s": wall,
         "t_first": min(t0.values()) if t0 else None,

@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ddnn_tf.errors import ConfigError, DeploymentError
+from ddnn_tf.serve.collect import Collected
 
 __all__ = [
     "PASSWORD_ENV",
@@ -64,7 +65,6 @@ RESPONSE_S = 30.0
 JOIN_S = 180.0
 _SESSION_EXPIRY_S = 300
 _TOPIC = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
-_DIGITS = re.compile(r"[0-9]{1,15}")
 
 
 def default_topic_root(model_name: str) -> str:
@@ -166,6 +166,11 @@ class MqttSettings:
         return self.topic_root or default_topic_root(str(manifest["name"]))
 
 
+def _client_id(root: str, role: str) -> str:
+    """A client id unique per topic root and role (the broker keeps its session)."""
+    return f"ddnn-{hashlib.sha1(root.encode()).hexdigest()[:10]}-{role}"
+
+
 def _client(settings: MqttSettings, client_id: str, counters: _Counters | None = None):
     """A paho MQTT 5 client for ``settings`` (not connected yet)."""
     import paho.mqtt.client as paho
@@ -191,27 +196,36 @@ def _nodelay(sock) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _connect(c, settings: MqttSettings, connected: threading.Event, state: dict, wait: float):
-    """Connect ``c`` (network thread started) and wait for the broker's answer.
+def _connect(c, settings: MqttSettings, wait: float, on_up) -> None:
+    """Connect ``c`` (network thread started) and wait for the broker's answer;
+    ``on_up(client)`` runs on every accepted connection (the first and each reconnect).
 
     Raises:
         DeploymentError: the broker is unreachable, or refused the credentials.
     """
+    import paho.mqtt.client as paho
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = _SESSION_EXPIRY_S
+    connected, state = threading.Event(), {}
+
+    def on_connect(client, _u, _f, reason, _p) -> None:
+        if reason.is_failure:
+            state["refused"] = str(reason)
+        else:
+            on_up(client)
+        connected.set()
 
     def failed(_c, _u) -> None:  # the TCP or TLS connection itself failed (paho retries)
         state.setdefault("failure", "the connection failed")
 
     def log(_c, _u, level, text) -> None:
-        import paho.mqtt.client as paho
-
         if level in (paho.MQTT_LOG_ERR, paho.MQTT_LOG_WARNING):
             state["failure"] = text
 
+    c.on_connect = on_connect
     c.on_connect_fail = failed
     c.on_log = log
     c.connect_async(settings.host, settings.port, keepalive=30, properties=props)
@@ -226,6 +240,10 @@ def _connect(c, settings: MqttSettings, connected: threading.Event, state: dict,
             f"the MQTT broker {settings.url} refused the connection: {state['refused']} "
             "(check the broker user name and password)."
         )
+    # only the connection's outcome was wanted: with on_log set, paho formats a debug
+    # line for every packet
+    c.on_connect_fail = None
+    c.on_log = None
 
 
 def _props(**user: str):
@@ -312,34 +330,31 @@ class DeviceLink:
         self.status_changed = threading.Event()
         self.counters = _Counters()
         self.sent, self.received = _CounterView(self, 0), _CounterView(self, 1)
-        tag = hashlib.sha1(self.root.encode()).hexdigest()[:10]
-        self.client = _client(settings, f"ddnn-{tag}-device{self.index}", self.counters)
-        connected, state = threading.Event(), {}
+        self._status_topic = f"{self.root}/status"
+        self._up = f"{self.root}/up/{self.index}/"
+        self._down = f"{self.root}/down/{self.index}/"
+        self._props = _props(model=self.model)
+        self.client = _client(settings, _client_id(self.root, f"device{self.index}"), self.counters)
 
-        def on_connect(client, _u, _f, reason, _p):
-            if reason.is_failure:
-                state["refused"] = str(reason)
-            else:
-                client.subscribe(f"{self.root}/down/{self.index}/#", qos=QOS)
-                client.subscribe(f"{self.root}/status", qos=QOS)
-            connected.set()
+        def on_up(client) -> None:
+            client.subscribe(self._down + "#", qos=QOS)
+            client.subscribe(self._status_topic, qos=QOS)
 
-        self.client.on_connect = on_connect
         self.client.on_message = self._on_message
-        _connect(self.client, settings, connected, state, connect_s)
+        _connect(self.client, settings, connect_s, on_up)
 
     def _on_message(self, _c, _u, msg) -> None:
-        if msg.topic == f"{self.root}/status":
+        if msg.topic == self._status_topic:
             with contextlib.suppress(ValueError):
                 self.status = json.loads(msg.payload)
                 self.status_changed.set()
             return
-        rest = msg.topic[len(f"{self.root}/down/{self.index}/") :].split("/")
+        rest = msg.topic[len(self._down) :].split("/")
         self.inbox.put((rest[0], rest[1] if len(rest) > 1 else None, msg.payload))
 
     def _publish(self, kind: str, payload: bytes, start: int | None = None) -> None:
-        topic = f"{self.root}/up/{self.index}/{kind}" + ("" if start is None else f"/{start}")
-        self.client.publish(topic, payload, qos=QOS, properties=_props(model=self.model))
+        topic = self._up + kind + ("" if start is None else f"/{start}")
+        self.client.publish(topic, payload, qos=QOS, properties=self._props)
 
     def _await(self, kind: str, start: int | None, timeout: float, boot: str | None) -> bytes:
         """The gateway's response ``kind`` for round ``start``.
@@ -425,32 +440,24 @@ class GatewayBridge:
         self.settings = settings
         self.root = settings.root(gateway.manifest)
         self.deadline_s = float(deadline_s)
-        tag = hashlib.sha1(self.root.encode()).hexdigest()[:10]
-        self.client = _client(settings, f"ddnn-{tag}-gateway")
+        self.client = _client(settings, _client_id(self.root, "gateway"))
         self.loop: asyncio.AbstractEventLoop | None = None
         self.tasks: set = set()
-        self.received = 0
 
     def _status(self, status: str) -> bytes:
         return json.dumps({"status": status, "boot": self.gw.boot}).encode()
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        connected, state = threading.Event(), {}
         status = f"{self.root}/status"
         self.client.will_set(status, self._status("offline"), qos=QOS, retain=True)
 
-        def on_connect(client, _u, _f, reason, _p):
-            if reason.is_failure:
-                state["refused"] = str(reason)
-            else:
-                client.subscribe(f"{self.root}/up/#", qos=QOS)
-                client.publish(status, self._status("online"), qos=QOS, retain=True)
-            connected.set()
+        def on_up(client) -> None:
+            client.subscribe(f"{self.root}/up/#", qos=QOS)
+            client.publish(status, self._status("online"), qos=QOS, retain=True)
 
-        self.client.on_connect = on_connect
         self.client.on_message = self._on_message
-        await asyncio.to_thread(_connect, self.client, self.settings, connected, state, 30.0)
+        await asyncio.to_thread(_connect, self.client, self.settings, 30.0, on_up)
         answers = f"{self.root}/answers"
         if self.gw.restored:  # what the broker may not have had from the last process
             for _seq, data in self.gw.log.since(0):  # subscribers drop what they have (seq)
@@ -467,7 +474,6 @@ class GatewayBridge:
         self.client.loop_stop()
 
     def _on_message(self, _c, _u, msg) -> None:  # paho's network thread
-        self.received += 1
         self.loop.call_soon_threadsafe(self._spawn, msg.topic, bytes(msg.payload), msg)
 
     def _spawn(self, topic: str, payload: bytes, msg) -> None:
@@ -480,16 +486,15 @@ class GatewayBridge:
         self.client.publish(topic, payload, qos=QOS)
 
     async def _handle(self, topic: str, payload: bytes, props: dict[str, str]) -> None:
-        from ddnn_tf.serve.http import ServiceError
+        from ddnn_tf.serve.http import ServiceError, ascii_int
 
         parts = topic[len(self.root) + 1 :].split("/")  # up, device, kind[, start]
-        device = None
+        device = ascii_int(parts[1]) if len(parts) >= 3 else None
         try:
-            if len(parts) < 3 or not _DIGITS.fullmatch(parts[1]):
+            if device is None:
                 raise ServiceError(
                     400, "bad_topic", f"{topic}: expected {self.root}/up/<device>/..."
                 )
-            device = int(parts[1])
             if device >= self.gw.num_devices:
                 device = None
                 raise ServiceError(
@@ -508,11 +513,11 @@ class GatewayBridge:
                 return
             if kind not in ("summary", "features") or len(parts) != 4:
                 raise ServiceError(400, "bad_topic", f"{topic}: no such message.")
-            if not _DIGITS.fullmatch(parts[3]):
+            start = ascii_int(parts[3])
+            if start is None:
                 raise ServiceError(
                     400, "bad_header", f"{topic}: the round start must be ASCII digits."
                 )
-            start = int(parts[3])
             self.gw.check_start(start)
             if kind == "summary":
                 mask = await asyncio.wait_for(
@@ -540,7 +545,7 @@ class GatewayBridge:
                 self._send(device, "error", json.dumps(body).encode())
 
 
-class AnswerSubscriber:
+class AnswerSubscriber(Collected):
     """Collect a gateway's answers from ``R/answers`` (the :class:`StreamCollector`
     interface of :mod:`ddnn_tf.serve.collect`).
 
@@ -552,30 +557,11 @@ class AnswerSubscriber:
     """
 
     def __init__(self, settings: MqttSettings, root: str, client_id: str) -> None:
-        from ddnn_tf.serve.collect import Collected
-
-        self.collected = Collected()
+        super().__init__()
         self.settings = settings
         self.root = root
         self.client = _client(settings, client_id)
         self.subscribed = threading.Event()
-        self.gaps = 0
-
-    # the Collected interface
-    @property
-    def answers(self):
-        return self.collected.answers
-
-    @property
-    def count(self) -> int:
-        return self.collected.count
-
-    @property
-    def duplicates(self) -> int:
-        return self.collected.duplicates
-
-    def wait_for(self, count: int, timeout: float) -> bool:
-        return self.collected.wait_for(count, timeout)
 
     def start(self, connect_s: float = 30.0) -> AnswerSubscriber:
         """Connect and subscribe (confirmed before this returns).
@@ -583,19 +569,10 @@ class AnswerSubscriber:
         Raises:
             DeploymentError: the broker is unreachable, refuses us or the subscription.
         """
-        connected, state = threading.Event(), {}
-
-        def on_connect(client, _u, _f, reason, _p):
-            if reason.is_failure:
-                state["refused"] = str(reason)
-            else:
-                client.subscribe(f"{self.root}/answers", qos=QOS)
-            connected.set()
-
-        self.client.on_connect = on_connect
         self.client.on_subscribe = lambda *_: self.subscribed.set()
-        self.client.on_message = lambda _c, _u, msg: self.collected.add(json.loads(msg.payload))
-        _connect(self.client, self.settings, connected, state, connect_s)
+        self.client.on_message = lambda _c, _u, msg: self.add(json.loads(msg.payload))
+        answers = f"{self.root}/answers"
+        _connect(self.client, self.settings, connect_s, lambda c: c.subscribe(answers, qos=QOS))
         if not self.subscribed.wait(10.0):
             raise DeploymentError(
                 f"the MQTT broker {self.settings.url} did not confirm the subscription."

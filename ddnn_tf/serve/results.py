@@ -24,7 +24,6 @@ import os
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from ddnn_tf.errors import ConfigError, FormatError
 
@@ -34,7 +33,6 @@ __all__ = [
     "Journal",
     "RoundLedger",
     "Subscriber",
-    "answer_doc",
     "restore",
     "sse_event",
 ]
@@ -129,7 +127,7 @@ class AnswerLog:
         """The JSON of one answer as the stream and the answers topic carry it."""
         doc = dict(zip(ANSWER_FIELDS, row, strict=True))
         doc["exit_name"] = self.exits[doc["exit"]] if doc["exit"] >= 0 else None
-        return json.dumps({"seq": seq, **doc}, separators=(",", ":")).encode()
+        return _compact({"seq": seq, **doc})
 
     def add(self, rows: Iterable[Sequence], *, write: bool = True) -> list[int]:
         """Number, keep, journal and deliver answers; returns their ``seq``."""
@@ -364,7 +362,7 @@ class Journal:
                 self.loaded_finished.append(int(entry["finished"]))
 
     def _write(self, entry: dict) -> None:
-        self._file.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+        self._file.write(_compact(entry) + b"\n")
         self._file.flush()
         if self.fsync:
             os.fsync(self._file.fileno())
@@ -412,8 +410,3 @@ def restore(log: AnswerLog, ledger: RoundLedger, journal: Journal) -> int:
         ledger.finish(start)
     journal.loaded, journal.loaded_finished = [], []
     return count
-
-
-def answer_doc(data: bytes) -> dict[str, Any]:
-    """An answer's JSON (from the stream or the answers topic) as a dict."""
-    return json.loads(data)

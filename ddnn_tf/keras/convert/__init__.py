@@ -107,8 +107,8 @@ class Conversion:
     files: dict[str, bytes]
 
 
-def _parse_targets(target: Any) -> tuple[str, ...]:
-    """Binary targets then microcontroller targets; ``c``/``tflm`` bring ``portable``."""
+def _parse_targets(target: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(binary targets, microcontroller targets)``; ``c``/``tflm`` bring ``portable``."""
     if isinstance(target, (list, tuple)):
         parts = tuple(str(t).strip() for t in target)
     else:
@@ -123,7 +123,7 @@ def _parse_targets(target: Any) -> tuple[str, ...]:
         )
     if any(t in MCU_TARGETS for t in parts):  # made from (and checked against) portable
         parts = ("portable", *parts)
-    return tuple(t for t in known if t in parts)
+    return tuple(t for t in TARGETS if t in parts), tuple(t for t in MCU_TARGETS if t in parts)
 
 
 def _parse_quantize(quantize: Any) -> str:
@@ -175,9 +175,7 @@ def convert_run(
         run = load_run(run)
     topology = run.topology
     split = check_split(topology, split)
-    targets = _parse_targets(target)
-    mcu_targets = tuple(t for t in targets if t in MCU_TARGETS)
-    targets = tuple(t for t in targets if t in TARGETS)
+    targets, mcu_targets = _parse_targets(target)
     quantize = _parse_quantize(quantize)
     if quantize == "int8" and "lce" in targets:
         raise ConfigError(LCE_INT8)
