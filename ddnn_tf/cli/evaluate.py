@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ddnn_tf.cli.flags import command
+from ddnn_tf.errors import ConfigError
 
 __all__ = ["evaluate"]
 
@@ -16,7 +17,7 @@ def evaluate(
     threshold=None,
     sweep: bool = False,
     fail=None,
-    split: str = "test",
+    subset: str = "test",
     summary_encoding: str | None = None,
     calibrate: str | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
@@ -31,7 +32,7 @@ def evaluate(
             run's calibrated thresholds, as the converted model's manifest holds them).
         sweep: print the threshold sweep (Table II).
         fail: failed devices, e.g. 0,3.
-        split: test or val.
+        subset: the data subset: test or val.
         summary_encoding: summary wire encoding for the byte count (default: the model's).
         calibrate: re-calibrate T on the validation split: 'risk:DELTA[,EPS]' (the most
             early exits whose accuracy drop is at most DELTA points with probability
@@ -40,7 +41,11 @@ def evaluate(
             accurate T within B bytes per device per sample).
         json: print one JSON object instead of the table.
     """
+    from ddnn_tf.core.vocab import SUBSETS
     from ddnn_tf.keras.evaluate import evaluate_saved_run
+
+    if subset not in SUBSETS:
+        raise ConfigError(f"expected test or val, got {subset!r}.", argument="subset")
 
     result = evaluate_saved_run(
         run,
@@ -49,7 +54,7 @@ def evaluate(
         threshold=threshold,
         sweep=sweep,
         fail=fail,
-        split=split,
+        split=subset,
         summary_encoding=summary_encoding,
         calibrate=calibrate,
     )

@@ -39,7 +39,7 @@ def run(
     batch_size: int = 256,
     target: str = "portable",
     limit: int | None = None,
-    split: str = "test",
+    subset: str = "test",
     threads: int = 1,
     exit_accuracy: bool = True,
     calibrate: str | None = None,
@@ -59,7 +59,7 @@ def run(
         batch_size: samples per interpreter call (1 = one by one; same results).
         target: portable (ai-edge-litert) or lce (larq-compute-engine).
         limit: evaluate the first N samples only.
-        split: test or val.
+        subset: the data subset: test or val.
         threads: interpreter threads per tier.
         exit_accuracy: also run every tier on every sample for per-exit accuracies.
         calibrate: re-calibrate T on the validation split: 'risk:DELTA[,EPS]' (the most
@@ -83,7 +83,7 @@ def run(
         seed=seed,
         batch_size=batch_size,
         limit=limit,
-        split=split,
+        subset=subset,
         num_threads=threads,
         exit_accuracy=exit_accuracy,
         calibrate=calibrate,

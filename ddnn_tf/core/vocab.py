@@ -19,8 +19,10 @@ __all__ = [
     "LR_SCHEDULES",
     "MCU_TARGETS",
     "PRESET_NAMES",
+    "PROTOCOL_MODES",
     "ROLES",
     "SPLITS",
+    "SUBSETS",
     "SUMMARY_BITS",
     "SUMMARY_ENCODINGS",
     "TARGETS",
@@ -72,3 +74,8 @@ PRESET_NAMES = ("paper", "default", "best")
 #: ``bytes:B`` (the most accurate T within B bytes per device per sample); see
 #: ``ddnn_tf.core.calibration``.
 CALIBRATION_RULES = ("risk", "within", "accuracy", "bytes")
+#: The subsets of a data set a model is run, served or deployed on (``--subset``).
+SUBSETS = ("test", "val")
+#: How a device and its gateway run a round: ``paper``, the paper's protocol (a summary,
+#: the gateway's decision, then features for the samples that did not exit).
+PROTOCOL_MODES = ("paper",)

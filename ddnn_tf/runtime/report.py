@@ -29,10 +29,11 @@ from ddnn_tf.core.checks import check_labels, failed_mask
 from ddnn_tf.core.comm import expected_bytes_per_device
 from ddnn_tf.core.evaluation import Evaluation
 from ddnn_tf.core.exits import evaluate_exits, threshold_sweep
+from ddnn_tf.core.vocab import SUBSETS
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
-__all__ = ["evaluate_model", "load_data_for", "load_split", "sweep_bytes_fn"]
+__all__ = ["evaluate_model", "load_data_for", "load_subset", "sweep_bytes_fn"]
 
 
 def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
@@ -74,28 +75,28 @@ def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
     return dataset
 
 
-def load_split(
-    hierarchy: Hierarchy, data=None, path: str | None = None, split: str = "test", limit=None
+def load_subset(
+    hierarchy: Hierarchy, data=None, path: str | None = None, subset: str = "test", limit=None
 ):
-    """The ``split`` of the model's dataset, cut to its first ``limit`` samples.
+    """The ``subset`` of the model's dataset, cut to its first ``limit`` samples.
 
     Args:
         hierarchy: the model (its manifest names the default dataset).
         data: as :func:`load_data_for`.
         path: as :func:`load_data_for`.
-        split: ``test`` or ``val``.
+        subset: ``test`` or ``val``.
         limit: the first ``limit`` samples only (None: all).
 
     Returns:
-        The split (``x``, ``y``).
+        The subset (``x``, ``y``).
 
     Raises:
-        ValueError / FileNotFoundError: as :func:`load_data_for`, or a bad ``split`` or
+        ValueError / FileNotFoundError: as :func:`load_data_for`, or a bad ``subset`` or
             ``limit``.
     """
-    if split not in ("test", "val"):
-        raise ConfigError(f"expected 'test' or 'val', got {split!r}.", argument="split")
-    samples = getattr(load_data_for(hierarchy, data, path), split)
+    if subset not in SUBSETS:
+        raise ConfigError(f"expected 'test' or 'val', got {subset!r}.", argument="subset")
+    samples = getattr(load_data_for(hierarchy, data, path), subset)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"expected a positive integer, got {limit!r}.", argument="limit")
@@ -150,7 +151,7 @@ def evaluate_model(
     seed: int = 0,
     batch_size: int = 256,
     limit: int | None = None,
-    split: str = "test",
+    subset: str = "test",
     num_threads: int = 1,
     exit_accuracy: bool = True,
     calibrate: str | None = None,
@@ -169,7 +170,7 @@ def evaluate_model(
         seed: seed of the random failures.
         batch_size: samples per interpreter call (1 = one by one).
         limit: evaluate the first ``limit`` samples only.
-        split: ``test`` or ``val``.
+        subset: ``test`` or ``val``.
         num_threads: interpreter threads per tier.
         exit_accuracy: run the all-exits pass for per-exit accuracies (implied by
             ``sweep``); without it ``accuracy`` holds ``overall`` only.
@@ -194,8 +195,8 @@ def evaluate_model(
         if isinstance(model, Hierarchy)
         else Hierarchy(model, target=target, num_threads=num_threads)
     )
-    samples = load_split(h, data, path, split, limit)
-    y = check_labels(samples.y, h.num_classes, where=f"{split} labels")
+    samples = load_subset(h, data, path, subset, limit)
+    y = check_labels(samples.y, h.num_classes, where=f"{subset} labels")
     failed = failed_mask(fail, h.num_devices)
     if failed.all():
         raise ConfigError("fail names every device: nothing would reach any exit.")
@@ -203,7 +204,7 @@ def evaluate_model(
     calibration = h.calibration
     if calibrate is not None and len(h.exits) > 1:
         parse_calibrate(calibrate)  # a bad rule fails before anything runs
-        calibration = _calibrated(h, load_split(h, data, path, "val"), calibrate, batch_size)
+        calibration = _calibrated(h, load_subset(h, data, path, "val"), calibrate, batch_size)
         threshold = calibration.thresholds
 
     start = time.perf_counter()
@@ -212,7 +213,7 @@ def evaluate_model(
     raw = [float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]
     raw_mean = float(np.mean([raw[d] for d in np.flatnonzero(~failed)]))
     result = Evaluation(
-        split=split,
+        split=subset,
         n_samples=int(len(y)),
         exits=list(h.exits),
         accuracy={"overall": staged.accuracy(y)},
