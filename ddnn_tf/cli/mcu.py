@@ -1,4 +1,4 @@
-"""``ddnn mcu MODEL --data fmnist6 [--board B]``: every device tier of a converted model
+"""``ddnn mcu MODEL [--data fmnist6] [--board B]``: every device tier of a converted model
 on a microcontroller, compared byte for byte with ai-edge-litert
 (:func:`ddnn_tf.mcu.check_model`)."""
 
@@ -14,7 +14,7 @@ __all__ = ["mcu"]
 @command(limit=AT_LEAST_1, timeout_s=POSITIVE)
 def mcu(
     model: str,
-    data: str = "fmnist6",
+    data: str | None = None,
     limit: int | None = None,
     board: str = "mps2-an386",
     timeout_s: float | None = None,
@@ -29,7 +29,8 @@ def mcu(
 
     Args:
         model: a converted model directory (tflite_models/NAME).
-        data: the dataset whose test split feeds the devices.
+        data: the dataset whose test split feeds the devices (default: the one the
+            model's manifest records).
         limit: the first N test samples (default: all).
         board: mps2-an386 (Cortex-M4, QEMU), mps2-an385 (Cortex-M3, QEMU), host (the
             system gcc) or tflm (TensorFlow Lite Micro's interpreter).

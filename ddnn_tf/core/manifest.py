@@ -24,8 +24,12 @@ rejects dynamic batch dims; Python interpreters may resize it for batching). Wir
   the paper's configuration (a): one ``cloud`` tier takes the raw device inputs.
 * ``topology``: ``Topology.to_dict()`` of the trained model; ``classes``; ``device_names``.
 * ``inputs``: per device ``{device, device_name, tier, name, shape, dtype, scale,
-  raw_dtype, raw_bytes}``: the sensor tensor ``name`` of tier ``tier``; ``scale`` is the
-  factor raw ``uint8`` values were multiplied by (``1/255``), or null for raw floats.
+  raw_dtype, raw_bytes, [quantizer]}``: the sensor tensor ``name`` of tier ``tier``;
+  ``scale`` is the factor raw ``uint8`` values were multiplied by (``1/255``), or null for
+  raw floats; ``quantizer`` (real-valued sensors of a model trained with ``sensor_bits``):
+  ``{bits, dtype, scale, zero_point}`` per channel (the last axis): the device computes
+  ``code = clip(floor(x / scale + 0.5) + zero_point)`` in int8 or int16 and its binary
+  reads ``code - zero_point`` (:mod:`ddnn_tf.core.sensors`).
 * ``aggregation``: ``{local, edge, cloud}`` schemes (+ ``edge_exit`` when there is one).
 * ``thresholds``: ``{exit: T}`` for every non-last exit of ``split``;
   ``thresholds_source``: ``"validation"`` (calibrated) or ``"paper"`` (T = 0.8).
@@ -83,8 +87,9 @@ from pathlib import Path
 from typing import Any
 
 from ddnn_tf.core.schemas import validate_document
+from ddnn_tf.core.sensors import sensor_quantizer
 from ddnn_tf.core.vocab import EXITS, TARGET_SUFFIX, TARGETS
-from ddnn_tf.errors import ConfigError, FormatError
+from ddnn_tf.errors import ConfigError, DDNNError, FormatError
 
 __all__ = [
     "check_tier_graph",
@@ -228,6 +233,17 @@ def validate_manifest(
             f"expected the manifest's thresholds {thresholds!r} (the calibration that chose "
             f"them), got {manifest['calibration']['thresholds']!r}.",
         )
+    for k, entry in enumerate(manifest["inputs"]):
+        try:
+            quantizer = sensor_quantizer(entry)
+        except DDNNError as err:
+            _fail(f"inputs[{k}].quantizer", str(err))
+        if quantizer is not None and quantizer.channels != entry["shape"][-1]:
+            _fail(
+                f"inputs[{k}].quantizer",
+                f"expected one scale and zero point per channel ({entry['shape'][-1]}), got "
+                f"{quantizer.channels}.",
+            )
     if manifest["wire"]["summary"]["shape"] != [num_classes]:
         _fail("wire.summary", f"expected shape [{num_classes}] (one value per class).")
     for name, tier in manifest["tiers"].items():

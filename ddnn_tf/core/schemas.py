@@ -28,6 +28,7 @@ from ddnn_tf.core.vocab import (
     LR_SCHEDULES,
     PRESET_NAMES,
     ROLES,
+    SENSOR_BITS,
     SUMMARY_BITS,
     SUMMARY_ENCODINGS,
     TARGETS,
@@ -84,6 +85,7 @@ TOPOLOGY = {
         "summary_bits": {"enum": sorted(SUMMARY_BITS)},
         "cloud_precision": {"enum": list(CLOUD_PRECISIONS)},
         "device_grid": {"type": "array", "items": _POSITIVE, "maxItems": 2},
+        "sensor_bits": {"enum": sorted(SENSOR_BITS)},
     },
 }
 
@@ -138,6 +140,24 @@ THRESHOLDS = {
 }
 
 _POINTS = {"type": ["number", "null"], "minimum": 0, "maximum": 100}
+
+#: A quantised sensor (``ddnn_tf.core.sensors.SensorQuantizer.to_dict``): one scale and
+#: zero point per channel; the binary reads ``code - zero_point``.
+_QUANTIZER = {
+    "type": "object",
+    "required": ["bits", "scale", "zero_point"],
+    "additionalProperties": False,
+    "properties": {
+        "bits": {"enum": [b for b in sorted(SENSOR_BITS) if b]},
+        "dtype": {"enum": [d for d in SENSOR_BITS.values() if d]},
+        "scale": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "number", "exclusiveMinimum": 0},
+        },
+        "zero_point": {"type": "array", "minItems": 1, "items": {"type": "integer"}},
+    },
+}
 
 #: What a calibration rule picked and certified (``ddnn_tf.core.calibration.Calibration``):
 #: ``calibration.json`` in a run directory, ``calibration`` in a manifest.
@@ -266,6 +286,7 @@ MANIFEST = {
                     "scale": {"type": ["number", "null"], "exclusiveMinimum": 0},
                     "raw_dtype": {"enum": _DTYPES},
                     "raw_bytes": _COUNT,
+                    "quantizer": _QUANTIZER,
                 },
             },
         },

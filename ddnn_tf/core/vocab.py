@@ -20,6 +20,7 @@ __all__ = [
     "MCU_TARGETS",
     "PRESET_NAMES",
     "ROLES",
+    "SENSOR_BITS",
     "SPLITS",
     "SUMMARY_BITS",
     "SUMMARY_ENCODINGS",
@@ -43,6 +44,9 @@ LOCAL_SCHEMES = (*AGGREGATION_SCHEMES, "mlp")
 CLOUD_PRECISIONS = ("binary", "float")
 #: Bits per class of a device's summary -> its wire encoding (0: float32 logits).
 SUMMARY_BITS = {0: "float32", 4: "int4"}
+#: Bits of a device's sensor quantiser -> the codes' dtype (0: none, the sensor's values
+#: enter the device as they are; ``ddnn_tf.core.sensors``).
+SENSOR_BITS = {0: None, 8: "int8", 16: "int16"}
 #: Wire encodings of a class summary.
 SUMMARY_ENCODINGS = ("float32", "float16", "int8", "int4")
 #: Tier roles, bottom to top.

@@ -1,7 +1,7 @@
 """Run every device tier of a converted model on a board and compare it byte for byte.
 
-For each device tier: the sensor messages of the test split (``uint8`` values, or float32
-bytes, as the manifest's ``inputs`` say), the tier's wire messages from the board (the C
+For each device tier: the sensor messages of the test split (``uint8`` values, int8 /
+int16 codes of a quantised sensor, or float32 bytes, as the manifest's ``inputs`` say), the tier's wire messages from the board (the C
 tier on an emulated Cortex-M or on the host; the TFLM variant in TensorFlow Lite Micro),
 and the same messages from the portable binary run by ai-edge-litert (through
 :class:`ddnn_tf.runtime.tiers.TierRunner`) on the decoded sensor values, encoded by
@@ -24,6 +24,7 @@ import numpy as np
 
 from ddnn_tf.core import comm
 from ddnn_tf.core.manifest import Manifest, load_manifest, sha256_hex
+from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
 from ddnn_tf.core.tflite_check import SIGNATURE, check_tier_binary
 from ddnn_tf.errors import ConfigError, FormatError
 from ddnn_tf.mcu import build, tflm
@@ -67,9 +68,9 @@ def sensor_input(manifest: Manifest, tier: str) -> dict[str, Any]:
 
 def tier_spec(manifest: Manifest, tier: str) -> TierSpec:
     """The :class:`TierSpec` of a device tier, read from its portable binary."""
-    scale = sensor_scale(sensor_input(manifest, tier))
+    entry = sensor_input(manifest, tier)
     data = manifest.path(tier, "portable").read_bytes()
-    return lower_tier(tier, data, scale=scale)
+    return lower_tier(tier, data, scale=sensor_scale(entry), quantizer=sensor_quantizer(entry))
 
 
 def tier_sources(manifest: Manifest, tier: str) -> tuple[CSources, str]:
@@ -90,15 +91,27 @@ def tier_sources(manifest: Manifest, tier: str) -> tuple[CSources, str]:
 
 
 def sensor_messages(manifest: Manifest, tier: str, x: np.ndarray) -> np.ndarray:
-    """The device's sensor messages ``(N, bytes)``: uint8 values, or float32 bytes."""
+    """The device's sensor messages ``(N, bytes)`` for its binary's inputs ``x``: uint8
+    values, int8 / int16 codes (little-endian) of a quantised sensor, or float32 bytes."""
     entry = sensor_input(manifest, tier)
+    quantizer = sensor_quantizer(entry)
+    if quantizer is not None:
+        codes = quantizer.uncentre(x).astype(np.dtype(quantizer.dtype).newbyteorder("<"))
+        return np.ascontiguousarray(codes).view(np.uint8).reshape(len(codes), -1)
     return comm.encode_raw(x, entry.get("raw_dtype", "float32"), sensor_scale(entry))
 
 
 def _decoded(manifest: Manifest, tier: str, sensors: np.ndarray) -> np.ndarray:
+    """The binary's inputs from sensor messages (the inverse of :func:`sensor_messages`)."""
     entry = sensor_input(manifest, tier)
+    shape = entry["shape"][1:]
+    quantizer = sensor_quantizer(entry)
+    if quantizer is not None:
+        wire = np.dtype(quantizer.dtype).newbyteorder("<")
+        codes = np.ascontiguousarray(sensors).view(wire).reshape(len(sensors), *shape)
+        return quantizer.centre(codes)
     dtype = entry.get("raw_dtype", "float32")
-    return comm.decode_raw(sensors, entry["shape"][1:], dtype, sensor_scale(entry))
+    return comm.decode_raw(sensors, shape, dtype, sensor_scale(entry))
 
 
 def _encode(manifest: Manifest, tier: str, outputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -290,7 +303,7 @@ def _tflm_device(manifest: Manifest, tier: str, x: np.ndarray, want: np.ndarray)
 
 def check_model(
     model: str | Path | Manifest,
-    dataset,
+    dataset=None,
     *,
     board: str = "mps2-an386",
     limit: int | None = None,
@@ -302,8 +315,9 @@ def check_model(
 
     Args:
         model: a converted model directory (or its loaded manifest).
-        dataset: a :class:`ddnn_tf.data.Dataset` (its test split is used) or a dataset
-            name for :func:`ddnn_tf.data.load_dataset`.
+        dataset: a :class:`ddnn_tf.data.Dataset` (its test split is used), a dataset
+            name for :func:`ddnn_tf.data.load_dataset`, or None for the one the manifest
+            records.
         board: ``mps2-an386`` (Cortex-M4, QEMU), ``mps2-an385`` (Cortex-M3, QEMU),
             ``host`` (system gcc) or ``tflm`` (TensorFlow Lite Micro).
         limit: the first ``limit`` test samples (default: all).
@@ -326,10 +340,13 @@ def check_model(
     b = find_board(board)
     require_tools(b)
     manifest = model if isinstance(model, Manifest) else load_manifest(model)
-    if isinstance(dataset, str):
+    if dataset is None or isinstance(dataset, str):
         from ddnn_tf.data import load_dataset
 
-        dataset = load_dataset(dataset)
+        recorded = manifest.get("dataset")
+        if dataset is None and not recorded:
+            raise ConfigError(f"{manifest.directory}: the manifest records no dataset; give one.")
+        dataset = load_dataset(dataset) if dataset is not None else load_dataset(**recorded)
     tiers = device_tiers(manifest)
     xs = dataset.test.x
     if len(xs) != len(manifest["inputs"]):
@@ -353,11 +370,13 @@ def check_model(
         for tier in iterator:
             device = manifest["tiers"][tier]["device"]
             x = np.asarray(xs[device][:n])
-            expected = tuple(sensor_input(manifest, tier)["shape"][1:])
+            entry = sensor_input(manifest, tier)
+            expected = tuple(entry["shape"][1:])
             if x.shape[1:] != expected:
                 raise ConfigError(
                     f"{tier}: the dataset's view has shape {x.shape[1:]}, the model expects {expected}."
                 )
+            x = sensor_values([sensor_quantizer(entry)], [x])[0]
             sensors = sensor_messages(manifest, tier, x)
             values = _decoded(manifest, tier, sensors)
             runner = TierRunner.from_manifest(manifest, tier, "portable")

@@ -187,7 +187,12 @@ def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, se
 """
     pix = f"((unsigned)iy * {w}u + (unsigned)x) * {c}u + ci"
     if block.real_input:
-        if sensor.dtype == "uint8":
+        peak = sensor.max_centred if sensor.coded else 255
+        small = "int16_t" if peak * 9 * c <= 32767 else "int32_t"
+        if sensor.coded:
+            value = f"({small})sensor_code(in, {pix}, ci)"
+            uses.add("sensor_code")
+        elif sensor.dtype == "uint8":
             value = f"({'int16_t' if integer else 'float'})in[{pix}]"
             if not integer:
                 value = f"(float)in[{pix}] * {_float_literal(sensor.scale)}"
@@ -195,7 +200,7 @@ def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, se
             value = f"sensor_value(in, {pix})"
             uses.add("sensor_float")
         if integer:
-            acc = "int16_t" if 255 * 9 * c <= 32767 else "int32_t"
+            acc = small
             init, best_init, border = "0", ("-32768" if acc == "int16_t" else "INT32_MIN"), "0"
             tap = f"r[x] = ({acc})(r[x] + p[x * {c}u]);", f"r[x] = ({acc})(r[x] - p[x * {c}u]);"
         else:
@@ -322,13 +327,18 @@ def _dense(block: DenseBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, 
     u = block.units
     parts = [_array("uint8_t", f"{name}_w", rows)]
     uses = {"bits"}
-    if block.real_input:  # uint8 sensor vector, integer sums (exact.py refuses the rest)
+    if block.real_input:  # uint8 values or int codes, integer sums (exact.py refuses the rest)
         parts.append(_array(_int_type(plan.thresholds, signed=True), f"{name}_t", plan.thresholds))
+        read = "sensor_code(in, i, i)" if sensor.coded else "(int32_t)in[i]"
+        if sensor.coded:
+            uses.add("sensor_code")
         body = f"""\
         int32_t s = 0;
         unsigned i;
-        for (i = 0; i < {k}u; i++)
-            s += get_bit({name}_w + j * {nbytes}u, i) ? (int32_t)in[i] : -(int32_t)in[i];
+        for (i = 0; i < {k}u; i++) {{
+            int32_t v = {read};
+            s += get_bit({name}_w + j * {nbytes}u, i) ? v : -v;
+        }}
         if (s >= {name}_t[j])
             set_bit(out, j);
 """
@@ -427,8 +437,38 @@ static void head(const uint8_t *in, uint8_t *summary)
     return code, uses
 
 
+def _sensor_code(sensor) -> str:
+    """C reading a coded sensor value: its int8 / int16 code minus its channel's zero point."""
+    zero = _array("int16_t", "sensor_zero", sensor.zero_point)
+    if sensor.dtype == "int8":
+        read = """\
+    int32_t v = (int32_t)sensor[i];
+    if (v > 127)
+        v -= 256;"""
+    else:
+        read = """\
+    int32_t v = (int32_t)sensor[2 * i] | ((int32_t)sensor[2 * i + 1] << 8);
+    if (v > 32767)
+        v -= 65536;"""
+    return f"""\
+/* Sensor value i: its {sensor.dtype} code (little-endian) minus the zero point of its
+ * channel c, the integer the binary reads. */
+{zero}
+static int32_t sensor_code(const uint8_t *sensor, unsigned i, unsigned c)
+{{
+{read}
+    return v - sensor_zero[c];
+}}
+"""
+
+
 def _describe_sensor(spec: TierSpec) -> str:
     shape = "x".join(map(str, spec.sensor.shape))
+    if spec.sensor.coded:
+        return (
+            f"{spec.sensor.dtype} codes, {shape} (C order, little-endian); the binary reads "
+            "code - zero point of the value's channel"
+        )
     if spec.sensor.dtype == "uint8":
         return f"uint8 values, {shape} (C order); the binary reads value * {float(spec.sensor.scale):.9g}"
     return f"little-endian float32 values, {shape} (C order)"
@@ -482,6 +522,7 @@ def generate_c(spec: TierSpec, *, plan: TierPlan | None = None, origin: str = ""
             ("bits", _BIT_FUNCTIONS),
             ("popcount", _POPCOUNT),
             ("sensor_float", _SENSOR_FLOAT),
+            ("sensor_code", _sensor_code(spec.sensor) if spec.sensor.coded else ""),
         )
         if key in uses
     ]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf.core import manifest as mf
+from ddnn_tf.core.sensors import SensorQuantizer, sensor_quantizer
 from ddnn_tf.core.vocab import MCU_TARGETS
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.mcu import build, tflm
@@ -93,6 +94,7 @@ def mcu_files(
     portable: bytes,
     *,
     scale: float | None,
+    quantizer: SensorQuantizer | None = None,
     targets: Iterable[str] = MCU_TARGETS,
     origin: str | None = None,
     spec: TierSpec | None = None,
@@ -103,6 +105,8 @@ def mcu_files(
         tier: the tier name (``device_0``).
         portable: its portable ``.tflite`` bytes.
         scale: the manifest's ``inputs[].scale`` of the device (None: float32 sensor).
+        quantizer: the device's sensor quantiser (the manifest's ``inputs[].quantizer``),
+            when its sensor sends int8 / int16 codes.
         targets: ``c`` and/or ``tflm``.
         origin: the portable file's name, for the C comments.
         spec: the tier's description, when already lowered.
@@ -117,7 +121,7 @@ def mcu_files(
     targets = parse_targets(targets)
     files: dict[str, bytes] = {}
     keys: dict[str, Any] = {}
-    spec = spec or lower_tier(tier, portable, scale=scale)
+    spec = spec or lower_tier(tier, portable, scale=scale, quantizer=quantizer)
     if "c" in targets:
         sources = generate_c(spec, origin=origin or mf.tier_filename(tier, "portable"))
         with tempfile.TemporaryDirectory(prefix="ddnn_c_") as tmp:
@@ -167,6 +171,7 @@ def add_targets(model: str | Path, targets: Iterable[str] = MCU_TARGETS) -> dict
             tier,
             portable,
             scale=sensor_scale(entry),
+            quantizer=sensor_quantizer(entry),
             targets=targets,
             origin=manifest["tiers"][tier]["files"]["portable"]["file"],
         )

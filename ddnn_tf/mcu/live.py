@@ -1,7 +1,8 @@
 """A device tier inside an emulated board, behind the call a device process makes.
 
 :class:`BoardTier` builds the tier's firmware once and, for each round of samples, boots
-the board under QEMU on their sensor messages (uint8 values, or float32 bytes) and reads
+the board under QEMU on their sensor messages (uint8 values, int8 / int16 codes, or
+float32 bytes: :func:`ddnn_tf.mcu.check.sensor_messages` of its inputs) and reads
 back the wire messages the C code wrote. It answers like
 :class:`ddnn_tf.runtime.tiers.TierRunner` (``{input name: (N, ...) array}`` ->
 ``{"summary", "features"}`` arrays, decoded from those bytes with

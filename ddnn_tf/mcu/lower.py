@@ -78,9 +78,10 @@ class _Refused(ConfigError):
 
 
 class _Lowering:
-    def __init__(self, name: str, data: bytes, scale: float | None):
+    def __init__(self, name: str, data: bytes, scale: float | None, quantizer):
         self.name = name
         self.scale = scale
+        self.quantizer = quantizer
         self.schema = _schema()
         self.model = flatbuffer_model(data)
         sig = next(
@@ -395,7 +396,12 @@ class _Lowering:
                 bias=info["bias"],
                 encoding="int4" if s.kind == "int4" else "float32",
             )
-        if self.scale is None:
+        if self.quantizer is not None:
+            zero = np.asarray(self.quantizer.zero_point, np.int64)
+            if len(zero) != shape[-1]:
+                self.refuse(f"a sensor quantiser of {len(zero)} channels for input {shape}")
+            sensor = Sensor(tuple(shape), self.quantizer.dtype, None, zero)
+        elif self.scale is None:
             sensor = Sensor(tuple(shape), "float32", None)
         else:
             sensor = Sensor(tuple(shape), "uint8", np.float32(self.scale))
@@ -416,7 +422,7 @@ def _per_channel(c: np.ndarray, channels: int, lowering: _Lowering, name: str) -
     return flat
 
 
-def lower_tier(name: str, data: bytes, *, scale: float | None) -> TierSpec:
+def lower_tier(name: str, data: bytes, *, scale: float | None, quantizer=None) -> TierSpec:
     """The :class:`TierSpec` of a portable device-tier binary.
 
     Args:
@@ -424,7 +430,9 @@ def lower_tier(name: str, data: bytes, *, scale: float | None) -> TierSpec:
         data: the portable ``.tflite`` bytes.
         scale: the factor raw ``uint8`` sensor values are multiplied by before the
             binary sees them (the manifest's ``inputs[].scale``), or None when the
-            sensor sends float32 values.
+            sensor sends float32 values (or codes).
+        quantizer: the device's :class:`~ddnn_tf.core.sensors.SensorQuantizer`, when its
+            sensor sends int8 / int16 codes (the manifest's ``inputs[].quantizer``).
 
     Returns:
         The tier's description, with the binary's own constants.
@@ -439,6 +447,6 @@ def lower_tier(name: str, data: bytes, *, scale: float | None) -> TierSpec:
         (['ConvBlock'], (5, 7, 4), 'int4')
     """
     try:
-        return _Lowering(name, data, scale).run()
+        return _Lowering(name, data, scale, quantizer).run()
     except _Refused as err:
         raise ConfigError(str(err)) from None

@@ -53,6 +53,7 @@ from ddnn_tf.core.checks import check_views, failed_mask
 from ddnn_tf.core.exits import exit_points, exits_here, predictions, resolve_thresholds, softmax
 from ddnn_tf.core.graph import LINKS, Port, Tier, tier_graph
 from ddnn_tf.core.manifest import Manifest, check_tier_graph, load_manifest, raw_wire
+from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
 from ddnn_tf.core.topology import Topology
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.result import RunResult
@@ -177,6 +178,8 @@ class Hierarchy:
         self.device_tiers = [t.name for t in self.graph.by_role("device")]
         self.edge_tiers = [t.name for t in self.graph.by_role("edge")]
         self.thresholds = {e: float(manifest["thresholds"][e]) for e in self.exits[:-1]}
+        by_device = {int(e["device"]): sensor_quantizer(e) for e in manifest["inputs"]}
+        self.quantizers = [by_device.get(d) for d in range(self.num_devices)]
         recorded = manifest.get("calibration")
         self.calibration = None if recorded is None else Calibration.from_dict(recorded)
         self._messages = {tier.name: self._message_groups(tier) for tier in self.graph}
@@ -247,6 +250,7 @@ class Hierarchy:
                 batch size.
         """
         xs = [np.ascontiguousarray(x, np.float32) for x in self._check_inputs(xs)]
+        xs = sensor_values(self.quantizers, xs)  # a quantised sensor's codes, as devices do
         n = len(xs[0])
         if presence is None:
             presence = self.presence(n, fail=fail, fail_prob=fail_prob, seed=seed)

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from ddnn_tf.core import manifest as mf
+from ddnn_tf.core.calibration import parse_calibrate
 from ddnn_tf.core.files import atomic_directory, check_output_dir
 from ddnn_tf.core.graph import SPLITS, check_split, tier_graph
 from ddnn_tf.core.vocab import MCU_TARGETS, TARGETS
@@ -144,6 +145,7 @@ def convert_run(
     dataset=None,
     name: str | None = None,
     progress: bool = False,
+    calibrate: str | None = None,
 ) -> Conversion:
     """Convert a trained run into per-tier TFLite binaries and their manifest (in memory).
 
@@ -158,6 +160,9 @@ def convert_run(
             calibration, thresholds of a reduced split, a run without dataset.json).
         name: the model's name in the manifest (default: the run directory's name).
         progress: show a progress bar over the tiers.
+        calibrate: calibrate the thresholds again on the validation split with this rule
+            (:func:`ddnn_tf.core.calibration.parse_calibrate`; the manifest records it)
+            instead of taking the run's.
 
     Returns:
         A :class:`Conversion`; write it with :func:`save_conversion`.
@@ -177,6 +182,8 @@ def convert_run(
     split = check_split(topology, split)
     targets, mcu_targets = _parse_targets(target)
     quantize = _parse_quantize(quantize)
+    if calibrate is not None:
+        parse_calibrate(calibrate)  # a bad rule fails before anything converts
     if quantize == "int8" and "lce" in targets:
         raise ConfigError(LCE_INT8)
     plans = tier_graph(topology, split)
@@ -220,9 +227,7 @@ def convert_run(
             )
         tiers[plan.name] = tier_entry(run.ddnn, plan, entries, quantize=quantize)
     if mcu_targets:  # a uint8 scale, or None for float32 sensors (manifest_build._raw_dtype)
-        add_mcu_targets(
-            run.ddnn.tiers, plans, files, tiers, scale=meta["scale"], targets=mcu_targets
-        )
+        add_mcu_targets(run.ddnn, plans, files, tiers, scale=meta["scale"], targets=mcu_targets)
 
     manifest = build_manifest(
         run,
@@ -234,6 +239,7 @@ def convert_run(
         quantize=quantize,
         name=name,
         dataset=dataset,
+        calibrate=calibrate,
     )
     return Conversion(manifest=manifest, files=files)
 
@@ -278,6 +284,7 @@ def convert(
     dataset=None,
     name: str | None = None,
     progress: bool = False,
+    calibrate: str | None = None,
 ) -> Path:
     """Convert a run and write ``out`` (default ``tflite_models/<run dir name>``).
 
@@ -305,5 +312,6 @@ def convert(
         dataset=dataset,
         name=name or out.name,
         progress=progress,
+        calibrate=calibrate,
     )
     return save_conversion(conversion, out, overwrite=overwrite)

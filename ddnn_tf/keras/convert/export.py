@@ -21,7 +21,7 @@ from ddnn_tf.core.topology import Topology
 from ddnn_tf.core.vocab import TARGETS
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.compat import keras, tf
-from ddnn_tf.keras.model import DDNN, run_tiers
+from ddnn_tf.keras.model import DDNN, build_export_device, run_tiers
 
 __all__ = [
     "LCE_INT8",
@@ -29,6 +29,7 @@ __all__ = [
     "SIGNATURE_KEY",
     "calibration_feeds",
     "convert_tier",
+    "export_models",
     "is_quantized",
     "keras_tier_outputs",
     "tflite_info",
@@ -54,8 +55,18 @@ def tier_models(ddnn: DDNN, plan: Tier) -> list[keras.Model]:
     return [ddnn.tiers[plan.name]]
 
 
-def _tier_function(ddnn: DDNN, plan: Tier):
-    """A function ``{input name: tensor} -> {output name: tensor}`` computing the tier."""
+def export_models(ddnn: DDNN, plan: Tier) -> list[keras.Model]:
+    """The Keras models a tier binary is converted from: :func:`tier_models`, except a
+    quantised vector device's tier in its export form
+    (:func:`ddnn_tf.keras.model.build_export_device`)."""
+    if plan.role == "device" and not plan.composed:
+        return [build_export_device(ddnn, plan.device, head=ddnn.topology.has_local)]
+    return tier_models(ddnn, plan)
+
+
+def _tier_function(ddnn: DDNN, plan: Tier, models: list[keras.Model] | None = None):
+    """A function ``{input name: tensor} -> {output name: tensor}`` computing the tier
+    (with ``models``, from those: :func:`export_models`)."""
     if plan.composed:
         topology = ddnn.topology
         n = topology.num_devices
@@ -66,7 +77,7 @@ def _tier_function(ddnn: DDNN, plan: Tier):
 
         return composed
 
-    model = ddnn.tiers[plan.name]
+    model = models[0] if models else ddnn.tiers[plan.name]
     names = list(model.input_names)
     expected = [p.name for p in plan.inputs]
     if sorted(names) != sorted(expected):  # a bug, not a user error
@@ -94,7 +105,8 @@ def keras_tier_outputs(
     Args:
         ddnn: the trained model.
         plans: the tiers (from :func:`~ddnn_tf.core.graph.tier_graph`), bottom to top.
-        xs: one ``(N, ...)`` array per device.
+        xs: one ``(N, ...)`` array per device, as the device tiers read them (a quantised
+            sensor's centred codes: ``ddnn.sensor_values(data.x)``).
         presence: optional ``(N, D)`` 0/1 device presence (default: all present).
         batch_size: samples per Keras call.
 
@@ -130,6 +142,7 @@ def calibration_feeds(
     """
     topology = ddnn.topology
     xs = check_views(topology.input_shapes, [x[:REPRESENTATIVE_SAMPLES] for x in xs])
+    xs = ddnn.sensor_values(xs)
     outs = keras_tier_outputs(ddnn, plans, xs)
     presence = np.ones((len(xs[0]), topology.num_devices), np.float32)
     return {p.name: feed_tier(p, xs, presence, outs) for p in plans}
@@ -138,7 +151,8 @@ def calibration_feeds(
 # ------------------------------------------------------------------------- export
 def _save_serving(ddnn: DDNN, plan: Tier, directory: Path) -> None:
     """Save the tier as a SavedModel whose one signature has fixed batch-1 named tensors."""
-    fn = _tier_function(ddnn, plan)
+    models = export_models(ddnn, plan)
+    fn = _tier_function(ddnn, plan, models)
     order = [p.name for p in plan.inputs]
     specs = [tf.TensorSpec((1, *p.shape), tf.float32, name=p.name) for p in plan.inputs]
 
@@ -149,7 +163,7 @@ def _save_serving(ddnn: DDNN, plan: Tier, directory: Path) -> None:
     holder = tf.Module()
     # Track the variables only: saving the Keras models themselves would trace and
     # serialise all their call functions too, for nothing.
-    holder.variables_ = [v for m in tier_models(ddnn, plan) for v in m.variables]
+    holder.variables_ = [v for m in models for v in m.variables]
     tf.saved_model.save(
         holder, str(directory), signatures={SIGNATURE_KEY: serve.get_concrete_function()}
     )
