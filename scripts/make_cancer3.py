@@ -42,11 +42,7 @@ SEED = 0
 def columns(feature_names: list[str], measurements: tuple[str, ...]) -> list[int]:
     """The column of each measurement's mean, standard error and worst value, in that order."""
     index = {name: k for k, name in enumerate(feature_names)}
-    return [
-        index[name]
-        for m in measurements
-        for name in (f"mean {m}", f"{m} error", f"worst {m}")
-    ]
+    return [index[name] for m in measurements for name in (f"mean {m}", f"{m} error", f"worst {m}")]
 
 
 def make_arrays() -> dict[str, np.ndarray]:
