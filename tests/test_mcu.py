@@ -211,6 +211,19 @@ def _wire(outputs: dict[str, np.ndarray], encoding: str | None) -> np.ndarray:
     return np.concatenate([*parts, comm.pack_features_batch(outputs["features"])], axis=1)
 
 
+def _run_c(board: str, sources, sensors: np.ndarray, tmp_path: Path, shape) -> np.ndarray:
+    """The messages the C writes on ``board`` for the sensor messages ``sensors``."""
+    b = BOARDS[board]
+    if b.kind == "qemu":
+        run = build.run_firmware(
+            build.build_firmware(sources, b, tmp_path), b, sensors.tobytes(), timeout_s=120
+        )
+    else:
+        run = build.run_host(build.build_host(sources, tmp_path), sensors.tobytes(), timeout_s=120)
+    assert run.status == "ok", run.detail
+    return np.frombuffer(run.messages, np.uint8).reshape(shape)
+
+
 def _compare_on(board: str, data: bytes, sensors: np.ndarray, scale, tmp_path: Path):
     """Run the C of ``data`` on ``board``; returns (spec, plan, C bytes, LiteRT bytes)."""
     spec = lower_tier("device_0", data, scale=scale)
@@ -220,16 +233,7 @@ def _compare_on(board: str, data: bytes, sensors: np.ndarray, scale, tmp_path: P
     else:
         x = comm.decode_raw(sensors, spec.sensor.shape, "float32")
     want = _wire(_litert(data, x), spec.head.encoding if spec.head else None)
-    b = BOARDS[board]
-    if b.kind == "qemu":
-        run = build.run_firmware(
-            build.build_firmware(sources, b, tmp_path), b, sensors.tobytes(), timeout_s=120
-        )
-    else:
-        run = build.run_host(build.build_host(sources, tmp_path), sensors.tobytes(), timeout_s=120)
-    assert run.status == "ok", run.detail
-    got = np.frombuffer(run.messages, np.uint8).reshape(want.shape)
-    return spec, sources.plan, got, want
+    return spec, sources.plan, _run_c(board, sources, sensors, tmp_path, want.shape), want
 
 
 def _pixels(n: int, shape, seed: int = 1, high: int = 256) -> np.ndarray:
@@ -318,16 +322,7 @@ def _compare_codes(board: str, data: bytes, quantizer, x: np.ndarray, tmp_path: 
     codes = quantizer.codes(x)
     sensors = codes.astype(codes.dtype.newbyteorder("<")).view(np.uint8).reshape(len(x), -1)
     want = _wire(_litert(data, quantizer.centre(codes)), spec.head.encoding if spec.head else None)
-    b = BOARDS[board]
-    if b.kind == "qemu":
-        run = build.run_firmware(
-            build.build_firmware(sources, b, tmp_path), b, sensors.tobytes(), timeout_s=120
-        )
-    else:
-        run = build.run_host(build.build_host(sources, tmp_path), sensors.tobytes(), timeout_s=120)
-    assert run.status == "ok", run.detail
-    got = np.frombuffer(run.messages, np.uint8).reshape(want.shape)
-    return spec, sources.plan, got, want
+    return spec, sources.plan, _run_c(board, sources, sensors, tmp_path, want.shape), want
 
 
 def _real_values(n: int, shape, seed: int) -> np.ndarray:

@@ -181,18 +181,23 @@ def _conv_real(block: ConvBlock, scale: _F32, layer: str) -> BlockPlan:
     return BlockPlan(layer, "integer", np.array(thresholds, np.int64), np.array(ups, bool))
 
 
-def _conv_binary(block: ConvBlock, layer: str) -> BlockPlan:
-    n = block.taps
-    agree = np.arange(n + 1)
-    v = (2 * agree - n).astype(np.float64)  # the binary's sum, exact in float32
+def _exact_conv(block: ConvBlock, sums: np.ndarray, keys: np.ndarray, layer: str) -> BlockPlan:
+    """Integer thresholds of a ConvP block whose pooled value is exactly ``sums`` (float32
+    holds them exactly) for each integer of ``keys``: the batch norm's MUL and ADD decide."""
     thresholds, ups = [], []
     for f in range(block.signs.shape[0]):
-        rule = _monotone_threshold(_bn_decision(v, block.mul[f], block.add[f]), agree)
+        rule = _monotone_threshold(_bn_decision(sums, block.mul[f], block.add[f]), keys)
         if rule is None:  # a float32 multiply-add is monotone: never happens
             raise AssertionError(f"{layer}: a non-monotone batch-norm decision")
         thresholds.append(rule[0])
         ups.append(rule[1])
     return BlockPlan(layer, "integer", np.array(thresholds, np.int64), np.array(ups, bool))
+
+
+def _conv_binary(block: ConvBlock, layer: str) -> BlockPlan:
+    n = block.taps
+    agree = np.arange(n + 1)
+    return _exact_conv(block, (2 * agree - n).astype(np.float64), agree, layer)
 
 
 def _folded_intervals(n: int, scale: np.ndarray, bias: np.ndarray):
@@ -229,14 +234,7 @@ def _conv_codes(block: ConvBlock, peak: int, layer: str) -> BlockPlan:
             f"{layer}: sums of {n} codes up to {peak} leave float32's exact integers."
         )
     values = np.arange(-reach, reach + 1)
-    thresholds, ups = [], []
-    for f in range(block.signs.shape[0]):
-        rule = _monotone_threshold(_bn_decision(values, block.mul[f], block.add[f]), values)
-        if rule is None:  # a float32 multiply-add is monotone: never happens
-            raise AssertionError(f"{layer}: a non-monotone batch-norm decision")
-        thresholds.append(rule[0])
-        ups.append(rule[1])
-    return BlockPlan(layer, "integer", np.array(thresholds, np.int64), np.array(ups, bool))
+    return _exact_conv(block, values.astype(np.float64), values, layer)
 
 
 def _dense_codes(block: DenseBlock, peak: int, layer: str, tier: str) -> BlockPlan:
