@@ -409,13 +409,18 @@ def test_quantised_vector_step_exactly_on_a_sum(tmp_path):
     assert np.array_equal(got, want)
 
 
-def test_int16_codes_too_wide_for_float32_sums_are_refused():
+def test_int16_codes_too_wide_for_float32_sums_convert_but_not_to_c():
+    """128 int16 codes per unit can sum past float32's exact integers: the device keeps its
+    trained form (it converts and runs), and the C target names the layer and the way out."""
     from ddnn_tf.core.topology import Topology
 
     t = Topology(input_shapes=[(128,)] * 2, num_classes=3, device_units=4, sensor_bits=16)
     x = np.random.default_rng(0).normal(size=(64, 128)).astype(np.float32)
-    with pytest.raises(ValueError, match=r"device_0 device0_fc1: 128 inputs of codes up to"):
-        _device_binary(t, x=x)
+    data, quantizer = _device_binary(t, x=x)
+    spec = lower_tier("device_0", data, scale=None, quantizer=quantizer)
+    with pytest.raises(ValueError, match=r"^device_0: .*exactly: fc1, the first FC block on") as e:
+        plan_tier(spec)
+    assert "sums 128 codes up to" in str(e.value) and "TensorFlow Lite Micro" in str(e.value)
 
 
 def test_float32_sensor_image_device(tmp_path):

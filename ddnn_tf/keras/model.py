@@ -49,6 +49,7 @@ from ddnn_tf.keras.compat import keras, tf
 
 __all__ = [
     "DDNN",
+    "EXACT_SUMS",
     "build_ddnn",
     "build_export_device",
     "build_individual",
@@ -400,12 +401,16 @@ def build_export_device(ddnn: DDNN, i: int, *, head: bool) -> keras.Model:
     trained batch norm itself on the sums around its step, so the Keras tier and the
     binary agree sample for sample.
 
-    Raises:
-        ConfigError: the first block's sums can leave float32's exact integers.
+    A device with so many inputs of such wide codes that the sums could leave float32's
+    exact integers (``inputs * max |code| >= 2**22``) keeps its trained form: it converts,
+    but its C target is refused (naming the layer) and TensorFlow Lite Micro remains.
     """
     t = ddnn.topology
     trained = ddnn.tiers[device_tier(i)]
+    quantizer = ddnn.sensor_quantizers()[i]
     if not t.sensor_bits or t.is_image(i):
+        return trained
+    if int(np.prod(t.input_shapes[i])) * quantizer.max_centred >= EXACT_SUMS:
         return trained
     export = _build_device(t, i, head=head, threshold_first=True)
     for layer in export.layers:
@@ -415,11 +420,15 @@ def build_export_device(ddnn: DDNN, i: int, *, head: bool) -> keras.Model:
     kernel, bias = threshold_weights(
         trained.get_layer(f"{name}_dense"),
         trained.get_layer(f"{name}_bn"),
-        ddnn.sensor_quantizers()[i],
+        quantizer,
         where=f"{device_tier(i)} {name}",
     )
     export.get_layer(f"{name}_threshold").set_weights([kernel, bias])
     return export
+
+
+#: Sums of codes (plus a half-integer bias) below this stay exact in float32 in any order.
+EXACT_SUMS = 2**22
 
 
 def threshold_weights(dense, bn, quantizer: SensorQuantizer, *, where: str):
@@ -436,13 +445,13 @@ def threshold_weights(dense, bn, quantizer: SensorQuantizer, *, where: str):
         +1 exactly when the integer sum ``S`` over its weights reaches its threshold.
 
     Raises:
-        ConfigError: ``K * max |code|`` reaches 2**22, past which float32 sums of codes
-            are no longer exact.
+        ConfigError: ``K * max |code|`` reaches :data:`EXACT_SUMS`, past which float32
+            sums of codes and a half-integer bias are no longer exact.
     """
     signs = np.where(dense.get_weights()[0] >= 0, 1.0, -1.0).astype(np.float32)
     k, units = signs.shape
     reach = k * quantizer.max_centred
-    if reach >= 2**22:
+    if reach >= EXACT_SUMS:
         raise ConfigError(
             f"{where}: {k} inputs of codes up to {quantizer.max_centred} reach sums of "
             f"{reach}, past float32's exact integers (2**22 with the bias); quantise the "

@@ -246,17 +246,21 @@ def _dense_codes(block: DenseBlock, peak: int, layer: str, tier: str) -> BlockPl
     reach = k * peak
     bias = block.bias.astype(np.float64)
     why = None
-    if not np.all(block.scale == np.float32(1.0)):
-        why = "its weights are not +-1 (batch norm folded into them)"
-    elif not np.all(np.abs(2 * bias) % 2 == 1):
-        why = "its biases are not halves of odd integers"
-    elif reach + np.abs(bias).max(initial=0.0) >= 2**23:
-        why = f"its sums of {k} codes up to {peak} leave float32's exact range"
+    if reach >= 2**22:
+        why = (
+            f"sums {k} codes up to {peak}, which can leave float32's exact integers, so "
+            "the reference's rounding depends on the CPU running it; quantise the sensor "
+            "to int8 or give the device fewer inputs"
+        )
+    elif not np.all(block.scale == np.float32(1.0)):
+        why = "has weights that are not +-1 (convert the model again with this ddnn_tf)"
+    elif not np.all(np.abs(2 * bias) % 2 == 1) or reach + np.abs(bias).max() >= 2**23:
+        why = "has biases that are not halves of odd integers within float32's exact range"
     if why is not None:
         raise ConfigError(
             f"{tier}: the C target cannot express this tier exactly: {layer}, the first FC "
-            f"block on quantised codes, {why}; convert it again with this version of "
-            "ddnn_tf, or take the TensorFlow Lite Micro target (tflm)."
+            f"block on quantised codes, {why}; or take the TensorFlow Lite Micro target "
+            "(tflm)."
         )
     return BlockPlan(layer, "integer", np.ceil(-bias).astype(np.int64))
 
