@@ -55,7 +55,7 @@ def test_cancer3_from_training_to_a_deployment(cancer3, tmp_path):
     from ddnn_tf.serve.deploy import deploy
 
     run = train_preset(
-        "cancer3", tmp_path / "run", epochs=6, config_options={"upper_epochs": 2}, verbose=0
+        "cancer3", tmp_path / "run", epochs=4, config_options={"upper_epochs": 1}, verbose=0
     )
     assert run.topology.sensor_bits == 8 and run.config.calibrate == "risk:0.5"
     assert [q.channels for q in run.ddnn.sensor_quantizers()] == [9, 6, 15]

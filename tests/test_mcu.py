@@ -339,10 +339,8 @@ def _real_values(n: int, shape, seed: int) -> np.ndarray:
 
 QUANTISED = {
     # name: (input shape, bits, layers, units or filters)
-    "vector-int8-1": ((12,), 8, 1, 9),
     "vector-int8-2": ((30,), 8, 2, 16),
     "vector-int16-1": ((7,), 16, 1, 12),
-    "image-int8-gray": ((6, 5, 1), 8, 1, 4),
     "image-int16-rgb-2": ((6, 6, 3), 16, 2, 5),
 }
 
