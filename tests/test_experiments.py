@@ -463,3 +463,26 @@ def test_committed_calibration_results_are_what_the_command_makes(tmp_path):
     assert float(rows["within:0.25", 200]["exceed"]) >= 0.3  # the old rule, on few samples
     full = rows["risk:0.5,0.1", 6000]
     assert float(full["local_exit"]) > 0.7 and float(full["drop_mean"]) <= 0.1
+    # the figures the docs quote from it
+    within = {n: 100 * float(rows["within:0.25", n]["exceed"]) for n in (200, 500, 1000, 2000)}
+    local = {n: 100 * float(rows["risk:0.5,0.1", n]["local_exit"]) for n in (500, 1000, 2000)}
+    worst = max(float(rows["risk:0.5,0.1", n]["drop_max"]) for n in (200, 500, 1000, 2000, 6000))
+    pages = {
+        p: " ".join((ROOT / "docs" / p).read_text().split())
+        for p in ("experiments.md", "training.md")
+    }
+    assert (
+        f"exceeded its 0.25 points in {within[200]:.0f} % of the 200-sample draws, "
+        f"{within[500]:.0f} % at 500, {within[1000]:.0f} % at 1,000 and {within[2000]:g} % at 2,000"
+    ) in pages["experiments.md"]
+    assert (
+        f"{local[500]:.1f} % at 500, {local[1000]:.1f} % at 1,000, {local[2000]:.1f} % at 2,000"
+    ) in pages["experiments.md"]
+    assert (
+        f"the largest drop of any draw, at any size, was {worst:.2f} points"
+        in pages["experiments.md"]
+    )
+    assert (
+        f"lost more than its 0.25 points in {within[200]:.0f} % of the 200-sample draws and "
+        f"{within[500]:.0f} % of the 500-sample ones"
+    ) in pages["training.md"]
