@@ -27,6 +27,7 @@ COMMANDS = {
     "device": "device",
     "deploy": "deploy",
     "mcu": "mcu",
+    "search": "search",
     "bench": "bench",
     "experiments": "experiments",
 }
