@@ -120,6 +120,7 @@ def front_row(trial: FrozenTrial, test: dict[str, Any] | None = None) -> dict[st
             "seconds": trial.user_attrs.get("seconds"),
             "params": dict(trial.user_attrs.get("choices", trial.params)),
             "run_dir": trial.user_attrs.get("run_dir"),
+            "worker": trial.user_attrs.get("worker"),
         }
     )
     return row

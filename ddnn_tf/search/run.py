@@ -247,7 +247,9 @@ def run_search(
         mcu: the board the device tiers are compiled for (``ddnn_tf.mcu.boards``).
         radio: the device's radio (for energy and latency, with the cost model).
         objectives: metric names (:data:`~ddnn_tf.search.objectives.METRICS`).
-        max_flash / max_ram: bytes per device tier; min_accuracy: validation accuracy.
+        max_flash: flash per device tier, bytes.
+        max_ram: RAM per device tier (static data + stack), bytes.
+        min_accuracy: the least validation accuracy at the calibrated T.
         storage: a database URL (``postgresql://...``) shared by several workers;
             default: ``sqlite:///OUT/study.db``.
         study: the study's name in the storage.
