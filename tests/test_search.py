@@ -265,6 +265,23 @@ def test_a_limit_no_configuration_can_meet_is_refused_up_front(two_devices, tmp_
     assert not (tmp_path / "s").exists()
 
 
+def test_a_reference_run_on_other_data_is_refused_up_front(two_devices, tmp_path):
+    from ddnn_tf.search import run_search
+
+    run = tmp_path / "other"
+    run.mkdir()
+    (run / "topology.json").write_text("{}")
+    spec = {**two_devices.spec, "num_devices": 6, "train_limit": 100}
+    (run / "dataset.json").write_text(json.dumps({"spec": spec}))
+    with pytest.raises(ConfigError) as err:
+        run_search(two_devices, out=tmp_path / "s", mcu="host", compare=[run], progress=False)
+    assert str(err.value) == (
+        f"compare: {run} was trained on other data or another validation split: "
+        "num_devices 6 (the search: 2)."
+    )  # a train_limit leaves the validation split as it is
+    assert not (tmp_path / "s").exists()
+
+
 # ------------------------------------------------------------------------ a small search
 def test_the_search_continues_where_it_stopped(searched):
     _, first, second = searched

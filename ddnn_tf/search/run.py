@@ -9,6 +9,7 @@ into a model directory that ``ddnn run``, ``ddnn deploy`` and ``ddnn mcu`` accep
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -125,9 +126,10 @@ def _check_reachable(space: Space, limits: Sequence[Limit]) -> None:
             )
 
 
-def _data_identity(dataset: Dataset) -> dict[str, Any]:
-    """What makes the data the same on every machine (not where its files are)."""
-    return {k: v for k, v in dataset.spec.items() if k != "path"}
+def _data_identity(dataset_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes the data and its validation split the same on every machine: not where
+    its files are, nor how many training or test samples a run kept."""
+    return {k: v for k, v in dataset_spec.items() if k not in ("path", "train_limit", "test_limit")}
 
 
 def _check_radio(radio: str | None) -> None:
@@ -139,30 +141,41 @@ def _check_radio(radio: str | None) -> None:
         )
 
 
-def _references(
-    compare: Sequence[str], dataset: Dataset, board, *, check_only: bool
-) -> list[tuple[str, dict[str, Any]]]:
-    """Reference runs evaluated like a trial: validation split at their own T, device
-    tiers compiled for the board."""
-    from ddnn_tf.keras.evaluate import evaluate_run
-    from ddnn_tf.keras.rundir import RUN_MARKER, load_run
+def _check_references(compare: Sequence[str], dataset: Dataset | None = None) -> list[Path]:
+    """The reference run directories, each checked to be one and, given the search's data,
+    to have been trained on it with the same validation split."""
+    from ddnn_tf.keras.rundir import RUN_MARKER
 
-    out = []
-    for path in compare:
-        path = Path(path)
+    paths = [Path(p) for p in compare]
+    for path in paths:
         if not (path / RUN_MARKER).is_file():
             raise FileNotFoundError(f"{path} is not a run directory (no {RUN_MARKER}).")
-        if check_only:
+        if dataset is None:
             continue
-        run = load_run(path)
-        spec = {k: v for k, v in run.dataset_spec.items() if k != "path"}
-        if spec != _data_identity(dataset):
+        spec = json.loads((path / "dataset.json").read_text()).get("spec", {})
+        theirs, ours = _data_identity(spec), _data_identity(dataset.spec)
+        if theirs != ours:
+            differ = ", ".join(
+                f"{k} {theirs.get(k)!r} (the search: {ours.get(k)!r})"
+                for k in sorted(set(theirs) | set(ours))
+                if theirs.get(k) != ours.get(k)
+            )
             raise ConfigError(
-                f"{path} was trained on {spec.get('name')} with seed {spec.get('seed')}: "
-                f"compare runs trained on the search's data ({dataset.name}, seed "
-                f"{dataset.spec.get('seed')}), so that the validation split is the same.",
+                f"{path} was trained on other data or another validation split: {differ}.",
                 argument="compare",
             )
+    return paths
+
+
+def _references(paths: Sequence[Path], dataset: Dataset, board) -> list[tuple[str, dict]]:
+    """Reference runs measured like a trial: the validation split at their own T, their
+    device tiers compiled for the board."""
+    from ddnn_tf.keras.evaluate import evaluate_run
+    from ddnn_tf.keras.rundir import load_run
+
+    rows = []
+    for path in paths:
+        run = load_run(path)
         evaluation = evaluate_run(run, dataset, split="val")
         footprints = measure_devices(run.ddnn, board, scale=dataset.input_scale)
         metrics = {
@@ -173,8 +186,8 @@ def _references(
             "local_exit_fraction": float(evaluation["exit_fraction"].get("local", 0.0)),
             "threshold": evaluation["thresholds"].get("local"),
         }
-        out.append((path.name, metrics))
-    return out
+        rows.append((path.name, metrics))
+    return rows
 
 
 def _trial_line(trial: optuna.trial.FrozenTrial) -> str:
@@ -279,7 +292,7 @@ def run_search(
     board = compiler_board(mcu)
     pruner_obj = _pruner(pruner)
     preset_config(preset)  # an unknown preset fails before the data loads
-    _references(compare, None, board, check_only=True)
+    _check_references(compare)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a directory.", argument="out")
@@ -294,6 +307,7 @@ def run_search(
     TrainConfig(**config)  # a bad epochs or rule fails here
     search_space = _space(base_topology, config, space, fix)
     _check_reachable(search_space, limits)
+    references = _check_references(compare, dataset)
 
     shared = storage is not None
     out.mkdir(parents=True, exist_ok=True)
@@ -313,7 +327,7 @@ def run_search(
         "space": search_space.to_dict(),
         "objectives": [m.name for m in objectives],
         "limits": [lim.describe() for lim in limits],
-        "data": _data_identity(dataset),
+        "data": _data_identity(dataset.spec),
         "board": board.name,
         "preset": preset,
         "seed": seed,
@@ -341,7 +355,7 @@ def run_search(
         worker=worker,
     )
     ran = _optimize(st, setup, trials, timeout_s, started, progress)
-    references = _references(compare, dataset, board, check_only=False)
+    references = _references(references, dataset, board)
     report = make_report(
         st,
         objectives,
