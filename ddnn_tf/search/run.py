@@ -28,7 +28,7 @@ from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.compat import tf
 from ddnn_tf.keras.presets import PRESETS, TrainConfig, preset_config, preset_topology
 from ddnn_tf.mcu.bound import footprint_bound
-from ddnn_tf.search.footprint import compiler_board, measure_devices
+from ddnn_tf.search.measure import compiler_board, measure_run
 from ddnn_tf.search.objectives import (
     DEFAULT_OBJECTIVES,
     METRICS,
@@ -170,24 +170,9 @@ def _check_references(compare: Sequence[str], dataset: Dataset | None = None) ->
 def _references(paths: Sequence[Path], dataset: Dataset, board) -> list[tuple[str, dict]]:
     """Reference runs measured like a trial: the validation split at their own T, their
     device tiers compiled for the board."""
-    from ddnn_tf.keras.evaluate import evaluate_run
     from ddnn_tf.keras.rundir import load_run
 
-    rows = []
-    for path in paths:
-        run = load_run(path)
-        evaluation = evaluate_run(run, dataset, split="val")
-        footprints = measure_devices(run.ddnn, board, scale=dataset.input_scale)
-        metrics = {
-            "accuracy": float(evaluation["accuracy"]["overall"]),
-            "bytes_per_device": float(evaluation["bytes_per_device"]),
-            "flash_bytes": footprints.max_flash,
-            "ram_bytes": footprints.max_ram,
-            "local_exit_fraction": float(evaluation["exit_fraction"].get("local", 0.0)),
-            "threshold": evaluation["thresholds"].get("local"),
-        }
-        rows.append((path.name, metrics))
-    return rows
+    return [(path.name, measure_run(load_run(path), dataset, board)[0]) for path in paths]
 
 
 def _trial_line(trial: optuna.trial.FrozenTrial) -> str:

@@ -25,20 +25,18 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import optuna
 
 from ddnn_tf.data import Dataset
 from ddnn_tf.errors import DDNNError
 from ddnn_tf.keras.compat import keras
-from ddnn_tf.keras.evaluate import evaluate_run
 from ddnn_tf.keras.presets import TrainConfig
 from ddnn_tf.keras.rundir import save_run
 from ddnn_tf.keras.train import train
 from ddnn_tf.mcu.boards import Board
 from ddnn_tf.mcu.bound import footprint_bound
-from ddnn_tf.search.footprint import measure_devices
+from ddnn_tf.search.measure import measure_run
 from ddnn_tf.search.objectives import Limit, Metric, violations
 from ddnn_tf.search.space import Space
 
@@ -196,8 +194,7 @@ def run_trial(trial: optuna.Trial, setup: SearchSetup) -> tuple[float, ...]:
         keras.backend.clear_session()
         check = _EpochCheck(trial, setup, topology.exits[-1])
         run = train(setup.dataset, topology, config, verbose=0, callbacks=[check])
-        evaluation = evaluate_run(run, setup.dataset, split="val")
-        footprints = measure_devices(run.ddnn, setup.board, scale=setup.dataset.input_scale)
+        metrics, footprints = measure_run(run, setup.dataset, setup.board)
     except DDNNError as err:
         trial.set_user_attr("error", str(err))
         raise TrialFailed(str(err)) from None
@@ -205,15 +202,6 @@ def run_trial(trial: optuna.Trial, setup: SearchSetup) -> tuple[float, ...]:
         trial.set_user_attr("interrupted", True)
         trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         raise
-    metrics: dict[str, Any] = {
-        "accuracy": float(evaluation["accuracy"]["overall"]),
-        "bytes_per_device": float(evaluation["bytes_per_device"]),
-        "flash_bytes": footprints.max_flash,
-        "ram_bytes": footprints.max_ram,
-        "local_exit_fraction": float(evaluation["exit_fraction"].get("local", 0.0)),
-        "threshold": evaluation["thresholds"].get("local"),
-        "exit_accuracy": {e: float(evaluation["accuracy"][e]) for e in topology.exits},
-    }
     out = trial_dir(setup.out, trial.number)
     save_run(run, out, dataset=setup.dataset, overwrite=True)
     trial.set_user_attr("metrics", metrics)

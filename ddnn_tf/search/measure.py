@@ -1,10 +1,13 @@
-"""A trained model's device tiers compiled for a board: flash and RAM from the object files.
+"""What a trained model measures: its figures on the validation split, and its device
+tiers compiled for a board.
 
-Each device tier is converted to its portable binary (as ``ddnn convert`` does), lowered
-and generated as C (:mod:`ddnn_tf.mcu`), and compiled alone for the board
+:func:`measure_run` is what a trial and a reference run are both judged by: the overall
+accuracy at the run's calibrated T, the bytes per device and the share of local exits on
+the validation split, and the flash and RAM of its device tiers. Each device tier is
+converted to its portable binary (as ``ddnn convert`` does), lowered and generated as C
+(:mod:`ddnn_tf.mcu`), and compiled alone for the board
 (:func:`ddnn_tf.mcu.build.footprint`): the same figures ``ddnn mcu`` and the manifest's
-``c.footprint`` report. A search requires them of every device, so the largest device
-counts.
+``c.footprint`` report. The largest device counts.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddnn_tf.core.graph import tier_graph
+from ddnn_tf.data import Dataset
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.convert.export import convert_tier
+from ddnn_tf.keras.evaluate import evaluate_run
 from ddnn_tf.keras.model import DDNN
+from ddnn_tf.keras.rundir import Run
 from ddnn_tf.mcu import build
 from ddnn_tf.mcu.boards import Board, require_tools
 from ddnn_tf.mcu.boards import board as find_board
 from ddnn_tf.mcu.codegen import generate_c
 from ddnn_tf.mcu.lower import lower_tier
 
-__all__ = ["DeviceFootprints", "compiler_board", "measure_devices"]
+__all__ = ["DeviceFootprints", "compiler_board", "measure_devices", "measure_run"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +94,30 @@ def measure_devices(ddnn: DDNN, board: Board, *, scale: float | None) -> DeviceF
             flash.append(fp.flash_bytes)
             ram.append(fp.ram_bytes)
     return DeviceFootprints(board.name, tuple(flash), tuple(ram))
+
+
+def measure_run(run: Run, dataset: Dataset, board: Board) -> tuple[dict, DeviceFootprints]:
+    """A trained run's metrics (keyed as :data:`ddnn_tf.search.objectives.METRICS`) on the
+    validation split at its calibrated T, with its device tiers compiled for ``board``.
+
+    Returns:
+        ``(metrics, footprints)``: ``accuracy``, ``bytes_per_device``, ``flash_bytes``,
+        ``ram_bytes`` (the largest device's), ``local_exit_fraction``, ``threshold`` and
+        ``exit_accuracy`` (each exit's, every sample exiting there).
+
+    Raises:
+        ConfigError: a device tier the C target cannot express exactly.
+        DeploymentError: the compiler failed.
+    """
+    evaluation = evaluate_run(run, dataset, split="val")
+    footprints = measure_devices(run.ddnn, board, scale=dataset.input_scale)
+    metrics = {
+        "accuracy": float(evaluation["accuracy"]["overall"]),
+        "bytes_per_device": float(evaluation["bytes_per_device"]),
+        "flash_bytes": footprints.max_flash,
+        "ram_bytes": footprints.max_ram,
+        "local_exit_fraction": float(evaluation["exit_fraction"].get("local", 0.0)),
+        "threshold": evaluation["thresholds"].get("local"),
+        "exit_accuracy": {e: float(evaluation["accuracy"][e]) for e in run.topology.exits},
+    }
+    return metrics, footprints
