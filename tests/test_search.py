@@ -268,6 +268,66 @@ def test_a_reference_run_on_other_data_is_refused_up_front(two_devices, tmp_path
     assert not (tmp_path / "s").exists()
 
 
+def test_no_trial_starts_after_the_timeout(two_devices, tmp_path):
+    from ddnn_tf.search import run_search
+
+    report = run_search(
+        two_devices, out=tmp_path / "s", mcu="host", trials=5, timeout_s=1e-6, progress=False
+    )
+    assert report.counts["trials"] == 0 and report.ran_here == [] and report.front == []
+    assert (tmp_path / "s" / "study.db").is_file() and (tmp_path / "s" / "front.json").is_file()
+
+
+def _setup(dataset, out, fixes, **kw):
+    from ddnn_tf.mcu.boards import BOARDS
+    from ddnn_tf.search.objectives import METRICS
+    from ddnn_tf.search.space import narrow
+    from ddnn_tf.search.trial import SearchSetup
+
+    space = narrow(_space(dataset), fixes, "fix")
+    objectives = (METRICS["accuracy"], METRICS["bytes"])
+    return SearchSetup(dataset, space, objectives, (), BOARDS["host"], out, **kw)
+
+
+def test_a_failed_trial_is_recorded_with_its_reason_and_the_search_goes_on(two_devices, tmp_path):
+    from ddnn_tf.errors import DeploymentError
+    from ddnn_tf.search.trial import TrialFailed, run_trial
+
+    class Fails(optuna.pruners.BasePruner):  # an error of the trial's own, after one epoch
+        def prune(self, study, trial):
+            raise DeploymentError("the compiler failed: cc1: out of memory")
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    fixes = {"epochs": 1, "upper_epochs": 0, "cloud_layers": 1}
+    setup = _setup(two_devices, tmp_path, fixes, pruner=Fails(), study=study)
+    study.optimize(lambda t: run_trial(t, setup), n_trials=2, catch=(TrialFailed,))
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2  # the second one ran
+    for t in study.trials:
+        assert t.user_attrs["error"] == "the compiler failed: cc1: out of memory"
+        assert "cc1: out of memory" in t.system_attrs["fail_reason"]
+    assert not (tmp_path / "trials").exists()
+
+
+def test_an_interrupted_trial_is_queued_again(two_devices, tmp_path):
+    from ddnn_tf.search.study import counted
+    from ddnn_tf.search.trial import run_trial
+
+    class Interrupt(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            raise KeyboardInterrupt  # Ctrl-C after the first epoch
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    fixes = {"epochs": 2, "upper_epochs": 0, "cloud_layers": 1}
+    setup = _setup(two_devices, tmp_path, fixes, pruner=Interrupt(), study=study)
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(lambda t: run_trial(t, setup), n_trials=1)
+    stopped, queued = study.trials
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["interrupted"]
+    assert queued.state == TrialState.WAITING and queued.user_attrs["retry_of"] == 0
+    assert queued.system_attrs["fixed_params"] == stopped.params  # the same configuration
+    assert not counted(stopped) and not counted(queued)  # it still has to run
+
+
 # ------------------------------------------------------------------------ a small search
 def test_the_search_continues_where_it_stopped(searched):
     _, first, second = searched
@@ -276,6 +336,7 @@ def test_the_search_continues_where_it_stopped(searched):
 
 
 def test_the_front_of_a_real_search(searched, two_devices):
+    from ddnn_tf.keras.presets import PRESETS
     from ddnn_tf.search.objectives import METRICS, dominates
     from ddnn_tf.search.study import default_storage
 
@@ -303,7 +364,7 @@ def test_the_front_of_a_real_search(searched, two_devices):
     # the first trial is the preset's configuration; T comes from its calibration rule
     first = study.trials[0]
     assert first.params["device_filters"] == 4 and first.params["local_agg"] == "mlp"
-    assert first.user_attrs["calibrate"] == "within:0.25"
+    assert first.user_attrs["calibrate"] == PRESETS["default"]["config"]["calibrate"]
     # the per-epoch validation accuracy the pruner reads
     assert len(first.user_attrs["val_accuracy_per_epoch"]) == 1
 
