@@ -289,43 +289,30 @@ def _setup(dataset, out, fixes, **kw):
     return SearchSetup(dataset, space, objectives, (), BOARDS["host"], out, **kw)
 
 
-def test_a_failed_trial_is_recorded_with_its_reason_and_the_search_goes_on(two_devices, tmp_path):
+def test_a_failed_trial_is_recorded_and_an_interrupted_one_queued_again(two_devices, tmp_path):
     from ddnn_tf.errors import DeploymentError
+    from ddnn_tf.search.study import counted
     from ddnn_tf.search.trial import TrialFailed, run_trial
 
-    class Fails(optuna.pruners.BasePruner):  # an error of the trial's own, after one epoch
+    class Trouble(optuna.pruners.BasePruner):  # asked after each trial's first epoch
         def prune(self, study, trial):
-            raise DeploymentError("the compiler failed: cc1: out of memory")
-
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    fixes = {"epochs": 1, "upper_epochs": 0, "cloud_layers": 1}
-    setup = _setup(two_devices, tmp_path, fixes, pruner=Fails(), study=study)
-    study.optimize(lambda t: run_trial(t, setup), n_trials=2, catch=(TrialFailed,))
-    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2  # the second one ran
-    for t in study.trials:
-        assert t.user_attrs["error"] == "the compiler failed: cc1: out of memory"
-        assert "cc1: out of memory" in t.system_attrs["fail_reason"]
-    assert not (tmp_path / "trials").exists()
-
-
-def test_an_interrupted_trial_is_queued_again(two_devices, tmp_path):
-    from ddnn_tf.search.study import counted
-    from ddnn_tf.search.trial import run_trial
-
-    class Interrupt(optuna.pruners.BasePruner):
-        def prune(self, study, trial):
-            raise KeyboardInterrupt  # Ctrl-C after the first epoch
+            if trial.number == 0:  # an error of the trial's own: the search goes on
+                raise DeploymentError("the compiler failed: cc1: out of memory")
+            raise KeyboardInterrupt  # Ctrl-C
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     fixes = {"epochs": 2, "upper_epochs": 0, "cloud_layers": 1}
-    setup = _setup(two_devices, tmp_path, fixes, pruner=Interrupt(), study=study)
+    setup = _setup(two_devices, tmp_path, fixes, pruner=Trouble(), study=study)
     with pytest.raises(KeyboardInterrupt):
-        study.optimize(lambda t: run_trial(t, setup), n_trials=1)
-    stopped, queued = study.trials
+        study.optimize(lambda t: run_trial(t, setup), n_trials=3, catch=(TrialFailed,))
+    failed, stopped, queued = study.trials
+    assert failed.state == TrialState.FAIL and counted(failed)
+    assert failed.user_attrs["error"] == "the compiler failed: cc1: out of memory"
     assert stopped.state == TrialState.FAIL and stopped.user_attrs["interrupted"]
-    assert queued.state == TrialState.WAITING and queued.user_attrs["retry_of"] == 0
+    assert queued.state == TrialState.WAITING and queued.user_attrs["retry_of"] == 1
     assert queued.system_attrs["fixed_params"] == stopped.params  # the same configuration
     assert not counted(stopped) and not counted(queued)  # it still has to run
+    assert not (tmp_path / "trials").exists()
 
 
 # ------------------------------------------------------------------------ a small search
