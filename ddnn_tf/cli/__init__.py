@@ -2,7 +2,7 @@
 function. ``python -m ddnn_tf.<task>`` runs the same commands.
 
 >>> sorted(COMMANDS)[:3]
-['bench', 'convert', 'deploy']
+['bench', 'broker', 'convert']
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ COMMANDS = {
     "serve": "serve",
     "device": "device",
     "deploy": "deploy",
+    "broker": "broker",
     "mcu": "mcu",
+    "search": "search",
     "bench": "bench",
     "experiments": "experiments",
 }
