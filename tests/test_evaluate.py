@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from ddnn_tf.core.comm import paper_bytes_per_device
+from ddnn_tf.core.cost.traffic import paper_bytes_per_device
 from ddnn_tf.experiments import TABLE_II
 from ddnn_tf.keras.evaluate import evaluate_run
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from ddnn_tf.core.comm import feature_nbytes, hierarchy_bytes, summary_nbytes
+from ddnn_tf.core.comm import feature_nbytes, summary_nbytes
+from ddnn_tf.core.cost.traffic import hierarchy_bytes
 from ddnn_tf.core.exits import evaluate_exits, exit_points, normalized_entropy, predictions
 from ddnn_tf.runtime import Hierarchy, TierRunner, draw_presence, evaluate_model
 

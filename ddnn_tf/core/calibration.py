@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ddnn_tf.core.comm import hierarchy_bytes
+from ddnn_tf.core.cost.traffic import hierarchy_bytes
 from ddnn_tf.core.exits import search_threshold, threshold_sweep
 from ddnn_tf.core.topology import Topology
 from ddnn_tf.errors import ConfigError

@@ -36,7 +36,7 @@ from ddnn_tf.core.vocab import (
 )
 from ddnn_tf.errors import FormatError
 
-__all__ = ["SCHEMAS", "validate_document"]
+__all__ = ["CORES", "HARDWARE_FIGURES", "SCHEMAS", "validate_document"]
 
 _EXITS = list(EXITS)
 _SCHEMES = list(AGGREGATION_SCHEMES)
@@ -347,6 +347,133 @@ MANIFEST = {
     },
 }
 
+#: One figure of a hardware profile: a number and where it comes from.
+_FIGURE = {
+    "type": "object",
+    "required": ["value", "source"],
+    "additionalProperties": False,
+    "properties": {"value": {"type": "number", "minimum": 0}, "source": _NAME},
+}
+
+
+def _figures(names: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(names),
+        "additionalProperties": False,
+        "properties": dict.fromkeys(names, _FIGURE),
+    }
+
+
+#: The figures each kind of hardware profile states (units in the names).
+HARDWARE_FIGURES: dict[str, tuple[str, ...]] = {
+    "mcu": (
+        "clock_mhz",
+        "run_current_ua_per_mhz",
+        "supply_v",
+        "sleep_current_ua",
+        "wakeup_us",
+        "cpi",
+        "flash_bytes",
+        "ram_bytes",
+    ),
+    "radio": (
+        "supply_v",
+        "tx_current_ma",
+        "rx_current_ma",
+        "sleep_current_ua",
+        "packet_overhead_bytes",
+        "max_payload_bytes",
+        "packet_fixed_us",
+        "ack_us",
+        "access_us",
+        "access_wait_ms",
+        "event_us",
+        "event_current_ma",
+        "downlink_delay_ms",
+        "downlink_window_us",
+        "listen_current_ma",
+        "keepalive_interval_s",
+        "keepalive_us",
+        "session_setup_ms",
+        "session_setup_current_ma",
+        "session_tail_ms",
+        "session_tail_current_ma",
+        "duty_cycle",
+        "parallel_uplinks",
+    ),
+    "wan": ("rtt_ms", "uplink_mbps", "downlink_mbps"),
+    "compute": ("speed_factor",),
+}
+#: The figures of a radio's physical layer, by modulation.
+MODULATION_FIGURES: dict[str, tuple[str, ...]] = {
+    "fixed-rate": ("rate_bps",),
+    "lora": (
+        "lora_spreading_factor",
+        "lora_bandwidth_hz",
+        "lora_coding_rate",
+        "lora_preamble_symbols",
+        "lora_low_data_rate_optimize",
+        "lora_uplink_crc",
+        "lora_downlink_crc",
+    ),
+}
+#: Cores whose instruction counts the C target records (``ddnn_tf.mcu``).
+CORES = ("cortex-m4f", "cortex-m0plus")
+#: How a radio's device receives the gateway's decision: at a fixed delay after its uplink
+#: (LoRaWAN class A), at its next scheduled event (BLE, a polling 802.15.4 child), or
+#: listening until it arrives (Wi-Fi, cellular connected mode).
+DOWNLINK_KINDS = ("fixed", "event", "listen")
+
+
+def _kind(kind: str, extra: dict[str, Any], figures: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "if": {"properties": {"kind": {"const": kind}}},
+        "then": {
+            "required": ["figures", *extra],
+            "properties": {**extra, "figures": _figures(figures)},
+        },
+    }
+
+
+HARDWARE = {
+    "type": "object",
+    "required": ["format", "kind", "name", "figures"],
+    "additionalProperties": False,
+    "properties": {
+        "format": {"const": "ddnn-tf-hardware"},
+        "kind": {"enum": list(HARDWARE_FIGURES)},
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+        "description": {"type": "string"},
+        "core": {"enum": list(CORES)},
+        "modulation": {"enum": list(MODULATION_FIGURES)},
+        "downlink": {"enum": list(DOWNLINK_KINDS)},
+        "figures": {"type": "object"},
+    },
+    "allOf": [
+        _kind("mcu", {"core": {"enum": list(CORES)}}, HARDWARE_FIGURES["mcu"]),
+        *(
+            {
+                "if": {
+                    "properties": {"kind": {"const": "radio"}, "modulation": {"const": m}},
+                    "required": ["kind", "modulation"],
+                },
+                "then": {
+                    "required": ["figures", "downlink"],
+                    "properties": {"figures": _figures(HARDWARE_FIGURES["radio"] + extra)},
+                },
+            }
+            for m, extra in MODULATION_FIGURES.items()
+        ),
+        {
+            "if": {"properties": {"kind": {"const": "radio"}}},
+            "then": {"required": ["modulation", "downlink"]},
+        },
+        _kind("wan", {}, HARDWARE_FIGURES["wan"]),
+        _kind("compute", {}, HARDWARE_FIGURES["compute"]),
+    ],
+}
+
 #: Schema of each document, by file name.
 SCHEMAS: dict[str, dict[str, Any]] = {
     "topology.json": TOPOLOGY,
@@ -356,6 +483,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "thresholds.json": THRESHOLDS,
     "individual.json": INDIVIDUAL,
     "manifest.json": MANIFEST,
+    "hardware profile": HARDWARE,
 }
 
 _JSON_TYPES = {

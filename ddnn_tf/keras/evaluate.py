@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf.core.checks import check_labels, failed_mask
-from ddnn_tf.core.comm import hierarchy_bytes
+from ddnn_tf.core.cost.traffic import hierarchy_bytes
 from ddnn_tf.core.evaluation import Evaluation
 from ddnn_tf.core.exits import evaluate_exits, resolve_thresholds, threshold_sweep
 from ddnn_tf.data import load_dataset

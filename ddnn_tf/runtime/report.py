@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ddnn_tf.core.checks import check_labels, failed_mask
-from ddnn_tf.core.comm import expected_bytes_per_device
+from ddnn_tf.core.cost.traffic import expected_bytes_per_device
 from ddnn_tf.core.evaluation import Evaluation
 from ddnn_tf.core.exits import evaluate_exits, threshold_sweep
 from ddnn_tf.errors import ConfigError
