@@ -63,7 +63,7 @@ def test_a_users_profile_file_is_loaded_by_path_and_checked_against_the_schema(t
 def test_unknown_names_and_wrong_kinds_are_one_line_errors():
     with pytest.raises(ConfigError, match=r"radio: unknown radio profile 'lora'; expected one"):
         load_profile("lora", "radio")
-    with pytest.raises(ConfigError, match="is a radio profile; expected a mcu profile"):
+    with pytest.raises(ConfigError, match="is a profile of kind 'radio'; expected kind 'mcu'"):
         load_profile("ble-1m", "mcu", argument="mcu")
 
 

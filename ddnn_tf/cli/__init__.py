@@ -2,7 +2,7 @@
 function. ``python -m ddnn_tf.<task>`` runs the same commands.
 
 >>> sorted(COMMANDS)[:3]
-['bench', 'convert', 'deploy']
+['bench', 'convert', 'cost']
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ COMMANDS = {
     "device": "device",
     "deploy": "deploy",
     "mcu": "mcu",
+    "cost": "cost",
     "bench": "bench",
     "experiments": "experiments",
 }

@@ -23,10 +23,13 @@ from typing import Any
 from ddnn_tf.core.vocab import (
     AGGREGATION_SCHEMES,
     CLOUD_PRECISIONS,
+    CORES,
+    DOWNLINK_KINDS,
     EXITS,
     LOCAL_SCHEMES,
     LR_SCHEDULES,
     PRESET_NAMES,
+    PROFILE_KINDS,
     ROLES,
     SUMMARY_BITS,
     SUMMARY_ENCODINGS,
@@ -36,7 +39,7 @@ from ddnn_tf.core.vocab import (
 )
 from ddnn_tf.errors import FormatError
 
-__all__ = ["CORES", "HARDWARE_FIGURES", "SCHEMAS", "validate_document"]
+__all__ = ["HARDWARE_FIGURES", "MODULATION_FIGURES", "SCHEMAS", "validate_document"]
 
 _EXITS = list(EXITS)
 _SCHEMES = list(AGGREGATION_SCHEMES)
@@ -187,6 +190,24 @@ _C_TARGET = {
         "features_bytes": _COUNT,
         "scratch_bytes": _COUNT,
         "arithmetic": {"type": "object", "additionalProperties": {"enum": ["integer", "float"]}},
+        # per core: the static model's instructions per sample (ddnn_tf.mcu.opcount) and,
+        # once counted on the emulated board (ddnn mcu --count-instructions), the count
+        "instructions": {
+            "type": "object",
+            "propertyNames": {"enum": list(CORES)},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["modelled"],
+                "additionalProperties": False,
+                "properties": {
+                    "modelled": {"type": "number", "minimum": 0},
+                    "measured": {"type": "number", "minimum": 0},
+                    "error_percent": {"type": "number"},
+                    "board": _NAME,
+                    "samples": _POSITIVE,
+                },
+            },
+        },
         "footprint": {
             "type": "object",
             "required": ["board", "flash_bytes", "ram_bytes"],
@@ -366,7 +387,7 @@ def _figures(names: tuple[str, ...]) -> dict[str, Any]:
 
 
 #: The figures each kind of hardware profile states (units in the names).
-HARDWARE_FIGURES: dict[str, tuple[str, ...]] = {
+HARDWARE_FIGURES: dict[str, tuple[str, ...]] = {  # keys: PROFILE_KINDS
     "mcu": (
         "clock_mhz",
         "run_current_ua_per_mhz",
@@ -418,12 +439,6 @@ MODULATION_FIGURES: dict[str, tuple[str, ...]] = {
         "lora_downlink_crc",
     ),
 }
-#: Cores whose instruction counts the C target records (``ddnn_tf.mcu``).
-CORES = ("cortex-m4f", "cortex-m0plus")
-#: How a radio's device receives the gateway's decision: at a fixed delay after its uplink
-#: (LoRaWAN class A), at its next scheduled event (BLE, a polling 802.15.4 child), or
-#: listening until it arrives (Wi-Fi, cellular connected mode).
-DOWNLINK_KINDS = ("fixed", "event", "listen")
 
 
 def _kind(kind: str, extra: dict[str, Any], figures: tuple[str, ...]) -> dict[str, Any]:
@@ -442,7 +457,7 @@ HARDWARE = {
     "additionalProperties": False,
     "properties": {
         "format": {"const": "ddnn-tf-hardware"},
-        "kind": {"enum": list(HARDWARE_FIGURES)},
+        "kind": {"enum": list(PROFILE_KINDS)},
         "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
         "description": {"type": "string"},
         "core": {"enum": list(CORES)},

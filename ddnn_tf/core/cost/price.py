@@ -46,13 +46,13 @@ from ddnn_tf.core.cost import radio as rf
 from ddnn_tf.core.cost.profiles import Profile, load_profile
 from ddnn_tf.core.graph import CLOUD, LOCAL_AGGREGATOR, device_tier, edge_tier
 from ddnn_tf.core.topology import Topology
+from ddnn_tf.core.vocab import PROTOCOL_MODES
 from ddnn_tf.errors import ConfigError
 
 __all__ = ["COMPONENTS", "MODES", "Cost", "Hardware", "Scenario", "price"]
 
-#: Protocol modes: the paper's (summary up, decision down, features up when needed) and
-#: ``eager`` (summary and features up at once, forwarded by the gateway when needed).
-MODES = ("paper", "eager")
+#: Protocol modes (:data:`ddnn_tf.core.vocab.PROTOCOL_MODES`).
+MODES = PROTOCOL_MODES
 #: The parts of a device's energy per sample, in report order.
 #: ``link_upkeep`` is what keeps the radio link up between messages (BLE and Wi-Fi
 #: keep-alives, a cellular session's set-up and tail); ``sleep`` the MCU's and the radio's
@@ -167,7 +167,8 @@ class Cost:
     device), ``latency_ms`` (per exit and ``overall``: ``p50``, ``p95``, ``mean``),
     ``baselines`` (``raw_offload`` and ``always_cloud`` with the same energy, battery and
     latency keys), ``modes`` (both protocol modes and which one is cheaper), ``feasible``,
-    ``limits``, ``max_rate_hz`` and ``sources`` (where every input came from).
+    ``limits``, ``max_rate_hz``, ``sources`` (where every measured or given input came
+    from) and ``hardware`` (every profile figure used, with its source).
     """
 
     mode: str
@@ -202,16 +203,25 @@ class Cost:
         return self.scenarios[self.mode]
 
     def mode_comparison(self) -> dict[str, Any]:
-        """Mean energy per device per sample in each protocol mode, and the cheaper one."""
-        means = {m: _device_mean(self.scenarios[m]) for m in MODES}
-        cheaper = min(MODES, key=lambda m: means[m])
+        """Each protocol mode's mean energy per device per sample, the battery life of the
+        device that runs out first, p95 latency and feasibility, and which mode is cheaper
+        by how much."""
+        out: dict[str, Any] = {}
+        for m in MODES:
+            s = self.scenarios[m]
+            energy = _device_mean(s)
+            days = self.battery_days(s.per_device())
+            out[m] = {
+                "energy_uj_per_sample": energy,
+                "battery_days": _number(np.nanmin(days)) if np.isfinite(days).any() else None,
+                "latency_p95_ms": s.latency().get("overall", {}).get("p95"),
+                "feasible": not s.limits,
+            }
+        energies = {m: out[m]["energy_uj_per_sample"] for m in MODES}
+        cheaper = min(MODES, key=lambda m: energies[m])
         other = MODES[1 - MODES.index(cheaper)]
-        saving = 1 - means[cheaper] / means[other] if means[other] > 0 else 0.0
-        return {
-            **{m: {"energy_uj_per_sample": means[m]} for m in MODES},
-            "cheaper": cheaper,
-            "saving_percent": 100.0 * saving,
-        }
+        saving = 1 - energies[cheaper] / energies[other] if energies[other] > 0 else 0.0
+        return {**out, "cheaper": cheaper, "saving_percent": 100.0 * saving}
 
     def to_dict(self) -> dict[str, Any]:
         s = self.chosen
@@ -234,6 +244,16 @@ class Cost:
             },
             "modes": self.mode_comparison(),
             "sources": dict(self.sources),
+            "hardware": {
+                role: {
+                    "name": p.name,
+                    "file": p.origin,
+                    "figures": {
+                        k: {"value": v, "source": p.source(k)} for k, v in p.values.items()
+                    },
+                }
+                for role, p in vars(self.hardware).items()
+            },
         }
         return out
 
@@ -338,12 +358,10 @@ def _compute(mcu: Profile, instructions: np.ndarray) -> tuple[np.ndarray, np.nda
     return seconds, seconds * run_ua
 
 
-def _slots(present: np.ndarray, parallel: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each present device's turn on the shared channel, and the turns per sample."""
+def _slots(present: np.ndarray, parallel: float) -> np.ndarray:
+    """Each present device's turn on the shared channel (``parallel`` devices per turn)."""
     order = np.cumsum(present, axis=1) - 1
-    slot = np.where(present, order // max(int(parallel), 1), 0)
-    turns = np.ceil(present.sum(axis=1) / max(int(parallel), 1))
-    return slot, turns
+    return np.where(present, order // max(int(parallel), 1), 0)
 
 
 class _Sample:
@@ -356,7 +374,7 @@ class _Sample:
         self.charge = {k: np.zeros(shape) for k in COMPONENTS}  # uC at the part's voltage
         self.radio_busy = np.zeros(shape)
         self.mcu_busy = np.zeros(shape)
-        self.messages = np.zeros(shape)
+        self.messages = np.zeros(shape)  # radio events: uplinks and downlinks
         self.airtime = np.zeros(shape)
         self.occupied = np.zeros(shape)  # seconds until the device's last radio activity
         self.limits: list[str] = []
@@ -372,7 +390,7 @@ class _Sample:
         msgs = [rf.uplink_cost(radio, int(b)) for b in nbytes]
         busy = np.array([m.busy_s for m in msgs])
         wait = self.uniform() * radio["access_wait_ms"] * 1e-3
-        slot, turns = _slots(who, radio["parallel_uplinks"])
+        slot = _slots(who, radio["parallel_uplinks"])
         step = busy.max() if len(busy) else 0.0
         end = start[:, None] + wait + (slot + 1) * step
         end = np.where(who, end, start[:, None])
@@ -393,6 +411,7 @@ class _Sample:
         )
         self.charge["decision_downlink"] += who * charge
         self.radio_busy += who * busy
+        self.messages += who
         got = own_end + arrival
         self.occupied = np.maximum(self.occupied, np.where(who, got, 0.0))
         if np.any(missed & who):
@@ -429,7 +448,9 @@ class _Sample:
             )
         keep = rf.keepalive_charge_uc(radio)
         if keep > 0:
-            events = np.clip(period / radio["keepalive_interval_s"] - self.messages, 0, None)
+            events = np.full_like(idle_radio, period / radio["keepalive_interval_s"])
+            if radio.downlink == "event":  # a message's own event keeps the link up too
+                events = np.clip(events - self.messages, 0, None)
             upkeep_uc = upkeep_uc + events * keep
         mcu_v, radio_v = mcu["supply_v"], radio["supply_v"]
         energy = {

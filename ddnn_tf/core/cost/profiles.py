@@ -26,13 +26,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ddnn_tf.core.schemas import HARDWARE_FIGURES, validate_document
+from ddnn_tf.core.schemas import validate_document
+from ddnn_tf.core.vocab import PROFILE_KINDS
 from ddnn_tf.errors import ConfigError, FormatError
 
 __all__ = ["KINDS", "Profile", "load_profile", "profile_names"]
 
 #: The kinds of hardware profile, in the order ``ddnn cost --list`` prints them.
-KINDS = tuple(HARDWARE_FIGURES)
+KINDS = PROFILE_KINDS
 _FORMAT = "ddnn-tf-hardware"
 
 
@@ -168,7 +169,7 @@ def load_profile(spec: str | Path | Profile, kind: str, *, argument: str | None 
         profile = _read(path)
     if profile.kind != kind:
         raise ConfigError(
-            f"{profile.origin} is a {profile.kind} profile; expected a {kind} profile.",
+            f"{profile.origin} is a profile of kind {profile.kind!r}; expected kind {kind!r}.",
             argument=argument,
         )
     return profile
