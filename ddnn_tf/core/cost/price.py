@@ -247,7 +247,7 @@ class Cost:
             "hardware": {
                 role: {
                     "name": p.name,
-                    "file": p.origin,
+                    "file": p.file,
                     "figures": {
                         k: {"value": v, "source": p.source(k)} for k, v in p.values.items()
                     },

@@ -72,9 +72,14 @@ class Profile:
         return self.sources[figure]
 
     @property
-    def label(self) -> str:
-        """``profile NAME`` (or the file name of a user's profile)."""
-        return f"profile {self.name}"
+    def file(self) -> str:
+        """Where the profile was read from: ``ddnn_tf/core/cost/hardware/NAME.json`` for one
+        shipped with the toolkit, else the path a user gave."""
+        shipped = _hardware_dir()
+        path = Path(self.origin)
+        if path.parent == shipped:
+            return f"ddnn_tf/core/cost/hardware/{path.name}"
+        return self.origin
 
 
 def _hardware_dir() -> Path:
