@@ -70,10 +70,11 @@ def run(
         split: test or val.
         threads: interpreter threads per tier.
         exit_accuracy: also run every tier on every sample for per-exit accuracies.
-        calibrate: re-calibrate T on the validation split: 'within:D' (the T exiting the
-            most samples early within D accuracy points of the most accurate T),
-            'accuracy' or 'bytes:B' (the most accurate T within B bytes per device per
-            sample).
+        calibrate: re-calibrate T on the validation split: 'risk:DELTA[,EPS]' (the most
+            early exits whose accuracy drop is at most DELTA points with probability
+            1 - EPS, EPS 0.1 by default), 'within:D' (the T exiting the most samples early
+            within D points of the most accurate T), 'accuracy' or 'bytes:B' (the most
+            accurate T within B bytes per device per sample).
         mcu: with --radio, add what a sample costs on this microcontroller profile
             (ddnn cost --list): energy, battery life, latency, baselines.
         radio: the devices' radio profile.

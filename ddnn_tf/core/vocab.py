@@ -69,11 +69,13 @@ TARGET_SUFFIX = {"portable": ".tflite", "lce": ".lce.tflite"}
 LR_SCHEDULES = ("constant", "cosine")
 #: Named training configurations (``ddnn train --preset``).
 PRESET_NAMES = ("paper", "default", "best")
-#: Exit-threshold calibration rules (``ddnn train --calibrate``): ``within:D`` (the T
-#: exiting the most samples early within D accuracy points of the most accurate T),
-#: ``accuracy`` (the most accurate T), ``bytes:B`` (the most accurate T within B bytes per
-#: device per sample); see ``ddnn_tf.core.calibration``.
-CALIBRATION_RULES = ("within", "accuracy", "bytes")
+#: Exit-threshold calibration rules (``ddnn train --calibrate``): ``risk:DELTA[,EPS]``
+#: (the thresholds exiting the most samples early whose accuracy drop is at most DELTA
+#: points with probability 1 - EPS), ``within:D`` (the T exiting the most samples early
+#: within D accuracy points of the most accurate T), ``accuracy`` (the most accurate T),
+#: ``bytes:B`` (the most accurate T within B bytes per device per sample); see
+#: ``ddnn_tf.core.calibration``.
+CALIBRATION_RULES = ("risk", "within", "accuracy", "bytes")
 #: Microcontroller cores whose instructions per sample a device tier's C target records
 #: (``ddnn_tf.mcu.instructions``); a microcontroller profile names its core.
 CORES = ("cortex-m4f", "cortex-m0plus")
