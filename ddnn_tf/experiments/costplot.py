@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ddnn_tf.experiments.report import _png, figure
+from ddnn_tf.experiments.report import figure, png_bytes
 
 __all__ = ["plot_cost_sweep"]
 
@@ -78,5 +78,5 @@ def plot_cost_sweep(result: dict[str, Any], path: str | Path) -> Path:
     )
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(_png(fig))
+    out.write_bytes(png_bytes(fig))
     return out
