@@ -8,6 +8,7 @@ For the committed default model (and the paper's), on the three profiles of the 
 (nRF52840 + BLE, STM32L4 + LoRa SF7, STM32L4 + NB-IoT), at 1 sample/s on a 225 mAh coin
 cell, this runs ``ddnn cost`` (:func:`ddnn_tf.runtime.cost.model_cost`) on the fmnist6 test
 set and writes ``docs/results/cost/<model>_<mcu>_<radio>.json`` (the ``--json`` output),
+``docs/results/cost/<model>_protocols.json`` (both protocol modes on every shipped radio),
 the default model's plots ``docs/results/cost/<radio>.png`` (``--plot``), and the tables
 of docs/cost.md between their ``<!-- cost:NAME -->`` markers. ``tests/test_cost_docs.py``
 recomputes the energy figures and checks the page against the JSON. Run it again when a
@@ -170,6 +171,52 @@ def instructions_table(manifests: dict) -> str:
     return "\n".join(rows)
 
 
+def protocol_mcu(radio: str) -> str:
+    """The MCU a radio is priced with in the protocol table (the nRF52840 carries its own
+    BLE and 802.15.4 radio)."""
+    return "nrf52840" if radio in ("ble-1m", "802154") else "stm32l4"
+
+
+def protocols_path(model: str) -> Path:
+    return OUT / f"{model}_protocols.json"
+
+
+def protocol_table(results: dict) -> str:
+    rows = [
+        "| radio (MCU) | paper protocol | eager | cheaper | feasible at 1 sample/s |",
+        "|---|---:|---:|---|---|",
+    ]
+    for radio, r in results.items():
+        m = r["modes"]
+        feasible = "yes" if r["feasible"] else f"no (at most {r['max_rate_hz']:.3g}/s)"
+        rows.append(
+            f"| {radio} ({r['mcu']}) | {energy(m['paper']['energy_uj_per_sample'])} "
+            f"| {energy(m['eager']['energy_uj_per_sample'])} "
+            f"| {m['cheaper']}, {m['saving_percent']:.1f} % less | {feasible} |"
+        )
+    return "\n".join(rows)
+
+
+def price_protocols(h, test, times) -> dict:
+    """Both protocol modes of one model on every shipped radio, from one run of the test set."""
+    from ddnn_tf.core.cost.profiles import profile_names
+    from ddnn_tf.runtime.cost import model_pricer
+
+    staged = h.run(test.x, batch_size=512)
+    out = {}
+    for radio in profile_names("radio")["radio"]:
+        mcu = protocol_mcu(radio)
+        pricer, _ = model_pricer(h, staged, mcu=mcu, radio=radio, tier_ms=times)
+        d = pricer(staged.exit_index, presence=staged.presence).to_dict()
+        out[radio] = {
+            "mcu": mcu,
+            "modes": d["modes"],
+            "feasible": d["feasible"],
+            "max_rate_hz": d["max_rate_hz"],
+        }
+    return out
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"<!-- cost:{name} -->\n.*?<!-- /cost:{name} -->", re.S)
     if not pattern.search(text):
@@ -183,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     from ddnn_tf.core import manifest as mf
+    from ddnn_tf.data import load_dataset
     from ddnn_tf.experiments.costplot import plot_cost_sweep
     from ddnn_tf.runtime import Hierarchy
+    from ddnn_tf.runtime.cost import tier_latency_ms
+
+    test = load_dataset("fmnist6").test
 
     text = PAGE.read_text()
     detail = {}
@@ -214,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         text = replace_block(text, f"{name}-energy", breakdown_table(results))
         text = replace_block(text, f"{name}-compare", comparison_table(results))
         text = replace_block(text, f"{name}-latency", latency_table(results))
+        protocols = price_protocols(
+            h, test, tier_latency_ms(h, test.x, samples=args.timing_samples)
+        )
+        protocols_path(name).write_text(json.dumps(protocols, indent=1) + "\n")
+        text = replace_block(text, f"{name}-protocols", protocol_table(protocols))
         manifest = mf.load_manifest(ROOT / model)
         detail[name] = {
             t: e["c"]["instructions"] for t, e in manifest["tiers"].items() if e["role"] == "device"
