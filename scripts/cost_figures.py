@@ -70,16 +70,17 @@ def ms(v: float) -> str:
 
 
 def breakdown_table(results: dict) -> str:
-    head = "| | " + " | ".join(label for _, label in COMPONENTS) + " | total | battery life |"
-    rows = [head, "|---|" + "---:|" * (len(COMPONENTS) + 2)]
+    head = "| | local exits | " + " | ".join(label for _, label in COMPONENTS)
+    rows = [head + " | total | battery life |", "|---|" + "---:|" * (len(COMPONENTS) + 3)]
     for radio, r in results.items():
         parts = [
             _mean({d: v[key] for d, v in r["energy_breakdown_uj"].items()}) for key, _ in COMPONENTS
         ]
         total = _mean(r["energy_uj_per_sample"])
         cells = [f"{energy(p)} ({100 * p / total:.0f} %)" for p in parts]
+        local = 100 * r["exit_fraction"].get("local", 0.0)
         rows.append(
-            f"| {LABELS[radio]} | "
+            f"| {LABELS[radio]} | {local:.1f} % | "
             + " | ".join(cells)
             + f" | **{energy(total)}** | {days(min(r['battery_days'].values()))} |"
         )
@@ -224,12 +225,38 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: f"<!-- cost:{name} -->\n{body}\n<!-- /cost:{name} -->", text)
 
 
+def page_tables(text: str) -> str:
+    """The page with every table rebuilt from the JSON results in docs/results/cost/."""
+    from ddnn_tf.core import manifest as mf
+
+    detail = {}
+    for name, model in MODELS.items():
+        results = {
+            radio: json.loads(result_path(name, mcu, radio).read_text()) for mcu, radio in PROFILES
+        }
+        text = replace_block(text, f"{name}-energy", breakdown_table(results))
+        text = replace_block(text, f"{name}-compare", comparison_table(results))
+        text = replace_block(text, f"{name}-latency", latency_table(results))
+        protocols = json.loads(protocols_path(name).read_text())
+        text = replace_block(text, f"{name}-protocols", protocol_table(protocols))
+        manifest = mf.load_manifest(ROOT / model)
+        detail[name] = {
+            t: e["c"]["instructions"] for t, e in manifest["tiers"].items() if e["role"] == "device"
+        }
+    return replace_block(text, "instructions", instructions_table(detail))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timing-samples", type=int, default=200)
+    parser.add_argument(
+        "--tables-only", action="store_true", help="rewrite the page's tables from the JSON results"
+    )
     args = parser.parse_args(argv)
+    if args.tables_only:
+        PAGE.write_text(page_tables(PAGE.read_text()))
+        return 0
     OUT.mkdir(parents=True, exist_ok=True)
-    from ddnn_tf.core import manifest as mf
     from ddnn_tf.data import load_dataset
     from ddnn_tf.experiments.costplot import plot_cost_sweep
     from ddnn_tf.runtime import Hierarchy
@@ -237,11 +264,8 @@ def main(argv: list[str] | None = None) -> int:
 
     test = load_dataset("fmnist6").test
 
-    text = PAGE.read_text()
-    detail = {}
     for name, model in MODELS.items():
         h = Hierarchy(ROOT / model)
-        results = {}
         for mcu, radio in PROFILES:
             result = model_cost(
                 h,
@@ -257,24 +281,15 @@ def main(argv: list[str] | None = None) -> int:
             if name == "default":
                 plot_cost_sweep(result, OUT / f"{radio}.png")
             result_path(name, mcu, radio).write_text(json.dumps(result, indent=1) + "\n")
-            results[radio] = result
             print(
                 f"{name} {mcu} {radio}: {energy(_mean(result['energy_uj_per_sample']))}",
                 file=sys.stderr,
             )
-        text = replace_block(text, f"{name}-energy", breakdown_table(results))
-        text = replace_block(text, f"{name}-compare", comparison_table(results))
-        text = replace_block(text, f"{name}-latency", latency_table(results))
         protocols = price_protocols(
             h, test, tier_latency_ms(h, test.x, samples=args.timing_samples)
         )
         protocols_path(name).write_text(json.dumps(protocols, indent=1) + "\n")
-        text = replace_block(text, f"{name}-protocols", protocol_table(protocols))
-        manifest = mf.load_manifest(ROOT / model)
-        detail[name] = {
-            t: e["c"]["instructions"] for t, e in manifest["tiers"].items() if e["role"] == "device"
-        }
-    text = replace_block(text, "instructions", instructions_table(detail))
+    text = page_tables(PAGE.read_text())
     PAGE.write_text(text)
     print(f"wrote {OUT} and the tables of {PAGE}", file=sys.stderr)
     return 0
