@@ -247,3 +247,16 @@ def test_bad_exits_are_config_errors():
         price(DEFAULT_LIKE, {"local": 0.5}, **kw)
     with pytest.raises(ConfigError, match="exit indices in -1..1"):
         price(DEFAULT_LIKE, np.array([0, 2]), **kw)
+
+
+def test_a_lorawan_gateway_s_decision_downlinks_count_against_its_duty_cycle():
+    """Six class A decision downlinks per sample share the gateway's 1 %: the paper's
+    protocol is limited by them, the eager one (no downlink) by the devices' uplinks."""
+    frac = {"local": 0.74, "cloud": 0.26}
+    kw = {"instructions": 82_000, "mcu": "stm32l4", "radio": "lora-sf7", "rate_hz": 0.1}
+    paper = price(DEFAULT_LIKE, frac, **kw).to_dict()
+    eager = price(DEFAULT_LIKE, frac, mode="eager", **kw).to_dict()
+    downlink = rf.downlink_airtime_s(load_profile("lora-sf7", "radio"), 1)
+    assert paper["max_rate_hz"] == pytest.approx(0.01 / (6 * downlink))
+    assert any("the gateway's decision downlinks need" in x for x in paper["limits"])
+    assert eager["feasible"] and eager["max_rate_hz"] > 2 * paper["max_rate_hz"]

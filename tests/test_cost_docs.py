@@ -47,6 +47,7 @@ def test_the_page_holds_the_tables_of_the_committed_results():
 def test_the_energy_figures_are_recomputed(name):
     """Energy and battery life depend on measured counts, bytes and exits and on the
     profiles: they come out the same; latency includes this host's timings (within 15 %)."""
+    from ddnn_tf.core.cost.profiles import load_profile
     from ddnn_tf.data import load_dataset
     from ddnn_tf.runtime import Hierarchy
     from ddnn_tf.runtime.cost import model_pricer, tier_latency_ms
@@ -83,9 +84,12 @@ def test_the_energy_figures_are_recomputed(name):
     for radio, committed in json.loads(figures.protocols_path(name).read_text()).items():
         pricer, _ = model_pricer(h, staged, mcu=committed["mcu"], radio=radio, tier_ms=times)
         got = pricer(staged.exit_index, presence=staged.presence).to_dict()["modes"]
+        # A radio that listens for the decision spends energy while the gateway's tiers run,
+        # timed on this host: its figures move with the host's timings.
+        listens = load_profile(radio, "radio").downlink == "listen"
         for mode in ("paper", "eager"):
             assert got[mode]["energy_uj_per_sample"] == pytest.approx(
-                committed["modes"][mode]["energy_uj_per_sample"], rel=1e-3
+                committed["modes"][mode]["energy_uj_per_sample"], rel=0.05 if listens else 1e-3
             ), (radio, mode)
-        if committed["modes"]["saving_percent"] > 0.5:
+        if committed["modes"]["saving_percent"] > 5 or not listens:
             assert got["cheaper"] == committed["modes"]["cheaper"], radio

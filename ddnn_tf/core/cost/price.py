@@ -377,6 +377,7 @@ class _Sample:
         self.messages = np.zeros(shape)  # radio events: uplinks and downlinks
         self.airtime = np.zeros(shape)
         self.occupied = np.zeros(shape)  # seconds until the device's last radio activity
+        self.gateway_airtime = np.zeros(s.n)  # the gateway's downlinks, on air
         self.limits: list[str] = []
         self.session = s.hw.radio["session_setup_ms"] > 0 or s.hw.radio["session_tail_ms"] > 0
 
@@ -412,6 +413,7 @@ class _Sample:
         self.charge["decision_downlink"] += who * charge
         self.radio_busy += who * busy
         self.messages += who
+        self.gateway_airtime += who.sum(axis=1) * rf.downlink_airtime_s(radio, _DECISION_BYTES)
         got = own_end + arrival
         self.occupied = np.maximum(self.occupied, np.where(who, got, 0.0))
         if np.any(missed & who):
@@ -484,13 +486,16 @@ class _Sample:
         occupied = float(np.nanmax(_present_mean(np.where(present, self.occupied, np.nan))))
         duty = radio["duty_cycle"]
         rates = [1.0 / occupied if occupied > 0 else math.inf]
-        if duty < 1.0 and airtime > 0:
-            rates.append(duty / airtime)
-            if airtime / period > duty:
+        gateway = float(self.gateway_airtime.mean())
+        for who, needs in (("a device", airtime), ("the gateway's decision downlinks", gateway)):
+            if duty >= 1.0 or needs <= 0:
+                continue
+            rates.append(duty / needs)
+            if needs / period > duty:
                 self.limits.append(
-                    f"{radio.name} allows {100 * duty:g} % time on air; a device needs "
-                    f"{1e3 * airtime:.1f} ms per sample, {100 * airtime / period:.2f} % at "
-                    f"{1 / period:g} samples/s"
+                    f"{radio.name} allows {100 * duty:g} % time on air; {who} need"
+                    f"{'s' if who == 'a device' else ''} {1e3 * needs:.1f} ms per sample, "
+                    f"{100 * needs / period:.2f} % at {1 / period:g} samples/s"
                 )
         if occupied > period:
             self.limits.append(

@@ -40,7 +40,14 @@ import numpy as np
 
 from ddnn_tf.core.cost.profiles import Profile
 
-__all__ = ["Message", "downlink_cost", "keepalive_charge_uc", "lora_airtime_s", "uplink_cost"]
+__all__ = [
+    "Message",
+    "downlink_airtime_s",
+    "downlink_cost",
+    "keepalive_charge_uc",
+    "lora_airtime_s",
+    "uplink_cost",
+]
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,12 @@ def uplink_cost(radio: Profile, nbytes: int) -> Message:
     return Message(len(packets), air, busy, charge)
 
 
+def downlink_airtime_s(radio: Profile, nbytes: int) -> float:
+    """Time on air of one ``nbytes`` downlink frame: what the gateway's transmitter spends
+    (the gateway's own duty-cycle budget on a duty-cycled band)."""
+    return sum(_on_air_s(radio, p, uplink=False) for p in _packets(radio, nbytes))
+
+
 def downlink_cost(radio: Profile, nbytes: int, ready_s, wait_u) -> tuple:
     """What receiving the gateway's ``nbytes`` decision costs, given when it is ready.
 
@@ -146,7 +159,7 @@ def downlink_cost(radio: Profile, nbytes: int, ready_s, wait_u) -> tuple:
     ready = np.asarray(ready_s, np.float64)
     u = np.asarray(wait_u, np.float64)
     rx = radio["rx_current_ma"] * 1e3
-    frame = sum(_on_air_s(radio, p, uplink=False) for p in _packets(radio, nbytes))
+    frame = downlink_airtime_s(radio, nbytes)
     window = radio["downlink_window_us"] * 1e-6
     ack = radio["ack_us"] * 1e-6
     event = radio["event_us"] * 1e-6
