@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ddnn_tf.core.graph import device_tier  # noqa: E402
 from ddnn_tf.core.vocab import CORES  # noqa: E402
 from ddnn_tf.mcu.boards import cross_compiler  # noqa: E402
 from ddnn_tf.mcu.build import CFLAGS, _version  # noqa: E402
@@ -114,7 +115,7 @@ def image_tier(rng, name: str) -> tuple[TierSpec, TierPlan]:
     return TierSpec(name, sensor, tuple(blocks), head), TierPlan(tuple(plans), hplan)
 
 
-def device_tier(rng, name: str) -> tuple[TierSpec, TierPlan]:
+def device_like_tier(rng, name: str) -> tuple[TierSpec, TierPlan]:
     """A tier like the toolkit's image devices: one or two ConvP blocks of a few filters
     on a small uint8 view (pool 3/2), integer where exact, and an exit head."""
     h, w, c = int(rng.integers(6, 17)), int(rng.integers(6, 17)), int(rng.choice([1, 1, 3]))
@@ -205,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     for i in range(args.tiers):
         draw = rng.random()
-        make = device_tier if draw < 0.3 else image_tier if draw < 0.8 else vector_tier
-        spec, plan = make(rng, f"device_{i}")
+        make = device_like_tier if draw < 0.3 else image_tier if draw < 0.8 else vector_tier
+        spec, plan = make(rng, device_tier(i))
         sources = generate_c(spec, plan=plan)
         sensors = sensors_for(spec, rng, args.samples)
         measured = {

@@ -159,6 +159,7 @@ def _price(topology, probs, thresholds, failed, encoding, hardware) -> dict[str,
     from ddnn_tf.core.cost.price import price
     from ddnn_tf.core.cost.profiles import load_profile
     from ddnn_tf.core.exits import exit_points
+    from ddnn_tf.core.graph import device_tier
     from ddnn_tf.mcu.opcount import topology_instructions
 
     core = load_profile(hardware["mcu"], "mcu").core
@@ -183,7 +184,7 @@ def _price(topology, probs, thresholds, failed, encoding, hardware) -> dict[str,
     )
     block = pricer(index, presence=present.copy()).to_dict()
     detail = {
-        f"device_{i}": {"measured": None, "modelled": v, "core": core}
+        device_tier(i): {"measured": None, "modelled": v, "core": core}
         for i, v in enumerate(instructions)
     }
     return {"pricer": pricer, "block": {"instructions_per_sample": detail, **block}}

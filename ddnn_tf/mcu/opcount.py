@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddnn_tf.core.graph import device_tier
 from ddnn_tf.core.vocab import CORES
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.mcu.exact import BlockPlan, TierPlan, plan_tier
@@ -263,7 +264,7 @@ def topology_spec(topology, device: int = 0, *, sensor_dtype: str = "uint8") -> 
             np.zeros(n, np.float32),
             topology.summary_encoding,
         )
-    return TierSpec(f"device_{device}", sensor, tuple(blocks), head)
+    return TierSpec(device_tier(device), sensor, tuple(blocks), head)
 
 
 def topology_instructions(
