@@ -29,6 +29,8 @@ SERVE = [
 ]
 RAY = ["ray[serve]==2.60.0"]
 MCU = ["tflite-micro==0.dev20261023182759"]
+# The hierarchy search (ddnn search): Optuna, and the PostgreSQL driver of a shared study.
+SEARCH = ["optuna==5.1.0", "psycopg[binary]==3.3.9"]
 # The paper's tables and plots, and the notebook.
 EXPERIMENTS = ["matplotlib>=3.7", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"]
 TOOLS = [
@@ -73,7 +75,9 @@ setup(
         # Device tiers in TensorFlow Lite Micro (ddnn mcu --board tflm); the C target,
         # the firmware build and the QEMU runs need only the toolchain (make mcu).
         "mcu": MCU,
-        "dev": TRAIN + SERVE + RAY + EXPERIMENTS + MCU + TOOLS,
+        # the search trains, compiles the device tiers (make mcu) and plots its front
+        "search": TRAIN + SEARCH + ["matplotlib>=3.7"],
+        "dev": TRAIN + SERVE + RAY + EXPERIMENTS + MCU + SEARCH + TOOLS,
     },
     entry_points={"console_scripts": ["ddnn = ddnn_tf.cli:main"]},
     classifiers=[

@@ -22,6 +22,7 @@ from ddnn_tf.core import comm
 from ddnn_tf.core import manifest as mf
 from ddnn_tf.mcu import build
 from ddnn_tf.mcu.boards import BOARDS
+from ddnn_tf.mcu.bound import footprint_bound
 from ddnn_tf.mcu.check import check_model, device_tiers, reference_messages, tier_sources
 from ddnn_tf.mcu.codegen import generate_c
 from ddnn_tf.mcu.exact import plan_tier
@@ -261,6 +262,23 @@ def test_image_devices_of_any_filter_count_and_depth(name, tmp_path):
     # the random maps are neither all +1 nor all -1: the comparison means something
     bits_set = np.unpackbits(want[:, spec.summary_nbytes :], axis=1)[:, : spec.features_bits]
     assert 0 < bits_set.mean() < 1
+    # the footprint bound a search rejects configurations by is never above the real one
+    bound = footprint_bound(t, 0)
+    for board in ("mps2-an386", "host"):
+        fp = build.footprint(generate_c(spec), BOARDS[board], tmp_path / board)
+        assert bound.flash_bytes <= fp.flash_bytes and bound.ram_bytes <= fp.ram_bytes, board
+
+
+@pytest.mark.parametrize("model", [DEFAULT, PAPER], ids=["default", "paper"])
+def test_the_footprint_bound_holds_for_the_committed_models(model):
+    from ddnn_tf.core.topology import Topology
+
+    manifest = json.loads((model / "manifest.json").read_text())
+    topology = Topology.from_dict(manifest["topology"])
+    for i in range(topology.num_devices):
+        fp = manifest["tiers"][f"device_{i}"]["c"]["footprint"]
+        bound = footprint_bound(topology, i)
+        assert bound.flash_bytes <= fp["flash_bytes"] and bound.ram_bytes <= fp["ram_bytes"]
 
 
 @pytest.mark.slow

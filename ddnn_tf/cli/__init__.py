@@ -2,7 +2,7 @@
 function. ``python -m ddnn_tf.<task>`` runs the same commands.
 
 >>> sorted(COMMANDS)[:3]
-['bench', 'convert', 'cost']
+['bench', 'broker', 'convert']
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ COMMANDS = {
     "serve": "serve",
     "device": "device",
     "deploy": "deploy",
+    "broker": "broker",
     "mcu": "mcu",
     "cost": "cost",
+    "search": "search",
     "bench": "bench",
     "experiments": "experiments",
 }
