@@ -56,7 +56,11 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["ddnn_tf", "ddnn_tf.*"]),
-    package_data={"ddnn_tf.data": ["*.json", "*.npz"], "ddnn_tf.mcu": ["firmware/*"]},
+    package_data={
+        "ddnn_tf.data": ["*.json", "*.npz"],
+        "ddnn_tf.mcu": ["firmware/*", "instruction_model.json"],
+        "ddnn_tf.core.cost": ["hardware/*.json"],
+    },
     install_requires=[
         "numpy>=1.23,<2",
         "ai-edge-litert==2.3.0",

@@ -204,7 +204,7 @@ def test_within_calibration_exits_the_most_samples_within_d_points_of_the_best()
 
 def test_byte_budget_calibration_picks_the_best_threshold_within_budget():
     from ddnn_tf.core.calibration import calibrate
-    from ddnn_tf.core.comm import hierarchy_bytes
+    from ddnn_tf.core.cost.traffic import hierarchy_bytes
     from ddnn_tf.core.exits import evaluate_exits
 
     t = _default_topology()

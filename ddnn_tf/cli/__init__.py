@@ -28,6 +28,7 @@ COMMANDS = {
     "deploy": "deploy",
     "broker": "broker",
     "mcu": "mcu",
+    "cost": "cost",
     "search": "search",
     "bench": "bench",
     "experiments": "experiments",

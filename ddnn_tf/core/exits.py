@@ -565,7 +565,7 @@ def threshold_sweep(
             :data:`DEFAULT_THRESHOLD_GRID` (0.0, 0.1, ..., 1.0).
         bytes_fn: optional cost model; it receives the row's ``exit_fraction`` dict and
             returns bytes per end device per sample, e.g.
-            ``lambda f: comm.expected_bytes_per_device(summary_nbytes=12,
+            ``lambda f: cost.expected_bytes_per_device(summary_nbytes=12,
             feature_nbytes=128, exit_fraction=f)``.
         valid: optional boolean mask ``(N,)``; ``False`` marks unclassified samples.
 

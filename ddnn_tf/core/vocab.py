@@ -13,12 +13,16 @@ __all__ = [
     "AGGREGATION_SCHEMES",
     "CALIBRATION_RULES",
     "CLOUD_PRECISIONS",
+    "CORES",
+    "DOWNLINK_KINDS",
     "EXITS",
     "LINKS",
     "LOCAL_SCHEMES",
     "LR_SCHEDULES",
     "MCU_TARGETS",
     "PRESET_NAMES",
+    "PROFILE_KINDS",
+    "PROTOCOL_MODES",
     "ROLES",
     "SENSOR_BITS",
     "SPLITS",
@@ -76,3 +80,16 @@ PRESET_NAMES = ("paper", "default", "best")
 #: ``bytes:B`` (the most accurate T within B bytes per device per sample); see
 #: ``ddnn_tf.core.calibration``.
 CALIBRATION_RULES = ("risk", "within", "accuracy", "bytes")
+#: Microcontroller cores whose instructions per sample a device tier's C target records
+#: (``ddnn_tf.mcu.instructions``); a microcontroller profile names its core.
+CORES = ("cortex-m4f", "cortex-m0plus")
+#: Kinds of hardware profile (``ddnn_tf.core.cost.profiles``).
+PROFILE_KINDS = ("mcu", "radio", "wan", "compute")
+#: Device protocols a cost is priced for: the paper's (summary up, decision down, features
+#: up for the samples that do not exit locally) and ``eager`` (summary and features up in
+#: one message, forwarded by the gateway only when needed).
+PROTOCOL_MODES = ("paper", "eager")
+#: How a radio's device receives the gateway's decision: at a fixed delay after its uplink
+#: (LoRaWAN class A), at its next scheduled event (BLE, a polling 802.15.4 child), or
+#: listening until it arrives (Wi-Fi, cellular connected mode).
+DOWNLINK_KINDS = ("fixed", "event", "listen")

@@ -24,12 +24,13 @@ import numpy as np
 
 from ddnn_tf.core import manifest as mf
 from ddnn_tf.core.sensors import SensorQuantizer, sensor_quantizer
-from ddnn_tf.core.vocab import MCU_TARGETS
+from ddnn_tf.core.vocab import CORES, MCU_TARGETS
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.mcu import build, tflm
 from ddnn_tf.mcu.boards import BOARDS
 from ddnn_tf.mcu.codegen import CSources, generate_c
 from ddnn_tf.mcu.lower import lower_tier, op_counts
+from ddnn_tf.mcu.opcount import modelled_instructions
 from ddnn_tf.mcu.spec import TierSpec
 
 __all__ = [
@@ -69,7 +70,10 @@ def parse_targets(targets: Iterable[str]) -> tuple[str, ...]:
 
 
 def c_entry(sources: CSources, footprint: build.Footprint, board: str) -> tuple[dict, dict]:
-    """The files and manifest entry of a tier's C target."""
+    """The files and manifest entry of a tier's C target, with the static model's
+    instructions per sample on every core (``ddnn mcu --count-instructions`` adds the
+    counts)."""
+
     files = {sources.source: sources.c.encode(), sources.header: sources.h.encode()}
     entry = {
         "source": mf.file_entry(sources.source, files[sources.source]),
@@ -80,6 +84,12 @@ def c_entry(sources: CSources, footprint: build.Footprint, board: str) -> tuple[
         "features_bytes": sources.features_bytes,
         "scratch_bytes": sources.scratch_bytes,
         "arithmetic": sources.arithmetic,
+        "instructions": {
+            core: {
+                "modelled": round(modelled_instructions(sources.spec, sources.plan, core=core), 1)
+            }
+            for core in CORES
+        },
         "footprint": {"board": board, **footprint.to_dict()},
     }
     return files, entry
