@@ -4,10 +4,16 @@ its traceback."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from ddnn_tf.cli import flags
 from ddnn_tf.errors import ConfigError, DeploymentError, FormatError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _raising(exc: BaseException):
@@ -58,3 +64,46 @@ def test_help_goes_to_stdout(capsys):
     flags.run(_raising(KeyError("never run")), ["--help"], "ddnn test")
     out, err = capsys.readouterr()
     assert "A command that fails." in out and "--epochs" in out and not err
+
+
+#: A command whose table is longer than any pipe's buffer, run through ``reader_may_leave``.
+_LONG_TABLE = """
+import sys
+from ddnn_tf.cli import flags
+
+def table() -> None:
+    "Print a long table."
+    for row in range(100_000):
+        print(row, "0.8946", "9.7 B")
+
+with flags.reader_may_leave():
+    flags.run(table, sys.argv[1:], "ddnn table")
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-c", "from ddnn_tf.cli import main; main()", "--help"],
+        ["-c", "from ddnn_tf.cli import main; main()", "serve", "--help"],
+        ["-m", "ddnn_tf.run", "--help"],
+        ["-c", _LONG_TABLE],
+    ],
+    ids=["overview", "group", "command-help", "command-output"],
+)
+def test_a_reader_that_leaves_early_ends_the_command_quietly(args):
+    """``ddnn run --help | head``: no BrokenPipeError traceback, SIGPIPE's status."""
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    proc.stdout.close()  # the reader leaves before the command writes a byte
+    _, err = proc.communicate(timeout=120)
+    assert err.decode() == "" and proc.returncode == 141, (proc.returncode, err.decode())
+
+
+def test_a_broken_pipe_elsewhere_is_not_hidden(capsys):
+    """A socket's closed peer is not standard output's reader: one ``error:`` line."""
+    with pytest.raises(SystemExit) as stopped:
+        flags.run(_raising(BrokenPipeError(32, "Broken pipe")), [], "ddnn test")
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.startswith("error: [Errno 32] Broken pipe")

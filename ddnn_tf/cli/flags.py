@@ -14,16 +14,24 @@ then
   an argument the user typed as a flag names the flag); any other exception is a bug and
   keeps its traceback;
 * keeps TensorFlow's C++ start-up lines off the terminal (``DDNN_TF_LOG=debug`` shows them).
+
+:func:`reader_may_leave` wraps a whole command: when standard output's reader goes away
+early (``ddnn run --help | head``), the command stops quietly with the status a shell gives
+a command that ``SIGPIPE`` ended.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
+import os
 import re
+import select
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +48,7 @@ __all__ = [
     "command",
     "flag_items",
     "flag_name",
+    "reader_may_leave",
     "run",
 ]
 
@@ -217,8 +226,46 @@ def help_text(fn: Callable, prog: str) -> str:
     return helptext.HelpText(fn, trace=trace.FireTrace(fn, name=prog))
 
 
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe whose reading end has been closed."""
+    if not hasattr(select, "poll"):  # no poll(): assume the broken pipe is standard output
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # replaced by an object without a descriptor
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+@contextlib.contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """Stop quietly, with status 141 (128 + ``SIGPIPE``), when standard output's reader
+    has gone: ``ddnn run --help | head`` prints no ``BrokenPipeError`` traceback.
+
+    Standard output is flushed inside the block, and pointed at ``os.devnull`` when its
+    reader has gone, so the interpreter's own flush at exit cannot fail again.
+
+    Raises:
+        SystemExit: with status 141 when the reader has gone.
+    """
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_reader_gone():  # a socket's peer, say: not ours to hide
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        sys.exit(128 + signal.SIGPIPE)
+
+
 def _message(err: BaseException, passed: set[str]) -> str | None:
     """The one line a user error prints, or None for a bug (which keeps its traceback)."""
+    if isinstance(err, BrokenPipeError) and _stdout_reader_gone():  # see reader_may_leave
+        return None
     if isinstance(err, DDNNError):
         text, name = str(err), err.argument
         if name is not None and name in passed:  # the message starts with the argument
