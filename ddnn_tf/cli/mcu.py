@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, command
+from ddnn_tf.core.vocab import DEFAULT_BOARD
 
 __all__ = ["mcu"]
 
@@ -16,7 +17,7 @@ def mcu(
     model: str,
     data: str = "fmnist6",
     limit: int | None = None,
-    board: str = "mps2-an386",
+    board: str = DEFAULT_BOARD,
     timeout_s: float | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:

@@ -13,6 +13,7 @@ __all__ = [
     "AGGREGATION_SCHEMES",
     "CALIBRATION_RULES",
     "CLOUD_PRECISIONS",
+    "DEFAULT_BOARD",
     "EXITS",
     "LINKS",
     "LOCAL_SCHEMES",
@@ -20,6 +21,7 @@ __all__ = [
     "MCU_TARGETS",
     "PRESET_NAMES",
     "ROLES",
+    "SIGNATURE_KEY",
     "SPLITS",
     "SUMMARY_BITS",
     "SUMMARY_ENCODINGS",
@@ -61,6 +63,11 @@ TARGETS = ("portable", "lce")
 MCU_TARGETS = ("c", "tflm")
 #: File name suffix of each target's tier binary.
 TARGET_SUFFIX = {"portable": ".tflite", "lce": ".lce.tflite"}
+#: The one signature of every tier binary: its inputs and outputs by name.
+SIGNATURE_KEY = "serving_default"
+#: The board a device tier in C runs on unless told otherwise (``ddnn_tf.mcu.boards``):
+#: an emulated Arm MPS2 AN386, a Cortex-M4 with FPU.
+DEFAULT_BOARD = "mps2-an386"
 #: Learning-rate schedules of training.
 LR_SCHEDULES = ("constant", "cosine")
 #: Named training configurations (``ddnn train --preset``).

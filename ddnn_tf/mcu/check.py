@@ -24,7 +24,8 @@ import numpy as np
 
 from ddnn_tf.core import comm
 from ddnn_tf.core.manifest import Manifest, load_manifest, sha256_hex
-from ddnn_tf.core.tflite_check import SIGNATURE, check_tier_binary
+from ddnn_tf.core.tflite_check import check_tier_binary
+from ddnn_tf.core.vocab import DEFAULT_BOARD, SIGNATURE_KEY
 from ddnn_tf.errors import ConfigError, FormatError
 from ddnn_tf.mcu import build, tflm
 from ddnn_tf.mcu.boards import Board, require_tools
@@ -32,8 +33,9 @@ from ddnn_tf.mcu.boards import board as find_board
 from ddnn_tf.mcu.codegen import CSources, generate_c
 from ddnn_tf.mcu.exact import Ambiguity
 from ddnn_tf.mcu.export import sensor_scale
-from ddnn_tf.mcu.lower import lower_tier, op_counts
+from ddnn_tf.mcu.lower import lower_tier
 from ddnn_tf.mcu.spec import TierSpec
+from ddnn_tf.runtime.flatbuffer import op_counts, read_model
 from ddnn_tf.runtime.tiers import TierRunner
 
 __all__ = [
@@ -262,7 +264,7 @@ def _tflm_device(manifest: Manifest, tier: str, x: np.ndarray, want: np.ndarray)
         target="portable",
         inputs=entry["inputs"],
         outputs=entry["outputs"],
-    ).signatures[SIGNATURE]
+    ).signatures[SIGNATURE_KEY]
     name = sensor_input(manifest, tier)["name"]
     arena = tflm.arena_bytes(data, [x[:1]])
     outputs = tflm.run_tflm(
@@ -281,7 +283,7 @@ def _tflm_device(manifest: Manifest, tier: str, x: np.ndarray, want: np.ndarray)
         "flash_bytes": len(data),
         "ram_bytes": arena,
         "arena_bytes": arena,
-        "ops": op_counts(data),
+        "ops": op_counts(read_model(data)),
         "sha256": sha256_hex(data),
     }
     row.update(_compare(got, want, summary_bytes))
@@ -292,7 +294,7 @@ def check_model(
     model: str | Path | Manifest,
     dataset,
     *,
-    board: str = "mps2-an386",
+    board: str = DEFAULT_BOARD,
     limit: int | None = None,
     timeout_s: float | None = None,
     workdir: str | Path | None = None,

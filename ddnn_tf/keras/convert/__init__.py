@@ -73,11 +73,11 @@ from ddnn_tf.keras.convert.export import (
     calibration_feeds,
     convert_tier,
     keras_tier_outputs,
-    tflite_info,
 )
 from ddnn_tf.keras.convert.manifest_build import build_manifest, dataset_meta, tier_entry
 from ddnn_tf.keras.convert.parity import PARITY_TOLERANCE, format_parity, parity
 from ddnn_tf.keras.rundir import Run, load_run
+from ddnn_tf.runtime.flatbuffer import tflite_info
 
 __all__ = [
     "SPLITS",
