@@ -749,6 +749,20 @@ CASES = [
         ["Cannot read", "npz"],
     ),
     (
+        "mvmc-object-arrays",
+        "run",
+        lambda c: [c.model, "--data", "mvmc", "--path", c.npz(X=np.array([None, 1]), y=np.ones(2))],
+        None,
+        ["Cannot read key 'X'", "data.npz", "Object arrays"],
+    ),
+    (
+        "npz-object-array",
+        "run",
+        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views(x1=np.array([None] * 20)))],
+        None,
+        ["Cannot read key 'x1'", "data.npz"],
+    ),
+    (
         "npz-missing",
         "run",
         lambda c: [c.model, "--data", "npz", "--path", c.tmp / "none.npz"],
