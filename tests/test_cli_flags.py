@@ -60,6 +60,20 @@ def test_anything_else_is_a_bug_and_keeps_its_traceback(exc, capsys):
     assert "error:" not in capsys.readouterr().err
 
 
+def test_parameters_a_message_names_become_flags(capsys):
+    """Library messages name other parameters in backticks; the command line writes flags."""
+
+    def command(out: str = "runs/x", overwrite: bool = False) -> None:
+        """A command that refuses."""
+        raise ConfigError("runs/x already exists; pass `overwrite` to replace it (`other`).")
+
+    with pytest.raises(SystemExit):
+        flags.run(command, ["--out", "runs/x"], "ddnn test")
+    assert capsys.readouterr().err == (
+        "error: runs/x already exists; pass --overwrite to replace it (`other`).\n"
+    )
+
+
 def test_help_goes_to_stdout(capsys):
     flags.run(_raising(KeyError("never run")), ["--help"], "ddnn test")
     out, err = capsys.readouterr()

@@ -103,18 +103,21 @@ def test_parse_experiments_rejects_unknown_names_listing_valid_ones(bad):
 
 
 @pytest.mark.parametrize(
-    "options, flag",
-    [
-        ({"epochs": 0}, "--epochs"),
-        ({"sweep_epochs": 0}, "--sweep-epochs"),
-        ({"threshold": 1.5}, "--threshold"),
-        ({"max_filters": 0}, "--max-filters"),
-        ({"local_exit_target": 1.0}, "--local-exit-target"),
-    ],
+    "options",
+    [{"epochs": 0}, {"sweep_epochs": 0}, {"threshold": 1.5}, {"max_filters": 0}],
 )
-def test_settings_are_validated_up_front(options, flag):
-    with pytest.raises(ValueError, match=flag):
+def test_settings_are_validated_up_front(options):
+    """Each error names the setting first, as its argument (the CLI names the flag)."""
+    (name,) = options
+    with pytest.raises(ValueError, match=f"^{name} must be") as info:
         ExperimentSettings(**options)
+    assert info.value.argument == name
+
+
+def test_a_bad_setting_is_named_as_its_flag():
+    proc = run_cli("ddnn_tf.experiments", "faults", "--local-exit-target", "1.0", timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: --local-exit-target must be in (0, 1), got 1.0.")
 
 
 def test_cli_unknown_experiment_exits_nonzero_with_the_valid_names():

@@ -31,7 +31,7 @@ import re
 import select
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,7 @@ POSITIVE = Range(0, low_open=True)
 PROBABILITY = Range(0, 1)
 
 _INT = re.compile(r"[+-]?\d+")
+_NAMED = re.compile(r"`([a-z][a-z0-9_]*)`")  # a parameter named in a library message
 _RANGES = "__ddnn_ranges__"
 
 
@@ -262,12 +263,22 @@ def reader_may_leave() -> Iterator[None]:
         sys.exit(128 + signal.SIGPIPE)
 
 
-def _message(err: BaseException, passed: set[str]) -> str | None:
-    """The one line a user error prints, or None for a bug (which keeps its traceback)."""
+def _flags_named(text: str, params: Collection[str]) -> str:
+    """``text`` with each parameter of the command it names in backticks as its flag."""
+    return _NAMED.sub(lambda m: flag_name(m[1]) if m[1] in params else m[0], text)
+
+
+def _message(err: BaseException, passed: set[str], params: Collection[str] = ()) -> str | None:
+    """The one line a user error prints, or None for a bug (which keeps its traceback).
+
+    A library message names the argument it is about first (``err.argument``), and any
+    other parameter in backticks (```overwrite```): the command line writes each as the
+    flag (``--overwrite``).
+    """
     if isinstance(err, BrokenPipeError) and _stdout_reader_gone():  # see reader_may_leave
         return None
     if isinstance(err, DDNNError):
-        text, name = str(err), err.argument
+        text, name = _flags_named(str(err), params), err.argument
         if name is not None and name in passed:  # the message starts with the argument
             return flag_name(name) + text[len(name) :]
         return text
@@ -298,7 +309,7 @@ def run(fn: Callable, argv: list[str], prog: str) -> Any:
             _check_known(fn, argv)
             fire.Fire(_typed(fn), command=list(argv), name=prog)
         except Exception as err:  # noqa: BLE001  (re-raised unless it is a user error)
-            message = _message(err, _passed(argv))
+            message = _message(err, _passed(argv), inspect.signature(fn).parameters)
             if message is None:
                 raise
     if message is not None:

@@ -263,11 +263,6 @@ class TierGraph:
     def names(self) -> list[str]:
         return [t.name for t in self.tiers]
 
-    @property
-    def exit_tiers(self) -> dict[str, str]:
-        """``{exit: tier}`` bottom to top."""
-        return {t.exit: t.name for t in self.tiers if t.exit is not None}
-
     def by_role(self, role: str) -> list[Tier]:
         """The tiers of ``role``, in graph order."""
         return [t for t in self.tiers if t.role == role]
@@ -285,10 +280,6 @@ class TierGraph:
         """
         p = np.asarray(presence) > 0
         return {t.name: p[:, list(t.devices)].any(axis=1) for t in self.tiers}
-
-    def manifest_tiers(self) -> dict[str, dict[str, Any]]:
-        """``{tier: manifest fields}`` (see :meth:`Tier.manifest_fields`)."""
-        return {t.name: t.manifest_fields() for t in self.tiers}
 
 
 def presence_mask(port: Port, presence: np.ndarray) -> np.ndarray:
@@ -346,9 +337,7 @@ def _parse_split(split: Any) -> tuple[str, ...]:
         parts = (repr(split),)
     if parts not in SPLITS:
         choices = " / ".join(",".join(s) for s in SPLITS)
-        raise ConfigError(
-            f"Expected `--split` to be one of {choices}. Received --split={','.join(parts)}."
-        )
+        raise ConfigError(f"expected one of {choices}, got {','.join(parts)!r}.", argument="split")
     return parts
 
 
@@ -374,9 +363,10 @@ def check_split(topology: Topology, split: Any = None) -> tuple[str, ...]:
         edges = f"{topology.num_edges} edge(s)" if topology.edges else "no edge"
         possible = [",".join(s) for s in SPLITS if all(e in topology.exits for e in s)]
         raise ConfigError(
-            f"--split {','.join(parts)} needs the exit(s) {missing}, but the model has exits "
+            f"{','.join(parts)} needs the exit(s) {missing}, but the model has exits "
             f"{','.join(topology.exits)} and {edges}. Splits this model can provide: "
-            f"{' / '.join(possible)}."
+            f"{' / '.join(possible)}.",
+            argument="split",
         )
     return parts
 

@@ -80,7 +80,7 @@ def load_mvmc_splits(path: str | os.PathLike | None) -> tuple[Split, Split]:
     """
     if path is None:
         raise FileNotFoundError(
-            "The mvmc dataset is user supplied: pass path=/path/to/MVMC.npz (--path), the "
+            "The mvmc dataset is user supplied: pass `path`=/path/to/MVMC.npz, the "
             "file published by the DDNN paper authors. It is not bundled or downloadable."
         )
     path = Path(path).expanduser()

@@ -174,7 +174,7 @@ def load_npz_splits(
             inconsistent (the message names the key and the file).
     """
     if path is None:
-        raise FileNotFoundError("The npz dataset needs path=/path/to/file.npz (--path).")
+        raise FileNotFoundError("The npz dataset needs `path`=/path/to/file.npz.")
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise FileNotFoundError(f"npz dataset file {path} does not exist.")

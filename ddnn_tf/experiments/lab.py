@@ -66,19 +66,24 @@ class ExperimentSettings:
         ):
             value = getattr(self, name)
             if not _is_int(value) or value < low:
-                flag = name.replace("_", "-")
-                raise ConfigError(f"--{flag} must be an integer >= {low}, got {value!r}.")
+                raise ConfigError(
+                    f"{name} must be an integer >= {low}, got {value!r}.", argument=name
+                )
         if self.sweep_epochs is not None and not (
             _is_int(self.sweep_epochs) and self.sweep_epochs >= 1
         ):
             raise ConfigError(
-                f"--sweep-epochs must be an integer >= 1 (or unset), got {self.sweep_epochs!r}."
+                f"sweep_epochs must be an integer >= 1 (or unset), got {self.sweep_epochs!r}.",
+                argument="sweep_epochs",
             )
         if not 0.0 <= float(self.threshold) <= 1.0:
-            raise ConfigError(f"--threshold must be in [0, 1], got {self.threshold!r}.")
+            raise ConfigError(
+                f"threshold must be in [0, 1], got {self.threshold!r}.", argument="threshold"
+            )
         if not 0.0 < float(self.local_exit_target) < 1.0:
             raise ConfigError(
-                f"--local-exit-target must be in (0, 1), got {self.local_exit_target!r}."
+                f"local_exit_target must be in (0, 1), got {self.local_exit_target!r}.",
+                argument="local_exit_target",
             )
 
     @property

@@ -113,14 +113,11 @@ def _encode(manifest: Manifest, tier: str, outputs: dict[str, np.ndarray]) -> np
 
 
 def reference_messages(manifest: Manifest, tier: str, sensors: np.ndarray) -> np.ndarray:
-    """The portable binary's wire messages ``(N, summary + features bytes)`` (ai-edge-litert)."""
+    """The portable binary's wire messages ``(N, summary + features bytes)`` for the sensor
+    messages ``sensors`` (ai-edge-litert): what every board must send byte for byte."""
     runner = TierRunner.from_manifest(manifest, tier, "portable")
-    return _reference(manifest, tier, runner, _decoded(manifest, tier, sensors))
-
-
-def _reference(manifest: Manifest, tier: str, runner: TierRunner, x: np.ndarray) -> np.ndarray:
     name = sensor_input(manifest, tier)["name"]
-    return _encode(manifest, tier, runner({name: x}))
+    return _encode(manifest, tier, runner({name: _decoded(manifest, tier, sensors)}))
 
 
 def _litert_rate(runner: TierRunner, x: np.ndarray) -> float:
@@ -199,9 +196,6 @@ def _c_device(
     want: np.ndarray,
     workdir: Path,
     timeout_s: float | None,
-    *,
-    runner: TierRunner,
-    values: np.ndarray,
 ) -> dict[str, Any]:
     sources, origin = tier_sources(manifest, tier)
     fp = build.footprint(sources, b, workdir / "object")
@@ -224,7 +218,8 @@ def _c_device(
         )
         if run.status == "ok":
             row["samples_per_s"] = n / max(run.seconds, 1e-9)
-            row["litert_samples_per_s"] = _litert_rate(runner, values)
+            runner = TierRunner.from_manifest(manifest, tier, "portable")
+            row["litert_samples_per_s"] = _litert_rate(runner, _decoded(manifest, tier, sensors))
     row["status"] = run.status
     if run.status != "ok":
         row.update(detail=run.detail, mismatches=n, ram_bytes=None)
@@ -361,23 +356,11 @@ def check_model(
                     f"{tier}: the dataset's view has shape {x.shape[1:]}, the model expects {expected}."
                 )
             sensors = sensor_messages(manifest, tier, x)
-            values = _decoded(manifest, tier, sensors)
-            runner = TierRunner.from_manifest(manifest, tier, "portable")
-            want = _reference(manifest, tier, runner, values)
+            want = reference_messages(manifest, tier, sensors)
             if b.kind == "tflm":
-                row = _tflm_device(manifest, tier, values, want)
+                row = _tflm_device(manifest, tier, _decoded(manifest, tier, sensors), want)
             else:
-                row = _c_device(
-                    manifest,
-                    tier,
-                    b,
-                    sensors,
-                    want,
-                    root / tier,
-                    timeout_s,
-                    runner=runner,
-                    values=values,
-                )
+                row = _c_device(manifest, tier, b, sensors, want, root / tier, timeout_s)
             report["devices"][tier] = row
     report["ok"] = all(
         r["status"] == "ok" and r["mismatches"] == 0 for r in report["devices"].values()

@@ -50,7 +50,7 @@ def load_lce_interpreter():
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
             "The lce target needs the larq-compute-engine package (pip install "
-            "larq-compute-engine); use --target portable to run with ai-edge-litert only."
+            "larq-compute-engine); use `target` portable to run with ai-edge-litert only."
         )
     folder = Path(list(spec.submodule_search_locations)[0]) / "tflite" / "python"
     candidates = sorted(folder.glob("interpreter_wrapper_lite*.so")) + sorted(

@@ -129,9 +129,7 @@ def _parse_targets(target: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _parse_quantize(quantize: Any) -> str:
     q = "none" if quantize is None or quantize is False else str(quantize)
     if q not in QUANTIZE:
-        raise ConfigError(
-            f"Expected `--quantize` to be none or int8. Received --quantize={quantize}."
-        )
+        raise ConfigError(f"expected none or int8, got {quantize!r}.", argument="quantize")
     return q
 
 
@@ -178,7 +176,7 @@ def convert_run(
     targets, mcu_targets = _parse_targets(target)
     quantize = _parse_quantize(quantize)
     if quantize == "int8" and "lce" in targets:
-        raise ConfigError(LCE_INT8)
+        raise ConfigError(LCE_INT8, argument="quantize")
     plans = tier_graph(topology, split)
     meta = dataset_meta(run, dataset)
     if len(meta["classes"]) != topology.num_classes:
@@ -258,7 +256,7 @@ def save_conversion(conversion: Conversion, out: str | Path, *, overwrite: bool 
         if not out.is_dir() or (any(out.iterdir()) and not (out / mf.MANIFEST_FILE).is_file()):
             raise ConfigError(
                 f"{out} exists and is not a converted model directory (no {mf.MANIFEST_FILE}); "
-                f"refusing to replace it. Choose another --out."
+                f"refusing to replace it. Choose another `out`."
             )
     with atomic_directory(out, overwrite=overwrite, what="Output directory") as tmp:
         for filename, data in conversion.files.items():

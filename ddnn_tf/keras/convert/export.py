@@ -36,9 +36,9 @@ __all__ = [
 #: Training samples used to calibrate ``--quantize int8``.
 REPRESENTATIVE_SAMPLES = 256
 LCE_INT8 = (
-    "--quantize int8 needs --target portable: larq-compute-engine's converter has no "
+    "quantize int8 needs `target` portable: larq-compute-engine's converter has no "
     "post-training calibration (it quantises only models trained with fake-quantisation "
-    "nodes). Received --target lce or both."
+    "nodes). Received `target` lce or both."
 )
 
 
@@ -197,10 +197,12 @@ def convert_tier(
         ValueError: ``int8`` without representative data, or with the lce target.
     """
     if quantize == "int8" and "lce" in targets:
-        raise ConfigError(LCE_INT8)
+        raise ConfigError(LCE_INT8, argument="quantize")
     int8 = is_quantized(plan, quantize, ddnn.topology)
     if int8 and representative is None:
-        raise ConfigError(f"--quantize int8: tier {plan.name} needs representative inputs.")
+        raise ConfigError(
+            f"quantize int8: tier {plan.name} needs representative inputs.", argument="quantize"
+        )
     out: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="ddnn_convert_") as tmp:
         _save_serving(ddnn, plan, Path(tmp))
