@@ -121,3 +121,22 @@ def test_a_broken_pipe_elsewhere_is_not_hidden(capsys):
         flags.run(_raising(BrokenPipeError(32, "Broken pipe")), [], "ddnn test")
     assert stopped.value.code == 2
     assert capsys.readouterr().err.startswith("error: [Errno 32] Broken pipe")
+
+
+def test_text_flags_take_the_text_as_typed(capsys):
+    """fire reads ``--token 007`` as the number 7, ``--path [1]`` as a list and ``--exits
+    local,cloud`` as a tuple; a text flag gets the text typed (a list ended in a TypeError
+    before, and a token lost its zeros)."""
+    seen = []
+
+    def command(path: str | None = None, token: str = "x") -> None:
+        """A command with text flags."""
+        seen.append((path, token))
+
+    flags.run(command, ["--path", "[1]", "--token=007"], "ddnn test")
+    flags.run(command, ["--path", "local,cloud", "--token", "1e5"], "ddnn test")
+    assert seen == [("[1]", "007"), ("local,cloud", "1e5")]
+    with pytest.raises(SystemExit) as stopped:
+        flags.run(command, ["--path", "--token", "t"], "ddnn test")  # --path without text
+    assert stopped.value.code == 2
+    assert "--path: expected text (a name or a path), got True." in capsys.readouterr().err

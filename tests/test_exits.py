@@ -200,7 +200,7 @@ def test_evaluate_exits_rejects_bad_input(kwargs, match):
 
 
 def test_exit_points_rejects_bad_input():
-    with pytest.raises(ValueError, match="expected 2 thresholds"):
+    with pytest.raises(ValueError, match=r"expected 2 threshold\(s\)"):
         exit_points([LOCAL, EDGE, CLOUD], [0.5])
     with pytest.raises(ValueError, match="same number of samples"):
         exit_points([LOCAL, CLOUD[:3]], [0.5])
@@ -319,6 +319,8 @@ def test_resolve_thresholds_one_rule_for_evaluate_and_runtime():
         resolve_thresholds(1.5, early)
     with pytest.raises(ValueError, match="'paper' or 'calibrated'"):
         resolve_thresholds("abc", early)
+    with pytest.raises(ValueError, match="got True"):  # a flag given without a value
+        resolve_thresholds(True, early)
     assert resolve_thresholds("0.3", early) == {"local": 0.3, "edge": 0.3}
     assert resolve_thresholds((0.1, 0.2), early) == {"local": 0.1, "edge": 0.2}
     assert resolve_thresholds(np.array([0.1, 0.2, 0.9]), early) == {"local": 0.1, "edge": 0.2}
@@ -326,7 +328,7 @@ def test_resolve_thresholds_one_rule_for_evaluate_and_runtime():
     assert resolve_thresholds(mapping, early, last_exit="cloud") == {"local": 0.1, "edge": 0.2}
     with pytest.raises(ValueError, match=r"unknown exit\(s\) \['cloud'\]"):
         resolve_thresholds(mapping, early)
-    with pytest.raises(ValueError, match=r"^threshold: expected 2 thresholds.*got 4"):
+    with pytest.raises(ValueError, match=r"^threshold: expected 2 threshold\(s\).*got 4"):
         resolve_thresholds([0.1] * 4, early)
 
 

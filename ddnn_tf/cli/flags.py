@@ -120,25 +120,37 @@ def flag_items(value: Any, sep: str = ",") -> list[str]:
 
 
 def check_flag(name: str, value: Any, kind: str, allowed: Range | None = None) -> Any:
-    """Check one flag value against its kind (``"int"``, ``"float"``, ``"bool"``) and range.
+    """Check one flag value against its kind (``"int"``, ``"float"``, ``"bool"``, ``"str"``)
+    and range.
 
     Args:
         name: the parameter name.
         value: what fire parsed from the command line.
-        kind: ``"int"``, ``"float"`` or ``"bool"``.
+        kind: ``"int"``, ``"float"``, ``"bool"`` or ``"str"``.
         allowed: the range declared for it, if any.
 
     Returns:
-        The value as an ``int``, ``float`` or ``bool``.
+        The value as an ``int``, ``float``, ``bool`` or ``str``. A text flag's value is
+        best taken as typed (:func:`run` does); what fire made of it is turned back into
+        text where it can be: a number as ``str``, a tuple (``a,b``) joined by commas.
 
     Raises:
         ConfigError: a value of the wrong type, not finite, or out of range, naming the
             flag and the value.
     """
     bounds = allowed.text() if allowed is not None else ""
-    want = {"int": "an integer", "float": "a finite number", "bool": "true or false"}[kind]
-    want = f"{want} {bounds}" if bounds and kind != "bool" else want
+    want = {"int": "an integer", "float": "a finite number", "bool": "true or false"}
+    want = want.get(kind, "text (a name or a path)")
+    want = f"{want} {bounds}" if bounds and kind in ("int", "float") else want
     bad = ConfigError(f"{flag_name(name)}: expected {want}, got {value!r}.")
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, (list, tuple)):
+            return ",".join(map(str, value))
+        raise bad
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad
@@ -163,34 +175,54 @@ def check_flag(name: str, value: Any, kind: str, allowed: Range | None = None) -
 
 
 def _kinds(fn: Callable) -> dict[str, str]:
-    """Parameter name -> "int" / "float" / "bool" from ``fn``'s annotations."""
+    """Parameter name -> "int" / "float" / "bool" / "str" from ``fn``'s annotations."""
     kinds = {}
     for name, param in inspect.signature(fn).parameters.items():
         text = param.annotation if isinstance(param.annotation, str) else ""
         if not text and isinstance(param.annotation, type):
             text = param.annotation.__name__
         types = {t.strip() for t in text.split("|")} - {"None"}
-        if len(types) == 1 and (kind := types.pop()) in ("int", "float", "bool"):
+        if len(types) == 1 and (kind := types.pop()) in ("int", "float", "bool", "str"):
             kinds[name] = kind
     return kinds
 
 
-def _typed(fn: Callable) -> Callable:
-    """``fn`` with its int/float/bool flags checked (and coerced) before it runs."""
+def _typed(fn: Callable, typed: dict[str, str] | None = None) -> Callable:
+    """``fn`` with its int/float/bool/str flags checked (and coerced) before it runs; a text
+    flag in ``typed`` (name -> the text on the command line) gets that text, not what fire
+    parsed it into (``--token 007`` is ``"007"``, not ``7``)."""
     kinds = _kinds(fn)
     ranges = getattr(fn, _RANGES, {})
     signature = inspect.signature(fn)
+    typed = typed or {}
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         for name, value in list(bound.arguments.items()):
             default = signature.parameters[name].default
-            if name in kinds and not (value is None and default is None):
+            if kinds.get(name) == "str" and name in typed:
+                bound.arguments[name] = typed[name]
+            elif name in kinds and not (value is None and default is None):
                 bound.arguments[name] = check_flag(name, value, kinds[name], ranges.get(name))
         return fn(*bound.args, **bound.kwargs)
 
     return wrapper
+
+
+def _typed_text(argv: list[str]) -> dict[str, str]:
+    """Parameter name -> the text given to ``--name VALUE`` or ``--name=VALUE``."""
+    own = _own_args(argv)
+    text = {}
+    for i, token in enumerate(own):
+        if token[:2] != "--":
+            continue
+        name, eq, value = token[2:].partition("=")
+        if eq:
+            text[name.replace("-", "_")] = value
+        elif i + 1 < len(own) and own[i + 1][:2] != "--":
+            text[name.replace("-", "_")] = own[i + 1]
+    return text
 
 
 def _own_args(argv: list[str]) -> list[str]:
@@ -307,7 +339,7 @@ def run(fn: Callable, argv: list[str], prog: str) -> Any:
     with native_logs_hidden():
         try:
             _check_known(fn, argv)
-            fire.Fire(_typed(fn), command=list(argv), name=prog)
+            fire.Fire(_typed(fn, _typed_text(argv)), command=list(argv), name=prog)
         except Exception as err:  # noqa: BLE001  (re-raised unless it is a user error)
             message = _message(err, _passed(argv), inspect.signature(fn).parameters)
             if message is None:

@@ -181,7 +181,7 @@ def check_threshold(t: Any, where: str = "threshold") -> float:
         0.25
     """
     try:
-        value = float(t)
+        value = math.nan if isinstance(t, bool) else float(t)  # True is no threshold
     except (TypeError, ValueError):
         value = math.nan
     if not 0.0 <= value <= 1.0:
@@ -252,7 +252,7 @@ def resolve_thresholds(
         values = list(np.ravel(threshold)) if isinstance(threshold, np.ndarray) else threshold
         if len(values) not in (len(early), len(early) + 1):
             raise ConfigError(
-                f"expected {len(early)} thresholds, one per early exit {early} (and "
+                f"expected {len(early)} threshold(s), one per early exit {early} (and "
                 f"optionally one for the last exit, ignored), got {len(values)}.",
                 argument=argument,
             )
