@@ -8,7 +8,7 @@ from conftest import ROOT
 
 from ddnn_tf.core import manifest as mf
 from ddnn_tf.core.tflite_check import check_manifest_tier
-from ddnn_tf.errors import FormatError
+from ddnn_tf.errors import ConfigError, FormatError
 from ddnn_tf.runtime import flatbuffer as fb
 
 DEFAULT = mf.load_manifest(ROOT / "tflite_models" / "fmnist6_mlpcc")
@@ -73,3 +73,55 @@ def test_a_missing_signature_is_a_format_error():
         fb.signature_names(model)
     with pytest.raises(FormatError, match="no 'serving_default' signature"):
         fb.tflite_info(fb.write_model(model))
+
+
+def _conv(model):
+    sub = model.subgraphs[0]
+    return next(op for op in sub.operators if fb.op_name(model, op) == "CONV_2D")
+
+
+def _one_input(model):
+    _conv(model).inputs = _conv(model).inputs[:1]
+
+
+def _options_of_another_op(model):
+    conv = _conv(model)
+    conv.builtinOptionsType = fb.schema.BuiltinOptions.AddNOptions
+    conv.builtinOptions = fb.schema.AddNOptionsT()
+
+
+def _short_constant(model):
+    weights = model.subgraphs[0].tensors[_conv(model).inputs[1]]
+    model.buffers[weights.buffer].data = model.buffers[weights.buffer].data[:-4]
+
+
+def _unknown_builtin(model):
+    model.operatorCodes[_conv(model).opcodeIndex].builtinCode = 30777
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_one_input, r"operator \d+ \(CONV_2D\) has inputs \[\d+\]"),
+        (_options_of_another_op, r"\(CONV_2D\) has no Conv2DOptions"),
+        (_short_constant, r"bytes of float32 data for shape"),
+        (_unknown_builtin, "operator BUILTIN_30777"),
+    ],
+    ids=["inputs", "options", "constant", "builtin"],
+)
+def test_a_malformed_device_binary_is_refused_by_its_readers(edit, message):
+    """What the bounds-checked reader lets through (every index in range) but no converter
+    writes: one error line from the C target's and TFLM's readers, not an IndexError,
+    AttributeError, KeyError or numpy's ValueError."""
+    from ddnn_tf.mcu.lower import lower_tier
+    from ddnn_tf.mcu.tflm import tflm_variant
+
+    model = fb.read_model(DEFAULT.path("device_0", "portable").read_bytes())
+    edit(model)
+    data = fb.write_model(model)
+    check_manifest_tier(DEFAULT, "device_0", "portable", data)  # the structure is sound
+    with pytest.raises(ConfigError, match=message):
+        lower_tier("device_0", data, scale=1 / 255)
+    if edit is not _unknown_builtin:  # TFLM's variant keeps operators it does not rewrite
+        with pytest.raises(FormatError, match=message):
+            tflm_variant(data)

@@ -31,6 +31,7 @@ from ddnn_tf.errors import ConfigError, FormatError
 from ddnn_tf.mcu.spec import ConvBlock, DenseBlock, Head, Sensor, TierSpec
 from ddnn_tf.runtime.flatbuffer import (
     buffer_array,
+    check_operators,
     dtype_name,
     op_name,
     read_model,
@@ -64,6 +65,10 @@ class _Lowering:
             self.sub = self.model.subgraphs[signature(self.model).subgraphIndex]
         except FormatError:
             self.refuse(f"the binary has no {SIGNATURE_KEY!r} signature")
+        try:
+            check_operators(self.model)
+        except FormatError as err:
+            self.refuse(str(err).rstrip("."))
         self.sig_names = signature_names(self.model)
         self.values: dict[int, _Value] = {}
         self.blocks: list = []
@@ -79,8 +84,8 @@ class _Lowering:
         tensor = self.sub.tensors[index]
         try:
             values = buffer_array(self.model, tensor)
-        except FormatError:  # a type numpy does not read here (float16, say)
-            values = np.zeros(0, np.int8)
+        except FormatError as err:  # a float16 constant, say, or one its data do not fill
+            self.refuse(str(err).rstrip("."))
         if values is not None and values.dtype not in (np.float32, np.int32):
             self.refuse(f"a constant of tensor type {dtype_name(tensor)} (float32 expected)")
         return values

@@ -33,6 +33,7 @@ import numpy as np
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.flatbuffer import (
     buffer_array,
+    check_operators,
     op_name,
     opcode_index,
     read_model,
@@ -54,8 +55,11 @@ def tflm_variant(data: bytes) -> bytes:
 
     Raises:
         ConfigError: a ``SIGN`` outside the ste_sign forms (it has no exact rewrite).
+        FormatError: an operator without the inputs, output or options of its kind, or a
+            constant whose data do not fill its shape.
     """
     model = read_model(data)
+    check_operators(model)
     ops = schema.BuiltinOperator
     ge, select = opcode_index(model, ops.GREATER_EQUAL), opcode_index(model, ops.SELECT_V2)
     for s_index, sub in enumerate(model.subgraphs):

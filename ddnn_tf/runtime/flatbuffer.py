@@ -18,6 +18,7 @@ checks on every offset, before an interpreter or this module reads it.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from ddnn_tf.errors import FormatError
 
 __all__ = [
     "buffer_array",
+    "check_operators",
     "dtype_name",
     "op_counts",
     "op_name",
@@ -41,6 +43,24 @@ __all__ = [
 ]
 
 _IDENTIFIER = b"TFL3"
+#: Inputs (fewest, most) of the builtin operators device tiers convert to; each has one
+#: output, and its first ``fewest`` inputs are tensors (not the optional -1).
+_ARITY = {
+    "ADD": (2, 2),
+    "CONV_2D": (2, 3),
+    "FLOOR": (1, 1),
+    "FULLY_CONNECTED": (2, 3),
+    "MAXIMUM": (2, 2),
+    "MAX_POOL_2D": (1, 1),
+    "MINIMUM": (2, 2),
+    "MUL": (2, 2),
+    "PADV2": (2, 3),
+    "RESHAPE": (1, 2),
+    "SIGN": (1, 1),
+    "SUB": (2, 2),
+}
+#: The options of the operators whose options a reader needs (strides, padding, pool size).
+_OPTIONS = {"CONV_2D": "Conv2DOptionsT", "MAX_POOL_2D": "Pool2DOptionsT"}
 _NUMPY_TYPES = {"float32": "<f4", "int32": "<i4", "int8": "i1", "uint8": "u1", "int64": "<i8"}
 
 
@@ -51,8 +71,19 @@ def _names(enum: type) -> dict[int, str]:
 
 
 def read_model(data: bytes):
-    """The object tree (``schema.ModelT``) of a TFLite flatbuffer."""
-    return schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    """The object tree (``schema.ModelT``) of a TFLite flatbuffer.
+
+    Every subgraph's and operator's tensor lists are lists (the schema leaves an absent
+    vector as None), so a reader can iterate them.
+    """
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    model.subgraphs = model.subgraphs or []
+    for sub in model.subgraphs:
+        sub.operators, sub.tensors = sub.operators or [], sub.tensors or []
+        for holder in (sub, *sub.operators):
+            holder.inputs = [] if holder.inputs is None else holder.inputs
+            holder.outputs = [] if holder.outputs is None else holder.outputs
+    return model
 
 
 def write_model(model, *, size_hint: int = 0) -> bytes:
@@ -76,11 +107,13 @@ def _builtin(code) -> int:
 
 
 def op_name(model, op) -> str:
-    """An operator's name: its builtin's (``CONV_2D``) or its custom code (``LceBconv2d``)."""
+    """An operator's name: its builtin's (``CONV_2D``, ``BUILTIN_<code>`` for a code this
+    schema does not know) or its custom code (``LceBconv2d``)."""
     code = model.operatorCodes[op.opcodeIndex]
     if code.customCode:
-        return code.customCode.decode()
-    return _names(schema.BuiltinOperator)[_builtin(code)]
+        return code.customCode.decode(errors="replace")
+    builtin = _builtin(code)  # one this schema does not know: as core.tflite_check names it
+    return _names(schema.BuiltinOperator).get(builtin, f"BUILTIN_{builtin}")
 
 
 def op_counts(model) -> dict[str, int]:
@@ -91,6 +124,30 @@ def op_counts(model) -> dict[str, int]:
             name = op_name(model, op)
             counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def check_operators(model) -> None:
+    """Check that every operator of the device tiers' kinds has the inputs, the one output
+    and the options its kind has (``ddnn_tf.core.tflite_check`` checks only that each
+    index is in range), before a reader interprets or rewrites them.
+
+    Raises:
+        FormatError: naming the subgraph, the operator and what it lacks.
+    """
+    for g, sub in enumerate(model.subgraphs):
+        for k, op in enumerate(sub.operators):
+            name = op_name(model, op)
+            if name not in _ARITY:
+                continue
+            fewest, most = _ARITY[name]
+            where = f"subgraph {g}, operator {k} ({name})"
+            if not fewest <= len(op.inputs) <= most or min(op.inputs[:fewest]) < 0:
+                raise FormatError(f"{where} has inputs {list(op.inputs)}.")
+            if len(op.outputs) != 1:
+                raise FormatError(f"{where} has {len(op.outputs)} outputs, one expected.")
+            options = _OPTIONS.get(name)
+            if options is not None and not isinstance(op.builtinOptions, getattr(schema, options)):
+                raise FormatError(f"{where} has no {options[:-1]}.")
 
 
 def opcode_index(model, builtin: int) -> int:
@@ -137,16 +194,23 @@ def buffer_array(model, tensor) -> np.ndarray | None:
     """A constant tensor's values (a writable copy), or None when it has no data.
 
     Raises:
-        FormatError: a constant of a type this module does not read (e.g. ``float16``).
+        FormatError: a constant of a type this module does not read (e.g. ``float16``), or
+            whose data does not fill its shape.
     """
     buf = model.buffers[tensor.buffer]
     if buf is None or buf.data is None or len(buf.data) == 0:
         return None
+    name = (tensor.name or b"").decode(errors="replace")
     dtype = _NUMPY_TYPES.get(dtype_name(tensor))
     if dtype is None:
-        raise FormatError(f"A constant of tensor type {dtype_name(tensor)}.")
-    raw = np.asarray(buf.data, np.uint8).tobytes()
-    return np.frombuffer(raw, dtype).reshape([int(d) for d in tensor.shape]).copy()
+        raise FormatError(f"tensor {name!r} is a constant of type {dtype_name(tensor)}.")
+    shape = [int(d) for d in tensor.shape]
+    if len(buf.data) != np.dtype(dtype).itemsize * math.prod(shape):
+        raise FormatError(
+            f"tensor {name!r} has {len(buf.data)} bytes of {dtype_name(tensor)} data for "
+            f"shape {tuple(shape)}."
+        )
+    return np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), dtype).reshape(shape).copy()
 
 
 def tflite_info(data: bytes) -> dict[str, Any]:
