@@ -453,10 +453,15 @@ def test_threshold_slider_and_bundled_sample(page):
     manifest = json.loads((MODEL / "manifest.json").read_text())
     calibrated = manifest["thresholds"]["local"]
     # the calibrated T and the rule that chose it, both from the manifest
-    rule = manifest["training"]["calibrate"]
-    assert rule == "within:0.25" and page.evaluate("window.ddnn.model.calibration") == rule
+    rule = manifest["calibration"]["rule"]
+    assert rule == "risk:0.5,0.1" and page.evaluate("window.ddnn.model.calibration") == rule
     assert page.locator("#t-calibrated").inner_text() == f"{calibrated:.2f}"
     assert page.locator("#t-rule").inner_text().strip() == f"by {rule}"
+    certified = (
+        "on 6000 validation samples: drop vs. all-cloud ≤ 0.50 points with probability ≥ 0.90"
+    )
+    assert page.evaluate("window.ddnn.model.certified") == certified
+    assert page.locator("#t-certified").inner_text().strip() == certified
     page.locator("#threshold").fill(str(calibrated))  # back to the manifest's T
 
 

@@ -274,6 +274,35 @@ def test_split_edge_cloud_drops_local_exit(edge_run, tiny_dataset, models):
     assert report["ok"], cv.format_parity(report)
 
 
+def test_another_split_is_calibrated_by_the_runs_own_rule(edge_run, tiny_dataset, models):
+    """The run calibrated local and edge together; converted without the local exit, the
+    edge's T is calibrated again, by the run's rule (here a budget no T meets: the
+    cheapest T, 1.0), not by another one, and the manifest records it."""
+    import dataclasses
+
+    from ddnn_tf.core.calibration import calibrate
+    from ddnn_tf.keras.train import predict_exits
+
+    run = dataclasses.replace(
+        edge_run, config=dataclasses.replace(edge_run.config, calibrate="bytes:0.001")
+    )
+    out = cv.convert(
+        run, "edge,cloud", out=models / "edge_cloud_rule", target="portable", dataset=tiny_dataset
+    )
+    m = mf.load_manifest(out)
+    probs = predict_exits(run.ddnn, tiny_dataset.val.x)
+    want = calibrate(
+        {e: probs[e] for e in ("edge", "cloud")},
+        tiny_dataset.val.y,
+        run.topology,
+        "bytes:0.001",
+        raw_bytes_per_device=tiny_dataset.raw_bytes_per_device,
+    )
+    assert m["thresholds"] == want.thresholds == {"edge": 1.0}
+    assert m["calibration"] == want.to_dict() and m["calibration"]["rule"] == "bytes:0.001"
+    assert m["training"]["calibrate"] == "bytes:0.001"
+
+
 @pytest.mark.parametrize(
     "split, match",
     [
@@ -481,7 +510,7 @@ def test_int8_quantize_gives_a_working_model(tiny_run, tiny_dataset, models):
 @pytest.mark.parametrize(
     ("name", "summary", "local_agg", "calibrate"),
     [
-        ("fmnist6_mlpcc", "int4", "mlp", "within:0.25"),
+        ("fmnist6_mlpcc", "int4", "mlp", "risk:0.5"),
         ("fmnist6_paper", "float32", "max", "accuracy"),
     ],
 )
@@ -491,6 +520,10 @@ def test_committed_default_model_loads_and_matches_hashes(name, summary, local_a
     assert m["topology"]["summary_bits"] == (4 if summary == "int4" else 0)
     assert m["training"]["preset"] == ("default" if summary == "int4" else "paper")
     assert m["training"]["calibrate"] == calibrate
+    if name == "fmnist6_mlpcc":  # the preset's rule certified the committed T
+        assert m["calibration"]["rule"] == "risk:0.5,0.1" and m["calibration"]["certified"]
+        assert m["calibration"]["thresholds"] == m["thresholds"] == {"local": 0.2}
+        assert m["calibration"]["n_val"] == 6000 and m["calibration"]["bound"] == 0.5
     assert m["split"] == ["local", "cloud"] and m["targets"] == ["portable", "lce"]
     assert m.tier_names == MPCC_TIERS
     assert m["topology"]["local_agg"] == m["aggregation"]["local"] == local_agg

@@ -112,14 +112,14 @@ def test_presets_paper_is_todays_model_default_differs():
     assert preset_config("default").lr_schedule == "cosine"
     assert default.local_agg == "mlp" and default.local_units == 256
     assert preset_config("default").upper_epochs == 5
-    assert preset_config("default").calibrate == "within:0.25"
+    assert preset_config("default").calibrate == "risk:0.5"
     assert preset_config("default").epochs == 5
     best = preset_topology(fmnist, "best")
     assert best.local_agg == "mlp" and best.summary_bits == 4 and best.cloud_units == 512
     assert (best.device_filters, best.device_conv_layers) == (16, 2)
     assert best.feature_shape(0) == (3, 4, 16)  # 192 bits: 24 bytes up, for the samples that go
     assert preset_config("best").epochs == 30 and preset_config("best", epochs=2).epochs == 2
-    assert preset_config("best").calibrate == "within:0.1"
+    assert preset_config("best").calibrate == "risk:0.5"
     with pytest.raises(ValueError, match="^preset: expected one of paper, default, best"):
         preset_topology(fmnist, "fast")
     with pytest.raises(ValueError, match="lr_schedule"):
@@ -145,7 +145,9 @@ def test_best_preset_devices_fit_the_papers_memory_budget():
 def test_calibrate_rule_is_checked(rule):
     from ddnn_tf.keras.presets import TrainConfig
 
-    with pytest.raises(ValueError, match="^calibrate: expected 'within:D'.*'accuracy'.*'bytes:B'"):
+    with pytest.raises(
+        ValueError, match="^calibrate: expected 'risk:DELTA.*'within:D'.*'accuracy'.*'bytes:B'"
+    ):
         TrainConfig(calibrate=rule)
 
 
@@ -153,17 +155,18 @@ def test_parse_calibrate_names_the_rule_and_its_value():
     from ddnn_tf.core.calibration import DEFAULT_WITHIN_POINTS, parse_calibrate
     from ddnn_tf.core.vocab import CALIBRATION_RULES
 
-    assert parse_calibrate("accuracy") == ("accuracy", None)
-    assert parse_calibrate("bytes:20") == ("bytes", 20.0)
-    assert parse_calibrate("within:0.5") == ("within", 0.5)
-    assert parse_calibrate("within") == ("within", DEFAULT_WITHIN_POINTS) == ("within", 0.25)
-    assert {parse_calibrate(r)[0] for r in ("within:1", "accuracy", "bytes:3")} == set(
+    assert parse_calibrate("accuracy") == ("accuracy", None, None)
+    assert parse_calibrate("bytes:20") == ("bytes", 20.0, None)
+    assert parse_calibrate("within:0.5") == ("within", 0.5, None)
+    assert parse_calibrate("within").value == DEFAULT_WITHIN_POINTS == 0.25
+    assert parse_calibrate("risk:0.5") == ("risk", 0.5, 0.1)
+    assert {parse_calibrate(r).kind for r in ("risk:1", "within:1", "accuracy", "bytes:3")} == set(
         CALIBRATION_RULES
     )
 
 
 def test_within_calibration_exits_the_most_samples_within_d_points_of_the_best():
-    from ddnn_tf.core.calibration import calibrate_threshold
+    from ddnn_tf.core.calibration import calibrate
     from ddnn_tf.core.exits import DEFAULT_THRESHOLD_GRID, evaluate_exits
 
     t = _default_topology()
@@ -180,10 +183,10 @@ def test_within_calibration_exits_the_most_samples_within_d_points_of_the_best()
     local[:] = ((1 - confidence) / 9)[:, None]
     local[np.arange(n), guess] = confidence
     probs = {"local": local, "cloud": cloud}
-    accurate = calibrate_threshold(probs, y, t, "accuracy")
+    accurate = calibrate(probs, y, t, "accuracy").threshold
     best = evaluate_exits(probs, y, accurate).accuracy["overall"]
     for points in (0.0, 0.25, 2.0):
-        chosen = calibrate_threshold(probs, y, t, f"within:{points}")
+        chosen = calibrate(probs, y, t, f"within:{points}").threshold
         assert chosen in DEFAULT_THRESHOLD_GRID
         report = evaluate_exits(probs, y, chosen)
         assert report.accuracy["overall"] >= best - points / 100 - 1e-12
@@ -191,12 +194,12 @@ def test_within_calibration_exits_the_most_samples_within_d_points_of_the_best()
             r = evaluate_exits(probs, y, other)
             if r.accuracy["overall"] >= best - points / 100 - 1e-12:
                 assert r.exit_fraction["local"] <= report.exit_fraction["local"]
-    loose = evaluate_exits(probs, y, calibrate_threshold(probs, y, t, "within:2"))
+    loose = evaluate_exits(probs, y, calibrate(probs, y, t, "within:2").thresholds)
     assert loose.exit_fraction["local"] > evaluate_exits(probs, y, accurate).exit_fraction["local"]
 
 
 def test_byte_budget_calibration_picks_the_best_threshold_within_budget():
-    from ddnn_tf.core.calibration import calibrate_threshold
+    from ddnn_tf.core.calibration import calibrate
     from ddnn_tf.core.comm import hierarchy_bytes
     from ddnn_tf.core.exits import evaluate_exits
 
@@ -209,14 +212,14 @@ def test_byte_budget_calibration_picks_the_best_threshold_within_budget():
     local = rng.dirichlet(np.ones(10) * 0.3, n)  # the local exit mostly guesses
     probs = {"local": local, "cloud": cloud}
     raw = [140] * 6
-    best = evaluate_exits(probs, y, calibrate_threshold(probs, y, t, "accuracy"))
+    best = evaluate_exits(probs, y, calibrate(probs, y, t, "accuracy").thresholds)
     assert best.accuracy["overall"] == 1.0  # (nearly) everything to the cloud: > 20 bytes
     budget = 20.0
     costly = hierarchy_bytes(
         t, best.exit_fraction, raw_bytes_per_device=raw, summary_encoding="int4"
     )
     assert costly["bytes_per_device"] > budget
-    cheap = calibrate_threshold(probs, y, t, f"bytes:{budget}")
+    cheap = calibrate(probs, y, t, f"bytes:{budget}").thresholds
     report = evaluate_exits(probs, y, cheap)
     cost = hierarchy_bytes(
         t, report.exit_fraction, raw_bytes_per_device=raw, summary_encoding="int4"
@@ -304,6 +307,33 @@ def test_default_model_runtime_decides_as_the_keras_evaluation(
         )
         sent = staged.link_bytes["device_to_local"]
         np.testing.assert_array_equal(sent, np.full_like(sent, 2))
+
+
+def test_the_calibration_travels_from_the_run_to_the_manifest_and_the_reports(
+    default_run, default_model, tiny_dataset
+):
+    from ddnn_tf.core.manifest import load_manifest
+    from ddnn_tf.keras.evaluate import evaluate_run
+    from ddnn_tf.keras.rundir import load_run
+    from ddnn_tf.runtime.report import evaluate_model
+
+    record = default_run.calibration
+    assert record.rule == "bytes:6" and record.n_val == len(tiny_dataset.val.y)
+    assert record.thresholds == default_run.thresholds and record.delta is None
+    assert load_run(default_run.path).calibration == record
+    assert load_manifest(default_model)["calibration"] == record.to_dict()
+    line = f"  T calibrated by bytes:6 on {record.n_val} validation samples (no certified bound"
+    keras, deployed = evaluate_run(default_run, tiny_dataset), evaluate_model(default_model)
+    for result in (keras, deployed):
+        assert result["calibration"] == record.to_dict() and line in result.format()
+    by_hand = evaluate_run(default_run, tiny_dataset, threshold=0.55)
+    assert "calibration" not in by_hand.to_dict() and "calibrated by" not in by_hand.format()
+    risk = evaluate_run(default_run, tiny_dataset, calibrate="risk:0.5", split="val")
+    n = record.n_val
+    assert risk["calibration"]["rule"] == "risk:0.5,0.1" and risk["calibration"]["n_val"] == n
+    assert risk["calibration"]["certified"] is False  # too few samples for half a point
+    assert risk["thresholds"] == {"local": 0.0}
+    assert f"cannot certify a drop under {100 * (1 - 0.1 ** (1 / n)):.2f} points" in risk.format()
 
 
 def test_evaluate_counts_int4_bytes_and_recalibrates(default_run, tiny_dataset):

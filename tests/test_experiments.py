@@ -90,6 +90,7 @@ def stub(data3, settings, tmp_path_factory):
 def test_parse_experiments_orders_and_expands_all():
     assert parse_experiments("all") == list(EXPERIMENTS)  # the paper's, not pareto
     assert "pareto" not in EXPERIMENTS and parse_experiments("pareto") == ["pareto"]
+    assert parse_experiments("calibration") == ["calibration"]
     assert parse_experiments("faults,aggregation") == ["aggregation", "faults"]
     assert parse_experiments(("threshold", "faults")) == ["threshold", "faults"]
 
@@ -97,19 +98,31 @@ def test_parse_experiments_orders_and_expands_all():
 @pytest.mark.parametrize("bad", ["bogus", "threshold,nope", ""])
 def test_parse_experiments_rejects_unknown_names_listing_valid_ones(bad):
     with pytest.raises(
-        ValueError, match="aggregation, threshold, scaling, filters, faults, pareto, all"
+        ValueError,
+        match="aggregation, threshold, scaling, filters, faults, pareto, calibration, all",
     ):
         parse_experiments(bad)
 
 
 @pytest.mark.parametrize(
-    "options",
-    [{"epochs": 0}, {"sweep_epochs": 0}, {"threshold": 1.5}, {"max_filters": 0}],
+    ("options", "message"),
+    [
+        ({"epochs": 0}, "epochs must be"),
+        ({"sweep_epochs": 0}, "sweep_epochs must be"),
+        ({"threshold": 1.5}, "threshold must be"),
+        ({"max_filters": 0}, "max_filters must be"),
+        ({"local_exit_target": 1.0}, "local_exit_target must be"),
+        ({"draws": 0}, "draws must be"),
+        ({"val_sizes": (200, 0)}, "val_sizes must be"),
+        ({"val_sizes": ()}, "val_sizes must be"),
+        ({"rule": "risk:0"}, "rule: expected 'risk:DELTA"),
+        ({"baseline": "nope"}, "baseline: expected"),
+    ],
 )
-def test_settings_are_validated_up_front(options):
+def test_settings_are_validated_up_front(options, message):
     """Each error names the setting first, as its argument (the CLI names the flag)."""
     (name,) = options
-    with pytest.raises(ValueError, match=f"^{name} must be") as info:
+    with pytest.raises(ValueError, match=f"^{message}") as info:
         ExperimentSettings(**options)
     assert info.value.argument == name
 
@@ -124,7 +137,9 @@ def test_cli_unknown_experiment_exits_nonzero_with_the_valid_names():
     proc = run_cli("ddnn_tf.experiments", "tables", "--data", "synthetic", timeout=120)
     assert proc.returncode != 0
     assert "Unknown experiment 'tables'" in proc.stderr
-    assert "aggregation, threshold, scaling, filters, faults, pareto, all" in proc.stderr
+    assert "aggregation, threshold, scaling, filters, faults, pareto, calibration, all" in (
+        proc.stderr
+    )
     assert "Traceback" not in proc.stderr
 
 
@@ -366,3 +381,94 @@ def test_pareto_compares_the_presets_over_thresholds(data3, settings, tmp_path):
     assert lab.preset("default").topology.summary_encoding == "int4"
     assert set(results["pareto"].key) == {"paper", "default"}
     assert_png(tmp_path / "pareto.png")
+
+
+def test_calibration_experiment_draws_the_same_subsets_for_both_rules(data3, settings, tmp_path):
+    """On untrained models: the draws, the rows and the files; the whole split once."""
+    import dataclasses
+
+    lab = Lab(data3, dataclasses.replace(settings, draws=5, val_sizes=(10, 20)), train_fn=untrained)
+    results = run_experiments("calibration", data3, out=tmp_path, lab=lab)
+    rows = read_csv(tmp_path / "calibration.csv")
+    n = len(data3.val.y)
+    assert [(r["rule"], int(r["val_size"]), int(r["draws"])) for r in rows] == [
+        (rule, size, draws)
+        for rule in ("risk:0.5,0.1", "within:0.25")
+        for size, draws in ((10, 5), (20, 5), (n, 1))
+    ]
+    for r in rows:  # 10 or 20 samples certify no half point: every draw falls back to T = 0
+        if r["rule"].startswith("risk"):
+            assert float(r["certified"]) == 0.0 and float(r["local_exit"]) == 0.0
+            assert float(r["drop_max"]) == 0.0 and float(r["exceed"]) == 0.0
+        else:
+            assert r["certified"] == "" and float(r["bound"]) == 0.25
+    text = (tmp_path / "calibration.md").read_text()
+    assert "ddnn experiments calibration --data synthetic --draws 5 --val-sizes 10,20" in text
+    assert results["calibration"].key["rules"] == ["risk:0.5,0.1", "within:0.25"]
+    assert_png(tmp_path / "calibration.png")
+
+
+def test_guarantee_rows_count_the_draws_above_the_bound():
+    from ddnn_tf.core.topology import Topology
+    from ddnn_tf.experiments.calibration import guarantee_rows
+
+    rng = np.random.default_rng(0)
+
+    def probs(n):  # the local exit is right and sure on half the samples, unsure otherwise
+        y = rng.integers(0, 2, n)
+        sure = rng.random(n) < 0.5
+        local = np.where(sure[:, None], np.eye(2)[y] * 0.98 + 0.01, 0.5)
+        cloud = np.eye(2)[np.where(rng.random(n) < 0.9, y, 1 - y)] * 0.8 + 0.1
+        return {"local": local, "cloud": cloud}, y
+
+    (val, val_y), (test, test_y) = probs(3000), probs(5000)
+    t = Topology(input_shapes=[(4,)], num_classes=2)
+    rows, per_draw, view = guarantee_rows(
+        val, val_y, test, test_y, t, rules=["risk:1", "within:0.25"], sizes=[300], draws=30
+    )
+    assert [(r["rule"], r["val_size"], r["draws"]) for r in rows] == [
+        ("risk:1,0.1", 300, 30),
+        ("risk:1,0.1", 3000, 1),
+        ("within:0.25", 300, 30),
+        ("within:0.25", 3000, 1),
+    ]
+    for r in rows:
+        mine = [o for o in per_draw if o["rule"] == r["rule"] and o["val_size"] == r["val_size"]]
+        drops = [o["drop"] for o in mine]
+        assert r["exceed"] == pytest.approx(np.mean([d > r["bound"] for d in drops]))
+        assert r["drop_max"] == max(drops) and r["local_exit"] == pytest.approx(
+            np.mean([o["local_exit"] for o in mine])
+        )
+        for o in mine:  # each draw's figures are the test split's at its thresholds
+            assert o["drop"] == view.at({"local": o["local"]})["drop"]
+
+
+@pytest.mark.slow
+def test_committed_calibration_results_are_what_the_command_makes(tmp_path):
+    """docs/results/calibration is the output of the command it names, on the committed
+    model (the draws are seeded; the whole run takes seconds)."""
+    from conftest import DEFAULT_MODEL, ROOT
+
+    committed = ROOT / "docs" / "results" / "calibration"
+    proc = run_cli(
+        "ddnn_tf.experiments",
+        "calibration",
+        "--model",
+        str(DEFAULT_MODEL.relative_to(ROOT)),
+        "--data",
+        "fmnist6",
+        "--out",
+        str(tmp_path),
+        "--verbose",
+        "0",
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("calibration.csv", "calibration.md"):
+        assert (tmp_path / name).read_text() == (committed / name).read_text(), name
+    rows = {(r["rule"], int(r["val_size"])): r for r in read_csv(committed / "calibration.csv")}
+    for size in (200, 500, 1000, 2000, 6000):  # the guarantee: at most EPS of the draws above
+        assert float(rows["risk:0.5,0.1", size]["exceed"]) <= 0.1
+    assert float(rows["within:0.25", 200]["exceed"]) >= 0.3  # the old rule, on few samples
+    full = rows["risk:0.5,0.1", 6000]
+    assert float(full["local_exit"]) > 0.7 and float(full["drop_mean"]) <= 0.1

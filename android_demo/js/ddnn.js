@@ -22,6 +22,20 @@ function fromOf(spec) {
   return spec.from;
 }
 
+/** What a manifest's `calibration` certifies, in the words of Calibration.describe. */
+export function certifiedLine(calibration) {
+  if (!calibration) return '';
+  const where = `on ${calibration.n_val} validation samples`;
+  if (calibration.delta === null || calibration.delta === undefined) {
+    return `${where} (no certified bound)`;
+  }
+  if (calibration.certified) {
+    return `${where}: drop vs. all-cloud ≤ ${calibration.bound.toFixed(2)} points `
+      + `with probability ≥ ${(1 - calibration.eps).toFixed(2)}`;
+  }
+  return `${where}: nothing certified (${calibration.note})`;
+}
+
 function fail(message) {
   throw new Error(`manifest: ${message}`);
 }
@@ -86,10 +100,12 @@ export class Ddnn {
     this.classes = manifest.classes;
     this.exits = manifest.split;
     this.threshold = Number(manifest.thresholds?.local ?? 1);
-    // the rule that chose it on the validation split (e.g. within:0.25), when recorded
+    // the rule that chose it on the validation split (e.g. risk:0.5,0.1), when recorded,
+    // and what it certifies (docs/converting.md, the manifest's `calibration`)
     this.calibration = manifest.thresholds_source === 'paper'
       ? 'paper'
-      : (manifest.training?.calibrate ?? null);
+      : (manifest.calibration?.rule ?? manifest.training?.calibrate ?? null);
+    this.certified = certifiedLine(manifest.calibration);
     this.summaryCodec = summaryCodec(manifest.wire.summary.encoding ?? 'float32');
     this.inputs = [...manifest.inputs].sort((a, b) => a.device - b.device);
     this.deviceTiers = this.inputs.map((spec) => spec.tier);

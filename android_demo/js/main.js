@@ -194,6 +194,7 @@ async function main() {
     classes: model.classes,
     exits: model.exits,
     calibration: model.calibration,
+    certified: model.certified,
   };
   window.ddnn.load = { ...load, total_ms: performance.now() - started };
   $('model-name').textContent = `${model.manifest.name} · on this phone`;
@@ -203,6 +204,7 @@ async function main() {
   $('t-value').textContent = threshold.toFixed(2);
   $('t-calibrated').textContent = model.threshold.toFixed(2);
   $('t-rule').textContent = model.calibration ? ` by ${model.calibration}` : '';
+  $('t-certified').textContent = model.certified ? ` ${model.certified}` : '';
   slider.addEventListener('input', () => {
     threshold = Number(slider.value);
     $('t-value').textContent = threshold.toFixed(2);

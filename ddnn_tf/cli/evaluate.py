@@ -33,9 +33,11 @@ def evaluate(
         fail: failed devices, e.g. 0,3.
         split: test or val.
         summary_encoding: summary wire encoding for the byte count (default: the model's).
-        calibrate: re-calibrate T on the validation split: 'within:D' (the T exiting the
-            most samples early within D accuracy points of the most accurate T),
-            'accuracy' or 'bytes:B' (the most accurate T within B bytes per device).
+        calibrate: re-calibrate T on the validation split: 'risk:DELTA[,EPS]' (the most
+            early exits whose accuracy drop is at most DELTA points with probability
+            1 - EPS, EPS 0.1 by default), 'within:D' (the T exiting the most samples early
+            within D points of the most accurate T), 'accuracy' or 'bytes:B' (the most
+            accurate T within B bytes per device per sample).
         json: print one JSON object instead of the table.
     """
     from ddnn_tf.keras.evaluate import evaluate_saved_run

@@ -6,11 +6,21 @@ from __future__ import annotations
 import shlex
 import sys
 
-from ddnn_tf.cli.flags import AT_LEAST_1, PROBABILITY, Range, command
+from ddnn_tf.cli.flags import AT_LEAST_1, PROBABILITY, Range, command, flag_items
 from ddnn_tf.core.exits import PAPER_THRESHOLD
+from ddnn_tf.errors import ConfigError
 from ddnn_tf.experiments.lab import LOCAL_EXIT_TARGET
 
 __all__ = ["command_line", "experiments"]
+
+
+def _sizes(value) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in flag_items(value))
+    except ValueError:
+        raise ConfigError(
+            f"--val-sizes: expected integers such as 200,500,2000, got {value!r}."
+        ) from None
 
 
 @command(
@@ -25,6 +35,7 @@ __all__ = ["command_line", "experiments"]
     fault_sets=AT_LEAST_1,
     local_exit_target=PROBABILITY,
     verbose=Range(0, 2),
+    draws=AT_LEAST_1,
 )
 def experiments(
     experiment: str,
@@ -42,13 +53,18 @@ def experiments(
     fault_sets: int = 10,
     local_exit_target: float = LOCAL_EXIT_TARGET,
     verbose: int = 1,
+    model: str | None = None,
+    draws: int = 200,
+    val_sizes: str = "200,500,1000,2000",
+    rule: str | None = None,
+    baseline: str = "within:0.25",
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Run the paper's experiments and write tables, CSVs and plots.
 
     Args:
         experiment: aggregation, threshold, scaling, filters, faults (comma separated
-            for several) or all.
+            for several) or all; pareto and calibration (by name only).
         data: dataset name (fmnist6, mvmc, npz, synthetic).
         out: output directory (default results/EXPERIMENT).
         path: data file or directory for file-based loaders.
@@ -61,6 +77,13 @@ def experiments(
         fault_sets: random failure sets per number of failed devices (all when fewer).
         local_exit_target: local exit share the filters experiment aims for.
         verbose: 0 quiet, 1 progress lines, 2 also Keras epoch lines.
+        model: calibration: a converted model directory whose binaries give the exits'
+            probabilities (default: train the default preset).
+        draws: calibration: validation subsets drawn per size.
+        val_sizes: calibration: subset sizes (the whole validation
+            split is added).
+        rule: calibration: the rule under test (default: the default preset's, risk:0.5).
+        baseline: calibration: the rule it is compared with.
         json: print the key figures as one JSON object at the end.
     """
     from ddnn_tf.core.files import check_output_dir
@@ -80,6 +103,11 @@ def experiments(
         fault_sets=fault_sets,
         local_exit_target=float(local_exit_target),
         verbose=int(verbose),
+        model=None if model is None else str(model),
+        draws=draws,
+        val_sizes=_sizes(val_sizes),
+        rule=None if rule is None else str(rule),
+        baseline=str(baseline),
     )
     from ddnn_tf.data import load_dataset
 

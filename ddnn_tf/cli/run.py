@@ -62,10 +62,11 @@ def run(
         split: test or val.
         threads: interpreter threads per tier.
         exit_accuracy: also run every tier on every sample for per-exit accuracies.
-        calibrate: re-calibrate T on the validation split: 'within:D' (the T exiting the
-            most samples early within D accuracy points of the most accurate T),
-            'accuracy' or 'bytes:B' (the most accurate T within B bytes per device per
-            sample).
+        calibrate: re-calibrate T on the validation split: 'risk:DELTA[,EPS]' (the most
+            early exits whose accuracy drop is at most DELTA points with probability
+            1 - EPS, EPS 0.1 by default), 'within:D' (the T exiting the most samples early
+            within D points of the most accurate T), 'accuracy' or 'bytes:B' (the most
+            accurate T within B bytes per device per sample).
         json: print one JSON object instead of the table.
     """
     from ddnn_tf.runtime.report import evaluate_model

@@ -91,10 +91,10 @@ def train(
         path: data file or directory for file-based loaders.
         preset: "default" (4-bit summaries, a learned local aggregator, a real-valued
             dense cloud, device dropout, cosine schedule, 5 epochs of the upper tiers on
-            the frozen devices, T within 0.25 points of the best), "best" (the default
-            with two binary conv blocks of 16 filters per device and a 512-unit cloud, 30
-            epochs, T within 0.1 points) or "paper" (the paper's MP-CC and Adam); other
-            flags override it.
+            the frozen devices, T certified by risk:0.5), "best" (the default with two
+            binary conv blocks of 16 filters per device and a 512-unit cloud, 30 epochs)
+            or "paper" (the paper's MP-CC and Adam, the most accurate T); other flags
+            override it.
         epochs: joint training epochs (default: the preset's, 5; best: 30).
         batch_size: samples per step (default: the preset's).
         learning_rate: Adam's learning rate (default: the preset's).
@@ -120,10 +120,13 @@ def train(
         upper_epochs: after the joint epochs, epochs of the tiers above the devices
             (aggregators, edges, cloud) trained on the frozen devices' outputs (default:
             the preset's; 0 for none).
-        calibrate: threshold rule on the validation split: "within:D" (the T exiting
-            the most samples locally within D accuracy points of the most accurate T),
+        calibrate: threshold rule on the validation split: "risk:DELTA[,EPS]" (the most
+            early exits whose accuracy drop against the top exit is at most DELTA points
+            with probability 1 - EPS, EPS 0.1 by default), "within:D" (the T exiting the
+            most samples locally within D accuracy points of the most accurate T),
             "accuracy" (the most accurate T) or "bytes:B" (the most accurate T within B
-            bytes per device per sample); default: the preset's (default: within:0.25).
+            bytes per device per sample); default: the preset's (default and best:
+            risk:0.5; paper: accuracy).
         seed: seed of the split, the initial weights and the shuffling.
         train_limit: keep only the first N training samples.
         individual: also train each device's individual baseline.
@@ -184,7 +187,9 @@ def train(
     print(f"wrote {out} (preset {preset})")
     for key, value in sorted(last.items()):
         print(f"  {key}: {value:.4f}")
-    print(f"  calibrated thresholds ({run.config.calibrate}): {run.thresholds}")
+    print(f"  calibrated thresholds: {run.thresholds}")
+    if run.calibration is not None:
+        print(f"  T calibrated by {run.calibration.describe()}")
     seconds = run.history["epoch_seconds"]
     print(f"  seconds per epoch: {', '.join(f'{t:.1f}' for t in seconds)}")
     if run.config.upper_epochs:

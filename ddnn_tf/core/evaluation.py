@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ddnn_tf.core.calibration import Calibration
+
 __all__ = ["Evaluation", "format_exits", "format_sweep", "reduction"]
 
 
@@ -48,6 +50,8 @@ class Evaluation(Mapping):
         edge_to_cloud_bytes: mean bytes per live edge to the cloud (hierarchies with edges).
         sweep: the threshold sweep rows ``{threshold, exit_fraction, accuracy_overall,
             bytes_per_device}``, if asked for.
+        calibration: the :class:`~ddnn_tf.core.calibration.Calibration` (as a dict) that
+            chose ``thresholds``; None when the thresholds were given by hand.
         runtime: what only a run of the deployed tiers measures (``model``, ``target``,
             ``batch_size``, ``fail_prob``, ``seed``, ``unclassified``, ``latency_ms``,
             ``wire_ms``, ``samples_per_s``, ``staged_matches_all_exits``); None for Keras.
@@ -73,6 +77,7 @@ class Evaluation(Mapping):
     edge_to_cloud_bytes: float | None = None
     sweep: list[dict[str, Any]] | None = None
     runtime: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
 
     @property
     def communication_reduction(self) -> float | None:
@@ -101,6 +106,8 @@ class Evaluation(Mapping):
             out.update({k: v for k, v in self.runtime.items() if k not in ("model", "target")})
         if self.edge_to_cloud_bytes is not None:
             out["edge_to_cloud_bytes"] = float(self.edge_to_cloud_bytes)
+        if self.calibration is not None:
+            out["calibration"] = dict(self.calibration)
         if self.sweep is not None:
             out["sweep"] = self.sweep
         return out
@@ -174,8 +181,10 @@ def format_exits(result: Mapping[str, Any], *, measured: bool = False) -> list[s
         if v or k != "unclassified"
     )
     factor = result["communication_reduction"]
+    lines.append(f"  overall accuracy at T ({t}): {acc['overall']:.4f}")
+    if result.get("calibration") is not None:
+        lines.append(f"  T calibrated by {Calibration.from_dict(result['calibration']).describe()}")
     lines += [
-        f"  overall accuracy at T ({t}): {acc['overall']:.4f}",
         f"  exits: {fr}",
         f"  bytes per device per sample{' (measured)' if measured else ''}: "
         f"{result['bytes_per_device']:.1f} (raw offload {result['raw_bytes_per_device']:.0f}; "

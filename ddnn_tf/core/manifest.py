@@ -30,7 +30,13 @@ rejects dynamic batch dims; Python interpreters may resize it for batching). Wir
 * ``thresholds``: ``{exit: T}`` for every non-last exit of ``split``;
   ``thresholds_source``: ``"validation"`` (calibrated) or ``"paper"`` (T = 0.8).
 * ``training`` (optional): ``{preset, epochs, upper_epochs, calibrate}`` of the run it was
-  converted from (``calibrate``: the rule that chose ``thresholds``, e.g. ``within:0.25``).
+  converted from (``calibrate``: the rule the run was trained with, e.g. ``risk:0.5``).
+* ``calibration`` (optional; absent with the paper's T): what chose ``thresholds``:
+  ``{rule, thresholds, n_val, delta, eps, certified, bound, val_risk, min_delta, note}``
+  (:class:`ddnn_tf.core.calibration.Calibration`): the rule written out in full, the
+  validation samples, and for ``risk:DELTA,EPS`` whether the bound ``bound`` (points of
+  accuracy drop against the top exit, with probability at least 1 - ``eps``) was
+  certified.
 * ``wire``: ``summary`` ``{encoding, shape: [|C|], nbytes, byte_order}``, encoding
   ``"float32"`` (the paper) or ``"int4"`` (integer summaries in [-8, 7], ``ddnn_tf.core.comm``);
   ``features`` ``{sender tier: {encoding: "bitpacked-pm1", shape, bits, nbytes,
@@ -182,7 +188,7 @@ def validate_manifest(
 
     The structure and types are checked against :data:`ddnn_tf.core.schemas.MANIFEST` (every
     key, at every depth); then the rules a schema cannot express: exits in order, one
-    threshold per early exit, a summary of one value per class, one file per target,
+    threshold per early exit (the calibration's own), a summary of one value per class, one file per target,
     unique tensor names, and each file's size and sha256.
 
     Args:
@@ -217,6 +223,12 @@ def validate_manifest(
     thresholds = manifest["thresholds"]
     if sorted(thresholds) != sorted(split[:-1]):
         _fail("thresholds", f"expected one threshold per exit of {split[:-1]}, got {thresholds!r}.")
+    if "calibration" in manifest and manifest["calibration"]["thresholds"] != thresholds:
+        _fail(
+            "calibration.thresholds",
+            f"expected the manifest's thresholds {thresholds!r} (the calibration that chose "
+            f"them), got {manifest['calibration']['thresholds']!r}.",
+        )
     if manifest["wire"]["summary"]["shape"] != [num_classes]:
         _fail("wire.summary", f"expected shape [{num_classes}] (one value per class).")
     for name, tier in manifest["tiers"].items():

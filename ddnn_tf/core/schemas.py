@@ -1,7 +1,7 @@
 """Declared schemas of every JSON document ddnn_tf reads, and one validator for them.
 
 A run directory's ``topology.json``, ``dataset.json``, ``train_config.json``,
-``history.json``, ``thresholds.json`` and ``individual.json``, and a converted model's
+``history.json``, ``thresholds.json``, ``calibration.json`` and ``individual.json``, and a converted model's
 ``manifest.json``, are checked against these JSON Schemas (draft 2020-12, validated by
 ``jsonschema``) before any code uses them, so a wrong type, a missing key or an unknown
 key is one clear error naming the file and the key path instead of a TypeError later::
@@ -42,7 +42,7 @@ _EXITS = list(EXITS)
 _SCHEMES = list(AGGREGATION_SCHEMES)
 _LOCAL_SCHEMES = list(LOCAL_SCHEMES)
 # the rules of CALIBRATION_RULES; their values are checked by core.calibration.parse_calibrate
-_CALIBRATE = {"type": "string", "pattern": "^(within(:.+)?|accuracy|bytes:.+)$"}
+_CALIBRATE = {"type": "string", "pattern": "^(risk:.+|within(:.+)?|accuracy|bytes:.+)$"}
 _DTYPES = list(TENSOR_DTYPES)
 _ROLES = list(ROLES)
 _TENSOR_ROLES = list(TENSOR_ROLES)
@@ -135,6 +135,28 @@ THRESHOLDS = {
     "type": "object",
     "propertyNames": {"enum": _EXITS[:-1]},
     "additionalProperties": _FRACTION,
+}
+
+_POINTS = {"type": ["number", "null"], "minimum": 0, "maximum": 100}
+
+#: What a calibration rule picked and certified (``ddnn_tf.core.calibration.Calibration``):
+#: ``calibration.json`` in a run directory, ``calibration`` in a manifest.
+CALIBRATION = {
+    "type": "object",
+    "required": ["rule", "thresholds", "n_val"],
+    "additionalProperties": False,
+    "properties": {
+        "rule": _CALIBRATE,
+        "thresholds": THRESHOLDS,
+        "n_val": _COUNT,
+        "delta": _POINTS,
+        "eps": {"type": ["number", "null"], "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "certified": {"type": ["boolean", "null"]},
+        "bound": _POINTS,
+        "val_risk": _POINTS,
+        "min_delta": _POINTS,
+        "note": {"type": ["string", "null"]},
+    },
 }
 
 INDIVIDUAL = {
@@ -269,6 +291,7 @@ MANIFEST = {
             "additionalProperties": _FRACTION,
         },
         "thresholds_source": {"enum": ["validation", "paper"]},
+        "calibration": CALIBRATION,
         "wire": {
             "type": "object",
             "required": ["summary", "features"],
@@ -354,6 +377,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "train_config.json": TRAIN_CONFIG,
     "history.json": HISTORY,
     "thresholds.json": THRESHOLDS,
+    "calibration.json": CALIBRATION,
     "individual.json": INDIVIDUAL,
     "manifest.json": MANIFEST,
 }

@@ -72,8 +72,10 @@ DEFAULT_BOARD = "mps2-an386"
 LR_SCHEDULES = ("constant", "cosine")
 #: Named training configurations (``ddnn train --preset``).
 PRESET_NAMES = ("paper", "default", "best")
-#: Exit-threshold calibration rules (``ddnn train --calibrate``): ``within:D`` (the T
-#: exiting the most samples early within D accuracy points of the most accurate T),
-#: ``accuracy`` (the most accurate T), ``bytes:B`` (the most accurate T within B bytes per
-#: device per sample); see ``ddnn_tf.core.calibration``.
-CALIBRATION_RULES = ("within", "accuracy", "bytes")
+#: Exit-threshold calibration rules (``ddnn train --calibrate``): ``risk:DELTA[,EPS]``
+#: (the thresholds exiting the most samples early whose accuracy drop is at most DELTA
+#: points with probability 1 - EPS), ``within:D`` (the T exiting the most samples early
+#: within D accuracy points of the most accurate T), ``accuracy`` (the most accurate T),
+#: ``bytes:B`` (the most accurate T within B bytes per device per sample); see
+#: ``ddnn_tf.core.calibration``.
+CALIBRATION_RULES = ("risk", "within", "accuracy", "bytes")

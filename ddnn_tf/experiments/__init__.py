@@ -29,9 +29,12 @@ Trained models are shared where the paper's experiment allows: the default MP-CC
 ``aggregation``, the f = 4 entry of ``filters`` and the k = D entry of ``scaling`` when
 those are trained for as many epochs (``--sweep-epochs`` unset or equal to ``--epochs``).
 
+Beyond the paper, by name only: ``pareto`` (accuracy against bytes over T, both presets)
+and ``calibration`` (the risk rule's guarantee on random validation subsets).
+
 The package: ``lab`` (settings; the lab that trains, caches and evaluates models),
-``paper`` (the five experiments), ``report`` (tables, CSVs, plots, summary), ``run``
-(run by name, write files) and ``__main__`` (the CLI).
+``paper`` (the five experiments), ``pareto``, ``calibration``, ``report`` (tables, CSVs,
+plots, summary), ``run`` (run by name, write files) and ``__main__`` (the CLI).
 """
 
 from __future__ import annotations

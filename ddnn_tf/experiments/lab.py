@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ddnn_tf.core.calibration import parse_calibrate
 from ddnn_tf.core.exits import PAPER_THRESHOLD
 from ddnn_tf.errors import ConfigError
 
@@ -41,6 +42,14 @@ class ExperimentSettings:
         local_exit_target: fraction of validation samples the filters experiment exits
             locally (the paper's ~75%).
         verbose: 0 silent, 1 progress lines, 2 also Keras' per-epoch lines.
+        model: the calibration experiment: a converted model whose binaries give the
+            exits' probabilities (None: train the ``default`` preset).
+        draws: the calibration experiment: validation subsets drawn per size.
+        val_sizes: the calibration experiment: the subset sizes (the whole validation
+            split is added).
+        rule: the calibration experiment: the rule under test (None: the ``default``
+            preset's).
+        baseline: the calibration experiment: the rule it is compared with.
 
     Raises:
         ValueError: an option out of range; the message names its CLI flag.
@@ -55,6 +64,11 @@ class ExperimentSettings:
     fault_sets: int = 10
     local_exit_target: float = LOCAL_EXIT_TARGET
     verbose: int = 1
+    model: str | None = None
+    draws: int = 200
+    val_sizes: tuple[int, ...] = (200, 500, 1000, 2000)
+    rule: str | None = None
+    baseline: str = "within:0.25"
 
     def __post_init__(self) -> None:
         for name, low in (
@@ -63,6 +77,7 @@ class ExperimentSettings:
             ("max_filters", 1),
             ("fault_sets", 1),
             ("seed", 0),
+            ("draws", 1),
         ):
             value = getattr(self, name)
             if not _is_int(value) or value < low:
@@ -76,6 +91,21 @@ class ExperimentSettings:
                 f"sweep_epochs must be an integer >= 1 (or unset), got {self.sweep_epochs!r}.",
                 argument="sweep_epochs",
             )
+        sizes = tuple(self.val_sizes)
+        if not sizes or not all(_is_int(v) and v >= 1 for v in sizes):
+            raise ConfigError(
+                f"val_sizes must be integers >= 1 (e.g. 200,500,2000), got {self.val_sizes!r}.",
+                argument="val_sizes",
+            )
+        object.__setattr__(self, "val_sizes", tuple(int(v) for v in sizes))
+        for name in ("rule", "baseline"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    parse_calibrate(value)
+                except ConfigError as err:
+                    message = str(err).removeprefix("calibrate: ")
+                    raise ConfigError(f"{name}: {message}", argument=name) from None
         if not 0.0 <= float(self.threshold) <= 1.0:
             raise ConfigError(
                 f"threshold must be in [0, 1], got {self.threshold!r}.", argument="threshold"

@@ -30,6 +30,7 @@ __all__ = [
     "outputs",
     "paired_bars",
     "pct",
+    "png_bytes",
     "summary",
     "to_json",
     "write_result",
@@ -102,6 +103,7 @@ def _csv_value(value: Any) -> str:
 _MD_NUMBERS = {
     "pct": lambda v: f"{100 * v:.2f}",  # a fraction, as %
     "num": lambda v: f"{v:.1f}",
+    "num2": lambda v: f"{v:.2f}".replace("-0.00", "0.00"),
     "pts": lambda v: f"{v:+.2f}",  # signed percentage points
     "t": lambda v: f"{v:.2f}",  # a threshold
     "paper": lambda v: f"{v:g}",  # as the paper prints it
@@ -199,7 +201,8 @@ def figure(ncols: int = 1, width: float = 7.0, height: float = 4.2):
     return fig, fig.subplots(1, ncols)
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (120 dpi)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     return buf.getvalue()
@@ -280,7 +283,7 @@ def assemble(
     bullets = "\n".join(f"- {h}" for h in highlights)
     parts = [intro, *tables, bullets, f"![{name}]({name}.png)", *appendix]
     md = _document(heading, lab, sweep=sweep, parts=parts)
-    return ExperimentResult(name, title, columns, rows, md, _png(fig), key, highlights)
+    return ExperimentResult(name, title, columns, rows, md, png_bytes(fig), key, highlights)
 
 
 def summary(

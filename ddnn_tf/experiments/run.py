@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ddnn_tf.errors import ConfigError
+from ddnn_tf.experiments.calibration import calibration_experiment
 from ddnn_tf.experiments.lab import ExperimentSettings, Lab
 from ddnn_tf.experiments.paper import EXPERIMENTS, RUNNERS
 from ddnn_tf.experiments.pareto import pareto_experiment
@@ -22,9 +23,17 @@ __all__ = ["parse_experiments", "run_experiment", "run_experiments"]
 
 # Run order: the sweep that trains the default model's siblings first, so that the
 # individual baselines (scaling) exist when faults annotates its single failures.
-_RUN_ORDER = ("threshold", "aggregation", "filters", "scaling", "faults", "pareto")
+_RUN_ORDER = (
+    "threshold",
+    "aggregation",
+    "filters",
+    "scaling",
+    "faults",
+    "pareto",
+    "calibration",
+)
 #: Experiments beyond the paper: run by name, never by ``all``.
-EXTRA_RUNNERS = {"pareto": pareto_experiment}
+EXTRA_RUNNERS = {"pareto": pareto_experiment, "calibration": calibration_experiment}
 
 
 def parse_experiments(experiment: str | Sequence[str]) -> list[str]:

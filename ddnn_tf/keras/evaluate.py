@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ddnn_tf.core.calibration import applied_record, parse_calibrate
+from ddnn_tf.core.calibration import calibrate as calibrate_rule
 from ddnn_tf.core.checks import check_labels, failed_mask
 from ddnn_tf.core.comm import hierarchy_bytes
 from ddnn_tf.core.evaluation import Evaluation
@@ -50,16 +52,16 @@ def evaluate_run(
         split: ``"test"`` (default) or ``"val"``.
         summary_encoding: wire encoding of the summaries for the byte count; by default
             the model's own (``Topology.summary_encoding``: what its manifest declares).
-        calibrate: re-calibrate T on the validation split with this rule (``within:D``,
-            ``accuracy`` or ``bytes:B``, see
-            :func:`~ddnn_tf.core.calibration.calibrate_threshold`) instead of using
-            ``threshold``.
+        calibrate: re-calibrate T on the validation split with this rule (``risk:DELTA``,
+            ``within:D``, ``accuracy`` or ``bytes:B``, see
+            :func:`~ddnn_tf.core.calibration.calibrate`) instead of using ``threshold``.
 
     Returns:
         An :class:`~ddnn_tf.core.evaluation.Evaluation`; its JSON has ``n_samples``,
         ``accuracy`` (per exit and ``overall``), ``exit_fraction``, ``bytes_per_device``,
         ``raw_bytes_per_device``, ``communication_reduction``, ``thresholds``,
-        ``failed_devices`` and, with ``sweep``, ``sweep`` rows ``{threshold,
+        ``failed_devices``, ``calibration`` (what chose the thresholds, when they are
+        the run's or ``calibrate``'s) and, with ``sweep``, ``sweep`` rows ``{threshold,
         exit_fraction, accuracy_overall, bytes_per_device}``.
     """
     if not hasattr(run, "ddnn"):
@@ -81,19 +83,19 @@ def evaluate_run(
     if summary_encoding is None:
         summary_encoding = topology.summary_encoding
     probs = predict_exits(run.ddnn, data.x, presence=(~failed).astype(np.float32))
+    calibration = run.calibration
     if calibrate is not None and len(topology.exits) > 1:
-        from ddnn_tf.core.calibration import calibrate_threshold
-
+        parse_calibrate(calibrate)  # a bad rule fails before anything runs
         if not len(dataset.val):
             raise ConfigError("needs a validation split; the data has none.", argument="calibrate")
-        t = calibrate_threshold(
+        calibration = calibrate_rule(
             predict_exits(run.ddnn, dataset.val.x),
             check_labels(dataset.val.y, topology.num_classes, where="val labels"),
             topology,
             calibrate,
             raw_bytes_per_device=dataset.raw_bytes_per_device,
         )
-        threshold = t
+        threshold = calibration.thresholds
     thresholds = resolve_thresholds(threshold, topology.exits[:-1], run.thresholds)
     report = evaluate_exits(probs, y, thresholds if thresholds else 1.0)
     raw = list(dataset.raw_bytes_per_device)
@@ -125,6 +127,7 @@ def evaluate_run(
         summary_encoding=summary_encoding,
         edge_to_cloud_bytes=cost["edge_to_cloud"] if topology.edges else None,
         sweep=sweep_rows,
+        calibration=applied_record(calibration, report.thresholds),
     )
 
 

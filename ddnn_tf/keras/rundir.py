@@ -9,6 +9,8 @@
                          threshold calibration rule, seed, epochs of the upper tiers
       history.json       per-epoch losses and accuracies of every exit
       thresholds.json    exit thresholds calibrated on the validation split
+      calibration.json   the rule that chose them, the validation size and, for
+                         risk:DELTA,EPS, the certified bound
       weights.h5         weights of the composed model (all tiers)
       individual.json    (with --individual) per-device baseline accuracies
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ddnn_tf.core.calibration import Calibration
 from ddnn_tf.core.files import atomic_directory, read_json
 from ddnn_tf.core.schemas import validate_document
 from ddnn_tf.core.topology import Topology
@@ -48,6 +51,7 @@ class Run:
         config: the :class:`~ddnn_tf.keras.presets.TrainConfig` it was trained with.
         history: per-epoch losses and accuracies.
         thresholds: ``{exit: T}`` calibrated on the validation split.
+        calibration: what chose them (None for a run written before it was recorded).
         individual: the per-device baselines, if trained.
         path: the run directory, once saved or loaded.
     """
@@ -58,6 +62,7 @@ class Run:
     config: TrainConfig
     history: dict[str, list[float]] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
+    calibration: Calibration | None = None
     individual: dict[str, Any] | None = None
     path: Path | None = None
 
@@ -103,6 +108,8 @@ def save_run(
         _write_json(tmp / "train_config.json", dataclasses.asdict(run.config))
         _write_json(tmp / "history.json", run.history)
         _write_json(tmp / "thresholds.json", run.thresholds)
+        if run.calibration is not None:
+            _write_json(tmp / "calibration.json", run.calibration.to_dict())
         run.ddnn.model.save_weights(str(tmp / WEIGHTS_FILE))
         if run.individual is not None:
             _write_json(tmp / "individual.json", run.individual)
@@ -142,6 +149,16 @@ def load_run(path: str | Path) -> Run:
     config = TrainConfig(**_read_json(path / "train_config.json"))
     history = _read_json(path / "history.json")
     thresholds = _read_json(path / "thresholds.json") if (path / "thresholds.json").exists() else {}
+    calibration = (
+        Calibration.from_dict(_read_json(path / "calibration.json"))
+        if (path / "calibration.json").exists()
+        else None
+    )
+    if calibration is not None and calibration.thresholds != thresholds:
+        raise FormatError(
+            f"{path / 'calibration.json'}: thresholds: expected thresholds.json's "
+            f"{thresholds}, got {calibration.thresholds}."
+        )
     individual = (
         _read_json(path / "individual.json") if (path / "individual.json").exists() else None
     )
@@ -160,6 +177,7 @@ def load_run(path: str | Path) -> Run:
         config=config,
         history=history,
         thresholds=thresholds,
+        calibration=calibration,
         individual=individual,
         path=path,
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ddnn_tf.core.calibration import calibrate_threshold
+from ddnn_tf.core.calibration import calibrate
 from ddnn_tf.core.checks import check_labels, check_views
 from ddnn_tf.core.files import check_output_dir
 from ddnn_tf.core.topology import Topology
@@ -207,24 +207,23 @@ def train(
         upper = train_upper(ddnn, xs, y, config, val=(val_xs, val_y), verbose=verbose)
         history.update({f"upper_{k}": v for k, v in upper.items()})
 
-    thresholds: dict[str, float] = {}
+    calibration = None
     if len(val_y) and len(topology.exits) > 1:
-        probs = predict_exits(ddnn, val_xs)
-        t = calibrate_threshold(
-            probs,
+        calibration = calibrate(
+            predict_exits(ddnn, val_xs),
             val_y,
             topology,
             config.calibrate,
             raw_bytes_per_device=dataset.raw_bytes_per_device,
         )
-        thresholds = {e: t for e in topology.exits[:-1]}
     run = Run(
         topology=topology,
         ddnn=ddnn,
         dataset_spec=dict(dataset.spec),
         config=config,
         history=history,
-        thresholds=thresholds,
+        thresholds=dict(calibration.thresholds) if calibration else {},
+        calibration=calibration,
     )
     if individual:
         run.individual = train_individual(dataset, topology, config, verbose=verbose)
@@ -385,8 +384,9 @@ def train_preset(
             the preset's (``batch_size``, ``learning_rate``, ``lr_schedule``,
             ``upper_epochs``).
         exit_weights: per-exit loss weights, by exit name or bottom to top.
-        calibrate: the threshold rule on the validation split (``within:D``, ``accuracy``,
-            ``bytes:B``); None for the preset's (``default``: ``within:0.25``).
+        calibrate: the threshold rule on the validation split (``risk:DELTA[,EPS]``,
+            ``within:D``, ``accuracy``, ``bytes:B``); None for the preset's (``default``:
+            ``risk:0.5``).
         individual: also train the per-device individual baselines.
         overwrite: replace an existing run directory.
         verbose: Keras progress level (0, 1 or 2).

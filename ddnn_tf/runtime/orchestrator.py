@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf.core import comm
+from ddnn_tf.core.calibration import Calibration
 from ddnn_tf.core.checks import check_views, failed_mask
 from ddnn_tf.core.exits import exit_points, exits_here, predictions, resolve_thresholds, softmax
 from ddnn_tf.core.graph import LINKS, Port, Tier, tier_graph
@@ -176,6 +177,8 @@ class Hierarchy:
         self.device_tiers = [t.name for t in self.graph.by_role("device")]
         self.edge_tiers = [t.name for t in self.graph.by_role("edge")]
         self.thresholds = {e: float(manifest["thresholds"][e]) for e in self.exits[:-1]}
+        recorded = manifest.get("calibration")
+        self.calibration = None if recorded is None else Calibration.from_dict(recorded)
         self._messages = {tier.name: self._message_groups(tier) for tier in self.graph}
 
     def _message_groups(self, tier: Tier) -> list[tuple]:

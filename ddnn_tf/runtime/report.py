@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddnn_tf.core.calibration import Calibration, applied_record, calibrate, parse_calibrate
 from ddnn_tf.core.checks import check_labels, failed_mask
 from ddnn_tf.core.comm import expected_bytes_per_device
 from ddnn_tf.core.evaluation import Evaluation
@@ -124,17 +125,14 @@ def sweep_bytes_fn(result, exits: tuple[str, ...]):
     return fn
 
 
-def _calibrated(h: Hierarchy, val_split, rule: str, batch_size: int) -> float:
-    """T picked by ``rule`` on the validation split, run through the binaries."""
-    from ddnn_tf.core.calibration import calibrate_threshold, parse_calibrate
-
-    parse_calibrate(rule)  # a bad rule fails before anything runs
+def _calibrated(h: Hierarchy, val_split, rule: str, batch_size: int) -> Calibration:
+    """What ``rule`` picks on the validation split, run through the binaries."""
     if not len(val_split):
         raise ConfigError("calibrate needs a validation split; the data has none.")
     val = h.run(val_split.x, all_exits=True, batch_size=batch_size)
     raw = [float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]
     y = check_labels(val_split.y, h.num_classes, where="val labels")
-    return calibrate_threshold(
+    return calibrate(
         {e: val.probs[e] for e in h.exits}, y, h.topology, rule, raw_bytes_per_device=raw
     )
 
@@ -176,12 +174,13 @@ def evaluate_model(
         exit_accuracy: run the all-exits pass for per-exit accuracies (implied by
             ``sweep``); without it ``accuracy`` holds ``overall`` only.
         calibrate: re-calibrate T on the validation split run through the binaries,
-            ``within:D``, ``accuracy`` or ``bytes:B``
-            (:func:`ddnn_tf.core.calibration.calibrate_threshold`), instead of ``threshold``.
+            ``risk:DELTA[,EPS]``, ``within:D``, ``accuracy`` or ``bytes:B``
+            (:func:`ddnn_tf.core.calibration.calibrate`), instead of ``threshold``.
 
     Returns:
         An :class:`~ddnn_tf.core.evaluation.Evaluation`; its JSON has ``ddnn evaluate``'s
-        keys plus ``model``, ``target``,
+        keys (``calibration`` from the manifest, or from ``calibrate``) plus ``model``,
+        ``target``,
         ``batch_size``, ``fail_prob``, ``seed``, ``unclassified`` (count),
         ``latency_ms`` (per tier ``{total_ms, mean_ms, samples}``), ``wire_ms``
         (message encoding and decoding, ``{total_ms, mean_ms}``), ``samples_per_s``
@@ -201,8 +200,11 @@ def evaluate_model(
     if failed.all():
         raise ConfigError("fail names every device: nothing would reach any exit.")
     presence = h.presence(len(y), fail=fail, fail_prob=fail_prob, seed=seed)
+    calibration = h.calibration
     if calibrate is not None and len(h.exits) > 1:
-        threshold = _calibrated(h, load_split(h, data, path, "val"), calibrate, batch_size)
+        parse_calibrate(calibrate)  # a bad rule fails before anything runs
+        calibration = _calibrated(h, load_split(h, data, path, "val"), calibrate, batch_size)
+        threshold = calibration.thresholds
 
     start = time.perf_counter()
     staged = h.run(samples.x, thresholds=threshold, presence=presence, batch_size=batch_size)
@@ -221,6 +223,7 @@ def evaluate_model(
         failed_devices=[int(d) for d in np.flatnonzero(failed)],
         summary_encoding=h.summary_encoding,
         edge_to_cloud_bytes=staged.edge_to_cloud_bytes() if h.edge_tiers else None,
+        calibration=applied_record(calibration, staged.thresholds),
         runtime={
             "model": str(h.manifest.directory),
             "target": h.target,

@@ -14,8 +14,9 @@ import numpy as np
 
 import ddnn_tf
 from ddnn_tf.core import manifest as mf
+from ddnn_tf.core.calibration import Calibration, calibrate
 from ddnn_tf.core.comm import feature_nbytes, summary_nbytes
-from ddnn_tf.core.exits import PAPER_THRESHOLD, search_threshold
+from ddnn_tf.core.exits import PAPER_THRESHOLD
 from ddnn_tf.core.graph import Tier, device_tier
 from ddnn_tf.core.topology import Topology
 from ddnn_tf.keras.convert.export import is_quantized, tier_memory, tier_models
@@ -79,20 +80,30 @@ def tier_entry(
     }
 
 
-def _thresholds(run: Run, split: tuple[str, ...], dataset) -> tuple[dict[str, float], str]:
-    """Thresholds of the split's early exits: the run's if it calibrated these exits,
-    else calibrated now on the validation split, else the paper's T."""
+def _thresholds(
+    run: Run, split: tuple[str, ...], dataset
+) -> tuple[dict[str, float], str, Calibration | None]:
+    """Thresholds of the split's early exits and the calibration that chose them: the
+    run's if it calibrated these exits, else the run's own rule applied now to the split's
+    exits on the validation split, else the paper's T (with no calibration)."""
     early = split[:-1]
     if not early:
-        return {}, "validation" if run.thresholds else "paper"
+        return {}, "validation" if run.thresholds else "paper", None
     if tuple(run.topology.exits[:-1]) == early and all(e in run.thresholds for e in early):
-        return {e: float(run.thresholds[e]) for e in early}, "validation"
+        thresholds = {e: float(run.thresholds[e]) for e in early}
+        return thresholds, "validation", run.calibration
     dataset = dataset if dataset is not None else run.load_data()
     if len(dataset.val):
         probs = predict_exits(run.ddnn, dataset.val.x)
-        t = float(search_threshold({e: probs[e] for e in split}, dataset.val.y))
-        return {e: t for e in early}, "validation"
-    return {e: PAPER_THRESHOLD for e in early}, "paper"
+        calibration = calibrate(
+            {e: probs[e] for e in split},
+            dataset.val.y,
+            run.topology,
+            run.config.calibrate,
+            raw_bytes_per_device=dataset.raw_bytes_per_device,
+        )
+        return dict(calibration.thresholds), "validation", calibration
+    return {e: PAPER_THRESHOLD for e in early}, "paper", None
 
 
 def _wire(topology: Topology, plans: list[Tier], meta: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +187,8 @@ def build_manifest(
         targets: the targets converted.
         quantize: the quantisation applied.
         name: the model's name (default: the run directory's name).
-        dataset: the run's dataset, if loaded (thresholds of a reduced split need it).
+        dataset: the run's dataset, if loaded (thresholds of another split need it:
+            the run's own rule calibrates them on its validation split).
 
     Returns:
         The manifest, as :mod:`ddnn_tf.core.manifest` describes it.
@@ -185,7 +197,7 @@ def build_manifest(
         ValueError: the manifest does not validate (a bug, not a user error).
     """
     topology = run.topology
-    thresholds, source = _thresholds(run, split, dataset)
+    thresholds, source, calibration = _thresholds(run, split, dataset)
     aggregation = {
         "local": topology.local_agg,
         "edge": topology.edge_agg,
@@ -215,6 +227,7 @@ def build_manifest(
         "aggregation": aggregation,
         "thresholds": thresholds,
         "thresholds_source": source,
+        **({"calibration": calibration.to_dict()} if calibration is not None else {}),
         "wire": _wire(topology, plans, meta),
         "targets": list(targets),
         "quantize": quantize,
