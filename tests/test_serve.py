@@ -267,6 +267,8 @@ def test_cloud_app_batches_concurrent_requests(offline):
             )
 
     responses = asyncio.run(go())
+    failed = [r.text for r in responses if r.status_code != 200]
+    assert not failed, failed[:2]
     got = np.array([r.json()["results"][0]["probs"] for r in responses])
     np.testing.assert_array_equal(got, probs)
     assert app.state.batcher.calls < 64

@@ -2,7 +2,7 @@
 function. ``python -m ddnn_tf.<task>`` runs the same commands.
 
 >>> sorted(COMMANDS)[:3]
-['bench', 'convert', 'deploy']
+['bench', 'broker', 'convert']
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ COMMANDS = {
     "serve": "serve",
     "device": "device",
     "deploy": "deploy",
+    "broker": "broker",
     "mcu": "mcu",
     "bench": "bench",
     "experiments": "experiments",

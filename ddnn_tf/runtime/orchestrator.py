@@ -30,7 +30,8 @@ The order of the tiers, what feeds each input and on which link each message tra
 come from the tier graph (:func:`ddnn_tf.core.graph.tier_graph`), checked against the manifest
 on load (:func:`ddnn_tf.core.manifest.check_tier_graph`). Messages are encoded for a whole
 sub-batch at once (:func:`ddnn_tf.core.comm.encode_summaries`, :func:`~ddnn_tf.core.comm.pack_features_batch`);
-each row is the exact payload one sample would send. Exit decisions use
+each row is the exact payload one sample would send. Every tier is fed and every exit
+decided by :mod:`ddnn_tf.runtime.step`, as in the live gateway: exit decisions use
 :func:`ddnn_tf.core.exits.exits_here` (the rule of the Keras evaluation's
 :func:`~ddnn_tf.core.exits.exit_points`) on probabilities from :func:`ddnn_tf.core.exits.softmax`,
 so the two cannot drift apart.
@@ -50,12 +51,13 @@ import numpy as np
 from ddnn_tf.core import comm
 from ddnn_tf.core.calibration import Calibration
 from ddnn_tf.core.checks import check_views, failed_mask
-from ddnn_tf.core.exits import exit_points, exits_here, predictions, resolve_thresholds, softmax
+from ddnn_tf.core.exits import exit_points, predictions, resolve_thresholds
 from ddnn_tf.core.graph import LINKS, Port, Tier, tier_graph
 from ddnn_tf.core.manifest import Manifest, check_tier_graph, load_manifest, raw_wire
 from ddnn_tf.core.topology import Topology
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.result import RunResult
+from ddnn_tf.runtime.step import TierStep, exit_decision
 from ddnn_tf.runtime.tiers import TARGETS, TierRunner
 
 __all__ = ["LINKS", "Hierarchy", "RunResult", "draw_presence"]
@@ -174,6 +176,8 @@ class Hierarchy:
             )
             for tier in self.graph
         }
+        # check_tier_graph made the manifest's (and so the runner's) input order the graph's
+        self.steps = {tier.name: TierStep(tier, self.tiers[tier.name]) for tier in self.graph}
         self.device_tiers = [t.name for t in self.graph.by_role("device")]
         self.edge_tiers = [t.name for t in self.graph.by_role("edge")]
         self.thresholds = {e: float(manifest["thresholds"][e]) for e in self.exits[:-1]}
@@ -340,19 +344,11 @@ class Hierarchy:
             start = time.perf_counter()
             received = self._receive(tier, batch, result)
             result.wire_seconds += time.perf_counter() - start
-            feeds = []
-            # check_tier_graph made the manifest's (and so the runner's) input order the graph's
-            for port in tier.inputs:
-                if port.role == "presence":
-                    x = np.stack([batch.alive(c.devices) for c in port.columns], axis=1)
-                    x = x.astype(np.float32)
-                elif port.name in received:
-                    x = received[port.name]
-                else:  # the device's own sensor
-                    x = batch.xs[port.device]
-                feeds.append(x if everyone else x[rows])
+            feeds = self.steps[tier.name].feeds(
+                batch.present, received, batch.xs, None if everyone else rows
+            )
             start = time.perf_counter()
-            out = self.tiers[tier.name].run(feeds)
+            out = self.steps[tier.name].runner.run(feeds)
             result.tier_seconds[tier.name] += time.perf_counter() - start
             result.tier_samples[tier.name] += len(rows)
             if tier.exit is not None:
@@ -429,12 +425,11 @@ class Hierarchy:
         result: RunResult,
     ) -> None:
         """Record exit ``name``'s probabilities for ``rows``; exit the confident ones."""
-        probs = softmax(np.asarray(logits, np.float64))
-        result.probs[name][batch.offset + rows] = probs
         last = name == self.exits[-1]
+        probs, take = exit_decision(logits, None if last or early is None else early[name])
+        result.probs[name][batch.offset + rows] = probs
         if early is None and not last:
             return  # all-exits mode: decisions are taken afterwards, on every exit at once
-        take = np.ones(len(rows), bool) if last else exits_here(probs, early[name])
         done = rows[take]
         k = self.exits.index(name)
         result.exit_index[batch.offset + done] = k

@@ -37,11 +37,11 @@ _WHERE = {
     "model_graph": "wire",
     "model_id": "wire",
     "TOKEN_ENV": "settings",
-    "ServiceError": "http",
+    "ServiceError": "protocol",
     "CloudTier": "cloud",
     "cloud_router": "cloud",
     "create_cloud_app": "cloud",
-    "describe_model": "cloud",
+    "describe_model": "wire",
     "create_gateway_app": "gateway",
 }
 

@@ -1,7 +1,14 @@
-"""A mosquitto MQTT broker of our own on loopback, for ``deploy --transport mqtt`` and
-the tests: a generated configuration with password authentication (a fresh random
-password unless one is given), optionally a TLS listener, no persistence, and the log
-in the broker's folder.
+"""A mosquitto MQTT broker where nobody is trusted: one user and password per client and a
+topic ACL (:func:`plan_clients`, :func:`write_broker`), for ``ddnn deploy --transport
+mqtt`` (a broker of its own on loopback, :class:`Broker`), for ``ddnn broker`` (the files
+for a user's own broker, and optionally that broker on loopback) and the tests.
+
+Each device publishes only on its own up topics and reads only its own down topics and
+the gateway's status; only the gateway reads the up topics and publishes decisions,
+responses, answers and its status; an answers reader reads the answers and the status.
+The broker takes each client's user name as its client id (nobody can take over another
+client's session), refuses anonymous clients and packets larger than a message body may
+be (``max_body_bytes``, HTTP's limit) plus its envelope. TLS is optional.
 
 mosquitto comes from the distribution (Debian: ``apt-get install -y mosquitto``; the
 Makefile's set-up installs it when run as root); it is started here as a child process,
@@ -19,15 +26,78 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ddnn_tf.errors import DeploymentError
-from ddnn_tf.serve.mqtt import MqttSettings
+from ddnn_tf.serve.mqtt import ENVELOPE_BYTES, PASSWORD_ENV, MqttSettings
+from ddnn_tf.serve.settings import DEFAULT_MAX_BODY_BYTES
 
-__all__ = ["INSTALL_HINT", "Broker", "find_mosquitto"]
+__all__ = [
+    "INSTALL_HINT",
+    "ROLES",
+    "Broker",
+    "BrokerClient",
+    "find_mosquitto",
+    "model_broker",
+    "plan_clients",
+    "write_broker",
+]
 
 INSTALL_HINT = "install it with `apt-get install -y mosquitto` (Debian, as root)"
+#: The kinds of broker client, and what each may read and write under its topic root R.
+ROLES = {
+    "gateway": ("read R/up/#", "write R/down/#", "write R/answers", "readwrite R/status"),
+    "device": ("write R/up/K/#", "read R/down/K/#", "read R/status"),
+    "answers": ("read R/answers", "read R/status"),
+}
 _START_S = 10.0
+
+
+@dataclass(frozen=True)
+class BrokerClient:
+    """One client of the broker.
+
+    Attributes:
+        user: its user name (and client id).
+        password: its password.
+        role: ``gateway``, ``device`` or ``answers`` (:data:`ROLES`).
+        root: the topic root of its gateway.
+        device: the device index (role ``device``).
+    """
+
+    user: str
+    password: str
+    role: str
+    root: str
+    device: int | None = None
+
+    def acl(self) -> str:
+        """This client's lines of the mosquitto ACL file."""
+        rules = [
+            r.replace("R/", f"{self.root}/").replace("/K/", f"/{self.device}/")
+            for r in ROLES[self.role]
+        ]
+        return "\n".join([f"user {self.user}", *(f"topic {r}" for r in rules)]) + "\n"
+
+
+def plan_clients(roots: Sequence[str], devices: int) -> list[BrokerClient]:
+    """The clients of one gateway per topic root, each with ``devices`` devices and one
+    answers reader, with fresh random passwords. With several roots (sites), the user
+    names of root ``k`` start with ``site<k>-``.
+
+    >>> [c.user for c in plan_clients(["ddnn/m"], 2)]
+    ['gateway', 'device0', 'device1', 'answers']
+    """
+    out = []
+    for k, root in enumerate(roots):
+        prefix = f"site{k}-" if len(roots) > 1 else ""
+        roles = [("gateway", None), *(("device", d) for d in range(devices)), ("answers", None)]
+        for role, d in roles:
+            user = prefix + (f"device{d}" if role == "device" else role)
+            out.append(BrokerClient(user, secrets.token_urlsafe(18), role, root, d))
+    return out
 
 
 def find_mosquitto() -> tuple[str, str]:
@@ -50,6 +120,143 @@ def find_mosquitto() -> tuple[str, str]:
     return found[0], found[1]
 
 
+def _private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def write_broker(
+    folder: str | Path,
+    clients: Sequence[BrokerClient],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 1883,
+    tls: tuple[str, str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    final: str | Path | None = None,
+) -> Path:
+    """Write a broker's files into ``folder``: ``mosquitto.conf``, ``passwd`` (hashed by
+    ``mosquitto_passwd``), ``acl``, and ``clients/<user>.env`` per client (its password
+    as ``DDNN_TF_MQTT_PASSWORD=...``, readable by its owner only).
+
+    Args:
+        final: where the folder will be once written (the configuration names its files
+            there); default ``folder``.
+
+    Returns:
+        The configuration file.
+
+    Raises:
+        DeploymentError: mosquitto is missing, or ``mosquitto_passwd`` failed.
+    """
+    folder = Path(folder)
+    there = Path(final or folder).resolve()
+    (folder / "clients").mkdir(parents=True, exist_ok=True, mode=0o700)
+    _, mosquitto_passwd = find_mosquitto()
+    passwd, acl = folder / "passwd", folder / "acl"
+    _private(passwd, "".join(f"{c.user}:{c.password}\n" for c in clients))
+    made = subprocess.run(
+        [mosquitto_passwd, "-U", str(passwd)], capture_output=True, text=True, timeout=60
+    )
+    if made.returncode:
+        raise DeploymentError(f"mosquitto_passwd failed: {made.stderr.strip()[:200]}")
+    acl.write_text("\n".join(c.acl() for c in clients))
+    shown = f"[{host}]" if ":" in host else host
+    for c in clients:
+        where = f"mqtt{'s' if tls else ''}://{c.user}@{shown}:{port}, topic root {c.root}"
+        _private(
+            folder / "clients" / f"{c.user}.env",
+            f"# {c.role} {where}\n{PASSWORD_ENV}={c.password}\n",
+        )
+    lines = [
+        f"user {pwd.getpwuid(os.getuid()).pw_name}",  # no switch to the mosquitto user
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {there / 'passwd'}",
+        f"acl_file {there / 'acl'}",
+        f"max_packet_size {int(max_body_bytes) + ENVELOPE_BYTES}",
+        "persistence false",
+        "max_queued_messages 100000",  # QoS 1 answers queued for a slow subscriber
+        "set_tcp_nodelay true",  # rounds are small messages answered at once
+        f"log_dest file {there / 'mosquitto.log'}",
+        *(f"log_type {t}" for t in ("error", "warning", "notice")),
+        f"listener {port} {host}",
+        "use_username_as_clientid true",  # nobody takes over another client's session
+    ]
+    if tls:
+        lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
+    conf = folder / "mosquitto.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    return conf
+
+
+def model_broker(
+    model: str | Path,
+    out: str | Path,
+    *,
+    devices: int | None = None,
+    topic_root: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 1883,
+    tls: tuple[str, str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    overwrite: bool = False,
+) -> dict:
+    """``ddnn broker``: the files of a broker for a model's gateway, its devices and an
+    answers reader (:func:`write_broker`), written into ``out`` all at once.
+
+    Args:
+        model: the converted model directory (its name gives the default topic root,
+            its topology the number of devices).
+        out: the directory to write.
+        devices: the number of devices (default: the model's).
+        topic_root: the topics' prefix (default ``ddnn/<model name>``).
+        host: the interface the broker listens on.
+        port: its port.
+        tls: ``(certfile, keyfile)`` to listen with TLS.
+        max_body_bytes: the gateway's body limit (the broker refuses larger packets).
+        overwrite: replace an existing ``out``.
+
+    Returns:
+        ``{"config", "root", "clients": [{"user", "role", "url", "env"}]}``.
+
+    Raises:
+        ConfigError: a bad option or output directory; FileNotFoundError: no model;
+        DeploymentError: mosquitto is missing.
+    """
+    from ddnn_tf.core.files import atomic_directory
+    from ddnn_tf.core.manifest import load_manifest
+    from ddnn_tf.serve.mqtt import default_topic_root
+    from ddnn_tf.serve.wire import model_graph
+
+    manifest = load_manifest(model, check_files=False)
+    if devices is None:
+        devices = len(model_graph(manifest).by_role("device"))
+    root = topic_root or default_topic_root(str(manifest["name"]))
+    MqttSettings.from_url(f"mqtt://ddnn@{host}:{port or 1}", topic_root=root)  # checks both
+    clients = plan_clients([root], int(devices))
+    out = Path(out)
+    with atomic_directory(out, overwrite=overwrite, what="Broker directory") as tmp:
+        write_broker(
+            tmp, clients, host=host, port=port, tls=tls, max_body_bytes=max_body_bytes, final=out
+        )
+    scheme, shown = ("mqtts" if tls else "mqtt"), (f"[{host}]" if ":" in host else host)
+    return {
+        "config": str(out / "mosquitto.conf"),
+        "root": root,
+        "clients": [
+            {
+                "user": c.user,
+                "role": c.role,
+                "url": f"{scheme}://{c.user}@{shown}:{port}",
+                "env": str(out / "clients" / f"{c.user}.env"),
+            }
+            for c in clients
+        ],
+    }
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -57,97 +264,66 @@ def _free_port(host: str) -> int:
 
 
 class Broker:
-    """A mosquitto process with a generated configuration.
+    """A mosquitto process with generated files (:func:`write_broker`).
 
     Args:
-        folder: where the configuration, password file and log are written (created).
+        folder: where the configuration, password file, ACL, credentials and log go.
+        clients: who may connect (:func:`plan_clients`).
         host: the interface to listen on (loopback by default).
         port: the port (0: a free one).
-        username: the one user the broker accepts.
-        password: its password (None: a fresh random one).
         tls: ``(certfile, keyfile)`` to listen with TLS (``mqtts://``); None: plain TCP.
         ca: the CA certificate clients verify the broker with (the certificate itself for
             a self-signed one).
+        max_body_bytes: the largest message body (packets beyond it plus the envelope are
+            refused).
 
     Example (needs mosquitto)::
 
-        with Broker(tmp) as broker:
-            settings = broker.settings   # mqtt://127.0.0.1:PORT, user ddnn, its password
+        with Broker(tmp, plan_clients(["ddnn/m"], 6)) as broker:
+            settings = broker.settings("device0")   # mqtt://device0@127.0.0.1:PORT
     """
 
     def __init__(
         self,
         folder: str | Path,
+        clients: Sequence[BrokerClient],
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        username: str = "ddnn",
-        password: str | None = None,
         tls: tuple[str, str] | None = None,
         ca: str | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.folder = Path(folder)
+        self.clients = {c.user: c for c in clients}
         self.host = host
         self.port = int(port) or _free_port(host)
-        self.username = username
-        self.password = password if password is not None else secrets.token_urlsafe(18)
-        self.tls = tls
-        self.ca = ca
+        self.tls, self.ca = tls, ca
+        self.max_body_bytes = int(max_body_bytes)
         self.proc: subprocess.Popen | None = None
-        self.log = self.folder / "mosquitto.log"
 
-    @property
-    def settings(self) -> MqttSettings:
-        """How clients reach this broker."""
-        scheme = "mqtts" if self.tls else "mqtt"
-        return MqttSettings.from_url(
-            f"{scheme}://{self.host}:{self.port}",
-            username=self.username,
-            password=self.password,
-            ca=self.ca,
-        )
-
-    def _config(self, passwd: Path) -> str:
-        lines = [
-            f"user {pwd.getpwuid(os.getuid()).pw_name}",  # no switch to the mosquitto user
-            "per_listener_settings false",
-            "allow_anonymous false",
-            f"password_file {passwd}",
-            "persistence false",
-            "max_queued_messages 100000",  # QoS 1 answers queued for a slow subscriber
-            "set_tcp_nodelay true",  # rounds are small messages answered at once
-            f"log_dest file {self.log}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            f"listener {self.port} {self.host}",
-        ]
-        if self.tls:
-            cert, key = self.tls
-            lines += [f"certfile {cert}", f"keyfile {key}"]
-        return "\n".join(lines) + "\n"
+    def settings(self, user: str) -> MqttSettings:
+        """How client ``user`` reaches this broker (its password and topic root included)."""
+        c = self.clients[user]
+        url = f"{'mqtts' if self.tls else 'mqtt'}://{c.user}@{self.host}:{self.port}"
+        return MqttSettings.from_url(url, password=c.password, ca=self.ca, topic_root=c.root)
 
     def start(self) -> Broker:
-        """Start mosquitto and wait until it accepts connections.
+        """Write the files, start mosquitto and wait until it accepts connections.
 
         Raises:
             DeploymentError: mosquitto is missing, or exits or does not listen in 10 s.
         """
-        mosquitto, mosquitto_passwd = find_mosquitto()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        passwd = self.folder / "passwd"
-        made = subprocess.run(
-            [mosquitto_passwd, "-c", "-b", str(passwd), self.username, self.password],
-            capture_output=True,
-            text=True,
-            timeout=30,
+        mosquitto, _ = find_mosquitto()
+        conf = write_broker(
+            self.folder,
+            list(self.clients.values()),
+            host=self.host,
+            port=self.port,
+            tls=self.tls,
+            max_body_bytes=self.max_body_bytes,
         )
-        if made.returncode:
-            raise DeploymentError(f"mosquitto_passwd failed: {made.stderr.strip()[:200]}")
-        conf = self.folder / "mosquitto.conf"
-        conf.write_text(self._config(passwd))
-        err = open(self.folder / "mosquitto.err", "wb")  # noqa: SIM115
-        with err:
+        with open(self.folder / "mosquitto.err", "wb") as err:
             self.proc = subprocess.Popen(
                 [mosquitto, "-c", str(conf)],
                 stdout=subprocess.DEVNULL,
@@ -173,9 +349,9 @@ class Broker:
 
     def _tail(self) -> str:
         text = ""
-        for f in (self.folder / "mosquitto.err", self.log):
+        for name in ("mosquitto.err", "mosquitto.log"):
             with contextlib.suppress(OSError):
-                text += f.read_text(errors="replace")
+                text += (self.folder / name).read_text(errors="replace")
         lines = text.strip().splitlines()
         return " | ".join(lines[-3:]) if lines else "(no output)"
 
@@ -184,15 +360,14 @@ class Broker:
 
     def stop(self) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after 5 s)."""
-        if self.proc is None:
+        if self.proc is None or self.proc.poll() is not None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
 
     def __enter__(self) -> Broker:
         return self.start()

@@ -23,36 +23,25 @@ from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.tiers import TierRunner
 from ddnn_tf.serve.batching import MicroBatcher
 from ddnn_tf.serve.http import (
-    ServiceError,
     add_status_routes,
     check_auth,
     check_content_type,
     check_model,
     install_error_handlers,
     read_body,
-    with_deadline,
 )
+from ddnn_tf.serve.protocol import ServiceError, with_deadline
 from ddnn_tf.serve.settings import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES
-from ddnn_tf.serve.wire import FEATURES_TYPE, CloudSpec, WireError, model_id, parse_cloud_records
+from ddnn_tf.serve.wire import (
+    FEATURES_TYPE,
+    CloudSpec,
+    WireError,
+    describe_model,
+    model_id,
+    parse_cloud_records,
+)
 
-__all__ = ["CloudTier", "cloud_router", "create_cloud_app", "describe_model"]
-
-
-def describe_model(manifest: Manifest, mid: str) -> dict[str, Any]:
-    """The ``GET /v1/model`` body: the model id and the manifest's own entries."""
-    return {
-        "model": mid,
-        "name": manifest["name"],
-        "split": manifest["split"],
-        "classes": manifest["classes"],
-        "thresholds": manifest["thresholds"],
-        "wire": manifest["wire"],
-        "tiers": {
-            name: {"role": t["role"], "inputs": t["inputs"], "outputs": t["outputs"]}
-            for name, t in manifest["tiers"].items()
-        },
-        "inputs": manifest["inputs"],
-    }
+__all__ = ["CloudTier", "cloud_router", "create_cloud_app"]
 
 
 class CloudTier:

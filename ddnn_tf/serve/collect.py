@@ -3,18 +3,22 @@
 :class:`StreamCollector` subscribes to ``GET /v1/answers`` (server-sent events, see
 ``docs/operations.md``) in a thread, and resumes after the last answer it read when the
 connection drops (a gateway restart), so that ``deploy`` never polls. The MQTT answers
-topic has the same collector interface (:class:`ddnn_tf.serve.mqtt.AnswerSubscriber`).
-Both keep every delivery, so a sample answered twice is counted (``duplicates``).
+topic has the same collector interface (:class:`AnswerSubscriber`). Both keep every
+delivery, so a sample answered twice is counted (``duplicates``), and drop (and log)
+what is not an answer (:func:`ddnn_tf.serve.results.is_answer`).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterable, Iterator
 
-__all__ = ["Collected", "StreamCollector", "parse_sse"]
+from ddnn_tf.errors import DeploymentError
+from ddnn_tf.serve.protocol import json_object
+from ddnn_tf.serve.results import is_answer
+
+__all__ = ["AnswerSubscriber", "Collected", "StreamCollector", "parse_sse"]
 
 
 def parse_sse(lines: Iterable[str]) -> Iterator[tuple[str, str | None, str]]:
@@ -136,16 +140,70 @@ class StreamCollector(Collected):
         for event, _ident, data in parse_sse(lines):
             if self._stop.is_set():
                 return
-            if event == "answer":
-                doc = json.loads(data)
+            doc = json_object(data.encode())
+            if doc is None:
+                continue  # not ours to read
+            if event == "answer" and is_answer(doc):
                 if doc["seq"] > self.last:  # a resumed stream starts after the last one read
                     self.last = doc["seq"]
                     self.add(doc)
-            elif event == "hello":
-                hello = json.loads(data)
-                if hello["next"] - 1 < self.last:  # a gateway that lost its answers
+            elif event == "hello" and isinstance(doc.get("next"), int):
+                if doc["next"] - 1 < self.last:  # a gateway that lost its answers
                     self.last = 0
-            elif event == "gap":
-                self.gaps += json.loads(data)["missed"]
+            elif event == "gap" and isinstance(doc.get("missed"), int):
+                self.gaps += doc["missed"]
             elif event == "lagged":
                 return  # reconnect and resume
+
+
+class AnswerSubscriber(Collected):
+    """Collect a gateway's answers from the MQTT answers topic ``R/answers``.
+
+    Args:
+        settings: the broker (:class:`ddnn_tf.serve.mqtt.MqttSettings`).
+        root: the topic root.
+        client_id: this subscriber's client id when the broker does not take the user
+            name as one (the broker keeps its subscription and queued answers across a
+            reconnect).
+    """
+
+    def __init__(self, settings, root: str, client_id: str) -> None:
+        from ddnn_tf.serve.mqtt import Drops, mqtt_client
+
+        super().__init__()
+        self.settings = settings
+        self.root = root
+        self.drops = Drops("answers subscriber")
+        self.client = mqtt_client(settings, client_id, self.drops)
+        self.subscribed = threading.Event()
+
+    def _on_message(self, _c, _u, msg) -> None:  # paho's network thread: never raises
+        from ddnn_tf.serve.mqtt import topic_of
+
+        doc = json_object(bytes(msg.payload))
+        if is_answer(doc):
+            self.add(doc)
+        else:
+            self.drops(topic_of(msg), "not an answer")
+
+    def start(self, connect_s: float = 30.0) -> AnswerSubscriber:
+        """Connect and subscribe (confirmed before this returns).
+
+        Raises:
+            DeploymentError: the broker is unreachable, refuses us or the subscription.
+        """
+        from ddnn_tf.serve.mqtt import QOS, connect
+
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = self._on_message
+        answers = f"{self.root}/answers"
+        connect(self.client, self.settings, connect_s, lambda c: c.subscribe(answers, qos=QOS))
+        if not self.subscribed.wait(10.0):
+            raise DeploymentError(
+                f"the MQTT broker {self.settings.url} did not confirm the subscription."
+            )
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

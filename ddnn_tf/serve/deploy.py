@@ -39,6 +39,7 @@ them as ``mcu_devices``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import signal
@@ -51,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf.errors import ConfigError, DeploymentError
+from ddnn_tf.serve.mqtt import PASSWORD_ENV
 from ddnn_tf.serve.process import READY_TIMEOUT_S, ServiceProcess, wait_ready
 
 __all__ = ["deploy", "format_report", "service_rss_mb"]
@@ -100,6 +102,7 @@ def service_rss_mb(pid: int) -> float:
 class _Site:
     index: int
     args: list[str]
+    env: dict[str, str]
     gateway: ServiceProcess
     url: str
     topic_root: str | None
@@ -243,13 +246,15 @@ def deploy(
             np.save(folder / f"view_{d}.npy", x)
         headers = {"Authorization": f"Bearer {token}"}
         try:
-            if transport == "mqtt" and mqtt_settings is None:
-                from ddnn_tf.serve.broker import Broker
+            access = None
+            if transport == "mqtt":
+                roots = [_topic_root(manifest["name"], k, sites) for k in range(sites)]
+                if mqtt_settings is None:  # a broker of its own: a user and an ACL per client
+                    from ddnn_tf.serve.broker import Broker, plan_clients
 
-                broker_proc = Broker(folder / "broker").start()
-                mqtt_settings = broker_proc.settings
-            if mqtt_settings is not None and mqtt_settings.password:
-                env["DDNN_TF_MQTT_PASSWORD"] = mqtt_settings.password
+                    clients = plan_clients(roots, h.num_devices)
+                    broker_proc = Broker(folder / "broker", clients).start()
+                access = _mqtt_access(roots, mqtt_settings, broker_proc)
             with httpx.Client(headers=headers, timeout=30.0) as client:
                 deadline = time.monotonic() + READY_TIMEOUT_S
                 cloud_args = ["-m", "ddnn_tf.serve", "cloud", str(model), "--target", target]
@@ -274,7 +279,7 @@ def deploy(
                             window=window,
                             cloud_retry_s=cloud_retry_s,
                             transport=transport,
-                            mqtt=mqtt_settings,
+                            mqtt=access,
                             sites=sites,
                             folder=folder,
                             env=env,
@@ -303,9 +308,10 @@ def deploy(
                             str(repeat),
                             *(["--mcu", "qemu"] if d in mcu_devices else []),
                         ]
-                        args += _link_args(site, transport, mqtt_settings)
+                        link, link_env = _link_args(site, access, d)
                         name = h.device_tiers[d] if sites == 1 else f"site{site.index}-{d}"
-                        site.devices.append(ServiceProcess(name, args, folder, env))
+                        proc = ServiceProcess(name, args + link, folder, {**env, **link_env})
+                        site.devices.append(proc)
                     procs.extend(site.devices)
                 devices = [p for site in site_list for p in site.devices]
                 first = site_list[0]
@@ -352,7 +358,7 @@ def deploy(
                     if restart_gateway_at is not None and answered >= restart_gateway_at:
                         restart_gateway_at = None
                         t = time.monotonic()
-                        _restart_gateway(first, folder, env, client)
+                        _restart_gateway(first, folder, client)
                         procs.append(first.gateway)
                         events["restarts"].append(
                             {
@@ -436,12 +442,14 @@ def _start_site(k: int, **o) -> _Site:
     args += ["--journal", str(journal), "--cloud-retry-s", str(o["cloud_retry_s"])]
     if o["threshold"] is not None:
         args += ["--threshold", str(o["threshold"])]
-    root = None
+    root, env = None, o["env"]
     if o["transport"] == "mqtt":
-        root = _topic_root(o["name"], k, o["sites"])
-        args += ["--transport", "mqtt", "--broker", o["mqtt"].url, "--topic-root", root]
+        mqtt = o["mqtt"](k, "gateway")
+        root = mqtt.topic_root
+        args += ["--transport", "mqtt", "--broker", mqtt.url, "--topic-root", root]
+        env = {**env, PASSWORD_ENV: mqtt.password or ""}
     name = "gateway" if o["sites"] == 1 else f"gateway-site{k}"
-    gateway = ServiceProcess(name, [*args, "--port", "0"], o["folder"], o["env"])
+    gateway = ServiceProcess(name, [*args, "--port", "0"], o["folder"], env)
     try:
         url = gateway.url(o["deadline"])
         wait_ready(o["client"], url, gateway, o["deadline"])
@@ -449,15 +457,16 @@ def _start_site(k: int, **o) -> _Site:
         gateway.stop()
         raise
     if o["transport"] == "mqtt":
-        from ddnn_tf.serve.mqtt import AnswerSubscriber
+        from ddnn_tf.serve.collect import AnswerSubscriber
 
-        collector = AnswerSubscriber(o["mqtt"], root, f"deploy-{k}-{secrets.token_hex(4)}")
+        answers = o["mqtt"](k, "answers")
+        collector = AnswerSubscriber(answers, root, f"deploy-{k}-{secrets.token_hex(4)}")
     else:
         from ddnn_tf.serve.collect import StreamCollector
 
         collector = StreamCollector(url, o["token"])
     collector.start()
-    return _Site(k, args, gateway, url, root, collector)
+    return _Site(k, args, env, gateway, url, root, collector)
 
 
 def _topic_root(name: str, site: int, sites: int) -> str:
@@ -467,19 +476,34 @@ def _topic_root(name: str, site: int, sites: int) -> str:
     return root if sites == 1 else f"{root}/site{site}"
 
 
-def _link_args(site: _Site, transport: str, mqtt) -> list[str]:
-    if transport == "http":
-        return ["--gateway", site.url]
-    return ["--transport", "mqtt", "--broker", mqtt.url, "--topic-root", site.topic_root]
+def _mqtt_access(roots: list[str], shared, broker):
+    """``access(site, user)``: the broker settings of a client of a site (its own user and
+    password on deploy's broker; the given broker's for every client otherwise)."""
+
+    def access(site: int, user: str):
+        if broker is None:
+            return dataclasses.replace(shared, topic_root=roots[site])
+        return broker.settings(f"site{site}-{user}" if len(roots) > 1 else user)
+
+    return access
 
 
-def _restart_gateway(site: _Site, folder: Path, env: dict, client) -> None:
+def _link_args(site: _Site, access, device: int) -> tuple[list[str], dict[str, str]]:
+    """A device's flags and environment to reach its site's gateway."""
+    if access is None:
+        return ["--gateway", site.url], {}
+    mqtt = access(site.index, f"device{device}")
+    args = ["--transport", "mqtt", "--broker", mqtt.url, "--topic-root", site.topic_root]
+    return args, {PASSWORD_ENV: mqtt.password or ""}
+
+
+def _restart_gateway(site: _Site, folder: Path, client) -> None:
     """SIGKILL a site's gateway, start it again on the same port with the same journal."""
     site.gateway.stop(signal.SIGKILL)
     site.restarts += 1
     port = site.url.rsplit(":", 1)[1]
     name = f"{site.gateway.name}-restart{site.restarts}"
-    site.gateway = ServiceProcess(name, [*site.args, "--port", port], folder, env)
+    site.gateway = ServiceProcess(name, [*site.args, "--port", port], folder, site.env)
     deadline = time.monotonic() + READY_TIMEOUT_S
     url = site.gateway.url(deadline)
     wait_ready(client, url, site.gateway, deadline)

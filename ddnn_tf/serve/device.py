@@ -7,8 +7,10 @@ requests docs/protocol.md specifies (*Wire protocol* in the documentation): it j
 once, then per round sends its encoded summaries and, for the samples the decision
 flags, its packed features (:func:`ddnn_tf.core.comm.pack_features_batch`).
 
-Over MQTT (``transport="mqtt"``) the same payloads travel on the topics of
-:mod:`ddnn_tf.serve.mqtt`. When the gateway goes away (a refused or cut connection, a
+The messages travel over a link (:class:`ddnn_tf.serve.link.HttpLink`, or with
+``transport="mqtt"`` :class:`ddnn_tf.serve.mqtt_device.MqttLink` on the topics of
+:mod:`ddnn_tf.serve.mqtt`), whose errors follow the protocol's one retry rule
+(:func:`ddnn_tf.serve.protocol.retryable`). When the gateway goes away (a refused or cut connection, a
 504, a round it no longer knows) the device backs off (50 ms doubling to 2 s), joins
 again once the gateway answers and sends the round again from its summaries; the
 gateway answers each sample once. After ``reconnect_s`` without the gateway it gives up.
@@ -31,164 +33,21 @@ Only numpy, the standard library and the interpreter are imported (no TensorFlow
 from __future__ import annotations
 
 import functools
-import http.client
 import json
 import os
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import numpy as np
 
 from ddnn_tf.errors import ConfigError, DeploymentError
-from ddnn_tf.serve.settings import GatewayUnavailable
+from ddnn_tf.serve.protocol import GatewayUnavailable
 
-__all__ = ["GatewayClient", "GatewayUnavailable", "run_device"]
+__all__ = ["GatewayUnavailable", "run_device"]
 
 #: Back-off between two tries to reach a gateway that went away (doubling, seconds).
 BACKOFF_S = (0.05, 2.0)
-
-
-class _CountingReader:
-    """A file object that counts the bytes read through it."""
-
-    def __init__(self, raw, counter: list[int]) -> None:
-        self._raw = raw
-        self._counter = counter
-
-    def read(self, *args):
-        data = self._raw.read(*args)
-        self._counter[0] += len(data)
-        return data
-
-    def read1(self, *args):
-        data = self._raw.read1(*args)
-        self._counter[0] += len(data)
-        return data
-
-    def readline(self, *args):
-        data = self._raw.readline(*args)
-        self._counter[0] += len(data)
-        return data
-
-    def readinto(self, buffer):
-        n = self._raw.readinto(buffer)
-        self._counter[0] += n or 0
-        return n
-
-    def __getattr__(self, name):
-        return getattr(self._raw, name)
-
-
-class _CountingSocket:
-    """A socket wrapper counting every byte sent and every byte the HTTP parser reads."""
-
-    def __init__(self, sock, sent: list[int], received: list[int]) -> None:
-        self._sock = sock
-        self._sent = sent
-        self._received = received
-
-    def sendall(self, data, *args):
-        self._sent[0] += len(data)
-        return self._sock.sendall(data, *args)
-
-    def makefile(self, *args, **kwargs):
-        return _CountingReader(self._sock.makefile(*args, **kwargs), self._received)
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
-class _CountingConnection(http.client.HTTPConnection):
-    def __init__(self, *args, sent: list[int], received: list[int], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._counters = (sent, received)
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock = _CountingSocket(self.sock, *self._counters)
-
-
-class GatewayClient:
-    """A keep-alive HTTP connection to the gateway that counts its bytes on the socket.
-
-    Args:
-        url: the gateway's base URL (http only).
-        device: this device's index.
-        model: the model id sent with every request.
-        token: the shared token (None: none).
-        timeout: socket timeout in seconds (the gateway holds a join up to 120 s).
-
-    Raises:
-        ValueError: a URL that is not ``http://host:port``.
-    """
-
-    def __init__(
-        self, url: str, device: int, model: str, token: str | None, timeout: float = 180.0
-    ):
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ConfigError(f"expected http://HOST:PORT, got {url!r}.", argument="gateway")
-        self.sent, self.received = [0], [0]
-        self._conn = _CountingConnection(
-            parts.hostname,
-            parts.port or 80,
-            timeout=timeout,
-            sent=self.sent,
-            received=self.received,
-        )
-        self.headers = {"X-DDNN-Model": model, "X-DDNN-Device": str(device)}
-        if token:
-            self.headers["Authorization"] = f"Bearer {token}"
-        self.url = url
-
-    def post(self, path: str, body: bytes, content_type: str, **headers: str) -> bytes:
-        """POST ``body``; return the response body.
-
-        Raises:
-            GatewayUnavailable: no answer (refused, cut, timed out), a 502/503/504, or
-                409 ``unknown_round`` (a gateway that restarted): try again.
-            DeploymentError: the gateway answered another error (its code and message).
-        """
-        h = {**self.headers, "Content-Type": content_type, **headers}
-        try:
-            self._conn.request("POST", path, body=body, headers=h)
-            response = self._conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as err:
-            self._conn.close()
-            raise GatewayUnavailable(f"gateway {self.url} unreachable: {err}") from None
-        if response.status != 200:
-            code = ""
-            try:
-                error = json.loads(data)["error"]
-                code = error["code"]
-                what = f"{code}: {error['message']}"
-            except (ValueError, KeyError, TypeError):
-                what = data[:200].decode(errors="replace")
-            message = f"gateway {self.url}{path} answered {response.status} ({what})"
-            if response.status in (502, 503, 504) or code == "unknown_round":
-                raise GatewayUnavailable(message)
-            raise DeploymentError(message)
-        return data
-
-    # the round protocol (the same methods as the MQTT link's)
-    def join(self, start: int) -> dict:
-        return json.loads(self.post("/v1/join", b"", "application/octet-stream"))
-
-    def summary(self, start: int, body: bytes) -> bytes:
-        from ddnn_tf.serve.wire import SUMMARY_TYPE
-
-        return self.post("/v1/summary", body, SUMMARY_TYPE, **{"X-DDNN-Start": str(start)})
-
-    def features(self, start: int, body: bytes) -> None:
-        from ddnn_tf.serve.wire import FEATURES_TYPE
-
-        self.post("/v1/features", body, FEATURES_TYPE, **{"X-DDNN-Start": str(start)})
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 def _load_view(data: str, index: int, path: str | None, split: str) -> np.ndarray:
@@ -290,22 +149,24 @@ def run_device(
         x = x[: int(limit)]
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     if transport == "http":
+        from ddnn_tf.serve.link import HttpLink
+
         if not gateway:
             raise ConfigError("the HTTP transport needs the gateway's URL.", argument="gateway")
-        link = GatewayClient(gateway, int(index), model_id(manifest), token)
+        link = HttpLink(gateway, int(index), model_id(manifest), token)
     else:
-        from ddnn_tf.serve.mqtt import DeviceLink
+        from ddnn_tf.serve.mqtt_device import MqttLink
 
         if mqtt is None:
             raise ConfigError("the MQTT transport needs a broker.", argument="broker")
-        link = DeviceLink(mqtt, manifest, int(index))
+        link = MqttLink(mqtt, manifest, int(index))
     total = len(x) * int(repeat)
     out = sys.stdout
     try:
-        _retrying(link, lambda: _joined(link, 0, batch), reconnect_s)
+        _retrying(link, lambda: _joined(link, batch), reconnect_s)
         for start in range(0, total, batch):
             t0 = time.monotonic()
-            sent0, received0 = link.sent[0], link.received[0]
+            sent0, received0 = link.bytes()
             rows = np.arange(start, min(start + batch, total)) % len(x)
             xs = np.asarray(x[rows], np.float32)
             if xs.ndim == len(runner.input_shapes[sensor]):
@@ -313,13 +174,14 @@ def run_device(
             result = runner({sensor: xs})
             summaries = encode_summaries(result["summary"], encoding).tobytes()
             step = functools.partial(_one_round, link, start, summaries, result["features"])
-            payload, retries = _retrying(link, step, reconnect_s, rejoin=start, batch=batch)
+            payload, retries = _retrying(link, step, reconnect_s, rejoin=True, batch=batch)
+            sent, received = link.bytes()
             record = {
                 "start": start,
                 "n": len(xs),
                 "t0": t0,
-                "sent": link.sent[0] - sent0,
-                "received": link.received[0] - received0,
+                "sent": sent - sent0,
+                "received": received - received0,
                 "payload": payload,
                 "retries": retries,
             }
@@ -347,10 +209,9 @@ def _one_round(link, start: int, summaries: bytes, features: np.ndarray) -> int:
     return payload
 
 
-def _joined(link, start: int, batch: int) -> None:
-    info = link.join(start)
-    theirs = info.get("batch")
-    if theirs is not None and int(theirs) != batch:
+def _joined(link, batch: int) -> None:
+    theirs = link.join().get("batch")
+    if theirs != batch:
         raise ConfigError(
             f"the gateway's rounds are {theirs} samples, this device's {batch}; use the same "
             "round length on both.",
@@ -358,7 +219,7 @@ def _joined(link, start: int, batch: int) -> None:
         )
 
 
-def _retrying(link, step, reconnect_s: float, rejoin: int | None = None, batch: int = 0):
+def _retrying(link, step, reconnect_s: float, rejoin: bool = False, batch: int = 0):
     """Run ``step`` until it succeeds; while the gateway is away, back off and (for a
     round) join again before the next try. Returns ``(step's result, retries)``."""
     retries, away_since, delay = 0, None, BACKOFF_S[0]
@@ -375,8 +236,8 @@ def _retrying(link, step, reconnect_s: float, rejoin: int | None = None, batch: 
             retries += 1
             time.sleep(delay)
             delay = min(2 * delay, BACKOFF_S[1])
-            if rejoin is not None:
+            if rejoin:
                 try:
-                    _joined(link, rejoin, batch)
+                    _joined(link, batch)
                 except GatewayUnavailable:
                     continue

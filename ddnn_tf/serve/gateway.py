@@ -26,7 +26,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -34,22 +33,25 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ddnn_tf.core.comm import decode_summaries, unpack_features_batch
-from ddnn_tf.core.exits import exit_points, resolve_thresholds, softmax
-from ddnn_tf.core.graph import Tier
+from ddnn_tf.core.exits import resolve_thresholds
 from ddnn_tf.core.manifest import load_manifest
 from ddnn_tf.errors import ConfigError
+from ddnn_tf.runtime.step import TierStep, exit_decision
 from ddnn_tf.runtime.tiers import TierRunner
-from ddnn_tf.serve.cloud import describe_model
 from ddnn_tf.serve.edges import EdgeStage
 from ddnn_tf.serve.http import (
-    ServiceError,
     add_status_routes,
-    ascii_int,
     check_auth,
     check_content_type,
-    check_model,
     install_error_handlers,
     read_body,
+)
+from ddnn_tf.serve.protocol import (
+    KINDS,
+    Message,
+    ServiceError,
+    ascii_int,
+    parse_message,
     with_deadline,
 )
 from ddnn_tf.serve.results import ANSWER_FIELDS, AnswerLog, Journal, RoundLedger, restore
@@ -59,6 +61,7 @@ from ddnn_tf.serve.wire import (
     FEATURES_TYPE,
     SUMMARY_TYPE,
     CloudSpec,
+    describe_model,
     encode_cloud_records,
     encode_mask,
     model_graph,
@@ -70,23 +73,27 @@ __all__ = ["NODELAY", "Gateway", "create_gateway_app"]
 
 #: Socket options of the services' HTTP clients.
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+#: Where an HTTP request carries the model id, the device and the round start.
+_FIELDS = ("X-DDNN-Model header", "X-DDNN-Device", "X-DDNN-Start")
+_MEDIA = {"join": None, "summary": SUMMARY_TYPE, "features": FEATURES_TYPE}
 
 
 @dataclass
 class _Round:
     start: int
     n: int
+    opened: float = field(default_factory=time.monotonic)
     summaries: dict[int, np.ndarray] = field(default_factory=dict)
+    raw: dict[int, bytes] = field(default_factory=dict)  # each device's summary bytes
     decided: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     send: np.ndarray | None = None  # (n,) bool: samples that go up
     decision: bytes = b""
     local_probs: np.ndarray | None = None
     present: list[int] = field(default_factory=list)  # devices whose summaries arrived
-    features: dict[int, list[bytes]] = field(default_factory=dict)
+    features: dict[int, bytes] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
     forwarding: bool = False
-    raw: dict[int, bytes] = field(default_factory=dict)  # each device's summary bytes
 
 
 class Gateway:
@@ -150,8 +157,7 @@ class Gateway:
                 raise ConfigError(
                     f"expected a positive number of seconds, got {value!r}.", argument=name
                 )
-        self.manifest = load_manifest(model_dir)
-        m = self.manifest
+        self.manifest = m = load_manifest(model_dir)
         if m["split"][0] != "local":
             raise ConfigError(
                 f"{m.directory}: the gateway serves models with a local exit; this one is "
@@ -161,15 +167,16 @@ class Gateway:
         self.info = describe_model(m, self.model)
         self.exits = tuple(m["split"])
         self.thresholds = resolve_thresholds(threshold, self.exits[:-1], m["thresholds"])
-        self.graph = model_graph(m)
-        (local,) = self.graph.by_role("local_aggregator")
-        self.runner = TierRunner.from_manifest(m, local.name, target)
+        self.threshold = self.thresholds["local"]
+        self.graph = graph = model_graph(m)
+        (local,) = graph.by_role("local_aggregator")
+        self.local = TierStep(local, TierRunner.from_manifest(m, local.name, target))
         self.cloud = CloudSpec.from_manifest(m)
-        self.devices = [t.name for t in self.graph.by_role("device")]
+        self.devices = [t.name for t in graph.by_role("device")]
         self.num_devices = len(self.devices)
         self.edges = None
-        if self.graph.by_role("edge"):
-            self.edges = EdgeStage(m, target, self.thresholds.get("edge"))
+        if graph.by_role("edge"):
+            self.edges = EdgeStage(m, graph, target, self.thresholds.get("edge"))
         elif list(self.cloud.senders) != self.devices:
             raise ConfigError(
                 f"{m.directory}: the cloud's senders {list(self.cloud.senders)} are not the "
@@ -181,17 +188,14 @@ class Gateway:
         self.num_classes = len(m["classes"])
         self.encoding = m["wire"]["summary"].get("encoding", "float32")
         self.summary_bytes = summary_size(m)
-        self.threshold = self.thresholds["local"]
-        self.local_inputs = self._local_inputs(local)
         self.cloud_url = cloud_url.rstrip("/")
         self.cloud_token = cloud_token
-        self.gather_s = float(gather_s)
-        self.join_s = float(join_s)
-        self.cloud_timeout_s = float(cloud_timeout_s)
-        self.cloud_retry_s = float(cloud_retry_s)
+        self.gather_s, self.join_s = float(gather_s), float(join_s)
+        self.cloud_timeout_s, self.cloud_retry_s = float(cloud_timeout_s), float(cloud_retry_s)
         self.batch = int(batch)
         self.alive: set[int] = set(range(self.num_devices))
         self.joined: set[int] = set()
+        self.heard: dict[int, float] = {}  # device -> when its last message arrived
         self.rounds: dict[int, _Round] = {}
         self.boot = secrets.token_hex(8)  # tells a subscriber this process from the last
         self.journal = None
@@ -207,17 +211,6 @@ class Gateway:
         self._all_joined: asyncio.Event | None = None
         self._client: httpx.AsyncClient | None = None
 
-    @staticmethod
-    def _local_inputs(local: Tier) -> dict[str, Any]:
-        """The local aggregator's inputs: ``{summaries: {device: input}, presence: input}``."""
-        summaries, presence = {}, None
-        for port in local.inputs:
-            if port.role == "summary":  # a device's column on its link is its index
-                summaries[port.source.column] = port.name
-            elif port.role == "presence":
-                presence = port.name
-        return {"summaries": summaries, "presence": presence}
-
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()  # where answers are made (and must be added)
@@ -227,12 +220,11 @@ class Gateway:
             headers["Authorization"] = f"Bearer {self.cloud_token}"
         # TCP_NODELAY: httpx writes the headers and the body separately; without it Nagle's
         # algorithm holds the body back until the headers are acknowledged.
-        transport = httpx.AsyncHTTPTransport(socket_options=NODELAY)
         self._client = httpx.AsyncClient(
             base_url=self.cloud_url,
             headers=headers,
             timeout=self.cloud_timeout_s,
-            transport=transport,
+            transport=httpx.AsyncHTTPTransport(socket_options=NODELAY),
         )
 
     async def stop(self) -> None:
@@ -241,7 +233,25 @@ class Gateway:
         if self.journal is not None:
             self.journal.close()
 
-    # ------------------------------------------------------------------ join
+    async def answer(self, msg: Message, deadline_s: float, what: str) -> bytes | dict:
+        """Answer one checked device message: the one entry point of the HTTP routes and
+        the MQTT bridge. A join is held by its own bound, the others by ``deadline_s``.
+
+        Returns:
+            The decision mask (a summary), or a JSON-able dict (a join, features).
+
+        Raises:
+            ServiceError: the protocol's errors, ``deadline_exceeded`` included.
+        """
+        self.heard[msg.device] = time.monotonic()
+        if msg.kind == "join":  # the body is ignored
+            return await self.join(msg.device)
+        why = self.ledger.check(msg.start)
+        if why is not None:
+            raise ServiceError(400, "bad_header", f"the round start: {why}.")
+        handle = self.summary if msg.kind == "summary" else self.features
+        return await with_deadline(handle(msg.device, msg.start, msg.body), deadline_s, what)
+
     async def join(self, device: int) -> dict:
         self.joined.add(device)
         self.alive.add(device)
@@ -259,16 +269,6 @@ class Gateway:
             "boot": self.boot,
         }
 
-    def check_start(self, start: int) -> None:
-        """Refuse a round start that is not a round of this gateway's window.
-
-        Raises:
-            ServiceError: 400 ``bad_header``.
-        """
-        why = self.ledger.check(start)
-        if why is not None:
-            raise ServiceError(400, "bad_header", f"x-ddnn-start: {why}.")
-
     # ------------------------------------------------------------------ summaries
     def _round(self, start: int, n: int) -> _Round:
         if n > self.batch:
@@ -277,7 +277,6 @@ class Gateway:
             )
         r = self.rounds.get(start)
         if r is None:
-            self.check_start(start)
             self.ledger.open(start)
             r = self.rounds[start] = _Round(start, n)
         elif r.n != n:
@@ -330,14 +329,20 @@ class Gateway:
         if r.timer is not None:
             r.timer.cancel()
         r.present = sorted(r.summaries)
-        self.alive -= set(range(self.num_devices)) - set(r.present)
-        presence = np.zeros((r.n, self.num_devices), np.float32)
-        presence[:, r.present] = 1.0
-        feeds = {self.local_inputs["presence"]: presence}
-        for d, name in self.local_inputs["summaries"].items():
-            feeds[name] = r.summaries.get(d, np.zeros((r.n, self.num_classes), np.float32))
-        probs = softmax(np.asarray(self.runner(feeds)["logits"], np.float64))
-        take = exit_points([probs, probs], [self.threshold]) == 0
+        # a device silent since the round opened is absent from the next rounds too, until
+        # it speaks again; one heard meanwhile (busy with another round) is still waited for
+        self.alive -= {
+            d
+            for d in range(self.num_devices)
+            if d not in r.summaries and self.heard.get(d, -np.inf) < r.opened
+        }
+        presence = np.zeros((r.n, self.num_devices), bool)
+        presence[:, r.present] = True
+        ports = [p for p in self.local.tier.inputs if p.role == "summary"]
+        received = {
+            p.name: r.summaries[p.source.column] for p in ports if p.source.column in r.summaries
+        }
+        probs, take = exit_decision(self.local(presence, received)["logits"], self.threshold)
         done = np.array([self.ledger.answered(r.start + k) for k in range(r.n)], bool)
         r.local_probs = probs
         r.send = ~take & ~done  # a retried round asks only for what is still unanswered
@@ -357,9 +362,7 @@ class Gateway:
         now = time.monotonic()
         sent = [0] * self.num_devices  # payload bytes per device, the same for the round
         for d in r.present:
-            sent[d] = self.summary_bytes
-            if d in r.features:
-                sent[d] += self.feature_nbytes[d]
+            sent[d] = self.summary_bytes + (self.feature_nbytes[d] if d in r.features else 0)
         return [
             [r.start + int(k), exit_index, int(p), degraded, local_mask, cloud_mask, now, [*sent]]
             for k, p in zip(ks, predictions, strict=True)
@@ -385,14 +388,14 @@ class Gateway:
     async def features(self, device: int, start: int, body: bytes) -> dict:
         r = self.rounds.get(start)
         if r is not None and device in r.features:  # a retry (a lost response): wait again
-            if b"".join(r.features[device]) != body:
+            if r.features[device] != body:
                 raise ServiceError(
                     409,
                     "duplicate",
                     f"device {device} already sent other features for round {start}.",
                 )
             await r.finished.wait()
-            return {"accepted": len(r.features[device])}
+            return {"accepted": len(body) // self.feature_nbytes[device]}
         if self.ledger.finished(start) or (r is not None and (r.forwarding or r.finished.is_set())):
             return {"accepted": 0, "late": True}  # the round went on without them
         if r is None or not r.decided.is_set():
@@ -413,17 +416,19 @@ class Gateway:
                 f"round {start} needs {m} x {nbytes} bytes of packed features, got {len(body)} "
                 f"(byte offset {min(len(body), m * nbytes)}).",
             )
-        shape = self.feature_shapes[device]
-        payloads = [body[k * nbytes : (k + 1) * nbytes] for k in range(m)]
         try:
-            unpack_features_batch(np.frombuffer(body, np.uint8).reshape(m, nbytes), shape)
+            self._unpack(device, body, m)
         except ValueError as err:
             raise ServiceError(400, "bad_body", str(err)) from None
-        r.features[device] = payloads
+        r.features[device] = body
         if set(r.present) <= set(r.features) and not r.finished.is_set():
             self._forward_soon(r)
         await r.finished.wait()
         return {"accepted": m}
+
+    def _unpack(self, device: int, body: bytes, m: int) -> np.ndarray:
+        packed = np.frombuffer(body, np.uint8).reshape(m, self.feature_nbytes[device])
+        return unpack_features_batch(packed, self.feature_shapes[device])
 
     def _forward_soon(self, r: _Round) -> None:
         if r.timer is not None:
@@ -437,10 +442,8 @@ class Gateway:
     async def _forward(self, r: _Round) -> None:
         senders = sorted(r.features)
         rows = np.flatnonzero(r.send)
-        local_mask, cloud_mask = _bits(r.present), _bits(senders)
-        last = len(self.exits) - 1
-        fallback = r.local_probs[rows]  # what a degraded sample is answered with
-        fallback_exit = 0
+        masks = _bits(r.present), _bits(senders)
+        fallback, fallback_exit = r.local_probs[rows], 0  # what a degraded sample is told
         try:
             if not senders:
                 raise ConnectionError("no device sent its features")
@@ -448,57 +451,51 @@ class Gateway:
                 presence = np.zeros((len(rows), self.num_devices), bool)
                 presence[:, senders] = True
                 payloads = [
-                    {self.devices[d]: r.features[d][j] for d in senders} for j in range(len(rows))
+                    {
+                        self.devices[d]: _row(r.features[d], j, self.feature_nbytes[d])
+                        for d in senders
+                    }
+                    for j in range(len(rows))
                 ]
                 upward = np.arange(len(rows))
             else:
                 present = np.zeros(self.num_devices, bool)
                 present[senders] = True
-                features = {
-                    d: unpack_features_batch(
-                        np.frombuffer(b"".join(r.features[d]), np.uint8).reshape(len(rows), -1),
-                        self.feature_shapes[d],
-                    )
-                    for d in senders
-                }
+                features = {d: self._unpack(d, r.features[d], len(rows)) for d in senders}
                 outcome = self.edges.run(features, present, len(rows))
                 if outcome.probs is not None:
                     fallback, fallback_exit = outcome.probs, self.exits.index("edge")
                     edge = np.flatnonzero(outcome.take)
                     predictions = np.argmax(outcome.probs[edge], axis=1)
                     self._publish(
-                        self._answers(
-                            r, rows[edge], fallback_exit, predictions, False, local_mask, cloud_mask
-                        )
+                        self._answers(r, rows[edge], fallback_exit, predictions, False, *masks)
                     )
                 upward = np.flatnonzero(~outcome.take)
-                presence = np.broadcast_to(outcome.edge_alive, (len(upward), len(self.edges.names)))
+                presence = np.broadcast_to(
+                    outcome.edge_alive, (len(upward), len(outcome.edge_alive))
+                )
                 payloads = outcome.payloads
             if len(upward):
                 body = encode_cloud_records(self.cloud, presence, payloads)
-                results = await self._call_cloud(body, len(upward))
-                predictions = [res["prediction"] for res in results]
-                self._publish(
-                    self._answers(r, rows[upward], last, predictions, False, local_mask, cloud_mask)
-                )
-        except Exception as err:  # the cloud is unreachable or failed: answer lower down
+                predictions = await self._call_cloud(body, len(upward))
+                last = len(self.exits) - 1
+                self._publish(self._answers(r, rows[upward], last, predictions, False, *masks))
+        except ConnectionError as err:  # the cloud is unreachable or failed: answer lower down
             if self.cloud_error is None:
                 print(f"gateway: cloud unavailable, answering locally: {err}", file=sys.stderr)
             self.cloud_error = f"{type(err).__name__}: {err}"
             predictions = np.argmax(fallback, axis=1)
             # the samples answered at the edge are skipped by _publish
-            self._publish(
-                self._answers(r, rows, fallback_exit, predictions, True, local_mask, cloud_mask)
-            )
+            self._publish(self._answers(r, rows, fallback_exit, predictions, True, *masks))
         self._finish(r)
 
-    async def _call_cloud(self, body: bytes, n: int) -> list[dict]:
-        """The cloud's results for ``n`` records; an unreachable cloud (no answer, or a
-        5xx) is retried with back-off until it has been away ``cloud_retry_s``."""
+    async def _call_cloud(self, body: bytes, n: int) -> list[int]:
+        """The cloud's predictions for ``n`` records; an unreachable cloud (no answer, or
+        a 5xx) is retried with back-off until it has been away ``cloud_retry_s``."""
         delay = 0.05
         while True:
             try:
-                results = await self._cloud_once(body, n)
+                predictions = await self._cloud_once(body, n)
             except _CloudAway:
                 now = time.monotonic()
                 if self._cloud_down_since is None:
@@ -512,22 +509,26 @@ class Gateway:
                 continue
             self._cloud_down_since = None
             self.cloud_error = None
-            return results
+            return predictions
 
-    async def _cloud_once(self, body: bytes, n: int) -> list[dict]:
+    async def _cloud_once(self, body: bytes, n: int) -> list[int]:
         self.cloud_calls += 1
         try:
             response = await self._client.post("/v1/cloud", content=body)
-        except httpx.TransportError as err:
+        except httpx.RequestError as err:
             raise _CloudAway(f"{type(err).__name__}: {err}") from None
+        what = f"cloud answered {response.status_code}: {response.text[:200]}"
         if response.status_code >= 500:
-            raise _CloudAway(f"cloud answered {response.status_code}: {response.text[:200]}")
+            raise _CloudAway(what)
         if response.status_code != 200:
-            raise ConnectionError(f"cloud answered {response.status_code}: {response.text[:200]}")
-        results = response.json()["results"]
-        if len(results) != n:
-            raise ConnectionError(f"cloud answered {len(results)} results for {n} records")
-        return results
+            raise ConnectionError(what)
+        try:
+            predictions = [int(res["prediction"]) for res in response.json()["results"]]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConnectionError(f"cloud answered a malformed body ({err!r})") from None
+        if len(predictions) != n:
+            raise ConnectionError(f"cloud answered {len(predictions)} results for {n} records")
+        return predictions
 
 
 class _CloudAway(ConnectionError):
@@ -538,19 +539,8 @@ def _bits(devices: list[int]) -> int:
     return sum(1 << d for d in devices)
 
 
-def _int_header(request: Request, name: str, upper: int | None = None) -> int:
-    """A header holding a non-negative integer in ASCII digits (``0_1``, ``+1``, ``١``
-    and numbers past 15 digits are refused: they are not what a device sends)."""
-    raw = request.headers.get(name)
-    value = ascii_int(raw)
-    if value is None or (upper is not None and value >= upper):
-        bound = f" in [0, {upper})" if upper is not None else " >= 0 of at most 15 digits"
-        raise ServiceError(
-            400,
-            "bad_header",
-            f"{name}: expected an integer{bound} in ASCII digits, got {str(raw)[:40]!r}.",
-        )
-    return value
+def _row(body: bytes, j: int, nbytes: int) -> bytes:
+    return body[j * nbytes : (j + 1) * nbytes]
 
 
 def create_gateway_app(
@@ -618,9 +608,9 @@ def create_gateway_app(
         await gw.start()
         bridge = None
         if mqtt is not None:
-            from ddnn_tf.serve.mqtt import GatewayBridge
+            from ddnn_tf.serve.mqtt_gateway import GatewayBridge
 
-            bridge = GatewayBridge(gw, mqtt)
+            bridge = GatewayBridge(gw, mqtt, deadline_s, max_body_bytes)
             await bridge.start()
         yield
         if bridge is not None:
@@ -632,40 +622,34 @@ def create_gateway_app(
     )
     install_error_handlers(app)
     app.state.gateway = gw
-
-    def checked(request: Request, content_type: str | None = None) -> int:
-        check_auth(request, token)
-        if content_type is not None:
-            check_content_type(request, content_type)
-        check_model(request, gw.model)
-        return _int_header(request, "x-ddnn-device", gw.num_devices)
-
     add_status_routes(app, gw.info, token)
+    expect = (gw.model, gw.num_devices, max_body_bytes)
 
-    @app.post("/v1/join")
-    async def join(request: Request) -> dict:
-        device = checked(request)
-        return await gw.join(device)
+    def device_route(kind: str):
+        async def route(request: Request) -> Response:
+            check_auth(request, token)
+            if _MEDIA[kind] is not None:
+                check_content_type(request, _MEDIA[kind])
+            h = request.headers
+            body = b"" if kind == "join" else await read_body(request, max_body_bytes)
+            msg = parse_message(
+                kind,
+                device=h.get("x-ddnn-device"),
+                start=h.get("x-ddnn-start"),
+                model=h.get("x-ddnn-model"),
+                body=body,
+                expect=expect,
+                fields=_FIELDS,
+            )
+            out = await gw.answer(msg, deadline_s, f"POST /v1/{kind}")
+            if isinstance(out, bytes):
+                return Response(out, media_type=DECISION_TYPE)
+            return JSONResponse(out)
 
-    @app.post("/v1/summary")
-    async def summary(request: Request) -> Response:
-        device = checked(request, SUMMARY_TYPE)
-        start = _int_header(request, "x-ddnn-start")
-        gw.check_start(start)
-        body = await read_body(request, max_body_bytes)
-        decision = await with_deadline(
-            gw.summary(device, start, body), deadline_s, "POST /v1/summary"
-        )
-        return Response(decision, media_type=DECISION_TYPE)
+        return route
 
-    @app.post("/v1/features")
-    async def features(request: Request) -> JSONResponse:
-        device = checked(request, FEATURES_TYPE)
-        start = _int_header(request, "x-ddnn-start")
-        gw.check_start(start)
-        body = await read_body(request, max_body_bytes)
-        out = await with_deadline(gw.features(device, start, body), deadline_s, "POST /v1/features")
-        return JSONResponse(out)
+    for kind in KINDS:
+        app.add_api_route(f"/v1/{kind}", device_route(kind), methods=["POST"])
 
     @app.get("/v1/progress")
     async def progress(request: Request) -> dict:

@@ -1,69 +1,33 @@
-"""HTTP plumbing shared by the services: JSON errors, auth, body limit, deadlines.
+"""HTTP plumbing shared by the services: JSON errors, auth, media types, body limit.
 
-Every non-200 answer is a JSON error body with a code from the table in
-docs/protocol.md (*Wire protocol* in the documentation); a bad request never stops the
-service.
+Every non-200 answer is the protocol's error body (:mod:`ddnn_tf.serve.protocol`) with
+a code from the table in docs/protocol.md (*Wire protocol* in the documentation); a bad
+request never stops the service, and an unexpected exception is answered ``internal``
+with its traceback on the service's standard error.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import re
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+import traceback
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ddnn_tf.serve.protocol import ServiceError, ascii_int, error_body
+from ddnn_tf.serve.protocol import check_model as _check_model
+
 __all__ = [
     "add_status_routes",
-    "ServiceError",
-    "ascii_int",
     "check_auth",
     "check_content_type",
     "check_model",
-    "error_body",
     "install_error_handlers",
     "read_body",
-    "with_deadline",
 ]
-
-
-T = TypeVar("T")
-
-_DIGITS = re.compile(r"[0-9]{1,15}")
-
-
-def ascii_int(raw: str | None) -> int | None:
-    """``raw`` as a non-negative integer when it is 1 to 15 ASCII digits, else None.
-
-    Python's ``int()`` also reads ``"0_1"``, ``" +1"`` and other scripts' digits; a header
-    or query integer of the protocol is plain ASCII digits.
-
-    >>> ascii_int("42"), ascii_int("0_1"), ascii_int("+1"), ascii_int("\u0663"), ascii_int("1" * 16)
-    (42, None, None, None, None)
-    """
-    if raw is None or not _DIGITS.fullmatch(raw):
-        return None
-    return int(raw)
-
-
-class ServiceError(Exception):
-    """An error answered as JSON: HTTP ``status``, a ``code`` and a readable message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """The JSON body of an error."""
-    return {"error": {"code": code, "message": message}}
 
 
 def _json_error(status: int, code: str, message: str) -> JSONResponse:
@@ -98,6 +62,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, err: Exception) -> JSONResponse:
+        traceback.print_exception(err)  # a bug: its traceback, and `internal` answered
         return _json_error(500, "internal", f"{type(err).__name__}: {err}")
 
 
@@ -146,14 +111,7 @@ def check_model(request: Request, model: str) -> None:
     Raises:
         ServiceError: 409 ``model_mismatch``.
     """
-    given = request.headers.get("x-ddnn-model")
-    if given != model:
-        what = "no X-DDNN-Model header" if given is None else f"X-DDNN-Model {given[:64]!r}"
-        raise ServiceError(
-            409,
-            "model_mismatch",
-            f"{what}; this service serves model {model} (GET /v1/model describes it).",
-        )
+    _check_model(request.headers.get("x-ddnn-model"), model, "X-DDNN-Model header")
 
 
 def check_content_type(request: Request, expected: str) -> None:
@@ -195,17 +153,3 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ServiceError(413, "too_large", f"body exceeds the limit of {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def with_deadline(awaitable: Awaitable[T], deadline_s: float, what: str) -> T:
-    """Await ``awaitable`` for at most ``deadline_s`` seconds.
-
-    Raises:
-        ServiceError: 504 ``deadline_exceeded``.
-    """
-    try:
-        return await asyncio.wait_for(awaitable, deadline_s)
-    except TimeoutError:
-        raise ServiceError(
-            504, "deadline_exceeded", f"{what} took longer than the {deadline_s:g} s deadline."
-        ) from None

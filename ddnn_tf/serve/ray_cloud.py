@@ -145,7 +145,7 @@ def serve_ray(
             )
         else:
             ray.init(address=address, log_to_driver=False)
-    except Exception as err:  # Ray's own errors: one line, not a traceback
+    except (RuntimeError, ConnectionError, ValueError, OSError) as err:  # Ray's, in one line
         where = "a local Ray instance" if local else f"the Ray cluster at {address}"
         raise DeploymentError(f"could not start {where}: {type(err).__name__}: {err}") from None
     stop = {"now": False}

@@ -33,6 +33,7 @@ __all__ = [
     "Journal",
     "RoundLedger",
     "Subscriber",
+    "is_answer",
     "restore",
     "sse_event",
 ]
@@ -48,6 +49,34 @@ ANSWER_FIELDS = (
     "t_done",
     "payload_bytes",
 )
+
+#: The JSON types of an answer's fields as the stream and the answers topic carry them.
+_ANSWER_TYPES = {
+    "seq": int,
+    "sample": int,
+    "exit": int,
+    "prediction": int,
+    "degraded": bool,
+    "local_presence": int,
+    "cloud_presence": int,
+    "t_done": (int, float),
+    "payload_bytes": list,
+}
+
+
+def is_answer(doc) -> bool:
+    """Whether ``doc`` (parsed JSON) is an answer: every field there, of its type.
+
+    >>> is_answer({"seq": 1, "sample": 0, "exit": 0, "prediction": 3, "degraded": False,
+    ...            "local_presence": 63, "cloud_presence": 0, "t_done": 1.5,
+    ...            "payload_bytes": [5] * 6}), is_answer({"seq": "1"})
+    (True, False)
+    """
+    return isinstance(doc, dict) and all(
+        isinstance(doc.get(k), t) and (t is bool or not isinstance(doc[k], bool))
+        for k, t in _ANSWER_TYPES.items()
+    )
+
 
 #: Answers a subscriber may fall behind by before it is told it lagged and cut off.
 SUBSCRIBER_BACKLOG = 65536

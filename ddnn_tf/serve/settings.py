@@ -1,6 +1,6 @@
-"""What every service shares before it starts (standard library only): the token rule,
-the default limits, and the error a device tries again after. The protocol itself is
-specified in docs/protocol.md (*Wire protocol* in the documentation).
+"""What every service shares before it starts (standard library only): the token rule
+and the default limits. The protocol itself is :mod:`ddnn_tf.serve.protocol`, specified
+in docs/protocol.md (*Wire protocol* in the documentation).
 
 >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0")
 (True, False)
@@ -11,12 +11,11 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from ddnn_tf.errors import ConfigError, DeploymentError
+from ddnn_tf.errors import ConfigError
 
 __all__ = [
     "DEFAULT_DEADLINE_S",
     "DEFAULT_MAX_BODY_BYTES",
-    "GatewayUnavailable",
     "TOKEN_ENV",
     "is_loopback",
     "service_token",
@@ -54,7 +53,3 @@ def service_token(host: str, token: str | None) -> str | None:
             argument="host",
         )
     return None if token is None else str(token)
-
-
-class GatewayUnavailable(DeploymentError):
-    """The gateway did not answer, or asked for the round again: worth another try."""

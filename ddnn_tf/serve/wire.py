@@ -36,6 +36,7 @@ __all__ = [
     "CloudSpec",
     "WireError",
     "decode_mask",
+    "describe_model",
     "encode_cloud_records",
     "encode_features_records",
     "encode_mask",
@@ -75,6 +76,23 @@ def model_id(model: str | Path | Manifest) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"No manifest at {path}.")
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def describe_model(manifest: Mapping, mid: str) -> dict:
+    """The ``GET /v1/model`` body: the model id and the manifest's own entries."""
+    return {
+        "model": mid,
+        "name": manifest["name"],
+        "split": manifest["split"],
+        "classes": manifest["classes"],
+        "thresholds": manifest["thresholds"],
+        "wire": manifest["wire"],
+        "tiers": {
+            name: {"role": t["role"], "inputs": t["inputs"], "outputs": t["outputs"]}
+            for name, t in manifest["tiers"].items()
+        },
+        "inputs": manifest["inputs"],
+    }
 
 
 def model_graph(manifest: Mapping) -> TierGraph:

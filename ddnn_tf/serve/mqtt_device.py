@@ -1,0 +1,163 @@
+"""An end device's side of the MQTT transport (:class:`MqttLink`, a
+:class:`~ddnn_tf.serve.link.DeviceLink`).
+
+The device publishes on its own up topics with the model id and a correlation token of
+its own; it takes as a response only a message on its own down topics that carries that
+token and is well formed, and as the gateway's status only a JSON object of the right
+shape. Anything else (a stranger's forged decision, an error answering someone else's
+message in this device's name, a malformed status) is dropped and logged, so that it
+never changes what this device sends. The topics are specified on docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+
+from ddnn_tf.serve.link import DeviceLink, TcpCounters
+from ddnn_tf.serve.mqtt import (
+    QOS,
+    Drops,
+    MqttSettings,
+    Topics,
+    connect,
+    correlation,
+    mqtt_client,
+    publish_props,
+    topic_of,
+)
+from ddnn_tf.serve.protocol import RESPONSES, GatewayUnavailable, json_object, refusal
+
+__all__ = ["JOIN_S", "RESPONSE_S", "MqttLink"]
+
+#: Seconds a device waits for a response before it sends its message again.
+RESPONSE_S = 30.0
+#: Seconds a device waits for the join response (a new gateway holds it until all joined).
+JOIN_S = 180.0
+
+
+class MqttLink(DeviceLink):
+    """A device's round protocol over MQTT.
+
+    Args:
+        settings: the broker.
+        manifest: the loaded manifest (its model id goes with every message).
+        index: the device's index.
+        connect_s: how long to wait for the broker.
+
+    Raises:
+        DeploymentError: the broker is unreachable or refuses the credentials.
+    """
+
+    def __init__(self, settings: MqttSettings, manifest, index: int, connect_s: float = 30.0):
+        from ddnn_tf.serve.wire import model_id
+
+        self.index = int(index)
+        self.topics = Topics(settings.root(manifest))
+        self.inbox: queue.Queue = queue.Queue()
+        self.status: dict = {}
+        self.status_changed = threading.Event()
+        self.counters = TcpCounters()
+        self.drops = Drops(f"device {self.index}")
+        token = os.urandom(12)  # responses to this device's messages carry it back
+        self._props = publish_props(token, model=model_id(manifest))
+        self._token = token
+        self.client = mqtt_client(settings, f"ddnn-device{self.index}", self.drops)
+        self.client.on_socket_close = lambda _c, _u, sock: self.counters.closed(sock)
+
+        def on_up(client) -> None:
+            client.subscribe(f"{self.topics.root}/down/{self.index}/#", qos=QOS)
+            client.subscribe(self.topics.status, qos=QOS)
+
+        self.client.on_message = self._on_message
+        connect(self.client, settings, connect_s, on_up)
+
+    def socket(self):
+        return self.client.socket()
+
+    def _on_message(self, _c, _u, msg) -> None:  # paho's network thread: never raises
+        topic, payload = topic_of(msg), bytes(msg.payload)
+        if topic == self.topics.status:
+            doc = json_object(payload)
+            if (
+                doc is None
+                or doc.get("status") not in ("online", "offline")
+                or not isinstance(doc.get("boot"), str)
+            ):
+                return self.drops(topic, "not a gateway status")
+            self.status = doc
+            self.status_changed.set()
+            return None
+        levels = self.topics.levels(topic, "down")
+        if not levels or levels[0] != str(self.index) or len(levels) not in (2, 3):
+            return self.drops(topic, "not a topic of this device")
+        if correlation(msg) != self._token:
+            return self.drops(topic, "not a response to this device's messages")
+        self.inbox.put((levels[1], levels[2] if len(levels) == 3 else None, payload))
+        return None
+
+    def _request(self, kind: str, start: int | None, body: bytes, timeout: float) -> bytes:
+        """Publish message ``kind`` and wait for the gateway's response to it.
+
+        Raises:
+            GatewayUnavailable: no gateway online, a new gateway (another boot), a
+                timeout, or an error worth another try.
+            DeploymentError: the gateway refused the message.
+        """
+        boot = self.status.get("boot")
+        self._hold(kind, body)
+        topic = self.topics.up(self.index, kind, start)
+        self.client.publish(topic, body, qos=QOS, properties=self._props)
+        deadline = time.monotonic() + timeout
+        want = (RESPONSES[kind], None if start is None else str(start))
+        while True:
+            if self.status.get("status") != "online":
+                raise GatewayUnavailable(f"no gateway online under {self.topics.root}")
+            if boot is not None and self.status.get("boot") != boot:
+                raise GatewayUnavailable("the gateway restarted")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GatewayUnavailable(f"no {want[0]} from the gateway within {timeout:g} s")
+            try:
+                got, got_start, payload = self.inbox.get(timeout=min(left, 0.25))
+            except queue.Empty:
+                continue
+            if got == "error":
+                doc = json_object(payload) or {}
+                error = doc.get("error")
+                if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+                    self.drops(topic, "a malformed error")
+                elif doc.get("topic") == topic:  # else: about an earlier message
+                    text = f"gateway over MQTT ({topic}) answered {error['code']}: "
+                    raise refusal(None, error["code"], text + str(error.get("message")))
+            elif (got, got_start) == want:
+                return payload  # anything else answers an earlier try
+
+    def _wait_online(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.status.get("status") != "online" and time.monotonic() < deadline:
+            self.status_changed.wait(0.1)
+            self.status_changed.clear()
+
+    def join(self) -> dict:
+        self._wait_online(2.0)  # the retained status arrives right after subscribing
+        with contextlib.suppress(queue.Empty):
+            while True:  # responses to a gateway that is gone
+                self.inbox.get_nowait()
+        info = json_object(self._request("join", None, b"", JOIN_S))
+        if info is None:
+            raise GatewayUnavailable("the gateway's join answer is not a JSON object")
+        return info
+
+    def summary(self, start: int, body: bytes) -> bytes:
+        return self._request("summary", start, body, RESPONSE_S)
+
+    def features(self, start: int, body: bytes) -> None:
+        self._request("features", start, body, RESPONSE_S)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

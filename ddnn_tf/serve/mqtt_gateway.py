@@ -1,0 +1,149 @@
+"""The gateway's side of the MQTT transport: device messages into
+:meth:`ddnn_tf.serve.gateway.Gateway.answer`, its responses, its status and every answer
+back out (the topics are specified on docs/protocol.md, *MQTT transport*).
+
+The bridge is an adapter like the HTTP routes: a topic and its user properties become a
+:class:`~ddnn_tf.serve.protocol.Message` through the same checks
+(:func:`~ddnn_tf.serve.protocol.parse_message`), and every error the protocol lists,
+``internal`` included, is answered on the device's error topic with the correlation data
+of the message that caused it. A retained message, a topic of no device, a body over the
+limit or a packet paho cannot decode is acknowledged and dropped (logged), never
+delivered again and never part of a round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import traceback
+
+from ddnn_tf.serve.mqtt import (
+    ENVELOPE_BYTES,
+    QOS,
+    Drops,
+    MqttSettings,
+    Topics,
+    connect,
+    correlation,
+    mqtt_client,
+    publish_props,
+    topic_of,
+    user_properties,
+)
+from ddnn_tf.serve.protocol import (
+    KINDS,
+    RESPONSES,
+    ServiceError,
+    error_body,
+    parse_message,
+)
+
+__all__ = ["GatewayBridge"]
+
+_FIELDS = ("model property", "the device in the topic", "the round start in the topic")
+
+
+class GatewayBridge:
+    """The gateway's MQTT client.
+
+    Args:
+        gateway: the gateway (started).
+        settings: the broker.
+        deadline_s: how long one message may be held before a ``deadline_exceeded`` error.
+        max_body_bytes: the largest body a message may carry (HTTP's limit).
+    """
+
+    def __init__(
+        self, gateway, settings: MqttSettings, deadline_s: float, max_body_bytes: int
+    ) -> None:
+        self.gw = gateway
+        self.settings = settings
+        self.topics = Topics(settings.root(gateway.manifest))
+        self.deadline_s = float(deadline_s)
+        self.limit = int(max_body_bytes)
+        self.drops = Drops("gateway")
+        self.client = mqtt_client(settings, "ddnn-gateway", self.drops)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.tasks: set = set()
+        self.connects = 0  # accepted connections (the first and each reconnect)
+
+    def _status(self, status: str) -> bytes:
+        return json.dumps({"status": status, "boot": self.gw.boot}).encode()
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        status = self.topics.status
+        self.client.will_set(status, self._status("offline"), qos=QOS, retain=True)
+
+        def on_up(client) -> None:
+            self.connects += 1
+            client.subscribe(f"{self.topics.root}/up/#", qos=QOS)
+            client.publish(status, self._status("online"), qos=QOS, retain=True)
+
+        self.client.on_message = self._on_message
+        # the broker keeps what is larger than a body may be from us
+        packet = self.limit + ENVELOPE_BYTES
+        await asyncio.to_thread(connect, self.client, self.settings, 30.0, on_up, packet)
+        answers = self.topics.answers
+        if self.gw.restored:  # what the broker may not have had from the last process
+            for _seq, data in self.gw.log.since(0):  # subscribers drop what they have (seq)
+                self.client.publish(answers, data, qos=QOS)
+        self.gw.log.listeners.append(lambda _seq, data: self.client.publish(answers, data, qos=QOS))
+
+    async def stop(self) -> None:
+        info = self.client.publish(
+            self.topics.status, self._status("offline"), qos=QOS, retain=True
+        )
+        try:
+            await asyncio.to_thread(info.wait_for_publish, 2.0)
+        except (RuntimeError, ValueError):  # not connected: the will says offline
+            pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_message(self, _c, _u, msg) -> None:  # paho's network thread: never raises
+        topic = topic_of(msg)
+        if msg.retain:  # kept by the broker from some earlier publisher: never a live message
+            return self.drops(topic, "a retained message")
+        levels = self.topics.levels(topic, "up")
+        device = levels[0] if levels else None
+        if device is None or not device.isdigit() or int(device) >= self.gw.num_devices:
+            return self.drops(topic, "a topic of no device")
+        args = (topic, levels, bytes(msg.payload), user_properties(msg), correlation(msg))
+        self.loop.call_soon_threadsafe(self._spawn, args)
+        return None
+
+    def _spawn(self, args) -> None:
+        task = self.loop.create_task(self._handle(*args))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _handle(self, topic, levels, payload, props, token) -> None:
+        device = int(levels[0])
+        try:
+            kind = levels[1] if len(levels) in (2, 3) else None
+            if kind not in KINDS or (len(levels) == 3) == (kind == "join"):
+                raise ServiceError(400, "bad_topic", f"{topic}: no such message.")
+            msg = parse_message(
+                kind,
+                device=levels[0],
+                start=levels[2] if kind != "join" else None,
+                model=props.get("model"),
+                body=payload,
+                expect=(self.gw.model, self.gw.num_devices, self.limit),
+                fields=_FIELDS,
+            )
+            out = await self.gw.answer(msg, self.deadline_s, topic)
+            response = out if isinstance(out, bytes) else json.dumps(out).encode()
+            self._send(self.topics.down(device, RESPONSES[kind], msg.start), response, token)
+        except ServiceError as err:
+            body = error_body(err.code, err.message, topic=topic)
+            self._send(self.topics.down(device, "error"), json.dumps(body).encode(), token)
+        except Exception as err:  # noqa: BLE001  (a bug: its traceback, and `internal` sent)
+            traceback.print_exc()
+            body = error_body("internal", f"{type(err).__name__}: {err}", topic=topic)
+            self._send(self.topics.down(device, "error"), json.dumps(body).encode(), token)
+
+    def _send(self, topic: str, payload: bytes, token: bytes | None) -> None:
+        props = publish_props(token) if token is not None else None
+        self.client.publish(topic, payload, qos=QOS, properties=props)

@@ -1,0 +1,210 @@
+"""The device protocol, once: a device's messages to the gateway, the checks every message
+passes, the error body, and the errors a device tries again after.
+
+The gateway's HTTP routes (:func:`ddnn_tf.serve.gateway.create_gateway_app`) and its MQTT
+bridge (:mod:`ddnn_tf.serve.mqtt_gateway`) are adapters: they turn a request or a topic
+into a :class:`Message` with :func:`parse_message` and hand it to
+:meth:`ddnn_tf.serve.gateway.Gateway.answer`; a device's links
+(:mod:`ddnn_tf.serve.link`, :mod:`ddnn_tf.serve.mqtt_device`) decide with
+:func:`refusal` whether an error is worth another try. The protocol is specified on
+docs/protocol.md (*Wire protocol* in the documentation). Standard library only.
+
+>>> retryable(504, None), retryable(409, "unknown_round"), retryable(409, "duplicate")
+(True, True, False)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ddnn_tf.errors import DeploymentError
+
+__all__ = [
+    "KINDS",
+    "RESPONSES",
+    "RETRY_CODES",
+    "RETRY_STATUSES",
+    "GatewayUnavailable",
+    "Message",
+    "ServiceError",
+    "ascii_int",
+    "check_model",
+    "error_body",
+    "header_int",
+    "json_object",
+    "parse_message",
+    "refusal",
+    "retryable",
+    "with_deadline",
+]
+
+T = TypeVar("T")
+
+#: A device's messages to the gateway, in the order of a round.
+KINDS = ("join", "summary", "features")
+#: The gateway's response to each of them.
+RESPONSES = {"join": "joined", "summary": "decision", "features": "done"}
+#: Error codes a device sends its message again after: a gateway that restarted (it no
+#: longer knows the round) or that held the message past its deadline.
+RETRY_CODES = frozenset({"unknown_round", "deadline_exceeded"})
+#: HTTP statuses a device tries again after (a proxy in front of a gateway that is away).
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+_DIGITS = re.compile(r"[0-9]{1,15}")
+
+
+class ServiceError(Exception):
+    """An error answered with the protocol's error body: a ``status`` (HTTP), a ``code``
+    from the table on docs/protocol.md and a readable message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class GatewayUnavailable(DeploymentError):
+    """The gateway did not answer, or asked for the message again: worth another try."""
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The JSON body of an error (MQTT adds the ``topic`` it answers)."""
+    return {"error": {"code": code, "message": message}, **extra}
+
+
+def retryable(status: int | None, code: str | None) -> bool:
+    """Whether a device sends its message again after this error (one rule for HTTP,
+    where ``status`` is the response's, and MQTT, where it is None)."""
+    return status in RETRY_STATUSES or code in RETRY_CODES
+
+
+def refusal(status: int | None, code: str | None, text: str) -> DeploymentError:
+    """The device-side error for a refused message: :class:`GatewayUnavailable` when
+    :func:`retryable`, else :class:`~ddnn_tf.errors.DeploymentError`."""
+    return (GatewayUnavailable if retryable(status, code) else DeploymentError)(text)
+
+
+def ascii_int(raw: str | None) -> int | None:
+    """``raw`` as a non-negative integer when it is 1 to 15 ASCII digits, else None.
+
+    Python's ``int()`` also reads ``"0_1"``, ``" +1"`` and other scripts' digits; an
+    integer of the protocol is plain ASCII digits.
+
+    >>> ascii_int("42"), ascii_int("0_1"), ascii_int("+1"), ascii_int("\u0663"), ascii_int("1" * 16)
+    (42, None, None, None, None)
+    """
+    if raw is None or not _DIGITS.fullmatch(raw):
+        return None
+    return int(raw)
+
+
+def json_object(payload: bytes) -> dict | None:
+    """``payload`` as a JSON object, or None when it is not one.
+
+    >>> json_object(b'{"a": 1}'), json_object(b"[1]"), json_object(b"\\xff")
+    ({'a': 1}, None, None)
+    """
+    try:
+        doc = json.loads(payload)
+    except ValueError:  # not UTF-8, not JSON
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def header_int(name: str, raw: str | None, upper: int | None = None) -> int:
+    """A protocol integer (a device index, a round start) from its text.
+
+    Raises:
+        ServiceError: 400 ``bad_header``: missing, not ASCII digits, or not below ``upper``.
+    """
+    value = ascii_int(raw)
+    if value is None or (upper is not None and value >= upper):
+        bound = f" in [0, {upper})" if upper is not None else " >= 0 of at most 15 digits"
+        raise ServiceError(
+            400,
+            "bad_header",
+            f"{name}: expected an integer{bound} in ASCII digits, got {str(raw)[:40]!r}.",
+        )
+    return value
+
+
+def check_model(given: str | None, model: str, field: str) -> None:
+    """Require the model id a message names (``field``: where it was looked for).
+
+    Raises:
+        ServiceError: 409 ``model_mismatch``.
+    """
+    if given != model:
+        what = f"no {field}" if given is None else f"{field} {given[:64]!r}"
+        raise ServiceError(
+            409,
+            "model_mismatch",
+            f"{what}; this service serves model {model} (GET /v1/model describes it).",
+        )
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message from a device, checked: its kind (:data:`KINDS`), its device index,
+    its round start (None for a join) and its body."""
+
+    kind: str
+    device: int
+    start: int | None
+    body: bytes
+
+
+def parse_message(
+    kind: str,
+    *,
+    device: str | None,
+    start: str | None,
+    model: str | None,
+    body: bytes,
+    expect: tuple[str, int, int],
+    fields: tuple[str, str, str],
+) -> Message:
+    """The checks every device message passes, whatever carried it.
+
+    Args:
+        kind: ``join``, ``summary`` or ``features``.
+        device: the message's device index as text (None: not given).
+        start: its round start as text (None: not given, or a join).
+        model: the model id it names (None: none).
+        body: the message's body.
+        expect: ``(model id, number of devices, body limit in bytes)`` of the gateway.
+        fields: where the transport carries the model id, the device and the start
+            (named in the error messages).
+
+    Raises:
+        ServiceError: ``model_mismatch``, ``bad_header`` or ``too_large``.
+    """
+    model_id, devices, limit = expect
+    check_model(model, model_id, fields[0])
+    index = header_int(fields[1], device, devices)
+    round_start = None if kind == "join" else header_int(fields[2], start)
+    if len(body) > limit:
+        raise ServiceError(
+            413, "too_large", f"body of {len(body)} bytes exceeds the limit of {limit} bytes."
+        )
+    return Message(kind, index, round_start, body)
+
+
+async def with_deadline(awaitable: Awaitable[T], deadline_s: float, what: str) -> T:
+    """Await ``awaitable`` for at most ``deadline_s`` seconds.
+
+    Raises:
+        ServiceError: 504 ``deadline_exceeded``.
+    """
+    try:
+        return await asyncio.wait_for(awaitable, deadline_s)
+    except TimeoutError:
+        raise ServiceError(
+            504, "deadline_exceeded", f"{what} took longer than the {deadline_s:g} s deadline."
+        ) from None
