@@ -549,6 +549,20 @@ CASES = [
         ["manifest.json is not valid JSON"],
     ),
     (
+        "manifest-nested-too-deeply",
+        "run",
+        lambda c: [c.model],
+        lambda c: (c.model / "manifest.json").write_text("[" * 100_000),
+        ["manifest.json is not valid JSON", "nests too deeply"],
+    ),
+    (
+        "manifest-not-text",
+        "run",
+        lambda c: [c.model],
+        lambda c: (c.model / "manifest.json").write_bytes(b"\xff\xfe{}"),
+        ["manifest.json is not valid JSON", "utf-8"],
+    ),
+    (
         "manifest-shape-null",
         "run",
         lambda c: [c.model],
@@ -627,6 +641,13 @@ CASES = [
         lambda c: [c.run],
         lambda c: (c.run / "topology.json").write_text("{'a'"),
         ["topology.json is not valid JSON"],
+    ),
+    (
+        "run-file-nested-too-deeply",
+        "evaluate",
+        lambda c: [c.run],
+        lambda c: (c.run / "history.json").write_text('{"a": ' * 100_000),
+        ["history.json is not valid JSON", "nests too deeply"],
     ),
     (
         "dataset-no-spec",
@@ -747,6 +768,20 @@ CASES = [
         lambda c: [c.model, "--data", "npz", "--path", c.file],
         None,
         ["Cannot read", "npz"],
+    ),
+    (
+        "mvmc-object-arrays",
+        "run",
+        lambda c: [c.model, "--data", "mvmc", "--path", c.npz(X=np.array([None, 1]), y=np.ones(2))],
+        None,
+        ["Cannot read key 'X'", "data.npz", "Object arrays"],
+    ),
+    (
+        "npz-object-array",
+        "run",
+        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views(x1=np.array([None] * 20)))],
+        None,
+        ["Cannot read key 'x1'", "data.npz"],
     ),
     (
         "npz-missing",

@@ -105,23 +105,32 @@ def test_parse_experiments_rejects_unknown_names_listing_valid_ones(bad):
 
 
 @pytest.mark.parametrize(
-    "options, flag",
+    ("options", "message"),
     [
-        ({"epochs": 0}, "--epochs"),
-        ({"sweep_epochs": 0}, "--sweep-epochs"),
-        ({"threshold": 1.5}, "--threshold"),
-        ({"max_filters": 0}, "--max-filters"),
-        ({"local_exit_target": 1.0}, "--local-exit-target"),
-        ({"draws": 0}, "--draws"),
-        ({"val_sizes": (200, 0)}, "--val-sizes"),
-        ({"val_sizes": ()}, "--val-sizes"),
-        ({"rule": "risk:0"}, "--rule: expected 'risk:DELTA"),
-        ({"baseline": "nope"}, "--baseline: expected"),
+        ({"epochs": 0}, "epochs must be"),
+        ({"sweep_epochs": 0}, "sweep_epochs must be"),
+        ({"threshold": 1.5}, "threshold must be"),
+        ({"max_filters": 0}, "max_filters must be"),
+        ({"local_exit_target": 1.0}, "local_exit_target must be"),
+        ({"draws": 0}, "draws must be"),
+        ({"val_sizes": (200, 0)}, "val_sizes must be"),
+        ({"val_sizes": ()}, "val_sizes must be"),
+        ({"rule": "risk:0"}, "rule: expected 'risk:DELTA"),
+        ({"baseline": "nope"}, "baseline: expected"),
     ],
 )
-def test_settings_are_validated_up_front(options, flag):
-    with pytest.raises(ValueError, match=flag):
+def test_settings_are_validated_up_front(options, message):
+    """Each error names the setting first, as its argument (the CLI names the flag)."""
+    (name,) = options
+    with pytest.raises(ValueError, match=f"^{message}") as info:
         ExperimentSettings(**options)
+    assert info.value.argument == name
+
+
+def test_a_bad_setting_is_named_as_its_flag():
+    proc = run_cli("ddnn_tf.experiments", "faults", "--local-exit-target", "1.0", timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: --local-exit-target must be in (0, 1), got 1.0.")
 
 
 def test_cli_unknown_experiment_exits_nonzero_with_the_valid_names():

@@ -436,7 +436,7 @@ def test_bad_inputs_are_clear_errors(hierarchies, test_split):
         h.run(xs[:5] + [xs[5][:3]])
     with pytest.raises(ValueError, match=r"threshold: expected a number in \[0, 1\]"):
         h.run(xs, thresholds=1.5)
-    with pytest.raises(ValueError, match="missing \\['local'\\]"):
+    with pytest.raises(ValueError, match="none for \\['local'\\]"):
         h.run(xs, thresholds={"edge": 0.3})
     with pytest.raises(ValueError, match="^batch_size: expected a positive integer"):
         h.run(xs, batch_size=0)

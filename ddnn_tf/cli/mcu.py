@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, command
+from ddnn_tf.core.vocab import DEFAULT_BOARD
 
 __all__ = ["mcu"]
 
@@ -29,7 +30,7 @@ def mcu(
     model: str,
     data: str | None = None,
     limit: int | None = None,
-    board: str = "mps2-an386",
+    board: str = DEFAULT_BOARD,
     timeout_s: float | None = None,
     count_instructions: bool = False,
     samples: int = 8,

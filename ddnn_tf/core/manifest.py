@@ -86,6 +86,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ddnn_tf.core.files import read_json
 from ddnn_tf.core.schemas import validate_document
 from ddnn_tf.core.vocab import EXITS, TARGET_SUFFIX, TARGETS
 from ddnn_tf.errors import ConfigError, FormatError
@@ -302,10 +303,7 @@ def load_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
         raise FileNotFoundError(
             f"No manifest at {file}: expected a directory written by `python -m ddnn_tf.convert`."
         )
-    try:
-        data = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise FormatError(f"{file} is not valid JSON: {err}") from None
+    data = read_json(file)
     validate_manifest(data, file.parent, check_files=check_files)
     return Manifest(data, file.parent)
 

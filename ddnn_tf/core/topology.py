@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ddnn_tf.core.files import parse_json, read_json
 from ddnn_tf.core.vocab import AGGREGATION_SCHEMES as SCHEMES
 from ddnn_tf.core.vocab import CLOUD_PRECISIONS, EXITS, LOCAL_SCHEMES, SENSOR_BITS, SUMMARY_BITS
 from ddnn_tf.errors import ConfigError
@@ -345,9 +346,6 @@ class Topology:
         """Feature shape of the k-th input of the cloud (an edge or a device)."""
         return self.edge_feature_shape(k) if self.edges else self.feature_shape(k)
 
-    def feature_bits(self, device: int) -> int:
-        return math.prod(self.feature_shape(device))
-
     @property
     def summary_encoding(self) -> str:
         """Wire encoding of the devices' class summaries (``comm.SUMMARY_ENCODINGS``)."""
@@ -391,12 +389,8 @@ class Topology:
             path = Path(text_or_path)
             if not path.is_file():
                 raise FileNotFoundError(f"Topology file not found: {path}")
-            text = path.read_text()
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"Topology JSON is malformed: {err}") from None
-        return cls.from_dict(data)
+            return cls.from_dict(read_json(path))
+        return cls.from_dict(parse_json(text, "The topology"))
 
     def replace(self, **changes: Any) -> Topology:
         return dataclasses.replace(self, **changes)

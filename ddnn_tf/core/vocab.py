@@ -14,6 +14,7 @@ __all__ = [
     "CALIBRATION_RULES",
     "CLOUD_PRECISIONS",
     "CORES",
+    "DEFAULT_BOARD",
     "DOWNLINK_KINDS",
     "EXITS",
     "LINKS",
@@ -25,6 +26,7 @@ __all__ = [
     "PROTOCOL_MODES",
     "ROLES",
     "SENSOR_BITS",
+    "SIGNATURE_KEY",
     "SPLITS",
     "SUMMARY_BITS",
     "SUMMARY_ENCODINGS",
@@ -69,6 +71,11 @@ TARGETS = ("portable", "lce")
 MCU_TARGETS = ("c", "tflm")
 #: File name suffix of each target's tier binary.
 TARGET_SUFFIX = {"portable": ".tflite", "lce": ".lce.tflite"}
+#: The one signature of every tier binary: its inputs and outputs by name.
+SIGNATURE_KEY = "serving_default"
+#: The board a device tier in C runs on unless told otherwise (``ddnn_tf.mcu.boards``):
+#: an emulated Arm MPS2 AN386, a Cortex-M4 with FPU.
+DEFAULT_BOARD = "mps2-an386"
 #: Learning-rate schedules of training.
 LR_SCHEDULES = ("constant", "cosine")
 #: Named training configurations (``ddnn train --preset``).

@@ -83,7 +83,7 @@ def evaluate_run(
     if dataset.num_classes != topology.num_classes:
         raise ConfigError(
             f"The data ({dataset.name}) has {dataset.num_classes} classes, but the model was "
-            f"trained for {topology.num_classes}: evaluate it on data like its own (--data)."
+            f"trained for {topology.num_classes}: evaluate it on data like its own (`data`)."
         )
     data = getattr(dataset, split)
     y = check_labels(data.y, topology.num_classes, where=f"{split} labels")

@@ -25,7 +25,8 @@ import numpy as np
 from ddnn_tf.core import comm
 from ddnn_tf.core.manifest import Manifest, load_manifest, sha256_hex
 from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
-from ddnn_tf.core.tflite_check import SIGNATURE, check_tier_binary
+from ddnn_tf.core.tflite_check import check_tier_binary
+from ddnn_tf.core.vocab import DEFAULT_BOARD, SIGNATURE_KEY
 from ddnn_tf.errors import ConfigError, FormatError
 from ddnn_tf.mcu import build, tflm
 from ddnn_tf.mcu.boards import Board, require_tools
@@ -33,8 +34,9 @@ from ddnn_tf.mcu.boards import board as find_board
 from ddnn_tf.mcu.codegen import CSources, generate_c
 from ddnn_tf.mcu.exact import Ambiguity
 from ddnn_tf.mcu.export import sensor_scale
-from ddnn_tf.mcu.lower import lower_tier, op_counts
+from ddnn_tf.mcu.lower import lower_tier
 from ddnn_tf.mcu.spec import TierSpec
+from ddnn_tf.runtime.flatbuffer import op_counts, read_model
 from ddnn_tf.runtime.tiers import TierRunner
 
 __all__ = [
@@ -124,14 +126,11 @@ def _encode(manifest: Manifest, tier: str, outputs: dict[str, np.ndarray]) -> np
 
 
 def reference_messages(manifest: Manifest, tier: str, sensors: np.ndarray) -> np.ndarray:
-    """The portable binary's wire messages ``(N, summary + features bytes)`` (ai-edge-litert)."""
+    """The portable binary's wire messages ``(N, summary + features bytes)`` for the sensor
+    messages ``sensors`` (ai-edge-litert): what every board must send byte for byte."""
     runner = TierRunner.from_manifest(manifest, tier, "portable")
-    return _reference(manifest, tier, runner, _decoded(manifest, tier, sensors))
-
-
-def _reference(manifest: Manifest, tier: str, runner: TierRunner, x: np.ndarray) -> np.ndarray:
     name = sensor_input(manifest, tier)["name"]
-    return _encode(manifest, tier, runner({name: x}))
+    return _encode(manifest, tier, runner({name: _decoded(manifest, tier, sensors)}))
 
 
 def _litert_rate(runner: TierRunner, x: np.ndarray) -> float:
@@ -210,9 +209,6 @@ def _c_device(
     want: np.ndarray,
     workdir: Path,
     timeout_s: float | None,
-    *,
-    runner: TierRunner,
-    values: np.ndarray,
 ) -> dict[str, Any]:
     sources, origin = tier_sources(manifest, tier)
     fp = build.footprint(sources, b, workdir / "object")
@@ -235,7 +231,8 @@ def _c_device(
         )
         if run.status == "ok":
             row["samples_per_s"] = n / max(run.seconds, 1e-9)
-            row["litert_samples_per_s"] = _litert_rate(runner, values)
+            runner = TierRunner.from_manifest(manifest, tier, "portable")
+            row["litert_samples_per_s"] = _litert_rate(runner, _decoded(manifest, tier, sensors))
     row["status"] = run.status
     if run.status != "ok":
         row.update(detail=run.detail, mismatches=n, ram_bytes=None)
@@ -275,7 +272,7 @@ def _tflm_device(manifest: Manifest, tier: str, x: np.ndarray, want: np.ndarray)
         target="portable",
         inputs=entry["inputs"],
         outputs=entry["outputs"],
-    ).signatures[SIGNATURE]
+    ).signatures[SIGNATURE_KEY]
     name = sensor_input(manifest, tier)["name"]
     arena = tflm.arena_bytes(data, [x[:1]])
     outputs = tflm.run_tflm(
@@ -294,7 +291,7 @@ def _tflm_device(manifest: Manifest, tier: str, x: np.ndarray, want: np.ndarray)
         "flash_bytes": len(data),
         "ram_bytes": arena,
         "arena_bytes": arena,
-        "ops": op_counts(data),
+        "ops": op_counts(read_model(data)),
         "sha256": sha256_hex(data),
     }
     row.update(_compare(got, want, summary_bytes))
@@ -305,7 +302,7 @@ def check_model(
     model: str | Path | Manifest,
     dataset=None,
     *,
-    board: str = "mps2-an386",
+    board: str = DEFAULT_BOARD,
     limit: int | None = None,
     timeout_s: float | None = None,
     workdir: str | Path | None = None,
@@ -378,23 +375,11 @@ def check_model(
                 )
             x = sensor_values([sensor_quantizer(entry)], [x])[0]
             sensors = sensor_messages(manifest, tier, x)
-            values = _decoded(manifest, tier, sensors)
-            runner = TierRunner.from_manifest(manifest, tier, "portable")
-            want = _reference(manifest, tier, runner, values)
+            want = reference_messages(manifest, tier, sensors)
             if b.kind == "tflm":
-                row = _tflm_device(manifest, tier, values, want)
+                row = _tflm_device(manifest, tier, _decoded(manifest, tier, sensors), want)
             else:
-                row = _c_device(
-                    manifest,
-                    tier,
-                    b,
-                    sensors,
-                    want,
-                    root / tier,
-                    timeout_s,
-                    runner=runner,
-                    values=values,
-                )
+                row = _c_device(manifest, tier, b, sensors, want, root / tier, timeout_s)
             report["devices"][tier] = row
     report["ok"] = all(
         r["status"] == "ok" and r["mismatches"] == 0 for r in report["devices"].values()

@@ -20,6 +20,7 @@ GCC's ISO modes such as ``-std=c99`` already do). Numpy only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -154,30 +155,23 @@ static float sensor_value(const uint8_t *sensor, unsigned i)
 
 
 # ------------------------------------------------------------------ blocks
-def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, set[str]]:
-    h, w, c = block.in_shape
-    f = block.signs.shape[0]
-    size, stride = block.pool
-    ho, pad_y = _pool_geometry(size, stride, h)
-    wo, pad_x = _pool_geometry(size, stride, w)
-    if (ho, wo, f) != tuple(block.out_shape):
-        raise AssertionError(f"{name}: pooled shape {(ho, wo, f)} != {block.out_shape}")
-    weights = np.packbits(block.signs.reshape(-1).astype(np.uint8))
-    parts = [_array("uint8_t", f"{name}_w", weights)]
-    uses = {"bits"}
-    integer = plan.arithmetic == "integer"
-    out_bit = f"((unsigned)oy * {wo}u + (unsigned)ox) * {f}u + fo"
-    if integer:
-        parts.append(_array(_int_type(plan.thresholds, signed=True), f"{name}_t", plan.thresholds))
-        parts.append(_array("uint8_t", f"{name}_up", plan.up.astype(np.uint8)))
+def _conv_decision(
+    block: ConvBlock, plan: BlockPlan, name: str, out_bit: str
+) -> tuple[list[str], str]:
+    """The constants of a ConvP block's batch norm and sign, and the C that sets an output
+    bit from the pooled sum ``best``: integer thresholds, or the binary's float MUL, ADD."""
+    if plan.arithmetic == "integer":
+        parts = [
+            _array(_int_type(plan.thresholds, signed=True), f"{name}_t", plan.thresholds),
+            _array("uint8_t", f"{name}_up", plan.up.astype(np.uint8)),
+        ]
         decide = f"""\
                 if ({name}_up[fo] ? best >= {name}_t[fo] : best <= {name}_t[fo])
                     set_bit(out, {out_bit});
 """
-    else:
-        parts.append(_floats(f"{name}_mul", block.mul))
-        parts.append(_floats(f"{name}_add", block.add))
-        decide = f"""\
+        return parts, decide
+    parts = [_floats(f"{name}_mul", block.mul), _floats(f"{name}_add", block.add)]
+    decide = f"""\
                 {{
                     float z = best * {name}_mul[fo]; /* the binary's MUL, then its ADD */
                     z = z + {name}_add[fo];
@@ -185,6 +179,28 @@ def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, se
                         set_bit(out, {out_bit});
                 }}
 """
+    return parts, decide
+
+
+class _Taps(NamedTuple):
+    """How a ConvP block reads its input and sums its taps (C snippets and types)."""
+
+    value: str  # one input value at ``pix``
+    acc: str  # the accumulator type
+    init: str
+    best_init: str  # below every sum: the max-pool's start
+    border: str  # the padded row's border value
+    tap: tuple[str, str]  # one tap's update, for a +1 and for a -1 weight
+    row_type: str  # the padded row's type
+    skip_row: str  # what a border row of the 3x3 window adds
+    what: str  # the sum, in words
+
+
+def _conv_taps(block: ConvBlock, integer: bool, name: str, sensor, uses: set[str]) -> _Taps:
+    """How a ConvP block reads its input and sums its taps: the C of one input value, the
+    accumulator and padded-row types, the border, one tap's update per weight sign, the
+    skipped (border) row, and a description of the sum."""
+    h, w, c = block.in_shape
     pix = f"((unsigned)iy * {w}u + (unsigned)x) * {c}u + ci"
     if block.real_input:
         peak = sensor.max_centred if sensor.coded else 255
@@ -206,21 +222,52 @@ def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, se
         else:
             acc, init, best_init, border = "float", "0.0f", "-3.0e38f", "0.0f"
             tap = f"r[x] += p[x * {c}u];", f"r[x] += -p[x * {c}u];"
-        row_type = acc
-        skip_row = f"k += {3 * c}u; /* a zero border row adds nothing */"
-        what = "the sum of the +-weighted inputs, zero border"
-    else:
-        if not integer:
-            raise AssertionError(f"{name}: a binary ConvP block is always integer")
-        acc = "int16_t" if 9 * c <= 32767 else "int32_t"
-        init, best_init, border, row_type = "0", "-1", "1", "uint8_t"
-        value = f"(uint8_t)get_bit(in, {pix})"
-        # agreements: +1 where input bit and weight bit are equal
-        tap = f"r[x] = ({acc})(r[x] + p[x * {c}u]);", f"r[x] = ({acc})(r[x] + 1 - p[x * {c}u]);"
-        skip_row = f"""for (kx = 0; kx < {3 * c}; kx++, k++) /* a +1 border row */
+        return _Taps(
+            value=value,
+            acc=acc,
+            init=init,
+            best_init=best_init,
+            border=border,
+            tap=tap,
+            row_type=acc,
+            skip_row=f"k += {3 * c}u; /* a zero border row adds nothing */",
+            what="the sum of the +-weighted inputs, zero border",
+        )
+    if not integer:
+        raise AssertionError(f"{name}: a binary ConvP block is always integer")
+    acc = "int16_t" if 9 * c <= 32767 else "int32_t"
+    # agreements: +1 where input bit and weight bit are equal
+    return _Taps(
+        value=f"(uint8_t)get_bit(in, {pix})",
+        acc=acc,
+        init="0",
+        best_init="-1",
+        border="1",
+        row_type="uint8_t",
+        tap=(f"r[x] = ({acc})(r[x] + p[x * {c}u]);", f"r[x] = ({acc})(r[x] + 1 - p[x * {c}u]);"),
+        skip_row=f"""for (kx = 0; kx < {3 * c}; kx++, k++) /* a +1 border row */
                             for (x = 0; x < {w}; x++)
-                                r[x] = ({acc})(r[x] + wb[k]);"""
-        what = "the number of taps where input and weight agree, +1 border"
+                                r[x] = ({acc})(r[x] + wb[k]);""",
+        what="the number of taps where input and weight agree, +1 border",
+    )
+
+
+def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, set[str]]:
+    h, w, c = block.in_shape
+    f = block.signs.shape[0]
+    size, stride = block.pool
+    ho, pad_y = _pool_geometry(size, stride, h)
+    wo, pad_x = _pool_geometry(size, stride, w)
+    if (ho, wo, f) != tuple(block.out_shape):
+        raise AssertionError(f"{name}: pooled shape {(ho, wo, f)} != {block.out_shape}")
+    weights = np.packbits(block.signs.reshape(-1).astype(np.uint8))
+    uses = {"bits"}
+    integer = plan.arithmetic == "integer"
+    out_bit = f"((unsigned)oy * {wo}u + (unsigned)ox) * {f}u + fo"
+    constants, decide = _conv_decision(block, plan, name, out_bit)
+    parts = [_array("uint8_t", f"{name}_w", weights), *constants]
+    taps = _conv_taps(block, integer, name, sensor, uses)
+    value, acc, init, best_init, border, tap, row_type, skip_row, what = taps
     code = f"""\
 /* {name}: 3x3 binary convolution ({"real" if block.real_input else "+-1"} input {h}x{w}x{c}, {f} filters),
  * {size}x{size}/{stride} max-pool -> {ho}x{wo}x{f}, batch norm, sign. s = {what};

@@ -24,14 +24,15 @@ import numpy as np
 
 from ddnn_tf.core import manifest as mf
 from ddnn_tf.core.sensors import SensorQuantizer, sensor_quantizer
-from ddnn_tf.core.vocab import CORES, MCU_TARGETS
+from ddnn_tf.core.vocab import CORES, DEFAULT_BOARD, MCU_TARGETS
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.mcu import build, tflm
 from ddnn_tf.mcu.boards import BOARDS
 from ddnn_tf.mcu.codegen import CSources, generate_c
-from ddnn_tf.mcu.lower import lower_tier, op_counts
+from ddnn_tf.mcu.lower import lower_tier
 from ddnn_tf.mcu.opcount import modelled_instructions
 from ddnn_tf.mcu.spec import TierSpec
+from ddnn_tf.runtime.flatbuffer import op_counts, read_model
 
 __all__ = [
     "FOOTPRINT_BOARD",
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 #: The board whose object sizes the manifest records.
-FOOTPRINT_BOARD = "mps2-an386"
+FOOTPRINT_BOARD = DEFAULT_BOARD
 TFLM_SUFFIX = ".tflm.tflite"
 
 
@@ -144,7 +145,7 @@ def mcu_files(
         files[name] = data
         keys["tflm"] = {
             **mf.file_entry(name, data),
-            "ops": op_counts(data),
+            "ops": op_counts(read_model(data)),
             "arena_bytes": tflm.arena_bytes(data, _sample(spec)),
         }
     return files, keys

@@ -25,6 +25,7 @@ import numpy as np
 
 from ddnn_tf.core import comm
 from ddnn_tf.core.manifest import Manifest
+from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.mcu import build
 from ddnn_tf.mcu.boards import board as find_board
@@ -50,7 +51,7 @@ class BoardTier:
     """
 
     def __init__(
-        self, manifest: Manifest, tier: str, *, board: str = "mps2-an386", argument: str = "board"
+        self, manifest: Manifest, tier: str, *, board: str = DEFAULT_BOARD, argument: str = "board"
     ) -> None:
         self._dir = None
         self.board = find_board(board, argument=argument)

@@ -27,7 +27,7 @@ def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
         if recorded is None:
             raise ConfigError(
                 f"{hierarchy.manifest.directory}/manifest.json records no dataset; give "
-                "--data NAME (fmnist6, mvmc, npz, synthetic)."
+                "`data` (fmnist6, mvmc, npz, synthetic)."
             )
         spec = dict(recorded) if isinstance(recorded, dict) else {"name": str(recorded)}
         if path is not None:

@@ -74,11 +74,11 @@ from ddnn_tf.keras.convert.export import (
     calibration_feeds,
     convert_tier,
     keras_tier_outputs,
-    tflite_info,
 )
 from ddnn_tf.keras.convert.manifest_build import build_manifest, dataset_meta, tier_entry
 from ddnn_tf.keras.convert.parity import PARITY_TOLERANCE, format_parity, parity
 from ddnn_tf.keras.rundir import Run, load_run
+from ddnn_tf.runtime.flatbuffer import tflite_info
 
 __all__ = [
     "SPLITS",
@@ -130,9 +130,7 @@ def _parse_targets(target: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _parse_quantize(quantize: Any) -> str:
     q = "none" if quantize is None or quantize is False else str(quantize)
     if q not in QUANTIZE:
-        raise ConfigError(
-            f"Expected `--quantize` to be none or int8. Received --quantize={quantize}."
-        )
+        raise ConfigError(f"expected none or int8, got {quantize!r}.", argument="quantize")
     return q
 
 
@@ -185,7 +183,7 @@ def convert_run(
     if calibrate is not None:
         parse_calibrate(calibrate)  # a bad rule fails before anything converts
     if quantize == "int8" and "lce" in targets:
-        raise ConfigError(LCE_INT8)
+        raise ConfigError(LCE_INT8, argument="quantize")
     plans = tier_graph(topology, split)
     meta = dataset_meta(run, dataset)
     if len(meta["classes"]) != topology.num_classes:
@@ -264,7 +262,7 @@ def save_conversion(conversion: Conversion, out: str | Path, *, overwrite: bool 
         if not out.is_dir() or (any(out.iterdir()) and not (out / mf.MANIFEST_FILE).is_file()):
             raise ConfigError(
                 f"{out} exists and is not a converted model directory (no {mf.MANIFEST_FILE}); "
-                f"refusing to replace it. Choose another --out."
+                f"refusing to replace it. Choose another `out`."
             )
     with atomic_directory(out, overwrite=overwrite, what="Output directory") as tmp:
         for filename, data in conversion.files.items():
