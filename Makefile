@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv, obtain fmnist6, train the default DDNN and print its figures
 #   make test   set up .venv, obtain fmnist6, the phone app's LiteRT.js, chromium,
-#               mosquitto (the MQTT broker), the Cortex-M toolchain and QEMU, lint
+#               mosquitto (the MQTT broker), the Cortex-M toolchain and QEMU, PostgreSQL
+#               (the shared study of the search's two-worker test), lint
 #               (ruff, import-linter's layer contracts), build the docs site, and run the
 #               whole test suite (the lean-install test among it)
 PYTHON ?= python3
@@ -12,7 +13,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 EPOCHS ?= 5
 RUN    ?= runs/default
 
-.PHONY: demo test setup data web broker mcu lint docs clean
+.PHONY: demo test setup data web broker mcu postgres lint docs clean
 
 setup: $(STAMP)
 
@@ -81,20 +82,39 @@ mcu:
 		echo "mcu: missing; the microcontroller tests fail until it is installed (apt-get install -y $(MCU_PACKAGES))"; \
 	fi
 
+# A shared search study (ddnn search --storage postgresql://...): the two-worker test starts
+# Debian's PostgreSQL server in a temporary directory on loopback (as the postgres user: the
+# server refuses to run as root), installed with apt-get when running as root and missing;
+# its binaries live in /usr/lib/postgresql/VERSION/bin. The system service is not used.
+postgres:
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "postgres: $$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "postgres: installing postgresql with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+		if command -v service >/dev/null; then service postgresql stop >/dev/null 2>&1 || true; fi; \
+	else \
+		echo "postgres: missing; the two-worker search test fails until it is installed (apt-get install -y postgresql)"; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check ddnn_tf tests scripts
 	$(BIN)/ruff format --check ddnn_tf tests scripts
 	$(BIN)/lint-imports
 
-# The documentation site (MkDocs + mkdocstrings), built into site/; any warning fails.
+# The documentation site (MkDocs + mkdocstrings), built into site/; any warning fails
+# (--strict counts the warnings it logs, so the build must not run with --quiet, which
+# hides them; tests/test_docs_build.py checks that a warning fails this target).
+# NO_MKDOCS_2_WARNING=1 only silences Material's end-of-life banner on stderr.
+MKDOCS_CONFIG ?= mkdocs.yml
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --config-file $(MKDOCS_CONFIG)
 
 demo: data
 	$(BIN)/ddnn train --data fmnist6 --out $(RUN) --epochs $(EPOCHS) --overwrite --verbose 2
 	$(BIN)/ddnn evaluate $(RUN) --sweep
 
-test: data lint docs web broker mcu
+test: data lint docs web broker mcu postgres
 	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15
 
 clean:

@@ -29,6 +29,8 @@ SERVE = [
 ]
 RAY = ["ray[serve]==2.60.0"]
 MCU = ["tflite-micro==0.dev20261023182759"]
+# The hierarchy search (ddnn search): Optuna, and the PostgreSQL driver of a shared study.
+SEARCH = ["optuna==5.1.0", "psycopg[binary]==3.3.9"]
 # The paper's tables and plots, and the notebook.
 EXPERIMENTS = ["matplotlib>=3.7", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"]
 TOOLS = [
@@ -39,6 +41,7 @@ TOOLS = [
     "import-linter>=2.1",
     "mkdocs-material>=9.5",
     "mkdocstrings-python>=1.10",
+    "scikit-learn>=1.3",  # scripts/make_cancer3.py writes the packaged cancer3 data from it
 ]
 
 setup(
@@ -53,7 +56,11 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["ddnn_tf", "ddnn_tf.*"]),
-    package_data={"ddnn_tf.data": ["*.json"], "ddnn_tf.mcu": ["firmware/*"]},
+    package_data={
+        "ddnn_tf.data": ["*.json", "*.npz"],
+        "ddnn_tf.mcu": ["firmware/*", "instruction_model.json"],
+        "ddnn_tf.core.cost": ["hardware/*.json"],
+    },
     install_requires=[
         "numpy>=1.23,<2",
         "ai-edge-litert==2.3.0",
@@ -70,7 +77,9 @@ setup(
         # Device tiers in TensorFlow Lite Micro (ddnn mcu --board tflm); the C target,
         # the firmware build and the QEMU runs need only the toolchain (make mcu).
         "mcu": MCU,
-        "dev": TRAIN + SERVE + RAY + EXPERIMENTS + MCU + TOOLS,
+        # the search trains, compiles the device tiers (make mcu) and plots its front
+        "search": TRAIN + SEARCH + ["matplotlib>=3.7"],
+        "dev": TRAIN + SERVE + RAY + EXPERIMENTS + MCU + SEARCH + TOOLS,
     },
     entry_points={"console_scripts": ["ddnn = ddnn_tf.cli:main"]},
     classifiers=[

@@ -71,6 +71,9 @@ EXTRAS = {
     "nbclient": "experiments",
     "paho": "serve",
     "tflite_micro": "mcu",
+    "optuna": "search",
+    "sqlalchemy": "search",
+    "psycopg": "search",
 }
 
 

@@ -24,6 +24,14 @@ def tiny_dataset():
 
 
 @pytest.fixture(scope="session")
+def two_devices():
+    """Synthetic scenes seen by two cameras: the search tests' data."""
+    from ddnn_tf.data import load_dataset
+
+    return load_dataset("synthetic", n_samples=400, num_devices=2, seed=0)
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tiny_dataset, tmp_path_factory):
     """A 6-device MP-CC DDNN trained for 2 epochs on synthetic data, saved to a run dir."""
     from ddnn_tf.keras.presets import TrainConfig

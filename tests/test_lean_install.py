@@ -57,7 +57,7 @@ def test_lean_install_has_no_tensorflow_and_is_small(lean_venv, tmp_path):
     code = (
         "import importlib.util as u; "
         "print([m for m in ('tensorflow', 'tf_keras', 'larq', 'larq_compute_engine', "
-        "'tensorflow_model_optimization', 'fastapi', 'ray', 'matplotlib') if u.find_spec(m)])"
+        "'tensorflow_model_optimization', 'fastapi', 'ray', 'matplotlib', 'optuna') if u.find_spec(m)])"
     )
     proc = _lean(lean_venv, "-c", code, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -88,6 +88,7 @@ def test_lean_commands_that_need_an_extra_say_which(lean_venv, tmp_path):
     for command, extra in (
         (["train", "--data", "synthetic"], "train"),
         (["serve", "cloud", str(DEFAULT_MODEL)], "serve"),
+        (["search", "--data", "synthetic"], "search"),
     ):
         proc = subprocess.run(
             [ddnn, *command], capture_output=True, text=True, cwd=tmp_path, timeout=120

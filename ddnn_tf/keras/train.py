@@ -168,6 +168,7 @@ def train(
     overwrite: bool = False,
     individual: bool = False,
     verbose: int = 1,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Run:
     """Train all exits of a DDNN jointly.
 
@@ -183,6 +184,8 @@ def train(
         overwrite: replace an existing ``out``.
         individual: also train the per-device individual baselines.
         verbose: Keras progress bar level (0, 1 or 2).
+        callbacks: more Keras callbacks for every epoch of both phases (the upper phase's
+            epochs follow the joint ones), e.g. a search's pruning check.
 
     Returns:
         The trained :class:`Run`.
@@ -199,12 +202,16 @@ def train(
 
     _seed(config.seed)
     ddnn = build_ddnn(topology)
+    for layer, x in zip(ddnn.sensors, xs):  # scale and zero point from the training data
+        layer.fit(x)
     compile_ddnn(ddnn, config, _steps(config.epochs, len(y), config))
     targets = {e: y for e in topology.exits}
     val = (val_xs, {e: val_y for e in topology.exits}) if len(val_y) else None
-    history = _fit(ddnn.model, xs, targets, val, int(config.epochs), config, verbose)
+    history = _fit(ddnn.model, xs, targets, val, int(config.epochs), config, verbose, callbacks)
     if config.upper_epochs:
-        upper = train_upper(ddnn, xs, y, config, val=(val_xs, val_y), verbose=verbose)
+        upper = train_upper(
+            ddnn, xs, y, config, val=(val_xs, val_y), verbose=verbose, callbacks=callbacks
+        )
         history.update({f"upper_{k}": v for k, v in upper.items()})
 
     calibration = None
@@ -234,6 +241,7 @@ def train(
 
 def _device_outputs(ddnn: DDNN, xs, *, batch_size: int = 2048) -> list[np.ndarray]:
     """Every device's outputs (inference mode), ordered as :func:`build_upper`'s inputs."""
+    xs = ddnn.sensor_values(xs)
     outs = [m.predict(x, batch_size=batch_size, verbose=0) for m, x in zip(ddnn.devices, xs)]
     summaries = [o["summary"] for o in outs] if ddnn.topology.has_local else []
     return [*summaries, *(o["features"] for o in outs)]
@@ -247,6 +255,7 @@ def train_upper(
     *,
     val=None,
     verbose: int = 1,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, list[float]]:
     """Train the tiers above the devices for ``config.upper_epochs`` on frozen devices.
 
@@ -264,6 +273,7 @@ def train_upper(
         config: the settings (``upper_epochs``, ``batch_size``, the optimiser's).
         val: optional ``(xs, y)`` validation split, monitored every epoch.
         verbose: Keras progress level (0, 1 or 2).
+        callbacks: more Keras callbacks for the phase's epochs.
 
     Returns:
         The phase's history: loss and accuracy per exit (``val_`` ones with ``val``), and
@@ -277,10 +287,13 @@ def train_upper(
         validation = (_device_outputs(ddnn, val[0]), {e: val[1] for e in topology.exits})
     targets = {e: y for e in topology.exits}
     inputs = _device_outputs(ddnn, xs)
-    return _fit(upper, inputs, targets, validation, int(config.upper_epochs), config, verbose)
+    epochs = int(config.upper_epochs)
+    return _fit(upper, inputs, targets, validation, epochs, config, verbose, callbacks)
 
 
-def _fit(model, xs, targets, val, epochs: int, config: TrainConfig, verbose: int) -> dict:
+def _fit(
+    model, xs, targets, val, epochs: int, config: TrainConfig, verbose: int, callbacks=()
+) -> dict:
     """``model.fit`` as every training phase runs it; returns the history by exit, with
     ``epoch_seconds``."""
     timer = EpochTimer()
@@ -292,7 +305,7 @@ def _fit(model, xs, targets, val, epochs: int, config: TrainConfig, verbose: int
         batch_size=int(config.batch_size),
         shuffle=True,
         verbose=verbose,
-        callbacks=[timer, StopOnNonFiniteLoss()],
+        callbacks=[timer, StopOnNonFiniteLoss(), *callbacks],
     )
     history = _history_by_exit(fit.history, list(targets))
     history["epoch_seconds"] = timer.seconds
@@ -315,6 +328,8 @@ def train_individual(
     for i in range(topology.num_devices):
         _seed(None if config.seed is None else config.seed + 1 + i)
         model = build_individual(topology, i)
+        if topology.sensor_bits:
+            model.get_layer(f"sensor_{i}").fit(dataset.train.x[i])
         model.compile(
             optimizer=_optimizer(config),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

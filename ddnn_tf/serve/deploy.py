@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.serve.fleet import Fleet
 from ddnn_tf.serve.settings import DeployPlan
@@ -93,7 +94,8 @@ def deploy(
     Args:
         plan: the deployment plan, or the model directory (then ``options`` are the
             plan's other fields).
-        data: a dataset name, or a loaded ``Dataset`` (default: the plan's ``data``).
+        data: a dataset name, or a loaded ``Dataset`` (default: the plan's ``data``; None
+            there: the one the manifest records).
         records: also return ``samples`` (site 0): per sample ``exit`` (index, -1 =
             none), ``prediction``, ``degraded`` and ``local_presence``.
         options: :class:`~ddnn_tf.serve.settings.DeployPlan` fields.
@@ -138,7 +140,7 @@ def _prepare(plan: DeployPlan, dataset):
     from ddnn_tf.core.checks import check_views
     from ddnn_tf.core.exits import resolve_thresholds
     from ddnn_tf.runtime import Hierarchy
-    from ddnn_tf.runtime.report import load_subset
+    from ddnn_tf.runtime.dataset import load_subset
 
     h = Hierarchy(plan.model, target=plan.target)
     thresholds = resolve_thresholds(plan.threshold, h.exits[:-1], h.manifest["thresholds"])
@@ -155,7 +157,7 @@ def _prepare(plan: DeployPlan, dataset):
     if plan.mcu_devices:  # the toolchain and QEMU, before any process starts
         from ddnn_tf.mcu.boards import board, require_tools
 
-        require_tools(board("mps2-an386"))
+        require_tools(board(DEFAULT_BOARD))
     if plan.broker is not None:
         from ddnn_tf.serve.mqtt import MqttSettings
 

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.serve.protocol import GatewayUnavailable
 from ddnn_tf.serve.settings import DeviceSettings
@@ -80,7 +81,7 @@ def _tier(settings: DeviceSettings, manifest):
         return TierRunner.from_manifest(manifest, tier, settings.target)
     from ddnn_tf.mcu.live import BoardTier  # the tier's C inside an emulated board
 
-    board = "mps2-an386" if settings.mcu == "qemu" else settings.mcu
+    board = DEFAULT_BOARD if settings.mcu == "qemu" else settings.mcu
     return BoardTier(manifest, tier, board=board, argument="mcu")
 
 
@@ -131,9 +132,13 @@ def run_device(settings: DeviceSettings) -> None:
 def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings) -> None:
     """Every round of the device's stream, one JSON line each."""
     from ddnn_tf.core.comm import encode_summaries
+    from ddnn_tf.core.graph import device_tier
+    from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
 
     encoding = manifest["wire"]["summary"].get("encoding", "float32")
     (sensor,) = runner.input_names
+    tier = device_tier(s.index)
+    quantizer = sensor_quantizer(next(e for e in manifest["inputs"] if e["tier"] == tier))
     total = len(x) * s.repeat
     for start in range(0, total, s.batch):
         t0 = time.monotonic()
@@ -142,6 +147,7 @@ def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings) -> None:
         xs = np.asarray(x[rows], np.float32)
         if xs.ndim == len(runner.input_shapes[sensor]):
             xs = xs[..., None]
+        xs = sensor_values([quantizer], [xs])[0]  # a quantised sensor's codes
         result = runner({sensor: xs})
         summaries = encode_summaries(result["summary"], encoding).tobytes()
         step = functools.partial(ROUNDS[s.mode], link, start, summaries, result["features"])

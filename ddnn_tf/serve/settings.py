@@ -38,12 +38,13 @@ from ddnn_tf.core.options import (
     Options,
     option,
 )
-from ddnn_tf.core.vocab import PROTOCOL_MODES, SUBSETS, TARGETS
+from ddnn_tf.core.vocab import SUBSETS, TARGETS
 from ddnn_tf.errors import ConfigError
 
 __all__ = [
     "DEFAULT_DEADLINE_S",
     "DEFAULT_MAX_BODY_BYTES",
+    "SERVED_MODES",
     "TOKEN_ENV",
     "CloudSettings",
     "DemoSettings",
@@ -57,6 +58,9 @@ __all__ = [
     "settings_of",
 ]
 
+#: The device protocols the services run, of :data:`~ddnn_tf.core.vocab.PROTOCOL_MODES`
+#: (``ddnn cost`` prices them all).
+SERVED_MODES = ("paper",)
 #: Environment variable holding the shared token (an explicit token overrides it).
 TOKEN_ENV = "DDNN_TF_TOKEN"
 #: Largest request body a service accepts.
@@ -243,7 +247,7 @@ class GatewayTuning(Options):
     )  # fmt: skip
     mode: str = option(
         "paper", "the round protocol: paper (summary, decision, features)",
-        choices=PROTOCOL_MODES, section="gateway",
+        choices=SERVED_MODES, section="gateway",
     )  # fmt: skip
 
     def check(self) -> None:
@@ -302,7 +306,7 @@ class DeviceSettings(LinkSettings):
     model: str = option(help="the converted model directory (tflite_models/NAME)", positional=True)
     index: int = option(help="this device's index (0 .. D-1)", range=NON_NEGATIVE)
     data: str = option(
-        help="dataset name (fmnist6, mvmc, npz, synthetic) or a .npy file of this view"
+        help="dataset name (fmnist6, mvmc, npz, synthetic, cancer3) or a .npy file of this view"
     )
     gateway: str | None = option(None, "the gateway's URL, e.g. http://127.0.0.1:8001 (http)")
     path: str | None = option(None, "data file or directory for file-based loaders")
@@ -321,7 +325,7 @@ class DeviceSettings(LinkSettings):
         None, "run the tier's C on this board instead of the binary: qemu (an emulated "
         "Cortex-M4, mps2-an386), mps2-an385 (Cortex-M3) or host (the system gcc)",
     )  # fmt: skip
-    mode: str = option("paper", "the round protocol (the gateway's)", choices=PROTOCOL_MODES)
+    mode: str = option("paper", "the round protocol (the gateway's)", choices=SERVED_MODES)
 
     def check(self) -> None:
         LinkSettings.check(self)
@@ -339,7 +343,10 @@ class DeployPlan(GatewayTuning):
     """
 
     model: str = option(help="the converted model directory (tflite_models/NAME)", positional=True)
-    data: str = option("fmnist6", "dataset name (fmnist6, mvmc, npz, synthetic)")
+    data: str | None = option(
+        None, "dataset name (fmnist6, mvmc, npz, synthetic, cancer3; default: the one the "
+        "manifest records)",
+    )  # fmt: skip
     path: str | None = option(None, "data file or directory for file-based loaders")
     subset: str = option("test", "the data subset to stream: test or val", choices=SUBSETS)
     limit: int | None = option(None, "stream the first N samples only", AT_LEAST_1)

@@ -1,0 +1,449 @@
+"""The hierarchy search (``ddnn_tf.search``): the space, the report, a small search on
+synthetic data (resumed), the export and bad input. Two workers on one PostgreSQL study:
+``tests/test_search_study.py``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from ddnn_tf.errors import ConfigError
+
+#: Tiny trials: one joint epoch, no upper phase.
+TINY = ("epochs=1", "upper_epochs=0", "cloud_layers=1")
+#: Limits every tiny synthetic trial meets (they exist so that constraints are recorded).
+ROOMY = {"max_flash": 65536, "max_ram": 65536}
+JSON_KEYS = (
+    "trial",
+    "accuracy",
+    "flash_bytes",
+    "ram_bytes",
+    "bytes_per_device",
+    "energy_uj_per_sample",
+    "local_exit_fraction",
+    "params",
+)
+
+
+@pytest.fixture(scope="module")
+def searched(two_devices, tmp_path_factory):
+    """A 1-trial search, then the same command with --trials 2: it runs one more."""
+    from ddnn_tf.search import run_search
+
+    out = tmp_path_factory.mktemp("search") / "out"
+    kw = dict(out=out, mcu="host", fix=TINY, progress=False, **ROOMY)
+    first = run_search(two_devices, trials=1, **kw)
+    second = run_search(two_devices, trials=2, **kw)
+    return out, first, second
+
+
+# ------------------------------------------------------------------------ the space
+def _space(dataset, **config):
+    from ddnn_tf.keras.presets import PRESETS, preset_topology
+    from ddnn_tf.search.space import default_space
+
+    return default_space(
+        preset_topology(dataset, "default"), {**PRESETS["default"]["config"], **config}
+    )
+
+
+def test_default_space_follows_the_devices(two_devices):
+    from ddnn_tf.core.topology import Topology
+    from ddnn_tf.search.space import default_space
+
+    space = _space(two_devices)
+    assert "device_filters" in space.names and "device_units" not in space.names
+    assert space["epochs"].fixed == 5  # the preset's
+    vectors = Topology(input_shapes=[(12,)] * 3, num_classes=4)
+    assert "device_units" in default_space(vectors, {}).names
+    assert "device_filters" not in default_space(vectors, {}).names
+
+
+def test_a_trial_sets_the_topology_and_the_training(two_devices):
+    space = _space(two_devices)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    trial = study.ask()
+    params = space.suggest(trial)
+    topology, config = space.settings(params)
+    assert topology.device_filters == params["device_filters"]
+    assert topology.device_conv_layers == params["device_blocks"]
+    assert topology.cloud_conv_layers == params["cloud_layers"]
+    assert config["learning_rate"] == params["learning_rate"]
+    assert ("local_units" in params) == (params["local_agg"] == "mlp")
+    assert ("cloud_filters" in params) == (params["cloud_precision"] == "binary")
+    # the first trial of a study is the preset itself, as far as the space allows
+    base = space.base_params()
+    assert base["device_filters"] == 4 and base["local_agg"] == "mlp"
+    assert base["local_units"] == 256 and base["upper_epochs"] == 5
+
+
+def test_a_space_file_narrows_ranges_and_fixes(two_devices, tmp_path):
+    from ddnn_tf.search.space import narrow, read_space_file
+
+    path = tmp_path / "space.json"
+    path.write_text(
+        json.dumps(
+            {
+                "device_filters": [4, 8],
+                "learning_rate": {"low": 0.002, "high": 0.004, "log": True},
+                "cloud_precision": "float",
+                "upper_epochs": {"low": 2, "high": 2},
+            }
+        )
+    )
+    space = narrow(_space(two_devices), read_space_file(path), str(path))
+    assert space["device_filters"].values == (4, 8)
+    assert space["learning_rate"].values == (0.002, 0.004) and space["learning_rate"].log
+    assert space["cloud_precision"].fixed == "float" and space["upper_epochs"].fixed == 2
+    trial = optuna.create_study().ask()
+    params = space.suggest(trial)
+    assert params["cloud_precision"] == "float" and "cloud_filters" not in params
+    assert "cloud_precision" not in trial.params  # fixed: recorded, not searched
+
+
+@pytest.mark.parametrize(
+    "entries, words",
+    [
+        ({"device_filterz": [4]}, ["unknown search dimension", "device_filterz", "device_filters"]),
+        ({"device_filters": [0, 4]}, ["device_filters=0", "device_filters"]),
+        ({"local_agg": ["mlp", "sum"]}, ["local_agg='sum'"]),
+        ({"learning_rate": {"low": 0.01, "high": 0.001}}, ["learning_rate", "low <= high"]),
+        ({"local_agg": {"low": 1, "high": 2}}, ["local_agg", "numeric"]),
+        ({"device_blocks": {"low": 1.5, "high": 2}}, ["device_blocks", "integers"]),
+        ({"cloud_units": []}, ["cloud_units", "non-empty"]),
+    ],
+)
+def test_a_bad_space_entry_names_the_file_and_the_key(two_devices, entries, words):
+    from ddnn_tf.search.space import narrow
+
+    with pytest.raises(ConfigError) as err:
+        narrow(_space(two_devices), entries, "space.json")
+    assert str(err.value).startswith("space.json: ")
+    for word in words:
+        assert word in str(err.value)
+
+
+# ------------------------------------------------------------------------ the report
+def _trial(number, accuracy, size, *, flash=1000, over=False, state=TrialState.COMPLETE):
+    from optuna.distributions import FloatDistribution
+
+    metrics = {
+        "accuracy": accuracy,
+        "bytes_per_device": size,
+        "flash_bytes": flash,
+        "ram_bytes": 200,
+        "local_exit_fraction": 0.5,
+        "threshold": 0.3,
+    }
+    complete = state == TrialState.COMPLETE
+    return optuna.trial.create_trial(
+        state=state,
+        values=[accuracy, size] if complete else None,
+        params={"learning_rate": 0.003},
+        distributions={"learning_rate": FloatDistribution(1e-3, 1e-2, log=True)},
+        user_attrs={"metrics": metrics, "choices": {"learning_rate": 0.003}} if complete else {},
+        system_attrs={"constraints:flash_bytes": (flash - 1024.0) if over else -24.0},
+    )
+
+
+def test_the_front_holds_only_feasible_undominated_trials():
+    from ddnn_tf.search.objectives import METRICS, Limit
+    from ddnn_tf.search.report import make_report
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for t in (
+        _trial(0, 0.90, 10.0),
+        _trial(1, 0.85, 12.0),  # dominated by 0
+        _trial(2, 0.95, 5.0, flash=1500, over=True),  # best on both, but over the flash limit
+        _trial(3, 0.80, 6.0),  # cheaper than 0: on the front
+        _trial(4, 0.99, 1.0, state=TrialState.PRUNED),
+    ):
+        study.add_trial(t)
+    objectives = (METRICS["accuracy"], METRICS["bytes"])
+    limits = (Limit(METRICS["flash"], 1024, True, "max_flash"),)
+    references = [("best", {"accuracy": 0.88, "bytes_per_device": 11.0}),
+                  ("cheap", {"accuracy": 0.70, "bytes_per_device": 2.0})]  # fmt: skip
+    report = make_report(study, objectives, limits, references=references)
+    assert [r["trial"] for r in report.front] == [0, 3]
+    assert report.counts == {
+        "trials": 5,
+        "feasible": 3,
+        "complete": 4,
+        "pruned": 1,
+        "rejected": 0,
+        "failed": 0,
+        "running": 0,
+    }
+    assert [r["dominated_by"] for r in report.references] == [[0], []]
+    data = report.to_dict()
+    assert (data["trials"], data["feasible"]) == (5, 3)
+    for row in data["front"]:
+        assert all(key in row for key in JSON_KEYS)
+        assert row["energy_uj_per_sample"] is None  # nothing priced energy
+
+
+def test_no_feasible_trial_says_by_how_much_the_closest_misses():
+    from ddnn_tf.search.objectives import METRICS, Limit
+    from ddnn_tf.search.report import check_feasible, make_report
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(_trial(0, 0.9, 10.0, flash=1500, over=True))
+    study.add_trial(_trial(1, 0.8, 9.0, flash=1100, over=True))
+    limits = (Limit(METRICS["flash"], 1024, True, "max_flash"),)
+    report = make_report(study, (METRICS["accuracy"], METRICS["bytes"]), limits)
+    assert report.front == []
+    with pytest.raises(ConfigError) as err:
+        check_feasible(report, study, limits)
+    assert "flash_bytes <= 1024 B: the closest trial (1) has 1,100 B, 76 B over" in str(err.value)
+
+
+def test_the_pruner_reads_the_accuracy_curves():
+    from ddnn_tf.search.trial import CURVE, _Curves, curve_trial
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for k, curve in enumerate(
+        [[0.5, 0.6, 0.7], [0.55, 0.65, 0.75], [0.6, 0.7, 0.8], [0.5, 0.7, 0.9]]
+    ):
+        t = _trial(k, curve[-1], 10.0)
+        t.user_attrs[CURVE] = curve
+        study.add_trial(t)
+    pruner = optuna.pruners.PercentilePruner(25.0, n_startup_trials=4, n_warmup_steps=1)
+    assert pruner.prune(_Curves(study), curve_trial(9, [0.3, 0.4]))  # hopeless
+    assert not pruner.prune(_Curves(study), curve_trial(9, [0.6, 0.7]))
+    assert not pruner.prune(_Curves(study), curve_trial(9, [0.1]))  # still warming up
+
+
+# ------------------------------------------------------------------------ before training
+def test_a_configuration_over_the_bound_is_rejected_without_training(two_devices, tmp_path):
+    from ddnn_tf.mcu.boards import BOARDS
+    from ddnn_tf.search.objectives import METRICS, Limit
+    from ddnn_tf.search.report import make_report
+    from ddnn_tf.search.space import narrow
+    from ddnn_tf.search.trial import SearchSetup, run_trial
+
+    space = narrow(_space(two_devices), {"device_blocks": 2, "device_filters": 16}, "fix")
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    limits = (Limit(METRICS["flash"], 300, True, "max_flash"),)
+    objectives = (METRICS["accuracy"], METRICS["bytes"])
+    setup = SearchSetup(two_devices, space, objectives, limits, BOARDS["host"], tmp_path)
+    study.optimize(lambda t: run_trial(t, setup), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state == TrialState.PRUNED
+    assert "flash per device tier at least 498 B > 300 B" in trial.user_attrs["rejected"]
+    assert trial.constraints == {"flash_bytes": 198.0}
+    assert not (tmp_path / "trials").exists()  # nothing trained, nothing written
+    report = make_report(study, objectives, limits)
+    assert report.counts["rejected"] == 1 and report.front == []
+
+
+def test_a_limit_no_configuration_can_meet_is_refused_up_front(two_devices, tmp_path):
+    from ddnn_tf.search import run_search
+
+    with pytest.raises(ConfigError) as err:
+        run_search(two_devices, out=tmp_path / "s", mcu="host", max_flash=50, progress=False)
+    message = str(err.value)
+    assert message.startswith("max_flash: no configuration of the search space can meet")
+    assert "the smallest (2 device block(s) of 2 filters) needs at least 53 B, 3 B over" in message
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_reference_run_on_other_data_is_refused_up_front(two_devices, tmp_path):
+    from ddnn_tf.search import run_search
+
+    run = tmp_path / "other"
+    run.mkdir()
+    (run / "topology.json").write_text("{}")
+    spec = {**two_devices.spec, "num_devices": 6, "train_limit": 100}
+    (run / "dataset.json").write_text(json.dumps({"spec": spec}))
+    with pytest.raises(ConfigError) as err:
+        run_search(two_devices, out=tmp_path / "s", mcu="host", compare=[run], progress=False)
+    assert str(err.value) == (
+        f"compare: {run} was trained on other data or another validation split: "
+        "num_devices 6 (the search: 2)."
+    )  # a train_limit leaves the validation split as it is
+    assert not (tmp_path / "s").exists()
+
+
+def test_no_trial_starts_after_the_timeout(two_devices, tmp_path):
+    from ddnn_tf.search import run_search
+
+    report = run_search(
+        two_devices, out=tmp_path / "s", mcu="host", trials=5, timeout_s=1e-6, progress=False
+    )
+    assert report.counts["trials"] == 0 and report.ran_here == [] and report.front == []
+    assert (tmp_path / "s" / "study.db").is_file() and (tmp_path / "s" / "front.json").is_file()
+
+
+def _setup(dataset, out, fixes, **kw):
+    from ddnn_tf.mcu.boards import BOARDS
+    from ddnn_tf.search.objectives import METRICS
+    from ddnn_tf.search.space import narrow
+    from ddnn_tf.search.trial import SearchSetup
+
+    space = narrow(_space(dataset), fixes, "fix")
+    objectives = (METRICS["accuracy"], METRICS["bytes"])
+    return SearchSetup(dataset, space, objectives, (), BOARDS["host"], out, **kw)
+
+
+def test_a_failed_trial_is_recorded_and_an_interrupted_one_queued_again(two_devices, tmp_path):
+    from ddnn_tf.errors import DeploymentError
+    from ddnn_tf.search.study import counted
+    from ddnn_tf.search.trial import TrialFailed, run_trial
+
+    class Trouble(optuna.pruners.BasePruner):  # asked after each trial's first epoch
+        def prune(self, study, trial):
+            if trial.number == 0:  # an error of the trial's own: the search goes on
+                raise DeploymentError("the compiler failed: cc1: out of memory")
+            raise KeyboardInterrupt  # Ctrl-C
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    fixes = {"epochs": 2, "upper_epochs": 0, "cloud_layers": 1}
+    setup = _setup(two_devices, tmp_path, fixes, pruner=Trouble(), study=study)
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(lambda t: run_trial(t, setup), n_trials=3, catch=(TrialFailed,))
+    failed, stopped, queued = study.trials
+    assert failed.state == TrialState.FAIL and counted(failed)
+    assert failed.user_attrs["error"] == "the compiler failed: cc1: out of memory"
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["interrupted"]
+    assert queued.state == TrialState.WAITING and queued.user_attrs["retry_of"] == 1
+    assert queued.system_attrs["fixed_params"] == stopped.params  # the same configuration
+    assert not counted(stopped) and not counted(queued)  # it still has to run
+    assert not (tmp_path / "trials").exists()
+
+
+# ------------------------------------------------------------------------ a small search
+def test_the_search_continues_where_it_stopped(searched):
+    _, first, second = searched
+    assert first.counts["trials"] == 1 and second.counts["trials"] == 2
+    assert first.ran_here == [0] and second.ran_here == [1]
+
+
+def test_the_front_of_a_real_search(searched, two_devices):
+    from ddnn_tf.keras.presets import PRESETS
+    from ddnn_tf.search.objectives import METRICS, dominates
+    from ddnn_tf.search.study import default_storage
+
+    out, _, report = searched
+    study = optuna.load_study(study_name="ddnn-search", storage=default_storage(out))
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert report.front, "a search of roomy trials has a front"
+    objectives = (METRICS["accuracy"], METRICS["bytes"])
+    metrics = {t.number: t.user_attrs["metrics"] for t in complete}
+    feasible = [t.number for t in complete if all(v <= 0 for v in t.constraints.values())]
+    front = [r["trial"] for r in report.front]
+    for k in front:  # feasible and dominated by no feasible trial
+        assert k in feasible
+        assert not any(dominates(metrics[j], metrics[k], objectives) for j in feasible)
+    for k in set(feasible) - set(front):
+        assert any(dominates(metrics[j], metrics[k], objectives) for j in front)
+    for row in report.front:
+        assert all(key in row for key in JSON_KEYS)
+        assert row["flash_bytes"] == max(row["device_flash_bytes"])
+        assert row["ram_bytes"] == max(row["device_ram_bytes"])
+        assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["local_exit_fraction"] <= 1
+        assert row["params"]["epochs"] == 1 and row["params"]["upper_epochs"] == 0
+        run = Path(row["run_dir"])
+        assert (run / "weights.h5").is_file() and run.parent == out / "trials"
+    # the first trial is the preset's configuration; T comes from its calibration rule
+    first = study.trials[0]
+    assert first.params["device_filters"] == 4 and first.params["local_agg"] == "mlp"
+    assert first.user_attrs["calibrate"] == PRESETS["default"]["config"]["calibrate"]
+    # the per-epoch validation accuracy the pruner reads
+    assert len(first.user_attrs["val_accuracy_per_epoch"]) == 1
+
+
+def test_the_search_writes_table_json_and_plot(searched):
+    out, _, report = searched
+    data = json.loads((out / "front.json").read_text())
+    assert data == json.loads(json.dumps(report.to_dict()))
+    table = (out / "front.md").read_text()
+    assert "| trial | device |" in table and f"| {report.front[0]['trial']} | " in table
+    assert (out / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_exported_trial_runs_in_the_runtime_and_on_a_board(searched, two_devices, tmp_path):
+    from ddnn_tf.mcu.check import check_model
+    from ddnn_tf.runtime import Hierarchy
+    from ddnn_tf.search import export_trial
+
+    out, _, report = searched
+    row = report.front[0]
+    model = export_trial(out, row["trial"], tmp_path / "model")
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["thresholds"]["local"] == pytest.approx(row["threshold"])
+    result = Hierarchy(model).run(two_devices.val.x)
+    assert abs(result.accuracy(two_devices.val.y) - row["accuracy"]) <= 0.01
+    assert result.bytes_per_device() == pytest.approx(row["bytes_per_device"], abs=0.5)
+    board = check_model(model, two_devices, board="host", limit=40, progress=False)
+    assert board["ok"], board
+    for tier, device in board["devices"].items():
+        assert device["samples"] == 40 and device["mismatches"] == 0, tier
+    with pytest.raises(ConfigError, match="refusing|already exists"):
+        export_trial(out, row["trial"], tmp_path / "model")
+    with pytest.raises(ConfigError, match=r"trial 99 does not exist .* the complete trials are"):
+        export_trial(out, 99, tmp_path / "other")
+
+
+def test_another_search_cannot_reuse_the_study(searched, two_devices):
+    from ddnn_tf.search import run_search
+
+    out, _, _ = searched
+    with pytest.raises(ConfigError) as err:
+        run_search(two_devices, out=out, mcu="host", fix=("epochs=2",), progress=False, **ROOMY)
+    assert "study 'ddnn-search'" in str(err.value) and "differs in space" in str(err.value)
+
+
+# ------------------------------------------------------------------------ the command line
+def _cli(capsys, *args):
+    from ddnn_tf.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    return exit_.value.code, err
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--mcu", "nrf52"], ["--mcu: unknown board 'nrf52'", "mps2-an386"]),
+        (["--mcu", "tflm"], ["--mcu: tflm is an interpreter"]),
+        (["--objectives", "accuracy,speed"], ["--objectives: expected", "got accuracy, speed"]),
+        (["--storage", "foo://x"], ["--storage: expected a database URL"]),
+        (["--storage", "postgresql://u:secret@127.0.0.1:1/db"], ["cannot open", "u:***@"]),
+        (["--fix", "device_filters=0"], ["fix: device_filters=0 is not a valid device_filters"]),
+        (["--space", "nothere.json"], ["search-space file not found: nothere.json"]),
+        (["--export", "3"], ["--export K and --to MODEL_DIR go together"]),
+        (["--pruner", "hyperband"], ["--pruner: expected one of percentile, median, none"]),
+        (["--compare", "runs/nothing"], ["runs/nothing is not a run directory"]),
+    ],
+)
+def test_bad_input_is_one_error_line(capsys, tmp_path, args, words):
+    code, err = _cli(capsys, "--data", "synthetic", "--out", str(tmp_path / "s"), *args)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: ")
+    for word in words:
+        assert word in err[0]
+    assert "secret" not in err[0]
+    assert not (tmp_path / "s" / "trials").exists()
+
+
+def test_real_valued_sensors_are_measured_as_their_integer_c():
+    """A quantised device's footprint is its integer C's (codes in, thresholds out)."""
+    import numpy as np
+
+    from ddnn_tf.core.topology import Topology
+    from ddnn_tf.keras.model import build_ddnn
+    from ddnn_tf.search.measure import compiler_board, measure_devices
+
+    t = Topology(input_shapes=[(9,), (6,)], num_classes=2, device_units=8, sensor_bits=8)
+    ddnn = build_ddnn(t)
+    rng = np.random.default_rng(0)
+    for layer, k in zip(ddnn.sensors, (9, 6)):
+        layer.fit(rng.normal(100.0, 30.0, (50, k)).astype(np.float32))
+    footprints = measure_devices(ddnn, compiler_board("host"), scale=None)
+    assert len(footprints.flash_bytes) == 2 and all(f > 0 for f in footprints.flash_bytes)
