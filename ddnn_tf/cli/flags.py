@@ -11,7 +11,7 @@ then
 * prints help (``--help`` / ``-h``) on standard output;
 * turns a :class:`~ddnn_tf.errors.DDNNError`, an ``OSError`` or a missing optional
   dependency into one ``error:`` line on stderr and exit status 2 (a library error about
-  an argument the user typed as a flag names the flag); any other exception is a bug and
+  one of the command's arguments names its flag); any other exception is a bug and
   keeps its traceback;
 * keeps TensorFlow's C++ start-up lines off the terminal (``DDNN_TF_LOG=debug`` shows them).
 
@@ -284,18 +284,18 @@ def _flags_named(text: str, params: Collection[str]) -> str:
     return _NAMED.sub(lambda m: flag_name(m[1]) if m[1] in params else m[0], text)
 
 
-def _message(err: BaseException, passed: set[str], params: Collection[str] = ()) -> str | None:
+def _message(err: BaseException, params: Collection[str]) -> str | None:
     """The one line a user error prints, or None for a bug (which keeps its traceback).
 
     A library message names the argument it is about first (``err.argument``), and any
-    other parameter in backticks (```overwrite```): the command line writes each as the
-    flag (``--overwrite``).
+    other parameter in backticks (```overwrite```): when either is one of the command's
+    ``params``, the command line writes it as the flag (``--overwrite``), given or missing.
     """
     if isinstance(err, BrokenPipeError) and _stdout_reader_gone():  # see reader_may_leave
         return None
     if isinstance(err, DDNNError):
         text, name = _flags_named(str(err), params), err.argument
-        if name is not None and name in passed:  # the message starts with the argument
+        if name is not None and name in params:  # the message starts with the argument
             return flag_name(name) + text[len(name) :]
         return text
     if isinstance(err, OSError):
@@ -326,7 +326,7 @@ def run(fn: Callable, argv: list[str], prog: str) -> Any:
             _GIVEN.set(frozenset(_passed(argv)))
             fire.Fire(_typed(fn, _typed_text(argv)), command=list(argv), name=prog)
         except Exception as err:  # noqa: BLE001  (re-raised unless it is a user error)
-            message = _message(err, _passed(argv), inspect.signature(fn).parameters)
+            message = _message(err, inspect.signature(fn).parameters)
             if message is None:
                 raise
     if message is not None:
