@@ -298,6 +298,7 @@ class Fleet:
             port=port,
             target=self.plan.target,
             journal=journal,
+            wan=None if self.plan.link is None else self.plan.wan,
             **tuning,
             **link,
         )
@@ -338,6 +339,8 @@ class Fleet:
             target=self.plan.target,
             repeat=self.plan.repeat,
             mode=self.plan.mode,
+            link=self.plan.link,
+            rate_hz=self.plan.rate_hz,
             mcu="qemu" if d in self.plan.mcu_devices else None,
             **link,
         )
