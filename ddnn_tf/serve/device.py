@@ -141,7 +141,8 @@ def run_device(settings: DeviceSettings) -> None:
     link.pace = pace
     try:
         _retrying(link, lambda: _joined(link, s), s.reconnect_s)
-        _stream(link, runner, manifest, x, s)  # the gateway lets every device go at once
+        origin = time.monotonic()  # the gateway lets every device go at once
+        _stream(link, runner, manifest, x, s, origin)
     finally:
         link.close()
         if s.mcu is not None:
@@ -149,8 +150,9 @@ def run_device(settings: DeviceSettings) -> None:
     print(json.dumps({"done": True, "device": s.index, "samples": len(x) * s.repeat}), flush=True)
 
 
-def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings) -> None:
-    """Every round of the device's stream, one JSON line each."""
+def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings, origin: float) -> None:
+    """Every round of the device's stream, one JSON line each; with a rate, sample ``k``
+    is read ``(k + 1) / rate_hz`` seconds after ``origin``."""
     from ddnn_tf.core.comm import encode_summaries
     from ddnn_tf.core.graph import device_tier
     from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
@@ -160,12 +162,10 @@ def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings) -> None:
     tier = device_tier(s.index)
     quantizer = sensor_quantizer(next(e for e in manifest["inputs"] if e["tier"] == tier))
     total = len(x) * s.repeat
-    origin = time.monotonic()
     for start in range(0, total, s.batch):
         if s.rate_hz is not None:  # a sensor read at its rate: the round's last sample
-            time.sleep(
-                max(origin + (min(start + s.batch, total) - 1) / s.rate_hz - time.monotonic(), 0.0)
-            )
+            due = origin + min(start + s.batch, total) / s.rate_hz
+            time.sleep(max(due - time.monotonic(), 0.0))
         t0 = time.monotonic()
         sent0, received0 = link.bytes()
         rows = np.arange(start, min(start + s.batch, total)) % len(x)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ddnn_tf.core.comm import decode_summaries, unpack_features_batch
@@ -69,7 +69,7 @@ from ddnn_tf.serve.wire import (
     summary_size,
 )
 
-__all__ = ["NODELAY", "Gateway", "create_gateway_app", "serve_gateway"]
+__all__ = ["NODELAY", "Gateway", "create_gateway_app", "gateway_router", "serve_gateway"]
 
 #: Socket options of the services' HTTP clients.
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -174,7 +174,10 @@ class Gateway:
         self._client: httpx.AsyncClient | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
+    async def start(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """Start on the running event loop; ``transport`` carries the requests to the cloud
+        (default: TCP to the settings' ``cloud``; the phone demo's gateway calls its own
+        app's cloud route in-process)."""
         self.loop = asyncio.get_running_loop()  # where answers are made (and must be added)
         self._all_joined = asyncio.Event()
         headers = {"X-DDNN-Model": self.model, "Content-Type": FEATURES_TYPE}
@@ -187,7 +190,7 @@ class Gateway:
             base_url=self.settings.cloud.rstrip("/"),
             headers=headers,
             timeout=self.settings.cloud_timeout_s,
-            transport=httpx.AsyncHTTPTransport(socket_options=NODELAY),
+            transport=transport or httpx.AsyncHTTPTransport(socket_options=NODELAY),
         )
 
     async def stop(self) -> None:
@@ -610,20 +613,29 @@ def create_gateway_app(settings: GatewaySettings | str | Path, **options) -> Fas
     install_error_handlers(app)
     app.state.gateway = gw
     add_status_routes(app, gw.info, s.token)
-    for kind in KINDS:
-        app.add_api_route(f"/v1/{kind}", _device_route(gw, s, kind), methods=["POST"])
+    app.include_router(gateway_router(gw, s))
+    return app
 
-    @app.get("/v1/progress")
+
+def gateway_router(gw: Gateway, s: GatewaySettings) -> APIRouter:
+    """The gateway's routes besides the status ones: the devices' messages (``POST
+    /v1/join``, ``/v1/summary``, ``/v1/features``), ``GET /v1/progress``, ``/v1/results``
+    and ``/v1/answers`` (the phone demo serves them under ``/gateway``)."""
+    router = APIRouter()
+    for kind in KINDS:
+        router.add_api_route(f"/v1/{kind}", _device_route(gw, s, kind), methods=["POST"])
+
+    @router.get("/v1/progress")
     async def progress(request: Request) -> dict:
         check_auth(request, s.token)
         return gw.progress()
 
-    @app.get("/v1/results")
+    @router.get("/v1/results")
     async def results(request: Request) -> dict:
         check_auth(request, s.token)
         return gw.results()
 
-    @app.get("/v1/answers")
+    @router.get("/v1/answers")
     async def answers(request: Request) -> StreamingResponse:
         check_auth(request, s.token)
         raw = request.query_params.get("after", request.headers.get("last-event-id"))
@@ -640,7 +652,7 @@ def create_gateway_app(settings: GatewaySettings | str | Path, **options) -> Fas
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    return app
+    return router
 
 
 def _device_route(gw: Gateway, s: GatewaySettings, kind: str):

@@ -495,21 +495,21 @@ def format_report(result: dict[str, Any]) -> str:
         f"duplicates: {result['duplicates']}; degraded: {result['degraded']}",
     ]
     link = result.get("link")
-    for name in result["exits"]:
-        entry = result["latency_ms"].get(name)
-        if entry is None:
-            continue
-        m = entry["measured"]
-        line = f"  {name} exit ({entry['samples']} samples): p50 {m['p50']:.1f} ms, p95 {m['p95']:.1f} ms"
-        if "predicted" in entry:
-            p = entry["predicted"]
-            line += f"; predicted p50 {p['p50']:.1f} ms, p95 {p['p95']:.1f} ms"
-        lines.append(line)
     if link:
         lines.append(
-            f"devices on {link['radio']} ({result['mode']} protocol), gateway to cloud over "
-            f"{link['wan']}, emulated on loopback"
+            f"devices on {link['radio']} ({result['mode']} protocol) and the gateways' link "
+            f"to the cloud ({link['wan']}) emulated on loopback; latency per exit, measured "
+            "against the cost model's prediction:"
         )
+        for name in result["exits"]:
+            entry = result["latency_ms"].get(name)
+            if entry is not None:
+                m, p = entry["measured"], entry["predicted"]
+                lines.append(
+                    f"  {name} ({entry['samples']} samples): p50 {m['p50']:.1f} ms "
+                    f"(predicted {p['p50']:.1f}), p95 {m['p95']:.1f} ms (predicted "
+                    f"{p['p95']:.1f})"
+                )
     rss = result.get("rss_mb")
     if rss and rss.get("gateway"):
         gateway, cloud = (" / ".join(f"{v:.1f}" for v in rss[k]) for k in ("gateway", "cloud"))

@@ -299,6 +299,11 @@ class DemoSettings(ServiceSettings):
         "~/.cache/ddnn_tf/demo-tls)",
     )  # fmt: skip
     qr: bool = option(True, "print a terminal QR code of the URL")
+    mode: str | None = option(
+        None, "also serve a gateway under /gateway/ whose end devices are the page's, in this "
+        "protocol: paper or eager (the printed URL selects it; default: none, the page runs "
+        "the local exit itself)", choices=PROTOCOL_MODES,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -336,8 +341,9 @@ class DeviceSettings(LinkSettings):
         "downlink (rounds of one sample)",
     )  # fmt: skip
     rate_hz: float | None = option(
-        None, "read the samples at this rate (per second) from the moment the gateway "
-        "lets the devices go (default: each round as soon as the last one ended)", POSITIVE,
+        None, "read the samples at this rate (per second), the first one period after the "
+        "gateway lets the devices go (default: each round as soon as the last one ended)",
+        POSITIVE,
     )  # fmt: skip
 
     def check(self) -> None:
