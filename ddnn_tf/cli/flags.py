@@ -26,7 +26,6 @@ import contextlib
 import contextvars
 import functools
 import inspect
-import math
 import os
 import re
 import select
@@ -41,7 +40,7 @@ from ddnn_tf.core.options import NON_NEGATIVE as NON_NEGATIVE  # ranges from her
 from ddnn_tf.core.options import PORT as PORT
 from ddnn_tf.core.options import POSITIVE as POSITIVE
 from ddnn_tf.core.options import PROBABILITY as PROBABILITY
-from ddnn_tf.core.options import Range, flag_name
+from ddnn_tf.core.options import Range, check_kind, flag_name
 from ddnn_tf.errors import ConfigError, DDNNError, extra_for
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
 ]
 
 
-_INT = re.compile(r"[+-]?\d+")
 _NAMED = re.compile(r"`([a-z][a-z0-9_]*)`")  # a parameter named in a library message
 _RANGES = "__ddnn_ranges__"
 _KIND = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -90,7 +88,7 @@ def flag_items(value: Any, sep: str = ",") -> list[str]:
 
 def check_flag(name: str, value: Any, kind: str, allowed: Range | None = None) -> Any:
     """Check one flag value against its kind (``"int"``, ``"float"``, ``"bool"``, ``"str"``)
-    and range.
+    and range (:func:`ddnn_tf.core.options.check_kind`).
 
     Args:
         name: the parameter name.
@@ -105,42 +103,11 @@ def check_flag(name: str, value: Any, kind: str, allowed: Range | None = None) -
 
     Raises:
         ConfigError: a value of the wrong type, not finite, or out of range, naming the
-            flag and the value.
+            flag (its ``argument``) and the value.
     """
-    bounds = allowed.text() if allowed is not None else ""
-    want = {"int": "an integer", "float": "a finite number", "bool": "true or false"}
-    want = want.get(kind, "text (a name or a path)")
-    want = f"{want} {bounds}" if bounds and kind in ("int", "float") else want
-    bad = ConfigError(f"{flag_name(name)}: expected {want}, got {value!r}.")
-    if kind == "str":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, (list, tuple)):
-            return ",".join(map(str, value))
-        raise bad
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if isinstance(value, bool):
-        raise bad
-    if kind == "int":
-        if isinstance(value, str) and _INT.fullmatch(value.strip()):
-            value = int(value)
-        if not isinstance(value, int):
-            raise bad
-    else:
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise bad from None
-        if not math.isfinite(value):
-            raise bad
-    if allowed is not None and value not in allowed:
-        raise bad
-    return value
+    if kind == "str" and isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value))
+    return check_kind(name, kind, value, allowed)
 
 
 def _kinds(fn: Callable) -> dict[str, str]:

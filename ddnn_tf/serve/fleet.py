@@ -31,6 +31,7 @@ from ddnn_tf.serve.settings import (
     CloudSettings,
     DeployPlan,
     DeviceSettings,
+    DeviceTuning,
     GatewaySettings,
     GatewayTuning,
 )
@@ -164,6 +165,12 @@ def service_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def _fields(plan: DeployPlan, part: type) -> dict[str, Any]:
+    """The plan's options of ``part`` (:class:`GatewayTuning`, :class:`DeviceTuning`), which
+    it hands to each gateway or device as they are."""
+    return {f.name: getattr(plan, f.name) for f in dataclasses.fields(part)}
+
+
 @dataclass
 class Site:
     """One gateway with its devices, its answer collector and how to start it again."""
@@ -288,7 +295,6 @@ class Fleet:
 
     def _start_site(self, k: int) -> Site:
         """Site ``k``'s gateway (the plan's ``[gateway]`` options) and its collector."""
-        tuning = {f.name: getattr(self.plan, f.name) for f in dataclasses.fields(GatewayTuning)}
         link, env = self._link(k, "gateway")
         port = self.plan.gateway_port + k if self.plan.gateway_port else 0
         journal = str(self.folder / f"site{k}.journal")
@@ -298,7 +304,7 @@ class Fleet:
             port=port,
             target=self.plan.target,
             journal=journal,
-            **tuning,
+            **_fields(self.plan, GatewayTuning),
             **link,
         )
         name = "gateway" if self.plan.sites == 1 else f"gateway-site{k}"
@@ -336,9 +342,9 @@ class Fleet:
             gateway=site.url if self.plan.transport == "http" else None,
             batch=self.plan.batch,
             target=self.plan.target,
-            repeat=self.plan.repeat,
             mode=self.plan.mode,
             mcu="qemu" if d in self.plan.mcu_devices else None,
+            **_fields(self.plan, DeviceTuning),
             **link,
         )
         return settings, env

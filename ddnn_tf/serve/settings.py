@@ -50,6 +50,7 @@ __all__ = [
     "DemoSettings",
     "DeployPlan",
     "DeviceSettings",
+    "DeviceTuning",
     "GatewaySettings",
     "LinkSettings",
     "ServiceSettings",
@@ -300,7 +301,20 @@ class DemoSettings(ServiceSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DeviceSettings(LinkSettings):
+class DeviceTuning(Options):
+    """What a deployment hands every device as it is (``repeat``, and the ``[devices]``
+    table of a deployment file): a field added here is a flag of ``ddnn device`` and of
+    ``ddnn deploy``, a key of the file, and reaches every device ``deploy`` starts."""
+
+    repeat: int = option(1, "stream the samples this many times (a soak)", AT_LEAST_1)
+    reconnect_s: float = option(
+        300.0, "a device gives up after this many seconds without its gateway", POSITIVE,
+        section="devices",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceSettings(DeviceTuning, LinkSettings):
     """``ddnn device``: one end device as a process."""
 
     model: str = option(help="the converted model directory (tflite_models/NAME)", positional=True)
@@ -317,10 +331,6 @@ class DeviceSettings(LinkSettings):
     target: str = option(
         "portable", "portable (ai-edge-litert) or lce (larq-compute-engine)", choices=TARGETS
     )
-    repeat: int = option(1, "stream the samples this many times", AT_LEAST_1)
-    reconnect_s: float = option(
-        300.0, "give up after this many seconds without the gateway", POSITIVE
-    )
     mcu: str | None = option(
         None, "run the tier's C on this board instead of the binary: qemu (an emulated "
         "Cortex-M4, mps2-an386), mps2-an385 (Cortex-M3) or host (the system gcc)",
@@ -334,7 +344,7 @@ class DeviceSettings(LinkSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DeployPlan(GatewayTuning):
+class DeployPlan(GatewayTuning, DeviceTuning):
     """``ddnn deploy``: a whole hierarchy as processes on loopback, and its faults.
 
     Every key of a deployment file (``ddnn deploy --config site.toml``) is one of these
@@ -350,7 +360,6 @@ class DeployPlan(GatewayTuning):
     path: str | None = option(None, "data file or directory for file-based loaders")
     subset: str = option("test", "the data subset to stream: test or val", choices=SUBSETS)
     limit: int | None = option(None, "stream the first N samples only", AT_LEAST_1)
-    repeat: int = option(1, "stream the samples this many times (a soak)", AT_LEAST_1)
     engine: str = option(
         "uvicorn", "the cloud's engine: uvicorn or ray", choices=("uvicorn", "ray")
     )
