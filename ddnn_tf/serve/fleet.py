@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ddnn_tf.core.graph import device_tier
 from ddnn_tf.errors import DeploymentError
 from ddnn_tf.serve.mqtt import PASSWORD_ENV, default_topic_root
 from ddnn_tf.serve.settings import (
@@ -245,7 +246,7 @@ class Fleet:
         for site in self.sites:
             for d, view in enumerate(views):
                 settings, env = self._device(site, d, str(view))
-                name = f"device_{d}" if self.plan.sites == 1 else f"site{site.index}-{d}"
+                name = device_tier(d) if self.plan.sites == 1 else f"site{site.index}-{d}"
                 site.devices.append(self._start(name, settings, env))
 
     def start_cloud(self, port: int) -> None:
