@@ -51,6 +51,7 @@ __all__ = [
     "reader_may_leave",
     "run",
     "settings_command",
+    "with_options",
 ]
 
 
@@ -73,7 +74,7 @@ def command(**ranges: Range) -> Callable:
         unknown = set(ranges) - set(inspect.signature(fn).parameters)
         if unknown:  # a typo in a declaration is a bug, caught at import
             raise TypeError(f"{fn.__name__} has no parameter(s) {sorted(unknown)}")
-        setattr(fn, _RANGES, dict(ranges))
+        setattr(fn, _RANGES, {**getattr(fn, _RANGES, {}), **ranges})
         return fn
 
     return declare
@@ -374,3 +375,46 @@ def settings_command(
     command.__ddnn_settings__ = cls  # the docs' flag tables read it
     setattr(command, _RANGES, ranges)
     return command
+
+
+def with_options(cls: type, keyword: str) -> Callable:
+    """Give a command the fields of an options dataclass as flags, before ``--json``.
+
+    The flags' help lines, types and ranges are made from the fields
+    (:func:`ddnn_tf.core.options.specs`); the command receives them as one ``cls`` object,
+    its parameter ``keyword``.
+
+    Args:
+        cls: an :class:`~ddnn_tf.core.options.Options` dataclass.
+        keyword: the command's parameter that takes the object.
+    """
+    from ddnn_tf.core.options import specs
+
+    fields = specs(cls)
+
+    def wrap(fn: Callable) -> Callable:
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name != keyword]
+        added = [
+            inspect.Parameter(s.name, _KIND, default=s.default, annotation=s.annotation)
+            for s in fields
+        ]
+        last = [p for p in own if p.name == "json"]
+        signature = inspect.Signature([*(p for p in own if p.name != "json"), *added, *last])
+
+        @functools.wraps(fn)
+        def command(*args, **kwargs):
+            given = signature.bind(*args, **kwargs)
+            given.apply_defaults()
+            values = {s.name: given.arguments.pop(s.name) for s in fields}
+            return fn(**given.arguments, **{keyword: cls(**values)})
+
+        lines = "".join(f"        {s.name}: {' '.join(s.help.split())}.\n" for s in fields)
+        doc = fn.__doc__ or ""
+        at = doc.find("        json:")
+        command.__doc__ = doc[:at] + lines + doc[at:] if at >= 0 else doc.rstrip() + "\n" + lines
+        command.__signature__ = signature
+        ranges = {s.name: s.range for s in fields if s.range is not None}
+        setattr(command, _RANGES, {**getattr(fn, _RANGES, {}), **ranges})
+        return command
+
+    return wrap
