@@ -197,3 +197,36 @@ def test_deploy_from_a_file(tmp_path, capsys):
         "cloud": f"http://127.0.0.1:{cloud}",
         "gateways": [f"http://127.0.0.1:{gateway}"],
     }
+
+
+def _docs_deployment_file() -> str:
+    """The deployment file shown on the Serving page (the one ```toml block of its
+    *A deployment in one file* section)."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
+    section = page.split("### A deployment in one file", 1)[1].split("\n### ", 1)[0]
+    (block,) = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    return block
+
+
+def test_the_docs_deployment_file_is_a_valid_plan(tmp_path, monkeypatch):
+    """The Serving page's ``site.toml`` passes the schema and makes the plan it shows, and
+    ``ddnn serve gateway --config`` reads its ``[gateway]`` table as written."""
+    import tomllib
+
+    path = tmp_path / "site.toml"
+    path.write_text(_docs_deployment_file())
+    written = tomllib.loads(path.read_text())
+    plan = DeployPlan(**load_config(path, DeployPlan))
+    tables = {k: v for k, v in written.items() if isinstance(v, dict)}
+    keys = {k: v for k, v in written.items() if k not in tables}
+    for table in tables.values():
+        keys.update(table)
+    assert {k: getattr(plan, k) for k in keys} == keys
+    assert set(tables) == {"gateway", "devices", "faults", "ports"}  # every table shown
+    got = _captured(monkeypatch, "ddnn_tf.serve.gateway", "serve_gateway")
+    ddnn(["serve", "gateway", plan.model, "--cloud", "http://c", "--config", str(path)])
+    (s,) = got
+    assert {k: getattr(s, k) for k in tables["gateway"]} == tables["gateway"]

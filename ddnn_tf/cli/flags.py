@@ -26,7 +26,6 @@ import contextlib
 import contextvars
 import functools
 import inspect
-import math
 import os
 import re
 import select
@@ -41,7 +40,7 @@ from ddnn_tf.core.options import NON_NEGATIVE as NON_NEGATIVE  # ranges from her
 from ddnn_tf.core.options import PORT as PORT
 from ddnn_tf.core.options import POSITIVE as POSITIVE
 from ddnn_tf.core.options import PROBABILITY as PROBABILITY
-from ddnn_tf.core.options import Range, flag_name
+from ddnn_tf.core.options import Range, check_kind, flag_name
 from ddnn_tf.errors import ConfigError, DDNNError, extra_for
 
 __all__ = [
@@ -52,10 +51,10 @@ __all__ = [
     "reader_may_leave",
     "run",
     "settings_command",
+    "with_options",
 ]
 
 
-_INT = re.compile(r"[+-]?\d+")
 _NAMED = re.compile(r"`([a-z][a-z0-9_]*)`")  # a parameter named in a library message
 _RANGES = "__ddnn_ranges__"
 _KIND = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -75,7 +74,7 @@ def command(**ranges: Range) -> Callable:
         unknown = set(ranges) - set(inspect.signature(fn).parameters)
         if unknown:  # a typo in a declaration is a bug, caught at import
             raise TypeError(f"{fn.__name__} has no parameter(s) {sorted(unknown)}")
-        setattr(fn, _RANGES, dict(ranges))
+        setattr(fn, _RANGES, {**getattr(fn, _RANGES, {}), **ranges})
         return fn
 
     return declare
@@ -90,7 +89,7 @@ def flag_items(value: Any, sep: str = ",") -> list[str]:
 
 def check_flag(name: str, value: Any, kind: str, allowed: Range | None = None) -> Any:
     """Check one flag value against its kind (``"int"``, ``"float"``, ``"bool"``, ``"str"``)
-    and range.
+    and range (:func:`ddnn_tf.core.options.check_kind`).
 
     Args:
         name: the parameter name.
@@ -105,42 +104,11 @@ def check_flag(name: str, value: Any, kind: str, allowed: Range | None = None) -
 
     Raises:
         ConfigError: a value of the wrong type, not finite, or out of range, naming the
-            flag and the value.
+            flag (its ``argument``) and the value.
     """
-    bounds = allowed.text() if allowed is not None else ""
-    want = {"int": "an integer", "float": "a finite number", "bool": "true or false"}
-    want = want.get(kind, "text (a name or a path)")
-    want = f"{want} {bounds}" if bounds and kind in ("int", "float") else want
-    bad = ConfigError(f"{flag_name(name)}: expected {want}, got {value!r}.")
-    if kind == "str":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, (list, tuple)):
-            return ",".join(map(str, value))
-        raise bad
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if isinstance(value, bool):
-        raise bad
-    if kind == "int":
-        if isinstance(value, str) and _INT.fullmatch(value.strip()):
-            value = int(value)
-        if not isinstance(value, int):
-            raise bad
-    else:
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise bad from None
-        if not math.isfinite(value):
-            raise bad
-    if allowed is not None and value not in allowed:
-        raise bad
-    return value
+    if kind == "str" and isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value))
+    return check_kind(name, kind, value, allowed)
 
 
 def _kinds(fn: Callable) -> dict[str, str]:
@@ -407,3 +375,46 @@ def settings_command(
     command.__ddnn_settings__ = cls  # the docs' flag tables read it
     setattr(command, _RANGES, ranges)
     return command
+
+
+def with_options(cls: type, keyword: str) -> Callable:
+    """Give a command the fields of an options dataclass as flags, before ``--json``.
+
+    The flags' help lines, types and ranges are made from the fields
+    (:func:`ddnn_tf.core.options.specs`); the command receives them as one ``cls`` object,
+    its parameter ``keyword``.
+
+    Args:
+        cls: an :class:`~ddnn_tf.core.options.Options` dataclass.
+        keyword: the command's parameter that takes the object.
+    """
+    from ddnn_tf.core.options import specs
+
+    fields = specs(cls)
+
+    def wrap(fn: Callable) -> Callable:
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name != keyword]
+        added = [
+            inspect.Parameter(s.name, _KIND, default=s.default, annotation=s.annotation)
+            for s in fields
+        ]
+        last = [p for p in own if p.name == "json"]
+        signature = inspect.Signature([*(p for p in own if p.name != "json"), *added, *last])
+
+        @functools.wraps(fn)
+        def command(*args, **kwargs):
+            given = signature.bind(*args, **kwargs)
+            given.apply_defaults()
+            values = {s.name: given.arguments.pop(s.name) for s in fields}
+            return fn(**given.arguments, **{keyword: cls(**values)})
+
+        lines = "".join(f"        {s.name}: {' '.join(s.help.split())}.\n" for s in fields)
+        doc = fn.__doc__ or ""
+        at = doc.find("        json:")
+        command.__doc__ = doc[:at] + lines + doc[at:] if at >= 0 else doc.rstrip() + "\n" + lines
+        command.__signature__ = signature
+        ranges = {s.name: s.range for s in fields if s.range is not None}
+        setattr(command, _RANGES, {**getattr(fn, _RANGES, {}), **ranges})
+        return command
+
+    return wrap

@@ -43,6 +43,7 @@ __all__ = [
     "Options",
     "Range",
     "Spec",
+    "check_kind",
     "check_value",
     "flag_name",
     "load_config",
@@ -217,21 +218,40 @@ def check_value(spec: Spec, value: Any) -> Any:
             value = spec.parse(value)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{err}", argument=spec.name) from None
-    kind, bounds = spec.kind, spec.range.text() if spec.range else ""
+    return check_kind(spec.name, spec.kind, value, spec.range, spec.choices)
+
+
+def check_kind(
+    name: str,
+    kind: str,
+    value: Any,
+    allowed: Range | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """``value`` as an option or flag of ``kind`` (``int``, ``float``, ``bool``, ``str``,
+    ``list``; another: anything) within ``allowed`` and ``choices`` takes it: an integer's
+    digits as the integer, a number as a float, a path or a number as text.
+
+    >>> check_kind("epochs", "int", "3", AT_LEAST_1)
+    3
+
+    Raises:
+        ConfigError: a value of the wrong type, not finite, out of range or not a choice,
+            naming the argument ``name`` and the value.
+    """
     want = {
         "int": "an integer",
         "float": "a finite number",
         "bool": "true or false",
-        "str": "a string",
+        "str": "text (a name or a path)",
         "list": "a list",
     }.get(kind, "a value")
-    if spec.choices:
-        *rest, last = spec.choices
+    if choices:
+        *rest, last = choices
         want = f"{', '.join(rest)} or {last}" if rest else last
-        want = want if len(spec.choices) < 3 else f"one of {', '.join(spec.choices)}"
-    bad = ConfigError(
-        f"expected {want}{' ' + bounds if bounds else ''}, got {value!r}.", argument=spec.name
-    )
+        want = want if len(choices) < 3 else f"one of {', '.join(choices)}"
+    bounds = f" {allowed.text()}" if allowed is not None and allowed.text() else ""
+    bad = ConfigError(f"expected {want}{bounds}, got {value!r}.", argument=name)
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad
@@ -258,9 +278,9 @@ def check_value(spec: Spec, value: Any) -> Any:
             raise bad
     elif kind == "list" and not isinstance(value, (list, tuple)):
         raise bad
-    if spec.range is not None and value not in spec.range:
+    if allowed is not None and value not in allowed:
         raise bad
-    if spec.choices is not None and value not in spec.choices:
+    if choices is not None and value not in choices:
         raise bad
     return list(value) if kind == "list" else value
 

@@ -78,16 +78,16 @@ class Faults:
             elif name == "cloud_down":
                 fleet.stop_cloud()
                 self.events["cloud_down"] = answered
+            elif name == "restart_cloud":
+                fleet.restart_cloud()
+                self._restarted("cloud", answered, t)
             else:
-                if name == "restart_cloud":
-                    fleet.restart_cloud()
-                else:
-                    fleet.restart_gateway(fleet.sites[0])
-                service = name.split("_")[1]
-                away = time.monotonic() - t
-                self.events["restarts"].append(
-                    {"service": service, "after": answered, "away_s": away}
-                )
+                fleet.restart_gateway(fleet.sites[0])
+                self._restarted("gateway", answered, t)
+
+    def _restarted(self, service: str, answered: int, since: float) -> None:
+        away = time.monotonic() - since
+        self.events["restarts"].append({"service": service, "after": answered, "away_s": away})
 
 
 def deploy(

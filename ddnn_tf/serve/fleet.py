@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ddnn_tf.core.graph import device_tier
 from ddnn_tf.errors import DeploymentError
 from ddnn_tf.serve.mqtt import PASSWORD_ENV, default_topic_root
 from ddnn_tf.serve.settings import (
@@ -31,6 +32,7 @@ from ddnn_tf.serve.settings import (
     CloudSettings,
     DeployPlan,
     DeviceSettings,
+    DeviceTuning,
     GatewaySettings,
     GatewayTuning,
 )
@@ -164,6 +166,12 @@ def service_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def _fields(plan: DeployPlan, part: type) -> dict[str, Any]:
+    """The plan's options of ``part`` (:class:`GatewayTuning`, :class:`DeviceTuning`), which
+    it hands to each gateway or device as they are."""
+    return {f.name: getattr(plan, f.name) for f in dataclasses.fields(part)}
+
+
 @dataclass
 class Site:
     """One gateway with its devices, its answer collector and how to start it again."""
@@ -238,7 +246,7 @@ class Fleet:
         for site in self.sites:
             for d, view in enumerate(views):
                 settings, env = self._device(site, d, str(view))
-                name = f"device_{d}" if self.plan.sites == 1 else f"site{site.index}-{d}"
+                name = device_tier(d) if self.plan.sites == 1 else f"site{site.index}-{d}"
                 site.devices.append(self._start(name, settings, env))
 
     def start_cloud(self, port: int) -> None:
@@ -288,7 +296,6 @@ class Fleet:
 
     def _start_site(self, k: int) -> Site:
         """Site ``k``'s gateway (the plan's ``[gateway]`` options) and its collector."""
-        tuning = {f.name: getattr(self.plan, f.name) for f in dataclasses.fields(GatewayTuning)}
         link, env = self._link(k, "gateway")
         port = self.plan.gateway_port + k if self.plan.gateway_port else 0
         journal = str(self.folder / f"site{k}.journal")
@@ -299,7 +306,7 @@ class Fleet:
             target=self.plan.target,
             journal=journal,
             wan=None if self.plan.link is None else self.plan.wan,
-            **tuning,
+            **_fields(self.plan, GatewayTuning),
             **link,
         )
         name = "gateway" if self.plan.sites == 1 else f"gateway-site{k}"
@@ -337,11 +344,10 @@ class Fleet:
             gateway=site.url if self.plan.transport == "http" else None,
             batch=self.plan.batch,
             target=self.plan.target,
-            repeat=self.plan.repeat,
             mode=self.plan.mode,
             link=self.plan.link,
-            rate_hz=self.plan.rate_hz,
             mcu="qemu" if d in self.plan.mcu_devices else None,
+            **_fields(self.plan, DeviceTuning),
             **link,
         )
         return settings, env

@@ -49,6 +49,7 @@ __all__ = [
     "DemoSettings",
     "DeployPlan",
     "DeviceSettings",
+    "DeviceTuning",
     "GatewaySettings",
     "LinkSettings",
     "ServiceSettings",
@@ -307,7 +308,26 @@ class DemoSettings(ServiceSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DeviceSettings(LinkSettings):
+class DeviceTuning(Options):
+    """What a deployment hands every device as it is (``repeat``, and the ``[devices]``
+    table of a deployment file): a field added here is a flag of ``ddnn device`` and of
+    ``ddnn deploy``, a key of the file, and reaches every device ``deploy`` starts."""
+
+    repeat: int = option(1, "stream the samples this many times (a soak)", AT_LEAST_1)
+    reconnect_s: float = option(
+        300.0, "a device gives up after this many seconds without its gateway", POSITIVE,
+        section="devices",
+    )  # fmt: skip
+    rate_hz: float | None = option(
+        None, "samples per second a device reads, the first one period after the gateway "
+        "lets the devices go (default: each round as soon as the last one ended; ddnn "
+        "deploy with link: a rate at which a sample's messages end before the next is read)",
+        POSITIVE, section="devices",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceSettings(DeviceTuning, LinkSettings):
     """``ddnn device``: one end device as a process."""
 
     model: str = option(help="the converted model directory (tflite_models/NAME)", positional=True)
@@ -324,10 +344,6 @@ class DeviceSettings(LinkSettings):
     target: str = option(
         "portable", "portable (ai-edge-litert) or lce (larq-compute-engine)", choices=TARGETS
     )
-    repeat: int = option(1, "stream the samples this many times", AT_LEAST_1)
-    reconnect_s: float = option(
-        300.0, "give up after this many seconds without the gateway", POSITIVE
-    )
     mcu: str | None = option(
         None, "run the tier's C on this board instead of the binary: qemu (an emulated "
         "Cortex-M4, mps2-an386), mps2-an385 (Cortex-M3) or host (the system gcc)",
@@ -339,11 +355,6 @@ class DeviceSettings(LinkSettings):
         None, "emulate this radio profile (ddnn cost --list, or a profile file): each message "
         "waits its time on air, wake-up and turn on the channel, and a decision its "
         "downlink (rounds of one sample)",
-    )  # fmt: skip
-    rate_hz: float | None = option(
-        None, "read the samples at this rate (per second), the first one period after the "
-        "gateway lets the devices go (default: each round as soon as the last one ended)",
-        POSITIVE,
     )  # fmt: skip
 
     def check(self) -> None:
@@ -359,7 +370,7 @@ class DeviceSettings(LinkSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DeployPlan(GatewayTuning):
+class DeployPlan(GatewayTuning, DeviceTuning):
     """``ddnn deploy``: a whole hierarchy as processes on loopback, and its faults.
 
     Every key of a deployment file (``ddnn deploy --config site.toml``) is one of these
@@ -375,7 +386,6 @@ class DeployPlan(GatewayTuning):
     path: str | None = option(None, "data file or directory for file-based loaders")
     subset: str = option("test", "the data subset to stream: test or val", choices=SUBSETS)
     limit: int | None = option(None, "stream the first N samples only", AT_LEAST_1)
-    repeat: int = option(1, "stream the samples this many times (a soak)", AT_LEAST_1)
     engine: str = option(
         "uvicorn", "the cloud's engine: uvicorn or ray", choices=("uvicorn", "ray")
     )
@@ -439,11 +449,6 @@ class DeployPlan(GatewayTuning):
     wan: str = option(
         "broadband", "the gateways' link to the cloud emulated with link (a wan profile)"
     )
-    rate_hz: float | None = option(
-        None, "samples per second every device reads (default: as fast as the rounds go; "
-        "with link, a rate at which a sample's messages end before the next is read)",
-        POSITIVE, section="devices",
-    )  # fmt: skip
     cloud_port: int = option(0, "the cloud's port (0: a free one)", PORT, section="ports")
     gateway_port: int = option(
         0, "the first site's gateway port, site k's is this + k (0: free ones)", PORT,
