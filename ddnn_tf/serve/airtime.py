@@ -31,6 +31,7 @@ import numpy as np
 from ddnn_tf.core.cost import radio as rf
 from ddnn_tf.core.cost.price import draw, wan_s
 from ddnn_tf.core.cost.profiles import Profile, load_profile
+from ddnn_tf.core.graph import device_tier
 
 __all__ = [
     "UPLINK_DRAWS",
@@ -53,10 +54,8 @@ def message_sizes(manifest, mode: str) -> dict[str, list[int]]:
         message carries the features too.
     """
     wire = manifest["wire"]
-    devices = sorted(
-        (t for t, e in manifest["tiers"].items() if e["role"] == "device"),
-        key=lambda t: int(t.rsplit("_", 1)[1]),
-    )
+    count = sum(e["role"] == "device" for e in manifest["tiers"].values())
+    devices = [device_tier(i) for i in range(count)]
     summary = int(wire["summary"]["nbytes"])
     features = [int(wire["features"][t]["nbytes"]) for t in devices]
     if mode == "eager":

@@ -173,13 +173,15 @@ def exit_latencies(exits, exit_index, measured, predicted=None) -> dict[str, Any
 def device_compute_ms(rounds, n: int, batch: int) -> dict[str, np.ndarray]:
     """Each device's compute per sample as its process measured it (``compute_s`` of its
     round records), ``{device_I: (n,) ms}``; NaN where it was not recorded."""
+    from ddnn_tf.core.graph import device_tier
+
     out = {}
     for d, device_rounds in enumerate(rounds):
         ms = np.full(n, np.nan)
         for r in device_rounds:
             if "compute_s" in r and 0 <= r["start"] < n:
                 ms[r["start"] : r["start"] + batch] = 1e3 * r["compute_s"]
-        out[f"device_{d}"] = ms
+        out[device_tier(d)] = ms
     return out
 
 

@@ -363,8 +363,8 @@ class DeviceSettings(DeviceTuning, LinkSettings):
             raise ConfigError("transport http needs the gateway's URL.", argument="gateway")
         if self.link is not None and self.batch != 1:
             raise ConfigError(
-                f"a radio sends each sample as it comes: link needs rounds of one sample, "
-                f"got {self.batch}.",
+                f"a radio sends each sample as it comes: link needs rounds of one sample "
+                f"(batch 1), got {self.batch}.",
                 argument="batch",
             )
 
@@ -460,8 +460,8 @@ class DeployPlan(GatewayTuning, DeviceTuning):
             object.__setattr__(self, "batch", 64 if self.link is None else 1)
         if self.link is not None and self.batch != 1:
             raise ConfigError(
-                f"a radio sends each sample as it comes: link needs rounds of one sample, "
-                f"got {self.batch}.",
+                f"a radio sends each sample as it comes: link needs rounds of one sample "
+                f"(batch 1), got {self.batch}.",
                 argument="batch",
             )
         GatewayTuning.check(self)
