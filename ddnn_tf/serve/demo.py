@@ -8,7 +8,7 @@ One origin serves three things:
 * the converted model under ``/model/``: ``manifest.json`` and the tier files it lists,
   nothing else of the directory;
 * the cloud tier's HTTP protocol (``/v1/cloud``, ``/v1/model``, ``/healthz``, ``/readyz``)
-  through :func:`ddnn_tf.serve.cloud.cloud_router`.
+  through :func:`ddnn_tf.serve.cloud.add_cloud_routes`.
 
 It prints one JSON line ``{"url": ...}`` once listening, then the URL to open on the
 phone and a terminal QR code of it. With ``--https`` it serves TLS with a self-signed
