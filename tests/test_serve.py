@@ -373,8 +373,9 @@ def test_deploy_on_ray_serve_matches_the_offline_run(fmnist):
 
 
 def _ray_processes_of_deploys() -> list[str]:
-    """Live processes of a Ray instance started by deploy (its files live in deploy's
-    temporary folder, which their command lines name)."""
+    """Live processes of a Ray instance started by a deploy of this checkout (its files
+    live in deploy's temporary folder, and its programs in this checkout's environment,
+    which their command lines name; another checkout's deploy may run meanwhile)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -384,7 +385,7 @@ def _ray_processes_of_deploys() -> list[str]:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "ddnn-deploy-" in cmd and "ray" in cmd:
+        if "ddnn-deploy-" in cmd and "ray" in cmd and f"{ROOT}{os.sep}" in cmd:
             found.append(f"{entry}: {cmd[:120]}")
     return found
 

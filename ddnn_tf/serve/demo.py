@@ -8,7 +8,7 @@ One origin serves three things:
 * the converted model under ``/model/``: ``manifest.json`` and the tier files it lists,
   nothing else of the directory;
 * the cloud tier's HTTP protocol (``/v1/cloud``, ``/v1/model``, ``/healthz``, ``/readyz``)
-  through :func:`ddnn_tf.serve.cloud.cloud_router`;
+  through :func:`ddnn_tf.serve.cloud.add_cloud_routes`;
 * with ``mode`` (``paper`` or ``eager``), a gateway under ``/gateway/``
   (:func:`ddnn_tf.serve.gateway.gateway_router`, rounds of one sample) whose cloud is this
   app's own cloud route, called in-process: the page, opened with ``?mode=...``, is then
