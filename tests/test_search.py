@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -29,16 +30,42 @@ JSON_KEYS = (
 )
 
 
+def _raising(error: BaseException):
+    """A stand-in for training that fails at once (the trial's error, or Ctrl-C)."""
+
+    def train(*args, **kwargs):
+        raise error
+
+    return train
+
+
 @pytest.fixture(scope="module")
 def searched(two_devices, tmp_path_factory):
-    """A 1-trial search, then the same command with --trials 2: it runs one more."""
+    """One study that the tests of a real search share, built the way a user's grows:
+
+    1. ``--trials 1``: trial 0 (the preset's configuration) completes;
+    2. ``--trials 2``: trial 1 fails with an error of its own; the search goes on and ends;
+    3. ``--trials 3``: trial 2 is interrupted (Ctrl-C) and queued again (as trial 3);
+    4. ``--trials 3`` again: the search resumes, runs the queued trial 3 with trial 2's
+       configuration, and compares the front with trial 0's run directory as a reference.
+    """
+    from ddnn_tf.errors import DeploymentError
     from ddnn_tf.search import run_search
+    from ddnn_tf.search import trial as trial_module
 
     out = tmp_path_factory.mktemp("search") / "out"
     kw = dict(out=out, mcu="host", fix=TINY, progress=False, **ROOMY)
     first = run_search(two_devices, trials=1, **kw)
-    second = run_search(two_devices, trials=2, **kw)
-    return out, first, second
+    with pytest.MonkeyPatch.context() as patch:
+        error = DeploymentError("the compiler failed: cc1: out of memory")
+        patch.setattr(trial_module, "train", _raising(error))
+        failed = run_search(two_devices, trials=2, **kw)
+        patch.setattr(trial_module, "train", _raising(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            run_search(two_devices, trials=3, **kw)
+    reference = out / "trials" / "trial_0000"
+    resumed = run_search(two_devices, trials=3, compare=[reference], **kw)
+    return SimpleNamespace(out=out, first=first, failed=failed, resumed=resumed)
 
 
 # ------------------------------------------------------------------------ the space
@@ -278,48 +305,44 @@ def test_no_trial_starts_after_the_timeout(two_devices, tmp_path):
     assert (tmp_path / "s" / "study.db").is_file() and (tmp_path / "s" / "front.json").is_file()
 
 
-def _setup(dataset, out, fixes, **kw):
-    from ddnn_tf.mcu.boards import BOARDS
-    from ddnn_tf.search.objectives import METRICS
-    from ddnn_tf.search.space import narrow
-    from ddnn_tf.search.trial import SearchSetup
-
-    space = narrow(_space(dataset), fixes, "fix")
-    objectives = (METRICS["accuracy"], METRICS["bytes"])
-    return SearchSetup(dataset, space, objectives, (), BOARDS["host"], out, **kw)
-
-
-def test_a_failed_trial_is_recorded_and_an_interrupted_one_queued_again(two_devices, tmp_path):
-    from ddnn_tf.errors import DeploymentError
-    from ddnn_tf.search.study import counted
-    from ddnn_tf.search.trial import TrialFailed, run_trial
-
-    class Trouble(optuna.pruners.BasePruner):  # asked after each trial's first epoch
-        def prune(self, study, trial):
-            if trial.number == 0:  # an error of the trial's own: the search goes on
-                raise DeploymentError("the compiler failed: cc1: out of memory")
-            raise KeyboardInterrupt  # Ctrl-C
-
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    fixes = {"epochs": 2, "upper_epochs": 0, "cloud_layers": 1}
-    setup = _setup(two_devices, tmp_path, fixes, pruner=Trouble(), study=study)
-    with pytest.raises(KeyboardInterrupt):
-        study.optimize(lambda t: run_trial(t, setup), n_trials=3, catch=(TrialFailed,))
-    failed, stopped, queued = study.trials
-    assert failed.state == TrialState.FAIL and counted(failed)
-    assert failed.user_attrs["error"] == "the compiler failed: cc1: out of memory"
-    assert stopped.state == TrialState.FAIL and stopped.user_attrs["interrupted"]
-    assert queued.state == TrialState.WAITING and queued.user_attrs["retry_of"] == 1
-    assert queued.system_attrs["fixed_params"] == stopped.params  # the same configuration
-    assert not counted(stopped) and not counted(queued)  # it still has to run
-    assert not (tmp_path / "trials").exists()
-
-
 # ------------------------------------------------------------------------ a small search
+def test_a_failed_trial_is_recorded_and_an_interrupted_one_runs_on_resume(searched):
+    from ddnn_tf.search.study import counted, default_storage
+
+    study = optuna.load_study(study_name="ddnn-search", storage=default_storage(searched.out))
+    done, failed, stopped, retried = study.trials
+    assert done.state == TrialState.COMPLETE
+    assert failed.state == TrialState.FAIL and counted(failed)  # it counts towards --trials
+    assert failed.user_attrs["error"] == "the compiler failed: cc1: out of memory"
+    assert searched.failed.ran_here == [1] and searched.failed.counts["failed"] == 1
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["interrupted"]
+    assert not counted(stopped)  # it still had to run
+    assert retried.user_attrs["retry_of"] == 2 and retried.params == stopped.params
+    assert retried.state == TrialState.COMPLETE and searched.resumed.ran_here == [3]
+    trials = sorted(p.name for p in (searched.out / "trials").iterdir())
+    assert trials == ["trial_0000", "trial_0003"]  # only complete trials write a run
+
+
+def test_a_reference_run_is_measured_like_a_trial(searched):
+    from ddnn_tf.search.objectives import METRICS, dominates
+    from ddnn_tf.search.study import default_storage
+
+    study = optuna.load_study(study_name="ddnn-search", storage=default_storage(searched.out))
+    (ref,) = searched.resumed.references
+    assert ref["name"] == "trial_0000"
+    measured = study.trials[0].user_attrs["metrics"]  # the same run, split, T and board
+    for key in ("accuracy", "bytes_per_device", "flash_bytes", "ram_bytes", "threshold"):
+        assert ref[key] == pytest.approx(measured[key]), key
+    objectives = (METRICS["accuracy"], METRICS["bytes"])
+    beaten = [r["trial"] for r in searched.resumed.front if dominates(r, ref, objectives)]
+    assert ref["dominated_by"] == beaten and 0 not in beaten
+
+
 def test_the_search_continues_where_it_stopped(searched):
-    _, first, second = searched
-    assert first.counts["trials"] == 1 and second.counts["trials"] == 2
-    assert first.ran_here == [0] and second.ran_here == [1]
+    assert searched.first.counts["trials"] == 1 and searched.first.ran_here == [0]
+    assert searched.failed.counts["trials"] == 2
+    assert searched.resumed.counts["trials"] == 3  # the interrupted trial is not counted
+    assert searched.resumed.counts["complete"] == 2
 
 
 def test_the_front_of_a_real_search(searched, two_devices):
@@ -327,7 +350,7 @@ def test_the_front_of_a_real_search(searched, two_devices):
     from ddnn_tf.search.objectives import METRICS, dominates
     from ddnn_tf.search.study import default_storage
 
-    out, _, report = searched
+    out, report = searched.out, searched.resumed
     study = optuna.load_study(study_name="ddnn-search", storage=default_storage(out))
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert report.front, "a search of roomy trials has a front"
@@ -357,7 +380,7 @@ def test_the_front_of_a_real_search(searched, two_devices):
 
 
 def test_the_search_writes_table_json_and_plot(searched):
-    out, _, report = searched
+    out, report = searched.out, searched.resumed
     data = json.loads((out / "front.json").read_text())
     assert data == json.loads(json.dumps(report.to_dict()))
     table = (out / "front.md").read_text()
@@ -370,7 +393,7 @@ def test_the_exported_trial_runs_in_the_runtime_and_on_a_board(searched, two_dev
     from ddnn_tf.runtime import Hierarchy
     from ddnn_tf.search import export_trial
 
-    out, _, report = searched
+    out, report = searched.out, searched.resumed
     row = report.front[0]
     model = export_trial(out, row["trial"], tmp_path / "model")
     manifest = json.loads((model / "manifest.json").read_text())
@@ -391,7 +414,7 @@ def test_the_exported_trial_runs_in_the_runtime_and_on_a_board(searched, two_dev
 def test_another_search_cannot_reuse_the_study(searched, two_devices):
     from ddnn_tf.search import run_search
 
-    out, _, _ = searched
+    out = searched.out
     with pytest.raises(ConfigError) as err:
         run_search(two_devices, out=out, mcu="host", fix=("epochs=2",), progress=False, **ROOMY)
     assert "study 'ddnn-search'" in str(err.value) and "differs in space" in str(err.value)
