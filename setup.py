@@ -41,6 +41,7 @@ TOOLS = [
     "import-linter>=2.1",
     "mkdocs-material>=9.5",
     "mkdocstrings-python>=1.10",
+    "scikit-learn>=1.3",  # scripts/make_cancer3.py writes the packaged cancer3 data from it
 ]
 
 setup(
@@ -55,7 +56,11 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["ddnn_tf", "ddnn_tf.*"]),
-    package_data={"ddnn_tf.data": ["*.json"], "ddnn_tf.mcu": ["firmware/*"]},
+    package_data={
+        "ddnn_tf.data": ["*.json", "*.npz"],
+        "ddnn_tf.mcu": ["firmware/*", "instruction_model.json"],
+        "ddnn_tf.core.cost": ["hardware/*.json"],
+    },
     install_requires=[
         "numpy>=1.23,<2",
         "ai-edge-litert==2.3.0",

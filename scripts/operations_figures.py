@@ -5,8 +5,10 @@
 
 ``run`` calls ``ddnn deploy ... --json`` for each measurement (the soak, 10,000 samples
 over HTTP and over MQTT, the restart runs, 1/2/4/8 sites) under ``nice`` and writes
-``docs/results/operations/NAME.json``; the soak takes minutes, so it is a script, not a
-test. ``tables`` renders those files as the tables the page prints
+``docs/results/operations/NAME.json``, after checking that the run met its goals
+(:func:`missed_goals`: every sample answered exactly once, as offline; a soak's memory
+flat); a run that missed one is reported and not written. The soak takes minutes, so it is
+a script, not a test. ``tables`` renders those files as the tables the page prints
 (``tests/test_operations_doc.py`` checks that the page holds them).
 """
 
@@ -64,6 +66,31 @@ RUNS = {
 }
 
 
+#: How much a service's peak RSS may grow between 10 % of a soak and its end, in MB.
+SOAK_RSS_GROWTH_MB = 20.0
+
+
+def missed_goals(name: str, report: dict) -> list[str]:
+    """The goals the measured run ``name`` missed (none: ``[]``).
+
+    Every run answers each sample exactly once, with the offline run's answer; a soak
+    (``soak_*``) also keeps each service's memory flat over the stream.
+    """
+    missed = [
+        f"{key} = {report[key]}"
+        for key in ("lost", "duplicates", "mismatches_vs_offline")
+        if report[key] != 0
+    ]
+    if name.startswith("soak"):
+        for service in ("gateway", "cloud"):
+            at_10, at_end = report["rss_mb"][service]
+            if at_end - at_10 > SOAK_RSS_GROWTH_MB:
+                missed.append(
+                    f"{service} RSS grew {at_end - at_10:.1f} MB (at most {SOAK_RSS_GROWTH_MB})"
+                )
+    return missed
+
+
 def command(name: str) -> str:
     return f"ddnn deploy {MODEL} {' '.join(RUNS[name])} --json"
 
@@ -89,6 +116,9 @@ def run(names: list[str]) -> None:
             text=True,
             check=True,
         )
+        missed = missed_goals(name, json.loads(out.stdout))
+        if missed:
+            sys.exit(f"{name} missed its goals ({'; '.join(missed)}); not written.")
         (OUT / f"{name}.json").write_text(out.stdout)
 
 

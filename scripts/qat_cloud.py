@@ -146,8 +146,9 @@ def convert_int8_cloud(run, dataset, out: Path, *, overwrite: bool) -> int:
     from ddnn_tf.core import manifest as mf
     from ddnn_tf.core.graph import CLOUD, tier_graph
     from ddnn_tf.keras.convert import convert_run, save_conversion
-    from ddnn_tf.keras.convert.export import calibration_feeds, convert_tier, tflite_info
+    from ddnn_tf.keras.convert.export import calibration_feeds, convert_tier
     from ddnn_tf.keras.convert.manifest_build import tier_entry
+    from ddnn_tf.runtime.flatbuffer import tflite_info
 
     conv = convert_run(run, split="local,cloud", target="portable", dataset=dataset)
     plans = tier_graph(run.topology, ("local", "cloud"))

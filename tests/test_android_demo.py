@@ -223,6 +223,33 @@ def test_summary_codecs_write_what_comm_writes(page):
     assert "int3" in answer["unknown"] and "int4" in answer["unknown"]
 
 
+_QUANTIZE = """async ([values, quantizers]) => {
+  const ddnn = await import('./js/ddnn.js');
+  return quantizers.map((q) => Array.from(ddnn.quantizeSensor(values, q)));
+}"""
+
+
+def test_sensor_quantiser_gives_the_codes_numpy_gives(page):
+    """The page reads a quantised sensor's manifest entry and computes the very codes the
+    runtime and the C do: on values drawn wide, on exact half steps and out of range."""
+    from ddnn_tf.core.sensors import SensorQuantizer
+
+    rng = np.random.default_rng(5)
+    train = rng.normal(0, 1, (500, 3)) * np.array([0.01, 300.0, 2.0]) + [0.0, 900.0, -1.0]
+    quantizers = [SensorQuantizer.fit(train.astype(np.float32), bits) for bits in (8, 16)]
+    values = rng.normal(0, 1, (400, 3)) * np.array([0.02, 600.0, 4.0]) + [0.0, 900.0, -1.0]
+    values = values.astype(np.float32)
+    for q in quantizers:  # values on exact half steps of every channel: the rounding's ties
+        steps = np.arange(-20, 21, dtype=np.float32) + np.float32(0.5)
+        half = steps[:, None] * np.asarray(q.scale, np.float32)[None, :]
+        values = np.concatenate([values, half.astype(np.float32)])
+    got = page.evaluate(_QUANTIZE, [values.ravel().tolist(), [q.to_dict() for q in quantizers]])
+    for q, codes in zip(quantizers, got, strict=True):
+        want = q.centred(values).ravel()
+        assert np.array_equal(np.asarray(codes, np.float32), want), q.bits
+        assert len(np.unique(want)) > 100  # many distinct codes: the comparison means something
+
+
 def test_server_stopped_local_exit_answers_cloud_degrades(chromium, test_images):
     proc, url = _start_demo()
     try:

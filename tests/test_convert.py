@@ -313,9 +313,9 @@ def test_another_split_is_calibrated_by_the_runs_own_rule(edge_run, tiny_dataset
         ),
         (
             "local,fog",
-            r"Expected `--split` to be one of cloud / local,cloud / edge,cloud / local,edge,cloud",
+            r"^split: expected one of cloud / local,cloud / edge,cloud / local,edge,cloud",
         ),
-        ("cloud,local", r"Received --split=cloud,local"),
+        ("cloud,local", r"got 'cloud,local'"),
     ],
 )
 def test_bad_split_says_what_the_model_has(tiny_run, split, match):
@@ -391,9 +391,9 @@ def test_corrupt_run_dir(tiny_run, tmp_path, damage, error, match):
 def test_unknown_target_or_quantize(tiny_run, tmp_path):
     with pytest.raises(ValueError, match="^target: expected portable, lce or both"):
         cv.convert_run(tiny_run, target="gpu")
-    with pytest.raises(ValueError, match="`--quantize` to be none or int8"):
+    with pytest.raises(ValueError, match="^quantize: expected none or int8, got 'int4'"):
         cv.convert_run(tiny_run, quantize="int4")
-    with pytest.raises(ValueError, match="--quantize int8 needs --target portable"):
+    with pytest.raises(ValueError, match="^quantize int8 needs `target` portable"):
         cv.convert_run(tiny_run, quantize="int8", target="both")
 
 
@@ -444,7 +444,7 @@ def test_existing_output_needs_overwrite(mpcc, tmp_path):
     conversion = cv.Conversion(
         manifest=dict(m), files={p.name: p.read_bytes() for p in mpcc.glob("*.tflite")}
     )
-    with pytest.raises(ValueError, match="already exists; pass --overwrite"):
+    with pytest.raises(ValueError, match="already exists; pass `overwrite`"):
         cv.save_conversion(conversion, out)
     assert (out / "stale.txt").exists()
     cv.save_conversion(conversion, out, overwrite=True)

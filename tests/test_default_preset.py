@@ -98,7 +98,9 @@ def test_grid_tile_lays_maps_out_row_major_and_zeroes_absent_ones():
 def test_presets_paper_is_todays_model_default_differs():
     from ddnn_tf.keras.presets import TrainConfig, preset_config, preset_topology, topology_for
 
-    fmnist = SimpleNamespace(name="fmnist6", input_shapes=tuple(SIX), num_classes=10)
+    fmnist = SimpleNamespace(
+        name="fmnist6", input_shapes=tuple(SIX), num_classes=10, input_scale=1 / 255
+    )
     assert preset_topology(fmnist, "paper") == topology_for(fmnist)
     default = preset_topology(fmnist, "default")
     assert default.summary_bits == 4 and default.device_filters == 4
@@ -132,7 +134,9 @@ def test_best_preset_devices_fit_the_papers_memory_budget():
     from ddnn_tf.keras.model import build_ddnn
     from ddnn_tf.keras.presets import preset_topology
 
-    fmnist = SimpleNamespace(name="fmnist6", input_shapes=tuple(SIX), num_classes=10)
+    fmnist = SimpleNamespace(
+        name="fmnist6", input_shapes=tuple(SIX), num_classes=10, input_scale=1 / 255
+    )
     device = build_ddnn(preset_topology(fmnist, "best")).tiers["device_0"]
     memory = tier_memory([device])
     assert memory["binary_weight_bytes"] == (9 * 16 + 9 * 16 * 16 + 3 * 4 * 16 * 10) // 8 == 546
@@ -200,7 +204,7 @@ def test_within_calibration_exits_the_most_samples_within_d_points_of_the_best()
 
 def test_byte_budget_calibration_picks_the_best_threshold_within_budget():
     from ddnn_tf.core.calibration import calibrate
-    from ddnn_tf.core.comm import hierarchy_bytes
+    from ddnn_tf.core.cost.traffic import hierarchy_bytes
     from ddnn_tf.core.exits import evaluate_exits
 
     t = _default_topology()

@@ -10,6 +10,8 @@ import re
 import pytest
 from conftest import DEFAULT_MODEL, ROOT
 
+from ddnn_tf.core.calibration import Calibration
+
 pytestmark = pytest.mark.slow
 
 PAPER_MODEL = ROOT / "tflite_models" / "fmnist6_paper"
@@ -31,12 +33,17 @@ def code_block_after(path, anchor: str) -> str:
     return text[text.index(anchor) + len(anchor) :].split("```", 2)[1]
 
 
+CALIBRATION = r"  T calibrated by (.+)"
+
+
 def printed(block: str) -> dict[str, str]:
     found = {}
     for key, pattern in SUMMARY.items():
         match = re.search(pattern, block)
         assert match, f"{key} missing from the block:\n{block}"
         found[key] = match[1]
+    line = re.search(CALIBRATION, block)  # what chose T, when the report used its T
+    found["calibration"] = line[1] if line else None
     return found
 
 
@@ -49,6 +56,9 @@ def measured(evaluation) -> dict[str, str]:
         "overall": f"{d['accuracy']['overall']:.4f}",
         "local_exit_pct": f"{100 * d['exit_fraction']['local']:.2f}",
         "bytes": f"{d['bytes_per_device']:.1f}",
+        "calibration": (
+            Calibration.from_dict(d["calibration"]).describe() if "calibration" in d else None
+        ),
     }
 
 

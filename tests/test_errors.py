@@ -549,6 +549,20 @@ CASES = [
         ["manifest.json is not valid JSON"],
     ),
     (
+        "manifest-nested-too-deeply",
+        "run",
+        lambda c: [c.model],
+        lambda c: (c.model / "manifest.json").write_text("[" * 100_000),
+        ["manifest.json is not valid JSON", "nests too deeply"],
+    ),
+    (
+        "manifest-not-text",
+        "run",
+        lambda c: [c.model],
+        lambda c: (c.model / "manifest.json").write_bytes(b"\xff\xfe{}"),
+        ["manifest.json is not valid JSON", "utf-8"],
+    ),
+    (
         "manifest-shape-null",
         "run",
         lambda c: [c.model],
@@ -627,6 +641,13 @@ CASES = [
         lambda c: [c.run],
         lambda c: (c.run / "topology.json").write_text("{'a'"),
         ["topology.json is not valid JSON"],
+    ),
+    (
+        "run-file-nested-too-deeply",
+        "evaluate",
+        lambda c: [c.run],
+        lambda c: (c.run / "history.json").write_text('{"a": ' * 100_000),
+        ["history.json is not valid JSON", "nests too deeply"],
     ),
     (
         "dataset-no-spec",
@@ -747,6 +768,20 @@ CASES = [
         lambda c: [c.model, "--data", "npz", "--path", c.file],
         None,
         ["Cannot read", "npz"],
+    ),
+    (
+        "mvmc-object-arrays",
+        "run",
+        lambda c: [c.model, "--data", "mvmc", "--path", c.npz(X=np.array([None, 1]), y=np.ones(2))],
+        None,
+        ["Cannot read key 'X'", "data.npz", "Object arrays"],
+    ),
+    (
+        "npz-object-array",
+        "run",
+        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views(x1=np.array([None] * 20)))],
+        None,
+        ["Cannot read key 'x1'", "data.npz"],
     ),
     (
         "npz-missing",
@@ -1097,6 +1132,78 @@ CASES = [
         ["Unknown flag --bogus", "--board"],
     ),
     (
+        "cost-unknown-radio",
+        "cost",
+        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "lora"],
+        None,
+        ["--radio", "unknown radio profile 'lora'", "lora-sf7"],
+    ),
+    (
+        "cost-profile-fails-the-schema",
+        "cost",
+        lambda c: [c.model, "--mcu", "nrf52840", "--radio", c.tmp / "radio.json"],
+        lambda c: (c.tmp / "radio.json").write_text(
+            json.dumps(_profile("ble-1m", drop="supply_v"))
+        ),
+        ["radio.json", "figures.supply_v", "source"],
+    ),
+    (
+        "cost-mcu-profile-given-as-radio",
+        "cost",
+        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "stm32l4"],
+        None,
+        ["--radio", "stm32l4.json is a profile of kind 'mcu'; expected kind 'radio'"],
+    ),
+    (
+        "cost-no-c-target",
+        "cost",
+        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "ble-1m"],
+        lambda c: c.manifest(lambda m: [t.pop("c", None) for t in m["tiers"].values()]),
+        ["has no C target", "add_mcu_targets.py", "--count-instructions"],
+    ),
+    (
+        "cost-negative-rate",
+        "cost",
+        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "ble-1m", "--rate", "-1"],
+        None,
+        ["--rate", "> 0", "-1"],
+    ),
+    (
+        "cost-zero-capacity",
+        "cost",
+        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "ble-1m", "--battery-mah", "0"],
+        None,
+        ["--battery-mah", "> 0"],
+    ),
+    (
+        "cost-unknown-mode",
+        "cost",
+        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "ble-1m", "--mode", "lazy"],
+        None,
+        ["--mode", "paper, eager"],
+    ),
+    (
+        "cost-without-radio",
+        "cost",
+        lambda c: [c.model, "--mcu", "nrf52840"],
+        None,
+        ["--radio", "ble-1m"],
+    ),
+    (
+        "run-unknown-mcu",
+        "run",
+        lambda c: [c.model, "--mcu", "esp32", "--radio", "ble-1m", "--limit", "5"],
+        None,
+        ["--mcu", "unknown mcu profile 'esp32'"],
+    ),
+    (
+        "mcu-count-without-c-target",
+        "mcu",
+        lambda c: [c.model, "--count-instructions", "--samples", "1"],
+        lambda c: c.manifest(lambda m: [t.pop("c", None) for t in m["tiers"].values()]),
+        ["has no C target", "add_mcu_targets.py"],
+    ),
+    (
         "mcu-missing-model",
         "mcu",
         lambda c: [c.tmp / "nope", "--board", "host"],
@@ -1118,6 +1225,15 @@ CASES = [
         ["Tier cloud", "cloud.lce.tflite", "corrupt"],
     ),
 ]
+
+
+def _profile(name: str, drop: str) -> dict:
+    """A shipped radio profile's JSON document without the source of figure ``drop``."""
+    from ddnn_tf.core.cost.profiles import load_profile
+
+    document = json.loads(Path(load_profile(name, "radio").origin).read_text())
+    del document["figures"][drop]["source"]
+    return document
 
 
 def c_file_name() -> str:

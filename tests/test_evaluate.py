@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from ddnn_tf.core.comm import paper_bytes_per_device
+from ddnn_tf.core.cost.traffic import paper_bytes_per_device
 from ddnn_tf.experiments import TABLE_II
 from ddnn_tf.keras.evaluate import evaluate_run
 
@@ -97,3 +97,19 @@ def test_reduction_factor_is_none_when_nothing_is_sent():
 
     assert reduction(140, 40) == pytest.approx(3.5)
     assert reduction(140, 0.0) is None
+
+
+def test_evaluate_prices_the_run_on_hardware_profiles(tiny_run, tiny_dataset):
+    """``ddnn evaluate --mcu --radio``: the exits priced with the topology's modelled
+    device instructions; the sweep gains energy and latency columns."""
+    hardware = {"mcu": "stm32l4", "radio": "lora-sf7", "rate_hz": 0.01}
+    result = evaluate_run(tiny_run, tiny_dataset, threshold=0.8, sweep=True, hardware=hardware)
+    cost = result["cost"]
+    assert set(cost["energy_uj_per_sample"]) == {f"device_{i}" for i in range(6)}
+    assert cost["instructions_per_sample"]["device_0"]["measured"] is None
+    assert cost["instructions_per_sample"]["device_0"]["modelled"] > 1000
+    assert "not measured in a Keras evaluation" in cost["sources"]["tier_ms"]
+    assert cost["feasible"]  # one sample per 100 s fits LoRa's 1 % duty cycle
+    energies = [r["energy_uj_per_sample"] for r in result["sweep"]]
+    assert energies[0] > energies[-1]  # T = 0 sends every feature map, T = 1 none
+    assert "energy uJ" in result.format() and "raw offload" in result.format()

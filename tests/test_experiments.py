@@ -105,23 +105,32 @@ def test_parse_experiments_rejects_unknown_names_listing_valid_ones(bad):
 
 
 @pytest.mark.parametrize(
-    "options, flag",
+    ("options", "message"),
     [
-        ({"epochs": 0}, "--epochs"),
-        ({"sweep_epochs": 0}, "--sweep-epochs"),
-        ({"threshold": 1.5}, "--threshold"),
-        ({"max_filters": 0}, "--max-filters"),
-        ({"local_exit_target": 1.0}, "--local-exit-target"),
-        ({"draws": 0}, "--draws"),
-        ({"val_sizes": (200, 0)}, "--val-sizes"),
-        ({"val_sizes": ()}, "--val-sizes"),
-        ({"rule": "risk:0"}, "--rule: expected 'risk:DELTA"),
-        ({"baseline": "nope"}, "--baseline: expected"),
+        ({"epochs": 0}, "epochs must be"),
+        ({"sweep_epochs": 0}, "sweep_epochs must be"),
+        ({"threshold": 1.5}, "threshold must be"),
+        ({"max_filters": 0}, "max_filters must be"),
+        ({"local_exit_target": 1.0}, "local_exit_target must be"),
+        ({"draws": 0}, "draws must be"),
+        ({"val_sizes": (200, 0)}, "val_sizes must be"),
+        ({"val_sizes": ()}, "val_sizes must be"),
+        ({"rule": "risk:0"}, "rule: expected 'risk:DELTA"),
+        ({"baseline": "nope"}, "baseline: expected"),
     ],
 )
-def test_settings_are_validated_up_front(options, flag):
-    with pytest.raises(ValueError, match=flag):
+def test_settings_are_validated_up_front(options, message):
+    """Each error names the setting first, as its argument (the CLI names the flag)."""
+    (name,) = options
+    with pytest.raises(ValueError, match=f"^{message}") as info:
         ExperimentSettings(**options)
+    assert info.value.argument == name
+
+
+def test_a_bad_setting_is_named_as_its_flag():
+    proc = run_cli("ddnn_tf.experiments", "faults", "--local-exit-target", "1.0", timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: --local-exit-target must be in (0, 1), got 1.0.")
 
 
 def test_cli_unknown_experiment_exits_nonzero_with_the_valid_names():
@@ -463,3 +472,26 @@ def test_committed_calibration_results_are_what_the_command_makes(tmp_path):
     assert float(rows["within:0.25", 200]["exceed"]) >= 0.3  # the old rule, on few samples
     full = rows["risk:0.5,0.1", 6000]
     assert float(full["local_exit"]) > 0.7 and float(full["drop_mean"]) <= 0.1
+    # the figures the docs quote from it
+    within = {n: 100 * float(rows["within:0.25", n]["exceed"]) for n in (200, 500, 1000, 2000)}
+    local = {n: 100 * float(rows["risk:0.5,0.1", n]["local_exit"]) for n in (500, 1000, 2000)}
+    worst = max(float(rows["risk:0.5,0.1", n]["drop_max"]) for n in (200, 500, 1000, 2000, 6000))
+    pages = {
+        p: " ".join((ROOT / "docs" / p).read_text().split())
+        for p in ("experiments.md", "training.md")
+    }
+    assert (
+        f"exceeded its 0.25 points in {within[200]:.0f} % of the 200-sample draws, "
+        f"{within[500]:.0f} % at 500, {within[1000]:.0f} % at 1,000 and {within[2000]:g} % at 2,000"
+    ) in pages["experiments.md"]
+    assert (
+        f"{local[500]:.1f} % at 500, {local[1000]:.1f} % at 1,000, {local[2000]:.1f} % at 2,000"
+    ) in pages["experiments.md"]
+    assert (
+        f"the largest drop of any draw, at any size, was {worst:.2f} points"
+        in pages["experiments.md"]
+    )
+    assert (
+        f"lost more than its 0.25 points in {within[200]:.0f} % of the 200-sample draws and "
+        f"{within[500]:.0f} % of the 500-sample ones"
+    ) in pages["training.md"]

@@ -149,6 +149,36 @@ def _write(tmp_path, manifest):
             r"plain name",
         ),
         (lambda m: m["wire"]["summary"].update(shape=[3]), r"wire.summary"),
+        (
+            lambda m: m["inputs"][0].update(
+                quantizer={"bits": 8, "scale": [0.1, 0.2], "zero_point": [0, 0]}
+            ),
+            r"\(inputs\[0\].quantizer\): expected one scale and zero point per channel \(1\), got 2",
+        ),
+        (
+            lambda m: m["inputs"][0].update(
+                quantizer={"bits": 8, "scale": [0.1], "zero_point": [200]}
+            ),
+            r"\(inputs\[0\].quantizer\): zero points must lie in \[-128, 127\]",
+        ),
+        (
+            lambda m: m["inputs"][0].update(
+                quantizer={"bits": 16, "dtype": "int8", "scale": [0.1], "zero_point": [0]}
+            ),
+            r"bits 16 with dtype 'int8'",
+        ),
+        (
+            lambda m: m["inputs"][0].update(
+                quantizer={"bits": 8, "scale": [0.0], "zero_point": [0]}
+            ),
+            r"inputs\[0\].quantizer.scale\[0\]: 0.0 is less than or equal to the minimum of 0",
+        ),
+        (
+            lambda m: m.update(
+                calibration={"rule": "accuracy", "thresholds": {"local": 0.3}, "n_val": 10}
+            ),
+            r"\(calibration.thresholds\): expected the manifest's thresholds \{\}",
+        ),
     ],
 )
 def test_invalid_manifests_are_rejected(tmp_path, edit, match):

@@ -172,6 +172,9 @@ def _device_binary(topology, *, split=("local", "cloud"), seed=0, bn=None, x=Non
     if x is None:
         x = _pixels(256, topology.input_shapes[0], seed=seed + 7).astype(np.float32) / 255
         x = x.reshape(-1, *topology.input_shapes[0])
+    if ddnn.sensors:  # a quantised sensor: fitted on x, and the tier sees its codes
+        ddnn.sensors[0].fit(x)
+        x = ddnn.sensor_quantizers()[0].centred(x)
     for layer in device.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             g, b, mu, var = layer.get_weights()
@@ -190,7 +193,8 @@ def _device_binary(topology, *, split=("local", "cloud"), seed=0, bn=None, x=Non
                 ]
             )
     plan = tier_graph(topology, split)["device_0"]
-    return convert_tier(ddnn, plan, targets=("portable",))["portable"]
+    data = convert_tier(ddnn, plan, targets=("portable",))["portable"]
+    return (data, ddnn.sensor_quantizers()[0]) if ddnn.sensors else data
 
 
 def _litert(data: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -208,6 +212,19 @@ def _wire(outputs: dict[str, np.ndarray], encoding: str | None) -> np.ndarray:
     return np.concatenate([*parts, comm.pack_features_batch(outputs["features"])], axis=1)
 
 
+def _run_c(board: str, sources, sensors: np.ndarray, tmp_path: Path, shape) -> np.ndarray:
+    """The messages the C writes on ``board`` for the sensor messages ``sensors``."""
+    b = BOARDS[board]
+    if b.kind == "qemu":
+        run = build.run_firmware(
+            build.build_firmware(sources, b, tmp_path), b, sensors.tobytes(), timeout_s=120
+        )
+    else:
+        run = build.run_host(build.build_host(sources, tmp_path), sensors.tobytes(), timeout_s=120)
+    assert run.status == "ok", run.detail
+    return np.frombuffer(run.messages, np.uint8).reshape(shape)
+
+
 def _compare_on(board: str, data: bytes, sensors: np.ndarray, scale, tmp_path: Path):
     """Run the C of ``data`` on ``board``; returns (spec, plan, C bytes, LiteRT bytes)."""
     spec = lower_tier("device_0", data, scale=scale)
@@ -217,16 +234,7 @@ def _compare_on(board: str, data: bytes, sensors: np.ndarray, scale, tmp_path: P
     else:
         x = comm.decode_raw(sensors, spec.sensor.shape, "float32")
     want = _wire(_litert(data, x), spec.head.encoding if spec.head else None)
-    b = BOARDS[board]
-    if b.kind == "qemu":
-        run = build.run_firmware(
-            build.build_firmware(sources, b, tmp_path), b, sensors.tobytes(), timeout_s=120
-        )
-    else:
-        run = build.run_host(build.build_host(sources, tmp_path), sensors.tobytes(), timeout_s=120)
-    assert run.status == "ok", run.detail
-    got = np.frombuffer(run.messages, np.uint8).reshape(want.shape)
-    return spec, sources.plan, got, want
+    return spec, sources.plan, _run_c(board, sources, sensors, tmp_path, want.shape), want
 
 
 def _pixels(n: int, shape, seed: int = 1, high: int = 256) -> np.ndarray:
@@ -322,6 +330,113 @@ def test_device_without_summary_sends_features_only(tmp_path):
     spec, plan, got, want = _compare_on("host", data, _pixels(200, (6, 5, 1)), 1 / 255, tmp_path)
     assert spec.head is None and spec.summary_nbytes == 0
     assert np.array_equal(got, want)
+
+
+def _compare_codes(board: str, data: bytes, quantizer, x: np.ndarray, tmp_path: Path):
+    """Run the C of a quantised device on the codes of sensor values ``x``; returns
+    (spec, plan, C bytes, LiteRT bytes on the centred codes)."""
+    spec = lower_tier("device_0", data, scale=None, quantizer=quantizer)
+    sources = generate_c(spec)
+    codes = quantizer.codes(x)
+    sensors = codes.astype(codes.dtype.newbyteorder("<")).view(np.uint8).reshape(len(x), -1)
+    want = _wire(_litert(data, quantizer.centre(codes)), spec.head.encoding if spec.head else None)
+    return spec, sources.plan, _run_c(board, sources, sensors, tmp_path, want.shape), want
+
+
+def _real_values(n: int, shape, seed: int) -> np.ndarray:
+    """Real sensor values of very different scales per channel, and some far outside the
+    range the quantiser was fitted on (they clip)."""
+    rng = np.random.default_rng(seed)
+    channels = shape[-1]
+    scale = 10.0 ** rng.uniform(-2, 3, channels)
+    offset = rng.normal(0, 1, channels) * scale
+    x = rng.normal(0, 1, (n, *shape)) * scale + offset
+    x[: n // 20] *= 4.0
+    return x.astype(np.float32)
+
+
+QUANTISED = {
+    # name: (input shape, bits, layers, units or filters)
+    "vector-int8-2": ((30,), 8, 2, 16),
+    "vector-int16-1": ((7,), 16, 1, 12),
+    "image-int16-rgb-2": ((6, 6, 3), 16, 2, 5),
+}
+
+
+@pytest.mark.parametrize("name", list(QUANTISED))
+def test_quantised_real_sensors_are_integer_and_exact(name, tmp_path):
+    """A real-valued sensor quantised at the device: every block integer, the C equal to
+    LiteRT byte for byte on the codes, within range and clipped."""
+    from ddnn_tf.core.topology import Topology
+
+    shape, bits, layers, width = QUANTISED[name]
+    size = {"device_filters": width} if len(shape) == 3 else {"device_units": width}
+    t = Topology(
+        input_shapes=[shape] * 2,
+        num_classes=3,
+        device_conv_layers=layers,
+        summary_bits=4,
+        sensor_bits=bits,
+        **size,
+    )
+    data, quantizer = _device_binary(t, seed=layers, x=_real_values(256, shape, seed=1))
+    assert quantizer.bits == bits
+    spec, plan, got, want = _compare_codes(
+        "host", data, quantizer, _real_values(600, shape, seed=2), tmp_path
+    )
+    assert spec.sensor.dtype == quantizer.dtype and spec.sensor.coded
+    assert [p.arithmetic for p in plan.blocks] == ["integer"] * layers
+    assert np.array_equal(got, want), int((got != want).any(axis=1).sum())
+    bits_set = np.unpackbits(want[:, spec.summary_nbytes :], axis=1)[:, : spec.features_bits]
+    assert 0 < bits_set.mean() < 1
+
+
+def _step_at(sums: dict[str, float]):
+    """Batch norms whose step lies exactly on an integer sum: y(S) = S - S0 (a first FC
+    block decides +1 from S = S0 on, which the export must keep)."""
+
+    def bn(layer_name: str, weights):
+        g, b, mu, var = weights
+        for key, s0 in sums.items():
+            if key in layer_name:
+                one = np.full_like(var, np.float32(1.0) - np.float32(1e-3))
+                return [np.ones_like(g), np.zeros_like(b), np.full_like(mu, s0), one]
+        return weights
+
+    return bn
+
+
+def test_quantised_vector_step_exactly_on_a_sum(tmp_path):
+    from ddnn_tf.core.topology import Topology
+
+    t = Topology(
+        input_shapes=[(3,)] * 2, num_classes=3, device_units=4, summary_bits=4, sensor_bits=8
+    )
+    x = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], np.float32)  # scale 1/255 per channel
+    data, quantizer = _device_binary(t, x=x, bn=_step_at({"fc1_bn": 2.0}))
+    spec = lower_tier("device_0", data, scale=None, quantizer=quantizer)
+    plan = plan_tier(spec)
+    block = spec.blocks[0]
+    assert np.all(block.scale == 1.0) and np.all(np.abs(2 * block.bias) % 2 == 1)
+    assert plan.blocks[0].arithmetic == "integer"
+    # codes 0..3 in every channel: sums of +-codes land on S0 = 2 often
+    values = np.random.default_rng(0).integers(0, 4, (300, 3)).astype(np.float32) / 255
+    spec, plan, got, want = _compare_codes("host", data, quantizer, values, tmp_path)
+    assert np.array_equal(got, want)
+
+
+def test_int16_codes_too_wide_for_float32_sums_convert_but_not_to_c():
+    """128 int16 codes per unit can sum past float32's exact integers: the device keeps its
+    trained form (it converts and runs), and the C target names the layer and the way out."""
+    from ddnn_tf.core.topology import Topology
+
+    t = Topology(input_shapes=[(128,)] * 2, num_classes=3, device_units=4, sensor_bits=16)
+    x = np.random.default_rng(0).normal(size=(64, 128)).astype(np.float32)
+    data, quantizer = _device_binary(t, x=x)
+    spec = lower_tier("device_0", data, scale=None, quantizer=quantizer)
+    with pytest.raises(ValueError, match=r"^device_0: .*exactly: fc1, the first FC block on") as e:
+        plan_tier(spec)
+    assert "sums 128 codes up to" in str(e.value) and "TensorFlow Lite Micro" in str(e.value)
 
 
 def test_float32_sensor_image_device(tmp_path):
@@ -439,10 +554,13 @@ def test_a_tier_the_c_target_cannot_express_is_refused():
     # a real-valued vector sensor times folded batch-norm scales: rounding is CPU-specific
     from ddnn_tf.core.topology import Topology
 
-    t = Topology(input_shapes=[(6,)] * 2, num_classes=3, device_units=4)
+    t = Topology(input_shapes=[(6,)] * 2, num_classes=3, device_units=4)  # no quantiser
     data = _device_binary(t, x=np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32))
-    with pytest.raises(ValueError, match="give the device uint8 sensor values"):
+    with pytest.raises(ValueError, match=r"^device_0: .* exactly: fc1, its first FC block,") as err:
         plan_tier(lower_tier("device_0", data, scale=None))
+    assert "Quantise the sensor" in str(err.value) and "TensorFlow Lite Micro target" in str(
+        err.value
+    )
 
 
 def _broken(tier: str, body: str):
@@ -623,4 +741,13 @@ def test_add_mcu_targets_script_remakes_the_committed_files(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "device_5.c: " in out.stdout and "arena" in out.stdout
     for path in DEFAULT.iterdir():
-        assert (copy / path.name).read_bytes() == path.read_bytes(), path.name
+        if path.name != "manifest.json":
+            assert (copy / path.name).read_bytes() == path.read_bytes(), path.name
+    # The manifest too, but for the emulator's counts, which `ddnn mcu --count-instructions`
+    # adds beside the static model's figure (tests/test_opcount.py checks them).
+    committed = json.loads((DEFAULT / "manifest.json").read_text())
+    for tier in committed["tiers"].values():
+        for entry in tier.get("c", {}).get("instructions", {}).values():
+            for key in ("measured", "error_percent", "board", "samples"):
+                entry.pop(key)
+    assert json.loads((copy / "manifest.json").read_text()) == committed

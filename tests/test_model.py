@@ -168,3 +168,59 @@ def test_individual_model_is_one_device_section_with_an_exit():
     model = build_individual(t, 1)
     assert model.output_shape == (None, 3)
     assert model(_inputs(t)[1]).shape == (3, 3)
+
+
+# -------------------------------------------------- real-valued sensors, quantised
+def _quantised(shape=(1,), units=7, bits=8):
+    t = Topology(input_shapes=[shape] * 2, num_classes=3, device_units=units, sensor_bits=bits)
+    ddnn = build_ddnn(t)
+    rng = np.random.default_rng(0)
+    for layer in ddnn.sensors:
+        layer.fit(rng.normal(0.0, 50.0, (200, *shape)).astype(np.float32))
+    return ddnn
+
+
+def test_the_sensor_layer_computes_the_numpy_codes():
+    """Keras trains on the very codes the runtime, the device and the phone compute."""
+    ddnn = _quantised(shape=(4,), bits=16)
+    q = ddnn.sensor_quantizers()[0]
+    rng = np.random.default_rng(1)
+    x = (rng.normal(0.0, 80.0, (3000, 4)) * [1, 10, 0.1, 1]).astype(np.float32)
+    half = (np.arange(-50, 50) + 0.5)[:, None] * np.asarray(q.scale, np.float32)[None, :]
+    x = np.concatenate([x, half.astype(np.float32)])
+    got = ddnn.sensors[0](x).numpy()
+    assert np.array_equal(got, q.centred(x))
+    assert np.array_equal(ddnn.sensor_values([x, x])[0], got)
+    assert q.bits == 16 and q.channels == 4
+
+
+def test_the_exported_first_block_decides_as_the_trained_one_on_every_sum():
+    """One input per unit: the trained dense's sum S takes every code, so the trained
+    binary dense + batch norm + sign and the exported ThresholdDense + sign are compared
+    on every sum the device can meet (batch norms of both signs, and a zero scale)."""
+    from ddnn_tf.keras.compat import keras
+    from ddnn_tf.keras.model import build_export_device
+
+    ddnn = _quantised()
+    trained = ddnn.tiers["device_0"]
+    bn = trained.get_layer("device0_fc1_bn")
+    g, b, mu, var = bn.get_weights()
+    rng = np.random.default_rng(2)
+    g = rng.uniform(0.5, 2.0, g.shape) * rng.choice([-1.0, 1.0], g.shape)
+    g[0] = 0.0  # a unit that always decides the same
+    mu = rng.uniform(-200, 200, mu.shape)
+    mu[1] = 17.0  # a step exactly on an integer sum (beta 0 there)
+    b[1] = 0.0
+    var[1] = np.float32(1.0) - np.float32(bn.epsilon)
+    bn.set_weights([g, b, mu, var])
+    export = build_export_device(ddnn, 0, head=True)
+    q = ddnn.sensor_quantizers()[0]
+    codes = np.arange(-q.max_centred, q.max_centred + 1, dtype=np.float32)[:, None]
+
+    def sign_of(model):
+        return keras.Model(model.input, model.get_layer("device0_fc1_sign").output)(codes).numpy()
+
+    assert np.array_equal(sign_of(trained), sign_of(export))
+    assert np.array_equal(trained(codes)["summary"].numpy(), export(codes)["summary"].numpy())
+    kernel, bias = export.get_layer("device0_fc1_threshold").get_weights()
+    assert set(np.unique(kernel)) <= {-1.0, 1.0} and np.all(np.abs(2 * bias) % 2 == 1)

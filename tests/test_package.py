@@ -43,7 +43,8 @@ def test_runtime_imports_into_a_process_that_loaded_tensorflow_first():
 
 
 def test_tensorflow_free_layers_import_no_tensorflow():
-    """Every module of core, data, runtime, mcu and the CLI shells, in one fresh interpreter."""
+    """Every module of core, data, runtime, mcu and the CLI shells, and a data set loaded,
+    in one fresh interpreter."""
     res = _python(
         "import importlib, pkgutil, sys, ddnn_tf\n"
         "for pkg in ('core', 'data', 'runtime', 'mcu'):\n"
@@ -54,6 +55,7 @@ def test_tensorflow_free_layers_import_no_tensorflow():
         "import ddnn_tf.cli, ddnn_tf.errors\n"
         "from ddnn_tf.cli import COMMANDS, _target\n"
         "[_target(name) for name in COMMANDS]\n"
+        "ddnn_tf.data.load_dataset('synthetic', n_samples=50)\n"
         "heavy = {'tensorflow', 'tf_keras', 'keras', 'larq', 'fastapi', 'ray'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )

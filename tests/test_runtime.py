@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from ddnn_tf.core.comm import feature_nbytes, hierarchy_bytes, summary_nbytes
+from ddnn_tf.core.comm import feature_nbytes, summary_nbytes
+from ddnn_tf.core.cost.traffic import hierarchy_bytes
 from ddnn_tf.core.exits import evaluate_exits, exit_points, normalized_entropy, predictions
 from ddnn_tf.runtime import Hierarchy, TierRunner, draw_presence, evaluate_model
 
@@ -435,7 +436,7 @@ def test_bad_inputs_are_clear_errors(hierarchies, test_split):
         h.run(xs[:5] + [xs[5][:3]])
     with pytest.raises(ValueError, match=r"threshold: expected a number in \[0, 1\]"):
         h.run(xs, thresholds=1.5)
-    with pytest.raises(ValueError, match="missing \\['local'\\]"):
+    with pytest.raises(ValueError, match="none for \\['local'\\]"):
         h.run(xs, thresholds={"edge": 0.3})
     with pytest.raises(ValueError, match="^batch_size: expected a positive integer"):
         h.run(xs, batch_size=0)
@@ -512,3 +513,23 @@ def test_evaluate_model_report(hierarchies, tiny_dataset):
         evaluate_model(hierarchies["portable"], other)
     with pytest.raises(ValueError, match="every device"):
         evaluate_model(hierarchies["portable"], tiny_dataset, fail="0,1,2,3,4,5")
+
+
+def test_the_eager_protocol_gives_the_same_answers_and_counts_one_message():
+    """``protocol="eager"``: every live device's one message carries its summary and its
+    packed features; the gateway forwards the features of the samples that go on (the
+    paper protocol's device_to_upper); exits and predictions do not change."""
+    from ddnn_tf.data import load_dataset
+
+    h = Hierarchy(ROOT / "tflite_models" / "fmnist6_mlpcc")
+    test = load_dataset("fmnist6").test.subset(slice(0, 400))
+    paper = h.run(test.x, fail="2", batch_size=64)
+    eager = h.run(test.x, fail="2", batch_size=64, protocol="eager")
+    assert np.array_equal(paper.exit_index, eager.exit_index)
+    assert np.array_equal(paper.prediction, eager.prediction)
+    assert np.array_equal(paper.link_bytes["device_to_upper"], eager.link_bytes["device_to_upper"])
+    sent = eager.link_bytes["device_to_local"]
+    assert set(np.unique(sent[:, [0, 1, 3, 4, 5]])) == {5 + 18} and not sent[:, 2].any()
+    assert eager.bytes_per_device() == 23.0 > paper.bytes_per_device()
+    with pytest.raises(ValueError, match="protocol: expected one of paper, eager"):
+        h.run(test.x, protocol="lazy")

@@ -453,3 +453,20 @@ def test_bad_input_is_one_error_line(capsys, tmp_path, args, words):
         assert word in err[0]
     assert "secret" not in err[0]
     assert not (tmp_path / "s" / "trials").exists()
+
+
+def test_real_valued_sensors_are_measured_as_their_integer_c():
+    """A quantised device's footprint is its integer C's (codes in, thresholds out)."""
+    import numpy as np
+
+    from ddnn_tf.core.topology import Topology
+    from ddnn_tf.keras.model import build_ddnn
+    from ddnn_tf.search.measure import compiler_board, measure_devices
+
+    t = Topology(input_shapes=[(9,), (6,)], num_classes=2, device_units=8, sensor_bits=8)
+    ddnn = build_ddnn(t)
+    rng = np.random.default_rng(0)
+    for layer, k in zip(ddnn.sensors, (9, 6)):
+        layer.fit(rng.normal(100.0, 30.0, (50, k)).astype(np.float32))
+    footprints = measure_devices(ddnn, compiler_board("host"), scale=None)
+    assert len(footprints.flash_bytes) == 2 and all(f > 0 for f in footprints.flash_bytes)

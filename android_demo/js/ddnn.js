@@ -22,6 +22,32 @@ function fromOf(spec) {
   return spec.from;
 }
 
+/**
+ * A quantised sensor's values as its device tier reads them: per channel (the last axis)
+ * code = clip(floor(x / scale + 0.5) + zero_point) in int8 / int16, minus zero_point
+ * (ddnn_tf.core.sensors; each step one float32 operation, as numpy and C compute it).
+ * @param {ArrayLike<number>} values the sensor's real values, C order
+ * @param {{bits: number, scale: number[], zero_point: number[]}} q the manifest's quantizer
+ * @returns {Float32Array} the centred codes
+ */
+export function quantizeSensor(values, q) {
+  const channels = q.scale.length;
+  if (values.length % channels !== 0) fail(`${values.length} sensor values for ${channels} channels`);
+  const lo = -(2 ** (q.bits - 1));
+  const hi = 2 ** (q.bits - 1) - 1;
+  const scale = q.scale.map((s) => Math.fround(s));
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i += 1) {
+    const x = Math.fround(values[i]);
+    if (!Number.isFinite(x)) fail(`sensor value ${i} is ${values[i]}; a quantised device needs numbers`);
+    const c = i % channels;
+    const t = Math.floor(Math.fround(Math.fround(x / scale[c]) + 0.5));
+    const code = Math.min(hi, Math.max(lo, t + q.zero_point[c]));
+    out[i] = code - q.zero_point[c];
+  }
+  return out;
+}
+
 /** What a manifest's `calibration` certifies, in the words of Calibration.describe. */
 export function certifiedLine(calibration) {
   if (!calibration) return '';
@@ -133,7 +159,8 @@ export class Ddnn {
 
   /**
    * Classify one sample. Calls are queued: one sample runs at a time.
-   * @param {Array<Uint8Array|null>} views one raw view per device (null: the device failed)
+   * @param {Array<Uint8Array|Float32Array|null>} views one raw view per device: uint8
+   *   pixels, or a quantised sensor's real values (null: the device failed)
    * @param {object} [options] {threshold}: T of the local exit (default: this.threshold)
    */
   classifyViews(views, options = {}) {
@@ -149,8 +176,9 @@ export class Ddnn {
     views.forEach((view, d) => {
       if (view === null) return;
       const n = prod(this.inputs[d].shape.slice(1));
-      if (!(view instanceof Uint8Array) || view.length !== n) {
-        throw new Error(`classifyViews: view ${d} must be a Uint8Array of ${n} values (${this.inputs[d].shape.slice(1).join('x')})`);
+      const kind = this.inputs[d].quantizer ? Float32Array : Uint8Array;
+      if (!(view instanceof kind) || view.length !== n) {
+        throw new Error(`classifyViews: view ${d} must be a ${kind.name} of ${n} values (${this.inputs[d].shape.slice(1).join('x')})`);
       }
     });
   }
@@ -176,9 +204,14 @@ export class Ddnn {
     for (let d = 0; d < this.numDevices; d += 1) {
       if (!present[d]) continue;
       const spec = this.inputs[d];
-      const scale = Math.fround(spec.scale ?? 1);
-      const x = new Float32Array(views[d].length);
-      for (let i = 0; i < x.length; i += 1) x[i] = views[d][i] * scale; // float32 product
+      let x;
+      if (spec.quantizer) { // a real-valued sensor: its integer codes (the manifest's quantizer)
+        x = quantizeSensor(views[d], spec.quantizer);
+      } else {
+        const scale = Math.fround(spec.scale ?? 1);
+        x = new Float32Array(views[d].length);
+        for (let i = 0; i < x.length; i += 1) x[i] = views[d][i] * scale; // float32 product
+      }
       const start = now();
       outputs[spec.tier] = await this.tiers[spec.tier].run({ [spec.name]: x });
       timings[spec.tier] = now() - start;
@@ -289,7 +322,9 @@ function checkManifest(manifest) {
   if (roles.includes('edge')) fail('edge tiers are not run by this app; convert with --split local,cloud');
   if (!roles.includes('device')) fail('no device tiers (the raw-offload split ["cloud"] has nothing to run here)');
   for (const spec of manifest.inputs) {
-    if ((spec.raw_dtype ?? 'uint8') !== 'uint8') fail(`inputs[${spec.device}].raw_dtype must be uint8`);
+    if ((spec.raw_dtype ?? 'uint8') !== 'uint8' && !spec.quantizer) {
+      fail(`inputs[${spec.device}].raw_dtype must be uint8, or the sensor quantised (quantizer)`);
+    }
   }
   for (const [name, tier] of Object.entries(manifest.tiers)) {
     if (tier.role !== 'device' && tier.role !== 'local_aggregator') continue;

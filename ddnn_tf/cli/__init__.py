@@ -28,6 +28,7 @@ COMMANDS = {
     "deploy": "deploy",
     "broker": "broker",
     "mcu": "mcu",
+    "cost": "cost",
     "search": "search",
     "bench": "bench",
     "experiments": "experiments",
@@ -68,7 +69,11 @@ def _usage_error(message: str) -> None:
 
 def main(argv: list[str] | None = None, prog: str = "ddnn") -> None:
     """Run ``ddnn ARGV`` (default: ``sys.argv[1:]``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    with flags.reader_may_leave():
+        _dispatch(list(sys.argv[1:] if argv is None else argv), prog)
+
+
+def _dispatch(argv: list[str], prog: str) -> None:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_overview(prog))
         if not argv:

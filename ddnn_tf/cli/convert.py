@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ddnn_tf.cli.flags import AT_LEAST_1, command
 from ddnn_tf.core import manifest as mf
+from ddnn_tf.core.calibration import Calibration
 
 __all__ = ["convert"]
 
@@ -47,6 +48,7 @@ def convert(
     check: bool = False,
     check_only: bool = False,
     limit: int | None = None,
+    calibrate: str | None = None,
     json: bool = False,  # noqa: A002  (the conventional flag name)
 ) -> None:
     """Convert a trained run into per-tier TFLite binaries plus manifest.json.
@@ -64,6 +66,9 @@ def convert(
             (exit status 1 if a float tier misses the parity criteria).
         check_only: only run that comparison on an existing output directory.
         limit: use only the first ``limit`` test samples for the check.
+        calibrate: calibrate the exit thresholds again on the validation split with this
+            rule ('risk:DELTA[,EPS]', 'within:D', 'accuracy' or 'bytes:B') instead of
+            taking the run's; the manifest records it.
         json: print machine-readable JSON instead of tables.
     """
     import json as _json
@@ -88,9 +93,14 @@ def convert(
             quantize=quantize,
             overwrite=overwrite,
             progress=not json,
+            calibrate=None if calibrate is None else str(calibrate),
         )
         if not json:
             print(_summary_table(out_path))
+            recorded = mf.load_manifest(out_path).get("calibration")
+            if recorded is not None:
+                line = Calibration.from_dict(recorded).describe()
+                print(f"thresholds {recorded['thresholds']}: T calibrated by {line}")
     if check or check_only:
         report = parity(loaded, out_path, limit=limit)
         print(_json.dumps(report, indent=2) if json else format_parity(report))

@@ -28,7 +28,7 @@ __all__ = ["deploy"]
 )
 def deploy(
     model: str,
-    data: str = "fmnist6",
+    data: str | None = None,
     path: str | None = None,
     split: str = "test",
     limit: int | None = None,
@@ -57,7 +57,8 @@ def deploy(
 
     Args:
         model: the converted model directory (tflite_models/NAME).
-        data: dataset name (fmnist6, mvmc, npz, synthetic).
+        data: dataset name (fmnist6, mvmc, npz, synthetic, cancer3; default: the one the
+            manifest records).
         path: data file or directory for file-based loaders.
         split: test or val.
         limit: stream the first N samples only.

@@ -14,16 +14,24 @@ then
   an argument the user typed as a flag names the flag); any other exception is a bug and
   keeps its traceback;
 * keeps TensorFlow's C++ start-up lines off the terminal (``DDNN_TF_LOG=debug`` shows them).
+
+:func:`reader_may_leave` wraps a whole command: when standard output's reader goes away
+early (``ddnn run --help | head``), the command stops quietly with the status a shell gives
+a command that ``SIGPIPE`` ended.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
+import os
 import re
+import select
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +48,7 @@ __all__ = [
     "command",
     "flag_items",
     "flag_name",
+    "reader_may_leave",
     "run",
 ]
 
@@ -74,6 +83,7 @@ POSITIVE = Range(0, low_open=True)
 PROBABILITY = Range(0, 1)
 
 _INT = re.compile(r"[+-]?\d+")
+_NAMED = re.compile(r"`([a-z][a-z0-9_]*)`")  # a parameter named in a library message
 _RANGES = "__ddnn_ranges__"
 
 
@@ -110,25 +120,37 @@ def flag_items(value: Any, sep: str = ",") -> list[str]:
 
 
 def check_flag(name: str, value: Any, kind: str, allowed: Range | None = None) -> Any:
-    """Check one flag value against its kind (``"int"``, ``"float"``, ``"bool"``) and range.
+    """Check one flag value against its kind (``"int"``, ``"float"``, ``"bool"``, ``"str"``)
+    and range.
 
     Args:
         name: the parameter name.
         value: what fire parsed from the command line.
-        kind: ``"int"``, ``"float"`` or ``"bool"``.
+        kind: ``"int"``, ``"float"``, ``"bool"`` or ``"str"``.
         allowed: the range declared for it, if any.
 
     Returns:
-        The value as an ``int``, ``float`` or ``bool``.
+        The value as an ``int``, ``float``, ``bool`` or ``str``. A text flag's value is
+        best taken as typed (:func:`run` does); what fire made of it is turned back into
+        text where it can be: a number as ``str``, a tuple (``a,b``) joined by commas.
 
     Raises:
         ConfigError: a value of the wrong type, not finite, or out of range, naming the
             flag and the value.
     """
     bounds = allowed.text() if allowed is not None else ""
-    want = {"int": "an integer", "float": "a finite number", "bool": "true or false"}[kind]
-    want = f"{want} {bounds}" if bounds and kind != "bool" else want
+    want = {"int": "an integer", "float": "a finite number", "bool": "true or false"}
+    want = want.get(kind, "text (a name or a path)")
+    want = f"{want} {bounds}" if bounds and kind in ("int", "float") else want
     bad = ConfigError(f"{flag_name(name)}: expected {want}, got {value!r}.")
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, (list, tuple)):
+            return ",".join(map(str, value))
+        raise bad
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad
@@ -153,34 +175,54 @@ def check_flag(name: str, value: Any, kind: str, allowed: Range | None = None) -
 
 
 def _kinds(fn: Callable) -> dict[str, str]:
-    """Parameter name -> "int" / "float" / "bool" from ``fn``'s annotations."""
+    """Parameter name -> "int" / "float" / "bool" / "str" from ``fn``'s annotations."""
     kinds = {}
     for name, param in inspect.signature(fn).parameters.items():
         text = param.annotation if isinstance(param.annotation, str) else ""
         if not text and isinstance(param.annotation, type):
             text = param.annotation.__name__
         types = {t.strip() for t in text.split("|")} - {"None"}
-        if len(types) == 1 and (kind := types.pop()) in ("int", "float", "bool"):
+        if len(types) == 1 and (kind := types.pop()) in ("int", "float", "bool", "str"):
             kinds[name] = kind
     return kinds
 
 
-def _typed(fn: Callable) -> Callable:
-    """``fn`` with its int/float/bool flags checked (and coerced) before it runs."""
+def _typed(fn: Callable, typed: dict[str, str] | None = None) -> Callable:
+    """``fn`` with its int/float/bool/str flags checked (and coerced) before it runs; a text
+    flag in ``typed`` (name -> the text on the command line) gets that text, not what fire
+    parsed it into (``--token 007`` is ``"007"``, not ``7``)."""
     kinds = _kinds(fn)
     ranges = getattr(fn, _RANGES, {})
     signature = inspect.signature(fn)
+    typed = typed or {}
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         for name, value in list(bound.arguments.items()):
             default = signature.parameters[name].default
-            if name in kinds and not (value is None and default is None):
+            if kinds.get(name) == "str" and name in typed:
+                bound.arguments[name] = typed[name]
+            elif name in kinds and not (value is None and default is None):
                 bound.arguments[name] = check_flag(name, value, kinds[name], ranges.get(name))
         return fn(*bound.args, **bound.kwargs)
 
     return wrapper
+
+
+def _typed_text(argv: list[str]) -> dict[str, str]:
+    """Parameter name -> the text given to ``--name VALUE`` or ``--name=VALUE``."""
+    own = _own_args(argv)
+    text = {}
+    for i, token in enumerate(own):
+        if token[:2] != "--":
+            continue
+        name, eq, value = token[2:].partition("=")
+        if eq:
+            text[name.replace("-", "_")] = value
+        elif i + 1 < len(own) and own[i + 1][:2] != "--":
+            text[name.replace("-", "_")] = own[i + 1]
+    return text
 
 
 def _own_args(argv: list[str]) -> list[str]:
@@ -217,10 +259,58 @@ def help_text(fn: Callable, prog: str) -> str:
     return helptext.HelpText(fn, trace=trace.FireTrace(fn, name=prog))
 
 
-def _message(err: BaseException, passed: set[str]) -> str | None:
-    """The one line a user error prints, or None for a bug (which keeps its traceback)."""
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe whose reading end has been closed."""
+    if not hasattr(select, "poll"):  # no poll(): assume the broken pipe is standard output
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # replaced by an object without a descriptor
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+@contextlib.contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """Stop quietly, with status 141 (128 + ``SIGPIPE``), when standard output's reader
+    has gone: ``ddnn run --help | head`` prints no ``BrokenPipeError`` traceback.
+
+    Standard output is flushed inside the block, and pointed at ``os.devnull`` when its
+    reader has gone, so the interpreter's own flush at exit cannot fail again.
+
+    Raises:
+        SystemExit: with status 141 when the reader has gone.
+    """
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_reader_gone():  # a socket's peer, say: not ours to hide
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        sys.exit(128 + signal.SIGPIPE)
+
+
+def _flags_named(text: str, params: Collection[str]) -> str:
+    """``text`` with each parameter of the command it names in backticks as its flag."""
+    return _NAMED.sub(lambda m: flag_name(m[1]) if m[1] in params else m[0], text)
+
+
+def _message(err: BaseException, passed: set[str], params: Collection[str] = ()) -> str | None:
+    """The one line a user error prints, or None for a bug (which keeps its traceback).
+
+    A library message names the argument it is about first (``err.argument``), and any
+    other parameter in backticks (```overwrite```): the command line writes each as the
+    flag (``--overwrite``).
+    """
+    if isinstance(err, BrokenPipeError) and _stdout_reader_gone():  # see reader_may_leave
+        return None
     if isinstance(err, DDNNError):
-        text, name = str(err), err.argument
+        text, name = _flags_named(str(err), params), err.argument
         if name is not None and name in passed:  # the message starts with the argument
             return flag_name(name) + text[len(name) :]
         return text
@@ -249,9 +339,9 @@ def run(fn: Callable, argv: list[str], prog: str) -> Any:
     with native_logs_hidden():
         try:
             _check_known(fn, argv)
-            fire.Fire(_typed(fn), command=list(argv), name=prog)
+            fire.Fire(_typed(fn, _typed_text(argv)), command=list(argv), name=prog)
         except Exception as err:  # noqa: BLE001  (re-raised unless it is a user error)
-            message = _message(err, _passed(argv))
+            message = _message(err, _passed(argv), inspect.signature(fn).parameters)
             if message is None:
                 raise
     if message is not None:

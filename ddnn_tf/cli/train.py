@@ -72,6 +72,7 @@ def train(
     exits: str | None = None,
     device_dropout: float | None = None,
     summary_bits: int | None = None,
+    sensor_bits: int | None = None,
     cloud_precision: str | None = None,
     device_grid=None,
     exit_weights=None,
@@ -113,6 +114,10 @@ def train(
         exits: e.g. "local,cloud" (default), "local,edge,cloud" (needs --edges), "cloud".
         device_dropout: probability that a device is dropped from a training sample.
         summary_bits: bits per class of the devices' summaries: 0 (float32) or 4 (int4).
+        sensor_bits: quantise real-valued sensors at the device to int8 (8) or int16 (16)
+            codes, scale and zero point per channel from the training data, so the
+            device computes on integers and its C is exact; 0 feeds the values as they
+            are (default: 8 for real-valued sensors, 0 for uint8 pixels).
         cloud_precision: binary (the paper's blocks) or float.
         device_grid: "ROWS,COLS" when the devices' views tile one image (fmnist6: 3,2):
             the cloud lays their maps out in that grid.
@@ -146,6 +151,7 @@ def train(
         local_units=local_units,
         device_dropout=device_dropout,
         summary_bits=summary_bits,
+        sensor_bits=sensor_bits,
         cloud_precision=cloud_precision,
     )
     options = {k: v for k, v in options.items() if v is not None}

@@ -2,7 +2,8 @@
 
 :mod:`~ddnn_tf.core.topology` (the hierarchy), :mod:`~ddnn_tf.core.graph` (its tiers and
 wiring), :mod:`~ddnn_tf.core.exits` and :mod:`~ddnn_tf.core.calibration` (the exit rule),
-:mod:`~ddnn_tf.core.comm` (wire codecs and the cost formula),
+:mod:`~ddnn_tf.core.comm` (wire codecs), :mod:`~ddnn_tf.core.cost` (bytes, energy, battery
+life and latency on hardware profiles),
 :mod:`~ddnn_tf.core.evaluation` (the result of an evaluation),
 :mod:`~ddnn_tf.core.manifest` and :mod:`~ddnn_tf.core.schemas` (a converted model's
 description), :mod:`~ddnn_tf.core.tflite_check` (tier binaries checked before an

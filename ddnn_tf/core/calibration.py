@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ddnn_tf.core.comm import hierarchy_bytes
+from ddnn_tf.core.cost.traffic import hierarchy_bytes
 from ddnn_tf.core.exits import (
     DEFAULT_THRESHOLD_GRID,
     exit_points,

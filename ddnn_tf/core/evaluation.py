@@ -55,6 +55,10 @@ class Evaluation(Mapping):
         runtime: what only a run of the deployed tiers measures (``model``, ``target``,
             ``batch_size``, ``fail_prob``, ``seed``, ``unclassified``, ``latency_ms``,
             ``wire_ms``, ``samples_per_s``, ``staged_matches_all_exits``); None for Keras.
+        cost: what a sample costs on hardware profiles
+            (:meth:`ddnn_tf.core.cost.price.Cost.to_dict` and
+            ``instructions_per_sample``), when profiles were given; its sweep columns
+            are in ``sweep``.
 
     Example:
         >>> e = Evaluation("test", 2, ["local", "cloud"], {"local": 0.5, "cloud": 1.0,
@@ -78,6 +82,7 @@ class Evaluation(Mapping):
     sweep: list[dict[str, Any]] | None = None
     runtime: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None
 
     @property
     def communication_reduction(self) -> float | None:
@@ -110,6 +115,8 @@ class Evaluation(Mapping):
             out["calibration"] = dict(self.calibration)
         if self.sweep is not None:
             out["sweep"] = self.sweep
+        if self.cost is not None:
+            out["cost"] = self.cost
         return out
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -133,7 +140,8 @@ class Evaluation(Mapping):
             lines = [f"{result['n_samples']} {result['split']} samples"]
             if result["failed_devices"]:
                 lines.append(f"failed devices: {result['failed_devices']}")
-            return "\n".join(lines + format_exits(result) + format_sweep(result))
+            lines += format_exits(result) + format_sweep(result)
+            return "\n".join(lines + _cost_lines(result))
         lines = [
             f"{result['model']} ({result['target']}): {result['n_samples']} "
             f"{result['split']} samples, batch size {result['batch_size']}"
@@ -155,7 +163,15 @@ class Evaluation(Mapping):
         )
         lines.append(f"throughput: {result['samples_per_s']:.0f} samples/s")
         lines += format_sweep(result)
-        return "\n".join(lines)
+        return "\n".join(lines + _cost_lines(result))
+
+
+def _cost_lines(result: Mapping[str, Any]) -> list[str]:
+    if result.get("cost") is None:
+        return []
+    from ddnn_tf.core.cost.report import format_cost
+
+    return ["", format_cost(result["cost"])]
 
 
 def format_exits(result: Mapping[str, Any], *, measured: bool = False) -> list[str]:
@@ -209,10 +225,15 @@ def format_sweep(result: Mapping[str, Any]) -> list[str]:
     if result.get("sweep") is None:
         return []
     first = result["exits"][0]
-    lines = ["", f"{'T':>5} {first + ' exit %':>14} {'overall acc %':>14} {'bytes':>8}"]
+    priced = "energy_uj_per_sample" in result["sweep"][0]
+    head = f"{'T':>5} {first + ' exit %':>14} {'overall acc %':>14} {'bytes':>8}"
+    lines = ["", head + (f" {'energy uJ':>11} {'p95 ms':>9}" if priced else "")]
     for row in result["sweep"]:
-        lines.append(
+        line = (
             f"{row['threshold']:>5.2f} {100 * row['exit_fraction'][first]:>14.2f} "
             f"{100 * row['accuracy_overall']:>14.2f} {row['bytes_per_device']:>8.1f}"
         )
+        if priced:
+            line += f" {row['energy_uj_per_sample']:>11,.1f} {row['latency_p95_ms']:>9,.1f}"
+        lines.append(line)
     return lines

@@ -168,7 +168,7 @@ def check_threshold(t: Any, where: str = "threshold") -> float:
 
     Args:
         t: the value given.
-        where: what names it in the error (a flag, an exit).
+        where: the argument that holds it (named at the start of the error).
 
     Returns:
         ``float(t)``.
@@ -181,12 +181,9 @@ def check_threshold(t: Any, where: str = "threshold") -> float:
         0.25
     """
     try:
-        value = float(t)
+        value = math.nan if isinstance(t, bool) else float(t)  # True is no threshold
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"expected a number in [0, 1], 'paper' or 'calibrated'; got {t!r}.",
-            argument=where,
-        ) from None
+        value = math.nan
     if not 0.0 <= value <= 1.0:
         raise ConfigError(
             f"expected a number in [0, 1] (normalized entropy lies in [0, 1]), got {t!r}.",
@@ -196,63 +193,95 @@ def check_threshold(t: Any, where: str = "threshold") -> float:
 
 
 def resolve_thresholds(
-    threshold, early_exits: Sequence[str], calibrated: Mapping[str, float] | None = None
+    threshold,
+    early_exits: Sequence[str],
+    calibrated: Mapping[str, float] | None = None,
+    *,
+    last_exit: str | None = None,
+    argument: str = "threshold",
 ) -> dict[str, float]:
-    """The threshold of every early exit, from what a user asked for.
-
-    One rule for the Keras evaluation (``ddnn evaluate``) and the runtime alike.
+    """The threshold of every early exit, from what a user asked for: the one parser of
+    thresholds, for the Keras evaluation (``ddnn evaluate``), the runtime and the exit
+    functions of this module alike.
 
     Args:
-        threshold: a number in [0, 1] for every early exit, a mapping ``{exit: T}``,
-            ``"paper"`` (:data:`PAPER_THRESHOLD`), ``"calibrated"`` (``calibrated``), or
-            None: ``calibrated`` when it covers every early exit, else the paper's.
+        threshold: a number in [0, 1] for every early exit; a mapping ``{exit: T}`` that
+            names every early exit; a sequence of one ``T`` per early exit, bottom to top;
+            ``"paper"`` (:data:`PAPER_THRESHOLD`); ``"calibrated"`` (``calibrated``); or
+            None: ``calibrated`` when it covers every early exit, else the paper's. A
+            value for the last exit (a mapping's ``last_exit`` key, a sequence's trailing
+            item) is allowed and ignored: the last exit always classifies.
         early_exits: the exits below the last, bottom to top.
         calibrated: thresholds searched on a validation split (a run's, a manifest's).
+        last_exit: the last exit's name, which a mapping may name.
+        argument: the parameter that holds ``threshold`` (named at the start of errors).
 
     Returns:
         ``{exit: T}`` for every early exit.
 
     Raises:
-        ValueError: a value outside [0, 1] or not a number, an incomplete mapping, or
+        ValueError: a value outside [0, 1] or not a number, a mapping that misses an
+            early exit or names another, a sequence of another length, or
             ``"calibrated"`` without calibrated thresholds for every early exit.
 
     Example:
         >>> resolve_thresholds("paper", ["local"])
         {'local': 0.8}
+        >>> resolve_thresholds([0.3, 0.5, 1.0], ["local", "edge"])
+        {'local': 0.3, 'edge': 0.5}
     """
     early = list(early_exits)
     calibrated = dict(calibrated or {})
     complete = all(e in calibrated for e in early)
     if threshold is None:
         threshold = "calibrated" if complete else "paper"
-    if threshold == "paper":
-        threshold = PAPER_THRESHOLD
-    if threshold == "calibrated":
-        if not complete:
-            raise ConfigError("No calibrated thresholds for every early exit; give --threshold T.")
-        threshold = {e: calibrated[e] for e in early}
+    if isinstance(threshold, str):
+        threshold = _named_threshold(threshold, early, calibrated, complete, argument)
     if isinstance(threshold, Mapping):
-        unknown = sorted(set(threshold) - set(early))
+        unknown = sorted(map(str, set(threshold) - {*early, last_exit}))
         missing = [e for e in early if e not in threshold]
-        if unknown or missing:
+        got = [f"unknown exit(s) {unknown}"] if unknown else []
+        got += [f"none for {missing}"] if missing else []
+        if got:
             raise ConfigError(
-                f"expected one per early exit {early}; unknown {unknown}, missing {missing}.",
-                argument="thresholds",
+                f"expected a threshold for every early exit {early}, got {' and '.join(got)}.",
+                argument=argument,
             )
-        values = dict(threshold)
+        values = [threshold[e] for e in early]
+    elif isinstance(threshold, (Sequence, np.ndarray)) and not isinstance(threshold, str):
+        values = list(np.ravel(threshold)) if isinstance(threshold, np.ndarray) else threshold
+        if len(values) not in (len(early), len(early) + 1):
+            raise ConfigError(
+                f"expected {len(early)} threshold(s), one per early exit {early} (and "
+                f"optionally one for the last exit, ignored), got {len(values)}.",
+                argument=argument,
+            )
+        values = list(values[: len(early)])
     else:
-        values = {e: threshold for e in early}
-    return {e: check_threshold(values[e], "threshold") for e in early}
+        values = [threshold] * len(early)
+    return {e: check_threshold(v, argument) for e, v in zip(early, values)}
 
 
-def _as_thresholds(thresholds: Sequence[float], num_exits: int) -> list[float]:
-    ts = list(thresholds)
-    if len(ts) not in (num_exits - 1, num_exits):
+def _named_threshold(word: str, early, calibrated, complete: bool, argument: str):
+    """``"paper"``, ``"calibrated"`` or a number as text, for :func:`resolve_thresholds`."""
+    if word == "paper":
+        return PAPER_THRESHOLD
+    if word == "calibrated":
+        if not complete:
+            raise ConfigError(
+                f"expected calibrated thresholds for every early exit {early}, got them "
+                f"for {sorted(calibrated)}; give a number in [0, 1] or 'paper'.",
+                argument=argument,
+            )
+        return {e: calibrated[e] for e in early}
+    try:
+        float(word)
+    except ValueError:
         raise ConfigError(
-            f"Expected {num_exits - 1} thresholds (one per non-last exit; a trailing one for "
-            f"the last exit is allowed and ignored). Received {len(ts)}."
-        )
-    return [check_threshold(t, f"exit {i}") for i, t in enumerate(ts[: num_exits - 1])]
+            f"expected a number in [0, 1], 'paper' or 'calibrated', got {word!r}.",
+            argument=argument,
+        ) from None
+    return word
 
 
 def _as_labels(labels: np.ndarray, n: int) -> np.ndarray:
@@ -280,24 +309,6 @@ def _as_prob_mapping(probs: Mapping[str, np.ndarray]) -> tuple[tuple[str, ...], 
                 f"Received an exit named {name!r}; rename it."
             )
     return names, _as_prob_list(list(probs.values()))
-
-
-def _threshold_list(names: tuple[str, ...], thresholds: Mapping[str, float] | float) -> list[float]:
-    early = names[:-1]
-    if isinstance(thresholds, Mapping):
-        unknown = sorted(set(thresholds) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"Expected thresholds for exits {list(early)}. Received unknown exit names "
-                f"{unknown}."
-            )
-        missing = [n for n in early if n not in thresholds]
-        if missing:
-            raise ConfigError(
-                f"Expected a threshold for every non-last exit {list(early)}. Missing: {missing}."
-            )
-        return [check_threshold(thresholds[n], f"exit {n!r}") for n in early]
-    return [check_threshold(thresholds, f"exits {list(early)}")] * len(early)
 
 
 # --------------------------------------------------------------------------- decisions
@@ -374,7 +385,8 @@ def exit_points(
         [0, 1]
     """
     arrays = _as_prob_list(probs)
-    ts = _as_thresholds(thresholds, len(arrays))
+    names = [f"exit {k}" for k in range(len(arrays))]
+    ts = list(resolve_thresholds(thresholds, names[:-1], argument="thresholds").values())
     v = _as_valid(valid, arrays[0].shape[0])
     entropies = [normalized_entropy(a) for a in arrays[:-1]]
     return _exit_points_from_entropy(entropies, ts, v)
@@ -533,14 +545,16 @@ def evaluate_exits(
         ({'local': 0.5, 'cloud': 0.5, 'unclassified': 0.0}, 1.0)
     """
     prepared = _Prepared(probs, labels, valid)
-    return prepared.report(_threshold_list(prepared.names, thresholds))
+    names = prepared.names
+    ts = resolve_thresholds(thresholds, names[:-1], last_exit=names[-1], argument="thresholds")
+    return prepared.report(list(ts.values()))
 
 
 # --------------------------------------------------------------------------- sweeps
 
 
 def _as_grid(grid: Sequence[float] | np.ndarray | None) -> list[float]:
-    values = DEFAULT_THRESHOLD_GRID if grid is None else np.asarray(grid, dtype=float).ravel()
+    values = DEFAULT_THRESHOLD_GRID if grid is None else np.asarray(grid, dtype=object).ravel()
     if len(values) == 0:
         raise ConfigError("Expected a non-empty threshold grid. Received an empty one.")
     return [check_threshold(t, "the threshold grid") for t in values]
@@ -565,7 +579,7 @@ def threshold_sweep(
             :data:`DEFAULT_THRESHOLD_GRID` (0.0, 0.1, ..., 1.0).
         bytes_fn: optional cost model; it receives the row's ``exit_fraction`` dict and
             returns bytes per end device per sample, e.g.
-            ``lambda f: comm.expected_bytes_per_device(summary_nbytes=12,
+            ``lambda f: cost.expected_bytes_per_device(summary_nbytes=12,
             feature_nbytes=128, exit_fraction=f)``.
         valid: optional boolean mask ``(N,)``; ``False`` marks unclassified samples.
 
@@ -604,7 +618,6 @@ def search_threshold(
     *,
     grid: Sequence[float] | np.ndarray | None = None,
     margin: float | None = None,
-    bytes_fn: Callable[[dict[str, float]], float] | None = None,
     valid: np.ndarray | None = None,
 ) -> float:
     """Pick an exit threshold on a validation split (Sec. III-D: "searching over the ranges
@@ -615,17 +628,15 @@ def search_threshold(
     * ``margin=None``: the ``T`` with the best overall accuracy; ties go to the larger
       ``T``, which exits more samples early and so communicates less.
     * ``margin=m``: among the ``T`` whose overall accuracy is within ``m`` of the best
-      (``acc >= best - m``), the cheapest one: least ``bytes_fn(exit_fraction)`` when
-      ``bytes_fn`` is given, otherwise the largest fraction exited at the first exit (then
-      at the second, and so on). Ties go to the larger ``T``.
+      (``acc >= best - m``), the one that exits the largest fraction at the first exit
+      (then at the second, and so on). Ties go to the larger ``T``.
 
     Args:
         probs: ordered mapping exit name -> ``(N, C)`` probabilities, bottom to top.
         labels: integer class labels ``(N,)``.
         grid: thresholds to try; default :data:`DEFAULT_THRESHOLD_GRID`.
         margin: accuracy (as a fraction, e.g. ``0.01`` for one point) that may be given up
-            for less communication; ``None`` for the most accurate ``T``.
-        bytes_fn: optional cost model, as in :func:`threshold_sweep`.
+            for earlier exits; ``None`` for the most accurate ``T``.
         valid: optional boolean mask ``(N,)``; ``False`` marks unclassified samples.
 
     Returns:
@@ -645,7 +656,7 @@ def search_threshold(
             f"Expected `margin` to be None or a non-negative accuracy fraction such as "
             f"0.01. Received {margin!r}."
         )
-    rows = threshold_sweep(probs, labels, grid, bytes_fn=bytes_fn, valid=valid)
+    rows = threshold_sweep(probs, labels, grid, valid=valid)
     best = max(r["accuracy_overall"] for r in rows)
     if margin is None:
         eligible = [r for r in rows if r["accuracy_overall"] >= best - _TIE_TOL]
@@ -654,10 +665,7 @@ def search_threshold(
     eligible = [r for r in rows if r["accuracy_overall"] >= best - margin - _TIE_TOL]
     names = list(probs)
 
-    def cost(row: dict) -> tuple:
-        if bytes_fn is not None:
-            return (round(row["bytes_per_device"], 9), -row["threshold"])
-        # No cost model: exiting lower in the hierarchy is cheaper.
+    def cost(row: dict) -> tuple:  # exiting lower in the hierarchy is cheaper
         return (*(-row["exit_fraction"][n] for n in names[:-1]), -row["threshold"])
 
     return min(eligible, key=cost)["threshold"]

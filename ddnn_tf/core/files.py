@@ -1,16 +1,55 @@
-"""Write a directory all at once: into a temporary sibling, renamed into place at the end."""
+"""Write a directory all at once: into a temporary sibling, renamed into place at the end;
+read a JSON document from a file or text."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from ddnn_tf.errors import ConfigError
+from ddnn_tf.errors import ConfigError, FormatError
 
-__all__ = ["atomic_directory", "check_output_dir"]
+__all__ = ["atomic_directory", "check_output_dir", "parse_json", "read_json"]
+
+
+def parse_json(text: str, source: str) -> Any:
+    """The JSON document in ``text``.
+
+    Args:
+        text: the document.
+        source: what holds it, for the error (a file name).
+
+    Raises:
+        FormatError: ``text`` is not JSON, or nests too deeply to parse.
+
+    Example:
+        >>> parse_json('{"split": ["local", "cloud"]}', "manifest.json")
+        {'split': ['local', 'cloud']}
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise FormatError(f"{source} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise FormatError(f"{source} is not valid JSON: it nests too deeply.") from None
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document in the file ``path``.
+
+    Raises:
+        FileNotFoundError / OSError: the file cannot be read.
+        FormatError: not UTF-8 text, not JSON, or nested too deeply to parse.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise FormatError(f"{path} is not valid JSON: {err}") from None
+    return parse_json(text, str(path))
 
 
 def check_output_dir(
@@ -37,7 +76,7 @@ def check_output_dir(
         if not out.is_dir():
             raise ConfigError(f"{what} {out} exists and is a file, not a directory.")
         if not overwrite:
-            raise ConfigError(f"{what} {out} already exists; pass --overwrite to replace it.")
+            raise ConfigError(f"{what} {out} already exists; pass `overwrite` to replace it.")
         if marker is not None and any(out.iterdir()) and not (out / marker).is_file():
             raise ConfigError(
                 f"{what} {out} exists and was not written by this command (no {marker}); "

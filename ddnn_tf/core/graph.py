@@ -263,11 +263,6 @@ class TierGraph:
     def names(self) -> list[str]:
         return [t.name for t in self.tiers]
 
-    @property
-    def exit_tiers(self) -> dict[str, str]:
-        """``{exit: tier}`` bottom to top."""
-        return {t.exit: t.name for t in self.tiers if t.exit is not None}
-
     def by_role(self, role: str) -> list[Tier]:
         """The tiers of ``role``, in graph order."""
         return [t for t in self.tiers if t.role == role]
@@ -285,10 +280,6 @@ class TierGraph:
         """
         p = np.asarray(presence) > 0
         return {t.name: p[:, list(t.devices)].any(axis=1) for t in self.tiers}
-
-    def manifest_tiers(self) -> dict[str, dict[str, Any]]:
-        """``{tier: manifest fields}`` (see :meth:`Tier.manifest_fields`)."""
-        return {t.name: t.manifest_fields() for t in self.tiers}
 
 
 def presence_mask(port: Port, presence: np.ndarray) -> np.ndarray:
@@ -346,9 +337,7 @@ def _parse_split(split: Any) -> tuple[str, ...]:
         parts = (repr(split),)
     if parts not in SPLITS:
         choices = " / ".join(",".join(s) for s in SPLITS)
-        raise ConfigError(
-            f"Expected `--split` to be one of {choices}. Received --split={','.join(parts)}."
-        )
+        raise ConfigError(f"expected one of {choices}, got {','.join(parts)!r}.", argument="split")
     return parts
 
 
@@ -374,9 +363,10 @@ def check_split(topology: Topology, split: Any = None) -> tuple[str, ...]:
         edges = f"{topology.num_edges} edge(s)" if topology.edges else "no edge"
         possible = [",".join(s) for s in SPLITS if all(e in topology.exits for e in s)]
         raise ConfigError(
-            f"--split {','.join(parts)} needs the exit(s) {missing}, but the model has exits "
+            f"{','.join(parts)} needs the exit(s) {missing}, but the model has exits "
             f"{','.join(topology.exits)} and {edges}. Splits this model can provide: "
-            f"{' / '.join(possible)}."
+            f"{' / '.join(possible)}.",
+            argument="split",
         )
     return parts
 
@@ -397,27 +387,53 @@ def tier_graph(topology: Topology, split: Any = None, *, composed: bool = True) 
     Raises:
         ValueError: as :func:`check_split`.
     """
-    t = topology
-    split = check_split(t, split)
-    c, n = t.num_classes, t.num_devices
-    everyone = tuple(range(n))
-    device_columns = tuple(Column(device_tier(i), (i,)) for i in range(n))
-    edge_columns = tuple(Column(edge_tier(j), tuple(g)) for j, g in enumerate(t.edges))
+    split = check_split(topology, split)
+    build = _Builder(topology)
+    if split == ("cloud",) and composed:
+        return TierGraph(topology, split, (build.composed_cloud(),))
+    local, edge_exit = "local" in split, "edge" in split
+    tiers = build.devices(with_summary=local)
+    if local:
+        tiers.append(build.aggregator(LOCAL_AGGREGATOR, "local", build.device_columns))
+    tiers += build.edges(with_summary=edge_exit)
+    if edge_exit:
+        tiers.append(build.aggregator(EDGE_AGGREGATOR, "edge", build.edge_columns))
+    tiers.append(build.cloud())
+    return TierGraph(topology, split, tuple(tiers))
 
-    def logits(exit_name: str) -> tuple[Port, ...]:
-        return (Port("logits", (c,), "logits", exit=exit_name),)
 
+class _Builder:
+    """The tiers of one topology, each from the ports it receives and sends."""
+
+    #: The link a summary takes to each aggregator.
+    SUMMARY_LINKS = {LOCAL_AGGREGATOR: "device_to_local", EDGE_AGGREGATOR: "edge_to_aggregator"}
+
+    def __init__(self, topology: Topology) -> None:
+        t = self.t = topology
+        self.everyone = tuple(range(t.num_devices))
+        self.device_columns = tuple(Column(device_tier(i), (i,)) for i in range(t.num_devices))
+        self.edge_columns = tuple(Column(edge_tier(j), tuple(g)) for j, g in enumerate(t.edges))
+
+    def logits(self, exit_name: str) -> tuple[Port, ...]:
+        return (Port("logits", (self.t.num_classes,), "logits", exit=exit_name),)
+
+    @staticmethod
     def presence(columns: tuple[Column, ...]) -> Port:
         return Port("presence", (len(columns),), "presence", columns=columns)
 
+    @staticmethod
     def received(name: str, shape, role: str, sender: str, link: str, column: int) -> Port:
         return Port(name, tuple(shape), role, source=Source(sender, role, link, column))
 
-    def sent(shape, with_summary: bool) -> tuple[Port, ...]:
+    def sent(self, shape, with_summary: bool) -> tuple[Port, ...]:
         features = Port("features", tuple(shape), "features")
-        return (features, Port("summary", (c,), "summary")) if with_summary else (features,)
+        if not with_summary:
+            return (features,)
+        return (features, Port("summary", (self.t.num_classes,), "summary"))
 
-    if split == ("cloud",) and composed:
+    def composed_cloud(self) -> Tier:
+        """The cloud-only split as deployed: one tier that runs the device sections too."""
+        t = self.t
         inputs = tuple(
             Port(
                 f"input_{i}",
@@ -426,77 +442,63 @@ def tier_graph(topology: Topology, split: Any = None, *, composed: bool = True) 
                 source=Source(device_tier(i), "raw", "device_to_upper", i),
                 device=i,
             )
-            for i in range(n)
+            for i in self.everyone
         )
-        cloud = Tier(
-            CLOUD,
-            "cloud",
-            (*inputs, presence(device_columns)),
-            logits("cloud"),
-            everyone,
-            composed=True,
-        )
-        return TierGraph(t, split, (cloud,))
+        ports = (*inputs, self.presence(self.device_columns))
+        return Tier(CLOUD, "cloud", ports, self.logits("cloud"), self.everyone, composed=True)
 
-    tiers = []
-    local, edge_exit = "local" in split, "edge" in split
-    for i in range(n):
-        sensor = "image" if t.is_image(i) else "vector"
-        inputs = (Port(sensor, t.input_shapes[i], "sensor", device=i),)
-        outputs = sent(t.feature_shape(i), local)
-        tiers.append(Tier(device_tier(i), "device", inputs, outputs, (i,), device=i))
-    if local:
+    def devices(self, *, with_summary: bool) -> list[Tier]:
+        tiers = []
+        for i in self.everyone:
+            sensor = "image" if self.t.is_image(i) else "vector"
+            inputs = (Port(sensor, self.t.input_shapes[i], "sensor", device=i),)
+            outputs = self.sent(self.t.feature_shape(i), with_summary)
+            tiers.append(Tier(device_tier(i), "device", inputs, outputs, (i,), device=i))
+        return tiers
+
+    def aggregator(self, name: str, exit_name: str, columns: tuple[Column, ...]) -> Tier:
+        """The local or edge aggregator: the summaries of ``columns`` to exit ``exit_name``."""
+        link = self.SUMMARY_LINKS[name]
+        c = self.t.num_classes
         inputs = tuple(
-            received(f"summary_{i}", (c,), "summary", device_tier(i), "device_to_local", i)
-            for i in range(n)
+            self.received(f"summary_{k}", (c,), "summary", col.tier, link, k)
+            for k, col in enumerate(columns)
         )
-        tiers.append(
-            Tier(
-                LOCAL_AGGREGATOR,
-                "local_aggregator",
-                (*inputs, presence(device_columns)),
-                logits("local"),
-                everyone,
+        ports = (*inputs, self.presence(columns))
+        return Tier(name, name, ports, self.logits(exit_name), self.everyone)
+
+    def edges(self, *, with_summary: bool) -> list[Tier]:
+        t, tiers = self.t, []
+        for j, group in enumerate(t.edges):
+            inputs = tuple(
+                self.received(
+                    f"features_{d}",
+                    t.feature_shape(d),
+                    "features",
+                    device_tier(d),
+                    "device_to_upper",
+                    d,
+                )
+                for d in group
             )
+            inputs = (*inputs, self.presence(tuple(self.device_columns[d] for d in group)))
+            outputs = self.sent(t.edge_feature_shape(j), with_summary)
+            tiers.append(Tier(edge_tier(j), "edge", inputs, outputs, tuple(group), edge=j))
+        return tiers
+
+    def cloud(self) -> Tier:
+        """The cloud: features from the edges, or straight from the devices."""
+        t = self.t
+        columns, link = (
+            (self.edge_columns, "edge_to_cloud")
+            if t.edges
+            else (self.device_columns, "device_to_upper")
         )
-    for j, group in enumerate(t.edges):
         inputs = tuple(
-            received(
-                f"features_{d}",
-                t.feature_shape(d),
-                "features",
-                device_tier(d),
-                "device_to_upper",
-                d,
+            self.received(
+                f"features_{k}", t.upstream_feature_shape(k), "features", col.tier, link, k
             )
-            for d in group
+            for k, col in enumerate(columns)
         )
-        inputs = (*inputs, presence(tuple(device_columns[d] for d in group)))
-        outputs = sent(t.edge_feature_shape(j), edge_exit)
-        tiers.append(Tier(edge_tier(j), "edge", inputs, outputs, tuple(group), edge=j))
-    if edge_exit:
-        inputs = tuple(
-            received(f"summary_{j}", (c,), "summary", edge_tier(j), "edge_to_aggregator", j)
-            for j in range(t.num_edges)
-        )
-        tiers.append(
-            Tier(
-                EDGE_AGGREGATOR,
-                "edge_aggregator",
-                (*inputs, presence(edge_columns)),
-                logits("edge"),
-                everyone,
-            )
-        )
-    if t.edges:  # the cloud hears from the edges ...
-        senders = [edge_tier(j) for j in range(t.num_edges)]
-        columns, link = edge_columns, "edge_to_cloud"
-    else:  # ... or straight from the devices
-        senders = [device_tier(i) for i in range(n)]
-        columns, link = device_columns, "device_to_upper"
-    inputs = tuple(
-        received(f"features_{k}", t.upstream_feature_shape(k), "features", sender, link, k)
-        for k, sender in enumerate(senders)
-    )
-    tiers.append(Tier(CLOUD, "cloud", (*inputs, presence(columns)), logits("cloud"), everyone))
-    return TierGraph(t, split, tuple(tiers))
+        ports = (*inputs, self.presence(columns))
+        return Tier(CLOUD, "cloud", ports, self.logits("cloud"), self.everyone)

@@ -24,8 +24,12 @@ rejects dynamic batch dims; Python interpreters may resize it for batching). Wir
   the paper's configuration (a): one ``cloud`` tier takes the raw device inputs.
 * ``topology``: ``Topology.to_dict()`` of the trained model; ``classes``; ``device_names``.
 * ``inputs``: per device ``{device, device_name, tier, name, shape, dtype, scale,
-  raw_dtype, raw_bytes}``: the sensor tensor ``name`` of tier ``tier``; ``scale`` is the
-  factor raw ``uint8`` values were multiplied by (``1/255``), or null for raw floats.
+  raw_dtype, raw_bytes, [quantizer]}``: the sensor tensor ``name`` of tier ``tier``;
+  ``scale`` is the factor raw ``uint8`` values were multiplied by (``1/255``), or null for
+  raw floats; ``quantizer`` (real-valued sensors of a model trained with ``sensor_bits``):
+  ``{bits, dtype, scale, zero_point}`` per channel (the last axis): the device computes
+  ``code = clip(floor(x / scale + 0.5) + zero_point)`` in int8 or int16 and its binary
+  reads ``code - zero_point`` (:mod:`ddnn_tf.core.sensors`).
 * ``aggregation``: ``{local, edge, cloud}`` schemes (+ ``edge_exit`` when there is one).
 * ``thresholds``: ``{exit: T}`` for every non-last exit of ``split``;
   ``thresholds_source``: ``"validation"`` (calibrated) or ``"paper"`` (T = 0.8).
@@ -82,6 +86,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ddnn_tf.core.files import read_json
 from ddnn_tf.core.schemas import validate_document
 from ddnn_tf.core.vocab import EXITS, TARGET_SUFFIX, TARGETS
 from ddnn_tf.errors import ConfigError, FormatError
@@ -180,6 +185,22 @@ def _check_file(entry: dict, directory: Path, where: str) -> None:
         )
 
 
+def _check_quantizer(q: dict[str, Any], channels: int, where: str) -> None:
+    """The rules of a sensor quantiser the schema cannot express (``ddnn_tf.core.sensors``)."""
+    bits = q["bits"]
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if q.get("dtype", f"int{bits}") != f"int{bits}":
+        _fail(where, f"bits {bits} with dtype {q['dtype']!r}.")
+    if not len(q["scale"]) == len(q["zero_point"]) == channels:
+        _fail(
+            where,
+            f"expected one scale and zero point per channel ({channels}), got "
+            f"{len(q['scale'])} and {len(q['zero_point'])}.",
+        )
+    if not all(low <= z <= high for z in q["zero_point"]):
+        _fail(where, f"zero points must lie in [{low}, {high}], got {q['zero_point']}.")
+
+
 def validate_manifest(
     manifest: dict[str, Any], directory: str | Path | None = None, *, check_files: bool = True
 ) -> dict[str, Any]:
@@ -228,6 +249,9 @@ def validate_manifest(
             f"expected the manifest's thresholds {thresholds!r} (the calibration that chose "
             f"them), got {manifest['calibration']['thresholds']!r}.",
         )
+    for k, entry in enumerate(manifest["inputs"]):
+        if "quantizer" in entry:
+            _check_quantizer(entry["quantizer"], entry["shape"][-1], f"inputs[{k}].quantizer")
     if manifest["wire"]["summary"]["shape"] != [num_classes]:
         _fail("wire.summary", f"expected shape [{num_classes}] (one value per class).")
     for name, tier in manifest["tiers"].items():
@@ -279,10 +303,7 @@ def load_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
         raise FileNotFoundError(
             f"No manifest at {file}: expected a directory written by `python -m ddnn_tf.convert`."
         )
-    try:
-        data = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise FormatError(f"{file} is not valid JSON: {err}") from None
+    data = read_json(file)
     validate_manifest(data, file.parent, check_files=check_files)
     return Manifest(data, file.parent)
 

@@ -23,11 +23,15 @@ from typing import Any
 from ddnn_tf.core.vocab import (
     AGGREGATION_SCHEMES,
     CLOUD_PRECISIONS,
+    CORES,
+    DOWNLINK_KINDS,
     EXITS,
     LOCAL_SCHEMES,
     LR_SCHEDULES,
     PRESET_NAMES,
+    PROFILE_KINDS,
     ROLES,
+    SENSOR_BITS,
     SUMMARY_BITS,
     SUMMARY_ENCODINGS,
     TARGETS,
@@ -36,7 +40,7 @@ from ddnn_tf.core.vocab import (
 )
 from ddnn_tf.errors import FormatError
 
-__all__ = ["SCHEMAS", "validate_document"]
+__all__ = ["HARDWARE_FIGURES", "MODULATION_FIGURES", "SCHEMAS", "validate_document"]
 
 _EXITS = list(EXITS)
 _SCHEMES = list(AGGREGATION_SCHEMES)
@@ -84,6 +88,7 @@ TOPOLOGY = {
         "summary_bits": {"enum": sorted(SUMMARY_BITS)},
         "cloud_precision": {"enum": list(CLOUD_PRECISIONS)},
         "device_grid": {"type": "array", "items": _POSITIVE, "maxItems": 2},
+        "sensor_bits": {"enum": sorted(SENSOR_BITS)},
     },
 }
 
@@ -138,6 +143,24 @@ THRESHOLDS = {
 }
 
 _POINTS = {"type": ["number", "null"], "minimum": 0, "maximum": 100}
+
+#: A quantised sensor (``ddnn_tf.core.sensors.SensorQuantizer.to_dict``): one scale and
+#: zero point per channel; the binary reads ``code - zero_point``.
+_QUANTIZER = {
+    "type": "object",
+    "required": ["bits", "scale", "zero_point"],
+    "additionalProperties": False,
+    "properties": {
+        "bits": {"enum": [b for b in sorted(SENSOR_BITS) if b]},
+        "dtype": {"enum": [d for d in SENSOR_BITS.values() if d]},
+        "scale": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "number", "exclusiveMinimum": 0},
+        },
+        "zero_point": {"type": "array", "minItems": 1, "items": {"type": "integer"}},
+    },
+}
 
 #: What a calibration rule picked and certified (``ddnn_tf.core.calibration.Calibration``):
 #: ``calibration.json`` in a run directory, ``calibration`` in a manifest.
@@ -209,6 +232,24 @@ _C_TARGET = {
         "features_bytes": _COUNT,
         "scratch_bytes": _COUNT,
         "arithmetic": {"type": "object", "additionalProperties": {"enum": ["integer", "float"]}},
+        # per core: the static model's instructions per sample (ddnn_tf.mcu.opcount) and,
+        # once counted on the emulated board (ddnn mcu --count-instructions), the count
+        "instructions": {
+            "type": "object",
+            "propertyNames": {"enum": list(CORES)},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["modelled"],
+                "additionalProperties": False,
+                "properties": {
+                    "modelled": {"type": "number", "minimum": 0},
+                    "measured": {"type": "number", "minimum": 0},
+                    "error_percent": {"type": "number"},
+                    "board": _NAME,
+                    "samples": _POSITIVE,
+                },
+            },
+        },
         "footprint": {
             "type": "object",
             "required": ["board", "flash_bytes", "ram_bytes"],
@@ -266,6 +307,7 @@ MANIFEST = {
                     "scale": {"type": ["number", "null"], "exclusiveMinimum": 0},
                     "raw_dtype": {"enum": _DTYPES},
                     "raw_bytes": _COUNT,
+                    "quantizer": _QUANTIZER,
                 },
             },
         },
@@ -370,6 +412,127 @@ MANIFEST = {
     },
 }
 
+#: One figure of a hardware profile: a number and where it comes from.
+_FIGURE = {
+    "type": "object",
+    "required": ["value", "source"],
+    "additionalProperties": False,
+    "properties": {"value": {"type": "number", "minimum": 0}, "source": _NAME},
+}
+
+
+def _figures(names: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(names),
+        "additionalProperties": False,
+        "properties": dict.fromkeys(names, _FIGURE),
+    }
+
+
+#: The figures each kind of hardware profile states (units in the names).
+HARDWARE_FIGURES: dict[str, tuple[str, ...]] = {  # keys: PROFILE_KINDS
+    "mcu": (
+        "clock_mhz",
+        "run_current_ua_per_mhz",
+        "supply_v",
+        "sleep_current_ua",
+        "wakeup_us",
+        "cpi",
+        "flash_bytes",
+        "ram_bytes",
+    ),
+    "radio": (
+        "supply_v",
+        "tx_current_ma",
+        "rx_current_ma",
+        "sleep_current_ua",
+        "packet_overhead_bytes",
+        "max_payload_bytes",
+        "packet_fixed_us",
+        "ack_us",
+        "access_us",
+        "access_wait_ms",
+        "event_us",
+        "event_current_ma",
+        "downlink_delay_ms",
+        "downlink_window_us",
+        "listen_current_ma",
+        "keepalive_interval_s",
+        "keepalive_us",
+        "session_setup_ms",
+        "session_setup_current_ma",
+        "session_tail_ms",
+        "session_tail_current_ma",
+        "duty_cycle",
+        "parallel_uplinks",
+    ),
+    "wan": ("rtt_ms", "uplink_mbps", "downlink_mbps"),
+    "compute": ("speed_factor",),
+}
+#: The figures of a radio's physical layer, by modulation.
+MODULATION_FIGURES: dict[str, tuple[str, ...]] = {
+    "fixed-rate": ("rate_bps",),
+    "lora": (
+        "lora_spreading_factor",
+        "lora_bandwidth_hz",
+        "lora_coding_rate",
+        "lora_preamble_symbols",
+        "lora_low_data_rate_optimize",
+        "lora_uplink_crc",
+        "lora_downlink_crc",
+    ),
+}
+
+
+def _kind(kind: str, extra: dict[str, Any], figures: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "if": {"properties": {"kind": {"const": kind}}},
+        "then": {
+            "required": ["figures", *extra],
+            "properties": {**extra, "figures": _figures(figures)},
+        },
+    }
+
+
+HARDWARE = {
+    "type": "object",
+    "required": ["format", "kind", "name", "figures"],
+    "additionalProperties": False,
+    "properties": {
+        "format": {"const": "ddnn-tf-hardware"},
+        "kind": {"enum": list(PROFILE_KINDS)},
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+        "description": {"type": "string"},
+        "core": {"enum": list(CORES)},
+        "modulation": {"enum": list(MODULATION_FIGURES)},
+        "downlink": {"enum": list(DOWNLINK_KINDS)},
+        "figures": {"type": "object"},
+    },
+    "allOf": [
+        _kind("mcu", {"core": {"enum": list(CORES)}}, HARDWARE_FIGURES["mcu"]),
+        *(
+            {
+                "if": {
+                    "properties": {"kind": {"const": "radio"}, "modulation": {"const": m}},
+                    "required": ["kind", "modulation"],
+                },
+                "then": {
+                    "required": ["figures", "downlink"],
+                    "properties": {"figures": _figures(HARDWARE_FIGURES["radio"] + extra)},
+                },
+            }
+            for m, extra in MODULATION_FIGURES.items()
+        ),
+        {
+            "if": {"properties": {"kind": {"const": "radio"}}},
+            "then": {"required": ["modulation", "downlink"]},
+        },
+        _kind("wan", {}, HARDWARE_FIGURES["wan"]),
+        _kind("compute", {}, HARDWARE_FIGURES["compute"]),
+    ],
+}
+
 #: Schema of each document, by file name.
 SCHEMAS: dict[str, dict[str, Any]] = {
     "topology.json": TOPOLOGY,
@@ -380,6 +543,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "calibration.json": CALIBRATION,
     "individual.json": INDIVIDUAL,
     "manifest.json": MANIFEST,
+    "hardware profile": HARDWARE,
 }
 
 _JSON_TYPES = {

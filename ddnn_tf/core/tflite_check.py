@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ddnn_tf.core.vocab import SIGNATURE_KEY
 from ddnn_tf.errors import FormatError
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 IDENTIFIER = b"TFL3"
-SIGNATURE = "serving_default"
 #: Custom operators larq-compute-engine's interpreter registers.
 LCE_CUSTOM_OPS = frozenset({"LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d"})
 _CUSTOM = 32  # BuiltinOperator.CUSTOM
@@ -313,12 +313,12 @@ def check_tier_binary(
             f"{prefix}: the {target} target cannot resolve custom operator(s) "
             f"{', '.join(unresolved)}{hint}."
         )
-    if SIGNATURE not in model.signatures:
+    if SIGNATURE_KEY not in model.signatures:
         raise FormatError(
-            f"{prefix}: no {SIGNATURE!r} signature (found {sorted(model.signatures)}); "
+            f"{prefix}: no {SIGNATURE_KEY!r} signature (found {sorted(model.signatures)}); "
             "convert the model again."
         )
-    signature = model.signatures[SIGNATURE]
+    signature = model.signatures[SIGNATURE_KEY]
     for kind, promised in (("inputs", inputs), ("outputs", outputs)):
         found = signature[kind]
         names = sorted(t["name"] for t in promised)

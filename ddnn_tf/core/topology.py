@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ddnn_tf.core.files import parse_json, read_json
 from ddnn_tf.core.vocab import AGGREGATION_SCHEMES as SCHEMES
-from ddnn_tf.core.vocab import CLOUD_PRECISIONS, EXITS, LOCAL_SCHEMES, SUMMARY_BITS
+from ddnn_tf.core.vocab import CLOUD_PRECISIONS, EXITS, LOCAL_SCHEMES, SENSOR_BITS, SUMMARY_BITS
 from ddnn_tf.errors import ConfigError
 
 __all__ = ["CLOUD_PRECISIONS", "EXITS", "LOCAL_SCHEMES", "SCHEMES", "SUMMARY_BITS", "Topology"]
@@ -112,6 +113,12 @@ class Topology:
             row-major order (fmnist6: ``(3, 2)``): the cloud then lays the received maps
             out in that grid (a missing device's tile is 0), so its convolutions cross
             view borders. Empty: the paper's channel concatenation.
+        sensor_bits: 0 feeds each device its sensor values as they are (uint8 pixels
+            scaled to [0, 1], the paper's); 8 or 16 quantises real-valued sensors at the
+            device to int8 or int16 codes, per channel, with a scale and zero point fitted
+            on the training data (:mod:`ddnn_tf.core.sensors`), so the device's arithmetic
+            from the sensor on is integer (and its C exact). ``ddnn train`` sets 8 for
+            data sets whose sensors are real-valued.
 
     Raises:
         ValueError: naming the problem, for an invalid hierarchy.
@@ -142,6 +149,7 @@ class Topology:
     summary_bits: int = 0
     cloud_precision: str = "binary"
     device_grid: tuple[int, ...] = ()
+    sensor_bits: int = 0
 
     def __post_init__(self) -> None:
         if _items(self.input_shapes) is None:
@@ -253,6 +261,12 @@ class Topology:
             self._check_equal_shapes("cloud_agg", [self.upstream_feature_shape(k) for k in ups])
 
     def _validate_beyond_paper(self) -> None:
+        if not _is_int(self.sensor_bits) or self.sensor_bits not in SENSOR_BITS:
+            raise ConfigError(
+                f"sensor_bits must be one of {sorted(SENSOR_BITS)} (0 = sensor values as they "
+                f"are; 8 or 16: quantised to int8 or int16 at the device), got "
+                f"{self.sensor_bits!r}."
+            )
         if self.summary_bits not in SUMMARY_BITS:
             raise ConfigError(
                 f"summary_bits must be one of {sorted(SUMMARY_BITS)} (0 = float32 summaries), "
@@ -332,9 +346,6 @@ class Topology:
         """Feature shape of the k-th input of the cloud (an edge or a device)."""
         return self.edge_feature_shape(k) if self.edges else self.feature_shape(k)
 
-    def feature_bits(self, device: int) -> int:
-        return math.prod(self.feature_shape(device))
-
     @property
     def summary_encoding(self) -> str:
         """Wire encoding of the devices' class summaries (``comm.SUMMARY_ENCODINGS``)."""
@@ -347,6 +358,8 @@ class Topology:
         d["edges"] = [list(g) for g in self.edges]
         d["exits"] = list(self.exits)
         d["device_grid"] = list(self.device_grid)
+        if not self.sensor_bits:  # written only when set: older manifests stay as they were
+            del d["sensor_bits"]
         return d
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -376,12 +389,8 @@ class Topology:
             path = Path(text_or_path)
             if not path.is_file():
                 raise FileNotFoundError(f"Topology file not found: {path}")
-            text = path.read_text()
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"Topology JSON is malformed: {err}") from None
-        return cls.from_dict(data)
+            return cls.from_dict(read_json(path))
+        return cls.from_dict(parse_json(text, "The topology"))
 
     def replace(self, **changes: Any) -> Topology:
         return dataclasses.replace(self, **changes)

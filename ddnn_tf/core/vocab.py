@@ -13,13 +13,20 @@ __all__ = [
     "AGGREGATION_SCHEMES",
     "CALIBRATION_RULES",
     "CLOUD_PRECISIONS",
+    "CORES",
+    "DEFAULT_BOARD",
+    "DOWNLINK_KINDS",
     "EXITS",
     "LINKS",
     "LOCAL_SCHEMES",
     "LR_SCHEDULES",
     "MCU_TARGETS",
     "PRESET_NAMES",
+    "PROFILE_KINDS",
+    "PROTOCOL_MODES",
     "ROLES",
+    "SENSOR_BITS",
+    "SIGNATURE_KEY",
     "SPLITS",
     "SUMMARY_BITS",
     "SUMMARY_ENCODINGS",
@@ -43,6 +50,9 @@ LOCAL_SCHEMES = (*AGGREGATION_SCHEMES, "mlp")
 CLOUD_PRECISIONS = ("binary", "float")
 #: Bits per class of a device's summary -> its wire encoding (0: float32 logits).
 SUMMARY_BITS = {0: "float32", 4: "int4"}
+#: Bits of a device's sensor quantiser -> the codes' dtype (0: none, the sensor's values
+#: enter the device as they are; ``ddnn_tf.core.sensors``).
+SENSOR_BITS = {0: None, 8: "int8", 16: "int16"}
 #: Wire encodings of a class summary.
 SUMMARY_ENCODINGS = ("float32", "float16", "int8", "int4")
 #: Tier roles, bottom to top.
@@ -61,6 +71,11 @@ TARGETS = ("portable", "lce")
 MCU_TARGETS = ("c", "tflm")
 #: File name suffix of each target's tier binary.
 TARGET_SUFFIX = {"portable": ".tflite", "lce": ".lce.tflite"}
+#: The one signature of every tier binary: its inputs and outputs by name.
+SIGNATURE_KEY = "serving_default"
+#: The board a device tier in C runs on unless told otherwise (``ddnn_tf.mcu.boards``):
+#: an emulated Arm MPS2 AN386, a Cortex-M4 with FPU.
+DEFAULT_BOARD = "mps2-an386"
 #: Learning-rate schedules of training.
 LR_SCHEDULES = ("constant", "cosine")
 #: Named training configurations (``ddnn train --preset``).
@@ -72,3 +87,16 @@ PRESET_NAMES = ("paper", "default", "best")
 #: ``bytes:B`` (the most accurate T within B bytes per device per sample); see
 #: ``ddnn_tf.core.calibration``.
 CALIBRATION_RULES = ("risk", "within", "accuracy", "bytes")
+#: Microcontroller cores whose instructions per sample a device tier's C target records
+#: (``ddnn_tf.mcu.instructions``); a microcontroller profile names its core.
+CORES = ("cortex-m4f", "cortex-m0plus")
+#: Kinds of hardware profile (``ddnn_tf.core.cost.profiles``).
+PROFILE_KINDS = ("mcu", "radio", "wan", "compute")
+#: Device protocols a cost is priced for: the paper's (summary up, decision down, features
+#: up for the samples that do not exit locally) and ``eager`` (summary and features up in
+#: one message, forwarded by the gateway only when needed).
+PROTOCOL_MODES = ("paper", "eager")
+#: How a radio's device receives the gateway's decision: at a fixed delay after its uplink
+#: (LoRaWAN class A), at its next scheduled event (BLE, a polling 802.15.4 child), or
+#: listening until it arrives (Wi-Fi, cellular connected mode).
+DOWNLINK_KINDS = ("fixed", "event", "listen")

@@ -7,6 +7,8 @@ fixed seed, test). Datasets:
 - `mvmc`: the paper's multi-view multi-camera data (user-supplied `MVMC.npz`).
 - `npz`: your own sensors, one `.npz` file with `x0..x{D-1}`, `y`, ...
 - `synthetic`: generated multi-camera scenes for tests and demos (not real data).
+- `cancer3`: the Wisconsin diagnostic breast-cancer data (569 samples, 2 classes) over 3
+  real-valued sensor groups of 9, 6 and 15 features, shipped with the package.
 
 This package imports numpy and the standard library only (the device-side runtime uses
 it); the last-resort download of Fashion-MNIST into the Keras cache directory uses

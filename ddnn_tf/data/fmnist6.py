@@ -238,7 +238,7 @@ def load_fmnist6_arrays(path: str | os.PathLike | None = None) -> Fmnist6Arrays:
         return _download()
     except Exception as exc:  # noqa: BLE001  (any failure: reported in full below)
         raise FileNotFoundError(
-            "Fashion-MNIST was not found. Options: pass --path DIR (path=DIR) naming a "
+            "Fashion-MNIST was not found. Options: pass `path`=DIR naming a "
             "directory with the four IDX files; or run `apt-get install -y "
             "dataset-fashion-mnist` (puts the files in /usr/share/datasets/fashion-mnist); "
             f"or put them in the Keras cache dir {tried[-1]}; or go online so that they "

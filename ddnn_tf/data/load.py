@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from ddnn_tf.errors import ConfigError
 
 __all__ = ["DATASETS", "load_dataset"]
 
-DATASETS: tuple[str, ...] = ("fmnist6", "mvmc", "npz", "synthetic")
+DATASETS: tuple[str, ...] = ("fmnist6", "mvmc", "npz", "synthetic", "cancer3")
 _NPZ_DEFAULTS = {"test_fraction": 0.2}
+#: The packaged ``cancer3`` file (``scripts/make_cancer3.py`` writes it).
+CANCER3_FILE = "cancer3.npz"
 
 
 def _check_options(name: str, options: dict[str, Any], allowed: dict[str, Any]) -> dict:
@@ -53,10 +56,12 @@ def load_dataset(
     Args:
         name: One of `DATASETS`: `"fmnist6"` (Fashion-MNIST over 6 devices), `"mvmc"`
             (the paper's MVMC.npz, user supplied), `"npz"` (your own multi-view .npz),
-            `"synthetic"` (generated scenes).
+            `"synthetic"` (generated scenes), `"cancer3"` (the Wisconsin breast-cancer
+            data over 3 real-valued sensor groups of 9, 6 and 15 features, shipped with
+            the package).
         path: fmnist6: directory with the IDX files (default: search the system package
             dir, the Keras cache, then download); mvmc / npz: the `.npz` file (required);
-            synthetic: unused, must be None.
+            synthetic, cancer3: unused, must be None.
         val_fraction: Share of the training data carved out (seeded, stratified by label)
             as the validation split, in `[0, 1)`.
         seed: Fixes the validation split, the npz train/test split when the file has
@@ -122,6 +127,17 @@ def load_dataset(
             (mvmc.RAW_BYTES_PER_DEVICE,) * 6,
             1 / 255,
         )
+        resolved = {}
+    elif name == "cancer3":
+        _check_options(name, options, {})
+        if path is not None:
+            raise ConfigError(
+                f"Dataset 'cancer3' ships with the package; it takes no path. Received path={path!r}."
+            )
+        with resources.as_file(resources.files("ddnn_tf.data").joinpath(CANCER3_FILE)) as file:
+            got = npz.load_npz_splits(file)
+        train, test = got.train, got.test
+        meta = (got.classes, got.device_names, got.raw_bytes_per_device, got.input_scale)
         resolved = {}
     elif name == "npz":
         resolved = _check_options(name, options, _NPZ_DEFAULTS)

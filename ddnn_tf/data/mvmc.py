@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from ddnn_tf.data.npz import npz_array, open_npz
 from ddnn_tf.data.types import Split
 from ddnn_tf.errors import FormatError
 
@@ -52,17 +52,14 @@ def load_mvmc_split_permutation() -> tuple[np.ndarray, int]:
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("X", "y") if k not in f.files]
-            if missing:
-                raise FormatError(
-                    f"Expected {path} to hold arrays 'X' and 'y' (the authors' MVMC.npz). "
-                    f"Missing key {missing[0]!r}; found keys {sorted(f.files)}."
-                )
-            return f["X"], f["y"]
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise FormatError(f"Cannot read {path} as an .npz file: {exc}") from exc
+    with open_npz(path) as f:
+        missing = [k for k in ("X", "y") if k not in f.files]
+        if missing:
+            raise FormatError(
+                f"Expected {path} to hold arrays 'X' and 'y' (the authors' MVMC.npz). "
+                f"Missing key {missing[0]!r}; found keys {sorted(f.files)}."
+            )
+        return npz_array(path, f, "X"), npz_array(path, f, "y")
 
 
 def load_mvmc_splits(path: str | os.PathLike | None) -> tuple[Split, Split]:
@@ -83,7 +80,7 @@ def load_mvmc_splits(path: str | os.PathLike | None) -> tuple[Split, Split]:
     """
     if path is None:
         raise FileNotFoundError(
-            "The mvmc dataset is user supplied: pass path=/path/to/MVMC.npz (--path), the "
+            "The mvmc dataset is user supplied: pass `path`=/path/to/MVMC.npz, the "
             "file published by the DDNN paper authors. It is not bundled or downloadable."
         )
     path = Path(path).expanduser()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,7 +29,7 @@ from ddnn_tf.data.splits import stratified_pick
 from ddnn_tf.data.types import Split
 from ddnn_tf.errors import FormatError
 
-__all__ = ["NpzContents", "load_npz_splits"]
+__all__ = ["NpzContents", "load_npz_splits", "npz_array", "open_npz"]
 
 _X_KEY = re.compile(r"^x(\d+)$")
 _OPTIONAL = ("present", "split", "classes", "device_names")
@@ -71,11 +72,41 @@ def _device_keys(path: Path, keys: list[str]) -> list[str]:
     return [f"x{i}" for i in range(len(indices))]
 
 
-def _get(path: Path, f: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+# What numpy and zipfile raise for a file that is not a readable archive of plain arrays:
+# pickled or object data (ValueError), a bad header, a truncated or corrupt member.
+_UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def open_npz(path: Path) -> np.lib.npyio.NpzFile:
+    """``np.load(path)`` of an ``.npz`` archive, without pickles.
+
+    Raises:
+        FormatError: the file is not an ``.npz`` archive (naming the file).
+    """
     try:
-        return f[key]
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:  # e.g. an object array
-        raise FormatError(f"Cannot read key {key!r} in {path}: {exc}") from exc
+        f = np.load(path, allow_pickle=False)
+    except _UNREADABLE as exc:
+        raise FormatError(f"Cannot read {path} as an .npz archive: {exc}") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise FormatError(f"Expected {path} to be an .npz archive; it holds a single array.")
+    return f
+
+
+def npz_array(path: Path, f: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    """Array ``key`` of an open archive.
+
+    Raises:
+        FormatError: the member is not a readable array of plain values (an object array,
+            a corrupt or truncated member, a member that is not ``.npy`` data), naming
+            the key and the file.
+    """
+    try:
+        a = f[key]
+    except _UNREADABLE as exc:
+        raise FormatError(f"Cannot read key {key!r} in {path}: {exc}") from None
+    if not isinstance(a, np.ndarray):  # numpy hands a member without the .npy magic as bytes
+        raise FormatError(f"Cannot read key {key!r} in {path}: it is not .npy array data.")
+    return a
 
 
 def _labels(path: Path, y: np.ndarray) -> np.ndarray:
@@ -110,7 +141,7 @@ def _device_array(path: Path, key: str, a: np.ndarray, n: int) -> np.ndarray:
 def _names(path: Path, f: np.lib.npyio.NpzFile, key: str, count: int | None) -> tuple | None:
     if key not in f.files:
         return None
-    a = _get(path, f, key)
+    a = npz_array(path, f, key)
     if a.ndim != 1 or a.dtype.kind not in "US":
         raise _bad(path, key, "a 1-D array of strings", f"{a.dtype} {a.shape}")
     if count is not None and len(a) != count:
@@ -143,17 +174,11 @@ def load_npz_splits(
             inconsistent (the message names the key and the file).
     """
     if path is None:
-        raise FileNotFoundError("The npz dataset needs path=/path/to/file.npz (--path).")
+        raise FileNotFoundError("The npz dataset needs `path`=/path/to/file.npz.")
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise FileNotFoundError(f"npz dataset file {path} does not exist.")
-    try:
-        f = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise FormatError(f"Cannot read {path} as an .npz archive: {exc}") from exc
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise FormatError(f"Expected {path} to be an .npz archive; it holds a single array.")
-    with f:
+    with open_npz(path) as f:
         keys = list(f.files)
         dev_keys = _device_keys(path, keys)
         if "y" not in keys:
@@ -167,15 +192,15 @@ def load_npz_splits(
                 f"Unknown key {unknown[0]!r} in {path}. Allowed keys: x0..x{{D-1}}, y, "
                 f"{', '.join(_OPTIONAL)}."
             )
-        y = _labels(path, _get(path, f, "y"))
+        y = _labels(path, npz_array(path, f, "y"))
         n, d = len(y), len(dev_keys)
-        stored = [_get(path, f, k) for k in dev_keys]
+        stored = [npz_array(path, f, k) for k in dev_keys]
         xs = tuple(_device_array(path, k, a, n) for k, a in zip(dev_keys, stored, strict=True))
         raw_bytes = tuple(int(np.prod(a.shape[1:], dtype=np.int64)) * a.itemsize for a in stored)
         input_scale = 1 / 255 if all(a.dtype == np.uint8 for a in stored) else None
 
         if "present" in keys:
-            present = _get(path, f, "present")
+            present = npz_array(path, f, "present")
             if present.shape != (n, d):
                 raise _bad(path, "present", f"shape (N, D) = {(n, d)}", f"shape {present.shape}")
             if present.dtype != bool and not np.isin(present, (0, 1)).all():
@@ -185,7 +210,7 @@ def load_npz_splits(
             present = np.ones((n, d), dtype=bool)
 
         if "split" in keys:
-            split = _get(path, f, "split")
+            split = npz_array(path, f, "split")
             if split.shape != (n,):
                 raise _bad(path, "split", f"shape ({n},)", f"shape {split.shape}")
             if not np.isin(split, (0, 1)).all():

@@ -81,18 +81,21 @@ class ExperimentSettings:
         ):
             value = getattr(self, name)
             if not _is_int(value) or value < low:
-                flag = name.replace("_", "-")
-                raise ConfigError(f"--{flag} must be an integer >= {low}, got {value!r}.")
+                raise ConfigError(
+                    f"{name} must be an integer >= {low}, got {value!r}.", argument=name
+                )
         if self.sweep_epochs is not None and not (
             _is_int(self.sweep_epochs) and self.sweep_epochs >= 1
         ):
             raise ConfigError(
-                f"--sweep-epochs must be an integer >= 1 (or unset), got {self.sweep_epochs!r}."
+                f"sweep_epochs must be an integer >= 1 (or unset), got {self.sweep_epochs!r}.",
+                argument="sweep_epochs",
             )
         sizes = tuple(self.val_sizes)
         if not sizes or not all(_is_int(v) and v >= 1 for v in sizes):
             raise ConfigError(
-                f"--val-sizes must be integers >= 1 (e.g. 200,500,2000), got {self.val_sizes!r}."
+                f"val_sizes must be integers >= 1 (e.g. 200,500,2000), got {self.val_sizes!r}.",
+                argument="val_sizes",
             )
         object.__setattr__(self, "val_sizes", tuple(int(v) for v in sizes))
         for name in ("rule", "baseline"):
@@ -101,12 +104,16 @@ class ExperimentSettings:
                 try:
                     parse_calibrate(value)
                 except ConfigError as err:
-                    raise ConfigError(f"--{name}: {str(err).removeprefix('calibrate: ')}") from None
+                    message = str(err).removeprefix("calibrate: ")
+                    raise ConfigError(f"{name}: {message}", argument=name) from None
         if not 0.0 <= float(self.threshold) <= 1.0:
-            raise ConfigError(f"--threshold must be in [0, 1], got {self.threshold!r}.")
+            raise ConfigError(
+                f"threshold must be in [0, 1], got {self.threshold!r}.", argument="threshold"
+            )
         if not 0.0 < float(self.local_exit_target) < 1.0:
             raise ConfigError(
-                f"--local-exit-target must be in (0, 1), got {self.local_exit_target!r}."
+                f"local_exit_target must be in (0, 1), got {self.local_exit_target!r}.",
+                argument="local_exit_target",
             )
 
     @property

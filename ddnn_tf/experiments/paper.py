@@ -179,7 +179,7 @@ THRESHOLD_COLUMNS = [
 
 def threshold_experiment(lab: Lab) -> ExperimentResult:
     """Table II and Figure 7: local exit, overall accuracy and bytes as T goes 0 -> 1."""
-    from ddnn_tf.core.comm import hierarchy_bytes
+    from ddnn_tf.core.cost.traffic import hierarchy_bytes
     from ddnn_tf.core.exits import threshold_sweep
     from ddnn_tf.keras.train import predict_exits
 

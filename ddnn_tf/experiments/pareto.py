@@ -44,7 +44,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 
 def pareto_experiment(lab: Lab) -> ExperimentResult:
     """Accuracy vs bytes per device over T for the paper preset and the default."""
-    from ddnn_tf.core.comm import hierarchy_bytes
+    from ddnn_tf.core.cost.traffic import hierarchy_bytes
     from ddnn_tf.core.exits import threshold_sweep
     from ddnn_tf.keras.train import predict_exits
 

@@ -10,10 +10,12 @@ binary); every later block binarises its input too. Binary convolutions pad with
 (``pad_values=1``) so that every value a binary kernel sees is really +-1, which is
 also the padding larq-compute-engine's bit-packed kernels implement natively.
 
-Beyond the paper (``Topology.summary_bits``, ``cloud_precision``, ``device_grid``):
-:class:`SummaryQuantizer` rounds a device's summary logits to the integers its wire
-encoding carries, :func:`float_conv_block` is the real-valued cloud block, and
-:class:`GridTile` lays devices' maps out in the grid their views tile.
+Beyond the paper (``Topology.summary_bits``, ``cloud_precision``, ``device_grid``,
+``sensor_bits``): :class:`SummaryQuantizer` rounds a device's summary logits to the
+integers its wire encoding carries, :func:`float_conv_block` is the real-valued cloud
+block, :class:`GridTile` lays devices' maps out in the grid their views tile,
+:class:`SensorInput` quantises a real-valued sensor to integer codes and
+:class:`ThresholdDense` is the exported form of a quantised vector device's first block.
 
 On an image feature map the dense of an exit head (or FC block) is written as a binary
 convolution whose kernel covers the whole map: the same arithmetic as a dense layer on
@@ -22,12 +24,15 @@ the flattened map, but a form larq-compute-engine bit-packs.
 
 from __future__ import annotations
 
+from ddnn_tf.core.sensors import SensorQuantizer
 from ddnn_tf.keras.compat import keras, lq, tf
 
 __all__ = [
     "POOL",
     "GridTile",
+    "SensorInput",
     "SummaryQuantizer",
+    "ThresholdDense",
     "binary_sign",
     "convp_block",
     "exit_head",
@@ -128,6 +133,73 @@ class SummaryQuantizer(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "bits": self.bits}
+
+
+@keras.utils.register_keras_serializable(package="ddnn_tf")
+class SensorInput(keras.layers.Layer):
+    """A device's sensor quantiser in the model: real values in, centred integer codes out.
+
+    The computation is :class:`ddnn_tf.core.sensors.SensorQuantizer`'s own numpy code
+    (run through ``tf.numpy_function``), so the codes the model trains and evaluates on are
+    bit for bit the ones the runtime, the services and the microcontroller compute. Its
+    ``scale`` and ``zero_point`` are non-trainable weights (saved with the model), set from
+    the training data with :meth:`fit`; no gradient flows through it (nothing below it
+    learns).
+
+    Args:
+        bits: 8 or 16 (int8 or int16 codes).
+    """
+
+    def __init__(self, bits: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        self.bits = int(bits)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.scale = self.add_weight(
+            name="scale", shape=(channels,), initializer="ones", trainable=False
+        )
+        self.zero_point = self.add_weight(
+            name="zero_point", shape=(channels,), initializer="zeros", trainable=False
+        )
+        super().build(input_shape)
+
+    def quantizer(self) -> SensorQuantizer:
+        """The numpy quantiser of the current weights."""
+        scale, zero = (w.numpy() for w in (self.scale, self.zero_point))
+        return SensorQuantizer(self.bits, tuple(scale.tolist()), tuple(int(z) for z in zero))
+
+    def fit(self, x) -> SensorQuantizer:
+        """Set the weights from training values ``x`` (:meth:`SensorQuantizer.fit`)."""
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        q = SensorQuantizer.fit(x, self.bits)
+        self.scale.assign(list(q.scale))
+        self.zero_point.assign([float(z) for z in q.zero_point])
+        return q
+
+    def call(self, x):
+        bits = self.bits
+
+        def centred(values, scale, zero):
+            q = SensorQuantizer(bits, tuple(scale.tolist()), tuple(int(z) for z in zero))
+            return q.centred(values)
+
+        out = tf.numpy_function(centred, [x, self.scale, self.zero_point], tf.float32)
+        out.set_shape(x.shape)
+        return tf.stop_gradient(out)
+
+    def get_config(self):
+        return {**super().get_config(), "bits": self.bits}
+
+
+@keras.utils.register_keras_serializable(package="ddnn_tf")
+class ThresholdDense(keras.layers.Dense):
+    """The first FC block of a quantised vector device as it is exported: +-1 weights and
+    a half-integer bias, so on integer codes every partial sum is a multiple of 1/2 well
+    inside float32's exact range and the block's sign is exact in any summation order
+    (the trained ``QuantDense`` + batch norm, whose scale the TFLite converter would fold
+    into the weights, becomes this; ``ddnn_tf.keras.convert.export``)."""
 
 
 @keras.utils.register_keras_serializable(package="ddnn_tf")

@@ -8,6 +8,7 @@ zeros), and they send no bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 from ddnn_tf.core.calibration import applied_record, parse_calibrate
 from ddnn_tf.core.calibration import calibrate as calibrate_rule
 from ddnn_tf.core.checks import check_labels, failed_mask
-from ddnn_tf.core.comm import hierarchy_bytes
+from ddnn_tf.core.cost.traffic import hierarchy_bytes
 from ddnn_tf.core.evaluation import Evaluation
 from ddnn_tf.core.exits import evaluate_exits, resolve_thresholds, threshold_sweep
 from ddnn_tf.data import load_dataset
@@ -37,6 +38,7 @@ def evaluate_run(
     split: str = "test",
     summary_encoding: str | None = None,
     calibrate: str | None = None,
+    hardware: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Evaluate every exit of a trained run on one split.
 
@@ -56,6 +58,14 @@ def evaluate_run(
             ``within:D``, ``accuracy`` or ``bytes:B``, see
             :func:`~ddnn_tf.core.calibration.calibrate`) instead of using ``threshold``.
 
+        hardware: price the exits on hardware profiles: the keyword arguments of
+            :func:`ddnn_tf.core.cost.price.price` that name them (``mcu``, ``radio``,
+            ``wan``, ``rate_hz``, ``battery_mah``, ``mode``). The device instructions
+            are the static model's for the topology
+            (:func:`ddnn_tf.mcu.opcount.topology_instructions`) and the upper tiers are
+            not timed (a Keras model is not what the gateway runs); ``ddnn cost`` on the
+            converted model measures both.
+
     Returns:
         An :class:`~ddnn_tf.core.evaluation.Evaluation`; its JSON has ``n_samples``,
         ``accuracy`` (per exit and ``overall``), ``exit_fraction``, ``bytes_per_device``,
@@ -73,7 +83,7 @@ def evaluate_run(
     if dataset.num_classes != topology.num_classes:
         raise ConfigError(
             f"The data ({dataset.name}) has {dataset.num_classes} classes, but the model was "
-            f"trained for {topology.num_classes}: evaluate it on data like its own (--data)."
+            f"trained for {topology.num_classes}: evaluate it on data like its own (`data`)."
         )
     data = getattr(dataset, split)
     y = check_labels(data.y, topology.num_classes, where=f"{split} labels")
@@ -114,6 +124,15 @@ def evaluate_run(
     if sweep and len(topology.exits) > 1:
         # The default grid, 0.0 to 1.0 in steps of 0.1, holds every T of Table II.
         sweep_rows = threshold_sweep(probs, y, bytes_fn=lambda f: costs(f)["bytes_per_device"])
+    priced = None
+    if hardware is not None:
+        priced = _price(topology, probs, thresholds, failed, summary_encoding, hardware)
+        if sweep_rows is not None:
+            for row in sweep_rows:
+                d = priced["pricer"](row["exit_fraction"]).to_dict()
+                energy = [v for v in d["energy_uj_per_sample"].values() if v is not None]
+                row["energy_uj_per_sample"] = float(np.mean(energy))
+                row["latency_p95_ms"] = d["latency_ms"]["overall"]["p95"]
     return Evaluation(
         split=split,
         n_samples=int(len(y)),
@@ -128,7 +147,47 @@ def evaluate_run(
         edge_to_cloud_bytes=cost["edge_to_cloud"] if topology.edges else None,
         sweep=sweep_rows,
         calibration=applied_record(calibration, report.thresholds),
+        cost=priced["block"] if priced is not None else None,
     )
+
+
+def _price(topology, probs, thresholds, failed, encoding, hardware) -> dict[str, Any]:
+    """The cost block of a Keras evaluation (see :func:`evaluate_run`'s ``hardware``)."""
+    import functools
+
+    from ddnn_tf.core import comm
+    from ddnn_tf.core.cost.price import price
+    from ddnn_tf.core.cost.profiles import load_profile
+    from ddnn_tf.core.exits import exit_points
+    from ddnn_tf.core.graph import device_tier
+    from ddnn_tf.mcu.opcount import topology_instructions
+
+    core = load_profile(hardware["mcu"], "mcu").core
+    instructions = topology_instructions(topology, core=core)
+    present = np.broadcast_to(~failed, (len(next(iter(probs.values()))), len(failed)))
+    index = exit_points(
+        list(probs.values()), [thresholds[e] for e in topology.exits[:-1]], present.any(axis=1)
+    )
+    summary = comm.summary_nbytes(topology.num_classes, encoding) if topology.has_local else 0
+    pricer = functools.partial(
+        price,
+        topology,
+        instructions=instructions,
+        summary_nbytes=summary,
+        sources={
+            "instructions": "modelled: the static op count of the topology's device tiers",
+            "bytes": f"from the topology ({encoding} summaries, packed feature maps)",
+            "exits": f"measured: {len(index)} samples in Keras",
+            "tier_ms": "not measured in a Keras evaluation: 0 ms (ddnn cost measures them)",
+        },
+        **hardware,
+    )
+    block = pricer(index, presence=present.copy()).to_dict()
+    detail = {
+        device_tier(i): {"measured": None, "modelled": v, "core": core}
+        for i, v in enumerate(instructions)
+    }
+    return {"pricer": pricer, "block": {"instructions_per_sample": detail, **block}}
 
 
 def evaluate_saved_run(

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ddnn_tf.core.graph import (
     CLOUD,
     EDGE_AGGREGATOR,
@@ -27,20 +29,35 @@ from ddnn_tf.core.graph import (
     edge_tier,
     tier_graph,
 )
+from ddnn_tf.core.sensors import SensorQuantizer, sensor_values
 from ddnn_tf.core.topology import Topology, spatially_compatible
+from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.aggregation import Aggregate, DevicePresence, GroupPresence
 from ddnn_tf.keras.blocks import (
     POOL,
     GridTile,
+    SensorInput,
     SummaryQuantizer,
+    ThresholdDense,
+    binary_sign,
     convp_block,
     exit_head,
     fc_block,
     float_conv_block,
 )
-from ddnn_tf.keras.compat import keras
+from ddnn_tf.keras.compat import keras, tf
 
-__all__ = ["DDNN", "build_ddnn", "build_individual", "build_tiers", "build_upper", "run_tiers"]
+__all__ = [
+    "DDNN",
+    "EXACT_SUMS",
+    "build_ddnn",
+    "build_export_device",
+    "build_individual",
+    "build_tiers",
+    "build_upper",
+    "run_tiers",
+    "threshold_weights",
+]
 
 
 @dataclass
@@ -58,10 +75,22 @@ class DDNN:
     topology: Topology
     tiers: dict[str, keras.Model] = field(repr=False)
     model: keras.Model = field(repr=False)
+    sensors: list = field(default_factory=list, repr=False)
 
     @property
     def devices(self) -> list[keras.Model]:
         return [self.tiers[device_tier(i)] for i in range(self.topology.num_devices)]
+
+    def sensor_quantizers(self) -> list[SensorQuantizer | None]:
+        """Each device's sensor quantiser (None for every device when there is none)."""
+        if not self.sensors:
+            return [None] * self.topology.num_devices
+        return [layer.quantizer() for layer in self.sensors]
+
+    def sensor_values(self, xs) -> list[np.ndarray]:
+        """The devices' inputs as their tiers read them (centred codes when quantised):
+        what a device tier model, or its binary, is fed."""
+        return sensor_values(self.sensor_quantizers(), list(xs))
 
     @property
     def eval_model(self) -> keras.Model:
@@ -70,7 +99,7 @@ class DDNN:
             t = self.topology
             inputs = [keras.Input(s, name=f"input_{i}") for i, s in enumerate(t.input_shapes)]
             presence = keras.Input((t.num_devices,), name="presence")
-            exits = run_tiers(t, self.tiers, inputs, presence)
+            exits = run_tiers(t, self.tiers, _sensed(self.sensors, inputs), presence)
             self._eval_model = keras.Model([*inputs, presence], exits, name="ddnn_eval")
         return self._eval_model
 
@@ -79,7 +108,23 @@ def _device_input_name(topology: Topology, i: int) -> str:
     return "image" if topology.is_image(i) else "vector"
 
 
-def _build_device(topology: Topology, i: int, *, head: bool) -> keras.Model:
+def _sensed(sensors: list, inputs: list) -> list:
+    """The device inputs through their sensor quantisers (when the model has them)."""
+    return [s(x) for s, x in zip(sensors, inputs)] if sensors else list(inputs)
+
+
+def _sensors(topology: Topology) -> list:
+    bits = topology.sensor_bits
+    return (
+        [SensorInput(bits, name=f"sensor_{i}") for i in range(topology.num_devices)] if bits else []
+    )
+
+
+def _build_device(
+    topology: Topology, i: int, *, head: bool, threshold_first: bool = False
+) -> keras.Model:
+    """Device ``i``'s tier; ``threshold_first``: its first FC block as a
+    :class:`ThresholdDense` and a sign (the export form of a quantised vector device)."""
     name = f"device{i}"
     inp = keras.Input(topology.input_shapes[i], name=_device_input_name(topology, i))
     x = inp
@@ -92,6 +137,9 @@ def _build_device(topology: Topology, i: int, *, head: bool) -> keras.Model:
                 name=f"{name}_convp{k + 1}",
                 real_input=k == 0,
             )
+        elif k == 0 and threshold_first:
+            x = ThresholdDense(topology.device_units, name=f"{name}_fc1_threshold")(x)
+            x = binary_sign(x, f"{name}_fc1_sign")
         else:
             x = fc_block(x, topology.device_units, name=f"{name}_fc{k + 1}", real_input=k == 0)
     outputs = {"features": x}
@@ -292,18 +340,19 @@ def build_ddnn(topology: Topology) -> DDNN:
         {'cloud': (2, 10), 'local': (2, 10)}
     """
     tiers = build_tiers(topology)
+    sensors = _sensors(topology)
     inputs = [keras.Input(s, name=f"input_{i}") for i, s in enumerate(topology.input_shapes)]
     presence = DevicePresence(topology.num_devices, topology.device_dropout, name="presence")(
         inputs[0]
     )
-    exits = run_tiers(topology, tiers, inputs, presence)
+    exits = run_tiers(topology, tiers, _sensed(sensors, inputs), presence)
     # Identity layers give the outputs readable names in Keras logs: ``local_exit`` ...
     outputs = {
         name: keras.layers.Activation("linear", name=f"{name}_exit")(exits[name])
         for name in topology.exits
     }
     model = keras.Model(inputs, outputs, name="ddnn")
-    return DDNN(topology=topology, tiers=tiers, model=model)
+    return DDNN(topology=topology, tiers=tiers, model=model, sensors=sensors)
 
 
 def build_upper(ddnn: DDNN) -> keras.Model:
@@ -339,4 +388,96 @@ def build_individual(topology: Topology, i: int) -> keras.Model:
     """The paper's individual baseline of device ``i``: one device section with its own exit."""
     device = _build_device(topology.replace(exits=("local", "cloud")), i, head=True)
     inp = keras.Input(topology.input_shapes[i], name=f"input_{i}")
-    return keras.Model(inp, device(inp)["summary"], name=f"individual_{i}")
+    x = SensorInput(topology.sensor_bits, name=f"sensor_{i}")(inp) if topology.sensor_bits else inp
+    return keras.Model(inp, device(x)["summary"], name=f"individual_{i}")
+
+
+def build_export_device(ddnn: DDNN, i: int, *, head: bool) -> keras.Model:
+    """Device ``i``'s tier for conversion, the trained weights in it.
+
+    The tier itself, except on a quantised vector device: there the first FC block
+    (binary dense + batch norm + sign) becomes the :class:`ThresholdDense` + sign that makes
+    the same decision on every integer sum the codes can reach, found by running the
+    trained batch norm itself on the sums around its step, so the Keras tier and the
+    binary agree sample for sample.
+
+    A device with so many inputs of such wide codes that the sums could leave float32's
+    exact integers (``inputs * max |code| >= 2**22``) keeps its trained form: it converts,
+    but its C target is refused (naming the layer) and TensorFlow Lite Micro remains.
+    """
+    t = ddnn.topology
+    trained = ddnn.tiers[device_tier(i)]
+    quantizer = ddnn.sensor_quantizers()[i]
+    if not t.sensor_bits or t.is_image(i):
+        return trained
+    if int(np.prod(t.input_shapes[i])) * quantizer.max_centred >= EXACT_SUMS:
+        return trained
+    export = _build_device(t, i, head=head, threshold_first=True)
+    for layer in export.layers:
+        if layer.weights and not isinstance(layer, ThresholdDense):
+            layer.set_weights(trained.get_layer(layer.name).get_weights())
+    name = f"device{i}_fc1"
+    kernel, bias = threshold_weights(
+        trained.get_layer(f"{name}_dense"),
+        trained.get_layer(f"{name}_bn"),
+        quantizer,
+        where=f"{device_tier(i)} {name}",
+    )
+    export.get_layer(f"{name}_threshold").set_weights([kernel, bias])
+    return export
+
+
+#: Sums of codes (plus a half-integer bias) below this stay exact in float32 in any order.
+EXACT_SUMS = 2**22
+
+
+def threshold_weights(dense, bn, quantizer: SensorQuantizer, *, where: str):
+    """``(kernel, bias)`` of the :class:`ThresholdDense` equal to ``sign(bn(dense(codes)))``.
+
+    Args:
+        dense: the trained binary dense (its latent kernel's signs are the weights).
+        bn: its batch norm, run here in inference mode on candidate sums.
+        quantizer: the sensor quantiser (it bounds the sums the codes can reach).
+        where: the layer's name in errors.
+
+    Returns:
+        float32 ``(K, U)`` weights of +-1 and ``(U,)`` half-integer biases: unit ``u`` is
+        +1 exactly when the integer sum ``S`` over its weights reaches its threshold.
+
+    Raises:
+        ConfigError: ``K * max |code|`` reaches :data:`EXACT_SUMS`, past which float32
+            sums of codes and a half-integer bias are no longer exact.
+    """
+    signs = np.where(dense.get_weights()[0] >= 0, 1.0, -1.0).astype(np.float32)
+    k, units = signs.shape
+    reach = k * quantizer.max_centred
+    if reach >= EXACT_SUMS:
+        raise ConfigError(
+            f"{where}: {k} inputs of codes up to {quantizer.max_centred} reach sums of "
+            f"{reach}, past float32's exact integers (2**22 with the bias); quantise the "
+            "sensor to int8 or give the device fewer inputs."
+        )
+    gamma, beta, mean, var = (np.asarray(w, np.float64) for w in bn.get_weights())
+    root = mean - beta * np.sqrt(var + bn.epsilon) / np.where(gamma == 0, 1.0, gamma)
+    centre = np.clip(np.rint(np.where(gamma == 0, 0.0, root)), -reach, reach)
+    offsets = np.arange(-8, 9)
+    candidates = np.clip(centre[None, :] + offsets[:, None], -reach, reach).astype(np.float32)
+    decided = bn(tf.constant(candidates), training=False).numpy() >= 0  # (17, U)
+    bias = np.empty(units, np.float32)
+    for u in range(units):
+        s, d = candidates[:, u].astype(np.int64), decided[:, u]
+        up = gamma[u] >= 0
+        steps = np.diff(d.astype(np.int8)) if up else -np.diff(d.astype(np.int8))
+        if np.any(steps < 0) or np.count_nonzero(steps) > 1:
+            raise ConfigError(f"{where}: unit {u}'s batch norm is not monotone in the sum.")
+        if gamma[u] == 0 or d.all() or not d.any():
+            always = bool(d[0])  # the same decision on every reachable sum
+            if gamma[u] != 0 and not (s[0] == -reach or s[-1] == reach):  # step in range
+                raise ConfigError(f"{where}: unit {u}'s step lies outside the sums tried.")
+            bias[u] = (reach + 0.5) if always else -(reach + 0.5)
+        elif up:
+            bias[u] = 0.5 - s[np.argmax(d)]  # S + bias >= 0  <=>  S >= first S decided +1
+        else:
+            signs[:, u] = -signs[:, u]  # -S + bias >= 0  <=>  S <= last S decided +1
+            bias[u] = 0.5 + s[len(d) - 1 - np.argmax(d[::-1])]
+    return signs, bias

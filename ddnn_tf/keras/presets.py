@@ -21,6 +21,7 @@ from ddnn_tf.data import Dataset
 from ddnn_tf.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_SENSOR_BITS",
     "PAPER_ADAM",
     "PRESETS",
     "TrainConfig",
@@ -173,8 +174,19 @@ class TrainConfig:
         return {e: float(weights.get(e, 1.0)) for e in topology.exits}
 
 
+#: Bits of the sensor quantiser given to data sets whose sensors are real-valued.
+DEFAULT_SENSOR_BITS = 8
+
+
 def topology_for(dataset: Dataset, **options: Any) -> Topology:
-    """A topology matching a dataset's devices and classes; options override defaults."""
+    """A topology matching a dataset's devices and classes; options override defaults.
+
+    Real-valued sensors (a data set with no uint8 ``input_scale``) get an int8 sensor
+    quantiser at each device unless ``sensor_bits`` is given (0 for none): the device
+    then computes on integers from its sensor on, and its C target is exact.
+    """
+    if dataset.input_scale is None and "sensor_bits" not in options:
+        options = {**options, "sensor_bits": DEFAULT_SENSOR_BITS}
     return Topology(input_shapes=dataset.input_shapes, num_classes=dataset.num_classes, **options)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ddnn_tf.core.calibration import Calibration
-from ddnn_tf.core.files import atomic_directory
+from ddnn_tf.core.files import atomic_directory, read_json
 from ddnn_tf.core.schemas import validate_document
 from ddnn_tf.core.topology import Topology
 from ddnn_tf.data import Dataset, load_dataset
@@ -121,13 +121,11 @@ def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing: {path.parent} is not a complete run directory "
-            f"(make one with `python -m ddnn_tf.train --out {path.parent}`)."
+            "(training writes one)."
         )
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise FormatError(f"{path} is not valid JSON: {err}") from None
-    return validate_document(data, path.name, path)  # its declared schema (ddnn_tf.core.schemas)
+    return validate_document(
+        read_json(path), path.name, path
+    )  # its declared schema (ddnn_tf.core.schemas)
 
 
 def load_run(path: str | Path) -> Run:

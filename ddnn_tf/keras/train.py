@@ -202,6 +202,8 @@ def train(
 
     _seed(config.seed)
     ddnn = build_ddnn(topology)
+    for layer, x in zip(ddnn.sensors, xs):  # scale and zero point from the training data
+        layer.fit(x)
     compile_ddnn(ddnn, config, _steps(config.epochs, len(y), config))
     targets = {e: y for e in topology.exits}
     val = (val_xs, {e: val_y for e in topology.exits}) if len(val_y) else None
@@ -239,6 +241,7 @@ def train(
 
 def _device_outputs(ddnn: DDNN, xs, *, batch_size: int = 2048) -> list[np.ndarray]:
     """Every device's outputs (inference mode), ordered as :func:`build_upper`'s inputs."""
+    xs = ddnn.sensor_values(xs)
     outs = [m.predict(x, batch_size=batch_size, verbose=0) for m, x in zip(ddnn.devices, xs)]
     summaries = [o["summary"] for o in outs] if ddnn.topology.has_local else []
     return [*summaries, *(o["features"] for o in outs)]
@@ -325,6 +328,8 @@ def train_individual(
     for i in range(topology.num_devices):
         _seed(None if config.seed is None else config.seed + 1 + i)
         model = build_individual(topology, i)
+        if topology.sensor_bits:
+            model.get_layer(f"sensor_{i}").fit(dataset.train.x[i])
         model.compile(
             optimizer=_optimizer(config),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError
 
 __all__ = [
@@ -50,11 +51,12 @@ class Board:
     cflags: tuple[str, ...] = ()
 
 
+#: Board name -> :class:`Board`; the first is ``ddnn_tf.core.vocab.DEFAULT_BOARD``.
 BOARDS: dict[str, Board] = {
     b.name: b
     for b in (
         Board(
-            "mps2-an386",
+            DEFAULT_BOARD,
             "Arm MPS2 AN386, Cortex-M4 with single-precision FPU (QEMU)",
             "qemu",
             "mps2-an386",

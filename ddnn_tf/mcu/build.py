@@ -33,6 +33,7 @@ __all__ = [
     "build_host",
     "firmware_dir",
     "footprint",
+    "qemu_command",
     "run_firmware",
     "run_host",
     "write_sources",
@@ -240,8 +241,19 @@ def _summary_line(done: subprocess.CompletedProcess, pattern: str, program: str)
     return m
 
 
-def build_firmware(sources: CSources, board: Board, workdir: Path) -> Path:
+def build_firmware(
+    sources: CSources,
+    board: Board,
+    workdir: Path,
+    *,
+    main: str = "board_main.c",
+    defines: tuple[str, ...] = (),
+) -> Path:
     """The tier + firmware harness as an ELF for an emulated ``board``.
+
+    ``main`` is the harness's main in ``firmware/`` (``board_main.c``: the checks' stack
+    measuring loop; ``count_main.c``: the instruction counter's); ``defines`` are extra
+    ``-D`` flags for it.
 
     Raises:
         FileNotFoundError: the cross compiler or newlib is missing (naming the packages).
@@ -260,13 +272,14 @@ def build_firmware(sources: CSources, board: Board, workdir: Path) -> Path:
             *board.cflags,
             _MCU_OPT,
             *_defines(sources),
+            *defines,
             "--specs=rdimon.specs",
             "-nostartfiles",
             "-T",
             str(fw / "mps2.ld"),
             "-Wl,--gc-sections",
             str(fw / "startup.c"),
-            str(fw / "board_main.c"),
+            str(fw / main),
             str(src),
             "-o",
             str(elf),
@@ -275,6 +288,26 @@ def build_firmware(sources: CSources, board: Board, workdir: Path) -> Path:
         what=f"building the {board.name} firmware of {sources.tier}",
     )
     return elf
+
+
+def qemu_command(board: Board, elf: Path, *options: str) -> list[str]:
+    """``qemu-system-arm`` running ``elf`` on ``board`` headless, with semihosting (host
+    file I/O and the exit code) and extra ``options`` (FileNotFoundError without QEMU)."""
+    return [
+        qemu(),
+        "-M",
+        board.machine,
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+        "-semihosting-config",
+        "enable=on,target=native",
+        *options,
+        "-kernel",
+        str(elf),
+    ]
 
 
 def run_firmware(elf: Path, board: Board, sensors: bytes, *, timeout_s: float) -> Run:
@@ -286,25 +319,11 @@ def run_firmware(elf: Path, board: Board, sensors: bytes, *, timeout_s: float) -
     Raises:
         FileNotFoundError: ``qemu-system-arm`` is not installed.
     """
-    exe = qemu()
     workdir = elf.parent
     (workdir / "sensor.bin").write_bytes(sensors)
     out = workdir / "messages.bin"
     out.unlink(missing_ok=True)
-    cmd = [
-        exe,
-        "-M",
-        board.machine,
-        "-nographic",
-        "-monitor",
-        "none",
-        "-serial",
-        "none",
-        "-semihosting-config",
-        "enable=on,target=native",
-        "-kernel",
-        str(elf),
-    ]
+    cmd = qemu_command(board, elf)
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -1,7 +1,7 @@
 """Run every device tier of a converted model on a board and compare it byte for byte.
 
-For each device tier: the sensor messages of the test split (``uint8`` values, or float32
-bytes, as the manifest's ``inputs`` say), the tier's wire messages from the board (the C
+For each device tier: the sensor messages of the test split (``uint8`` values, int8 /
+int16 codes of a quantised sensor, or float32 bytes, as the manifest's ``inputs`` say), the tier's wire messages from the board (the C
 tier on an emulated Cortex-M or on the host; the TFLM variant in TensorFlow Lite Micro),
 and the same messages from the portable binary run by ai-edge-litert (through
 :class:`ddnn_tf.runtime.tiers.TierRunner`) on the decoded sensor values, encoded by
@@ -24,7 +24,9 @@ import numpy as np
 
 from ddnn_tf.core import comm
 from ddnn_tf.core.manifest import Manifest, load_manifest, sha256_hex
-from ddnn_tf.core.tflite_check import SIGNATURE, check_tier_binary
+from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
+from ddnn_tf.core.tflite_check import check_tier_binary
+from ddnn_tf.core.vocab import DEFAULT_BOARD, SIGNATURE_KEY
 from ddnn_tf.errors import ConfigError, FormatError
 from ddnn_tf.mcu import build, tflm
 from ddnn_tf.mcu.boards import Board, require_tools
@@ -32,8 +34,9 @@ from ddnn_tf.mcu.boards import board as find_board
 from ddnn_tf.mcu.codegen import CSources, generate_c
 from ddnn_tf.mcu.exact import Ambiguity
 from ddnn_tf.mcu.export import sensor_scale
-from ddnn_tf.mcu.lower import lower_tier, op_counts
+from ddnn_tf.mcu.lower import lower_tier
 from ddnn_tf.mcu.spec import TierSpec
+from ddnn_tf.runtime.flatbuffer import op_counts, read_model
 from ddnn_tf.runtime.tiers import TierRunner
 
 __all__ = [
@@ -67,9 +70,9 @@ def sensor_input(manifest: Manifest, tier: str) -> dict[str, Any]:
 
 def tier_spec(manifest: Manifest, tier: str) -> TierSpec:
     """The :class:`TierSpec` of a device tier, read from its portable binary."""
-    scale = sensor_scale(sensor_input(manifest, tier))
+    entry = sensor_input(manifest, tier)
     data = manifest.path(tier, "portable").read_bytes()
-    return lower_tier(tier, data, scale=scale)
+    return lower_tier(tier, data, scale=sensor_scale(entry), quantizer=sensor_quantizer(entry))
 
 
 def tier_sources(manifest: Manifest, tier: str) -> tuple[CSources, str]:
@@ -90,15 +93,27 @@ def tier_sources(manifest: Manifest, tier: str) -> tuple[CSources, str]:
 
 
 def sensor_messages(manifest: Manifest, tier: str, x: np.ndarray) -> np.ndarray:
-    """The device's sensor messages ``(N, bytes)``: uint8 values, or float32 bytes."""
+    """The device's sensor messages ``(N, bytes)`` for its binary's inputs ``x``: uint8
+    values, int8 / int16 codes (little-endian) of a quantised sensor, or float32 bytes."""
     entry = sensor_input(manifest, tier)
+    quantizer = sensor_quantizer(entry)
+    if quantizer is not None:
+        codes = quantizer.uncentre(x).astype(np.dtype(quantizer.dtype).newbyteorder("<"))
+        return np.ascontiguousarray(codes).view(np.uint8).reshape(len(codes), -1)
     return comm.encode_raw(x, entry.get("raw_dtype", "float32"), sensor_scale(entry))
 
 
 def _decoded(manifest: Manifest, tier: str, sensors: np.ndarray) -> np.ndarray:
+    """The binary's inputs from sensor messages (the inverse of :func:`sensor_messages`)."""
     entry = sensor_input(manifest, tier)
+    shape = entry["shape"][1:]
+    quantizer = sensor_quantizer(entry)
+    if quantizer is not None:
+        wire = np.dtype(quantizer.dtype).newbyteorder("<")
+        codes = np.ascontiguousarray(sensors).view(wire).reshape(len(sensors), *shape)
+        return quantizer.centre(codes)
     dtype = entry.get("raw_dtype", "float32")
-    return comm.decode_raw(sensors, entry["shape"][1:], dtype, sensor_scale(entry))
+    return comm.decode_raw(sensors, shape, dtype, sensor_scale(entry))
 
 
 def _encode(manifest: Manifest, tier: str, outputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -111,14 +126,11 @@ def _encode(manifest: Manifest, tier: str, outputs: dict[str, np.ndarray]) -> np
 
 
 def reference_messages(manifest: Manifest, tier: str, sensors: np.ndarray) -> np.ndarray:
-    """The portable binary's wire messages ``(N, summary + features bytes)`` (ai-edge-litert)."""
+    """The portable binary's wire messages ``(N, summary + features bytes)`` for the sensor
+    messages ``sensors`` (ai-edge-litert): what every board must send byte for byte."""
     runner = TierRunner.from_manifest(manifest, tier, "portable")
-    return _reference(manifest, tier, runner, _decoded(manifest, tier, sensors))
-
-
-def _reference(manifest: Manifest, tier: str, runner: TierRunner, x: np.ndarray) -> np.ndarray:
     name = sensor_input(manifest, tier)["name"]
-    return _encode(manifest, tier, runner({name: x}))
+    return _encode(manifest, tier, runner({name: _decoded(manifest, tier, sensors)}))
 
 
 def _litert_rate(runner: TierRunner, x: np.ndarray) -> float:
@@ -197,9 +209,6 @@ def _c_device(
     want: np.ndarray,
     workdir: Path,
     timeout_s: float | None,
-    *,
-    runner: TierRunner,
-    values: np.ndarray,
 ) -> dict[str, Any]:
     sources, origin = tier_sources(manifest, tier)
     fp = build.footprint(sources, b, workdir / "object")
@@ -222,7 +231,8 @@ def _c_device(
         )
         if run.status == "ok":
             row["samples_per_s"] = n / max(run.seconds, 1e-9)
-            row["litert_samples_per_s"] = _litert_rate(runner, values)
+            runner = TierRunner.from_manifest(manifest, tier, "portable")
+            row["litert_samples_per_s"] = _litert_rate(runner, _decoded(manifest, tier, sensors))
     row["status"] = run.status
     if run.status != "ok":
         row.update(detail=run.detail, mismatches=n, ram_bytes=None)
@@ -262,7 +272,7 @@ def _tflm_device(manifest: Manifest, tier: str, x: np.ndarray, want: np.ndarray)
         target="portable",
         inputs=entry["inputs"],
         outputs=entry["outputs"],
-    ).signatures[SIGNATURE]
+    ).signatures[SIGNATURE_KEY]
     name = sensor_input(manifest, tier)["name"]
     arena = tflm.arena_bytes(data, [x[:1]])
     outputs = tflm.run_tflm(
@@ -281,7 +291,7 @@ def _tflm_device(manifest: Manifest, tier: str, x: np.ndarray, want: np.ndarray)
         "flash_bytes": len(data),
         "ram_bytes": arena,
         "arena_bytes": arena,
-        "ops": op_counts(data),
+        "ops": op_counts(read_model(data)),
         "sha256": sha256_hex(data),
     }
     row.update(_compare(got, want, summary_bytes))
@@ -290,9 +300,9 @@ def _tflm_device(manifest: Manifest, tier: str, x: np.ndarray, want: np.ndarray)
 
 def check_model(
     model: str | Path | Manifest,
-    dataset,
+    dataset=None,
     *,
-    board: str = "mps2-an386",
+    board: str = DEFAULT_BOARD,
     limit: int | None = None,
     timeout_s: float | None = None,
     workdir: str | Path | None = None,
@@ -302,8 +312,9 @@ def check_model(
 
     Args:
         model: a converted model directory (or its loaded manifest).
-        dataset: a :class:`ddnn_tf.data.Dataset` (its test split is used) or a dataset
-            name for :func:`ddnn_tf.data.load_dataset`.
+        dataset: a :class:`ddnn_tf.data.Dataset` (its test split is used), a dataset
+            name for :func:`ddnn_tf.data.load_dataset`, or None for the one the manifest
+            records.
         board: ``mps2-an386`` (Cortex-M4, QEMU), ``mps2-an385`` (Cortex-M3, QEMU),
             ``host`` (system gcc) or ``tflm`` (TensorFlow Lite Micro).
         limit: the first ``limit`` test samples (default: all).
@@ -326,10 +337,13 @@ def check_model(
     b = find_board(board)
     require_tools(b)
     manifest = model if isinstance(model, Manifest) else load_manifest(model)
-    if isinstance(dataset, str):
+    if dataset is None or isinstance(dataset, str):
         from ddnn_tf.data import load_dataset
 
-        dataset = load_dataset(dataset)
+        recorded = manifest.get("dataset")
+        if dataset is None and not recorded:
+            raise ConfigError(f"{manifest.directory}: the manifest records no dataset; give one.")
+        dataset = load_dataset(dataset) if dataset is not None else load_dataset(**recorded)
     tiers = device_tiers(manifest)
     xs = dataset.test.x
     if len(xs) != len(manifest["inputs"]):
@@ -353,29 +367,19 @@ def check_model(
         for tier in iterator:
             device = manifest["tiers"][tier]["device"]
             x = np.asarray(xs[device][:n])
-            expected = tuple(sensor_input(manifest, tier)["shape"][1:])
+            entry = sensor_input(manifest, tier)
+            expected = tuple(entry["shape"][1:])
             if x.shape[1:] != expected:
                 raise ConfigError(
                     f"{tier}: the dataset's view has shape {x.shape[1:]}, the model expects {expected}."
                 )
+            x = sensor_values([sensor_quantizer(entry)], [x])[0]
             sensors = sensor_messages(manifest, tier, x)
-            values = _decoded(manifest, tier, sensors)
-            runner = TierRunner.from_manifest(manifest, tier, "portable")
-            want = _reference(manifest, tier, runner, values)
+            want = reference_messages(manifest, tier, sensors)
             if b.kind == "tflm":
-                row = _tflm_device(manifest, tier, values, want)
+                row = _tflm_device(manifest, tier, _decoded(manifest, tier, sensors), want)
             else:
-                row = _c_device(
-                    manifest,
-                    tier,
-                    b,
-                    sensors,
-                    want,
-                    root / tier,
-                    timeout_s,
-                    runner=runner,
-                    values=values,
-                )
+                row = _c_device(manifest, tier, b, sensors, want, root / tier, timeout_s)
             report["devices"][tier] = row
     report["ok"] = all(
         r["status"] == "ok" and r["mismatches"] == 0 for r in report["devices"].values()

@@ -20,6 +20,7 @@ GCC's ISO modes such as ``-std=c99`` already do). Numpy only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -154,6 +155,103 @@ static float sensor_value(const uint8_t *sensor, unsigned i)
 
 
 # ------------------------------------------------------------------ blocks
+def _conv_decision(
+    block: ConvBlock, plan: BlockPlan, name: str, out_bit: str
+) -> tuple[list[str], str]:
+    """The constants of a ConvP block's batch norm and sign, and the C that sets an output
+    bit from the pooled sum ``best``: integer thresholds, or the binary's float MUL, ADD."""
+    if plan.arithmetic == "integer":
+        parts = [
+            _array(_int_type(plan.thresholds, signed=True), f"{name}_t", plan.thresholds),
+            _array("uint8_t", f"{name}_up", plan.up.astype(np.uint8)),
+        ]
+        decide = f"""\
+                if ({name}_up[fo] ? best >= {name}_t[fo] : best <= {name}_t[fo])
+                    set_bit(out, {out_bit});
+"""
+        return parts, decide
+    parts = [_floats(f"{name}_mul", block.mul), _floats(f"{name}_add", block.add)]
+    decide = f"""\
+                {{
+                    float z = best * {name}_mul[fo]; /* the binary's MUL, then its ADD */
+                    z = z + {name}_add[fo];
+                    if (z >= 0.0f)
+                        set_bit(out, {out_bit});
+                }}
+"""
+    return parts, decide
+
+
+class _Taps(NamedTuple):
+    """How a ConvP block reads its input and sums its taps (C snippets and types)."""
+
+    value: str  # one input value at ``pix``
+    acc: str  # the accumulator type
+    init: str
+    best_init: str  # below every sum: the max-pool's start
+    border: str  # the padded row's border value
+    tap: tuple[str, str]  # one tap's update, for a +1 and for a -1 weight
+    row_type: str  # the padded row's type
+    skip_row: str  # what a border row of the 3x3 window adds
+    what: str  # the sum, in words
+
+
+def _conv_taps(block: ConvBlock, integer: bool, name: str, sensor, uses: set[str]) -> _Taps:
+    """How a ConvP block reads its input and sums its taps: the C of one input value, the
+    accumulator and padded-row types, the border, one tap's update per weight sign, the
+    skipped (border) row, and a description of the sum."""
+    h, w, c = block.in_shape
+    pix = f"((unsigned)iy * {w}u + (unsigned)x) * {c}u + ci"
+    if block.real_input:
+        peak = sensor.max_centred if sensor.coded else 255
+        small = "int16_t" if peak * 9 * c <= 32767 else "int32_t"
+        if sensor.coded:
+            value = f"({small})sensor_code(in, {pix}, ci)"
+            uses.add("sensor_code")
+        elif sensor.dtype == "uint8":
+            value = f"({'int16_t' if integer else 'float'})in[{pix}]"
+            if not integer:
+                value = f"(float)in[{pix}] * {_float_literal(sensor.scale)}"
+        else:
+            value = f"sensor_value(in, {pix})"
+            uses.add("sensor_float")
+        if integer:
+            acc = small
+            init, best_init, border = "0", ("-32768" if acc == "int16_t" else "INT32_MIN"), "0"
+            tap = f"r[x] = ({acc})(r[x] + p[x * {c}u]);", f"r[x] = ({acc})(r[x] - p[x * {c}u]);"
+        else:
+            acc, init, best_init, border = "float", "0.0f", "-3.0e38f", "0.0f"
+            tap = f"r[x] += p[x * {c}u];", f"r[x] += -p[x * {c}u];"
+        return _Taps(
+            value=value,
+            acc=acc,
+            init=init,
+            best_init=best_init,
+            border=border,
+            tap=tap,
+            row_type=acc,
+            skip_row=f"k += {3 * c}u; /* a zero border row adds nothing */",
+            what="the sum of the +-weighted inputs, zero border",
+        )
+    if not integer:
+        raise AssertionError(f"{name}: a binary ConvP block is always integer")
+    acc = "int16_t" if 9 * c <= 32767 else "int32_t"
+    # agreements: +1 where input bit and weight bit are equal
+    return _Taps(
+        value=f"(uint8_t)get_bit(in, {pix})",
+        acc=acc,
+        init="0",
+        best_init="-1",
+        border="1",
+        row_type="uint8_t",
+        tap=(f"r[x] = ({acc})(r[x] + p[x * {c}u]);", f"r[x] = ({acc})(r[x] + 1 - p[x * {c}u]);"),
+        skip_row=f"""for (kx = 0; kx < {3 * c}; kx++, k++) /* a +1 border row */
+                            for (x = 0; x < {w}; x++)
+                                r[x] = ({acc})(r[x] + wb[k]);""",
+        what="the number of taps where input and weight agree, +1 border",
+    )
+
+
 def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, set[str]]:
     h, w, c = block.in_shape
     f = block.signs.shape[0]
@@ -163,59 +261,13 @@ def _conv(block: ConvBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, se
     if (ho, wo, f) != tuple(block.out_shape):
         raise AssertionError(f"{name}: pooled shape {(ho, wo, f)} != {block.out_shape}")
     weights = np.packbits(block.signs.reshape(-1).astype(np.uint8))
-    parts = [_array("uint8_t", f"{name}_w", weights)]
     uses = {"bits"}
     integer = plan.arithmetic == "integer"
     out_bit = f"((unsigned)oy * {wo}u + (unsigned)ox) * {f}u + fo"
-    if integer:
-        parts.append(_array(_int_type(plan.thresholds, signed=True), f"{name}_t", plan.thresholds))
-        parts.append(_array("uint8_t", f"{name}_up", plan.up.astype(np.uint8)))
-        decide = f"""\
-                if ({name}_up[fo] ? best >= {name}_t[fo] : best <= {name}_t[fo])
-                    set_bit(out, {out_bit});
-"""
-    else:
-        parts.append(_floats(f"{name}_mul", block.mul))
-        parts.append(_floats(f"{name}_add", block.add))
-        decide = f"""\
-                {{
-                    float z = best * {name}_mul[fo]; /* the binary's MUL, then its ADD */
-                    z = z + {name}_add[fo];
-                    if (z >= 0.0f)
-                        set_bit(out, {out_bit});
-                }}
-"""
-    pix = f"((unsigned)iy * {w}u + (unsigned)x) * {c}u + ci"
-    if block.real_input:
-        if sensor.dtype == "uint8":
-            value = f"({'int16_t' if integer else 'float'})in[{pix}]"
-            if not integer:
-                value = f"(float)in[{pix}] * {_float_literal(sensor.scale)}"
-        else:
-            value = f"sensor_value(in, {pix})"
-            uses.add("sensor_float")
-        if integer:
-            acc = "int16_t" if 255 * 9 * c <= 32767 else "int32_t"
-            init, best_init, border = "0", ("-32768" if acc == "int16_t" else "INT32_MIN"), "0"
-            tap = f"r[x] = ({acc})(r[x] + p[x * {c}u]);", f"r[x] = ({acc})(r[x] - p[x * {c}u]);"
-        else:
-            acc, init, best_init, border = "float", "0.0f", "-3.0e38f", "0.0f"
-            tap = f"r[x] += p[x * {c}u];", f"r[x] += -p[x * {c}u];"
-        row_type = acc
-        skip_row = f"k += {3 * c}u; /* a zero border row adds nothing */"
-        what = "the sum of the +-weighted inputs, zero border"
-    else:
-        if not integer:
-            raise AssertionError(f"{name}: a binary ConvP block is always integer")
-        acc = "int16_t" if 9 * c <= 32767 else "int32_t"
-        init, best_init, border, row_type = "0", "-1", "1", "uint8_t"
-        value = f"(uint8_t)get_bit(in, {pix})"
-        # agreements: +1 where input bit and weight bit are equal
-        tap = f"r[x] = ({acc})(r[x] + p[x * {c}u]);", f"r[x] = ({acc})(r[x] + 1 - p[x * {c}u]);"
-        skip_row = f"""for (kx = 0; kx < {3 * c}; kx++, k++) /* a +1 border row */
-                            for (x = 0; x < {w}; x++)
-                                r[x] = ({acc})(r[x] + wb[k]);"""
-        what = "the number of taps where input and weight agree, +1 border"
+    constants, decide = _conv_decision(block, plan, name, out_bit)
+    parts = [_array("uint8_t", f"{name}_w", weights), *constants]
+    taps = _conv_taps(block, integer, name, sensor, uses)
+    value, acc, init, best_init, border, tap, row_type, skip_row, what = taps
     code = f"""\
 /* {name}: 3x3 binary convolution ({"real" if block.real_input else "+-1"} input {h}x{w}x{c}, {f} filters),
  * {size}x{size}/{stride} max-pool -> {ho}x{wo}x{f}, batch norm, sign. s = {what};
@@ -322,13 +374,18 @@ def _dense(block: DenseBlock, plan: BlockPlan, name: str, sensor) -> tuple[str, 
     u = block.units
     parts = [_array("uint8_t", f"{name}_w", rows)]
     uses = {"bits"}
-    if block.real_input:  # uint8 sensor vector, integer sums (exact.py refuses the rest)
+    if block.real_input:  # uint8 values or int codes, integer sums (exact.py refuses the rest)
         parts.append(_array(_int_type(plan.thresholds, signed=True), f"{name}_t", plan.thresholds))
+        read = "sensor_code(in, i, i)" if sensor.coded else "(int32_t)in[i]"
+        if sensor.coded:
+            uses.add("sensor_code")
         body = f"""\
         int32_t s = 0;
         unsigned i;
-        for (i = 0; i < {k}u; i++)
-            s += get_bit({name}_w + j * {nbytes}u, i) ? (int32_t)in[i] : -(int32_t)in[i];
+        for (i = 0; i < {k}u; i++) {{
+            int32_t v = {read};
+            s += get_bit({name}_w + j * {nbytes}u, i) ? v : -v;
+        }}
         if (s >= {name}_t[j])
             set_bit(out, j);
 """
@@ -427,8 +484,38 @@ static void head(const uint8_t *in, uint8_t *summary)
     return code, uses
 
 
+def _sensor_code(sensor) -> str:
+    """C reading a coded sensor value: its int8 / int16 code minus its channel's zero point."""
+    zero = _array("int16_t", "sensor_zero", sensor.zero_point)
+    if sensor.dtype == "int8":
+        read = """\
+    int32_t v = (int32_t)sensor[i];
+    if (v > 127)
+        v -= 256;"""
+    else:
+        read = """\
+    int32_t v = (int32_t)sensor[2 * i] | ((int32_t)sensor[2 * i + 1] << 8);
+    if (v > 32767)
+        v -= 65536;"""
+    return f"""\
+/* Sensor value i: its {sensor.dtype} code (little-endian) minus the zero point of its
+ * channel c, the integer the binary reads. */
+{zero}
+static int32_t sensor_code(const uint8_t *sensor, unsigned i, unsigned c)
+{{
+{read}
+    return v - sensor_zero[c];
+}}
+"""
+
+
 def _describe_sensor(spec: TierSpec) -> str:
     shape = "x".join(map(str, spec.sensor.shape))
+    if spec.sensor.coded:
+        return (
+            f"{spec.sensor.dtype} codes, {shape} (C order, little-endian); the binary reads "
+            "code - zero point of the value's channel"
+        )
     if spec.sensor.dtype == "uint8":
         return f"uint8 values, {shape} (C order); the binary reads value * {float(spec.sensor.scale):.9g}"
     return f"little-endian float32 values, {shape} (C order)"
@@ -482,6 +569,7 @@ def generate_c(spec: TierSpec, *, plan: TierPlan | None = None, origin: str = ""
             ("bits", _BIT_FUNCTIONS),
             ("popcount", _POPCOUNT),
             ("sensor_float", _SENSOR_FLOAT),
+            ("sensor_code", _sensor_code(spec.sensor) if spec.sensor.coded else ""),
         )
         if key in uses
     ]

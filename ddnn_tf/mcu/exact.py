@@ -4,6 +4,11 @@ Each block's output bit is a monotone function of an integer the C code computes
 
 * the first ConvP block on ``uint8`` pixels: ``S = sum(+-u)`` over the 3x3 taps (the
   binary's value is ``float32`` pixels ``u * scale`` summed in float32);
+* the first block on quantised int8 / int16 codes (:mod:`ddnn_tf.core.sensors`): the
+  binary reads ``code - zero_point``, integers, so its sums are exact in any order: a
+  ConvP block's decision is its batch norm's MUL and ADD on the exact ``S``, and a
+  vector device's first FC block is exported with +-1 weights and half-integer biases
+  (``acc >= 0`` is ``S >= -bias``), exact with or without fused multiply-adds;
 * a ConvP block on a +-1 map: the number ``a`` of taps where input and weight agree (the
   binary's sum ``2a - n`` is exact in float32);
 * FC blocks and the int4 exit head: the agreement count ``a`` (the binary sums
@@ -19,7 +24,9 @@ value lies within rounding of a step, the block keeps float32 arithmetic in the 
 own order (``bias`` first, then the taps in HWC order; compiled with
 ``-ffp-contract=off``) and the :class:`Ambiguity` says where. The first FC block of a
 vector device multiplies real inputs by folded scales: there the rounding depends on the
-CPU running the reference (fused or not), so an undecided value is refused.
+CPU running the reference (fused or not), so an undecided value is refused; on float32
+sensors (no quantiser) it is refused outright, naming the layer and offering the
+TensorFlow Lite Micro target.
 
 Numpy only.
 """
@@ -174,18 +181,23 @@ def _conv_real(block: ConvBlock, scale: _F32, layer: str) -> BlockPlan:
     return BlockPlan(layer, "integer", np.array(thresholds, np.int64), np.array(ups, bool))
 
 
-def _conv_binary(block: ConvBlock, layer: str) -> BlockPlan:
-    n = block.taps
-    agree = np.arange(n + 1)
-    v = (2 * agree - n).astype(np.float64)  # the binary's sum, exact in float32
+def _exact_conv(block: ConvBlock, sums: np.ndarray, keys: np.ndarray, layer: str) -> BlockPlan:
+    """Integer thresholds of a ConvP block whose pooled value is exactly ``sums`` (float32
+    holds them exactly) for each integer of ``keys``: the batch norm's MUL and ADD decide."""
     thresholds, ups = [], []
     for f in range(block.signs.shape[0]):
-        rule = _monotone_threshold(_bn_decision(v, block.mul[f], block.add[f]), agree)
+        rule = _monotone_threshold(_bn_decision(sums, block.mul[f], block.add[f]), keys)
         if rule is None:  # a float32 multiply-add is monotone: never happens
             raise AssertionError(f"{layer}: a non-monotone batch-norm decision")
         thresholds.append(rule[0])
         ups.append(rule[1])
     return BlockPlan(layer, "integer", np.array(thresholds, np.int64), np.array(ups, bool))
+
+
+def _conv_binary(block: ConvBlock, layer: str) -> BlockPlan:
+    n = block.taps
+    agree = np.arange(n + 1)
+    return _exact_conv(block, (2 * agree - n).astype(np.float64), agree, layer)
 
 
 def _folded_intervals(n: int, scale: np.ndarray, bias: np.ndarray):
@@ -211,13 +223,57 @@ def _dense_binary(block: DenseBlock, layer: str) -> BlockPlan:
     return BlockPlan(layer, "integer", np.array(thresholds, np.int64))
 
 
+def _conv_codes(block: ConvBlock, peak: int, layer: str) -> BlockPlan:
+    """The first ConvP block on integer codes: ``S = sum(+-(code - zero))`` is exact in
+    float32 in any order (integers far below 2**24), so its decision is the binary's
+    MUL and ADD applied to the exact ``S``."""
+    n = block.taps
+    reach = n * peak
+    if reach >= 2**24:
+        raise ConfigError(
+            f"{layer}: sums of {n} codes up to {peak} leave float32's exact integers."
+        )
+    values = np.arange(-reach, reach + 1)
+    return _exact_conv(block, values.astype(np.float64), values, layer)
+
+
+def _dense_codes(block: DenseBlock, peak: int, layer: str, tier: str) -> BlockPlan:
+    """The first FC block of a quantised vector device, as exported: +-1 weights and a
+    half-integer bias per unit (``ddnn_tf.keras.blocks.ThresholdDense``). On integer
+    codes every partial sum is then a multiple of 1/2 below 2**23, exact in float32 in any
+    order and with or without fused multiply-adds, so ``acc >= 0`` is ``S >= -bias``."""
+    k = block.in_size
+    reach = k * peak
+    bias = block.bias.astype(np.float64)
+    why = None
+    if reach >= 2**22:
+        why = (
+            f"sums {k} codes up to {peak}, which can leave float32's exact integers, so "
+            "the reference's rounding depends on the CPU running it; quantise the sensor "
+            "to int8 or give the device fewer inputs"
+        )
+    elif not np.all(block.scale == np.float32(1.0)):
+        why = "has weights that are not +-1 (convert the model again with this ddnn_tf)"
+    elif not np.all(np.abs(2 * bias) % 2 == 1) or reach + np.abs(bias).max() >= 2**23:
+        why = "has biases that are not halves of odd integers within float32's exact range"
+    if why is not None:
+        raise ConfigError(
+            f"{tier}: the C target cannot express this tier exactly: {layer}, the first FC "
+            f"block on quantised codes, {why}; or take the TensorFlow Lite Micro target "
+            "(tflm)."
+        )
+    return BlockPlan(layer, "integer", np.ceil(-bias).astype(np.int64))
+
+
 def _dense_real(block: DenseBlock, scale: _F32 | None, layer: str, tier: str) -> BlockPlan:
     if scale is None:
         raise ConfigError(
-            f"{tier}: the C target cannot express this tier: its first FC block multiplies "
-            "float32 sensor values by folded batch-norm scales, which the reference rounds "
-            "differently on CPUs with and without fused multiply-add; give the device uint8 "
-            "sensor values (a dataset with an input scale)."
+            f"{tier}: the C target cannot express this tier exactly: {layer}, its first FC "
+            "block, multiplies float32 sensor values by folded batch-norm scales, and the "
+            "reference's rounding of those sums depends on the CPU running it (fused "
+            "multiply-add or not), so no C equals it bit for bit. Quantise the sensor at the "
+            "device (train with sensor_bits 8 or 16, what ddnn train does for real-valued "
+            "sensors) or take the TensorFlow Lite Micro target (tflm)."
         )
     k = block.in_size
     values = np.arange(-255 * k, 255 * k + 1)
@@ -275,13 +331,17 @@ def plan_tier(spec: TierSpec) -> TierPlan:
             layer = f"conv{k + 1}"
             if not block.real_input:
                 plans.append(_conv_binary(block, layer))
+            elif spec.sensor.coded:
+                plans.append(_conv_codes(block, spec.sensor.max_centred, layer))
             elif spec.sensor.dtype == "uint8":
                 plans.append(_conv_real(block, spec.sensor.scale, layer))
             else:  # float32 pixels times +-1 weights: exact products, the binary's order
                 plans.append(BlockPlan(layer, "float"))
         else:
             layer = f"fc{k + 1}"
-            if block.real_input:
+            if block.real_input and spec.sensor.coded:
+                plans.append(_dense_codes(block, spec.sensor.max_centred, layer, spec.name))
+            elif block.real_input:
                 plans.append(_dense_real(block, spec.sensor.scale, layer, spec.name))
             else:
                 plans.append(_dense_binary(block, layer))

@@ -23,13 +23,16 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf.core import manifest as mf
-from ddnn_tf.core.vocab import MCU_TARGETS
+from ddnn_tf.core.sensors import SensorQuantizer, sensor_quantizer
+from ddnn_tf.core.vocab import CORES, DEFAULT_BOARD, MCU_TARGETS
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.mcu import build, tflm
 from ddnn_tf.mcu.boards import BOARDS
 from ddnn_tf.mcu.codegen import CSources, generate_c
-from ddnn_tf.mcu.lower import lower_tier, op_counts
+from ddnn_tf.mcu.lower import lower_tier
+from ddnn_tf.mcu.opcount import modelled_instructions
 from ddnn_tf.mcu.spec import TierSpec
+from ddnn_tf.runtime.flatbuffer import op_counts, read_model
 
 __all__ = [
     "FOOTPRINT_BOARD",
@@ -42,7 +45,7 @@ __all__ = [
 ]
 
 #: The board whose object sizes the manifest records.
-FOOTPRINT_BOARD = "mps2-an386"
+FOOTPRINT_BOARD = DEFAULT_BOARD
 TFLM_SUFFIX = ".tflm.tflite"
 
 
@@ -68,7 +71,10 @@ def parse_targets(targets: Iterable[str]) -> tuple[str, ...]:
 
 
 def c_entry(sources: CSources, footprint: build.Footprint, board: str) -> tuple[dict, dict]:
-    """The files and manifest entry of a tier's C target."""
+    """The files and manifest entry of a tier's C target, with the static model's
+    instructions per sample on every core (``ddnn mcu --count-instructions`` adds the
+    counts)."""
+
     files = {sources.source: sources.c.encode(), sources.header: sources.h.encode()}
     entry = {
         "source": mf.file_entry(sources.source, files[sources.source]),
@@ -79,6 +85,12 @@ def c_entry(sources: CSources, footprint: build.Footprint, board: str) -> tuple[
         "features_bytes": sources.features_bytes,
         "scratch_bytes": sources.scratch_bytes,
         "arithmetic": sources.arithmetic,
+        "instructions": {
+            core: {
+                "modelled": round(modelled_instructions(sources.spec, sources.plan, core=core), 1)
+            }
+            for core in CORES
+        },
         "footprint": {"board": board, **footprint.to_dict()},
     }
     return files, entry
@@ -93,6 +105,7 @@ def mcu_files(
     portable: bytes,
     *,
     scale: float | None,
+    quantizer: SensorQuantizer | None = None,
     targets: Iterable[str] = MCU_TARGETS,
     origin: str | None = None,
     spec: TierSpec | None = None,
@@ -103,6 +116,8 @@ def mcu_files(
         tier: the tier name (``device_0``).
         portable: its portable ``.tflite`` bytes.
         scale: the manifest's ``inputs[].scale`` of the device (None: float32 sensor).
+        quantizer: the device's sensor quantiser (the manifest's ``inputs[].quantizer``),
+            when its sensor sends int8 / int16 codes.
         targets: ``c`` and/or ``tflm``.
         origin: the portable file's name, for the C comments.
         spec: the tier's description, when already lowered.
@@ -117,7 +132,7 @@ def mcu_files(
     targets = parse_targets(targets)
     files: dict[str, bytes] = {}
     keys: dict[str, Any] = {}
-    spec = spec or lower_tier(tier, portable, scale=scale)
+    spec = spec or lower_tier(tier, portable, scale=scale, quantizer=quantizer)
     if "c" in targets:
         sources = generate_c(spec, origin=origin or mf.tier_filename(tier, "portable"))
         with tempfile.TemporaryDirectory(prefix="ddnn_c_") as tmp:
@@ -130,7 +145,7 @@ def mcu_files(
         files[name] = data
         keys["tflm"] = {
             **mf.file_entry(name, data),
-            "ops": op_counts(data),
+            "ops": op_counts(read_model(data)),
             "arena_bytes": tflm.arena_bytes(data, _sample(spec)),
         }
     return files, keys
@@ -167,6 +182,7 @@ def add_targets(model: str | Path, targets: Iterable[str] = MCU_TARGETS) -> dict
             tier,
             portable,
             scale=sensor_scale(entry),
+            quantizer=sensor_quantizer(entry),
             targets=targets,
             origin=manifest["tiers"][tier]["files"]["portable"]["file"],
         )

@@ -1,7 +1,8 @@
 """A device tier inside an emulated board, behind the call a device process makes.
 
 :class:`BoardTier` builds the tier's firmware once and, for each round of samples, boots
-the board under QEMU on their sensor messages (uint8 values, or float32 bytes) and reads
+the board under QEMU on their sensor messages (uint8 values, int8 / int16 codes, or
+float32 bytes: :func:`ddnn_tf.mcu.check.sensor_messages` of its inputs) and reads
 back the wire messages the C code wrote. It answers like
 :class:`ddnn_tf.runtime.tiers.TierRunner` (``{input name: (N, ...) array}`` ->
 ``{"summary", "features"}`` arrays, decoded from those bytes with
@@ -24,6 +25,7 @@ import numpy as np
 
 from ddnn_tf.core import comm
 from ddnn_tf.core.manifest import Manifest
+from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.mcu import build
 from ddnn_tf.mcu.boards import board as find_board
@@ -49,7 +51,7 @@ class BoardTier:
     """
 
     def __init__(
-        self, manifest: Manifest, tier: str, *, board: str = "mps2-an386", argument: str = "board"
+        self, manifest: Manifest, tier: str, *, board: str = DEFAULT_BOARD, argument: str = "board"
     ) -> None:
         self._dir = None
         self.board = find_board(board, argument=argument)

@@ -26,42 +26,21 @@ from typing import Any
 
 import numpy as np
 
-from ddnn_tf.core.tflite_check import SIGNATURE
-from ddnn_tf.errors import ConfigError
+from ddnn_tf.core.vocab import SIGNATURE_KEY
+from ddnn_tf.errors import ConfigError, FormatError
 from ddnn_tf.mcu.spec import ConvBlock, DenseBlock, Head, Sensor, TierSpec
+from ddnn_tf.runtime.flatbuffer import (
+    buffer_array,
+    check_operators,
+    dtype_name,
+    op_name,
+    read_model,
+    schema,
+    signature,
+    signature_names,
+)
 
-__all__ = ["flatbuffer_model", "lower_tier", "op_counts"]
-
-
-def flatbuffer_model(data: bytes):
-    """The flatbuffer object tree (``ModelT``) of a TFLite file."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    return schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-
-
-def op_counts(data: bytes) -> dict[str, int]:
-    """Operator name -> count over every subgraph of a TFLite file."""
-    schema = _schema()
-    model = flatbuffer_model(data)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    counts: dict[str, int] = {}
-    for sub in model.subgraphs:
-        for op in sub.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            key = (
-                code.customCode.decode()
-                if code.customCode
-                else names[max(code.builtinCode, code.deprecatedBuiltinCode)]
-            )
-            counts[key] = counts.get(key, 0) + 1
-    return dict(sorted(counts.items()))
-
-
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
-
-    return schema
+__all__ = ["lower_tier"]
 
 
 @dataclass
@@ -78,22 +57,20 @@ class _Refused(ConfigError):
 
 
 class _Lowering:
-    def __init__(self, name: str, data: bytes, scale: float | None):
+    def __init__(self, name: str, data: bytes, scale: float | None, quantizer):
         self.name = name
         self.scale = scale
-        self.schema = _schema()
-        self.model = flatbuffer_model(data)
-        sig = next(
-            (s for s in self.model.signatureDefs or [] if s.signatureKey.decode() == SIGNATURE),
-            None,
-        )
-        if sig is None:
-            self.refuse(f"the binary has no {SIGNATURE!r} signature")
-        self.sub = self.model.subgraphs[sig.subgraphIndex]
-        self.sig_names = {t.tensorIndex: t.name.decode() for t in (*sig.inputs, *sig.outputs)}
-        self.builtin = {
-            v: k for k, v in vars(self.schema.BuiltinOperator).items() if not k.startswith("_")
-        }
+        self.quantizer = quantizer
+        self.model = read_model(data)
+        try:
+            self.sub = self.model.subgraphs[signature(self.model).subgraphIndex]
+        except FormatError:
+            self.refuse(f"the binary has no {SIGNATURE_KEY!r} signature")
+        try:
+            check_operators(self.model)
+        except FormatError as err:
+            self.refuse(str(err).rstrip("."))
+        self.sig_names = signature_names(self.model)
         self.values: dict[int, _Value] = {}
         self.blocks: list = []
 
@@ -106,15 +83,13 @@ class _Lowering:
 
     def const(self, index: int) -> np.ndarray | None:
         tensor = self.sub.tensors[index]
-        buf = self.model.buffers[tensor.buffer]
-        if buf is None or buf.data is None or len(buf.data) == 0:
-            return None
-        types = self.schema.TensorType
-        dtype = {types.FLOAT32: "<f4", types.INT32: "<i4"}.get(tensor.type)
-        if dtype is None:
-            self.refuse(f"a constant of tensor type {tensor.type} (float32 expected)")
-        raw = np.asarray(buf.data, dtype=np.uint8).tobytes()
-        return np.frombuffer(raw, dtype=dtype).reshape(self.shape(index)).copy()
+        try:
+            values = buffer_array(self.model, tensor)
+        except FormatError as err:  # a float16 constant, say, or one its data do not fill
+            self.refuse(str(err).rstrip("."))
+        if values is not None and values.dtype not in (np.float32, np.int32):
+            self.refuse(f"a constant of tensor type {dtype_name(tensor)} (float32 expected)")
+        return values
 
     def scalar(self, index: int) -> float | None:
         c = self.const(index)
@@ -123,10 +98,7 @@ class _Lowering:
         return float(c.reshape(-1)[0])
 
     def opname(self, op) -> str:
-        code = self.model.operatorCodes[op.opcodeIndex]
-        if code.customCode:
-            return code.customCode.decode()
-        return self.builtin[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        return op_name(self.model, op)
 
     def value(self, index: int, op: str) -> _Value:
         if index not in self.values:
@@ -144,7 +116,7 @@ class _Lowering:
         if len(inputs) != 1:
             self.refuse(f"{len(inputs)} inputs (one sensor expected)")
         shape = self.shape(inputs[0])[1:]
-        if self.sub.tensors[inputs[0]].type != self.schema.TensorType.FLOAT32:
+        if self.sub.tensors[inputs[0]].type != schema.TensorType.FLOAT32:
             self.refuse("a non-float32 sensor input (quantized binaries are not supported)")
         self.values[inputs[0]] = _Value("sensor", shape, {})
         for op in self.sub.operators:
@@ -170,7 +142,7 @@ class _Lowering:
         if w is None:
             self.refuse(f"{name} with non-constant weights")
         bias = np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32)
-        same = o.padding == self.schema.Padding.SAME
+        same = o.padding == schema.Padding.SAME
         if x.kind == "padded" and not same and w.shape[1:3] == (3, 3):
             info = {"input": x.info["block"], "w": w, "b": bias}
             return _Value("conv", self.shape(op.outputs[0])[1:], info)
@@ -209,7 +181,7 @@ class _Lowering:
         x = self.value(ins[0], name)
         o = op.builtinOptions
         self.no_activation(o, name, self)
-        if x.kind != "conv" or o.padding != self.schema.Padding.SAME:
+        if x.kind != "conv" or o.padding != schema.Padding.SAME:
             self.refuse(f"{name} on {x.kind} input or with VALID padding")
         if o.filterWidth != o.filterHeight or o.strideW != o.strideH:
             self.refuse(f"{name} with a non-square window or stride")
@@ -395,7 +367,12 @@ class _Lowering:
                 bias=info["bias"],
                 encoding="int4" if s.kind == "int4" else "float32",
             )
-        if self.scale is None:
+        if self.quantizer is not None:
+            zero = np.asarray(self.quantizer.zero_point, np.int64)
+            if len(zero) != shape[-1]:
+                self.refuse(f"a sensor quantiser of {len(zero)} channels for input {shape}")
+            sensor = Sensor(tuple(shape), self.quantizer.dtype, None, zero)
+        elif self.scale is None:
             sensor = Sensor(tuple(shape), "float32", None)
         else:
             sensor = Sensor(tuple(shape), "uint8", np.float32(self.scale))
@@ -416,7 +393,7 @@ def _per_channel(c: np.ndarray, channels: int, lowering: _Lowering, name: str) -
     return flat
 
 
-def lower_tier(name: str, data: bytes, *, scale: float | None) -> TierSpec:
+def lower_tier(name: str, data: bytes, *, scale: float | None, quantizer=None) -> TierSpec:
     """The :class:`TierSpec` of a portable device-tier binary.
 
     Args:
@@ -424,7 +401,9 @@ def lower_tier(name: str, data: bytes, *, scale: float | None) -> TierSpec:
         data: the portable ``.tflite`` bytes.
         scale: the factor raw ``uint8`` sensor values are multiplied by before the
             binary sees them (the manifest's ``inputs[].scale``), or None when the
-            sensor sends float32 values.
+            sensor sends float32 values (or codes).
+        quantizer: the device's :class:`~ddnn_tf.core.sensors.SensorQuantizer`, when its
+            sensor sends int8 / int16 codes (the manifest's ``inputs[].quantizer``).
 
     Returns:
         The tier's description, with the binary's own constants.
@@ -439,6 +418,6 @@ def lower_tier(name: str, data: bytes, *, scale: float | None) -> TierSpec:
         (['ConvBlock'], (5, 7, 4), 'int4')
     """
     try:
-        return _Lowering(name, data, scale).run()
+        return _Lowering(name, data, scale, quantizer).run()
     except _Refused as err:
         raise ConfigError(str(err)) from None

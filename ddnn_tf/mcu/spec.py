@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ConvBlock", "DenseBlock", "Head", "Sensor", "TierSpec"]
+__all__ = ["SENSOR_BYTES", "ConvBlock", "DenseBlock", "Head", "Sensor", "TierSpec"]
+
+
+#: Bytes per sensor value of each sensor dtype.
+SENSOR_BYTES = {"uint8": 1, "int8": 1, "int16": 2, "float32": 4}
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,13 +29,17 @@ class Sensor:
     Attributes:
         shape: ``(H, W, C)`` for an image, ``(K,)`` for a vector.
         dtype: ``"uint8"`` (raw sensor values; the reference binary reads
-            ``float32(value) * scale``) or ``"float32"`` (little-endian floats).
-        scale: the float32 factor of ``uint8`` values, None for ``float32``.
+            ``float32(value) * scale``), ``"int8"`` / ``"int16"`` (quantised codes,
+            little-endian; the binary reads ``code - zero_point`` of the value's channel,
+            :mod:`ddnn_tf.core.sensors`) or ``"float32"`` (little-endian floats).
+        scale: the float32 factor of ``uint8`` values, None otherwise.
+        zero_point: ``(C,)`` integer zero points of int8 / int16 codes, None otherwise.
     """
 
     shape: tuple[int, ...]
     dtype: str
     scale: np.float32 | None
+    zero_point: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -39,7 +47,21 @@ class Sensor:
 
     @property
     def nbytes(self) -> int:
-        return self.size * (1 if self.dtype == "uint8" else 4)
+        return self.size * SENSOR_BYTES[self.dtype]
+
+    @property
+    def coded(self) -> bool:
+        """Quantised integer codes (int8 / int16)."""
+        return self.zero_point is not None
+
+    @property
+    def max_centred(self) -> int:
+        """The largest ``|code - zero_point|`` of a coded sensor (0 otherwise)."""
+        if not self.coded:
+            return 0
+        half = 2 ** (8 * SENSOR_BYTES[self.dtype] - 1)
+        z = self.zero_point.astype(np.int64)
+        return int(np.max(np.maximum(half - 1 - z, z + half)))
 
 
 @dataclass(frozen=True, eq=False)

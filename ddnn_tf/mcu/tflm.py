@@ -18,7 +18,7 @@ in TFLM and in ai-edge-litert alike. Every other operator is kept as it is.
 
 :func:`run_tflm` runs a binary in ``tflite-micro``'s Python interpreter (one sample per
 invoke, as on a device) and :func:`arena_bytes` finds the smallest tensor arena it
-allocates and runs in. Numpy, ai-edge-litert's flatbuffer schema and ``flatbuffers``.
+allocates and runs in. Numpy and :mod:`ddnn_tf.runtime.flatbuffer`.
 """
 
 from __future__ import annotations
@@ -31,40 +31,17 @@ from contextlib import contextmanager
 import numpy as np
 
 from ddnn_tf.errors import ConfigError
-from ddnn_tf.mcu.lower import flatbuffer_model
+from ddnn_tf.runtime.flatbuffer import (
+    buffer_array,
+    check_operators,
+    op_name,
+    opcode_index,
+    read_model,
+    schema,
+    write_model,
+)
 
 __all__ = ["arena_bytes", "load_tflm", "run_tflm", "tflm_variant"]
-
-
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
-
-    return schema
-
-
-def _opcode(model, schema, builtin: int) -> int:
-    for i, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and not code.customCode:
-            return i
-    code = schema.OperatorCodeT()
-    code.builtinCode = builtin
-    code.deprecatedBuiltinCode = min(builtin, 127)
-    code.version = 1
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
-
-
-def _scalar_const(model, sub, schema, value: float, name: str) -> int:
-    buf = schema.BufferT()
-    buf.data = np.frombuffer(np.float32(value).tobytes(), np.uint8).copy()
-    model.buffers.append(buf)
-    t = schema.TensorT()
-    t.shape = np.zeros(0, np.int32)
-    t.type = schema.TensorType.FLOAT32
-    t.buffer = len(model.buffers) - 1
-    t.name = name.encode()
-    sub.tensors.append(t)
-    return len(sub.tensors) - 1
 
 
 def tflm_variant(data: bytes) -> bytes:
@@ -78,35 +55,23 @@ def tflm_variant(data: bytes) -> bytes:
 
     Raises:
         ConfigError: a ``SIGN`` outside the ste_sign forms (it has no exact rewrite).
+        FormatError: an operator without the inputs, output or options of its kind, or a
+            constant whose data do not fill its shape.
     """
-    import flatbuffers
-
-    schema = _schema()
-    ops_enum = schema.BuiltinOperator
-    model = flatbuffer_model(data)
-
-    def opname(op) -> int:
-        code = model.operatorCodes[op.opcodeIndex]
-        return -1 if code.customCode else max(code.builtinCode, code.deprecatedBuiltinCode)
-
-    ge, select = (
-        _opcode(model, schema, ops_enum.GREATER_EQUAL),
-        _opcode(model, schema, ops_enum.SELECT_V2),
-    )
+    model = read_model(data)
+    check_operators(model)
+    ops = schema.BuiltinOperator
+    ge, select = opcode_index(model, ops.GREATER_EQUAL), opcode_index(model, ops.SELECT_V2)
     for s_index, sub in enumerate(model.subgraphs):
-        _rewrite_signs(model, sub, s_index, opname, ge, select)
-        _bias_first(model, sub, opname)
+        _rewrite_signs(model, sub, s_index, ge, select)
+        _bias_first(model, sub)
         _drop_unused_tensors(model, sub, s_index)
     _drop_unused_buffers(model)
-    builder = flatbuffers.Builder(len(data) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return write_model(model, size_hint=len(data) + 4096)
 
 
-def _rewrite_signs(model, sub, s_index: int, opname, ge: int, select: int) -> None:
+def _rewrite_signs(model, sub, s_index: int, ge: int, select: int) -> None:
     """Replace the ste_sign forms of one subgraph by ``GREATER_EQUAL`` + ``SELECT_V2``."""
-    schema = _schema()
-    ops_enum = schema.BuiltinOperator
     producer = {out: op for op in sub.operators for out in op.outputs}
     uses: dict[int, int] = {}
     for op in sub.operators:
@@ -116,10 +81,8 @@ def _rewrite_signs(model, sub, s_index: int, opname, ge: int, select: int) -> No
         uses[i] = uses.get(i, 0) + 1
 
     def const_scalar(index: int) -> float | None:
-        buf = model.buffers[sub.tensors[index].buffer]
-        if buf is None or buf.data is None or len(buf.data) != 4:
-            return None
-        return float(np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), "<f4")[0])
+        values = _float_const(model, sub.tensors[index])
+        return None if values is None or values.size != 1 else float(values.reshape(-1)[0])
 
     consumers: dict[int, list] = {}
     for op in sub.operators:
@@ -128,7 +91,7 @@ def _rewrite_signs(model, sub, s_index: int, opname, ge: int, select: int) -> No
 
     def shift_of(add) -> int | None:
         """The non-constant operand of ``ADD(x, c)`` with a scalar 0 < c < 1."""
-        if add is None or opname(add) != ops_enum.ADD or len(add.inputs) != 2:
+        if add is None or op_name(model, add) != "ADD" or len(add.inputs) != 2:
             return None
         consts = [const_scalar(i) for i in add.inputs]
         free = [i for i, c in zip(add.inputs, consts) if c is None]
@@ -145,7 +108,7 @@ def _rewrite_signs(model, sub, s_index: int, opname, ge: int, select: int) -> No
     outer: dict[int, int] = {}  # id(outer SIGN) -> the tensor v it tests
     pm1: set[int] = set()  # tensors known to hold only +-1
     for k, op in enumerate(sub.operators):
-        if opname(op) != ops_enum.SIGN:
+        if op_name(model, op) != "SIGN":
             continue
         if id(op) in outer:
             v = outer[id(op)]  # sign(sign(v) + c) = v >= 0 ? 1 : -1
@@ -156,7 +119,7 @@ def _rewrite_signs(model, sub, s_index: int, opname, ge: int, select: int) -> No
                 if add is not None and shift_of(add) is not None
                 else None
             )
-            if nxt is not None and opname(nxt) == ops_enum.SIGN:
+            if nxt is not None and op_name(model, nxt) == "SIGN":
                 outer[id(nxt)] = op.inputs[0]  # this SIGN is the inner one
                 dropped.update((id(op), id(add)))
                 continue
@@ -171,10 +134,11 @@ def _rewrite_signs(model, sub, s_index: int, opname, ge: int, select: int) -> No
             if uses.get(add.outputs[0]) == 1:
                 dropped.add(id(add))
         if zero is None:
-            zero = _scalar_const(model, sub, schema, 0.0, "tflm/zero")
-            one = _scalar_const(model, sub, schema, 1.0, "tflm/one")
-            minus = _scalar_const(model, sub, schema, -1.0, "tflm/minus_one")
-        first, second = _ge_select(sub, schema, v, op.outputs[0], (ge, select), (zero, one, minus))
+            zero, one, minus = (
+                _const_array(model, sub, np.array(value, np.float32), f"tflm/{name}")
+                for value, name in ((0.0, "zero"), (1.0, "one"), (-1.0, "minus_one"))
+            )
+        first, second = _ge_select(sub, v, op.outputs[0], (ge, select), (zero, one, minus))
         replaced[id(op)] = [first, second]
         pm1.add(op.outputs[0])
     new_ops = []
@@ -185,7 +149,7 @@ def _rewrite_signs(model, sub, s_index: int, opname, ge: int, select: int) -> No
     sub.operators = new_ops
 
 
-def _ge_select(sub, schema, v: int, out: int, codes, consts) -> tuple:
+def _ge_select(sub, v: int, out: int, codes, consts) -> tuple:
     """``out = SELECT_V2(GREATER_EQUAL(v, 0), 1, -1)`` as two operators (and a bool tensor)."""
     (ge, select), (zero, one, minus) = codes, consts
     cond = schema.TensorT()
@@ -206,15 +170,16 @@ def _ge_select(sub, schema, v: int, out: int, codes, consts) -> tuple:
     return first, second
 
 
-def _const_array(model, sub, schema, values: np.ndarray, name: str) -> int:
+def _const_array(model, sub, values: np.ndarray, name: str) -> int:
+    """A new constant tensor holding ``values`` (int32 or float32)."""
     buf = schema.BufferT()
     dtype = "<i4" if values.dtype.kind == "i" else "<f4"
     buf.data = np.frombuffer(np.ascontiguousarray(values.astype(dtype)).tobytes(), np.uint8).copy()
     model.buffers.append(buf)
-    return _tensor(sub, schema, values.shape, dtype, name, len(model.buffers) - 1)
+    return _tensor(sub, values.shape, dtype, name, len(model.buffers) - 1)
 
 
-def _tensor(sub, schema, shape, dtype: str, name: str, buffer: int = 0) -> int:
+def _tensor(sub, shape, dtype: str, name: str, buffer: int = 0) -> int:
     t = schema.TensorT()
     t.shape = np.array(shape, np.int32)
     t.type = schema.TensorType.INT32 if dtype == "<i4" else schema.TensorType.FLOAT32
@@ -224,32 +189,30 @@ def _tensor(sub, schema, shape, dtype: str, name: str, buffer: int = 0) -> int:
     return len(sub.tensors) - 1
 
 
-def _buffer_array(model, tensor, dtype: str) -> np.ndarray | None:
-    buf = model.buffers[tensor.buffer]
-    if buf is None or buf.data is None or len(buf.data) == 0:
+def _float_const(model, tensor) -> np.ndarray | None:
+    """A float32 constant's values; None for a tensor without data or of another type."""
+    if tensor.type != schema.TensorType.FLOAT32:
         return None
-    raw = np.asarray(buf.data, np.uint8).tobytes()
-    return np.frombuffer(raw, dtype).reshape([int(d) for d in tensor.shape])
+    return buffer_array(model, tensor)
 
 
-def _bias_first(model, sub, opname) -> None:
+def _bias_first(model, sub) -> None:
     """Dense layers (and whole-window convolutions) with a bias as bias-first dot products."""
-    schema = _schema()
-    ops_enum = schema.BuiltinOperator
-    reshape = _opcode(model, schema, ops_enum.RESHAPE)
-    concat = _opcode(model, schema, ops_enum.CONCATENATION)
-    fc = _opcode(model, schema, ops_enum.FULLY_CONNECTED)
+    ops = schema.BuiltinOperator
+    reshape = opcode_index(model, ops.RESHAPE)
+    concat = opcode_index(model, ops.CONCATENATION)
+    fc = opcode_index(model, ops.FULLY_CONNECTED)
     new_ops = []
     for op in sub.operators:
-        kind = opname(op)
-        if kind not in (ops_enum.CONV_2D, ops_enum.FULLY_CONNECTED) or len(op.inputs) < 3:
+        kind = op_name(model, op)
+        if kind not in ("CONV_2D", "FULLY_CONNECTED") or len(op.inputs) < 3:
             new_ops.append(op)
             continue
         x, w_i, b_i = op.inputs[:3]
-        bias = _buffer_array(model, sub.tensors[b_i], "<f4") if b_i >= 0 else None
-        weights = _buffer_array(model, sub.tensors[w_i], "<f4")
+        bias = _float_const(model, sub.tensors[b_i]) if b_i >= 0 else None
+        weights = _float_const(model, sub.tensors[w_i])
         x_shape = [int(d) for d in sub.tensors[x].shape]
-        whole = kind == ops_enum.FULLY_CONNECTED or (
+        whole = kind == "FULLY_CONNECTED" or (
             weights is not None
             and op.builtinOptions.padding == schema.Padding.VALID
             and list(weights.shape[1:3]) == x_shape[1:3]
@@ -260,15 +223,15 @@ def _bias_first(model, sub, opname) -> None:
         units = weights.shape[0]
         k = int(np.prod(x_shape[1:]))
         name = (sub.tensors[op.outputs[0]].name or b"dense").decode()
-        shape = _const_array(model, sub, schema, np.array([1, k], np.int32), name + "/tflm_shape")
-        flat = _tensor(sub, schema, [1, k], "<f4", name + "/tflm_flat")
-        one = _const_array(model, sub, schema, np.ones((1, 1), np.float32), name + "/tflm_one")
-        joined = _tensor(sub, schema, [1, k + 1], "<f4", name + "/tflm_with_one")
+        shape = _const_array(model, sub, np.array([1, k], np.int32), name + "/tflm_shape")
+        flat = _tensor(sub, [1, k], "<f4", name + "/tflm_flat")
+        one = _const_array(model, sub, np.ones((1, 1), np.float32), name + "/tflm_one")
+        joined = _tensor(sub, [1, k + 1], "<f4", name + "/tflm_with_one")
         w = np.concatenate([bias.reshape(units, 1), weights.reshape(units, k)], axis=1)
-        w_new = _const_array(model, sub, schema, w.astype(np.float32), name + "/tflm_weights")
+        w_new = _const_array(model, sub, w.astype(np.float32), name + "/tflm_weights")
         out = op.outputs[0]
         if [int(d) for d in sub.tensors[out].shape] != [1, units]:  # a conv's [1, 1, 1, C]
-            out = _tensor(sub, schema, [1, units], "<f4", name + "/tflm_out")
+            out = _tensor(sub, [1, units], "<f4", name + "/tflm_out")
             for other in sub.operators:
                 other.inputs = [out if i == op.outputs[0] else i for i in other.inputs]
             if op.outputs[0] in sub.outputs:

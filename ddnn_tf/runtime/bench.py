@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ddnn_tf.core.vocab import SIGNATURE_KEY
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.tiers import load_lce_interpreter
 
@@ -38,7 +39,7 @@ def _portable_timer(path: Path, tier: dict[str, Any], inputs: dict[str, np.ndarr
 
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
-    runner = interpreter.get_signature_runner("serving_default")
+    runner = interpreter.get_signature_runner(SIGNATURE_KEY)
     in_index = {k: v["index"] for k, v in runner.get_input_details().items()}
     out_index = [v["index"] for v in runner.get_output_details().values()]
 

@@ -54,7 +54,9 @@ from ddnn_tf.core.checks import check_views, failed_mask
 from ddnn_tf.core.exits import exit_points, predictions, resolve_thresholds
 from ddnn_tf.core.graph import LINKS, Port, Tier, tier_graph
 from ddnn_tf.core.manifest import Manifest, check_tier_graph, load_manifest, raw_wire
+from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
 from ddnn_tf.core.topology import Topology
+from ddnn_tf.core.vocab import PROTOCOL_MODES
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.result import RunResult
 from ddnn_tf.runtime.step import TierStep, exit_decision
@@ -181,6 +183,8 @@ class Hierarchy:
         self.device_tiers = [t.name for t in self.graph.by_role("device")]
         self.edge_tiers = [t.name for t in self.graph.by_role("edge")]
         self.thresholds = {e: float(manifest["thresholds"][e]) for e in self.exits[:-1]}
+        by_device = {int(e["device"]): sensor_quantizer(e) for e in manifest["inputs"]}
+        self.quantizers = [by_device.get(d) for d in range(self.num_devices)]
         recorded = manifest.get("calibration")
         self.calibration = None if recorded is None else Calibration.from_dict(recorded)
         self._messages = {tier.name: self._message_groups(tier) for tier in self.graph}
@@ -226,6 +230,7 @@ class Hierarchy:
         presence: np.ndarray | None = None,
         batch_size: int = 1,
         all_exits: bool = False,
+        protocol: str = "paper",
     ) -> RunResult:
         """Classify samples through the hierarchy.
 
@@ -242,6 +247,12 @@ class Hierarchy:
             all_exits: run every tier on every sample (no early exit) and record every
                 exit's probabilities; exits and predictions are still decided with
                 ``thresholds``. Used for per-exit accuracies and threshold sweeps.
+            protocol: the devices' protocol whose bytes are counted: ``paper`` (the
+                summary to the local aggregator; the features upward for the samples
+                that do not exit locally) or ``eager`` (each device sends its summary and
+                its packed features in one message to the local aggregator, counted on
+                ``device_to_local``; ``device_to_upper`` then counts what the gateway
+                forwards for the samples that go on). The answers are the same.
 
         Returns:
             A :class:`RunResult` with one entry per input sample.
@@ -251,6 +262,7 @@ class Hierarchy:
                 batch size.
         """
         xs = [np.ascontiguousarray(x, np.float32) for x in self._check_inputs(xs)]
+        xs = sensor_values(self.quantizers, xs)  # a quantised sensor's codes, as devices do
         n = len(xs[0])
         if presence is None:
             presence = self.presence(n, fail=fail, fail_prob=fail_prob, seed=seed)
@@ -271,6 +283,11 @@ class Hierarchy:
                 f"expected a positive integer, got {batch_size!r}.", argument="batch_size"
             )
         ts = resolve_thresholds(thresholds, self.exits[:-1], self.thresholds)
+        if protocol not in PROTOCOL_MODES:
+            raise ConfigError(
+                f"expected one of {', '.join(PROTOCOL_MODES)}, got {protocol!r}.",
+                argument="protocol",
+            )
         c, d, e = self.num_classes, self.num_devices, self.topology.num_edges
         edges = self.topology.edges
         result = RunResult(
@@ -291,6 +308,7 @@ class Hierarchy:
             else None,
             batch_size=int(batch_size),
             all_exits=all_exits,
+            protocol=protocol,
         )
         early = None if all_exits else ts
         for start in range(0, n, batch_size):
@@ -380,10 +398,23 @@ class Hierarchy:
             if len(rows):
                 payload = self._encode(output, ports[0], values[who, rows])
                 box[who, rows] = self._decode(output, ports[0], payload)
-                result.link_bytes[link][batch.offset + rows, columns[who]] = payload.shape[1]
+                size = payload.shape[1]
+                if result.protocol == "eager" and link == "device_to_local":
+                    size += self._eager_features(ports, senders, who, rows, batch)
+                result.link_bytes[link][batch.offset + rows, columns[who]] = size
             for k, port in enumerate(ports):
                 received[port.name] = box[k]
         return received
+
+    def _eager_features(self, ports, senders, who, rows, batch: _Batch) -> np.ndarray:
+        """Bytes of the packed features each summary's sender adds to its eager message."""
+        sizes = np.zeros(len(rows), np.int64)
+        for k, port in enumerate(ports):
+            mine = who == k
+            if mine.any():
+                features = batch.outputs[port.source.tier]["features"][rows[mine]]
+                sizes[mine] = comm.pack_features_batch(features).shape[1]
+        return sizes
 
     @staticmethod
     def _message(port: Port, batch: _Batch) -> np.ndarray:

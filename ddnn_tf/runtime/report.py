@@ -20,109 +20,30 @@ Two passes run over the samples:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ddnn_tf.core.calibration import Calibration, applied_record, calibrate, parse_calibrate
 from ddnn_tf.core.checks import check_labels, failed_mask
-from ddnn_tf.core.comm import expected_bytes_per_device
 from ddnn_tf.core.evaluation import Evaluation
 from ddnn_tf.core.exits import evaluate_exits, threshold_sweep
 from ddnn_tf.errors import ConfigError
+from ddnn_tf.runtime.cost import (
+    TIMING_SAMPLES,
+    check_hardware,
+    device_instructions,
+    model_pricer,
+    sweep_bytes_fn,
+    sweep_costs,
+    tier_latency_ms,
+)
+from ddnn_tf.runtime.dataset import load_data_for, load_split
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
-__all__ = ["evaluate_model", "load_data_for", "load_split", "sweep_bytes_fn"]
-
-
-def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
-    """The dataset to evaluate on: ``data`` (a Dataset or a loader name), or the one the
-    manifest records.
-
-    Raises:
-        ValueError: no dataset given and none recorded, or a dataset whose classes or
-            device count differ from the model's.
-    """
-    from ddnn_tf.data import load_dataset
-
-    if data is None:
-        recorded = hierarchy.manifest.get("dataset")
-        if recorded is None:
-            raise ConfigError(
-                f"{hierarchy.manifest.directory}/manifest.json records no dataset; give "
-                "--data NAME (fmnist6, mvmc, npz, synthetic)."
-            )
-        spec = dict(recorded) if isinstance(recorded, dict) else {"name": str(recorded)}
-        if path is not None:
-            spec["path"] = path
-        dataset = load_dataset(**spec)
-    elif isinstance(data, str):
-        dataset = load_dataset(data, path)
-    else:
-        dataset = data
-    classes = tuple(hierarchy.classes)
-    if tuple(dataset.classes) != classes:
-        raise ConfigError(
-            f"The dataset's classes {list(dataset.classes)} differ from the model's "
-            f"{list(classes)}; evaluate on the data the model was trained for."
-        )
-    if dataset.num_devices != hierarchy.num_devices:
-        raise ConfigError(
-            f"The dataset has {dataset.num_devices} devices, the model "
-            f"{hierarchy.num_devices}; evaluate on the data the model was trained for."
-        )
-    return dataset
-
-
-def load_split(
-    hierarchy: Hierarchy, data=None, path: str | None = None, split: str = "test", limit=None
-):
-    """The ``split`` of the model's dataset, cut to its first ``limit`` samples.
-
-    Args:
-        hierarchy: the model (its manifest names the default dataset).
-        data: as :func:`load_data_for`.
-        path: as :func:`load_data_for`.
-        split: ``test`` or ``val``.
-        limit: the first ``limit`` samples only (None: all).
-
-    Returns:
-        The split (``x``, ``y``).
-
-    Raises:
-        ValueError / FileNotFoundError: as :func:`load_data_for`, or a bad ``split`` or
-            ``limit``.
-    """
-    if split not in ("test", "val"):
-        raise ConfigError(f"expected 'test' or 'val', got {split!r}.", argument="split")
-    samples = getattr(load_data_for(hierarchy, data, path), split)
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigError(f"expected a positive integer, got {limit!r}.", argument="limit")
-        samples = samples.subset(slice(0, limit))
-    return samples
-
-
-def sweep_bytes_fn(result, exits: tuple[str, ...]):
-    """A ``bytes_fn`` for :func:`ddnn_tf.core.exits.threshold_sweep` from measured payloads.
-
-    ``result`` is an all-exits :class:`~ddnn_tf.runtime.RunResult`, in which every alive
-    device sent its summary and its upward payload for every sample, so their mean sizes
-    are the measured ``summary_nbytes`` and ``feature_nbytes`` of the cost model.
-    """
-    alive = result.presence
-    summary = float(result.link_bytes["device_to_local"][alive].mean()) if alive.any() else 0.0
-    upper = float(result.link_bytes["device_to_upper"][alive].mean()) if alive.any() else 0.0
-
-    def fn(fractions: dict[str, float]) -> float:
-        return expected_bytes_per_device(
-            summary_nbytes=summary,
-            feature_nbytes=upper,
-            exit_fraction={e: fractions[e] for e in exits},
-            has_local="local" in exits,
-        )
-
-    return fn
+__all__ = ["evaluate_model", "load_data_for", "load_split"]
 
 
 def _calibrated(h: Hierarchy, val_split, rule: str, batch_size: int) -> Calibration:
@@ -154,6 +75,7 @@ def evaluate_model(
     num_threads: int = 1,
     exit_accuracy: bool = True,
     calibrate: str | None = None,
+    hardware: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Run a converted model's hierarchy on a dataset split and report it.
 
@@ -176,11 +98,16 @@ def evaluate_model(
         calibrate: re-calibrate T on the validation split run through the binaries,
             ``risk:DELTA[,EPS]``, ``within:D``, ``accuracy`` or ``bytes:B``
             (:func:`ddnn_tf.core.calibration.calibrate`), instead of ``threshold``.
+        hardware: price the run on hardware profiles: the keyword arguments of
+            :func:`ddnn_tf.runtime.cost.model_pricer` (``mcu``, ``radio``, ``wan``,
+            ``rate_hz``, ``battery_mah``, ``mode``); the result's ``cost`` holds the
+            priced run and the sweep rows gain ``energy_uj_per_sample`` and
+            ``latency_p95_ms``.
 
     Returns:
         An :class:`~ddnn_tf.core.evaluation.Evaluation`; its JSON has ``ddnn evaluate``'s
         keys (``calibration`` from the manifest, or from ``calibrate``) plus ``model``,
-        ``target``,
+        ``target``, ``cost`` (with ``hardware``),
         ``batch_size``, ``fail_prob``, ``seed``, ``unclassified`` (count),
         ``latency_ms`` (per tier ``{total_ms, mean_ms, samples}``), ``wire_ms``
         (message encoding and decoding, ``{total_ms, mean_ms}``), ``samples_per_s``
@@ -194,6 +121,8 @@ def evaluate_model(
         if isinstance(model, Hierarchy)
         else Hierarchy(model, target=target, num_threads=num_threads)
     )
+    if hardware is not None:  # bad profiles, or no C target, fail before anything runs
+        device_instructions(h.manifest, check_hardware(**hardware))
     samples = load_split(h, data, path, split, limit)
     y = check_labels(samples.y, h.num_classes, where=f"{split} labels")
     failed = failed_mask(fail, h.num_devices)
@@ -236,6 +165,21 @@ def evaluate_model(
             "samples_per_s": len(y) / wall if wall > 0 else 0.0,
         },
     )
+    pricer = None
+    if hardware is not None:
+        pricer, detail = model_pricer(
+            h,
+            staged,
+            tier_ms=tier_latency_ms(h, samples.x, samples=min(TIMING_SAMPLES, len(y))),
+            **hardware,
+        )
+        t = ", ".join(f"{k}={v:g}" for k, v in staged.thresholds.items()) or "no early exit"
+        priced = pricer(
+            staged.exit_index,
+            presence=presence,
+            exits_source=f"measured here: {len(y)} {split} samples at T ({t})",
+        )
+        result.cost = {"instructions_per_sample": detail, **priced.to_dict()}
     if exit_accuracy or sweep:
         full = h.run(
             samples.x,
@@ -256,4 +200,7 @@ def evaluate_model(
             result.sweep = threshold_sweep(
                 probs, y, bytes_fn=sweep_bytes_fn(full, h.exits), valid=full.valid
             )
+            if pricer is not None:
+                for row, extra in zip(result.sweep, sweep_costs(pricer, result.sweep)):
+                    row.update(extra)
     return result

@@ -35,6 +35,9 @@ class RunResult:
         batch_size: samples per interpreter call (1 = one by one).
         all_exits: True when every tier ran on every sample (no early exit).
         edge_alive: ``(N, E)`` bool, edges with at least one live device (None without edges).
+        protocol: ``paper`` or ``eager`` (see :meth:`Hierarchy.run`): in ``eager`` a
+            device's message to the local aggregator carries its features too, and
+            ``device_to_upper`` is what the gateway forwards, not what the device sends.
     """
 
     exits: tuple[str, ...]
@@ -50,6 +53,7 @@ class RunResult:
     batch_size: int = 1
     all_exits: bool = False
     edge_alive: np.ndarray | None = None
+    protocol: str = "paper"
 
     def __len__(self) -> int:
         return len(self.exit_index)
@@ -79,7 +83,10 @@ class RunResult:
         return float(np.mean(self.prediction == y)) if len(y) else 0.0
 
     def device_bytes(self) -> np.ndarray:
-        """``(N, D)`` bytes each device sent per sample (summary + upward payload)."""
+        """``(N, D)`` bytes each device sent per sample (summary + upward payload; in the
+        eager protocol its one message, summary and features)."""
+        if self.protocol == "eager":
+            return self.link_bytes["device_to_local"].copy()
         return self.link_bytes["device_to_local"] + self.link_bytes["device_to_upper"]
 
     def bytes_per_device(self) -> float:

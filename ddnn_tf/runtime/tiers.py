@@ -29,12 +29,11 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf.core.tflite_check import check_tier_binary
-from ddnn_tf.core.vocab import TARGETS
+from ddnn_tf.core.vocab import SIGNATURE_KEY, TARGETS
 from ddnn_tf.errors import ConfigError
 
 __all__ = ["TARGETS", "TierRunner", "load_lce_interpreter"]
 
-_SIGNATURE = "serving_default"
 _LCE_MODULE = "larq_compute_engine.tflite.python.interpreter_wrapper_lite"
 _DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
 
@@ -51,7 +50,7 @@ def load_lce_interpreter():
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
             "The lce target needs the larq-compute-engine package (pip install "
-            "larq-compute-engine); use --target portable to run with ai-edge-litert only."
+            "larq-compute-engine); use `target` portable to run with ai-edge-litert only."
         )
     folder = Path(list(spec.submodule_search_locations)[0]) / "tflite" / "python"
     candidates = sorted(folder.glob("interpreter_wrapper_lite*.so")) + sorted(
@@ -155,14 +154,16 @@ class TierRunner:
                 lambda m, n: litert(model_content=m, num_threads=n), model, num_threads, file
             )
             signatures = interpreter.get_signature_list()
-            if _SIGNATURE not in signatures:
+            if SIGNATURE_KEY not in signatures:
                 raise ConfigError(
-                    f"Tier {name}: the {target} binary has no {_SIGNATURE!r} signature "
+                    f"Tier {name}: the {target} binary has no {SIGNATURE_KEY!r} signature "
                     f"(found {sorted(signatures)}); convert it again."
                 )
-            self._check_names("inputs", signatures[_SIGNATURE]["inputs"], list(self.input_shapes))
-            self._check_names("outputs", signatures[_SIGNATURE]["outputs"], self.output_names)
-            self._runner = interpreter.get_signature_runner(_SIGNATURE)
+            self._check_names(
+                "inputs", signatures[SIGNATURE_KEY]["inputs"], list(self.input_shapes)
+            )
+            self._check_names("outputs", signatures[SIGNATURE_KEY]["outputs"], self.output_names)
+            self._runner = interpreter.get_signature_runner(SIGNATURE_KEY)
             self._interpreter = interpreter
         else:
             if input_order is None or output_order is None:

@@ -86,10 +86,13 @@ def measure_devices(ddnn: DDNN, board: Board, *, scale: float | None) -> DeviceF
     """
     flash, ram = [], []
     plans = [p for p in tier_graph(ddnn.topology, None) if p.role == "device"]
+    quantizers = ddnn.sensor_quantizers()  # real-valued sensors: their int codes
     with tempfile.TemporaryDirectory(prefix="ddnn_search_c_") as tmp:
         for plan in plans:
             portable = convert_tier(ddnn, plan, targets=("portable",))["portable"]
-            sources = generate_c(lower_tier(plan.name, portable, scale=scale))
+            q = quantizers[plan.device]
+            spec = lower_tier(plan.name, portable, scale=None if q else scale, quantizer=q)
+            sources = generate_c(spec)
             fp = build.footprint(sources, board, Path(tmp) / plan.name)
             flash.append(fp.flash_bytes)
             ram.append(fp.ram_bytes)

@@ -113,7 +113,7 @@ class _Site:
 
 def deploy(
     model: str | Path,
-    data: str = "fmnist6",
+    data: str | None = None,
     *,
     path: str | None = None,
     split: str = "test",
@@ -141,7 +141,7 @@ def deploy(
 ) -> dict[str, Any]:
     """Run the hierarchy as processes on loopback and report it (see the module docstring).
 
-    ``data`` may also be a loaded ``Dataset``. With ``records`` the result also holds
+    ``data`` may also be a loaded ``Dataset`` (None: the manifest's). With ``records`` the result also holds
     ``samples`` (site 0): per sample ``exit`` (index, -1 = none), ``prediction``,
     ``degraded`` and ``local_presence`` (the devices whose summaries arrived).
 

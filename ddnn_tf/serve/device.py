@@ -114,6 +114,7 @@ def run_device(
     from ddnn_tf.core.comm import encode_summaries
     from ddnn_tf.core.graph import device_tier
     from ddnn_tf.core.manifest import load_manifest
+    from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
     from ddnn_tf.runtime.tiers import TierRunner
     from ddnn_tf.serve.settings import TOKEN_ENV
     from ddnn_tf.serve.wire import model_id
@@ -145,6 +146,8 @@ def run_device(
     encoding = manifest["wire"]["summary"].get("encoding", "float32")
     (sensor,) = runner.input_names
     x = _load_view(str(data), int(index), path, split)
+    entry = next(e for e in manifest["inputs"] if e["tier"] == tier)
+    quantizer = sensor_quantizer(entry)
     if limit is not None:
         x = x[: int(limit)]
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
@@ -171,6 +174,7 @@ def run_device(
             xs = np.asarray(x[rows], np.float32)
             if xs.ndim == len(runner.input_shapes[sensor]):
                 xs = xs[..., None]
+            xs = sensor_values([quantizer], [xs])[0]  # a quantised sensor's codes
             result = runner({sensor: xs})
             summaries = encode_summaries(result["summary"], encoding).tobytes()
             step = functools.partial(_one_round, link, start, summaries, result["features"])

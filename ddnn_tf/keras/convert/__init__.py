@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from ddnn_tf.core import manifest as mf
+from ddnn_tf.core.calibration import parse_calibrate
 from ddnn_tf.core.files import atomic_directory, check_output_dir
 from ddnn_tf.core.graph import SPLITS, check_split, tier_graph
 from ddnn_tf.core.vocab import MCU_TARGETS, TARGETS
@@ -73,11 +74,11 @@ from ddnn_tf.keras.convert.export import (
     calibration_feeds,
     convert_tier,
     keras_tier_outputs,
-    tflite_info,
 )
 from ddnn_tf.keras.convert.manifest_build import build_manifest, dataset_meta, tier_entry
 from ddnn_tf.keras.convert.parity import PARITY_TOLERANCE, format_parity, parity
 from ddnn_tf.keras.rundir import Run, load_run
+from ddnn_tf.runtime.flatbuffer import tflite_info
 
 __all__ = [
     "SPLITS",
@@ -129,9 +130,7 @@ def _parse_targets(target: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _parse_quantize(quantize: Any) -> str:
     q = "none" if quantize is None or quantize is False else str(quantize)
     if q not in QUANTIZE:
-        raise ConfigError(
-            f"Expected `--quantize` to be none or int8. Received --quantize={quantize}."
-        )
+        raise ConfigError(f"expected none or int8, got {quantize!r}.", argument="quantize")
     return q
 
 
@@ -144,6 +143,7 @@ def convert_run(
     dataset=None,
     name: str | None = None,
     progress: bool = False,
+    calibrate: str | None = None,
 ) -> Conversion:
     """Convert a trained run into per-tier TFLite binaries and their manifest (in memory).
 
@@ -158,6 +158,9 @@ def convert_run(
             calibration, thresholds of a reduced split, a run without dataset.json).
         name: the model's name in the manifest (default: the run directory's name).
         progress: show a progress bar over the tiers.
+        calibrate: calibrate the thresholds again on the validation split with this rule
+            (:func:`ddnn_tf.core.calibration.parse_calibrate`; the manifest records it)
+            instead of taking the run's.
 
     Returns:
         A :class:`Conversion`; write it with :func:`save_conversion`.
@@ -177,8 +180,10 @@ def convert_run(
     split = check_split(topology, split)
     targets, mcu_targets = _parse_targets(target)
     quantize = _parse_quantize(quantize)
+    if calibrate is not None:
+        parse_calibrate(calibrate)  # a bad rule fails before anything converts
     if quantize == "int8" and "lce" in targets:
-        raise ConfigError(LCE_INT8)
+        raise ConfigError(LCE_INT8, argument="quantize")
     plans = tier_graph(topology, split)
     meta = dataset_meta(run, dataset)
     if len(meta["classes"]) != topology.num_classes:
@@ -220,9 +225,7 @@ def convert_run(
             )
         tiers[plan.name] = tier_entry(run.ddnn, plan, entries, quantize=quantize)
     if mcu_targets:  # a uint8 scale, or None for float32 sensors (manifest_build._raw_dtype)
-        add_mcu_targets(
-            run.ddnn.tiers, plans, files, tiers, scale=meta["scale"], targets=mcu_targets
-        )
+        add_mcu_targets(run.ddnn, plans, files, tiers, scale=meta["scale"], targets=mcu_targets)
 
     manifest = build_manifest(
         run,
@@ -234,6 +237,7 @@ def convert_run(
         quantize=quantize,
         name=name,
         dataset=dataset,
+        calibrate=calibrate,
     )
     return Conversion(manifest=manifest, files=files)
 
@@ -258,7 +262,7 @@ def save_conversion(conversion: Conversion, out: str | Path, *, overwrite: bool 
         if not out.is_dir() or (any(out.iterdir()) and not (out / mf.MANIFEST_FILE).is_file()):
             raise ConfigError(
                 f"{out} exists and is not a converted model directory (no {mf.MANIFEST_FILE}); "
-                f"refusing to replace it. Choose another --out."
+                f"refusing to replace it. Choose another `out`."
             )
     with atomic_directory(out, overwrite=overwrite, what="Output directory") as tmp:
         for filename, data in conversion.files.items():
@@ -278,6 +282,7 @@ def convert(
     dataset=None,
     name: str | None = None,
     progress: bool = False,
+    calibrate: str | None = None,
 ) -> Path:
     """Convert a run and write ``out`` (default ``tflite_models/<run dir name>``).
 
@@ -305,5 +310,6 @@ def convert(
         dataset=dataset,
         name=name or out.name,
         progress=progress,
+        calibrate=calibrate,
     )
     return save_conversion(conversion, out, overwrite=overwrite)

@@ -16,7 +16,10 @@ import numpy as np
 
 from ddnn_tf.core import manifest as mf
 from ddnn_tf.core.graph import Tier
+from ddnn_tf.keras.blocks import ThresholdDense
 from ddnn_tf.keras.compat import keras
+from ddnn_tf.keras.convert.export import export_models
+from ddnn_tf.keras.model import DDNN
 from ddnn_tf.mcu.export import mcu_files
 from ddnn_tf.mcu.lower import lower_tier
 from ddnn_tf.mcu.spec import ConvBlock, TierSpec
@@ -25,11 +28,12 @@ __all__ = ["add_mcu_targets", "check_weights"]
 
 
 def _binary_kernels(model: keras.Model) -> list[np.ndarray]:
-    """``ste_sign`` of every binary layer's kernel, in the model's layer order (+1 at 0)."""
+    """``ste_sign`` of every binary layer's kernel (and the +-1 kernel of a
+    :class:`ThresholdDense`), in the model's layer order (+1 at 0)."""
     return [
         np.asarray(layer.kernel.numpy()) >= 0
         for layer in model.layers
-        if getattr(layer, "kernel_quantizer", None) is not None
+        if getattr(layer, "kernel_quantizer", None) is not None or isinstance(layer, ThresholdDense)
     ]
 
 
@@ -64,7 +68,7 @@ def check_weights(spec: TierSpec, model: keras.Model) -> None:
 
 
 def add_mcu_targets(
-    models: dict[str, keras.Model],
+    ddnn: DDNN,
     plans: list[Tier],
     files: dict[str, bytes],
     tiers: dict[str, dict[str, Any]],
@@ -75,7 +79,7 @@ def add_mcu_targets(
     """Add the ``c`` / ``tflm`` files and manifest keys of every device tier, in place.
 
     Args:
-        models: tier name -> Keras tier model (``ddnn.tiers``).
+        ddnn: the trained model (its device tiers as exported, its sensor quantisers).
         plans: the converted tiers.
         files: file name -> bytes of the conversion (holding the portable binaries).
         tiers: the manifest's tier entries, updated with ``c`` / ``tflm`` keys.
@@ -86,15 +90,24 @@ def add_mcu_targets(
         ConfigError: a device tier the C target cannot express.
         FileNotFoundError: the cross compiler is missing (``c``).
     """
+    quantizers = ddnn.sensor_quantizers()
     for plan in plans:
         if plan.role != "device":
             continue
         portable_name = mf.tier_filename(plan.name, "portable")
         portable = files[portable_name]
-        spec = lower_tier(plan.name, portable, scale=scale)
-        check_weights(spec, models[plan.name])
+        quantizer = quantizers[plan.device]
+        sensor = {"scale": None} if quantizer else {"scale": scale}
+        spec = lower_tier(plan.name, portable, quantizer=quantizer, **sensor)
+        check_weights(spec, export_models(ddnn, plan)[0])
         new_files, keys = mcu_files(
-            plan.name, portable, scale=scale, targets=targets, origin=portable_name, spec=spec
+            plan.name,
+            portable,
+            quantizer=quantizer,
+            targets=targets,
+            origin=portable_name,
+            spec=spec,
+            **sensor,
         )
         files.update(new_files)
         tiers[plan.name].update(keys)

@@ -9,40 +9,37 @@ from __future__ import annotations
 
 import tempfile
 import warnings
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ddnn_tf.core.checks import check_views
 from ddnn_tf.core.graph import Tier, feed_tier
 from ddnn_tf.core.topology import Topology
-from ddnn_tf.core.vocab import TARGETS
+from ddnn_tf.core.vocab import SIGNATURE_KEY, TARGETS
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.compat import keras, tf
-from ddnn_tf.keras.model import DDNN, run_tiers
+from ddnn_tf.keras.model import DDNN, build_export_device, run_tiers
+from ddnn_tf.runtime.flatbuffer import tflite_info
 
 __all__ = [
     "LCE_INT8",
     "REPRESENTATIVE_SAMPLES",
-    "SIGNATURE_KEY",
     "calibration_feeds",
     "convert_tier",
+    "export_models",
     "is_quantized",
     "keras_tier_outputs",
-    "tflite_info",
     "tier_memory",
     "tier_models",
 ]
 
-SIGNATURE_KEY = "serving_default"
 #: Training samples used to calibrate ``--quantize int8``.
 REPRESENTATIVE_SAMPLES = 256
 LCE_INT8 = (
-    "--quantize int8 needs --target portable: larq-compute-engine's converter has no "
+    "quantize int8 needs `target` portable: larq-compute-engine's converter has no "
     "post-training calibration (it quantises only models trained with fake-quantisation "
-    "nodes). Received --target lce or both."
+    "nodes). Received `target` lce or both."
 )
 
 
@@ -54,8 +51,18 @@ def tier_models(ddnn: DDNN, plan: Tier) -> list[keras.Model]:
     return [ddnn.tiers[plan.name]]
 
 
-def _tier_function(ddnn: DDNN, plan: Tier):
-    """A function ``{input name: tensor} -> {output name: tensor}`` computing the tier."""
+def export_models(ddnn: DDNN, plan: Tier) -> list[keras.Model]:
+    """The Keras models a tier binary is converted from: :func:`tier_models`, except a
+    quantised vector device's tier in its export form
+    (:func:`ddnn_tf.keras.model.build_export_device`)."""
+    if plan.role == "device" and not plan.composed:
+        return [build_export_device(ddnn, plan.device, head=ddnn.topology.has_local)]
+    return tier_models(ddnn, plan)
+
+
+def _tier_function(ddnn: DDNN, plan: Tier, models: list[keras.Model] | None = None):
+    """A function ``{input name: tensor} -> {output name: tensor}`` computing the tier
+    (with ``models``, from those: :func:`export_models`)."""
     if plan.composed:
         topology = ddnn.topology
         n = topology.num_devices
@@ -66,7 +73,7 @@ def _tier_function(ddnn: DDNN, plan: Tier):
 
         return composed
 
-    model = ddnn.tiers[plan.name]
+    model = models[0] if models else ddnn.tiers[plan.name]
     names = list(model.input_names)
     expected = [p.name for p in plan.inputs]
     if sorted(names) != sorted(expected):  # a bug, not a user error
@@ -94,7 +101,8 @@ def keras_tier_outputs(
     Args:
         ddnn: the trained model.
         plans: the tiers (from :func:`~ddnn_tf.core.graph.tier_graph`), bottom to top.
-        xs: one ``(N, ...)`` array per device.
+        xs: one ``(N, ...)`` array per device, as the device tiers read them (a quantised
+            sensor's centred codes: ``ddnn.sensor_values(data.x)``).
         presence: optional ``(N, D)`` 0/1 device presence (default: all present).
         batch_size: samples per Keras call.
 
@@ -130,6 +138,7 @@ def calibration_feeds(
     """
     topology = ddnn.topology
     xs = check_views(topology.input_shapes, [x[:REPRESENTATIVE_SAMPLES] for x in xs])
+    xs = ddnn.sensor_values(xs)
     outs = keras_tier_outputs(ddnn, plans, xs)
     presence = np.ones((len(xs[0]), topology.num_devices), np.float32)
     return {p.name: feed_tier(p, xs, presence, outs) for p in plans}
@@ -138,7 +147,8 @@ def calibration_feeds(
 # ------------------------------------------------------------------------- export
 def _save_serving(ddnn: DDNN, plan: Tier, directory: Path) -> None:
     """Save the tier as a SavedModel whose one signature has fixed batch-1 named tensors."""
-    fn = _tier_function(ddnn, plan)
+    models = export_models(ddnn, plan)
+    fn = _tier_function(ddnn, plan, models)
     order = [p.name for p in plan.inputs]
     specs = [tf.TensorSpec((1, *p.shape), tf.float32, name=p.name) for p in plan.inputs]
 
@@ -149,7 +159,7 @@ def _save_serving(ddnn: DDNN, plan: Tier, directory: Path) -> None:
     holder = tf.Module()
     # Track the variables only: saving the Keras models themselves would trace and
     # serialise all their call functions too, for nothing.
-    holder.variables_ = [v for m in tier_models(ddnn, plan) for v in m.variables]
+    holder.variables_ = [v for m in models for v in m.variables]
     tf.saved_model.save(
         holder, str(directory), signatures={SIGNATURE_KEY: serve.get_concrete_function()}
     )
@@ -201,10 +211,12 @@ def convert_tier(
         ValueError: ``int8`` without representative data, or with the lce target.
     """
     if quantize == "int8" and "lce" in targets:
-        raise ConfigError(LCE_INT8)
+        raise ConfigError(LCE_INT8, argument="quantize")
     int8 = is_quantized(plan, quantize, ddnn.topology)
     if int8 and representative is None:
-        raise ConfigError(f"--quantize int8: tier {plan.name} needs representative inputs.")
+        raise ConfigError(
+            f"quantize int8: tier {plan.name} needs representative inputs.", argument="quantize"
+        )
     out: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="ddnn_convert_") as tmp:
         _save_serving(ddnn, plan, Path(tmp))
@@ -229,59 +241,7 @@ def convert_tier(
     return out
 
 
-# ----------------------------------------------------------------- flatbuffer facts
-def tflite_info(data: bytes) -> dict[str, Any]:
-    """Names, positional order, shapes and operators of a TFLite flatbuffer.
-
-    Reads the flatbuffer schema directly, so it works for LCE files too (which the
-    standard interpreter cannot open).
-
-    Args:
-        data: the flatbuffer bytes.
-
-    Returns:
-        ``{"input_order", "output_order"}``: the ``serving_default`` signature names in
-        the subgraph's positional order; ``"shape_signatures"``: name -> shape signature
-        (-1 for a dynamic dimension); ``"dtypes"``: name -> numpy dtype name;
-        ``"ops"``: operator name -> count.
-
-    Raises:
-        ValueError: the flatbuffer has no ``serving_default`` signature.
-    """
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    sig = next(
-        (s for s in model.signatureDefs or [] if s.signatureKey.decode() == SIGNATURE_KEY), None
-    )
-    if sig is None:
-        raise ConfigError(f"The flatbuffer has no {SIGNATURE_KEY!r} signature.")
-    sub = model.subgraphs[sig.subgraphIndex]
-    names = {t.tensorIndex: t.name.decode() for t in (*sig.inputs, *sig.outputs)}
-    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-    ops: Counter = Counter()
-    for op in sub.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        if code.customCode:
-            ops[code.customCode.decode()] += 1
-        else:
-            ops[builtin[max(code.builtinCode, code.deprecatedBuiltinCode)]] += 1
-    shapes, dtypes = {}, {}
-    for index, name in names.items():
-        tensor = sub.tensors[index]
-        sig_shape = tensor.shapeSignature if tensor.shapeSignature is not None else tensor.shape
-        shapes[name] = [int(d) for d in sig_shape]
-        dtypes[name] = types[tensor.type]
-    return {
-        "input_order": [names[i] for i in sub.inputs],
-        "output_order": [names[i] for i in sub.outputs],
-        "shape_signatures": shapes,
-        "dtypes": dtypes,
-        "ops": dict(sorted(ops.items())),
-    }
-
-
+# ------------------------------------------------------------------------- checks
 def _check_binary(plan: Tier, target: str, data: bytes) -> None:
     """The converted file must expose exactly the planned names with batch-1 shapes."""
     info = tflite_info(data)

@@ -81,15 +81,17 @@ def tier_entry(
 
 
 def _thresholds(
-    run: Run, split: tuple[str, ...], dataset
+    run: Run, split: tuple[str, ...], dataset, rule: str | None = None
 ) -> tuple[dict[str, float], str, Calibration | None]:
     """Thresholds of the split's early exits and the calibration that chose them: the
-    run's if it calibrated these exits, else the run's own rule applied now to the split's
-    exits on the validation split, else the paper's T (with no calibration)."""
+    run's if it calibrated these exits (and no ``rule`` is given), else ``rule`` or the
+    run's own rule applied now to the split's exits on the validation split, else the
+    paper's T (with no calibration)."""
     early = split[:-1]
     if not early:
         return {}, "validation" if run.thresholds else "paper", None
-    if tuple(run.topology.exits[:-1]) == early and all(e in run.thresholds for e in early):
+    same = tuple(run.topology.exits[:-1]) == early and all(e in run.thresholds for e in early)
+    if same and rule is None:
         thresholds = {e: float(run.thresholds[e]) for e in early}
         return thresholds, "validation", run.calibration
     dataset = dataset if dataset is not None else run.load_data()
@@ -99,7 +101,7 @@ def _thresholds(
             {e: probs[e] for e in split},
             dataset.val.y,
             run.topology,
-            run.config.calibrate,
+            rule or run.config.calibrate,
             raw_bytes_per_device=dataset.raw_bytes_per_device,
         )
         return dict(calibration.thresholds), "validation", calibration
@@ -144,23 +146,27 @@ def _raw_dtype(meta: dict[str, Any]) -> str:
     return "uint8" if meta["scale"] is not None else "float32"
 
 
-def _inputs_spec(plans: list[Tier], meta: dict[str, Any]) -> list[dict]:
-    out = [
-        {
-            "device": port.device,
-            "device_name": meta["device_names"][port.device],
-            "tier": plan.name,
-            "name": port.name,
-            "shape": [1, *port.shape],
-            "dtype": "float32",
-            "scale": meta["scale"],
-            "raw_dtype": _raw_dtype(meta),
-            "raw_bytes": int(meta["raw_bytes"][port.device]),
-        }
-        for plan in plans
-        for port in plan.inputs
-        if port.role == "sensor"
-    ]
+def _inputs_spec(plans: list[Tier], meta: dict[str, Any], quantizers) -> list[dict]:
+    out = []
+    for plan in plans:
+        for port in plan.inputs:
+            if port.role != "sensor":
+                continue
+            quantizer = quantizers[port.device]
+            entry = {
+                "device": port.device,
+                "device_name": meta["device_names"][port.device],
+                "tier": plan.name,
+                "name": port.name,
+                "shape": [1, *port.shape],
+                "dtype": "float32",
+                "scale": meta["scale"],
+                "raw_dtype": _raw_dtype(meta),
+                "raw_bytes": int(meta["raw_bytes"][port.device]),
+            }
+            if quantizer is not None:
+                entry["quantizer"] = quantizer.to_dict()
+            out.append(entry)
     return sorted(out, key=lambda e: e["device"])
 
 
@@ -175,6 +181,7 @@ def build_manifest(
     quantize: str,
     name: str | None = None,
     dataset=None,
+    calibrate: str | None = None,
 ) -> dict[str, Any]:
     """The whole manifest of a conversion, validated (files are not checked).
 
@@ -189,6 +196,7 @@ def build_manifest(
         name: the model's name (default: the run directory's name).
         dataset: the run's dataset, if loaded (thresholds of another split need it:
             the run's own rule calibrates them on its validation split).
+        calibrate: a rule to calibrate the thresholds with now instead of the run's.
 
     Returns:
         The manifest, as :mod:`ddnn_tf.core.manifest` describes it.
@@ -197,7 +205,7 @@ def build_manifest(
         ValueError: the manifest does not validate (a bug, not a user error).
     """
     topology = run.topology
-    thresholds, source, calibration = _thresholds(run, split, dataset)
+    thresholds, source, calibration = _thresholds(run, split, dataset, calibrate)
     aggregation = {
         "local": topology.local_agg,
         "edge": topology.edge_agg,
@@ -223,7 +231,7 @@ def build_manifest(
         "dataset": dict(run.dataset_spec),
         "classes": meta["classes"],
         "device_names": meta["device_names"],
-        "inputs": _inputs_spec(plans, meta),
+        "inputs": _inputs_spec(plans, meta, run.ddnn.sensor_quantizers()),
         "aggregation": aggregation,
         "thresholds": thresholds,
         "thresholds_source": source,

@@ -130,7 +130,7 @@ def parity(
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"expected a positive integer, got {limit!r}.", argument="limit")
         data = data.subset(slice(0, limit))
-    xs = check_views(topology.input_shapes, data.x, where=f"{split} split")
+    xs = run.ddnn.sensor_values(check_views(topology.input_shapes, data.x, where=f"{split} split"))
     n = len(data.y)
     if presence is None:
         presence = np.ones((n, topology.num_devices), np.float32)
