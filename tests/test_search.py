@@ -332,7 +332,7 @@ def test_a_configuration_over_a_bound_is_rejected_without_training(
         ),
         (
             {"mcu": "cortex-m0plus", "radio": "lora-sf7"},  # 1 sample/s is too many for LoRa
-            "rate_hz: no configuration of the search space can meet max_rate_hz >= 1 Hz: the "
+            "radio: no configuration of the search space can meet max_rate_hz >= 1 Hz: the "
             "closest (1 device block(s) of 2 filters, int4 summaries) has at most 0.1",
         ),
     ],

@@ -253,7 +253,7 @@ def _hardware_line(hardware: dict[str, Any]) -> str:
         return f"board: {hardware['board']}" if hardware else ""
     return (
         f"priced on {hardware['mcu']} ({hardware['core']}, compiled for {hardware['board']}) "
-        f"+ {hardware['radio']}, WAN {hardware['wan']}, {hardware['rate_hz']:g} samples/s, "
+        f"+ {hardware['radio']}, WAN {hardware['wan']}, {hardware['rate_hz']:g} sample(s)/s, "
         f"{hardware['mode']} protocol; energy: the largest device's per sample, expected at "
         "each trial's T on the validation split; instructions modelled, upper tiers not timed"
     )

@@ -95,7 +95,7 @@ def _limits(bounds: Mapping[str, float | None], hardware: SearchHardware) -> tup
         if value is not None
     ]
     if hardware.priced:
-        limits.append(Limit(RATE, hardware.rate_hz, False, "rate_hz"))
+        limits.append(Limit(RATE, hardware.rate_hz, False, "radio"))
     return tuple(limits)
 
 
