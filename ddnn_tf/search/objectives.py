@@ -54,6 +54,11 @@ class Metric:
     def maximize(self) -> bool:
         return self.direction == "maximize"
 
+    def amount(self, value: float) -> str:
+        """``value`` with the unit: bytes as integers with separators, the rest to 4 digits."""
+        text = f"{value:,.0f}" if self.unit == "B" else f"{value:,.4g}"
+        return f"{text} {self.unit}" if self.unit else text
+
 
 METRICS: dict[str, Metric] = {
     m.name: m
@@ -113,18 +118,16 @@ class Limit:
         unit = f" {self.metric.unit}" if self.metric.unit else ""
         return f"{self.metric.key} {'<=' if self.maximum else '>='} {self.value:g}{unit}"
 
+    def miss(self, measured: float) -> str:
+        """How far ``measured`` misses the limit, in words (``3 B over``, ``0.5 Hz short``)."""
+        return f"{self.metric.amount(self.excess(measured))} {'over' if self.maximum else 'short'}"
+
     def bound_text(self, bound: float) -> str:
         """Why a configuration whose least (or, for a lower bound, greatest) possible value
         is ``bound`` cannot meet the limit."""
         m, most = self.metric, self.maximum
         least, over = ("at least", ">") if most else ("at most", "<")
-        return f"{m.label} {least} {_amount(bound, m)} {over} {_amount(self.value, m)}"
-
-
-def _amount(value: float, metric: Metric) -> str:
-    """A value with its unit: bytes as integers with separators, the rest to 4 digits."""
-    text = f"{value:,.0f}" if metric.unit == "B" else f"{value:,.4g}"
-    return f"{text} {metric.unit}" if metric.unit else text
+        return f"{m.label} {least} {m.amount(bound)} {over} {m.amount(self.value)}"
 
 
 def parse_objectives(names: Iterable[str]) -> tuple[Metric, ...]:

@@ -415,10 +415,9 @@ def check_feasible(report: SearchReport, study: optuna.Study, limits: Sequence[L
             (t.constraints.get(key, 0.0), t.number, t.user_attrs["metrics"][key]) for t in complete
         )
         if excess > 0:
-            unit = f" {lim.metric.unit}" if lim.metric.unit else ""
             misses.append(
-                f"{lim.describe()}: the closest trial ({number}) has {value:,.4g}{unit}, "
-                f"{excess:,.4g}{unit} {'over' if lim.maximum else 'short'}"
+                f"{lim.describe()}: the closest trial ({number}) has "
+                f"{lim.metric.amount(value)}, {lim.miss(value)}"
             )
     raise ConfigError(
         f"no complete trial meets the limits ({report.counts['complete']} completed): "

@@ -167,14 +167,11 @@ def _check_reachable(
     for lim in checked:
         excess, topology, value = best[lim.argument]
         if excess > 0:
-            m = lim.metric
-            unit = f" {m.unit}" if m.unit else ""
-            amount = f"{excess:,.0f}" if m.unit == "B" else f"{excess:,.4g}"
             raise ConfigError(
                 f"no configuration of the search space can meet {lim.describe()}: the "
                 f"closest ({_describe_devices(topology)}) has "
-                f"{lim.bound_text(value).removeprefix(m.label + ' ')}, {amount}{unit} "
-                f"{'over' if lim.maximum else 'short'}.",
+                f"{lim.bound_text(value).removeprefix(lim.metric.label + ' ')}, "
+                f"{lim.miss(value)}.",
                 argument=lim.argument,
             )
 
