@@ -261,7 +261,8 @@ def test_no_feasible_trial_says_by_how_much_the_closest_misses():
     assert "flash_bytes <= 1024 B: the closest trial (1) has 1,100 B, 76 B over" in str(err.value)
 
 
-def test_the_pruner_reads_the_accuracy_curves():
+def test_the_pruners_read_the_accuracy_curves():
+    from ddnn_tf.search.run import _pruner
     from ddnn_tf.search.trial import CURVE, _Curves, curve_trial
 
     study = optuna.create_study(directions=["maximize", "minimize"])
@@ -271,10 +272,15 @@ def test_the_pruner_reads_the_accuracy_curves():
         t = _trial(k, curve[-1], 10.0)
         t.user_attrs[CURVE] = curve
         study.add_trial(t)
-    pruner = optuna.pruners.PercentilePruner(25.0, n_startup_trials=4, n_warmup_steps=1)
-    assert pruner.prune(_Curves(study), curve_trial(9, [0.3, 0.4]))  # hopeless
-    assert not pruner.prune(_Curves(study), curve_trial(9, [0.6, 0.7]))
-    assert not pruner.prune(_Curves(study), curve_trial(9, [0.1]))  # still warming up
+    percentile, median = _pruner("percentile"), _pruner("median")
+    # after the second epoch the complete trials had 0.6, 0.65, 0.7 and 0.7: their 25th
+    # percentile is 0.6375, their median 0.675
+    for pruner in (percentile, median):
+        assert pruner.prune(_Curves(study), curve_trial(9, [0.3, 0.4]))  # hopeless
+        assert not pruner.prune(_Curves(study), curve_trial(9, [0.1]))  # still warming up
+        assert not pruner.prune(_Curves(study), curve_trial(9, [0.7, 0.6]))  # its best counts
+    assert not percentile.prune(_Curves(study), curve_trial(9, [0.6, 0.66]))
+    assert median.prune(_Curves(study), curve_trial(9, [0.6, 0.66]))
 
 
 # ------------------------------------------------------------------------ before training

@@ -105,7 +105,8 @@ def search(
         compare: run directories trained on the same data (e.g. runs/default,runs/best),
             evaluated like a trial and marked on the plot.
         pruner: stop hopeless trials on their per-epoch validation accuracy: percentile
-            (below the 25th percentile of the complete trials), median, or none.
+            (the best so far below the 25th percentile of the complete trials), median,
+            or none.
         seed: seed of the data split, every trial's weights and the sampler.
         train_limit: keep only the first N training samples.
         export: convert this trial (a number from the front table) into --to instead of

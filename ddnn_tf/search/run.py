@@ -60,15 +60,16 @@ __all__ = ["DEFAULT_STUDY", "PRUNERS", "export_trial", "format_search", "run_sea
 
 #: The study name unless ``study`` says otherwise.
 DEFAULT_STUDY = "ddnn-search"
-#: Pruners on the per-epoch validation accuracy: a trial below the 25th percentile (or
-#: the median) of the complete trials at the same epoch stops, after its first epoch and
-#: once 4 trials completed.
+#: Pruners on the per-epoch validation accuracy: a trial whose best accuracy so far is
+#: below the 25th percentile (or the median) of the complete trials at the same epoch
+#: stops, after its first epoch and once 4 trials completed.
 PRUNERS = ("percentile", "median", "none")
 
 
 def _pruner(name: str) -> optuna.pruners.BasePruner | None:
     if name == "percentile":
-        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=4, n_warmup_steps=1)
+        # Optuna's percentile is the share it keeps when maximising: keep the top 75 %.
+        return optuna.pruners.PercentilePruner(75.0, n_startup_trials=4, n_warmup_steps=1)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
     if name == "none":
