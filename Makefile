@@ -37,6 +37,22 @@ data: $(STAMP)
 	fi
 	$(BIN)/python -c "from ddnn_tf.data import load_dataset; d = load_dataset('fmnist6'); print('fmnist6:', len(d.train), 'train /', len(d.val), 'val /', len(d.test), 'test')"
 
+# $(call system_tool,NAME,FOUND,WHERE,PACKAGES,SERVICE,USERS): a Debian tool the tests need.
+# When the shell test FOUND passes, say where it is (the output of the command WHERE); else,
+# as root with apt-get, install PACKAGES (and stop the system SERVICE a package starts: the
+# project starts its own); else say which tests fail until it is installed (USERS).
+define system_tool
+	@if $(2); then \
+		echo "$(1): $$($(3))"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "$(1): installing $(4) with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(4); \
+		if [ -n "$(5)" ] && command -v service >/dev/null; then service $(5) stop >/dev/null 2>&1 || true; fi; \
+	else \
+		echo "$(1): missing; $(6) until it is installed (apt-get install -y $(4))"; \
+	fi
+endef
+
 # The phone app (android_demo/): LiteRT.js from npm, and the browser its tests drive:
 # Debian's chromium, installed with apt-get when running as root and it is missing.
 NPM_STAMP := android_demo/node_modules/.package-lock.json
@@ -45,57 +61,33 @@ $(NPM_STAMP): android_demo/package.json android_demo/package-lock.json
 	npm ci --prefix android_demo --no-audit --no-fund
 
 web: $(NPM_STAMP)
-	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null; then \
-		echo "chromium: $$(command -v chromium || echo /usr/bin/chromium)"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "chromium: installing with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else \
-		echo "chromium: missing; the browser tests fail until it is installed (apt-get install -y chromium)"; \
-	fi
+	$(call system_tool,chromium,[ -x /usr/bin/chromium ] || command -v chromium >/dev/null,\
+		command -v chromium || echo /usr/bin/chromium,chromium,,the browser tests fail)
 
 # The MQTT broker the MQTT tests and `ddnn deploy --transport mqtt` start on loopback:
 # Debian's mosquitto, installed with apt-get when running as root and it is missing (it is
 # started by the project's own code, never left running as a system service).
 broker:
-	@if command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; then \
-		echo "mosquitto: $$(command -v mosquitto || echo /usr/sbin/mosquitto)"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "mosquitto: installing with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; \
-		if command -v service >/dev/null; then service mosquitto stop >/dev/null 2>&1 || true; fi; \
-	else \
-		echo "mosquitto: missing; the MQTT tests fail until it is installed (apt-get install -y mosquitto)"; \
-	fi
+	$(call system_tool,mosquitto,command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ],\
+		command -v mosquitto || echo /usr/sbin/mosquitto,mosquitto,mosquitto,the MQTT tests fail)
 
 # Device tiers on a microcontroller (ddnn_tf.mcu): the Cortex-M cross compiler with newlib
 # and QEMU's Arm boards, installed with apt-get when running as root and missing.
 MCU_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 mcu:
-	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
-		&& [ -f "$$(arm-none-eabi-gcc -print-file-name=rdimon.specs)" ]; then \
-		echo "mcu: $$(arm-none-eabi-gcc --version | head -1); $$(qemu-system-arm --version | head -1)"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "mcu: installing $(MCU_PACKAGES) with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MCU_PACKAGES); \
-	else \
-		echo "mcu: missing; the microcontroller tests fail until it is installed (apt-get install -y $(MCU_PACKAGES))"; \
-	fi
+	$(call system_tool,mcu,command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm \
+		>/dev/null && [ -f "$$(arm-none-eabi-gcc -print-file-name=rdimon.specs)" ],echo \
+		"$$(arm-none-eabi-gcc --version | head -1); $$(qemu-system-arm --version | head -1)" \
+		,$(MCU_PACKAGES),,the microcontroller tests fail)
 
 # A shared search study (ddnn search --storage postgresql://...): the two-worker test starts
 # Debian's PostgreSQL server in a temporary directory on loopback (as the postgres user: the
 # server refuses to run as root), installed with apt-get when running as root and missing;
 # its binaries live in /usr/lib/postgresql/VERSION/bin. The system service is not used.
 postgres:
-	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		echo "postgres: $$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "postgres: installing postgresql with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
-		if command -v service >/dev/null; then service postgresql stop >/dev/null 2>&1 || true; fi; \
-	else \
-		echo "postgres: missing; the two-worker search test fails until it is installed (apt-get install -y postgresql)"; \
-	fi
+	$(call system_tool,postgres,command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb \
+		>/dev/null 2>&1,command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1 \
+		,postgresql,postgresql,the two-worker search test fails)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ddnn_tf tests scripts

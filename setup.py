@@ -67,6 +67,7 @@ setup(
         "jsonschema>=4.20",
         "tqdm>=4.60",
         "fire>=0.5",
+        "tomli>=2; python_version < '3.11'",  # deployment files (tomllib from 3.11)
     ],
     extras_require={
         "train": TRAIN,

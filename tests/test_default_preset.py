@@ -357,7 +357,7 @@ def test_runtime_calibrates_under_a_byte_budget_like_evaluate(
     from ddnn_tf.keras.evaluate import evaluate_run
     from ddnn_tf.runtime.report import evaluate_model
 
-    deployed = evaluate_model(default_model, tiny_dataset, calibrate="bytes:2.5", split="val")
+    deployed = evaluate_model(default_model, tiny_dataset, calibrate="bytes:2.5", subset="val")
     keras = evaluate_run(default_run, tiny_dataset, calibrate="bytes:2.5", split="val")
     assert deployed["thresholds"] == keras["thresholds"]
     assert deployed["bytes_per_device"] <= 2.5

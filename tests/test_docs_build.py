@@ -27,6 +27,7 @@ def _make_docs(tmp_path: Path, pages: dict[str, str], nav: list[str]):
         f"INHERIT: {ROOT / 'mkdocs.yml'}\n"
         f"docs_dir: {docs}\nsite_dir: {tmp_path / 'site'}\n"
         "plugins:\n  - search\n"
+        f"hooks:\n  - {ROOT / 'scripts' / 'mkdocs_flags.py'}\n"  # relative to this file else
         f"nav:\n{nav_lines}"
     )
     # -o: never re-run the set-up from here, even when setup.py is newer than the stamp.

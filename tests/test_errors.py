@@ -321,7 +321,14 @@ CASES = [
     ("run-seed-float", "run", lambda c: [c.model, "--seed", "1.5"], None, ["--seed", "1.5"]),
     ("run-threads-zero", "run", lambda c: [c.model, "--threads", "0"], None, ["--threads", ">= 1"]),
     ("run-target", "run", lambda c: [c.model, "--target", "gpu"], None, ["--target", "gpu"]),
-    ("run-split", "run", lambda c: [c.model, "--split", "train"], None, ["--split", "train"]),
+    ("run-subset", "run", lambda c: [c.model, "--subset", "train"], None, ["--subset", "train"]),
+    (
+        "run-split-renamed",
+        "run",
+        lambda c: [c.model, "--split", "val"],
+        None,
+        ["--split is now --subset", "ddnn convert"],
+    ),
     (
         "bench-run-limit",
         "bench",
@@ -1036,7 +1043,7 @@ CASES = [
         "device",
         lambda c: [c.model, "--index", "0", "--data", "x", "--transport", "mqtt"],
         None,
-        ["--transport mqtt needs --broker"],
+        ["--broker", "transport mqtt needs the broker's URL"],
     ),
     (
         "device-index-no-tier",

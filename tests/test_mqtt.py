@@ -126,6 +126,7 @@ class Site:
     def __init__(self, folder, fmnist, *, limit=4096, **gateway):
         from ddnn_tf.runtime import Hierarchy
         from ddnn_tf.serve.gateway import Gateway
+        from ddnn_tf.serve.settings import GatewaySettings
 
         # an extra client with the gateway's rights: a broker whose ACL lets a stranger
         # write the down topics, the status and the answers
@@ -136,7 +137,7 @@ class Site:
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         options = {"threshold": 1.0, "batch": N, "window": 8 * N, "join_s": 20.0, **gateway}
-        self.gw = Gateway(MODEL, "http://127.0.0.1:9", **options)
+        self.gw = Gateway(GatewaySettings(model=MODEL, cloud="http://127.0.0.1:9", **options))
         self.run(self.gw.start())
         self.bridge = self.start_bridge(limit)
         h = Hierarchy(MODEL)

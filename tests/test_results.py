@@ -149,7 +149,7 @@ def test_gateway_memory_is_bounded_and_every_answer_is_streamed_once(rounds, tmp
     window, batch, n_rounds = 256, 64, 40
     app = create_gateway_app(
         MODEL,
-        "http://127.0.0.1:9",  # never called: T = 1 answers every sample locally
+        cloud="http://127.0.0.1:9",  # never called: T = 1 answers every sample locally
         token="t",
         threshold=1.0,
         batch=batch,
@@ -225,7 +225,7 @@ def test_gateway_refuses_header_integers_that_are_not_plain_ascii(rounds, header
     from ddnn_tf.serve.gateway import create_gateway_app
 
     app = create_gateway_app(
-        MODEL, "http://127.0.0.1:9", token="t", threshold=1.0, batch=64, window=256
+        MODEL, cloud="http://127.0.0.1:9", token="t", threshold=1.0, batch=64, window=256
     )
     gw = app.state.gateway
 
@@ -273,7 +273,7 @@ def test_answer_stream_resumes_after_the_last_answer_read():
     from ddnn_tf.serve.gateway import create_gateway_app
     from ddnn_tf.serve.run_server import bind
 
-    app = create_gateway_app(MODEL, "http://127.0.0.1:9", threshold=1.0, window=128)
+    app = create_gateway_app(MODEL, cloud="http://127.0.0.1:9", threshold=1.0, window=128)
     gw = app.state.gateway
     gw.log.add([_row(s) for s in range(200)])
     sock = bind("127.0.0.1", 0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import numpy as np
@@ -20,7 +19,7 @@ from conftest import DEFAULT_MODEL, ROOT
 from ddnn_tf.runtime import Hierarchy
 from ddnn_tf.serve import create_cloud_app, model_id
 from ddnn_tf.serve.deploy import deploy
-from ddnn_tf.serve.process import READY_TIMEOUT_S, ServiceProcess, wait_ready
+from ddnn_tf.serve.fleet import ServiceProcess
 from ddnn_tf.serve.wire import FEATURES_TYPE, CloudSpec, encode_features_records
 
 MODEL = DEFAULT_MODEL
@@ -74,10 +73,8 @@ def cloud_url(tmp_path_factory):
     ]
     proc = ServiceProcess("cloud", args, folder, _env())
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        url = proc.url(deadline)
         with httpx.Client() as client:
-            wait_ready(client, url, proc, deadline)
+            url = proc.ready(client)
         yield url
     finally:
         proc.stop()
@@ -141,7 +138,7 @@ import sys
 import ddnn_tf.serve, ddnn_tf.serve.gateway, ddnn_tf.serve.device, ddnn_tf.cli.serve
 from ddnn_tf.serve import create_cloud_app, create_gateway_app
 create_cloud_app({str(MODEL)!r})
-create_gateway_app({str(MODEL)!r}, "http://127.0.0.1:9")
+create_gateway_app({str(MODEL)!r}, cloud="http://127.0.0.1:9")
 heavy = {{'tensorflow', 'tf_keras', 'keras', 'larq', 'ray'}}
 mods = {{m.split('.')[0] for m in sys.modules}}
 assert not heavy & mods, sorted(heavy & mods)
@@ -396,7 +393,7 @@ def test_gateway_round_protocol_and_errors(cloud_url, fmnist, hierarchy):
     want = hierarchy.run(test.x, thresholds=0.1, batch_size=n)
     assert 0 < (want.exit_index == 1).sum() < n  # both exits in the round
     outs = [hierarchy.tiers[f"device_{d}"]({"image": x}) for d, x in enumerate(test.x)]
-    app = create_gateway_app(MODEL, cloud_url, token="gw", cloud_token=TOKEN, threshold=0.1)
+    app = create_gateway_app(MODEL, cloud=cloud_url, token="gw", cloud_token=TOKEN, threshold=0.1)
     gw = app.state.gateway
     mid = model_id(MODEL)
 
@@ -488,3 +485,17 @@ def test_cloud_app_cors_for_a_page_served_elsewhere():
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:9000"
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_bench_serve_measures_a_bare_baseline_in_the_same_run():
+    """``ddnn bench serve``: the bare FastAPI endpoint first, then the cloud with the same
+    client; the cloud's answers checked against the offline runtime."""
+    from ddnn_tf.serve.bench import bench_serve, format_serve
+
+    result = bench_serve(str(MODEL), requests=60, concurrency=4, engines="uvicorn")
+    bare, cloud = result["rows"]
+    assert (bare["engine"], bare["identical"], bare["of_bare"]) == ("bare", None, 1.0)
+    assert cloud["engine"] == "uvicorn" and cloud["identical"] is True
+    assert cloud["of_bare"] == pytest.approx(cloud["requests_per_s"] / bare["requests_per_s"])
+    assert 0 < bare["p50_ms"] <= bare["p99_ms"] and 0 < cloud["p50_ms"] <= cloud["p99_ms"]
+    assert format_serve(result).splitlines()[2].startswith("bare")

@@ -5,15 +5,16 @@
 * ``run MODEL``: the orchestrator's throughput, batched and one by one, and with
   ``--run RUN`` Keras ``predict`` beside it (:func:`ddnn_tf.runtime.bench.bench_run`);
 * ``train``: training throughput of the paper's model (:func:`ddnn_tf.keras.bench.bench_train`);
-* ``serve MODEL``: the cloud service on uvicorn vs Ray Serve
-  (:func:`ddnn_tf.serve.bench.bench_serve`).
+* ``serve MODEL``: the cloud service on uvicorn vs Ray Serve, against a bare FastAPI
+  endpoint (:func:`ddnn_tf.serve.bench.bench_serve`).
 """
 
 from __future__ import annotations
 
 import json as _json
 
-from ddnn_tf.cli.flags import AT_LEAST_1, NON_NEGATIVE, command
+from ddnn_tf.cli.flags import AT_LEAST_1, NON_NEGATIVE, command, settings_command
+from ddnn_tf.serve.bench import ServeBench
 
 __all__ = ["run", "serve", "tiers", "train"]
 
@@ -137,44 +138,18 @@ def train(
     _show(result, json, line)
 
 
-@command(requests=AT_LEAST_1, records=AT_LEAST_1, concurrency=AT_LEAST_1, replicas=AT_LEAST_1)
-def serve(
-    model_dir: str,
-    data: str | None = "fmnist6",
-    path: str | None = None,
-    requests: int = 2000,
-    records: int = 1,
-    concurrency: int = 32,
-    engines: str | tuple = "uvicorn,ray",
-    replicas: int = 1,
-    json: bool = False,  # noqa: A002  (the flag is --json)
-) -> None:
-    """Cloud service throughput and latency, uvicorn vs Ray Serve, side by side.
-
-    Args:
-        model_dir: a converted model directory (tflite_models/NAME).
-        data: dataset name (default fmnist6).
-        path: data file or directory for file-based loaders.
-        requests: requests per engine (after 50 warm-up requests).
-        records: samples per request (1 = one phone's sample).
-        concurrency: requests in flight.
-        engines: comma-separated engines: uvicorn, ray.
-        replicas: Ray Serve replicas.
-        json: print JSON instead of a table.
-    """
+def _serve(bench, json: bool = False) -> None:  # noqa: A002  (the flag is --json)
     from ddnn_tf.serve.bench import bench_serve, format_serve
 
-    result = bench_serve(
-        model_dir,
-        data,
-        path=path,
-        requests=requests,
-        records=records,
-        concurrency=concurrency,
-        engines=engines,
-        replicas=replicas,
-    )
-    _show(result, json, format_serve)
+    _show(bench_serve(bench), json, format_serve)
+
+
+serve = settings_command(
+    ServeBench,
+    _serve,
+    "Cloud service throughput and latency: a bare FastAPI baseline, uvicorn, Ray Serve.",
+    extra={"json": ("bool", False, "print JSON instead of a table")},
+)
 
 
 COMMANDS = {"tiers": tiers, "run": run, "train": train, "serve": serve}

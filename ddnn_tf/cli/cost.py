@@ -4,39 +4,57 @@ profiles and ``ddnn cost --show NAME`` prints one with the source of every figur
 
 The same profile flags (``--mcu``, ``--radio``, ``--wan``, ``--rate``, ``--battery-mah``,
 ``--mode``) make ``ddnn run`` and ``ddnn evaluate`` add the cost block to their report
-(:func:`hardware_options`).
+(:class:`HardwareFlags`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, Range, command
+from ddnn_tf.core.options import Options, option
+from ddnn_tf.core.vocab import PROTOCOL_MODES as MODES
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["cost", "hardware_options"]
+__all__ = ["HardwareFlags", "cost"]
 
 
-def hardware_options(
-    mcu: str | None, radio: str | None, wan: str, rate: float, battery_mah: float, mode: str
-) -> dict[str, Any] | None:
-    """The profile flags as the library's ``hardware`` keywords; None when neither
-    ``--mcu`` nor ``--radio`` was given.
+@dataclass(frozen=True, kw_only=True)
+class HardwareFlags(Options):
+    """The profile flags of ``ddnn run`` and ``ddnn evaluate``: with ``--mcu`` and
+    ``--radio`` their report gains what a sample costs."""
 
-    Raises:
-        ConfigError: one of ``--mcu`` and ``--radio`` without the other.
-    """
-    if mcu is None and radio is None:
-        return None
-    _require(mcu, radio)
-    return {
-        "mcu": mcu,
-        "radio": radio,
-        "wan": wan,
-        "rate_hz": rate,
-        "battery_mah": battery_mah,
-        "mode": mode,
-    }
+    mcu: str | None = option(
+        None, "with --radio, add what a sample costs on this microcontroller profile "
+        "(ddnn cost --list): energy, battery life, latency, baselines",
+    )  # fmt: skip
+    radio: str | None = option(None, "the devices' radio profile")
+    wan: str = option("broadband", "the gateway's WAN link profile")
+    rate: float = option(
+        1.0, "samples per second (for the energy per sample and the battery life)", POSITIVE
+    )
+    battery_mah: float = option(225.0, "battery capacity in mAh", POSITIVE)
+    mode: str = option("paper", "the device protocol priced: paper or eager", choices=MODES)
+
+    def hardware(self) -> dict[str, Any] | None:
+        """The library's ``hardware`` keywords; None when neither ``--mcu`` nor ``--radio``
+        was given.
+
+        Raises:
+            ConfigError: one of ``--mcu`` and ``--radio`` without the other.
+        """
+        if self.mcu is None and self.radio is None:
+            return None
+        _require(self.mcu, self.radio)
+        return {
+            "mcu": self.mcu,
+            "radio": self.radio,
+            "wan": self.wan,
+            "rate_hz": self.rate,
+            "battery_mah": self.battery_mah,
+            "mode": self.mode,
+        }
 
 
 def _require(mcu: str | None, radio: str | None) -> None:
@@ -110,7 +128,7 @@ def cost(
     path: str | None = None,
     mode: str = "paper",
     threshold=None,
-    split: str = "test",
+    subset: str = "test",
     limit: int | None = None,
     gateway: str = "this-host",
     cloud: str = "this-host",
@@ -124,7 +142,7 @@ def cost(
 ) -> None:
     """What a sample costs on a microcontroller and a radio: energy, battery life, latency.
 
-    Runs the converted model on a data split, takes each device tier's instructions per
+    Runs the converted model on a data subset, takes each device tier's instructions per
     sample from its C target (counted on the emulated board, or modelled) and the
     tiers' latency measured here, and prices them with hardware profiles (every figure
     cites its datasheet): energy per device per sample by component, battery life,
@@ -144,7 +162,7 @@ def cost(
         mode: the device protocol: paper (summary up, decision down, features up when
             needed) or eager (summary and features in one uplink).
         threshold: T for every early exit (default: the manifest's calibrated T).
-        split: test or val.
+        subset: the data subset: test or val.
         limit: the first N samples only.
         gateway: compute profile of the gateway's host (default: this host).
         cloud: compute profile of the cloud's host (default: this host).
@@ -189,7 +207,7 @@ def cost(
         mode=mode,
         threshold=threshold,
         path=path,
-        split=split,
+        subset=subset,
         limit=limit,
         timing_samples=timing_samples,
         sweep=sweep or plot is not None,

@@ -11,7 +11,7 @@ then
 * prints help (``--help`` / ``-h``) on standard output;
 * turns a :class:`~ddnn_tf.errors.DDNNError`, an ``OSError`` or a missing optional
   dependency into one ``error:`` line on stderr and exit status 2 (a library error about
-  an argument the user typed as a flag names the flag); any other exception is a bug and
+  one of the command's arguments names its flag); any other exception is a bug and
   keeps its traceback;
 * keeps TensorFlow's C++ start-up lines off the terminal (``DDNN_TF_LOG=debug`` shows them).
 
@@ -23,68 +23,41 @@ a command that ``SIGPIPE`` ended.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
-import math
 import os
 import re
 import select
 import signal
 import sys
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from ddnn_tf.core.logs import native_logs_hidden
+from ddnn_tf.core.options import AT_LEAST_1 as AT_LEAST_1  # the commands import the
+from ddnn_tf.core.options import NON_NEGATIVE as NON_NEGATIVE  # ranges from here
+from ddnn_tf.core.options import PORT as PORT
+from ddnn_tf.core.options import POSITIVE as POSITIVE
+from ddnn_tf.core.options import PROBABILITY as PROBABILITY
+from ddnn_tf.core.options import Range, check_kind, flag_name
 from ddnn_tf.errors import ConfigError, DDNNError, extra_for
 
 __all__ = [
-    "AT_LEAST_1",
-    "NON_NEGATIVE",
-    "POSITIVE",
-    "PROBABILITY",
-    "Range",
     "check_flag",
     "command",
     "flag_items",
     "flag_name",
     "reader_may_leave",
     "run",
+    "settings_command",
+    "with_options",
 ]
 
 
-@dataclass(frozen=True)
-class Range:
-    """The allowed values of a numeric flag; ``None`` is unbounded."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        low, high = self.low, self.high
-        if low is not None and (value < low or (value == low and self.low_open)):
-            return False
-        return not (high is not None and (value > high or (value == high and self.high_open)))
-
-    def text(self) -> str:
-        parts = []
-        if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low}")
-        if self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {self.high}")
-        return " and ".join(parts)
-
-
-AT_LEAST_1 = Range(1)
-NON_NEGATIVE = Range(0)
-POSITIVE = Range(0, low_open=True)
-PROBABILITY = Range(0, 1)
-
-_INT = re.compile(r"[+-]?\d+")
 _NAMED = re.compile(r"`([a-z][a-z0-9_]*)`")  # a parameter named in a library message
 _RANGES = "__ddnn_ranges__"
+_KIND = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
 def command(**ranges: Range) -> Callable:
@@ -101,15 +74,10 @@ def command(**ranges: Range) -> Callable:
         unknown = set(ranges) - set(inspect.signature(fn).parameters)
         if unknown:  # a typo in a declaration is a bug, caught at import
             raise TypeError(f"{fn.__name__} has no parameter(s) {sorted(unknown)}")
-        setattr(fn, _RANGES, dict(ranges))
+        setattr(fn, _RANGES, {**getattr(fn, _RANGES, {}), **ranges})
         return fn
 
     return declare
-
-
-def flag_name(param: str) -> str:
-    """``batch_size`` -> ``--batch-size``."""
-    return "--" + param.replace("_", "-")
 
 
 def flag_items(value: Any, sep: str = ",") -> list[str]:
@@ -121,7 +89,7 @@ def flag_items(value: Any, sep: str = ",") -> list[str]:
 
 def check_flag(name: str, value: Any, kind: str, allowed: Range | None = None) -> Any:
     """Check one flag value against its kind (``"int"``, ``"float"``, ``"bool"``, ``"str"``)
-    and range.
+    and range (:func:`ddnn_tf.core.options.check_kind`).
 
     Args:
         name: the parameter name.
@@ -136,42 +104,11 @@ def check_flag(name: str, value: Any, kind: str, allowed: Range | None = None) -
 
     Raises:
         ConfigError: a value of the wrong type, not finite, or out of range, naming the
-            flag and the value.
+            flag (its ``argument``) and the value.
     """
-    bounds = allowed.text() if allowed is not None else ""
-    want = {"int": "an integer", "float": "a finite number", "bool": "true or false"}
-    want = want.get(kind, "text (a name or a path)")
-    want = f"{want} {bounds}" if bounds and kind in ("int", "float") else want
-    bad = ConfigError(f"{flag_name(name)}: expected {want}, got {value!r}.")
-    if kind == "str":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, (list, tuple)):
-            return ",".join(map(str, value))
-        raise bad
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if isinstance(value, bool):
-        raise bad
-    if kind == "int":
-        if isinstance(value, str) and _INT.fullmatch(value.strip()):
-            value = int(value)
-        if not isinstance(value, int):
-            raise bad
-    else:
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise bad from None
-        if not math.isfinite(value):
-            raise bad
-    if allowed is not None and value not in allowed:
-        raise bad
-    return value
+    if kind == "str" and isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value))
+    return check_kind(name, kind, value, allowed)
 
 
 def _kinds(fn: Callable) -> dict[str, str]:
@@ -230,9 +167,21 @@ def _own_args(argv: list[str]) -> list[str]:
     return argv[: argv.index("--")] if "--" in argv else argv
 
 
+#: Flags renamed: the old spelling -> the new one and why.
+RENAMED = {"split": ("subset", "the data subset; --split is ddnn convert's exits")}
+
+
 def _passed(argv: list[str]) -> set[str]:
-    """Parameter names given as ``--flag`` on the command line."""
-    return {t[2:].split("=", 1)[0].replace("-", "_") for t in _own_args(argv) if t[:2] == "--"}
+    """Parameter names given as ``--flag`` (or ``--noflag``) on the command line."""
+    names = {t[2:].split("=", 1)[0].replace("-", "_") for t in _own_args(argv) if t[:2] == "--"}
+    return names | {n[2:] for n in names if n.startswith("no")}
+
+
+#: The flags given on the command line of the command running now (fire hands a
+#: command every parameter, defaults included).
+_GIVEN: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "given", default=frozenset()
+)
 
 
 def _check_known(fn: Callable, argv: list[str]) -> None:
@@ -244,6 +193,9 @@ def _check_known(fn: Callable, argv: list[str]) -> None:
         name = token[2:].split("=", 1)[0].replace("-", "_")
         if name in params or (name[:2] == "no" and name[2:] in params):
             continue
+        new, why = RENAMED.get(name, (None, ""))
+        if new in params:
+            raise ConfigError(f"{flag_name(name)} is now {flag_name(new)} ({why}).")
         known = ", ".join(flag_name(p) for p in params)
         raise ConfigError(f"Unknown flag {token.split('=', 1)[0]}; this command takes {known}.")
 
@@ -300,18 +252,18 @@ def _flags_named(text: str, params: Collection[str]) -> str:
     return _NAMED.sub(lambda m: flag_name(m[1]) if m[1] in params else m[0], text)
 
 
-def _message(err: BaseException, passed: set[str], params: Collection[str] = ()) -> str | None:
+def _message(err: BaseException, params: Collection[str]) -> str | None:
     """The one line a user error prints, or None for a bug (which keeps its traceback).
 
     A library message names the argument it is about first (``err.argument``), and any
-    other parameter in backticks (```overwrite```): the command line writes each as the
-    flag (``--overwrite``).
+    other parameter in backticks (```overwrite```): when either is one of the command's
+    ``params``, the command line writes it as the flag (``--overwrite``), given or missing.
     """
     if isinstance(err, BrokenPipeError) and _stdout_reader_gone():  # see reader_may_leave
         return None
     if isinstance(err, DDNNError):
         text, name = _flags_named(str(err), params), err.argument
-        if name is not None and name in passed:  # the message starts with the argument
+        if name is not None and name in params:  # the message starts with the argument
             return flag_name(name) + text[len(name) :]
         return text
     if isinstance(err, OSError):
@@ -339,12 +291,130 @@ def run(fn: Callable, argv: list[str], prog: str) -> Any:
     with native_logs_hidden():
         try:
             _check_known(fn, argv)
+            _GIVEN.set(frozenset(_passed(argv)))
             fire.Fire(_typed(fn, _typed_text(argv)), command=list(argv), name=prog)
         except Exception as err:  # noqa: BLE001  (re-raised unless it is a user error)
-            message = _message(err, _passed(argv), inspect.signature(fn).parameters)
+            message = _message(err, inspect.signature(fn).parameters)
             if message is None:
                 raise
     if message is not None:
         print(f"error: {' '.join(message.split())}", file=sys.stderr)
         sys.exit(2)
     return None
+
+
+def settings_command(
+    cls: type,
+    run: Callable[..., Any],
+    doc: str,
+    *,
+    extra: dict[str, tuple[str, Any, str]] | None = None,
+    config: bool | str = False,
+) -> Callable:
+    """A command whose flags are the fields of an options dataclass (settings).
+
+    Its signature, help and numeric ranges are made from the fields
+    (:func:`ddnn_tf.core.options.specs`); it makes ``cls`` from the flags given (over the
+    options of ``--config FILE``) and calls ``run(settings, **extras)``.
+
+    Args:
+        cls: an :class:`~ddnn_tf.core.options.Options` dataclass.
+        run: what the command does with the settings.
+        doc: the help's first line and paragraph.
+        extra: ``{name: (annotation, default, help)}``: flags that are no option of
+            ``cls`` (``json``); their values go to ``run`` as keywords.
+        config: add ``--config FILE``, a TOML file whose options the flags given override:
+            True reads the whole file as ``cls``'s options, a name reads that table.
+    """
+    from ddnn_tf.core.options import load_config, specs
+
+    extra = dict(extra or {})
+    if config:
+        where = "its options" if config is True else f"its [{config}] table sets these options"
+        extra["config"] = (
+            "str | None",
+            None,
+            f"a deployment file (TOML): {where}; the flags given override it",
+        )
+    fields = specs(cls)
+    required = [s for s in fields if s.required]
+    required_names = {s.name for s in required}
+    params, ranges, lines = [], {}, []
+    for s in [*required, *(s for s in fields if not s.required)]:
+        empty = s.required and not config
+        default = inspect.Parameter.empty if empty else (None if s.required else s.default)
+        params.append(inspect.Parameter(s.name, _KIND, default=default, annotation=s.annotation))
+        if s.range is not None:
+            ranges[s.name] = s.range
+        lines.append(f"    {s.name}: {' '.join(s.help.split())}.")
+    for name, (annotation, default, text) in extra.items():
+        params.append(inspect.Parameter(name, _KIND, default=default, annotation=annotation))
+        lines.append(f"    {name}: {text}.")
+    signature = inspect.Signature(params)
+
+    def command(*args, **kwargs):
+        passed = _GIVEN.get()
+        given = dict(signature.bind(*args, **kwargs).arguments)
+        own = {k: given.pop(k) for k in list(given) if k in extra}
+        path = own.pop("config", None)
+        section = config if isinstance(config, str) else None
+        values = {} if path is None else load_config(path, cls, section=section)
+        for k, v in given.items():  # what the command line gives beats the file
+            if path is None or k in passed or (k in required_names and v is not None):
+                values[k] = v
+        for s in required:
+            if values.get(s.name) is None:
+                raise ConfigError(
+                    f"{s.name}: needed, on the command line or in the file.", argument=s.name
+                )
+        return run(cls(**values), **own)
+
+    command.__signature__ = signature
+    command.__doc__ = f"{doc.strip()}\n\nArgs:\n" + "\n".join(lines)
+    command.__name__ = command.__qualname__ = cls.__name__
+    command.__ddnn_settings__ = cls  # the docs' flag tables read it
+    setattr(command, _RANGES, ranges)
+    return command
+
+
+def with_options(cls: type, keyword: str) -> Callable:
+    """Give a command the fields of an options dataclass as flags, before ``--json``.
+
+    The flags' help lines, types and ranges are made from the fields
+    (:func:`ddnn_tf.core.options.specs`); the command receives them as one ``cls`` object,
+    its parameter ``keyword``.
+
+    Args:
+        cls: an :class:`~ddnn_tf.core.options.Options` dataclass.
+        keyword: the command's parameter that takes the object.
+    """
+    from ddnn_tf.core.options import specs
+
+    fields = specs(cls)
+
+    def wrap(fn: Callable) -> Callable:
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name != keyword]
+        added = [
+            inspect.Parameter(s.name, _KIND, default=s.default, annotation=s.annotation)
+            for s in fields
+        ]
+        last = [p for p in own if p.name == "json"]
+        signature = inspect.Signature([*(p for p in own if p.name != "json"), *added, *last])
+
+        @functools.wraps(fn)
+        def command(*args, **kwargs):
+            given = signature.bind(*args, **kwargs)
+            given.apply_defaults()
+            values = {s.name: given.arguments.pop(s.name) for s in fields}
+            return fn(**given.arguments, **{keyword: cls(**values)})
+
+        lines = "".join(f"        {s.name}: {' '.join(s.help.split())}.\n" for s in fields)
+        doc = fn.__doc__ or ""
+        at = doc.find("        json:")
+        command.__doc__ = doc[:at] + lines + doc[at:] if at >= 0 else doc.rstrip() + "\n" + lines
+        command.__signature__ = signature
+        ranges = {s.name: s.range for s in fields if s.range is not None}
+        setattr(command, _RANGES, {**getattr(fn, _RANGES, {}), **ranges})
+        return command
+
+    return wrap

@@ -15,20 +15,20 @@ unclassified.
 
 from __future__ import annotations
 
-from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, PROBABILITY, Range, command
+from ddnn_tf.cli.cost import HardwareFlags
+from ddnn_tf.cli.flags import AT_LEAST_1, PROBABILITY, Range, command, with_options
 
 __all__ = ["run"]
 
 
 @command(
-    rate=POSITIVE,
-    battery_mah=POSITIVE,
     fail_prob=PROBABILITY,
     seed=Range(0, 2**32 - 1),
     batch_size=AT_LEAST_1,
     limit=AT_LEAST_1,
     threads=AT_LEAST_1,
 )
+@with_options(HardwareFlags, "hardware")
 def run(
     model: str,
     data: str | None = None,
@@ -41,16 +41,11 @@ def run(
     batch_size: int = 256,
     target: str = "portable",
     limit: int | None = None,
-    split: str = "test",
+    subset: str = "test",
     threads: int = 1,
     exit_accuracy: bool = True,
     calibrate: str | None = None,
-    mcu: str | None = None,
-    radio: str | None = None,
-    wan: str = "broadband",
-    rate: float = 1.0,
-    battery_mah: float = 225.0,
-    mode: str = "paper",
+    hardware: HardwareFlags | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Run a converted model (tflite_models/NAME) on a dataset split.
@@ -67,7 +62,7 @@ def run(
         batch_size: samples per interpreter call (1 = one by one; same results).
         target: portable (ai-edge-litert) or lce (larq-compute-engine).
         limit: evaluate the first N samples only.
-        split: test or val.
+        subset: the data subset: test or val.
         threads: interpreter threads per tier.
         exit_accuracy: also run every tier on every sample for per-exit accuracies.
         calibrate: re-calibrate T on the validation split: 'risk:DELTA[,EPS]' (the most
@@ -75,16 +70,8 @@ def run(
             1 - EPS, EPS 0.1 by default), 'within:D' (the T exiting the most samples early
             within D points of the most accurate T), 'accuracy' or 'bytes:B' (the most
             accurate T within B bytes per device per sample).
-        mcu: with --radio, add what a sample costs on this microcontroller profile
-            (ddnn cost --list): energy, battery life, latency, baselines.
-        radio: the devices' radio profile.
-        wan: the gateway's WAN link profile.
-        rate: samples per second (for the energy per sample and the battery life).
-        battery_mah: battery capacity in mAh.
-        mode: the device protocol priced: paper or eager.
         json: print one JSON object instead of the table.
     """
-    from ddnn_tf.cli.cost import hardware_options
     from ddnn_tf.runtime.report import evaluate_model
 
     result = evaluate_model(
@@ -99,11 +86,11 @@ def run(
         seed=seed,
         batch_size=batch_size,
         limit=limit,
-        split=split,
+        subset=subset,
         num_threads=threads,
         exit_accuracy=exit_accuracy,
         calibrate=calibrate,
-        hardware=hardware_options(mcu, radio, wan, rate, battery_mah, mode),
+        hardware=hardware.hardware() if hardware is not None else None,
     )
     print(result.to_json() if json else result.format())
 

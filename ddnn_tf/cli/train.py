@@ -140,7 +140,7 @@ def train(
     """
     from ddnn_tf.keras.train import train_preset
 
-    options = dict(
+    topology = dict(
         local_agg=local_agg,
         cloud_agg=cloud_agg,
         edge_agg=edge_agg,
@@ -154,14 +154,6 @@ def train(
         sensor_bits=sensor_bits,
         cloud_precision=cloud_precision,
     )
-    options = {k: v for k, v in options.items() if v is not None}
-    if edges is not None:
-        options["edges"] = _edges(edges)
-        options["exits"] = EXITS
-    if exits:
-        options["exits"] = tuple(flag_items(exits))
-    if device_grid is not None:
-        options["device_grid"] = [int(g) for g in flag_items(device_grid)]
     overrides = dict(
         batch_size=batch_size,
         learning_rate=learning_rate,
@@ -176,7 +168,7 @@ def train(
         epochs=epochs,
         seed=seed,
         train_limit=train_limit,
-        topology_options=options,
+        topology_options=_topology_options(topology, edges, exits, device_grid),
         config_options={k: v for k, v in overrides.items() if v is not None},
         exit_weights=_exit_weights(exit_weights),
         calibrate=None if calibrate is None else str(calibrate),
@@ -184,23 +176,43 @@ def train(
         overwrite=overwrite,
         verbose=verbose,
     )
+    print(_summary(run, out, preset))
+
+
+def _topology_options(given: dict, edges, exits, device_grid) -> dict:
+    """The Topology options the flags give (those left out are the preset's)."""
+    options = {k: v for k, v in given.items() if v is not None}
+    if edges is not None:
+        options["edges"] = _edges(edges)
+        options["exits"] = EXITS
+    if exits:
+        options["exits"] = tuple(flag_items(exits))
+    if device_grid is not None:
+        options["device_grid"] = [int(g) for g in flag_items(device_grid)]
+    return options
+
+
+def _summary(run, out: str, preset: str) -> str:
+    """What ``ddnn train`` prints: the last validation accuracies, T, the epochs' times."""
     prefix = "upper_" if run.config.upper_epochs else ""  # the tiers as trained last
     last = {
         k[len(prefix) :]: v[-1]
         for k, v in run.history.items()
         if k.startswith(f"{prefix}val_") and k.endswith("accuracy")
     }
-    print(f"wrote {out} (preset {preset})")
-    for key, value in sorted(last.items()):
-        print(f"  {key}: {value:.4f}")
-    print(f"  calibrated thresholds: {run.thresholds}")
+    lines = [f"wrote {out} (preset {preset})"]
+    lines += [f"  {key}: {value:.4f}" for key, value in sorted(last.items())]
+    lines.append(f"  calibrated thresholds: {run.thresholds}")
     if run.calibration is not None:
-        print(f"  T calibrated by {run.calibration.describe()}")
+        lines.append(f"  T calibrated by {run.calibration.describe()}")
     seconds = run.history["epoch_seconds"]
-    print(f"  seconds per epoch: {', '.join(f'{t:.1f}' for t in seconds)}")
+    lines.append(f"  seconds per epoch: {', '.join(f'{t:.1f}' for t in seconds)}")
     if run.config.upper_epochs:
         upper = run.history["upper_epoch_seconds"]
-        print(f"  seconds per epoch of the upper tiers: {', '.join(f'{t:.1f}' for t in upper)}")
+        lines.append(
+            f"  seconds per epoch of the upper tiers: {', '.join(f'{t:.1f}' for t in upper)}"
+        )
+    return "\n".join(lines)
 
 
 COMMAND = train

@@ -28,6 +28,7 @@ __all__ = [
     "SENSOR_BITS",
     "SIGNATURE_KEY",
     "SPLITS",
+    "SUBSETS",
     "SUMMARY_BITS",
     "SUMMARY_ENCODINGS",
     "TARGETS",
@@ -87,6 +88,8 @@ PRESET_NAMES = ("paper", "default", "best")
 #: ``bytes:B`` (the most accurate T within B bytes per device per sample); see
 #: ``ddnn_tf.core.calibration``.
 CALIBRATION_RULES = ("risk", "within", "accuracy", "bytes")
+#: The subsets of a data set a model is run, served or deployed on (``--subset``).
+SUBSETS = ("test", "val")
 #: Microcontroller cores whose instructions per sample a device tier's C target records
 #: (``ddnn_tf.mcu.instructions``); a microcontroller profile names its core.
 CORES = ("cortex-m4f", "cortex-m0plus")

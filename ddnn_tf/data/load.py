@@ -99,6 +99,7 @@ def load_dataset(
     train_limit = _check_limit("train_limit", train_limit)
     test_limit = _check_limit("test_limit", test_limit)
     abs_path = None if path is None else str(Path(path).expanduser().resolve())
+    common = (name, abs_path, val_fraction, seed, train_limit, test_limit)
 
     if name == "fmnist6":
         _check_options(name, options, {})
@@ -115,57 +116,65 @@ def load_dataset(
             (fmnist6.RAW_BYTES_PER_DEVICE,) * 6,
             1 / 255,
         )
-        return _dataset(
-            name, abs_path, val_fraction, seed, train_limit, test_limit, {}, ds_splits, meta
-        )
-    elif name == "mvmc":
-        _check_options(name, options, {})
-        train, test = mvmc.load_mvmc_splits(abs_path)
-        meta = (
-            mvmc.MVMC_CLASSES,
-            mvmc.MVMC_DEVICE_NAMES,
-            (mvmc.RAW_BYTES_PER_DEVICE,) * 6,
-            1 / 255,
-        )
-        resolved = {}
-    elif name == "cancer3":
-        _check_options(name, options, {})
-        if path is not None:
-            raise ConfigError(
-                f"Dataset 'cancer3' ships with the package; it takes no path. Received path={path!r}."
-            )
-        with resources.as_file(resources.files("ddnn_tf.data").joinpath(CANCER3_FILE)) as file:
-            got = npz.load_npz_splits(file)
-        train, test = got.train, got.test
-        meta = (got.classes, got.device_names, got.raw_bytes_per_device, got.input_scale)
-        resolved = {}
-    elif name == "npz":
-        resolved = _check_options(name, options, _NPZ_DEFAULTS)
-        tf_ = resolved["test_fraction"]
-        if isinstance(tf_, bool) or not isinstance(tf_, numbers.Real) or not 0 < tf_ < 1:
-            raise ConfigError(f"Expected test_fraction in (0, 1). Received {tf_!r}.")
-        resolved["test_fraction"] = float(tf_)
-        got = npz.load_npz_splits(abs_path, seed=seed, test_fraction=resolved["test_fraction"])
-        train, test = got.train, got.test
-        meta = (got.classes, got.device_names, got.raw_bytes_per_device, got.input_scale)
-    else:  # synthetic
-        if path is not None:
-            raise ConfigError(f"Dataset 'synthetic' takes no path. Received path={path!r}.")
-        train, test, resolved = synthetic.make_synthetic_splits(seed=seed, **options)
-        h, w = resolved["image_size"]
-        d = resolved["num_devices"]
-        meta = (
-            synthetic.SHAPE_NAMES[: resolved["num_classes"]],
-            tuple(f"camera{i}" for i in range(d)),
-            (h * w * resolved["channels"],) * d,
-            1 / 255,
-        )
-
+        return _dataset(*common, {}, ds_splits, meta)
+    train, test, resolved, meta = _LOADERS[name](path, abs_path, seed, options)
     keep, val_index = _carve(train.y, val_fraction, seed, train_limit)
     ds_splits = (train.subset(keep), train.subset(val_index), test.subset(slice(0, test_limit)))
-    return _dataset(
-        name, abs_path, val_fraction, seed, train_limit, test_limit, resolved, ds_splits, meta
+    return _dataset(*common, resolved, ds_splits, meta)
+
+
+def _mvmc(path, abs_path, seed: int, options: dict):
+    """The MVMC ``.npz``: its train and test splits, no options, the metadata."""
+    _check_options("mvmc", options, {})
+    train, test = mvmc.load_mvmc_splits(abs_path)
+    meta = (mvmc.MVMC_CLASSES, mvmc.MVMC_DEVICE_NAMES, (mvmc.RAW_BYTES_PER_DEVICE,) * 6, 1 / 255)
+    return train, test, {}, meta
+
+
+def _cancer3(path, abs_path, seed: int, options: dict):
+    """The breast-cancer archive shipped with the package."""
+    _check_options("cancer3", options, {})
+    if path is not None:
+        raise ConfigError(
+            f"Dataset 'cancer3' ships with the package; it takes no path. Received path={path!r}."
+        )
+    with resources.as_file(resources.files("ddnn_tf.data").joinpath(CANCER3_FILE)) as file:
+        got = npz.load_npz_splits(file)
+    meta = (got.classes, got.device_names, got.raw_bytes_per_device, got.input_scale)
+    return got.train, got.test, {}, meta
+
+
+def _npz(path, abs_path, seed: int, options: dict):
+    """A user's multi-view ``.npz`` (option ``test_fraction`` when it has no test split)."""
+    resolved = _check_options("npz", options, _NPZ_DEFAULTS)
+    tf_ = resolved["test_fraction"]
+    if isinstance(tf_, bool) or not isinstance(tf_, numbers.Real) or not 0 < tf_ < 1:
+        raise ConfigError(f"Expected test_fraction in (0, 1). Received {tf_!r}.")
+    resolved["test_fraction"] = float(tf_)
+    got = npz.load_npz_splits(abs_path, seed=seed, test_fraction=resolved["test_fraction"])
+    meta = (got.classes, got.device_names, got.raw_bytes_per_device, got.input_scale)
+    return got.train, got.test, resolved, meta
+
+
+def _synthetic(path, abs_path, seed: int, options: dict):
+    """Generated scenes (the options of ``make_synthetic_splits``)."""
+    if path is not None:
+        raise ConfigError(f"Dataset 'synthetic' takes no path. Received path={path!r}.")
+    train, test, resolved = synthetic.make_synthetic_splits(seed=seed, **options)
+    h, w = resolved["image_size"]
+    d = resolved["num_devices"]
+    meta = (
+        synthetic.SHAPE_NAMES[: resolved["num_classes"]],
+        tuple(f"camera{i}" for i in range(d)),
+        (h * w * resolved["channels"],) * d,
+        1 / 255,
     )
+    return train, test, resolved, meta
+
+
+#: The loaders of the data sets other than fmnist6 (whose images are carved as uint8):
+#: ``(path, absolute path, seed, options) -> (train, test, resolved options, metadata)``.
+_LOADERS = {"mvmc": _mvmc, "cancer3": _cancer3, "npz": _npz, "synthetic": _synthetic}
 
 
 def _carve(

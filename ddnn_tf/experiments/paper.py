@@ -252,26 +252,7 @@ def threshold_experiment(lab: Lab) -> ExperimentResult:
             f"{pct(key['calibrated_overall_accuracy'])}, {pct(key['calibrated_local_exit_fraction'])} local exit."
         )
 
-    fig, ax = figure()
-    ts = [r["threshold"] for r in rows]
-    overall = [100 * r["overall_accuracy"] for r in rows]
-    ax.plot(ts, overall, "o-", color="tab:blue", label="Overall accuracy")
-    local = [100 * r["local_exit_fraction"] for r in rows]
-    ax.plot(ts, local, "s--", color="tab:green", label="Local exit")
-    ax.axvline(t, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("Local exit threshold T")
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax2 = ax.twinx()
-    bytes_ = [r["bytes_per_device"] for r in rows]
-    ax2.plot(ts, bytes_, "^-", color="tab:red", label="Bytes per device")
-    ax2.set_ylabel("Bytes per device per sample")
-    ax2.set_ylim(0, 1.1 * max_bytes)
-    lines = ax.get_lines()[:2] + ax2.get_lines()
-    ax.legend(lines, [ln.get_label() for ln in lines], loc="center left")
-    ax.set_title(f"Exit threshold, {lab.dataset.name} — cf. Figure 7 / Table II")
-
+    fig = _threshold_figure(rows, t, max_bytes, lab.dataset.name)
     table_ii = [r for r in rows if r["threshold"] in TABLE_II]
     return assemble(
         lab,
@@ -294,6 +275,31 @@ def threshold_experiment(lab: Lab) -> ExperimentResult:
             + markdown_table(THRESHOLD_COLUMNS[:5], rows)
         ],
     )
+
+
+def _threshold_figure(rows: list[dict], t: float, max_bytes: float, dataset: str):
+    """Figure 7: overall accuracy, local exit and bytes per device against T (chosen T
+    marked)."""
+    fig, ax = figure()
+    ts = [r["threshold"] for r in rows]
+    overall = [100 * r["overall_accuracy"] for r in rows]
+    ax.plot(ts, overall, "o-", color="tab:blue", label="Overall accuracy")
+    local = [100 * r["local_exit_fraction"] for r in rows]
+    ax.plot(ts, local, "s--", color="tab:green", label="Local exit")
+    ax.axvline(t, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("Local exit threshold T")
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax2 = ax.twinx()
+    bytes_ = [r["bytes_per_device"] for r in rows]
+    ax2.plot(ts, bytes_, "^-", color="tab:red", label="Bytes per device")
+    ax2.set_ylabel("Bytes per device per sample")
+    ax2.set_ylim(0, 1.1 * max_bytes)
+    lines = ax.get_lines()[:2] + ax2.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], loc="center left")
+    ax.set_title(f"Exit threshold, {dataset} — cf. Figure 7 / Table II")
+    return fig
 
 
 # ----------------------------------------------------------------------------- scaling
@@ -618,20 +624,7 @@ def faults_experiment(lab: Lab) -> ExperimentResult:
 
     single = [r for r in rows if r["kind"] == "single"]
     worst = max(single, key=lambda r: r["overall_drop"])
-    by_k = []  # rows are ordered by number of failed devices
-    for k, group in itertools.groupby(rows, key=lambda r: r["num_failed"]):
-        o, c = zip(*((r["overall_accuracy"], r["cloud_accuracy"]) for r in group))
-        by_k.append(
-            {
-                "num_failed": k,
-                "sets": len(o),
-                "overall_mean": float(np.mean(o)),
-                "overall_min": float(np.min(o)),
-                "overall_max": float(np.max(o)),
-                "cloud_mean": float(np.mean(c)),
-                "cloud_min": float(np.min(c)),
-            }
-        )
+    by_k = _by_failed_count(rows)
     key = {
         "overall_no_failure": base,
         "worst_single": {
@@ -648,62 +641,8 @@ def faults_experiment(lab: Lab) -> ExperimentResult:
         ],
         "by_num_failed": by_k,
     }
-    highlights = [
-        f"No failure: overall {pct(base)}. With any one device failed overall accuracy stays "
-        f">= {pct(key['min_single_overall'])}; the worst is device {worst['failed_devices'][0]} "
-        f"({worst['failed_names'][0]}): {-worst['overall_drop']:+.2f} points; mean change "
-        f"{-key['mean_single_drop_points']:+.2f} points (paper: over 95% for any single failure, "
-        "at most a 3-point drop).",
-        f"The cloud exit alone: {pct(key['cloud_no_failure'])} without failure, "
-        f"{pct(key['single_cloud_range'][0])} to {pct(key['single_cloud_range'][1])} with one "
-        "device failed.",
-    ]
-    if individual is not None:
-        best = int(np.argmax(individual))
-        drop = next(r["overall_drop"] for r in single if r["failed_devices"][0] == best)
-        key["drop_best_individual_failed"] = drop
-        highlights.append(
-            f"Failing the best individual device ({best}): {-drop:+.2f} points overall."
-        )
-    if len(by_k) > 2:
-        highlights.append(
-            "Mean overall accuracy by number of failed devices: "
-            + ", ".join(f"{g['num_failed']}: {pct(g['overall_mean'])}" for g in by_k)
-            + "."
-        )
-
-    fig, (ax, ax2) = figure(ncols=2, width=10)
-    paired_bars(
-        ax,
-        [str(i) for i in range(d)],
-        [
-            ([r["overall_accuracy"] for r in single], "Overall", "tab:purple"),
-            ([r["cloud_accuracy"] for r in single], "Cloud", "tab:blue"),
-        ],
-        reference=(base, "Overall, no failure"),
-    )
-    ax.set_xlabel("Failed device")
-    ax.set_title("One device failed — cf. Figure 10")
-    ks = [g["num_failed"] for g in by_k]
-    overall_mean = [100 * g["overall_mean"] for g in by_k]
-    ax2.plot(ks, overall_mean, "D-", color="tab:purple", label="Overall (mean)")
-    ax2.fill_between(
-        ks,
-        [100 * g["overall_min"] for g in by_k],
-        [100 * g["overall_max"] for g in by_k],
-        color="tab:purple",
-        alpha=0.2,
-        label="Overall (min-max)",
-    )
-    cloud_mean = [100 * g["cloud_mean"] for g in by_k]
-    ax2.plot(ks, cloud_mean, "^-", color="tab:blue", label="Cloud (mean)")
-    ax2.set_xticks(ks)
-    ax2.set_xlabel("Number of failed devices")
-    ax2.set_ylabel("Accuracy (%)")
-    ax2.grid(alpha=0.3)
-    ax2.legend(loc="lower left")
-    ax2.set_title(f"Several devices failed, {lab.dataset.name}")
-
+    highlights = _faults_highlights(key, worst, single, individual)
+    fig = _faults_figure(single, base, by_k, lab.dataset.name)
     hidden = {"kind", "num_failed", "failed_devices"}
     if individual is None:
         hidden.add("individual_accuracy")
@@ -734,6 +673,94 @@ def faults_experiment(lab: Lab) -> ExperimentResult:
             "## By number of failed devices\n\n" + markdown_table(FAULTS_BY_K_COLUMNS, by_k),
         ],
     )
+
+
+def _faults_highlights(key: dict, worst: dict, single: list[dict], individual) -> list[str]:
+    """The faults experiment's highlights (``key`` gains the drop of the best individual
+    device, when there are individual baselines)."""
+    highlights = [
+        f"No failure: overall {pct(key['overall_no_failure'])}. With any one device failed "
+        f"overall accuracy stays >= {pct(key['min_single_overall'])}; the worst is device {worst['failed_devices'][0]} "
+        f"({worst['failed_names'][0]}): {-worst['overall_drop']:+.2f} points; mean change "
+        f"{-key['mean_single_drop_points']:+.2f} points (paper: over 95% for any single failure, "
+        "at most a 3-point drop).",
+        f"The cloud exit alone: {pct(key['cloud_no_failure'])} without failure, "
+        f"{pct(key['single_cloud_range'][0])} to {pct(key['single_cloud_range'][1])} with one "
+        "device failed.",
+    ]
+    if individual is not None:
+        best = int(np.argmax(individual))
+        drop = next(r["overall_drop"] for r in single if r["failed_devices"][0] == best)
+        key["drop_best_individual_failed"] = drop
+        highlights.append(
+            f"Failing the best individual device ({best}): {-drop:+.2f} points overall."
+        )
+    if len(key["by_num_failed"]) > 2:
+        highlights.append(
+            "Mean overall accuracy by number of failed devices: "
+            + ", ".join(
+                f"{g['num_failed']}: {pct(g['overall_mean'])}" for g in key["by_num_failed"]
+            )
+            + "."
+        )
+    return highlights
+
+
+def _by_failed_count(rows: list[dict]) -> list[dict]:
+    """The faults experiment's rows summarised per number of failed devices (the rows are
+    ordered by it)."""
+    by_k = []
+    for k, group in itertools.groupby(rows, key=lambda r: r["num_failed"]):
+        o, c = zip(*((r["overall_accuracy"], r["cloud_accuracy"]) for r in group))
+        by_k.append(
+            {
+                "num_failed": k,
+                "sets": len(o),
+                "overall_mean": float(np.mean(o)),
+                "overall_min": float(np.min(o)),
+                "overall_max": float(np.max(o)),
+                "cloud_mean": float(np.mean(c)),
+                "cloud_min": float(np.min(c)),
+            }
+        )
+    return by_k
+
+
+def _faults_figure(single: list[dict], base: float, by_k: list[dict], dataset: str):
+    """Figure 10: accuracy with one device failed, and by number of failed devices."""
+    fig, (ax, ax2) = figure(ncols=2, width=10)
+    paired_bars(
+        ax,
+        [str(r["failed_devices"][0]) for r in single],
+        [
+            ([r["overall_accuracy"] for r in single], "Overall", "tab:purple"),
+            ([r["cloud_accuracy"] for r in single], "Cloud", "tab:blue"),
+        ],
+        reference=(base, "Overall, no failure"),
+    )
+    ax.set_xlabel("Failed device")
+    ax.set_title("One device failed — cf. Figure 10")
+    ks = [g["num_failed"] for g in by_k]
+    overall_mean = [100 * g["overall_mean"] for g in by_k]
+    ax2.plot(ks, overall_mean, "D-", color="tab:purple", label="Overall (mean)")
+    ax2.fill_between(
+        ks,
+        [100 * g["overall_min"] for g in by_k],
+        [100 * g["overall_max"] for g in by_k],
+        color="tab:purple",
+        alpha=0.2,
+        label="Overall (min-max)",
+    )
+    cloud_mean = [100 * g["cloud_mean"] for g in by_k]
+    ax2.plot(ks, cloud_mean, "^-", color="tab:blue", label="Cloud (mean)")
+    ax2.set_xticks(ks)
+    ax2.set_xlabel("Number of failed devices")
+    ax2.set_ylabel("Accuracy (%)")
+    ax2.grid(alpha=0.3)
+    ax2.legend(loc="lower left")
+    ax2.set_title(f"Several devices failed, {dataset}")
+
+    return fig
 
 
 #: Experiment name -> the function that runs it, in the paper's order.

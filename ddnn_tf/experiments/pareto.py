@@ -106,6 +106,34 @@ def pareto_experiment(lab: Lab) -> ExperimentResult:
             )
         )
 
+    fig = _pareto_figure(rows, key, data.name)
+    return assemble(
+        lab,
+        "pareto",
+        "Accuracy vs bytes",
+        "Accuracy vs bytes per device (paper preset and default)",
+        sweep=False,
+        intro="Each row is one exit threshold T on the test split: the share of samples that "
+        "exit locally, the overall accuracy, and the bytes an end device sends per sample "
+        "(its class summary in the model's wire encoding, float32 for the paper and int4 "
+        "for the default, plus its bit-packed features when the sample goes to the cloud). "
+        "'On the front': no other T of the same model is both cheaper and more accurate. "
+        "The settings line above is the paper preset's; the default preset trains with its "
+        "own (a learned local aggregator, Adam 3e-3 with a cosine decay, batch 256, then 5 "
+        "epochs of the upper tiers on the frozen devices, T calibrated by risk:0.5, the most "
+        "local exits whose accuracy drop against all-cloud is certified to stay under 0.5 "
+        "points with probability 0.9; see Training in the docs).",
+        columns=PARETO_COLUMNS,
+        rows=rows,
+        key=key,
+        highlights=highlights,
+        fig=fig,
+    )
+
+
+def _pareto_figure(rows: list[dict], key: dict, dataset: str):
+    """Accuracy against bytes per device over T, per preset, its calibrated T starred and
+    the local-exit share along the curve."""
     fig, ax = figure()
     styles = {"paper": ("s--", "tab:grey"), "default": ("o-", "tab:blue")}
     for name in _PRESETS:
@@ -147,26 +175,5 @@ def pareto_experiment(lab: Lab) -> ExperimentResult:
     ax.set_ylabel("Overall accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(loc="center")
-    ax.set_title(f"Accuracy vs communication over T, {data.name} (labels: share of local exits)")
-    return assemble(
-        lab,
-        "pareto",
-        "Accuracy vs bytes",
-        "Accuracy vs bytes per device (paper preset and default)",
-        sweep=False,
-        intro="Each row is one exit threshold T on the test split: the share of samples that "
-        "exit locally, the overall accuracy, and the bytes an end device sends per sample "
-        "(its class summary in the model's wire encoding, float32 for the paper and int4 "
-        "for the default, plus its bit-packed features when the sample goes to the cloud). "
-        "'On the front': no other T of the same model is both cheaper and more accurate. "
-        "The settings line above is the paper preset's; the default preset trains with its "
-        "own (a learned local aggregator, Adam 3e-3 with a cosine decay, batch 256, then 5 "
-        "epochs of the upper tiers on the frozen devices, T calibrated by risk:0.5, the most "
-        "local exits whose accuracy drop against all-cloud is certified to stay under 0.5 "
-        "points with probability 0.9; see Training in the docs).",
-        columns=PARETO_COLUMNS,
-        rows=rows,
-        key=key,
-        highlights=highlights,
-        fig=fig,
-    )
+    ax.set_title(f"Accuracy vs communication over T, {dataset} (labels: share of local exits)")
+    return fig

@@ -8,6 +8,7 @@ zeros), and they send no bytes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from ddnn_tf.core.checks import check_labels, failed_mask
 from ddnn_tf.core.cost.traffic import hierarchy_bytes
 from ddnn_tf.core.evaluation import Evaluation
 from ddnn_tf.core.exits import evaluate_exits, resolve_thresholds, threshold_sweep
+from ddnn_tf.core.vocab import SUBSETS
 from ddnn_tf.data import load_dataset
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.rundir import load_run
@@ -57,7 +59,6 @@ def evaluate_run(
         calibrate: re-calibrate T on the validation split with this rule (``risk:DELTA``,
             ``within:D``, ``accuracy`` or ``bytes:B``, see
             :func:`~ddnn_tf.core.calibration.calibrate`) instead of using ``threshold``.
-
         hardware: price the exits on hardware profiles: the keyword arguments of
             :func:`ddnn_tf.core.cost.price.price` that name them (``mcu``, ``radio``,
             ``wan``, ``rate_hz``, ``battery_mah``, ``mode``). The device instructions
@@ -80,14 +81,7 @@ def evaluate_run(
         run = load_run(run)
     topology = run.topology
     dataset = dataset if dataset is not None else run.load_data()
-    if split not in ("test", "val"):
-        raise ConfigError(f"expected 'test' or 'val', got {split!r}.", argument="split")
-    if dataset.num_classes != topology.num_classes:
-        raise ConfigError(
-            f"The data ({dataset.name}) has {dataset.num_classes} classes, but the model was "
-            f"trained for {topology.num_classes}: evaluate it on data like its own (`data`)."
-        )
-    data = getattr(dataset, split)
+    data = _subset(dataset, split, topology)
     y = check_labels(data.y, topology.num_classes, where=f"{split} labels")
     failed = failed_mask(fail, topology.num_devices)
     if failed.all():
@@ -95,32 +89,15 @@ def evaluate_run(
     if summary_encoding is None:
         summary_encoding = topology.summary_encoding
     probs = predict_exits(run.ddnn, data.x, presence=(~failed).astype(np.float32))
-    calibration = run.calibration
-    if calibrate is not None and len(topology.exits) > 1:
-        parse_calibrate(calibrate)  # a bad rule fails before anything runs
-        if not len(dataset.val):
-            raise ConfigError("needs a validation split; the data has none.", argument="calibrate")
-        calibration = calibrate_rule(
-            predict_exits(run.ddnn, dataset.val.x),
-            check_labels(dataset.val.y, topology.num_classes, where="val labels"),
-            topology,
-            calibrate,
-            raw_bytes_per_device=dataset.raw_bytes_per_device,
-        )
-        threshold = calibration.thresholds
-    thresholds = resolve_thresholds(threshold, topology.exits[:-1], run.thresholds)
+    calibration, thresholds = _chosen(run, dataset, threshold, calibrate)
     report = evaluate_exits(probs, y, thresholds if thresholds else 1.0)
-    raw = list(dataset.raw_bytes_per_device)
-
-    def costs(fractions):
-        return hierarchy_bytes(
-            topology,
-            fractions,
-            raw_bytes_per_device=raw,
-            summary_encoding=summary_encoding,
-            failed=failed,
-        )
-
+    costs = functools.partial(  # the bytes of exit fractions
+        hierarchy_bytes,
+        topology,
+        raw_bytes_per_device=list(dataset.raw_bytes_per_device),
+        summary_encoding=summary_encoding,
+        failed=failed,
+    )
     cost = costs(report.exit_fraction)
     sweep_rows = None
     if sweep and len(topology.exits) > 1:
@@ -129,12 +106,11 @@ def evaluate_run(
     priced = None
     if hardware is not None:
         priced = _price(topology, probs, thresholds, failed, summary_encoding, hardware)
-        if sweep_rows is not None:
-            for row in sweep_rows:
-                d = priced["pricer"](row["exit_fraction"]).to_dict()
-                energy = [v for v in d["energy_uj_per_sample"].values() if v is not None]
-                row["energy_uj_per_sample"] = float(np.mean(energy))
-                row["latency_p95_ms"] = d["latency_ms"]["overall"]["p95"]
+        for row in sweep_rows or []:
+            d = priced["pricer"](row["exit_fraction"]).to_dict()
+            energy = [v for v in d["energy_uj_per_sample"].values() if v is not None]
+            row["energy_uj_per_sample"] = float(np.mean(energy))
+            row["latency_p95_ms"] = d["latency_ms"]["overall"]["p95"]
     return Evaluation(
         split=split,
         n_samples=int(len(y)),
@@ -153,10 +129,40 @@ def evaluate_run(
     )
 
 
+def _subset(dataset, split: str, topology):
+    """``dataset``'s ``split`` subset, checked against the model's classes."""
+    if split not in SUBSETS:
+        raise ConfigError(f"expected 'test' or 'val', got {split!r}.", argument="split")
+    if dataset.num_classes != topology.num_classes:
+        raise ConfigError(
+            f"The data ({dataset.name}) has {dataset.num_classes} classes, but the model was "
+            f"trained for {topology.num_classes}: evaluate it on data like its own (`data`)."
+        )
+    return getattr(dataset, split)
+
+
+def _chosen(run, dataset, threshold, calibrate: str | None):
+    """The calibration record and the thresholds :func:`evaluate_run` uses: ``threshold``
+    (or the run's), or what ``calibrate``'s rule picks on the validation split."""
+    topology = run.topology
+    calibration = run.calibration
+    if calibrate is not None and len(topology.exits) > 1:
+        parse_calibrate(calibrate)  # a bad rule fails before anything runs
+        if not len(dataset.val):
+            raise ConfigError("needs a validation split; the data has none.", argument="calibrate")
+        calibration = calibrate_rule(
+            predict_exits(run.ddnn, dataset.val.x),
+            check_labels(dataset.val.y, topology.num_classes, where="val labels"),
+            topology,
+            calibrate,
+            raw_bytes_per_device=dataset.raw_bytes_per_device,
+        )
+        threshold = calibration.thresholds
+    return calibration, resolve_thresholds(threshold, topology.exits[:-1], run.thresholds)
+
+
 def _price(topology, probs, thresholds, failed, encoding, hardware) -> dict[str, Any]:
     """The cost block of a Keras evaluation (see :func:`evaluate_run`'s ``hardware``)."""
-    import functools
-
     from ddnn_tf.core import comm
     from ddnn_tf.core.cost.price import price
     from ddnn_tf.core.cost.profiles import load_profile

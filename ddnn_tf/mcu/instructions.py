@@ -226,7 +226,7 @@ def record_instructions(
 
     from ddnn_tf.mcu.check import device_tiers, sensor_messages, tier_sources, tier_spec
     from ddnn_tf.mcu.opcount import modelled_instructions
-    from ddnn_tf.runtime.dataset import load_split
+    from ddnn_tf.runtime.dataset import load_subset
 
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"expected a positive integer, got {samples!r}.", argument="samples")
@@ -239,7 +239,7 @@ def record_instructions(
         raise ConfigError(no_c_target(manifest.directory))
     from ddnn_tf.runtime.orchestrator import Hierarchy
 
-    split = load_split(Hierarchy(manifest), data, split="test", limit=samples)
+    split = load_subset(Hierarchy(manifest), data, subset="test", limit=samples)
     written: dict[str, dict[str, Any]] = {}
     document = json.loads(json.dumps(dict(manifest)))
     for tier in tiers:

@@ -31,7 +31,7 @@ from ddnn_tf.core.exits import threshold_sweep
 from ddnn_tf.core.manifest import Manifest
 from ddnn_tf.core.vocab import PROTOCOL_MODES
 from ddnn_tf.errors import ConfigError
-from ddnn_tf.runtime.dataset import load_split
+from ddnn_tf.runtime.dataset import load_subset
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "model_cost",
     "model_pricer",
     "no_c_target",
+    "price_run",
+    "priced_sweep",
     "sweep_bytes_fn",
     "sweep_costs",
     "tier_latency_ms",
@@ -303,13 +305,52 @@ def sweep_costs(pricer, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def price_run(
+    hierarchy: Hierarchy,
+    staged,
+    xs,
+    subset: str,
+    *,
+    timing_samples: int = TIMING_SAMPLES,
+    **hardware: Any,
+) -> tuple[Any, dict, Cost]:
+    """Price a staged run of ``hierarchy`` on the ``subset`` samples ``xs``: its exits and
+    bytes as measured, the tiers' latency timed on the first ``timing_samples`` samples.
+
+    Returns:
+        The pricer (:func:`model_pricer`), the devices' instructions per sample, and the
+        run's :class:`~ddnn_tf.core.cost.price.Cost`.
+    """
+    times = tier_latency_ms(hierarchy, xs, samples=timing_samples)
+    pricer, detail = model_pricer(hierarchy, staged, tier_ms=times, **hardware)
+    t = ", ".join(f"{k}={v:g}" for k, v in staged.thresholds.items()) or "no early exit"
+    n = len(staged.exit_index)
+    cost = pricer(
+        staged.exit_index,
+        presence=staged.presence,
+        exits_source=f"measured here: {n} {subset} samples at T ({t})",
+    )
+    return pricer, detail, cost
+
+
+def priced_sweep(full, y, exits: tuple[str, ...], pricer=None) -> list[dict[str, Any]]:
+    """The threshold sweep of an all-exits run ``full`` on labels ``y``, its bytes as
+    measured, each row priced by ``pricer`` (None: bytes only)."""
+    probs = {e: full.probs[e] for e in exits}
+    rows = threshold_sweep(probs, y, bytes_fn=sweep_bytes_fn(full, exits), valid=full.valid)
+    if pricer is not None:
+        for row, extra in zip(rows, sweep_costs(pricer, rows), strict=True):
+            row.update(extra)
+    return rows
+
+
 def model_cost(
     model: str | Path | Hierarchy,
     data=None,
     *,
     threshold=None,
     path: str | None = None,
-    split: str = "test",
+    subset: str = "test",
     limit: int | None = None,
     timing_samples: int = TIMING_SAMPLES,
     sweep: bool = False,
@@ -322,7 +363,7 @@ def model_cost(
         data: a ``Dataset`` or a loader name; default: the one the manifest records.
         threshold: T for every early exit (default: the manifest's).
         path: data file or directory for file-based loaders.
-        split: ``test`` or ``val``.
+        subset: ``test`` or ``val``.
         limit: the first ``limit`` samples only.
         timing_samples: samples timed one at a time for the tiers' latency.
         sweep: add ``sweep``: the threshold sweep with energy and p95 latency per T.
@@ -347,20 +388,15 @@ def model_cost(
     core = check_hardware(**hardware)  # bad values and profiles fail before anything runs
     h = model if isinstance(model, Hierarchy) else Hierarchy(model)
     device_instructions(h.manifest, core)  # so does a model without the C target
-    samples = load_split(h, data, path, split, limit)
-    y = check_labels(samples.y, h.num_classes, where=f"{split} labels")
+    samples = load_subset(h, data, path, subset, limit)
+    y = check_labels(samples.y, h.num_classes, where=f"{subset} labels")
     staged = h.run(samples.x, thresholds=threshold, batch_size=256)
-    times = tier_latency_ms(h, samples.x, samples=timing_samples)
-    pricer, detail = model_pricer(h, staged, tier_ms=times, **hardware)
-    t = ", ".join(f"{k}={v:g}" for k, v in staged.thresholds.items()) or "no early exit"
-    cost = pricer(
-        staged.exit_index,
-        presence=staged.presence,
-        exits_source=f"measured here: {len(y)} {split} samples at T ({t})",
+    pricer, detail, cost = price_run(
+        h, staged, samples.x, subset, timing_samples=timing_samples, **hardware
     )
     out = {
         "model": str(h.manifest.directory),
-        "split": split,
+        "split": subset,
         "n_samples": int(len(y)),
         "exits": list(h.exits),
         "thresholds": dict(staged.thresholds),
@@ -371,9 +407,5 @@ def model_cost(
     }
     if sweep and len(h.exits) > 1:
         full = h.run(samples.x, thresholds=staged.thresholds, all_exits=True, batch_size=256)
-        probs = {e: full.probs[e] for e in h.exits}
-        rows = threshold_sweep(probs, y, bytes_fn=sweep_bytes_fn(full, h.exits), valid=full.valid)
-        for row, extra in zip(rows, sweep_costs(pricer, rows)):
-            row.update(extra)
-        out["sweep"] = rows
+        out["sweep"] = priced_sweep(full, y, h.exits, pricer)
     return out

@@ -6,10 +6,11 @@ Shared by ``ddnn run`` (:mod:`ddnn_tf.runtime.report`), ``ddnn cost``
 
 from __future__ import annotations
 
+from ddnn_tf.core.vocab import SUBSETS
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
-__all__ = ["load_data_for", "load_split"]
+__all__ = ["load_data_for", "load_subset"]
 
 
 def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
@@ -51,28 +52,28 @@ def load_data_for(hierarchy: Hierarchy, data=None, path: str | None = None):
     return dataset
 
 
-def load_split(
-    hierarchy: Hierarchy, data=None, path: str | None = None, split: str = "test", limit=None
+def load_subset(
+    hierarchy: Hierarchy, data=None, path: str | None = None, subset: str = "test", limit=None
 ):
-    """The ``split`` of the model's dataset, cut to its first ``limit`` samples.
+    """The ``subset`` of the model's dataset, cut to its first ``limit`` samples.
 
     Args:
         hierarchy: the model (its manifest names the default dataset).
         data: as :func:`load_data_for`.
         path: as :func:`load_data_for`.
-        split: ``test`` or ``val``.
+        subset: ``test`` or ``val``.
         limit: the first ``limit`` samples only (None: all).
 
     Returns:
-        The split (``x``, ``y``).
+        The subset (``x``, ``y``).
 
     Raises:
-        ValueError / FileNotFoundError: as :func:`load_data_for`, or a bad ``split`` or
+        ValueError / FileNotFoundError: as :func:`load_data_for`, or a bad ``subset`` or
             ``limit``.
     """
-    if split not in ("test", "val"):
-        raise ConfigError(f"expected 'test' or 'val', got {split!r}.", argument="split")
-    samples = getattr(load_data_for(hierarchy, data, path), split)
+    if subset not in SUBSETS:
+        raise ConfigError(f"expected 'test' or 'val', got {subset!r}.", argument="subset")
+    samples = getattr(load_data_for(hierarchy, data, path), subset)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"expected a positive integer, got {limit!r}.", argument="limit")

@@ -264,30 +264,9 @@ class Hierarchy:
         xs = [np.ascontiguousarray(x, np.float32) for x in self._check_inputs(xs)]
         xs = sensor_values(self.quantizers, xs)  # a quantised sensor's codes, as devices do
         n = len(xs[0])
-        if presence is None:
-            presence = self.presence(n, fail=fail, fail_prob=fail_prob, seed=seed)
-        else:
-            presence = np.asarray(presence)
-            if presence.shape != (n, self.num_devices) or presence.dtype != np.bool_:
-                raise ConfigError(
-                    f"expected a bool mask of shape {(n, self.num_devices)}, got "
-                    f"{presence.dtype} {presence.shape}.",
-                    argument="presence",
-                )
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
-            or batch_size < 1
-        ):
-            raise ConfigError(
-                f"expected a positive integer, got {batch_size!r}.", argument="batch_size"
-            )
+        presence = self._presence(n, presence, fail, fail_prob, seed)
+        _check_run_options(batch_size, protocol)
         ts = resolve_thresholds(thresholds, self.exits[:-1], self.thresholds)
-        if protocol not in PROTOCOL_MODES:
-            raise ConfigError(
-                f"expected one of {', '.join(PROTOCOL_MODES)}, got {protocol!r}.",
-                argument="protocol",
-            )
         c, d, e = self.num_classes, self.num_devices, self.topology.num_edges
         edges = self.topology.edges
         result = RunResult(
@@ -321,6 +300,19 @@ class Hierarchy:
             result.exit_index = exit_points(probs, [ts[x] for x in self.exits[:-1]], valid)
             result.prediction = _predict(probs, result.exit_index)
         return result
+
+    def _presence(self, n: int, presence, fail, fail_prob: float, seed: int) -> np.ndarray:
+        """``presence`` checked, or drawn from ``fail`` and ``fail_prob`` when None."""
+        if presence is None:
+            return self.presence(n, fail=fail, fail_prob=fail_prob, seed=seed)
+        presence = np.asarray(presence)
+        if presence.shape != (n, self.num_devices) or presence.dtype != np.bool_:
+            raise ConfigError(
+                f"expected a bool mask of shape {(n, self.num_devices)}, got "
+                f"{presence.dtype} {presence.shape}.",
+                argument="presence",
+            )
+        return presence
 
     def stream(
         self,
@@ -466,6 +458,22 @@ class Hierarchy:
         result.exit_index[batch.offset + done] = k
         result.prediction[batch.offset + done] = np.argmax(probs[take], axis=1)
         batch.pending[done] = False
+
+
+def _check_run_options(batch_size, protocol: str) -> None:
+    """:meth:`Hierarchy.run`'s ``batch_size`` and ``protocol``, checked."""
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ConfigError(
+            f"expected a positive integer, got {batch_size!r}.", argument="batch_size"
+        )
+    if protocol not in PROTOCOL_MODES:
+        raise ConfigError(
+            f"expected one of {', '.join(PROTOCOL_MODES)}, got {protocol!r}.", argument="protocol"
+        )
 
 
 def _predict(probs: list[np.ndarray], exit_index: np.ndarray) -> np.ndarray:

@@ -29,21 +29,13 @@ import numpy as np
 from ddnn_tf.core.calibration import Calibration, applied_record, calibrate, parse_calibrate
 from ddnn_tf.core.checks import check_labels, failed_mask
 from ddnn_tf.core.evaluation import Evaluation
-from ddnn_tf.core.exits import evaluate_exits, threshold_sweep
+from ddnn_tf.core.exits import evaluate_exits
 from ddnn_tf.errors import ConfigError
-from ddnn_tf.runtime.cost import (
-    TIMING_SAMPLES,
-    check_hardware,
-    device_instructions,
-    model_pricer,
-    sweep_bytes_fn,
-    sweep_costs,
-    tier_latency_ms,
-)
-from ddnn_tf.runtime.dataset import load_data_for, load_split
+from ddnn_tf.runtime.cost import check_hardware, device_instructions, price_run, priced_sweep
+from ddnn_tf.runtime.dataset import load_data_for, load_subset
 from ddnn_tf.runtime.orchestrator import Hierarchy
 
-__all__ = ["evaluate_model", "load_data_for", "load_split"]
+__all__ = ["evaluate_model", "load_data_for", "load_subset"]
 
 
 def _calibrated(h: Hierarchy, val_split, rule: str, batch_size: int) -> Calibration:
@@ -71,7 +63,7 @@ def evaluate_model(
     seed: int = 0,
     batch_size: int = 256,
     limit: int | None = None,
-    split: str = "test",
+    subset: str = "test",
     num_threads: int = 1,
     exit_accuracy: bool = True,
     calibrate: str | None = None,
@@ -91,7 +83,7 @@ def evaluate_model(
         seed: seed of the random failures.
         batch_size: samples per interpreter call (1 = one by one).
         limit: evaluate the first ``limit`` samples only.
-        split: ``test`` or ``val``.
+        subset: ``test`` or ``val``.
         num_threads: interpreter threads per tier.
         exit_accuracy: run the all-exits pass for per-exit accuracies (implied by
             ``sweep``); without it ``accuracy`` holds ``overall`` only.
@@ -123,8 +115,8 @@ def evaluate_model(
     )
     if hardware is not None:  # bad profiles, or no C target, fail before anything runs
         device_instructions(h.manifest, check_hardware(**hardware))
-    samples = load_split(h, data, path, split, limit)
-    y = check_labels(samples.y, h.num_classes, where=f"{split} labels")
+    samples = load_subset(h, data, path, subset, limit)
+    y = check_labels(samples.y, h.num_classes, where=f"{subset} labels")
     failed = failed_mask(fail, h.num_devices)
     if failed.all():
         raise ConfigError("fail names every device: nothing would reach any exit.")
@@ -132,23 +124,36 @@ def evaluate_model(
     calibration = h.calibration
     if calibrate is not None and len(h.exits) > 1:
         parse_calibrate(calibrate)  # a bad rule fails before anything runs
-        calibration = _calibrated(h, load_split(h, data, path, "val"), calibrate, batch_size)
+        calibration = _calibrated(h, load_subset(h, data, path, "val"), calibrate, batch_size)
         threshold = calibration.thresholds
 
     start = time.perf_counter()
     staged = h.run(samples.x, thresholds=threshold, presence=presence, batch_size=batch_size)
     wall = time.perf_counter() - start
+    result = _evaluation(
+        h, staged, y, subset, failed, calibration, wall, fail_prob, seed, batch_size
+    )
+    pricer = None
+    if hardware is not None:
+        pricer, detail, cost = price_run(h, staged, samples.x, subset, **hardware)
+        result.cost = {"instructions_per_sample": detail, **cost.to_dict()}
+    if exit_accuracy or sweep:
+        _add_all_exits(result, h, samples.x, y, staged, sweep, pricer, batch_size)
+    return result
+
+
+def _evaluation(h: Hierarchy, staged, y, subset, failed, calibration, wall, fail_prob, seed, batch):
+    """The :class:`Evaluation` of a staged run of ``h`` on labels ``y``."""
     raw = [float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]
-    raw_mean = float(np.mean([raw[d] for d in np.flatnonzero(~failed)]))
-    result = Evaluation(
-        split=split,
+    return Evaluation(
+        split=subset,
         n_samples=int(len(y)),
         exits=list(h.exits),
         accuracy={"overall": staged.accuracy(y)},
         exit_fraction=staged.exit_fraction(),
         thresholds=dict(staged.thresholds),
         bytes_per_device=staged.bytes_per_device(),
-        raw_bytes_per_device=raw_mean,
+        raw_bytes_per_device=float(np.mean([raw[d] for d in np.flatnonzero(~failed)])),
         failed_devices=[int(d) for d in np.flatnonzero(failed)],
         summary_encoding=h.summary_encoding,
         edge_to_cloud_bytes=staged.edge_to_cloud_bytes() if h.edge_tiers else None,
@@ -159,48 +164,31 @@ def evaluate_model(
             "fail_prob": float(fail_prob),
             "seed": int(seed),
             "unclassified": int(np.count_nonzero(staged.exit_index < 0)),
-            "batch_size": int(batch_size),
+            "batch_size": int(batch),
             "latency_ms": staged.latency(),
             "wire_ms": staged.wire_latency(),
             "samples_per_s": len(y) / wall if wall > 0 else 0.0,
         },
     )
-    pricer = None
-    if hardware is not None:
-        pricer, detail = model_pricer(
-            h,
-            staged,
-            tier_ms=tier_latency_ms(h, samples.x, samples=min(TIMING_SAMPLES, len(y))),
-            **hardware,
-        )
-        t = ", ".join(f"{k}={v:g}" for k, v in staged.thresholds.items()) or "no early exit"
-        priced = pricer(
-            staged.exit_index,
-            presence=presence,
-            exits_source=f"measured here: {len(y)} {split} samples at T ({t})",
-        )
-        result.cost = {"instructions_per_sample": detail, **priced.to_dict()}
-    if exit_accuracy or sweep:
-        full = h.run(
-            samples.x,
-            thresholds=staged.thresholds,
-            presence=presence,
-            batch_size=batch_size,
-            all_exits=True,
-        )
-        probs = {e: full.probs[e] for e in h.exits}
-        report = evaluate_exits(probs, y, staged.thresholds or 1.0, valid=full.valid)
-        overall = result.accuracy["overall"]
-        result.accuracy = {**{e: report.accuracy[e] for e in h.exits}, "overall": overall}
-        result.runtime["staged_matches_all_exits"] = bool(
-            np.array_equal(full.exit_index, staged.exit_index)
-            and np.array_equal(full.prediction, staged.prediction)
-        )
-        if sweep and len(h.exits) > 1:
-            result.sweep = threshold_sweep(
-                probs, y, bytes_fn=sweep_bytes_fn(full, h.exits), valid=full.valid
-            )
-            if pricer is not None:
-                for row, extra in zip(result.sweep, sweep_costs(pricer, result.sweep)):
-                    row.update(extra)
-    return result
+
+
+def _add_all_exits(result: Evaluation, h: Hierarchy, x, y, staged, sweep, pricer, batch_size):
+    """Run every exit on every sample (the staged run's presence and T): each exit's
+    accuracy, whether the staged run agrees, and with ``sweep`` the threshold sweep."""
+    full = h.run(
+        x,
+        thresholds=staged.thresholds,
+        presence=staged.presence,
+        batch_size=batch_size,
+        all_exits=True,
+    )
+    probs = {e: full.probs[e] for e in h.exits}
+    report = evaluate_exits(probs, y, staged.thresholds or 1.0, valid=full.valid)
+    overall = result.accuracy["overall"]
+    result.accuracy = {**{e: report.accuracy[e] for e in h.exits}, "overall": overall}
+    result.runtime["staged_matches_all_exits"] = bool(
+        np.array_equal(full.exit_index, staged.exit_index)
+        and np.array_equal(full.prediction, staged.prediction)
+    )
+    if sweep and len(h.exits) > 1:
+        result.sweep = priced_sweep(full, y, h.exits, pricer)

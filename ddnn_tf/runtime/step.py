@@ -80,12 +80,6 @@ class TierStep:
             out.append(np.ascontiguousarray(x if rows is None else x[rows]))
         return out
 
-    def __call__(
-        self,
-        presence: np.ndarray,
-        messages: Mapping[str, np.ndarray],
-        sensors: Sequence[np.ndarray] | None = None,
-        rows: np.ndarray | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Run the tier on :meth:`feeds`; its outputs by name."""
-        return self.runner.run(self.feeds(presence, messages, sensors, rows))
+    def __call__(self, *args, **kwargs) -> dict[str, np.ndarray]:
+        """Run the tier on :meth:`feeds` (same arguments); its outputs by name."""
+        return self.runner.run(self.feeds(*args, **kwargs))

@@ -376,15 +376,7 @@ def run_search(
     url = storage or default_storage(out)
     db = open_storage(url)
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(
-            seed=sampler_seed(seed, worker if shared else None),
-            n_startup_trials=max(3, min(10, trials // 3)),
-            multivariate=True,
-            group=True,
-            constant_liar=True,
-        )
+    sampler = _sampler(seed, worker if shared else None, trials)
     identity = {
         "space": search_space.to_dict(),
         "objectives": [m.name for m in objectives],
@@ -418,13 +410,12 @@ def run_search(
         worker=worker,
     )
     ran = _optimize(st, setup, trials, timeout_s, started, progress)
-    references = _references(references, dataset, hardware)
     report = make_report(
         st,
         objectives,
         limits,
         dataset=dataset,
-        references=references,
+        references=_references(references, dataset, hardware),
         storage=storage_label(url),
         ran_here=ran,
         hardware=hardware.describe(),
@@ -432,6 +423,20 @@ def run_search(
     write_report(st, report, objectives, out)
     check_feasible(report, st, limits)
     return report
+
+
+def _sampler(seed: int, worker: str | None, trials: int) -> optuna.samplers.TPESampler:
+    """The multi-objective TPE sampler of a worker (``worker``: its name on a shared
+    storage, so that workers sample differently; None alone)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=sampler_seed(seed, worker),
+            n_startup_trials=max(3, min(10, trials // 3)),
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
 
 
 def _optimize(

@@ -1,9 +1,12 @@
 """Gather concurrent requests into one interpreter call.
 
-A :class:`MicroBatcher` owns one worker thread (a TFLite interpreter is not thread safe)
-and one asyncio queue. Requests that arrive while the worker is busy wait in the queue;
-when it is free it takes all of them (up to ``max_batch`` samples) at once, so the batch
-grows with the load and a lone request is never held back waiting for company.
+A :class:`MicroBatcher` owns one worker (a TFLite interpreter is not thread safe) and one
+asyncio queue. Requests that arrive while the worker is busy wait in the queue; when it
+is free it takes all of them (up to ``max_batch`` samples) at once, so the batch grows
+with the load and a lone request is never held back waiting for company. A small batch
+(up to ``inline`` samples) runs on the event loop itself: handing a call of a few
+hundred microseconds to a thread costs more than the call; a larger one runs in the
+worker's thread, so the loop goes on reading requests meanwhile.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class MicroBatcher:
         fn: called in the worker thread with a list of request items; returns one result
             per item (same order). It may raise: every request of that batch gets the error.
         size: ``size(item)`` = samples in an item (to cap a batch at ``max_batch``).
+        inline: batches of at most this many samples run on the event loop (0: none).
         max_batch: most samples per call (a single larger item still runs alone).
 
     Example:
@@ -43,10 +47,12 @@ class MicroBatcher:
         *,
         size: Callable[[Any], int] = lambda _: 1,
         max_batch: int = 1024,
+        inline: int = 64,
     ) -> None:
         self.fn = fn
         self.size = size
         self.max_batch = int(max_batch)
+        self.inline = int(inline)
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batcher")
@@ -80,11 +86,13 @@ class MicroBatcher:
             batch = [(item, fut) for item, fut in batch if not fut.cancelled()]
             if not batch:
                 continue
+            items = [item for item, _ in batch]
             try:
-                results = await loop.run_in_executor(
-                    self._pool, self.fn, [item for item, _ in batch]
-                )
-            except Exception as err:  # every waiter of this batch gets the error
+                if total <= self.inline:
+                    results = self.fn(items)
+                else:
+                    results = await loop.run_in_executor(self._pool, self.fn, items)
+            except Exception as err:  # noqa: BLE001  (every waiter of this batch gets it)
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(err)

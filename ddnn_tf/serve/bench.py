@@ -1,10 +1,14 @@
-"""``ddnn bench serve``: the cloud service on uvicorn vs Ray Serve.
+"""``ddnn bench serve``: the cloud service on uvicorn vs Ray Serve, against a bare
+FastAPI endpoint.
 
-Each engine serves the cloud tier in its own process (``ddnn serve cloud``)
-on a free loopback port; a client in this process sends ``requests`` ``POST /v1/cloud``
-requests (``records`` samples each, real device features of the test split) with
-``concurrency`` requests in flight, and measures per-request latency and throughput.
-Every answer is checked against the offline runtime (``identical``).
+Each engine serves the cloud tier in its own process (``ddnn serve cloud``) on a free
+loopback port; a client in this process sends ``requests`` ``POST /v1/cloud`` requests
+(``records`` samples each, real device features of the test split) with ``concurrency``
+requests in flight, and measures per-request latency and throughput. Every answer is
+checked against the offline runtime (``identical``). The first row is the baseline,
+measured in the same run with the same client and server settings: a bare FastAPI
+endpoint (:mod:`ddnn_tf.serve.bare`) that reads the body and answers a fixed result, the
+cost of the HTTP stack alone; ``of_bare`` is each engine's request rate over the baseline's.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import os
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ddnn_tf.errors import ConfigError
+from ddnn_tf.core.options import AT_LEAST_1, Options, option
+from ddnn_tf.serve.settings import settings_of
 
-__all__ = ["bench_serve", "format_serve"]
+__all__ = ["ServeBench", "bench_serve", "format_serve"]
 
 
 def _bodies(model_dir: str, data: str, path, n_requests: int, records: int):
@@ -74,7 +80,7 @@ async def _drive(url: str, headers: dict, bodies: list, expected: list, concurre
                 t = time.perf_counter()
                 r = await c.post("/v1/cloud", content=bodies[i])
                 latencies[i] = time.perf_counter() - t
-                if r.status_code == 200:
+                if r.status_code == 200 and expected is not None:
                     got = np.array([x["probs"] for x in r.json()["results"]])
                     identical[i] = bool(np.array_equal(got, expected[i]))
 
@@ -84,31 +90,40 @@ async def _drive(url: str, headers: dict, bodies: list, expected: list, concurre
     return np.array(latencies) * 1e3, wall, all(identical)
 
 
-def bench_serve(
-    model_dir: str,
-    data: str | None = "fmnist6",
-    path: str | None = None,
-    requests: int = 2000,
-    records: int = 1,
-    concurrency: int = 32,
-    engines: str | tuple = "uvicorn,ray",
-    replicas: int = 1,
-) -> dict[str, Any]:
-    """Cloud service throughput and latency, uvicorn vs Ray Serve, side by side.
+def _engines(value) -> list[str]:
+    names = [e.strip() for e in (value.split(",") if isinstance(value, str) else value)]
+    if not names or any(e not in ("uvicorn", "ray") for e in names):
+        raise ValueError(f"expected uvicorn and/or ray, got {value!r}.")
+    return names
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeBench(Options):
+    """What ``ddnn bench serve`` measures."""
+
+    model: str = option(help="a converted model directory (tflite_models/NAME)", positional=True)
+    data: str = option("fmnist6", "the dataset whose test split gives the device features")
+    path: str | None = option(None, "data file or directory for file-based loaders")
+    requests: int = option(2000, "requests per engine (after 50 warm-up requests)", AT_LEAST_1)
+    records: int = option(1, "samples per request (1 = one phone's sample)", AT_LEAST_1)
+    concurrency: int = option(32, "requests in flight", AT_LEAST_1)
+    engines: list[str] = option(
+        ("uvicorn", "ray"), "the engines measured after the bare baseline: uvicorn, ray",
+        parse=_engines,
+    )  # fmt: skip
+    replicas: int = option(1, "Ray Serve replicas", AT_LEAST_1)
+
+
+def bench_serve(bench: ServeBench | str, **options) -> dict[str, Any]:
+    """Cloud service throughput and latency: the bare baseline, uvicorn and Ray Serve.
 
     Args:
-        model_dir: a converted model directory (``tflite_models/NAME``).
-        data: dataset name (default fmnist6).
-        path: data file or directory for file-based loaders.
-        requests: requests per engine (after 50 warm-up requests).
-        records: samples per request (1 = one phone's sample).
-        concurrency: requests in flight.
-        engines: comma-separated engines: uvicorn, ray.
-        replicas: Ray Serve replicas.
+        bench: what to measure (:class:`ServeBench`), or the model directory (then
+            ``options`` are its other fields).
 
     Returns:
-        ``{"model", "requests", "records", "concurrency", "rows": [{engine, replicas,
-        samples_per_s, requests_per_s, p50_ms, p99_ms, identical}]}``.
+        ``{"model", "requests", "records", "concurrency", "cpus", "rows": [{engine,
+        replicas, samples_per_s, requests_per_s, of_bare, p50_ms, p99_ms, identical}]}``.
 
     Raises:
         FileNotFoundError, FormatError, ConfigError: a bad model, dataset or option.
@@ -120,52 +135,38 @@ def bench_serve(
     import httpx
     import numpy as np
 
-    from ddnn_tf.serve.process import READY_TIMEOUT_S, ServiceProcess, wait_ready
+    from ddnn_tf.serve.fleet import ServiceProcess, child_env
+    from ddnn_tf.serve.settings import TOKEN_ENV, CloudSettings
     from ddnn_tf.serve.wire import FEATURES_TYPE, model_id
 
-    names = [e.strip() for e in (engines.split(",") if isinstance(engines, str) else engines)]
-    for e in names:
-        if e not in ("uvicorn", "ray"):
-            raise ConfigError(f"expected uvicorn and/or ray, got {e!r}.", argument="engines")
-    for name, value in (
-        ("requests", requests),
-        ("records", records),
-        ("concurrency", concurrency),
-        ("replicas", replicas),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"expected a positive integer, got {value!r}.", argument=name)
-    bodies, expected = _bodies(model_dir, data, path, requests, records)
+    b = settings_of(ServeBench, bench, options)
+    model_dir, names, records, concurrency, replicas = (
+        b.model, b.engines, b.records, b.concurrency, b.replicas
+    )  # fmt: skip
+    bodies, expected = _bodies(model_dir, b.data, b.path, b.requests, records)
     token = secrets.token_urlsafe(24)
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "DDNN_TF_TOKEN": token, "PYTHONPATH": root}
     headers = {
         "Content-Type": FEATURES_TYPE,
         "X-DDNN-Model": model_id(model_dir),
         "Authorization": f"Bearer {token}",
     }
     rows = []
-    for engine in names:
-        with tempfile.TemporaryDirectory(prefix="ddnn-bench-") as tmp:
-            args = ["-m", "ddnn_tf.serve", "cloud", str(model_dir), "--port", "0"]
-            if engine == "ray":
-                args += [
-                    "--engine",
-                    "ray",
-                    "--replicas",
-                    str(replicas),
-                    "--ray-temp-dir",
-                    str(Path(tmp) / "ray"),
-                ]
-            proc = ServiceProcess(f"cloud-{engine}", args, Path(tmp), env)
-            try:
-                deadline = time.monotonic() + READY_TIMEOUT_S
-                url = proc.url(deadline)
-                with httpx.Client(headers=headers) as client:
-                    wait_ready(client, url, proc, deadline)
-                lat, wall, identical = asyncio.run(
-                    _drive(url, headers, bodies, expected, concurrency)
+    for engine in ["bare", *names]:
+        with tempfile.TemporaryDirectory(prefix="ddnn-bench-") as tmp, httpx.Client() as client:
+            if engine == "bare":
+                server = ["-m", "ddnn_tf.serve.bare"]
+            else:
+                ray = str(Path(tmp) / "ray") if engine == "ray" else None
+                server = CloudSettings(
+                    model=str(model_dir), port=0, engine=engine, replicas=replicas, ray_temp_dir=ray
                 )
+            proc = ServiceProcess(
+                f"cloud-{engine}", server, Path(tmp), child_env(**{TOKEN_ENV: token})
+            )
+            try:
+                url = proc.ready(client)
+                want = None if engine == "bare" else expected
+                lat, wall, identical = asyncio.run(_drive(url, headers, bodies, want, concurrency))
             finally:
                 proc.stop()
         rows.append(
@@ -174,12 +175,13 @@ def bench_serve(
                 "replicas": replicas if engine == "ray" else 1,
                 "samples_per_s": len(bodies) * records / wall,
                 "requests_per_s": len(bodies) / wall,
+                "of_bare": len(bodies) / wall / rows[0]["requests_per_s"] if rows else 1.0,
                 "p50_ms": float(np.percentile(lat, 50)),
                 "p99_ms": float(np.percentile(lat, 99)),
-                "identical": identical,
+                "identical": None if engine == "bare" else identical,
             }
         )
-    result = {
+    return {
         "model": str(model_dir),
         "requests": len(bodies),
         "records": records,
@@ -187,7 +189,6 @@ def bench_serve(
         "cpus": os.cpu_count(),
         "rows": rows,
     }
-    return result
 
 
 def format_serve(result: dict[str, Any]) -> str:
@@ -196,11 +197,13 @@ def format_serve(result: dict[str, Any]) -> str:
         f"{result['model']}: POST /v1/cloud, {result['requests']} requests of "
         f"{result['records']} sample(s), {result['concurrency']} in flight, "
         f"{result['cpus']} CPU(s)",
-        f"{'engine':<10}{'replicas':>9}{'samples/s':>11}{'p50 ms':>9}{'p99 ms':>9}  identical",
+        f"{'engine':<10}{'replicas':>9}{'samples/s':>11}{'of bare':>9}{'p50 ms':>9}"
+        f"{'p99 ms':>9}  identical",
     ]
     for r in result["rows"]:
+        same = "-" if r["identical"] is None else r["identical"]
         lines.append(
             f"{r['engine']:<10}{r['replicas']:>9}{r['samples_per_s']:>11.0f}"
-            f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}  {r['identical']}"
+            f"{r['of_bare']:>9.0%}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}  {same}"
         )
     return "\n".join(lines)

@@ -1,8 +1,10 @@
 """The cloud tier as an HTTP service (``POST /v1/cloud``, specified in docs/protocol.md).
 
-:func:`create_cloud_app` builds the FastAPI app that ``serve cloud``, ``serve demo`` and
-the Ray Serve deployment serve; :func:`cloud_router` is its routes alone, to mount in
-another app. The tier runs through the TF-free runtime (:class:`~ddnn_tf.runtime.TierRunner`);
+:func:`create_cloud_app` builds the FastAPI app that ``serve cloud`` serves
+(:func:`ddnn_tf.serve.run_server.serve_cloud`, from its
+:class:`~ddnn_tf.serve.settings.CloudSettings`);
+:func:`cloud_app` is its base, shared with ``serve demo``; :func:`cloud_router` is its
+routes alone, which the Ray Serve deployment mounts. The tier runs through the TF-free runtime (:class:`~ddnn_tf.runtime.TierRunner`);
 concurrent requests are gathered into one interpreter call (:class:`MicroBatcher`).
 """
 
@@ -19,7 +21,6 @@ from fastapi.responses import JSONResponse
 
 from ddnn_tf.core.exits import softmax
 from ddnn_tf.core.manifest import Manifest, load_manifest
-from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.tiers import TierRunner
 from ddnn_tf.serve.batching import MicroBatcher
 from ddnn_tf.serve.http import (
@@ -31,7 +32,13 @@ from ddnn_tf.serve.http import (
     read_body,
 )
 from ddnn_tf.serve.protocol import ServiceError, with_deadline
-from ddnn_tf.serve.settings import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES
+from ddnn_tf.serve.settings import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BODY_BYTES,
+    CloudSettings,
+    ServiceSettings,
+    settings_of,
+)
 from ddnn_tf.serve.wire import (
     FEATURES_TYPE,
     CloudSpec,
@@ -41,7 +48,7 @@ from ddnn_tf.serve.wire import (
     parse_cloud_records,
 )
 
-__all__ = ["CloudTier", "cloud_router", "create_cloud_app"]
+__all__ = ["CloudTier", "cloud_app", "cloud_router", "create_cloud_app"]
 
 
 class CloudTier:
@@ -110,37 +117,28 @@ class CloudTier:
 
 def cloud_router(
     tier: CloudTier,
+    submit,
     *,
     token: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     deadline_s: float = DEFAULT_DEADLINE_S,
-    max_batch: int = 1024,
-    submit=None,
 ) -> APIRouter:
     """The cloud's routes (``/healthz``, ``/readyz``, ``/v1/model``, ``POST /v1/cloud``).
 
-    Errors are raised as :class:`~ddnn_tf.serve.http.ServiceError`; the app that mounts
-    the router answers them as JSON with :func:`~ddnn_tf.serve.http.install_error_handlers`.
+    Errors are raised as :class:`~ddnn_tf.serve.protocol.ServiceError`; the app that
+    mounts the router answers them as JSON with
+    :func:`~ddnn_tf.serve.http.install_error_handlers`.
 
     Args:
         tier: the loaded cloud tier.
+        submit: ``async submit(parsed) -> results`` classifies one parsed request
+            ``(presence, features)``: a :class:`MicroBatcher`'s over
+            :meth:`CloudTier.classify_many`, or Ray Serve's ``@serve.batch`` method.
         token: the shared token every request must carry (None: no auth).
         max_body_bytes: the request body limit.
         deadline_s: per-request deadline.
-        max_batch: most samples per interpreter call.
-        submit: ``async submit(parsed) -> results`` to classify one parsed request
-            ``(presence, features)``; default a :class:`MicroBatcher` over
-            :meth:`CloudTier.classify_many` (Ray Serve passes its ``@serve.batch`` method).
     """
     router = APIRouter()
-    batcher = None
-    if submit is None:
-        batcher = MicroBatcher(
-            tier.classify_many, size=lambda item: len(item[0]), max_batch=max_batch
-        )
-        submit = batcher.submit
-    router.batcher = batcher  # for stats and shutdown
-
     add_status_routes(router, tier.info, token)
 
     @router.post("/v1/cloud")
@@ -163,28 +161,43 @@ def cloud_router(
     return router
 
 
-def create_cloud_app(
-    model_dir: str | Path,
-    *,
-    token: str | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    deadline_s: float = DEFAULT_DEADLINE_S,
-    target: str = "portable",
-    max_batch: int = 1024,
-    cors_origins: list[str] | tuple[str, ...] | None = None,
-) -> FastAPI:
+def cloud_app(tier: CloudTier, settings: ServiceSettings, title: str, max_batch: int) -> FastAPI:
+    """A FastAPI app serving :func:`cloud_router` with a :class:`MicroBatcher` (closed when
+    the app stops): the cloud's, and the base of the phone demo's.
+
+    Returns:
+        The app; ``app.state.tier`` is the tier, ``app.state.batcher`` the batcher.
+    """
+    batcher = MicroBatcher(tier.classify_many, size=lambda item: len(item[0]), max_batch=max_batch)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        batcher.close()
+
+    app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+    s = settings
+    app.include_router(
+        cloud_router(
+            tier,
+            batcher.submit,
+            token=s.token,
+            max_body_bytes=s.max_body_bytes,
+            deadline_s=s.deadline_s,
+        )
+    )
+    app.state.tier, app.state.batcher = tier, batcher
+    return app
+
+
+def create_cloud_app(settings: CloudSettings | str | Path, **options) -> FastAPI:
     """The cloud tier's FastAPI app.
 
     Args:
-        model_dir: a converted model directory (``tflite_models/NAME``).
-        token: shared token required on every request except ``/healthz`` and
-            ``/readyz`` (None: none required; the CLI requires one beyond loopback).
-        max_body_bytes: request body limit (413 ``too_large`` past it).
-        deadline_s: per-request deadline (504 ``deadline_exceeded`` past it).
-        target: ``portable`` or ``lce``.
-        max_batch: most samples per interpreter call.
-        cors_origins: web origins allowed to call the service from a browser page served
-            elsewhere (e.g. ``["http://127.0.0.1:8080"]``); None: same origin only.
+        settings: the :class:`~ddnn_tf.serve.settings.CloudSettings`, or the model
+            directory (then ``options`` are the other settings: ``token``, ``target``,
+            ``max_batch``, ``cors_origins`` ...).
 
     Returns:
         The app; ``app.state.tier`` is the :class:`CloudTier`.
@@ -192,38 +205,15 @@ def create_cloud_app(
     Raises:
         FileNotFoundError / ValueError: a bad model directory or option.
     """
-    if max_body_bytes < 1 or deadline_s <= 0:
-        raise ConfigError(
-            f"max_body_bytes and deadline_s must be positive, got {max_body_bytes}, {deadline_s}."
-        )
-    tier = CloudTier(model_dir, target=target)
-    router = cloud_router(
-        tier,
-        token=token,
-        max_body_bytes=max_body_bytes,
-        deadline_s=deadline_s,
-        max_batch=max_batch,
-    )
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI):
-        yield
-        router.batcher.close()
-
-    app = FastAPI(
-        title="ddnn-tf cloud", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
-    )
-    install_error_handlers(app)
-    if cors_origins:
+    s = settings_of(CloudSettings, settings, options)
+    app = cloud_app(CloudTier(s.model, target=s.target), s, "ddnn-tf cloud", s.max_batch)
+    if s.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=list(cors_origins),
+            allow_origins=list(s.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "Authorization", "X-DDNN-Model"],
         )
-    app.include_router(router)
-    app.state.tier = tier
-    app.state.batcher = router.batcher
     return app

@@ -21,7 +21,6 @@ Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
 import json
@@ -33,12 +32,7 @@ import sys
 from pathlib import Path
 
 from ddnn_tf.errors import ConfigError
-from ddnn_tf.serve.settings import (
-    DEFAULT_DEADLINE_S,
-    DEFAULT_MAX_BODY_BYTES,
-    TOKEN_ENV,
-    is_loopback,
-)
+from ddnn_tf.serve.settings import TOKEN_ENV, DemoSettings, is_loopback, settings_of
 
 __all__ = [
     "APP_DIR",
@@ -81,24 +75,15 @@ def _check_app(app_dir: Path) -> Path:
     return litert
 
 
-def create_demo_app(
-    model_dir: str | Path,
-    *,
-    token: str | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    deadline_s: float = DEFAULT_DEADLINE_S,
-    target: str = "portable",
-    app_dir: str | Path = APP_DIR,
-):
+def create_demo_app(settings: DemoSettings | str | Path, app_dir: str | Path = APP_DIR, **options):
     """The demo's FastAPI app: the web app, the model files and the cloud tier.
 
     Args:
-        model_dir: a converted model directory (``tflite_models/NAME``).
-        token: shared token the cloud routes require (None: none).
-        max_body_bytes: request body limit of ``POST /v1/cloud``.
-        deadline_s: per-request deadline of ``POST /v1/cloud``.
-        target: the cloud tier's target (``portable`` or ``lce``); the page always runs
-            the portable device and aggregator binaries.
+        settings: the :class:`~ddnn_tf.serve.settings.DemoSettings`, or the model
+            directory (then ``options`` are the other settings: ``token``,
+            ``max_body_bytes``, ``deadline_s``, ``target``). The cloud tier runs on the
+            settings' target; the page always runs the portable device and aggregator
+            binaries.
         app_dir: the web app's folder (default: the clone's ``android_demo/``).
 
     Returns:
@@ -108,16 +93,16 @@ def create_demo_app(
         FileNotFoundError: no web app, LiteRT.js not installed, or a bad model directory.
         ValueError: a malformed model, or a model the page cannot run (no portable target).
     """
-    from fastapi import FastAPI, HTTPException
+    from fastapi import HTTPException
     from fastapi.responses import FileResponse
     from fastapi.staticfiles import StaticFiles
 
-    from ddnn_tf.serve.cloud import CloudTier, cloud_router
-    from ddnn_tf.serve.http import install_error_handlers
+    from ddnn_tf.serve.cloud import CloudTier, cloud_app
 
+    s = settings_of(DemoSettings, settings, options)
     app_dir = Path(app_dir)
     litert = _check_app(app_dir)
-    tier = CloudTier(model_dir, target=target)
+    tier = CloudTier(s.model, target=s.target)
     manifest = tier.manifest
     if "portable" not in manifest["targets"]:
         raise ConfigError(
@@ -128,20 +113,7 @@ def create_demo_app(
     for meta in manifest["tiers"].values():
         for entry in meta["files"].values():
             model_files[entry["file"]] = manifest.directory / entry["file"]
-    router = cloud_router(tier, token=token, max_body_bytes=max_body_bytes, deadline_s=deadline_s)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_):
-        yield
-        router.batcher.close()
-
-    app = FastAPI(
-        title="ddnn-tf phone demo", lifespan=lifespan, docs_url=None, redoc_url=None,
-        openapi_url=None,
-    )  # fmt: skip
-    install_error_handlers(app)
-    app.include_router(router)
-    app.state.tier = tier
+    app = cloud_app(tier, s, "ddnn-tf phone demo", max_batch=1024)
 
     @app.middleware("http")
     async def no_stale_app(request, call_next):
@@ -191,7 +163,7 @@ def lan_address() -> str:
 
 
 def default_cert_dir() -> Path:
-    """Where ``--https`` keeps its certificate: ``$XDG_CACHE_HOME/ddnn_tf/demo-tls``."""
+    """Where the demo keeps its HTTPS certificate: ``$XDG_CACHE_HOME/ddnn_tf/demo-tls``."""
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "ddnn_tf" / "demo-tls"
 
@@ -274,19 +246,7 @@ def _print_qr(url: str) -> None:
     qr.print_ascii(out=sys.stdout, invert=True)
 
 
-def serve_demo(
-    model: str,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    https: bool = False,
-    token: str | None = None,
-    cert_dir: str | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    deadline_s: float = DEFAULT_DEADLINE_S,
-    target: str = "portable",
-    qr: bool = True,
-) -> None:
+def serve_demo(settings: DemoSettings) -> None:
     """Serve the phone app, the model and the cloud tier on one origin until stopped.
 
     Prints one JSON line ``{"url": ...}`` once listening, then how to open it on a phone
@@ -298,23 +258,18 @@ def serve_demo(
 
     from ddnn_tf.serve.run_server import bind
 
-    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    host, https = settings.host, settings.https
+    token = settings.token if settings.token is not None else os.environ.get(TOKEN_ENV) or None
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(16)
-    app = create_demo_app(
-        model,
-        token=None if token is None else str(token),
-        max_body_bytes=max_body_bytes,
-        deadline_s=deadline_s,
-        target=target,
-    )
+    app = create_demo_app(settings.replace(token=token))
     public = lan_address() if host in ("0.0.0.0", "::") else host
     ssl = {}
     if https:
-        folder = Path(cert_dir) if cert_dir else default_cert_dir()
+        folder = Path(settings.cert_dir) if settings.cert_dir else default_cert_dir()
         cert, key = self_signed_cert(folder, [public, "localhost", "127.0.0.1"])
         ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-    sock = bind(host, port)
+    sock = bind(host, settings.port)
     actual = sock.getsockname()[1]
     shown = f"[{public}]" if ":" in public else public
     url = f"{'https' if https else 'http'}://{shown}:{actual}/"
@@ -325,12 +280,12 @@ def serve_demo(
     if is_loopback(host):
         print(f"  over USB: adb reverse tcp:{actual} tcp:{actual}, then open the URL in Chrome")
     elif not https:
-        print("  on the LAN without --https the camera and installing are disabled by Chrome")
+        print("  on the LAN without HTTPS the camera and installing are disabled by Chrome")
     if https:
         print(
             f"  self-signed certificate: {ssl['ssl_certfile']} (install it on the phone to trust it)"
         )
-    if qr:
+    if settings.qr:
         _print_qr(url)
     sys.stdout.flush()
     config = uvicorn.Config(app, log_level="warning", access_log=False, **ssl)

@@ -15,7 +15,7 @@ The messages travel over a link (:class:`ddnn_tf.serve.link.HttpLink`, or with
 again once the gateway answers and sends the round again from its summaries; the
 gateway answers each sample once. After ``reconnect_s`` without the gateway it gives up.
 
-``data`` is a dataset name (its ``split`` view ``I`` is used) or a ``.npy`` file
+``data`` is a dataset name (view ``I`` of its ``subset`` is used) or a ``.npy`` file
 holding this device's samples; ``repeat`` streams them that many times (sample
 ``r * len + i`` is sample ``i`` again). The device prints one JSON line per round on
 stdout: ``{"start", "n", "t0", "sent", "received", "payload", "retries"}`` (``t0``:
@@ -35,14 +35,15 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.serve.protocol import GatewayUnavailable
+from ddnn_tf.serve.settings import DeviceSettings
 
 __all__ = ["GatewayUnavailable", "run_device"]
 
@@ -50,7 +51,7 @@ __all__ = ["GatewayUnavailable", "run_device"]
 BACKOFF_S = (0.05, 2.0)
 
 
-def _load_view(data: str, index: int, path: str | None, split: str) -> np.ndarray:
+def _load_view(data: str, index: int, path: str | None, subset: str) -> np.ndarray:
     if data.endswith(".npy"):
         file = Path(data)
         if not file.is_file():
@@ -58,149 +59,115 @@ def _load_view(data: str, index: int, path: str | None, split: str) -> np.ndarra
         return np.load(file, mmap_mode="r")
     from ddnn_tf.data import load_dataset
 
-    if split not in ("test", "val"):
-        raise ConfigError(f"expected test or val, got {split!r}.", argument="split")
     dataset = load_dataset(data, path)
     if not 0 <= index < dataset.num_devices:
         raise ConfigError(
             f"index {index}: the dataset has {dataset.num_devices} devices.", argument="index"
         )
-    return getattr(dataset, split).x[index]
+    return getattr(dataset, subset).x[index]
 
 
-def run_device(
-    model: str,
-    index: int,
-    gateway: str | None,
-    data: str,
-    *,
-    path: str | None = None,
-    split: str = "test",
-    limit: int | None = None,
-    batch: int = 64,
-    token: str | None = None,
-    target: str = "portable",
-    repeat: int = 1,
-    transport: str = "http",
-    mqtt=None,
-    reconnect_s: float = 300.0,
-    mcu: str | None = None,
-) -> None:
-    """Run end device ``index`` of a converted model against a gateway, until its data
-    is streamed; one JSON line per round on standard output.
+def _tier(settings: DeviceSettings, manifest):
+    """The device's tier: its binary, or its C on a board (``mcu``)."""
+    from ddnn_tf.core.graph import device_tier
+    from ddnn_tf.runtime.tiers import TierRunner
+
+    tier = device_tier(settings.index)
+    if tier not in manifest["tiers"]:
+        raise ConfigError(
+            f"index {settings.index}: the model has no tier {tier}.", argument="index"
+        )
+    if settings.mcu is None:
+        return TierRunner.from_manifest(manifest, tier, settings.target)
+    from ddnn_tf.mcu.live import BoardTier  # the tier's C inside an emulated board
+
+    board = DEFAULT_BOARD if settings.mcu == "qemu" else settings.mcu
+    return BoardTier(manifest, tier, board=board, argument="mcu")
+
+
+def _link(settings: DeviceSettings, manifest):
+    """The device's link to its gateway (:mod:`ddnn_tf.serve.link`)."""
+    if settings.transport == "mqtt":
+        from ddnn_tf.serve.mqtt_device import MqttLink
+
+        return MqttLink(settings.mqtt(), manifest, settings.index)
+    from ddnn_tf.serve.link import HttpLink
+    from ddnn_tf.serve.settings import TOKEN_ENV
+    from ddnn_tf.serve.wire import model_id
+
+    token = settings.token if settings.token is not None else os.environ.get(TOKEN_ENV) or None
+    return HttpLink(settings.gateway, settings.index, model_id(manifest), token)
+
+
+def run_device(settings: DeviceSettings) -> None:
+    """Run an end device of a converted model against its gateway until its data is
+    streamed; one JSON line per round on standard output.
 
     Args:
-        model: the converted model directory (tflite_models/NAME).
-        index: this device's index (0 .. D-1).
-        gateway: the gateway's URL, e.g. http://127.0.0.1:8001 (transport http).
-        data: dataset name (fmnist6, mvmc, npz, synthetic) or a .npy file of this view.
-        path: data file or directory for file-based loaders.
-        split: test or val.
-        limit: stream the first N samples only.
-        batch: samples per round (the gateway's round length).
-        token: the shared token (default: $DDNN_TF_TOKEN).
-        target: portable (ai-edge-litert) or lce (larq-compute-engine).
-        repeat: stream the samples this many times.
-        transport: http or mqtt.
-        mqtt: :class:`ddnn_tf.serve.mqtt.MqttSettings` (transport mqtt).
-        reconnect_s: give up after this long without the gateway.
-        mcu: run the tier's C on this board instead of the binary: ``qemu`` (the
-            default emulated board, mps2-an386), ``mps2-an385`` or ``host``.
+        settings: the device's :class:`~ddnn_tf.serve.settings.DeviceSettings`.
 
     Raises:
         ConfigError: a bad option; DeploymentError: the gateway refused a message or
             stayed away ``reconnect_s``.
     """
-    from ddnn_tf.core.comm import encode_summaries
-    from ddnn_tf.core.graph import device_tier
     from ddnn_tf.core.manifest import load_manifest
-    from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
-    from ddnn_tf.runtime.tiers import TierRunner
-    from ddnn_tf.serve.settings import TOKEN_ENV
-    from ddnn_tf.serve.wire import model_id
 
-    manifest = load_manifest(model)
-    tier = device_tier(index)
-    if tier not in manifest["tiers"]:
-        raise ConfigError(f"index {index}: the model has no tier {tier}.", argument="index")
-    for name, value in (("batch", batch), ("repeat", repeat)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"expected a positive integer, got {value!r}.", argument=name)
-    if transport not in ("http", "mqtt"):
-        raise ConfigError(f"expected http or mqtt, got {transport!r}.", argument="transport")
-    if (
-        not isinstance(reconnect_s, (int, float))
-        or isinstance(reconnect_s, bool)
-        or not (reconnect_s > 0)
-    ):
-        raise ConfigError(
-            f"expected a positive number of seconds, got {reconnect_s!r}.", argument="reconnect_s"
-        )
-    if mcu is not None:  # the tier's C inside an emulated board (ddnn_tf.mcu.live)
-        from ddnn_tf.mcu.live import BoardTier
-
-        board = "mps2-an386" if mcu == "qemu" else str(mcu)
-        runner = BoardTier(manifest, tier, board=board, argument="mcu")
-    else:
-        runner = TierRunner.from_manifest(manifest, tier, target)
-    encoding = manifest["wire"]["summary"].get("encoding", "float32")
-    (sensor,) = runner.input_names
-    x = _load_view(str(data), int(index), path, split)
-    entry = next(e for e in manifest["inputs"] if e["tier"] == tier)
-    quantizer = sensor_quantizer(entry)
-    if limit is not None:
-        x = x[: int(limit)]
-    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
-    if transport == "http":
-        from ddnn_tf.serve.link import HttpLink
-
-        if not gateway:
-            raise ConfigError("the HTTP transport needs the gateway's URL.", argument="gateway")
-        link = HttpLink(gateway, int(index), model_id(manifest), token)
-    else:
-        from ddnn_tf.serve.mqtt_device import MqttLink
-
-        if mqtt is None:
-            raise ConfigError("the MQTT transport needs a broker.", argument="broker")
-        link = MqttLink(mqtt, manifest, int(index))
-    total = len(x) * int(repeat)
-    out = sys.stdout
+    s = settings
+    manifest = load_manifest(s.model)
+    runner = _tier(s, manifest)
+    x = _load_view(s.data, s.index, s.path, s.subset)
+    if s.limit is not None:
+        x = x[: s.limit]
+    link = _link(s, manifest)
     try:
-        _retrying(link, lambda: _joined(link, batch), reconnect_s)
-        for start in range(0, total, batch):
-            t0 = time.monotonic()
-            sent0, received0 = link.bytes()
-            rows = np.arange(start, min(start + batch, total)) % len(x)
-            xs = np.asarray(x[rows], np.float32)
-            if xs.ndim == len(runner.input_shapes[sensor]):
-                xs = xs[..., None]
-            xs = sensor_values([quantizer], [xs])[0]  # a quantised sensor's codes
-            result = runner({sensor: xs})
-            summaries = encode_summaries(result["summary"], encoding).tobytes()
-            step = functools.partial(_one_round, link, start, summaries, result["features"])
-            payload, retries = _retrying(link, step, reconnect_s, rejoin=True, batch=batch)
-            sent, received = link.bytes()
-            record = {
-                "start": start,
-                "n": len(xs),
-                "t0": t0,
-                "sent": sent - sent0,
-                "received": received - received0,
-                "payload": payload,
-                "retries": retries,
-            }
-            out.write(json.dumps(record) + "\n")
-            out.flush()
+        _retrying(link, lambda: _joined(link, s), s.reconnect_s)
+        _stream(link, runner, manifest, x, s)
     finally:
         link.close()
-        if mcu is not None:
+        if s.mcu is not None:
             runner.close()
-    out.write(json.dumps({"done": True, "device": int(index), "samples": total}) + "\n")
-    out.flush()
+    print(json.dumps({"done": True, "device": s.index, "samples": len(x) * s.repeat}), flush=True)
 
 
-def _one_round(link, start: int, summaries: bytes, features: np.ndarray) -> int:
-    """One round's messages; returns the payload bytes sent."""
+def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings) -> None:
+    """Every round of the device's stream, one JSON line each."""
+    from ddnn_tf.core.comm import encode_summaries
+    from ddnn_tf.core.graph import device_tier
+    from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
+
+    encoding = manifest["wire"]["summary"].get("encoding", "float32")
+    (sensor,) = runner.input_names
+    tier = device_tier(s.index)
+    quantizer = sensor_quantizer(next(e for e in manifest["inputs"] if e["tier"] == tier))
+    total = len(x) * s.repeat
+    for start in range(0, total, s.batch):
+        t0 = time.monotonic()
+        sent0, received0 = link.bytes()
+        rows = np.arange(start, min(start + s.batch, total)) % len(x)
+        xs = np.asarray(x[rows], np.float32)
+        if xs.ndim == len(runner.input_shapes[sensor]):
+            xs = xs[..., None]
+        xs = sensor_values([quantizer], [xs])[0]  # a quantised sensor's codes
+        result = runner({sensor: xs})
+        summaries = encode_summaries(result["summary"], encoding).tobytes()
+        step = functools.partial(ROUNDS[s.mode], link, start, summaries, result["features"])
+        payload, retries = _retrying(link, step, s.reconnect_s, rejoin=s)
+        sent, received = link.bytes()
+        record = {
+            "start": start,
+            "n": len(xs),
+            "t0": t0,
+            "sent": sent - sent0,
+            "received": received - received0,
+            "payload": payload,
+            "retries": retries,
+        }
+        print(json.dumps(record), flush=True)
+
+
+def _paper_round(link, start: int, summaries: bytes, features: np.ndarray) -> int:
+    """One round of the paper's protocol: the summaries, the gateway's decision, the
+    flagged samples' features; returns the payload bytes sent."""
     from ddnn_tf.core.comm import pack_features_batch
     from ddnn_tf.serve.wire import decode_mask
 
@@ -213,17 +180,22 @@ def _one_round(link, start: int, summaries: bytes, features: np.ndarray) -> int:
     return payload
 
 
-def _joined(link, batch: int) -> None:
-    theirs = link.join().get("batch")
-    if theirs != batch:
-        raise ConfigError(
-            f"the gateway's rounds are {theirs} samples, this device's {batch}; use the same "
-            "round length on both.",
-            argument="batch",
-        )
+#: How a round goes, per protocol mode (:data:`ddnn_tf.core.vocab.PROTOCOL_MODES`).
+ROUNDS = {"paper": _paper_round}
 
 
-def _retrying(link, step, reconnect_s: float, rejoin: bool = False, batch: int = 0):
+def _joined(link, s: DeviceSettings) -> None:
+    info = link.join()
+    for name, mine in (("batch", s.batch), ("mode", s.mode)):
+        if info.get(name) != mine:
+            raise ConfigError(
+                f"the gateway's is {info.get(name)!r}, this device's {mine!r}; the devices "
+                "and their gateway must agree.",
+                argument=name,
+            )
+
+
+def _retrying(link, step, reconnect_s: float, rejoin: DeviceSettings | None = None):
     """Run ``step`` until it succeeds; while the gateway is away, back off and (for a
     round) join again before the next try. Returns ``(step's result, retries)``."""
     retries, away_since, delay = 0, None, BACKOFF_S[0]
@@ -240,8 +212,8 @@ def _retrying(link, step, reconnect_s: float, rejoin: bool = False, batch: int =
             retries += 1
             time.sleep(delay)
             delay = min(2 * delay, BACKOFF_S[1])
-            if rejoin:
+            if rejoin is not None:
                 try:
-                    _joined(link, batch)
+                    _joined(link, rejoin)
                 except GatewayUnavailable:
                     continue

@@ -55,7 +55,7 @@ from ddnn_tf.serve.protocol import (
     with_deadline,
 )
 from ddnn_tf.serve.results import ANSWER_FIELDS, AnswerLog, Journal, RoundLedger, restore
-from ddnn_tf.serve.settings import DEFAULT_DEADLINE_S, DEFAULT_MAX_BODY_BYTES
+from ddnn_tf.serve.settings import GatewaySettings, service_token, settings_of
 from ddnn_tf.serve.wire import (
     DECISION_TYPE,
     FEATURES_TYPE,
@@ -69,7 +69,7 @@ from ddnn_tf.serve.wire import (
     summary_size,
 )
 
-__all__ = ["NODELAY", "Gateway", "create_gateway_app"]
+__all__ = ["NODELAY", "Gateway", "create_gateway_app", "serve_gateway"]
 
 #: Socket options of the services' HTTP clients.
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -100,64 +100,24 @@ class Gateway:
     """The local aggregator's state: devices, rounds, answers.
 
     Args:
-        model_dir: a converted model directory.
-        cloud_url: the cloud service's base URL.
-        cloud_token: token sent to the cloud (None: none).
-        threshold: T of every early exit, or ``{exit: T}`` (None: the manifest's;
-            ``"paper"``: 0.8).
-        gather_s: how long a round waits for a device before counting it absent.
-        join_s: how long the first round waits for every device to join.
-        cloud_timeout_s: how long one cloud request may take.
-        target: ``portable`` or ``lce``.
-        batch: the round length; round starts are multiples of it.
-        window: answers kept for subscribers that reconnect (and the span, in samples,
-            of round starts accepted around the newest round).
-        journal: a file where answers are also written and read back on start (None:
-            in memory only; a restart then forgets what was answered).
-        cloud_retry_s: how long rounds retry an unreachable cloud before they are
-            answered lower down (degraded).
+        settings: the gateway's settings (:class:`~ddnn_tf.serve.settings.GatewaySettings`:
+            its model, cloud, threshold, round length, window, journal ...).
+
+    Attributes:
+        pace: a hook ``pace(kind, nbytes) -> seconds`` that holds each request to the
+            cloud that long before it is sent (a WAN's delay, emulated on loopback);
+            None: none.
 
     Raises:
-        FileNotFoundError / ValueError: a bad model directory or option, or a topology
-            the gateway does not serve.
+        FileNotFoundError / ValueError: a bad model directory, or a topology the gateway
+            does not serve.
     """
 
-    def __init__(
-        self,
-        model_dir: str | Path,
-        cloud_url: str,
-        *,
-        cloud_token: str | None = None,
-        threshold=None,
-        gather_s: float = 2.0,
-        join_s: float = 120.0,
-        cloud_timeout_s: float = 5.0,
-        target: str = "portable",
-        batch: int = 64,
-        window: int = 4096,
-        journal: str | Path | None = None,
-        cloud_retry_s: float = 5.0,
-    ) -> None:
-        for name, value in (("batch", batch), ("window", window)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"expected a positive integer, got {value!r}.", argument=name)
-        if window < 2 * batch:
-            raise ConfigError(
-                f"expected at least two rounds ({2 * batch} answers for batch {batch}), "
-                f"got {window}.",
-                argument="window",
-            )
-        for name, value in (
-            ("gather_s", gather_s),
-            ("join_s", join_s),
-            ("cloud_timeout_s", cloud_timeout_s),
-            ("cloud_retry_s", cloud_retry_s),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigError(
-                    f"expected a positive number of seconds, got {value!r}.", argument=name
-                )
-        self.manifest = m = load_manifest(model_dir)
+    pace = None
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = s = settings
+        self.manifest = m = load_manifest(s.model)
         if m["split"][0] != "local":
             raise ConfigError(
                 f"{m.directory}: the gateway serves models with a local exit; this one is "
@@ -166,17 +126,17 @@ class Gateway:
         self.model = model_id(m)
         self.info = describe_model(m, self.model)
         self.exits = tuple(m["split"])
-        self.thresholds = resolve_thresholds(threshold, self.exits[:-1], m["thresholds"])
+        self.thresholds = resolve_thresholds(s.threshold, self.exits[:-1], m["thresholds"])
         self.threshold = self.thresholds["local"]
         self.graph = graph = model_graph(m)
         (local,) = graph.by_role("local_aggregator")
-        self.local = TierStep(local, TierRunner.from_manifest(m, local.name, target))
+        self.local = TierStep(local, TierRunner.from_manifest(m, local.name, s.target))
         self.cloud = CloudSpec.from_manifest(m)
         self.devices = [t.name for t in graph.by_role("device")]
         self.num_devices = len(self.devices)
         self.edges = None
         if graph.by_role("edge"):
-            self.edges = EdgeStage(m, graph, target, self.thresholds.get("edge"))
+            self.edges = EdgeStage(m, graph, s.target, self.thresholds.get("edge"))
         elif list(self.cloud.senders) != self.devices:
             raise ConfigError(
                 f"{m.directory}: the cloud's senders {list(self.cloud.senders)} are not the "
@@ -188,21 +148,17 @@ class Gateway:
         self.num_classes = len(m["classes"])
         self.encoding = m["wire"]["summary"].get("encoding", "float32")
         self.summary_bytes = summary_size(m)
-        self.cloud_url = cloud_url.rstrip("/")
-        self.cloud_token = cloud_token
-        self.gather_s, self.join_s = float(gather_s), float(join_s)
-        self.cloud_timeout_s, self.cloud_retry_s = float(cloud_timeout_s), float(cloud_retry_s)
-        self.batch = int(batch)
+        self.batch = s.batch
         self.alive: set[int] = set(range(self.num_devices))
         self.joined: set[int] = set()
         self.heard: dict[int, float] = {}  # device -> when its last message arrived
         self.rounds: dict[int, _Round] = {}
         self.boot = secrets.token_hex(8)  # tells a subscriber this process from the last
         self.journal = None
-        if journal is not None:
-            self.journal = Journal(journal, self.model, self.batch, int(window))
-        self.log = AnswerLog(int(window), self.exits, self.journal)
-        self.ledger = RoundLedger(self.batch, max(2, int(window) // self.batch))
+        if s.journal is not None:
+            self.journal = Journal(s.journal, self.model, s.batch, s.window)
+        self.log = AnswerLog(s.window, self.exits, self.journal)
+        self.ledger = RoundLedger(s.batch, max(2, s.window // s.batch))
         self.restored = restore(self.log, self.ledger, self.journal) if self.journal else 0
         self.cloud_error: str | None = None
         self.cloud_calls = 0
@@ -216,14 +172,15 @@ class Gateway:
         self.loop = asyncio.get_running_loop()  # where answers are made (and must be added)
         self._all_joined = asyncio.Event()
         headers = {"X-DDNN-Model": self.model, "Content-Type": FEATURES_TYPE}
-        if self.cloud_token:
-            headers["Authorization"] = f"Bearer {self.cloud_token}"
+        token = self.settings.cloud_token or self.settings.token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         # TCP_NODELAY: httpx writes the headers and the body separately; without it Nagle's
         # algorithm holds the body back until the headers are acknowledged.
         self._client = httpx.AsyncClient(
-            base_url=self.cloud_url,
+            base_url=self.settings.cloud.rstrip("/"),
             headers=headers,
-            timeout=self.cloud_timeout_s,
+            timeout=self.settings.cloud_timeout_s,
             transport=httpx.AsyncHTTPTransport(socket_options=NODELAY),
         )
 
@@ -252,13 +209,47 @@ class Gateway:
         handle = self.summary if msg.kind == "summary" else self.features
         return await with_deadline(handle(msg.device, msg.start, msg.body), deadline_s, what)
 
+    def progress(self) -> dict:
+        """``GET /v1/progress``: the window, the rounds, the devices and the cloud."""
+        return {
+            "answered": self.log.answered,
+            "kept": len(self.log.recent),
+            "window": self.log.window,
+            "rounds_open": len(self.rounds),
+            "ledger": len(self.ledger),
+            "subscribers": len(self.log.subscribers),
+            "restored": self.restored,
+            "boot": self.boot,
+            "alive": sorted(self.alive),
+            "cloud_error": self.cloud_error,
+            "cloud_calls": self.cloud_calls,
+            "cloud_retries": self.cloud_retries,
+        }
+
+    def results(self) -> dict:
+        """``GET /v1/results``: the kept answers, in sample order."""
+        return {
+            "fields": list(ANSWER_FIELDS),
+            "exits": list(self.exits),
+            "threshold": self.threshold,
+            "thresholds": self.thresholds,
+            "answered": self.log.answered,
+            "window": self.log.window,
+            "results": self.log.rows(),
+        }
+
+    def hello(self) -> dict:
+        """What the result stream says first (the window's figures are added to it)."""
+        fields = ["seq", *ANSWER_FIELDS, "exit_name"]
+        return {"model": self.model, "boot": self.boot, "exits": list(self.exits), "fields": fields}
+
     async def join(self, device: int) -> dict:
         self.joined.add(device)
         self.alive.add(device)
         if len(self.joined) == self.num_devices:
             self._all_joined.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._all_joined.wait(), self.join_s)
+            await asyncio.wait_for(self._all_joined.wait(), self.settings.join_s)
         if not self._all_joined.is_set():  # the stragglers count as absent until they speak
             self.alive &= self.joined
             self._all_joined.set()
@@ -266,6 +257,7 @@ class Gateway:
             "model": self.model,
             "devices": sorted(self.joined),
             "batch": self.batch,
+            "mode": self.settings.mode,
             "boot": self.boot,
         }
 
@@ -319,7 +311,7 @@ class Gateway:
         if self.alive <= set(r.summaries):
             self._decide(r)
         elif r.timer is None:
-            r.timer = asyncio.get_running_loop().call_later(self.gather_s, self._decide, r)
+            r.timer = asyncio.get_running_loop().call_later(self.settings.gather_s, self._decide, r)
         await r.decided.wait()
         return r.decision if device in r.present else encode_mask(np.zeros(n, bool))
 
@@ -354,7 +346,8 @@ class Gateway:
         if not r.send.any():
             self._finish(r)
         else:
-            r.timer = asyncio.get_running_loop().call_later(self.gather_s, self._forward_soon, r)
+            later = asyncio.get_running_loop().call_later
+            r.timer = later(self.settings.gather_s, self._forward_soon, r)
 
     def _answers(self, r, ks, exit_index, predictions, degraded, local_mask, cloud_mask):
         """Answer rows for samples ``r.start + ks``, one prediction each (the fields of
@@ -500,7 +493,7 @@ class Gateway:
                 now = time.monotonic()
                 if self._cloud_down_since is None:
                     self._cloud_down_since = now
-                left = self._cloud_down_since + self.cloud_retry_s - now
+                left = self._cloud_down_since + self.settings.cloud_retry_s - now
                 if left <= 0:
                     raise
                 self.cloud_retries += 1
@@ -513,6 +506,8 @@ class Gateway:
 
     async def _cloud_once(self, body: bytes, n: int) -> list[int]:
         self.cloud_calls += 1
+        if self.pace is not None:
+            await asyncio.sleep(self.pace("cloud", len(body)))
         try:
             response = await self._client.post("/v1/cloud", content=body)
         except httpx.RequestError as err:
@@ -543,65 +538,25 @@ def _row(body: bytes, j: int, nbytes: int) -> bytes:
     return body[j * nbytes : (j + 1) * nbytes]
 
 
-def create_gateway_app(
-    model_dir: str | Path,
-    cloud_url: str,
-    *,
-    token: str | None = None,
-    cloud_token: str | None = None,
-    threshold=None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    deadline_s: float = DEFAULT_DEADLINE_S,
-    gather_s: float = 2.0,
-    join_s: float = 120.0,
-    cloud_timeout_s: float = 5.0,
-    target: str = "portable",
-    batch: int = 64,
-    window: int = 4096,
-    journal: str | Path | None = None,
-    cloud_retry_s: float = 5.0,
-    mqtt=None,
-) -> FastAPI:
-    """The gateway's FastAPI app (see the module docstring for the protocol).
+def create_gateway_app(settings: GatewaySettings | str | Path, **options) -> FastAPI:
+    """The gateway's FastAPI app (see the module docstring for the protocol); with
+    transport ``mqtt`` it also serves the devices over MQTT
+    (:class:`~ddnn_tf.serve.mqtt_gateway.GatewayBridge`).
 
     Args:
-        model_dir: a converted model directory.
-        cloud_url: the cloud service's base URL.
-        token: shared token the devices must send (None: none).
-        cloud_token: token sent to the cloud.
-        threshold: T of every early exit (None: the manifest's).
-        max_body_bytes: request body limit.
-        deadline_s: per-request deadline (a held summary or features request included).
-        gather_s: how long a round waits for a device before counting it absent.
-        join_s: how long the first round waits for all devices to join.
-        cloud_timeout_s: timeout of one cloud request.
-        target: ``portable`` or ``lce``.
-        batch: the round length (round starts are multiples of it).
-        window: answers kept for reconnecting subscribers (and the span of round starts
-            accepted around the newest round, in samples).
-        journal: file the answers are written to and read back from on start.
-        cloud_retry_s: how long rounds retry an unreachable cloud before answering lower
-            down (degraded).
-        mqtt: :class:`ddnn_tf.serve.mqtt.MqttSettings` to also serve the devices over MQTT
-            (None: HTTP only).
+        settings: the :class:`~ddnn_tf.serve.settings.GatewaySettings`, or the model
+            directory (then ``options`` are the other settings: ``cloud``, ``token``,
+            ``threshold``, ``batch`` ...).
+
+    Returns:
+        The app; ``app.state.gateway`` is the :class:`Gateway`.
 
     Raises:
         FileNotFoundError / ValueError: a bad model directory or option.
     """
-    gw = Gateway(
-        model_dir,
-        cloud_url,
-        cloud_token=cloud_token,
-        threshold=threshold,
-        gather_s=gather_s,
-        join_s=join_s,
-        cloud_timeout_s=cloud_timeout_s,
-        target=target,
-        batch=batch,
-        window=window,
-        journal=journal,
-        cloud_retry_s=cloud_retry_s,
-    )
+    s = settings_of(GatewaySettings, settings, options)
+    gw = Gateway(s)
+    mqtt = s.mqtt()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -610,7 +565,7 @@ def create_gateway_app(
         if mqtt is not None:
             from ddnn_tf.serve.mqtt_gateway import GatewayBridge
 
-            bridge = GatewayBridge(gw, mqtt, deadline_s, max_body_bytes)
+            bridge = GatewayBridge(gw, mqtt, s.deadline_s, s.max_body_bytes)
             await bridge.start()
         yield
         if bridge is not None:
@@ -622,69 +577,23 @@ def create_gateway_app(
     )
     install_error_handlers(app)
     app.state.gateway = gw
-    add_status_routes(app, gw.info, token)
-    expect = (gw.model, gw.num_devices, max_body_bytes)
-
-    def device_route(kind: str):
-        async def route(request: Request) -> Response:
-            check_auth(request, token)
-            if _MEDIA[kind] is not None:
-                check_content_type(request, _MEDIA[kind])
-            h = request.headers
-            body = b"" if kind == "join" else await read_body(request, max_body_bytes)
-            msg = parse_message(
-                kind,
-                device=h.get("x-ddnn-device"),
-                start=h.get("x-ddnn-start"),
-                model=h.get("x-ddnn-model"),
-                body=body,
-                expect=expect,
-                fields=_FIELDS,
-            )
-            out = await gw.answer(msg, deadline_s, f"POST /v1/{kind}")
-            if isinstance(out, bytes):
-                return Response(out, media_type=DECISION_TYPE)
-            return JSONResponse(out)
-
-        return route
-
+    add_status_routes(app, gw.info, s.token)
     for kind in KINDS:
-        app.add_api_route(f"/v1/{kind}", device_route(kind), methods=["POST"])
+        app.add_api_route(f"/v1/{kind}", _device_route(gw, s, kind), methods=["POST"])
 
     @app.get("/v1/progress")
     async def progress(request: Request) -> dict:
-        check_auth(request, token)
-        return {
-            "answered": gw.log.answered,
-            "kept": len(gw.log.recent),
-            "window": gw.log.window,
-            "rounds_open": len(gw.rounds),
-            "ledger": len(gw.ledger),
-            "subscribers": len(gw.log.subscribers),
-            "restored": gw.restored,
-            "boot": gw.boot,
-            "alive": sorted(gw.alive),
-            "cloud_error": gw.cloud_error,
-            "cloud_calls": gw.cloud_calls,
-            "cloud_retries": gw.cloud_retries,
-        }
+        check_auth(request, s.token)
+        return gw.progress()
 
     @app.get("/v1/results")
     async def results(request: Request) -> dict:
-        check_auth(request, token)
-        return {
-            "fields": list(ANSWER_FIELDS),
-            "exits": gw.manifest["split"],
-            "threshold": gw.threshold,
-            "thresholds": gw.thresholds,
-            "answered": gw.log.answered,
-            "window": gw.log.window,
-            "results": gw.log.rows(),
-        }
+        check_auth(request, s.token)
+        return gw.results()
 
     @app.get("/v1/answers")
     async def answers(request: Request) -> StreamingResponse:
-        check_auth(request, token)
+        check_auth(request, s.token)
         raw = request.query_params.get("after", request.headers.get("last-event-id"))
         after = None if raw is None else ascii_int(raw)
         if raw is not None and after is None:
@@ -693,16 +602,48 @@ def create_gateway_app(
                 "bad_request",
                 f"after: expected an answer number in ASCII digits, got {raw[:40]!r}.",
             )
-        hello = {
-            "model": gw.model,
-            "boot": gw.boot,
-            "exits": list(gw.exits),
-            "fields": ["seq", *ANSWER_FIELDS, "exit_name"],
-        }
         return StreamingResponse(
-            gw.log.stream(hello, after),
+            gw.log.stream(gw.hello(), after),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     return app
+
+
+def _device_route(gw: Gateway, s: GatewaySettings, kind: str):
+    """The HTTP adapter of a device message: ``POST /v1/<kind>``."""
+    expect = (gw.model, gw.num_devices, s.max_body_bytes)
+
+    async def route(request: Request) -> Response:
+        check_auth(request, s.token)
+        if _MEDIA[kind] is not None:
+            check_content_type(request, _MEDIA[kind])
+        h = request.headers
+        msg = parse_message(
+            kind,
+            device=h.get("x-ddnn-device"),
+            start=h.get("x-ddnn-start"),
+            model=h.get("x-ddnn-model"),
+            body=b"" if kind == "join" else await read_body(request, s.max_body_bytes),
+            expect=expect,
+            fields=_FIELDS,
+        )
+        out = await gw.answer(msg, s.deadline_s, f"POST /v1/{kind}")
+        if isinstance(out, bytes):
+            return Response(out, media_type=DECISION_TYPE)
+        return JSONResponse(out)
+
+    return route
+
+
+def serve_gateway(settings: GatewaySettings) -> None:
+    """``ddnn serve gateway``: serve the gateway until SIGINT/SIGTERM.
+
+    Raises:
+        ConfigError: beyond loopback without a token; a bad model or option.
+    """
+    from ddnn_tf.serve.run_server import run_app
+
+    settings = settings.replace(token=service_token(settings.host, settings.token))
+    run_app(create_gateway_app(settings), settings.host, settings.port)

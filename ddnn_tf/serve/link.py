@@ -18,11 +18,13 @@ import time
 import urllib.parse
 from collections.abc import Callable
 
-from ddnn_tf.errors import ConfigError, DeploymentError
+from ddnn_tf.errors import ConfigError
 from ddnn_tf.serve.protocol import GatewayUnavailable, json_object, refusal
 from ddnn_tf.serve.wire import FEATURES_TYPE, SUMMARY_TYPE
 
 __all__ = ["DeviceLink", "HttpLink", "TcpCounters"]
+
+_MEDIA = {"join": "application/octet-stream", "summary": SUMMARY_TYPE, "features": FEATURES_TYPE}
 
 
 class TcpCounters:
@@ -73,16 +75,29 @@ class DeviceLink:
     pace: Callable[[str, int], float] | None = None
 
     def join(self) -> dict:
-        """Join the gateway; its answer (``model``, ``devices``, ``batch``, ``boot``)."""
-        raise NotImplementedError
+        """Join the gateway; its answer (``model``, ``devices``, ``batch``, ``mode``,
+        ``boot``)."""
+        info = json_object(self.request("join", None, b""))
+        if info is None:
+            raise GatewayUnavailable("the gateway's join answer is not a JSON object")
+        return info
 
     def summary(self, start: int, body: bytes) -> bytes:
         """Send a round's summaries; the decision mask."""
-        raise NotImplementedError
+        return self.request("summary", start, body)
 
     def features(self, start: int, body: bytes) -> None:
         """Send the flagged samples' packed features; returns once the round is answered."""
-        raise NotImplementedError
+        self.request("features", start, body)
+
+    def request(self, kind: str, start: int | None, body: bytes) -> bytes:
+        """Send message ``kind`` (after :attr:`pace`); the gateway's response body."""
+        if self.pace is not None:
+            time.sleep(self.pace(kind, len(body)))
+        return self._request(kind, start, body)
+
+    def _request(self, kind: str, start: int | None, body: bytes) -> bytes:
+        raise NotImplementedError  # the transport's
 
     def close(self) -> None:
         raise NotImplementedError
@@ -94,10 +109,6 @@ class DeviceLink:
     def bytes(self) -> tuple[int, int]:
         """Bytes sent and received on the transport's connections so far."""
         return self.counters.totals(self.socket())
-
-    def _hold(self, kind: str, body: bytes) -> None:
-        if self.pace is not None:
-            time.sleep(self.pace(kind, len(body)))
 
 
 class _Connection(http.client.HTTPConnection):
@@ -143,17 +154,17 @@ class HttpLink(DeviceLink):
     def socket(self):
         return self._conn.sock
 
-    def post(self, path: str, body: bytes, content_type: str, start: int | None = None) -> bytes:
-        """POST ``body``; return the response body.
+    def _request(self, kind: str, start: int | None, body: bytes) -> bytes:
+        """POST ``body`` to ``/v1/<kind>``; the response body.
 
         Raises:
             GatewayUnavailable: no answer (refused, cut, timed out) or a retryable error.
             DeploymentError: the gateway answered another error (its code and message).
         """
-        headers = {**self.headers, "Content-Type": content_type}
+        headers = {**self.headers, "Content-Type": _MEDIA[kind]}
         if start is not None:
             headers["X-DDNN-Start"] = str(start)
-        self._hold(path.rsplit("/", 1)[1], body)
+        path = f"/v1/{kind}"
         try:
             self._conn.request("POST", path, body=body, headers=headers)
             response = self._conn.getresponse()
@@ -170,18 +181,6 @@ class HttpLink(DeviceLink):
             code, what = None, data[:200].decode(errors="replace")
         text = f"gateway {self.url}{path} answered {response.status} ({what})"
         raise refusal(response.status, code, text)
-
-    def join(self) -> dict:
-        info = json_object(self.post("/v1/join", b"", "application/octet-stream"))
-        if info is None:
-            raise DeploymentError(f"gateway {self.url}: the join answer is not a JSON object.")
-        return info
-
-    def summary(self, start: int, body: bytes) -> bytes:
-        return self.post("/v1/summary", body, SUMMARY_TYPE, start)
-
-    def features(self, start: int, body: bytes) -> None:
-        self.post("/v1/features", body, FEATURES_TYPE, start)
 
     def close(self) -> None:
         self._conn.close()

@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SiteAnswers", "percentiles", "round_latencies", "round_starts", "site_report"]
+__all__ = [
+    "SiteAnswers",
+    "deploy_report",
+    "format_report",
+    "percentiles",
+    "round_latencies",
+    "round_starts",
+    "site_report",
+]
 
 
 @dataclass
@@ -231,3 +239,183 @@ def site_report(h, y, xs, got: SiteAnswers, rounds, *, thresholds, batch: int) -
         "cloud_answers": int(np.count_nonzero(answered & (got.exit_index == len(exits) - 1))),
         "device_retries": int(retries),
     }
+
+
+#: The figures of each site in a report of several sites.
+_SITE_KEYS = (
+    "n_samples",
+    "latency_ms",
+    "samples_per_s",
+    "lost",
+    "duplicates",
+    "mismatches_vs_offline",
+    "degraded",
+    "wire_bytes_per_device",
+    "cloud_answers",
+)
+
+
+def deploy_report(h, plan, y, xs, sites, rounds, thresholds, events, rss, site_rss, records):
+    """The report of :func:`ddnn_tf.serve.deploy.deploy` (its keys are documented there
+    and on the Serving page): site 0's figures at the top level, or with several sites the
+    figures over all of them and ``sites``, one entry each.
+
+    Args:
+        h: the offline :class:`~ddnn_tf.runtime.Hierarchy`.
+        plan: the :class:`~ddnn_tf.serve.settings.DeployPlan`.
+        y: the streamed subset's labels.
+        xs: its views, one per device.
+        sites: the fleet's sites (their collected answers).
+        rounds: per site, per device, its round records.
+        thresholds: ``{exit: T}`` the gateways used.
+        events: the fault schedule's events.
+        rss: memory readings of site 0's gateway and the cloud.
+        site_rss: each site's gateway's peak memory at the end.
+        records: add ``samples``, site 0's answers sample by sample.
+    """
+    from ddnn_tf.core.evaluation import reduction
+
+    n_total = len(y) * plan.repeat
+    answers = [SiteAnswers.from_docs(s.collector.answers, n_total, h.num_devices) for s in sites]
+    per_site = []
+    for site, got, site_rounds in zip(sites, answers, rounds, strict=True):
+        rep = site_report(h, y, xs, got, site_rounds, thresholds=thresholds, batch=plan.batch)
+        per_site.append({**rep, "gaps": site.collector.gaps})
+    main = per_site[0]
+    raw = float(np.mean([float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]))
+    killed = events["killed_at"]
+    result: dict[str, Any] = {
+        "model": str(h.manifest.directory),
+        "target": h.target,
+        "split": plan.subset,
+        **{k: main[k] for k in ("n_samples", "accuracy", "exit_fraction")},
+        "exits": list(h.exits),
+        "thresholds": {k: float(v) for k, v in thresholds.items()},
+        "bytes_per_device": main["bytes_per_device"],
+        "raw_bytes_per_device": raw,
+        "communication_reduction": reduction(raw, main["bytes_per_device"]),
+        "failed_devices": [] if killed is None else [plan.kill_device],
+        "fail_prob": 0.0,
+        "seed": 0,
+        "unclassified": main["unclassified"],
+        "summary_encoding": h.summary_encoding,
+        "batch_size": plan.batch,
+        **{k: main[k] for k in ("latency_ms", "samples_per_s", "staged_matches_all_exits")},
+        "engine": plan.engine,
+        "transport": plan.transport,
+        "repeat": plan.repeat,
+        **{k: main[k] for k in _LIVE_KEYS},
+        "rss_mb": {k: [round(v, 1) for v in vs] for k, vs in rss.items()},
+        "kill": None if killed is None else _kill(answers[0], plan.kill_device, killed),
+        "cloud_down_after": events["cloud_down"],
+        "restarts": events["restarts"],
+        "mcu_devices": plan.mcu_devices,
+    }
+    wall = main["wall_s"]
+    result["cloud_samples_per_s"] = main["cloud_answers"] / wall if wall > 0 else 0.0
+    if len(sites) > 1:
+        result.update(_over_sites(per_site, answers, rounds, plan.batch, site_rss))
+    if records:
+        a = answers[0]
+        result["samples"] = {
+            "exit": a.exit_index.tolist(),
+            "prediction": a.prediction.tolist(),
+            "degraded": a.degraded.tolist(),
+            "local_presence": a.local_p.tolist(),
+        }
+    return result
+
+
+#: Site 0's figures that only a live run has.
+_LIVE_KEYS = (
+    "wire_bytes_per_device",
+    "wire_received_bytes_per_device",
+    "offline_bytes_per_device",
+    "mismatches_vs_offline",
+    "lost",
+    "duplicates",
+    "degraded",
+    "device_retries",
+)
+
+
+def _kill(got: SiteAnswers, device: int, answered: int) -> dict[str, Any]:
+    absent = np.flatnonzero(got.answered & ~got.local_p[:, device])
+    return {
+        "device": int(device),
+        "answered_before_kill": int(answered),
+        "first_sample_without_device": int(absent[0]) if absent.size else None,
+    }
+
+
+def _over_sites(per_site, answers, rounds, batch: int, site_rss) -> dict[str, Any]:
+    """The figures over every site, and ``sites``: each site's."""
+    t_first = min(r["t_first"] for r in per_site if r["t_first"] is not None)
+    t_last = max(r["t_last"] for r in per_site if r["t_last"] is not None)
+    wall = t_last - t_first
+    latency = np.concatenate(
+        [
+            round_latencies(a, round_starts(site_rounds), batch)
+            for a, site_rounds in zip(answers, rounds, strict=True)
+        ]
+    )
+    out: dict[str, Any] = {
+        key: int(sum(r[key] for r in per_site))
+        for key in ("lost", "duplicates", "mismatches_vs_offline", "degraded")
+    }
+    answered = sum(r["n_samples"] - r["lost"] for r in per_site)
+    cloud = sum(r["cloud_answers"] for r in per_site)
+    out["latency_ms"] = percentiles(latency)
+    out["samples_per_s"] = answered / wall if wall > 0 else 0.0
+    out["cloud_samples_per_s"] = cloud / wall if wall > 0 else 0.0
+    out["sites"] = [
+        {"site": k, "rss_mb": round(site_rss[k], 1), **{key: r[key] for key in _SITE_KEYS}}
+        for k, r in enumerate(per_site)
+    ]
+    return out
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A short readable report of :func:`ddnn_tf.serve.deploy.deploy`'s result."""
+    acc = result["accuracy"]
+    sites = result.get("sites")
+    where = f" x {len(sites)} sites" if sites else ""
+    repeat = f" x {result['repeat']}" if result.get("repeat", 1) > 1 else ""
+    lines = [
+        f"{result['model']} on {result['engine']} over {result.get('transport', 'http')}: "
+        f"{result['n_samples']} {result['split']} samples{repeat}{where} in rounds of "
+        f"{result['batch_size']}",
+        "accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()),
+        "exit fraction: " + ", ".join(f"{k} {v:.4f}" for k, v in result["exit_fraction"].items()),
+        f"payload bytes per device per sample: {result['bytes_per_device']:.2f} "
+        f"(offline run: {result['offline_bytes_per_device']:.2f}); on the socket: "
+        f"{result['wire_bytes_per_device']:.2f} sent, "
+        f"{result['wire_received_bytes_per_device']:.2f} received",
+        f"latency p50 {result['latency_ms']['p50']:.1f} ms, p99 "
+        f"{result['latency_ms']['p99']:.1f} ms; {result['samples_per_s']:.0f} samples/s "
+        f"({result['cloud_samples_per_s']:.0f}/s answered by the cloud)",
+        f"mismatches vs offline: {result['mismatches_vs_offline']}; lost: {result['lost']}; "
+        f"duplicates: {result['duplicates']}; degraded: {result['degraded']}",
+    ]
+    rss = result.get("rss_mb")
+    if rss and rss.get("gateway"):
+        gateway, cloud = (" / ".join(f"{v:.1f}" for v in rss[k]) for k in ("gateway", "cloud"))
+        lines.append(f"peak RSS MB at 10 % / at the end: gateway {gateway}, cloud {cloud}")
+    for s in sites or []:
+        lines.append(
+            f"  site {s['site']}: {s['samples_per_s']:.0f} samples/s, latency p50 "
+            f"{s['latency_ms']['p50']:.1f} ms, p99 {s['latency_ms']['p99']:.1f} ms; lost "
+            f"{s['lost']}, duplicates {s['duplicates']}, mismatches "
+            f"{s['mismatches_vs_offline']}"
+        )
+    if result.get("mcu_devices"):
+        lines.append(f"devices on an emulated Cortex-M4 (C tier in QEMU): {result['mcu_devices']}")
+    if result["kill"]:
+        lines.append(f"killed: {result['kill']}")
+    if result["cloud_down_after"] is not None:
+        lines.append(f"cloud stopped after {result['cloud_down_after']} answers")
+    for r in result.get("restarts", []):
+        lines.append(
+            f"{r['service']} restarted after {r['after']} answers (away {r['away_s']:.1f} s)"
+        )
+    return "\n".join(lines)

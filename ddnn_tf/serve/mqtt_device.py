@@ -17,18 +17,8 @@ import queue
 import threading
 import time
 
+from ddnn_tf.serve import mqtt as m
 from ddnn_tf.serve.link import DeviceLink, TcpCounters
-from ddnn_tf.serve.mqtt import (
-    QOS,
-    Drops,
-    MqttSettings,
-    Topics,
-    connect,
-    correlation,
-    mqtt_client,
-    publish_props,
-    topic_of,
-)
 from ddnn_tf.serve.protocol import RESPONSES, GatewayUnavailable, json_object, refusal
 
 __all__ = ["JOIN_S", "RESPONSE_S", "MqttLink"]
@@ -52,34 +42,34 @@ class MqttLink(DeviceLink):
         DeploymentError: the broker is unreachable or refuses the credentials.
     """
 
-    def __init__(self, settings: MqttSettings, manifest, index: int, connect_s: float = 30.0):
+    def __init__(self, settings: m.MqttSettings, manifest, index: int, connect_s: float = 30.0):
         from ddnn_tf.serve.wire import model_id
 
         self.index = int(index)
-        self.topics = Topics(settings.root(manifest))
+        self.topics = m.Topics(settings.root(manifest))
         self.inbox: queue.Queue = queue.Queue()
         self.status: dict = {}
         self.status_changed = threading.Event()
         self.counters = TcpCounters()
-        self.drops = Drops(f"device {self.index}")
+        self.drops = m.Drops(f"device {self.index}")
         token = os.urandom(12)  # responses to this device's messages carry it back
-        self._props = publish_props(token, model=model_id(manifest))
+        self._props = m.publish_props(token, model=model_id(manifest))
         self._token = token
-        self.client = mqtt_client(settings, f"ddnn-device{self.index}", self.drops)
+        self.client = m.mqtt_client(settings, f"ddnn-device{self.index}", self.drops)
         self.client.on_socket_close = lambda _c, _u, sock: self.counters.closed(sock)
 
         def on_up(client) -> None:
-            client.subscribe(f"{self.topics.root}/down/{self.index}/#", qos=QOS)
-            client.subscribe(self.topics.status, qos=QOS)
+            client.subscribe(f"{self.topics.root}/down/{self.index}/#", qos=m.QOS)
+            client.subscribe(self.topics.status, qos=m.QOS)
 
         self.client.on_message = self._on_message
-        connect(self.client, settings, connect_s, on_up)
+        m.connect(self.client, settings, connect_s, on_up)
 
     def socket(self):
         return self.client.socket()
 
     def _on_message(self, _c, _u, msg) -> None:  # paho's network thread: never raises
-        topic, payload = topic_of(msg), bytes(msg.payload)
+        topic, payload = m.topic_of(msg), bytes(msg.payload)
         if topic == self.topics.status:
             doc = json_object(payload)
             if (
@@ -94,12 +84,12 @@ class MqttLink(DeviceLink):
         levels = self.topics.levels(topic, "down")
         if not levels or levels[0] != str(self.index) or len(levels) not in (2, 3):
             return self.drops(topic, "not a topic of this device")
-        if correlation(msg) != self._token:
+        if m.correlation(msg) != self._token:
             return self.drops(topic, "not a response to this device's messages")
         self.inbox.put((levels[1], levels[2] if len(levels) == 3 else None, payload))
         return None
 
-    def _request(self, kind: str, start: int | None, body: bytes, timeout: float) -> bytes:
+    def _request(self, kind: str, start: int | None, body: bytes) -> bytes:
         """Publish message ``kind`` and wait for the gateway's response to it.
 
         Raises:
@@ -107,10 +97,15 @@ class MqttLink(DeviceLink):
                 timeout, or an error worth another try.
             DeploymentError: the gateway refused the message.
         """
+        if kind == "join":
+            self._wait_online(2.0)  # the retained status arrives right after subscribing
+            with contextlib.suppress(queue.Empty):
+                while True:  # responses to a gateway that is gone
+                    self.inbox.get_nowait()
         boot = self.status.get("boot")
-        self._hold(kind, body)
         topic = self.topics.up(self.index, kind, start)
-        self.client.publish(topic, body, qos=QOS, properties=self._props)
+        self.client.publish(topic, body, qos=m.QOS, properties=self._props)
+        timeout = JOIN_S if kind == "join" else RESPONSE_S
         deadline = time.monotonic() + timeout
         want = (RESPONSES[kind], None if start is None else str(start))
         while True:
@@ -141,22 +136,6 @@ class MqttLink(DeviceLink):
         while self.status.get("status") != "online" and time.monotonic() < deadline:
             self.status_changed.wait(0.1)
             self.status_changed.clear()
-
-    def join(self) -> dict:
-        self._wait_online(2.0)  # the retained status arrives right after subscribing
-        with contextlib.suppress(queue.Empty):
-            while True:  # responses to a gateway that is gone
-                self.inbox.get_nowait()
-        info = json_object(self._request("join", None, b"", JOIN_S))
-        if info is None:
-            raise GatewayUnavailable("the gateway's join answer is not a JSON object")
-        return info
-
-    def summary(self, start: int, body: bytes) -> bytes:
-        return self._request("summary", start, body, RESPONSE_S)
-
-    def features(self, start: int, body: bytes) -> None:
-        self._request("features", start, body, RESPONSE_S)
 
     def close(self) -> None:
         self.client.disconnect()

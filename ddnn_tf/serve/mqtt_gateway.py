@@ -17,19 +17,7 @@ import asyncio
 import json
 import traceback
 
-from ddnn_tf.serve.mqtt import (
-    ENVELOPE_BYTES,
-    QOS,
-    Drops,
-    MqttSettings,
-    Topics,
-    connect,
-    correlation,
-    mqtt_client,
-    publish_props,
-    topic_of,
-    user_properties,
-)
+from ddnn_tf.serve import mqtt
 from ddnn_tf.serve.protocol import (
     KINDS,
     RESPONSES,
@@ -54,15 +42,15 @@ class GatewayBridge:
     """
 
     def __init__(
-        self, gateway, settings: MqttSettings, deadline_s: float, max_body_bytes: int
+        self, gateway, settings: mqtt.MqttSettings, deadline_s: float, max_body_bytes: int
     ) -> None:
         self.gw = gateway
         self.settings = settings
-        self.topics = Topics(settings.root(gateway.manifest))
+        self.topics = mqtt.Topics(settings.root(gateway.manifest))
         self.deadline_s = float(deadline_s)
         self.limit = int(max_body_bytes)
-        self.drops = Drops("gateway")
-        self.client = mqtt_client(settings, "ddnn-gateway", self.drops)
+        self.drops = mqtt.Drops("gateway")
+        self.client = mqtt.mqtt_client(settings, "ddnn-gateway", self.drops)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.tasks: set = set()
         self.connects = 0  # accepted connections (the first and each reconnect)
@@ -73,26 +61,28 @@ class GatewayBridge:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         status = self.topics.status
-        self.client.will_set(status, self._status("offline"), qos=QOS, retain=True)
+        self.client.will_set(status, self._status("offline"), qos=mqtt.QOS, retain=True)
 
         def on_up(client) -> None:
             self.connects += 1
-            client.subscribe(f"{self.topics.root}/up/#", qos=QOS)
-            client.publish(status, self._status("online"), qos=QOS, retain=True)
+            client.subscribe(f"{self.topics.root}/up/#", qos=mqtt.QOS)
+            client.publish(status, self._status("online"), qos=mqtt.QOS, retain=True)
 
         self.client.on_message = self._on_message
         # the broker keeps what is larger than a body may be from us
-        packet = self.limit + ENVELOPE_BYTES
-        await asyncio.to_thread(connect, self.client, self.settings, 30.0, on_up, packet)
+        packet = self.limit + mqtt.ENVELOPE_BYTES
+        await asyncio.to_thread(mqtt.connect, self.client, self.settings, 30.0, on_up, packet)
         answers = self.topics.answers
         if self.gw.restored:  # what the broker may not have had from the last process
             for _seq, data in self.gw.log.since(0):  # subscribers drop what they have (seq)
-                self.client.publish(answers, data, qos=QOS)
-        self.gw.log.listeners.append(lambda _seq, data: self.client.publish(answers, data, qos=QOS))
+                self.client.publish(answers, data, qos=mqtt.QOS)
+        self.gw.log.listeners.append(
+            lambda _seq, data: self.client.publish(answers, data, qos=mqtt.QOS)
+        )
 
     async def stop(self) -> None:
         info = self.client.publish(
-            self.topics.status, self._status("offline"), qos=QOS, retain=True
+            self.topics.status, self._status("offline"), qos=mqtt.QOS, retain=True
         )
         try:
             await asyncio.to_thread(info.wait_for_publish, 2.0)
@@ -102,14 +92,14 @@ class GatewayBridge:
         self.client.loop_stop()
 
     def _on_message(self, _c, _u, msg) -> None:  # paho's network thread: never raises
-        topic = topic_of(msg)
+        topic = mqtt.topic_of(msg)
         if msg.retain:  # kept by the broker from some earlier publisher: never a live message
             return self.drops(topic, "a retained message")
         levels = self.topics.levels(topic, "up")
         device = levels[0] if levels else None
         if device is None or not device.isdigit() or int(device) >= self.gw.num_devices:
             return self.drops(topic, "a topic of no device")
-        args = (topic, levels, bytes(msg.payload), user_properties(msg), correlation(msg))
+        args = (topic, levels, bytes(msg.payload), mqtt.user_properties(msg), mqtt.correlation(msg))
         self.loop.call_soon_threadsafe(self._spawn, args)
         return None
 
@@ -145,5 +135,5 @@ class GatewayBridge:
             self._send(self.topics.down(device, "error"), json.dumps(body).encode(), token)
 
     def _send(self, topic: str, payload: bytes, token: bytes | None) -> None:
-        props = publish_props(token) if token is not None else None
-        self.client.publish(topic, payload, qos=QOS, properties=props)
+        props = mqtt.publish_props(token) if token is not None else None
+        self.client.publish(topic, payload, qos=mqtt.QOS, properties=props)

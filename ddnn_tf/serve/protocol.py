@@ -203,6 +203,9 @@ async def with_deadline(awaitable: Awaitable[T], deadline_s: float, what: str) -
         ServiceError: 504 ``deadline_exceeded``.
     """
     try:
+        if hasattr(asyncio, "timeout"):  # Python 3.11: no task per request
+            async with asyncio.timeout(deadline_s):
+                return await awaitable
         return await asyncio.wait_for(awaitable, deadline_s)
     except TimeoutError:
         raise ServiceError(

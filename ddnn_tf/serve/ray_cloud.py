@@ -5,18 +5,18 @@ the app of :func:`~ddnn_tf.serve.cloud.cloud_router`; concurrent requests reachi
 replica are gathered by ``@serve.batch`` into one interpreter call.
 
 Safety of the local Ray instance started by ``serve cloud --engine ray`` (no
-``--address``):
+``address``):
 
 * token authentication on (``RAY_AUTH_MODE=token``) with a fresh random token passed to
   Ray's processes in the ``RAY_AUTH_TOKEN`` environment variable, so nothing is written
-  to ``~/.ray/auth_token``; ``--no-ray-auth`` opts out (``RAY_AUTH_MODE=disabled``);
+  to ``~/.ray/auth_token``; ``no_ray_auth`` opts out (``RAY_AUTH_MODE=disabled``);
 * the dashboard is off; the node address is 127.0.0.1; the Serve HTTP proxy binds
-  ``--host`` (127.0.0.1 by default). Ray's own control-plane ports (GCS, raylet, object
+  ``host`` (127.0.0.1 by default). Ray's own control-plane ports (GCS, raylet, object
   manager, workers) still listen on all interfaces; token auth is what guards them;
-* Ray writes its session files and logs under ``/tmp/ray/session_*`` (``--ray-temp-dir``
+* Ray writes its session files and logs under ``/tmp/ray/session_*`` (``ray_temp_dir``
   moves them).
 
-With ``--address`` an existing cluster is used as it is configured (its token, if any,
+With ``address`` an existing cluster is used as it is configured (its token, if any,
 must be available to this process as Ray expects: ``RAY_AUTH_TOKEN``,
 ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) and the model directory must exist at
 the same path on the nodes that run replicas.
@@ -32,11 +32,13 @@ import socket
 import time
 from pathlib import Path
 
-from ddnn_tf.errors import ConfigError, DeploymentError
+from ddnn_tf.errors import DeploymentError
 
 __all__ = ["APP_NAME", "serve_ray"]
 
 APP_NAME = "ddnn-cloud"
+#: How long ``@serve.batch`` waits for more requests before a batch runs.
+BATCH_WAIT_S = 0.002
 
 
 def _free_port(host: str) -> int:
@@ -46,25 +48,27 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _deployment(max_batch: int, batch_wait_s: float, replicas: int):
+def _deployment(settings):
     from ray import serve
 
     @serve.deployment(
-        num_replicas=replicas, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256
+        num_replicas=settings.replicas,
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=256,
     )
     @serve.ingress()
     class CloudReplica:
         """One replica: the cloud tier behind the protocol, batched by ``@serve.batch``."""
 
-        def __init__(self, model_dir: str, options: dict) -> None:
+        def __init__(self, settings) -> None:
             from ddnn_tf.serve.cloud import CloudTier
 
-            self.tier = CloudTier(model_dir, target=options["target"])
-            self.options = options
+            self.tier = CloudTier(settings.model, target=settings.target)
+            self.settings = settings
 
         @serve.batch(
-            max_batch_size=max_batch,
-            batch_wait_timeout_s=batch_wait_s,
+            max_batch_size=settings.max_batch,
+            batch_wait_timeout_s=BATCH_WAIT_S,
             batch_size_fn=lambda items: sum(len(p) for p, _ in items),
         )
         async def classify(self, parsed: list) -> list:
@@ -78,14 +82,14 @@ def _deployment(max_batch: int, batch_wait_s: float, replicas: int):
 
             app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
             install_error_handlers(app)
-            o = self.options
+            s = self.settings
             app.include_router(
                 cloud_router(
                     self.tier,
-                    token=o["token"],
-                    max_body_bytes=o["max_body_bytes"],
-                    deadline_s=o["deadline_s"],
-                    submit=self.classify,
+                    self.classify,
+                    token=s.token,
+                    max_body_bytes=s.max_body_bytes,
+                    deadline_s=s.deadline_s,
                 )
             )
             return app
@@ -93,39 +97,25 @@ def _deployment(max_batch: int, batch_wait_s: float, replicas: int):
     return CloudReplica
 
 
-def serve_ray(
-    model: str | Path,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    token: str | None = None,
-    max_body_bytes: int,
-    deadline_s: float,
-    target: str = "portable",
-    max_batch: int = 1024,
-    batch_wait_s: float = 0.002,
-    replicas: int = 1,
-    address: str | None = None,
-    ray_auth: bool = True,
-    ray_temp_dir: str | None = None,
-) -> None:
+def serve_ray(settings) -> None:
     """Deploy the cloud tier on Ray Serve and serve until SIGINT/SIGTERM.
 
     Prints ``{"url": ...}`` once the deployment is healthy; on exit deletes the
     application (and stops the local Ray instance it started).
 
+    Args:
+        settings: the cloud's :class:`~ddnn_tf.serve.settings.CloudSettings` (engine ray).
+
     Raises:
-        ValueError: bad options, or a model the cloud cannot serve.
+        ValueError: a model the cloud cannot serve; DeploymentError: Ray does not start.
     """
     from ddnn_tf.serve.cloud import CloudTier
 
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-        raise ConfigError(f"expected a positive integer, got {replicas!r}.", argument="replicas")
-    model = str(Path(model).resolve())
-    CloudTier(model, target=target)  # fail fast, before Ray starts, on a bad model
-    local = address is None
+    settings = settings.replace(model=str(Path(settings.model).resolve()))
+    CloudTier(settings.model, target=settings.target)  # fail fast, before Ray starts
+    local = settings.address is None
     if local:  # before Ray is imported: it reads the mode once
-        if ray_auth:
+        if not settings.no_ray_auth:
             os.environ["RAY_AUTH_MODE"] = "token"
             os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
         else:
@@ -141,12 +131,12 @@ def serve_ray(
                 num_cpus=max(os.cpu_count() or 1, 1),
                 log_to_driver=False,
                 configure_logging=False,
-                _temp_dir=ray_temp_dir,
+                _temp_dir=settings.ray_temp_dir,
             )
         else:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=settings.address, log_to_driver=False)
     except (RuntimeError, ConnectionError, ValueError, OSError) as err:  # Ray's, in one line
-        where = "a local Ray instance" if local else f"the Ray cluster at {address}"
+        where = "a local Ray instance" if local else f"the Ray cluster at {settings.address}"
         raise DeploymentError(f"could not start {where}: {type(err).__name__}: {err}") from None
     stop = {"now": False}
 
@@ -155,19 +145,14 @@ def serve_ray(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    host = settings.host
     try:
-        port = int(port) or _free_port(host)
+        port = settings.port or _free_port(host)
         serve.start(http_options={"host": host, "port": port})
-        options = {
-            "token": token,
-            "max_body_bytes": int(max_body_bytes),
-            "deadline_s": float(deadline_s),
-            "target": target,
-        }
-        app = _deployment(int(max_batch), float(batch_wait_s), replicas).bind(model, options)
-        serve.run(app, name=APP_NAME, route_prefix="/")
+        serve.run(_deployment(settings).bind(settings), name=APP_NAME, route_prefix="/")
         shown = f"[{host}]" if ":" in host else host
-        print(json.dumps({"url": f"http://{shown}:{port}", "replicas": replicas}), flush=True)
+        url = {"url": f"http://{shown}:{port}", "replicas": settings.replicas}
+        print(json.dumps(url), flush=True)
         while not stop["now"]:
             time.sleep(0.2)
     finally:

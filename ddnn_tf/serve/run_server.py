@@ -1,4 +1,5 @@
-"""Run an ASGI app on uvicorn on a socket bound first (so ``--port 0`` reports its port)."""
+"""Run an ASGI app on uvicorn on a socket bound first (so port 0 reports its port), and
+the cloud service on the engine its settings name (:func:`serve_cloud`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["bind", "run_app"]
+__all__ = ["bind", "run_app", "serve_cloud"]
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -24,7 +25,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, int(port)))
     except OSError as err:
         sock.close()
-        raise ConfigError(f"--host {host} --port {port}: cannot bind ({err.strerror}).") from None
+        raise ConfigError(f"cannot bind {host}:{port} ({err.strerror}).", argument="port") from None
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
@@ -53,3 +54,27 @@ def run_app(app, host: str, port: int) -> None:
     finally:
         sock.close()
         sys.stdout.flush()
+
+
+def serve_cloud(settings) -> None:
+    """``ddnn serve cloud``: serve the cloud tier until SIGINT/SIGTERM, on uvicorn
+    (:func:`ddnn_tf.serve.cloud.create_cloud_app`) or on Ray Serve
+    (:func:`ddnn_tf.serve.ray_cloud.serve_ray`).
+
+    Args:
+        settings: the cloud's :class:`~ddnn_tf.serve.settings.CloudSettings`.
+
+    Raises:
+        ConfigError: beyond loopback without a token; a bad model or option.
+    """
+    from ddnn_tf.serve.settings import service_token
+
+    settings = settings.replace(token=service_token(settings.host, settings.token))
+    if settings.engine == "ray":
+        from ddnn_tf.serve.ray_cloud import serve_ray
+
+        serve_ray(settings)
+    else:
+        from ddnn_tf.serve.cloud import create_cloud_app
+
+        run_app(create_cloud_app(settings), settings.host, settings.port)

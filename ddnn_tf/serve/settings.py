@@ -1,7 +1,25 @@
-"""What every service shares before it starts (standard library only): the token rule
-and the default limits. The protocol itself is :mod:`ddnn_tf.serve.protocol`, specified
-in docs/protocol.md (*Wire protocol* in the documentation).
+"""One settings object per service, and the deployment plan: frozen dataclasses whose
+fields carry their range, their choices and their help (:mod:`ddnn_tf.core.options`),
+checked when made.
 
+* :class:`CloudSettings` (``ddnn serve cloud``), :class:`GatewaySettings` (``ddnn serve
+  gateway``), :class:`DemoSettings` (``ddnn serve demo``), :class:`DeviceSettings`
+  (``ddnn device``); the edge tiers run inside the gateway, with its settings;
+* :class:`DeployPlan` (``ddnn deploy``, or ``ddnn deploy --config site.toml``): the
+  model, the data, the sites, the devices (which run on an emulated board), the
+  transport and broker, the engine, the gateways' section, the faults and the ports; it
+  makes every child service's settings, whose command line is made from the fields
+  (:meth:`~ddnn_tf.core.options.Options.argv`), never written by hand.
+
+The command line's flags and help, a deployment file's schema and the docs' flag tables
+come from these fields too: adding an option is adding its field, and using it. Also
+here: the token rule (:func:`service_token`) and the default limits. Standard library
+only (the protocol itself is :mod:`ddnn_tf.serve.protocol`).
+
+>>> GatewaySettings(model="m", cloud="http://127.0.0.1:8000", window=64)
+Traceback (most recent call last):
+...
+ddnn_tf.errors.ConfigError: window: expected at least two rounds (128 answers for batch 64), got 64.
 >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0")
 (True, False)
 """
@@ -10,23 +28,53 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import dataclass
 
+from ddnn_tf.core.options import (
+    AT_LEAST_1,
+    NON_NEGATIVE,
+    PORT,
+    POSITIVE,
+    Options,
+    option,
+)
+from ddnn_tf.core.vocab import SUBSETS, TARGETS
 from ddnn_tf.errors import ConfigError
 
 __all__ = [
     "DEFAULT_DEADLINE_S",
     "DEFAULT_MAX_BODY_BYTES",
+    "SERVED_MODES",
     "TOKEN_ENV",
+    "CloudSettings",
+    "DemoSettings",
+    "DeployPlan",
+    "DeviceSettings",
+    "DeviceTuning",
+    "GatewaySettings",
+    "LinkSettings",
+    "ServiceSettings",
     "is_loopback",
     "service_token",
+    "settings_of",
 ]
 
+#: The device protocols the services run, of :data:`~ddnn_tf.core.vocab.PROTOCOL_MODES`
+#: (``ddnn cost`` prices them all).
+SERVED_MODES = ("paper",)
 #: Environment variable holding the shared token (an explicit token overrides it).
 TOKEN_ENV = "DDNN_TF_TOKEN"
 #: Largest request body a service accepts.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 #: Seconds a request may take before it is answered with a timeout error.
 DEFAULT_DEADLINE_S = 10.0
+_THRESHOLD = {  # what a threshold may be in a file: T, a rule's name, or T per exit
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 1},
+        {"enum": ["paper", "calibrated"]},
+        {"type": "object", "additionalProperties": {"type": "number"}},
+    ]
+}
 
 
 def is_loopback(host: str) -> bool:
@@ -53,3 +101,327 @@ def service_token(host: str, token: str | None) -> str | None:
             argument="host",
         )
     return None if token is None else str(token)
+
+
+def settings_of(cls: type, settings, options: dict):
+    """``settings`` when it is a ``cls``, else ``cls(model=settings, **options)`` (a
+    service's functions take its settings, or its model directory and options)."""
+    if isinstance(settings, cls):
+        if options:
+            raise TypeError(f"settings given: no options as well ({sorted(options)})")
+        return settings
+    return cls(model=str(settings), **options)
+
+
+def _items(value) -> list[str]:
+    """``"a,b"`` (or a list) -> ``["a", "b"]``."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected a comma-separated list, got {value!r}.")
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _devices(value) -> list[int]:
+    """Device indices from ``"0,1,2"``, a number or a list."""
+    items = [value] if isinstance(value, int) and not isinstance(value, bool) else _items(value)
+    if not all(str(v).isdigit() for v in items):
+        raise ValueError(f"expected device indices such as 0,1,2, got {value!r}.")
+    return sorted({int(v) for v in items})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSettings(Options):
+    """What every HTTP service takes."""
+
+    model: str = option(help="the converted model directory (tflite_models/NAME)", positional=True)
+    host: str = option("127.0.0.1", "interface to bind (default loopback only)")
+    port: int = option(8000, "TCP port (0: a free one)", PORT)
+    token: str | None = option(
+        None, "shared token required on every request (default: $DDNN_TF_TOKEN)", secret=True
+    )
+    max_body_bytes: int = option(DEFAULT_MAX_BODY_BYTES, "request body limit", AT_LEAST_1)
+    deadline_s: float = option(DEFAULT_DEADLINE_S, "per-request deadline in seconds", POSITIVE)
+    target: str = option(
+        "portable", "portable (ai-edge-litert) or lce (larq-compute-engine)", choices=TARGETS
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloudSettings(ServiceSettings):
+    """``ddnn serve cloud``: the cloud tier (uvicorn, or Ray Serve)."""
+
+    max_batch: int = option(1024, "most samples per interpreter call", AT_LEAST_1)
+    engine: str = option(
+        "uvicorn", "uvicorn (embedded) or ray (Ray Serve deployment)", choices=("uvicorn", "ray")
+    )
+    replicas: int = option(1, "Ray Serve replicas (engine ray)", AT_LEAST_1)
+    address: str | None = option(
+        None, "an existing Ray cluster's address (engine ray; default: start a local one)"
+    )
+    no_ray_auth: bool = option(
+        False, "start the local Ray instance without token authentication (engine ray)"
+    )
+    ray_temp_dir: str | None = option(
+        None, "where the local Ray instance writes its session files (default /tmp/ray)"
+    )
+    cors_origins: list[str] = option(
+        (), "comma-separated web origins whose pages may call the service (engine uvicorn)",
+        parse=_items,
+    )  # fmt: skip
+
+    def check(self) -> None:
+        if self.cors_origins and self.engine != "uvicorn":
+            raise ConfigError("supported with engine uvicorn only.", argument="cors_origins")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkSettings(Options):
+    """How devices and their gateway talk: HTTP, or MQTT through a broker."""
+
+    transport: str = option("http", "http or mqtt between the devices and the gateway",
+                            choices=("http", "mqtt"))  # fmt: skip
+    broker: str | None = option(
+        None, "the MQTT broker, mqtt://USER@HOST:PORT or mqtts://USER@HOST:PORT (TLS)"
+    )
+    mqtt_user: str | None = option(None, "the broker user name (default: the URL's)")
+    mqtt_password: str | None = option(
+        None, "the broker password (default: $DDNN_TF_MQTT_PASSWORD)", secret=True
+    )
+    mqtt_ca: str | None = option(
+        None, "CA certificate file to verify an mqtts:// broker (default: the system's)"
+    )
+    topic_root: str | None = option(None, "the MQTT topics' prefix (default ddnn/MODEL_NAME)")
+
+    def check(self) -> None:
+        if self.transport == "http" and self.broker is not None:
+            raise ConfigError("a broker is used with transport mqtt only.", argument="broker")
+        if self.transport == "mqtt" and self.broker is None:
+            raise ConfigError("transport mqtt needs the broker's URL.", argument="broker")
+
+    def mqtt(self):
+        """The :class:`~ddnn_tf.serve.mqtt.MqttSettings` (None for HTTP).
+
+        Raises:
+            ConfigError: a broker URL, CA file or topic root that cannot be used.
+        """
+        if self.transport != "mqtt":
+            return None
+        from ddnn_tf.serve.mqtt import MqttSettings
+
+        return MqttSettings.from_url(
+            self.broker,
+            username=self.mqtt_user,
+            password=self.mqtt_password,
+            ca=self.mqtt_ca,
+            topic_root=self.topic_root,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayTuning(Options):
+    """How a gateway runs its rounds: the ``[gateway]`` table of a deployment file."""
+
+    threshold: object = option(
+        None, "T of every early exit, or 'paper' (default: the manifest's)", section="gateway",
+        schema=_THRESHOLD,
+    )  # fmt: skip
+    batch: int = option(64, "samples per round (every device's too)", AT_LEAST_1, section="gateway")
+    window: int = option(
+        4096, "answers kept for subscribers that reconnect; round starts are accepted "
+        "within this many samples of the newest round", AT_LEAST_1, section="gateway",
+    )  # fmt: skip
+    gather_s: float = option(
+        2.0, "how long a round waits for a device's message before counting it absent",
+        POSITIVE, section="gateway",
+    )  # fmt: skip
+    join_s: float = option(
+        120.0, "how long the first round waits for every device to join", POSITIVE,
+        section="gateway",
+    )  # fmt: skip
+    cloud_timeout_s: float = option(
+        5.0, "how long one cloud request may take", POSITIVE, section="gateway"
+    )
+    cloud_retry_s: float = option(
+        5.0, "how long rounds retry an unreachable cloud before the exit below it answers "
+        "them (degraded)", POSITIVE, section="gateway",
+    )  # fmt: skip
+    mode: str = option(
+        "paper", "the round protocol: paper (summary, decision, features)",
+        choices=SERVED_MODES, section="gateway",
+    )  # fmt: skip
+
+    def check(self) -> None:
+        if self.window < 2 * self.batch:
+            raise ConfigError(
+                f"expected at least two rounds ({2 * self.batch} answers for batch "
+                f"{self.batch}), got {self.window}.",
+                argument="window",
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings(GatewayTuning, LinkSettings, ServiceSettings):
+    """``ddnn serve gateway``: the local aggregator (and the edges) the devices talk to."""
+
+    cloud: str = option(help="the cloud service's URL, e.g. http://127.0.0.1:8000")
+    port: int = option(8001, "TCP port (0: a free one)", PORT)
+    cloud_token: str | None = option(
+        None, "token sent to the cloud (default: the same token)", secret=True
+    )
+    journal: str | None = option(
+        None, "a file the answers are written to and read back from on a restart, so a "
+        "restarted gateway answers each sample once (default: memory only)",
+    )  # fmt: skip
+
+    def check(self) -> None:
+        GatewayTuning.check(self)
+        LinkSettings.check(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoSettings(ServiceSettings):
+    """``ddnn serve demo``: the phone app, its model and the cloud tier on one origin."""
+
+    host: str = option(
+        "127.0.0.1", "interface to bind: 127.0.0.1 (a phone reaches it over USB with adb "
+        "reverse) or 0.0.0.0 / a LAN address (with https)",
+    )  # fmt: skip
+    port: int = option(8080, "TCP port (0: a free one)", PORT)
+    token: str | None = option(
+        None, "shared token of the cloud routes (default: $DDNN_TF_TOKEN; beyond loopback "
+        "one is generated and put in the printed URL)", secret=True,
+    )  # fmt: skip
+    https: bool = option(False, "serve TLS with a self-signed certificate made for this machine")
+    cert_dir: str | None = option(
+        None, "where https keeps cert.pem and key.pem, reused while valid (default: "
+        "~/.cache/ddnn_tf/demo-tls)",
+    )  # fmt: skip
+    qr: bool = option(True, "print a terminal QR code of the URL")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceTuning(Options):
+    """What a deployment hands every device as it is (``repeat``, and the ``[devices]``
+    table of a deployment file): a field added here is a flag of ``ddnn device`` and of
+    ``ddnn deploy``, a key of the file, and reaches every device ``deploy`` starts."""
+
+    repeat: int = option(1, "stream the samples this many times (a soak)", AT_LEAST_1)
+    reconnect_s: float = option(
+        300.0, "a device gives up after this many seconds without its gateway", POSITIVE,
+        section="devices",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceSettings(DeviceTuning, LinkSettings):
+    """``ddnn device``: one end device as a process."""
+
+    model: str = option(help="the converted model directory (tflite_models/NAME)", positional=True)
+    index: int = option(help="this device's index (0 .. D-1)", range=NON_NEGATIVE)
+    data: str = option(
+        help="dataset name (fmnist6, mvmc, npz, synthetic, cancer3) or a .npy file of this view"
+    )
+    gateway: str | None = option(None, "the gateway's URL, e.g. http://127.0.0.1:8001 (http)")
+    path: str | None = option(None, "data file or directory for file-based loaders")
+    subset: str = option("test", "the data subset: test or val", choices=SUBSETS)
+    limit: int | None = option(None, "stream the first N samples only", AT_LEAST_1)
+    batch: int = option(64, "samples per round (the gateway's)", AT_LEAST_1)
+    token: str | None = option(None, "the shared token (default: $DDNN_TF_TOKEN)", secret=True)
+    target: str = option(
+        "portable", "portable (ai-edge-litert) or lce (larq-compute-engine)", choices=TARGETS
+    )
+    mcu: str | None = option(
+        None, "run the tier's C on this board instead of the binary: qemu (an emulated "
+        "Cortex-M4, mps2-an386), mps2-an385 (Cortex-M3) or host (the system gcc)",
+    )  # fmt: skip
+    mode: str = option("paper", "the round protocol (the gateway's)", choices=SERVED_MODES)
+
+    def check(self) -> None:
+        LinkSettings.check(self)
+        if self.transport == "http" and self.gateway is None:
+            raise ConfigError("transport http needs the gateway's URL.", argument="gateway")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployPlan(GatewayTuning, DeviceTuning):
+    """``ddnn deploy``: a whole hierarchy as processes on loopback, and its faults.
+
+    Every key of a deployment file (``ddnn deploy --config site.toml``) is one of these
+    fields: the top level, and the tables ``[gateway]`` (every site's gateway, the
+    tables of :class:`GatewaySettings`), ``[devices]``, ``[faults]`` and ``[ports]``.
+    """
+
+    model: str = option(help="the converted model directory (tflite_models/NAME)", positional=True)
+    data: str | None = option(
+        None, "dataset name (fmnist6, mvmc, npz, synthetic, cancer3; default: the one the "
+        "manifest records)",
+    )  # fmt: skip
+    path: str | None = option(None, "data file or directory for file-based loaders")
+    subset: str = option("test", "the data subset to stream: test or val", choices=SUBSETS)
+    limit: int | None = option(None, "stream the first N samples only", AT_LEAST_1)
+    engine: str = option(
+        "uvicorn", "the cloud's engine: uvicorn or ray", choices=("uvicorn", "ray")
+    )
+    replicas: int = option(1, "Ray Serve replicas (engine ray)", AT_LEAST_1)
+    target: str = option(
+        "portable", "portable (ai-edge-litert) or lce (larq-compute-engine)", choices=TARGETS
+    )
+    sites: int = option(1, "gateways, each with its own devices, sharing the one cloud", AT_LEAST_1)
+    transport: str = option(
+        "http", "http or mqtt between the devices and the gateways", choices=("http", "mqtt")
+    )
+    broker: str | None = option(
+        None, "an MQTT broker to use, mqtt://USER@HOST:PORT or mqtts://..., its password in "
+        "$DDNN_TF_MQTT_PASSWORD (default: start mosquitto on loopback with a user and "
+        "topic ACL per client)",
+    )  # fmt: skip
+    timeout_s: float = option(
+        900.0, "give up (and stop everything) after this many seconds of streaming", POSITIVE
+    )
+    cloud_retry_s: float | None = option(
+        None, "how long the gateways retry an unreachable cloud before the exit below it "
+        "answers (default 5; 60 with restart_cloud_at, 180 on Ray)", POSITIVE,
+        section="gateway",
+    )  # fmt: skip
+    mcu_devices: list[int] = option(
+        (), "devices (e.g. 0,1,2,3,4,5) whose tier runs as C on an emulated Cortex-M4 (QEMU)",
+        parse=_devices, section="devices",
+    )  # fmt: skip
+    kill_device: int | None = option(
+        None, "the device to SIGKILL (with kill_at)", NON_NEGATIVE, section="faults"
+    )
+    kill_at: int | None = option(
+        None, "kill it once this many samples were answered", NON_NEGATIVE, section="faults"
+    )
+    cloud_down_at: int | None = option(
+        None, "stop the cloud for good once this many samples were answered", NON_NEGATIVE,
+        section="faults",
+    )  # fmt: skip
+    restart_gateway_at: int | None = option(
+        None, "SIGKILL site 0's gateway once this many samples were answered and start it "
+        "again (same port, same journal)", NON_NEGATIVE, section="faults",
+    )  # fmt: skip
+    restart_cloud_at: int | None = option(
+        None, "stop the cloud once this many samples were answered and start it again on "
+        "the same port", NON_NEGATIVE, section="faults",
+    )  # fmt: skip
+    cloud_port: int = option(0, "the cloud's port (0: a free one)", PORT, section="ports")
+    gateway_port: int = option(
+        0, "the first site's gateway port, site k's is this + k (0: free ones)", PORT,
+        section="ports",
+    )  # fmt: skip
+
+    def check(self) -> None:
+        GatewayTuning.check(self)
+        if self.broker is not None and self.transport != "mqtt":
+            raise ConfigError("a broker is used with transport mqtt only.", argument="broker")
+        if (self.kill_device is None) != (self.kill_at is None):
+            raise ConfigError("kill_device and kill_at go together.", argument="kill_at")
+        if self.cloud_down_at is not None and self.restart_cloud_at is not None:
+            raise ConfigError("excludes restart_cloud_at.", argument="cloud_down_at")
+        if self.cloud_retry_s is None:  # long enough for a restart to come back
+            retry = (
+                5.0 if self.restart_cloud_at is None else 180.0 if self.engine == "ray" else 60.0
+            )
+            object.__setattr__(self, "cloud_retry_s", retry)

@@ -598,6 +598,64 @@ def _baseline(s: _Setting, name: str) -> Scenario:
 # ------------------------------------------------------------------ the entry point
 
 
+def _sources(tier_ms, given: Mapping[str, str] | None) -> dict[str, str]:
+    """Where :func:`price`'s inputs came from: ``given``, else what it can tell."""
+    return {
+        "instructions": "given",
+        "bytes": "from the topology (summary encoding and feature shapes)",
+        "exits": "given",
+        "tier_ms": "measured on this host" if tier_ms else "not measured: 0 ms",
+        **dict(given or {}),
+    }
+
+
+def _check_options(mode: str, **values: float) -> None:
+    """``mode`` is a protocol mode and each of ``values`` a finite number > 0.
+
+    Raises:
+        ConfigError: naming the first option that is not.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"expected one of {', '.join(MODES)}, got {mode!r}.", argument="mode")
+    for name, value in values.items():
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
+        if not ok or not math.isfinite(value):
+            raise ConfigError(f"expected a positive number, got {value!r}.", argument=name)
+
+
+def _presence(presence, index: np.ndarray, d: int) -> np.ndarray:
+    """The ``(N, D)`` devices alive: ``presence`` checked, or all of a classified sample's."""
+    n = len(index)
+    if presence is None:
+        return np.broadcast_to((index >= 0)[:, None], (n, d)).copy()
+    present = np.asarray(presence, bool)
+    if present.shape != (n, d):
+        raise ConfigError(
+            f"expected a bool mask of shape {(n, d)}, got {present.shape}.", argument="presence"
+        )
+    return present
+
+
+def _payload_sizes(topology: Topology, summary, upward, raw) -> dict[str, np.ndarray]:
+    """Each device's summary, upward and raw bytes: those given, else the topology's."""
+    d = topology.num_devices
+    if summary is None:
+        summary = (
+            comm.summary_nbytes(topology.num_classes, topology.summary_encoding)
+            if topology.has_local
+            else 0
+        )
+    if upward is None:
+        upward = [comm.feature_nbytes(topology.feature_shape(i)) for i in range(d)]
+    if raw is None:
+        raw = [math.prod(shape) for shape in topology.input_shapes]
+    return {
+        "summary": np.round(_per_device(summary, d, "summary_nbytes")),
+        "upward": np.round(_per_device(upward, d, "upward_nbytes")),
+        "raw": np.round(_per_device(raw, d, "raw_nbytes")),
+    }
+
+
 def price(
     topology: Topology,
     exits,
@@ -673,69 +731,37 @@ def price(
         >>> d["modes"]["cheaper"], sorted(d["baselines"])
         ('eager', ['always_cloud', 'raw_offload'])
     """
-    if mode not in MODES:
-        raise ConfigError(f"expected one of {', '.join(MODES)}, got {mode!r}.", argument="mode")
-    for name, value in (
-        ("rate_hz", rate_hz),
-        ("battery_mah", battery_mah),
-        ("battery_v", battery_v),
-    ):
-        if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
-            raise ConfigError(f"expected a positive number, got {value!r}.", argument=name)
-        if not math.isfinite(value):
-            raise ConfigError(f"expected a positive number, got {value!r}.", argument=name)
+    _check_options(mode, rate_hz=rate_hz, battery_mah=battery_mah, battery_v=battery_v)
     hw = Hardware.load(mcu, radio, wan, gateway, cloud)
     index = _exit_array(topology, exits)
-    n, d = len(index), topology.num_devices
-    if presence is None:
-        present = np.broadcast_to((index >= 0)[:, None], (n, d)).copy()
-    else:
-        present = np.asarray(presence, bool)
-        if present.shape != (n, d):
-            raise ConfigError(
-                f"expected a bool mask of shape {(n, d)}, got {present.shape}.",
-                argument="presence",
-            )
-    if summary_nbytes is None:
-        summary_nbytes = (
-            comm.summary_nbytes(topology.num_classes, topology.summary_encoding)
-            if topology.has_local
-            else 0
-        )
-    if upward_nbytes is None:
-        upward_nbytes = [comm.feature_nbytes(topology.feature_shape(i)) for i in range(d)]
-    if raw_nbytes is None:
-        raw_nbytes = [math.prod(shape) for shape in topology.input_shapes]
+    d = topology.num_devices
     setting = _Setting(
         topology=topology,
         hw=hw,
         index=index,
-        present=present,
+        present=_presence(presence, index, d),
         instructions=_per_device(instructions, d, "instructions"),
-        summary=np.round(_per_device(summary_nbytes, d, "summary_nbytes")),
-        upward=np.round(_per_device(upward_nbytes, d, "upward_nbytes")),
-        raw=np.round(_per_device(raw_nbytes, d, "raw_nbytes")),
-        times=_tier_times(tier_ms, n),
+        **_payload_sizes(topology, summary_nbytes, upward_nbytes, raw_nbytes),
+        times=_tier_times(tier_ms, len(index)),
         period=1.0 / rate_hz,
         rng=np.random.default_rng(seed),
     )
-    scenarios = {}
-    for name in (*MODES, "raw_offload", "always_cloud"):
-        setting.rng = np.random.default_rng(seed)  # the same waits in every scenario
-        scenarios[name] = _hierarchy(setting, name) if name in MODES else _baseline(setting, name)
-    default_sources = {
-        "instructions": "given",
-        "bytes": "from the topology (summary encoding and feature shapes)",
-        "exits": "given",
-        "tier_ms": "measured on this host" if tier_ms else "not measured: 0 ms",
-    }
     return Cost(
         mode=mode,
         devices=[device_tier(i) for i in range(d)],
         rate_hz=float(rate_hz),
         battery_mah=float(battery_mah),
         battery_v=float(battery_v),
-        scenarios=scenarios,
+        scenarios=_scenarios(setting, seed),
         hardware=hw,
-        sources={**default_sources, **dict(sources or {})},
+        sources=_sources(tier_ms, sources),
     )
+
+
+def _scenarios(setting: _Setting, seed: int) -> dict[str, Any]:
+    """Both protocol modes and both baselines priced, with the same random waits each."""
+    scenarios = {}
+    for name in (*MODES, "raw_offload", "always_cloud"):
+        setting.rng = np.random.default_rng(seed)
+        scenarios[name] = _hierarchy(setting, name) if name in MODES else _baseline(setting, name)
+    return scenarios

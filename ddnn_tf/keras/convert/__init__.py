@@ -196,6 +196,27 @@ def convert_run(
         dataset = dataset if dataset is not None else run.load_data()
         calibration = calibration_feeds(run.ddnn, plans, dataset.train.x)
 
+    files, tiers = _convert_tiers(run, plans, targets, quantize, calibration, progress)
+    if mcu_targets:  # a uint8 scale, or None for float32 sensors (manifest_build._raw_dtype)
+        add_mcu_targets(run.ddnn, plans, files, tiers, scale=meta["scale"], targets=mcu_targets)
+
+    manifest = build_manifest(
+        run,
+        split,
+        plans,
+        tiers,
+        meta,
+        targets=targets,
+        quantize=quantize,
+        name=name,
+        dataset=dataset,
+        calibrate=calibrate,
+    )
+    return Conversion(manifest=manifest, files=files)
+
+
+def _convert_tiers(run: Run, plans, targets, quantize: str, calibration: dict, progress: bool):
+    """Every tier's binaries (``{filename: bytes}``) and manifest entries (``{tier: entry}``)."""
     files: dict[str, bytes] = {}
     tiers: dict[str, Any] = {}
     iterator = plans
@@ -224,22 +245,7 @@ def convert_run(
                 ops=info["ops"],
             )
         tiers[plan.name] = tier_entry(run.ddnn, plan, entries, quantize=quantize)
-    if mcu_targets:  # a uint8 scale, or None for float32 sensors (manifest_build._raw_dtype)
-        add_mcu_targets(run.ddnn, plans, files, tiers, scale=meta["scale"], targets=mcu_targets)
-
-    manifest = build_manifest(
-        run,
-        split,
-        plans,
-        tiers,
-        meta,
-        targets=targets,
-        quantize=quantize,
-        name=name,
-        dataset=dataset,
-        calibrate=calibrate,
-    )
-    return Conversion(manifest=manifest, files=files)
+    return files, tiers
 
 
 def save_conversion(conversion: Conversion, out: str | Path, *, overwrite: bool = False) -> Path:

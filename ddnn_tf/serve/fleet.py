@@ -1,0 +1,371 @@
+"""The processes of a deployment: start, restart and stop them (``ddnn deploy``, the
+serving benchmark and the tests).
+
+:class:`ServiceProcess` is one child ``python`` process with its output in files;
+:class:`Fleet` starts a :class:`~ddnn_tf.serve.settings.DeployPlan`'s broker, cloud,
+gateways and device processes on loopback, each from its own settings object (the child's
+command line is :meth:`~ddnn_tf.core.options.Options.argv` of it; tokens and passwords
+travel in the environment), restarts them when a fault says so, and stops everything it
+started, also on an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json as _json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ddnn_tf.core.graph import device_tier
+from ddnn_tf.errors import DeploymentError
+from ddnn_tf.serve.mqtt import PASSWORD_ENV, default_topic_root
+from ddnn_tf.serve.settings import (
+    TOKEN_ENV,
+    CloudSettings,
+    DeployPlan,
+    DeviceSettings,
+    DeviceTuning,
+    GatewaySettings,
+    GatewayTuning,
+)
+
+__all__ = ["READY_TIMEOUT_S", "Fleet", "ServiceProcess", "child_env", "service_rss_mb"]
+
+READY_TIMEOUT_S = 120.0
+#: The child command of each service's settings.
+_COMMANDS = {
+    CloudSettings: ["-m", "ddnn_tf.serve", "cloud"],
+    GatewaySettings: ["-m", "ddnn_tf.serve", "gateway"],
+    DeviceSettings: ["-m", "ddnn_tf.device"],
+}
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process: this one's, unbuffered, this package first."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+    env["PYTHONPATH"] = root + (os.pathsep + path if path else "")
+    return env
+
+
+class ServiceProcess:
+    """A child ``python`` process with its output in files (no pipe can fill up and block it).
+
+    Args:
+        name: a name for messages and the output files.
+        args: arguments after ``python``, or a service's settings (its command line).
+        folder: where ``NAME.out`` / ``NAME.err`` are written.
+        env: the environment.
+    """
+
+    def __init__(self, name: str, args, folder: Path, env: dict[str, str]) -> None:
+        if not isinstance(args, list):
+            args = [*_COMMANDS[type(args)], *args.argv()]
+        self.name = name
+        self.out = folder / f"{name}.out"
+        self.err = folder / f"{name}.err"
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, *args],
+                stdout=out,
+                stderr=err,
+                env=env,
+                start_new_session=True,
+            )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self) -> str:
+        text = self.err.read_text(errors="replace").strip().splitlines()
+        return " | ".join(text[-3:]) if text else "(no output)"
+
+    def url(self, deadline: float) -> str:
+        while time.monotonic() < deadline:
+            for line in self.out.read_text(errors="replace").splitlines():
+                if line.startswith('{"url"'):
+                    return _json.loads(line)["url"]
+            if not self.alive():
+                raise DeploymentError(
+                    f"{self.name} exited with status {self.proc.returncode}: {self.tail()}"
+                )
+            time.sleep(0.05)
+        raise DeploymentError(f"{self.name} did not start within {READY_TIMEOUT_S:g} s.")
+
+    def ready(self, client) -> str:
+        """Wait until the service prints its URL and answers ``/readyz``; its URL.
+
+        Raises:
+            DeploymentError: the process exits, or is not ready within the time allowed.
+        """
+        import httpx
+
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        url = self.url(deadline)
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise DeploymentError(
+                    f"{self.name} exited with status {self.proc.returncode}: {self.tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(f"{url}/readyz").status_code == 200:
+                    return url
+            time.sleep(0.1)
+        raise DeploymentError(f"{self.name} at {url} was not ready within {READY_TIMEOUT_S:g} s.")
+
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
+        """Signal the process itself (it stops its own children, as Ray's driver does),
+        then kill whatever is left of its process group after ``grace`` seconds."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(grace)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+
+    def records(self) -> list[dict]:
+        out = []
+        for line in self.out.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):  # a line cut by a kill
+                    out.append(_json.loads(line))
+        return out
+
+
+def service_rss_mb(pid: int) -> float:
+    """Peak resident memory (``VmHWM``) of process ``pid`` and of every process it leads
+    (its own children, started in its process group: Ray's processes, say), in MB."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            sid = int(stat[stat.rindex(b")") + 2 :].split()[3])
+            if int(entry) != pid and sid != pid:
+                continue
+            with open(f"/proc/{entry}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    return total / 1024
+
+
+def _fields(plan: DeployPlan, part: type) -> dict[str, Any]:
+    """The plan's options of ``part`` (:class:`GatewayTuning`, :class:`DeviceTuning`), which
+    it hands to each gateway or device as they are."""
+    return {f.name: getattr(plan, f.name) for f in dataclasses.fields(part)}
+
+
+@dataclass
+class Site:
+    """One gateway with its devices, its answer collector and how to start it again."""
+
+    index: int
+    settings: GatewaySettings
+    env: dict[str, str]
+    gateway: ServiceProcess
+    url: str
+    collector: Any
+    devices: list[ServiceProcess] = field(default_factory=list)
+    restarts: int = 0
+
+
+class Fleet:
+    """The processes of a :class:`~ddnn_tf.serve.settings.DeployPlan`, on loopback.
+
+    Args:
+        plan: the deployment plan.
+        folder: where the processes' files, the devices' data and the broker's go.
+        num_devices: the model's devices.
+
+    Use it as a context manager: on leaving, every process it started is stopped.
+    """
+
+    def __init__(self, plan: DeployPlan, folder: Path, num_devices: int) -> None:
+        import httpx
+
+        self.plan, self.folder, self.num_devices = plan, folder, num_devices
+        self.token = secrets.token_urlsafe(24)
+        self.env = child_env(**{TOKEN_ENV: self.token})
+        self.client = httpx.Client(headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        self.procs: list[ServiceProcess] = []
+        self.sites: list[Site] = []
+        self.broker = None
+        self.cloud: ServiceProcess | None = None
+        self.cloud_url = ""
+        from ddnn_tf.core.manifest import load_manifest
+
+        self.name = str(load_manifest(plan.model, check_files=False)["name"])
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *_) -> None:
+        for site in self.sites:
+            site.collector.stop(timeout=0.5)
+        for p in reversed(self.procs):
+            p.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        self.client.close()
+
+    def _start(self, name: str, args, env: dict[str, str] | None = None) -> ServiceProcess:
+        proc = ServiceProcess(name, args, self.folder, env or self.env)
+        self.procs.append(proc)
+        return proc
+
+    # ---------------------------------------------------------------- the services
+    def start(self, views: list) -> None:
+        """The broker (MQTT), the cloud, every site's gateway, then every device; each
+        device streams ``views[d]`` (a ``.npy`` file per device)."""
+        roots = [self._root(k) for k in range(self.plan.sites)]
+        if self.plan.transport == "mqtt" and self.plan.broker is None:
+            from ddnn_tf.serve.broker import Broker, plan_clients
+
+            clients = plan_clients(roots, self.num_devices)
+            self.broker = Broker(self.folder / "broker", clients).start()
+        self.start_cloud(self.plan.cloud_port)
+        for k in range(self.plan.sites):
+            self.sites.append(self._start_site(k))
+        for site in self.sites:
+            for d, view in enumerate(views):
+                settings, env = self._device(site, d, str(view))
+                name = device_tier(d) if self.plan.sites == 1 else f"site{site.index}-{d}"
+                site.devices.append(self._start(name, settings, env))
+
+    def start_cloud(self, port: int) -> None:
+        plan = self.plan
+        settings = CloudSettings(
+            model=plan.model,
+            port=port,
+            target=plan.target,
+            engine=plan.engine,
+            replicas=plan.replicas,
+            ray_temp_dir=str(self.folder / "ray") if plan.engine == "ray" else None,
+        )
+        name = "cloud" if self.cloud is None else "cloud-restarted"
+        self.cloud = self._start(name, settings)
+        self.cloud_url = self.cloud.ready(self.client)
+
+    def stop_cloud(self) -> None:
+        """An outage, not a shutdown: uvicorn's graceful stop would go on answering the
+        requests in flight (SIGKILL); Ray's driver must stop Ray itself (SIGTERM)."""
+        self.cloud.stop(signal.SIGKILL if self.plan.engine == "uvicorn" else signal.SIGTERM)
+
+    def restart_cloud(self) -> None:
+        """Stop the cloud and start it again on the same port."""
+        self.stop_cloud()
+        self.start_cloud(int(self.cloud_url.rsplit(":", 1)[1]))
+
+    def _root(self, k: int) -> str:
+        root = default_topic_root(self.name)
+        return root if self.plan.sites == 1 else f"{root}/site{k}"
+
+    def _mqtt(self, k: int, user: str):
+        """Site ``k``'s broker settings for client ``user`` (its own user and password on
+        deploy's broker; the given broker's for every client otherwise)."""
+        if self.broker is None:
+            from ddnn_tf.serve.mqtt import MqttSettings
+
+            return MqttSettings.from_url(self.plan.broker, topic_root=self._root(k))
+        return self.broker.settings(f"site{k}-{user}" if self.plan.sites > 1 else user)
+
+    def _link(self, k: int, user: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The link options and environment of a site's client."""
+        if self.plan.transport == "http":
+            return {}, self.env
+        mqtt = self._mqtt(k, user)
+        options = {"transport": "mqtt", "broker": mqtt.url, "topic_root": mqtt.topic_root}
+        return options, {**self.env, PASSWORD_ENV: mqtt.password or ""}
+
+    def _start_site(self, k: int) -> Site:
+        """Site ``k``'s gateway (the plan's ``[gateway]`` options) and its collector."""
+        link, env = self._link(k, "gateway")
+        port = self.plan.gateway_port + k if self.plan.gateway_port else 0
+        journal = str(self.folder / f"site{k}.journal")
+        settings = GatewaySettings(
+            model=self.plan.model,
+            cloud=self.cloud_url,
+            port=port,
+            target=self.plan.target,
+            journal=journal,
+            **_fields(self.plan, GatewayTuning),
+            **link,
+        )
+        name = "gateway" if self.plan.sites == 1 else f"gateway-site{k}"
+        gateway = self._start(name, settings, env)
+        url = gateway.ready(self.client)
+        if self.plan.transport == "mqtt":
+            from ddnn_tf.serve.collect import AnswerSubscriber
+
+            answers = self._mqtt(k, "answers")
+            collector = AnswerSubscriber(answers, answers.topic_root, f"deploy-{k}-answers")
+        else:
+            from ddnn_tf.serve.collect import StreamCollector
+
+            collector = StreamCollector(url, self.token)
+        collector.start()
+        return Site(
+            k, settings.replace(port=int(url.rsplit(":", 1)[1])), env, gateway, url, collector
+        )
+
+    def restart_gateway(self, site: Site) -> None:
+        """SIGKILL a site's gateway, start it again on the same port with the same journal."""
+        site.gateway.stop(signal.SIGKILL)
+        site.restarts += 1
+        site.gateway = self._start(
+            f"{site.gateway.name}-restart{site.restarts}", site.settings, site.env
+        )
+        site.gateway.ready(self.client)
+
+    def _device(self, site: Site, d: int, view: str) -> tuple[DeviceSettings, dict[str, str]]:
+        link, env = self._link(site.index, f"device{d}")
+        settings = DeviceSettings(
+            model=self.plan.model,
+            index=d,
+            data=view,
+            gateway=site.url if self.plan.transport == "http" else None,
+            batch=self.plan.batch,
+            target=self.plan.target,
+            mode=self.plan.mode,
+            mcu="qemu" if d in self.plan.mcu_devices else None,
+            **_fields(self.plan, DeviceTuning),
+            **link,
+        )
+        return settings, env
+
+    # ---------------------------------------------------------------- while streaming
+    def devices(self) -> list[ServiceProcess]:
+        return [p for site in self.sites for p in site.devices]
+
+    def check_devices(self) -> bool:
+        """Whether any device still runs.
+
+        Raises:
+            DeploymentError: a device failed (a killed one did not fail).
+        """
+        for p in self.devices():
+            if p.proc.poll() not in (None, 0, -signal.SIGKILL):
+                raise DeploymentError(f"{p.name} failed: {p.tail()}")
+        return any(p.alive() for p in self.devices())
+
+    def rss(self) -> tuple[list[float], float]:
+        """Peak resident memory (MB) of every site's gateway and of the cloud, now."""
+        gateways = [service_rss_mb(site.gateway.proc.pid) for site in self.sites]
+        return gateways, service_rss_mb(self.cloud.proc.pid)
