@@ -594,3 +594,24 @@ def test_real_valued_sensors_are_measured_as_their_integer_c():
         layer.fit(rng.normal(100.0, 30.0, (50, k)).astype(np.float32))
     footprints = measure_devices(ddnn, compiler_board("host"), scale=None)
     assert len(footprints.flash_bytes) == 2 and all(f > 0 for f in footprints.flash_bytes)
+
+
+# ------------------------------------------------------------------------ the docs
+def test_the_fmnist6_front_on_the_page_is_the_committed_search():
+    """docs/search.md quotes the fmnist6 search's front as the command printed it, from
+    the committed front.json (the search itself takes minutes: its result is checked)."""
+    from conftest import ROOT
+
+    from ddnn_tf.search.report import SearchReport, format_report
+
+    results = ROOT / "docs" / "results" / "search"
+    data = json.loads((results / "fmnist6_front.json").read_text())
+    fields = ("study", "storage", "objectives", "limits", "counts", "front", "references",
+              "plot", "ran_here", "hardware")  # fmt: skip
+    table = format_report(SearchReport(**{k: data[k] for k in fields}))
+    assert (results / "fmnist6_front.md").read_text() == table + "\n"
+    page = (ROOT / "docs" / "search.md").read_text()
+    block = page.split("<!-- search:fmnist6 -->\n")[1].split("<!-- /search:fmnist6 -->")[0]
+    assert block.strip() == table.split("\n\n", 1)[1].strip()  # the rows and the references
+    assert (data["trials"], data["hardware"]["radio"]) == (20, "ble-1m")
+    assert all(row["flash_bytes"] <= 2048 and row["ram_bytes"] <= 2048 for row in data["front"])
