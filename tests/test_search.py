@@ -496,7 +496,7 @@ def test_the_exported_trial_runs_in_the_runtime_and_on_a_board(searched, two_dev
     assert result.bytes_per_device() == pytest.approx(row["bytes_per_device"], abs=0.5)
     # priced like the trial: its modelled instructions, its exits and bytes on the split
     cost = model_cost(
-        model, two_devices, split="val", mcu="nrf52840", radio="ble-1m", timing_samples=2
+        model, two_devices, subset="val", mcu="nrf52840", radio="ble-1m", timing_samples=2
     )
     assert max(cost["energy_uj_per_sample"].values()) == pytest.approx(
         row["energy_uj_per_sample"], rel=0.01
