@@ -26,6 +26,7 @@ SERVE = [
     "qrcode==8.2",
     "cryptography>=42",  # serve demo --https: a self-signed certificate for the LAN
     "paho-mqtt==2.2.0",  # --transport mqtt (the broker itself: Debian's mosquitto)
+    "aiohttp==3.14.5",  # ddnn bench serve's client: light enough to measure the servers
 ]
 RAY = ["ray[serve]==2.60.0"]
 MCU = ["tflite-micro==0.dev20261023182759"]

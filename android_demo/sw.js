@@ -5,7 +5,7 @@
 const CACHE = 'ddnn-app-v1';
 const SHELL = [
   './', 'index.html', 'style.css', 'app.webmanifest', 'icons/icon-192.png', 'icons/icon-512.png',
-  'js/main.js', 'js/ddnn.js', 'js/exits.js', 'js/wire.js', 'js/preprocess.js',
+  'js/main.js', 'js/ddnn.js', 'js/exits.js', 'js/wire.js', 'js/preprocess.js', 'js/gateway.js',
   'vendor/litertjs/core/index.js', 'vendor/litertjs/wasm-utils/index.js', 'model/manifest.json',
 ];
 const API = /\/(v1\/|healthz|readyz)/;

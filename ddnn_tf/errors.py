@@ -64,6 +64,7 @@ EXTRAS = {
     "fastapi": "serve",
     "uvicorn": "serve",
     "httpx": "serve",
+    "aiohttp": "serve",
     "qrcode": "serve",
     "cryptography": "serve",
     "ray": "ray",

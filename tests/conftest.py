@@ -52,3 +52,36 @@ def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
         env=env,
         timeout=timeout,
     )
+
+
+def both_exits(fmnist, local: int, cloud: int):
+    """fmnist6 with a test split of its first ``local`` samples that exit locally and its
+    first ``cloud`` samples that go to the cloud, in test order."""
+    import dataclasses
+
+    import numpy as np
+
+    from ddnn_tf.runtime import Hierarchy
+
+    exits = Hierarchy(DEFAULT_MODEL).run(fmnist.test.subset(slice(0, 200)).x).exit_index
+    rows = np.sort(np.r_[np.flatnonzero(exits == 0)[:local], np.flatnonzero(exits == 1)[:cloud]])
+    return dataclasses.replace(fmnist, test=fmnist.test.subset(rows))
+
+
+def check_link_latency(result, radio: str) -> None:
+    """A deployment over an emulated radio: every exit's measured latency is at least the
+    cost model's prediction for the same samples (the radio's time is spent) and within
+    its ballpark (the goal, within 15 % on BLE and LoRa, is measured by
+    scripts/link_latency.py, not here)."""
+    assert result["link"] == {"radio": radio, "wan": "broadband"}
+    assert result["batch_size"] == 1 and result["lost"] == 0
+    assert result["mismatches_vs_offline"] == 0
+    for name in ("local", "cloud"):
+        entry = result["latency_ms"][name]
+        measured, predicted = entry["measured"], entry["predicted"]
+        assert entry["samples"] > 0 and predicted["p50"] <= predicted["p95"]
+        assert measured["p50"] >= 0.95 * predicted["p50"], (name, entry)
+        assert measured["p50"] <= 1.5 * predicted["p50"] + 25.0, (name, entry)
+    from ddnn_tf.serve.live_report import format_report
+
+    assert "(predicted " in format_report(result)

@@ -45,10 +45,20 @@ N_SAMPLES = 240
 CLOUD_TIMEOUT_MS = 3000
 
 
-def _start_demo() -> tuple[subprocess.Popen, str]:
+def _start_demo(*extra: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ddnn_tf.serve", "demo", str(MODEL), "--port", "0", "--noqr"],
+        [
+            sys.executable,
+            "-m",
+            "ddnn_tf.serve",
+            "demo",
+            str(MODEL),
+            "--port",
+            "0",
+            "--noqr",
+            *extra,
+        ],  # fmt: skip
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -119,7 +129,7 @@ def _open(chromium, url: str, requests: list[str] | None = None):
     page.on("pageerror", lambda err: errors.append(str(err)))
     if requests is not None:
         context.on("request", lambda request: requests.append(request.url))
-    page.goto(f"{url}?cloud_timeout_ms={CLOUD_TIMEOUT_MS}")
+    page.goto(f"{url}{'&' if '?' in url else '?'}cloud_timeout_ms={CLOUD_TIMEOUT_MS}")
     page.wait_for_function("window.ddnn && window.ddnn.load", timeout=30_000)
     assert not errors, errors
     return context, page
@@ -177,6 +187,44 @@ def test_classify_views_matches_the_orchestrator(page, test_images):
     assert exits.count("local") >= 10 and exits.count("cloud") >= 10, exits
     assert {r["bytes_up"] for r in results if r["exit"] == "local"} == {0}
     assert len(results) == N_SAMPLES and answer["seconds"] > 0
+
+
+@pytest.mark.parametrize("mode", ["eager", "paper"])
+def test_the_page_as_a_gateways_devices(chromium, test_images, mode):
+    """``ddnn serve demo --mode eager`` (``paper``): the page plays the six end devices of
+    the demo's gateway. In the eager protocol each sends a sample's summary and features in
+    one message and the gateway forwards the features to the cloud for the samples that do
+    not exit locally; in the paper protocol the devices send their features when the
+    decision asks for them. The answers are the orchestrator's either way; each device sent
+    its protocol's bytes."""
+    import httpx
+
+    images, _ = test_images
+    n = 16
+    images = images[:n]
+    expected = Hierarchy(MODEL).run(fmnist6_views(images), batch_size=64)
+    sent = Hierarchy(MODEL).run(fmnist6_views(images), batch_size=64, protocol=mode)
+    proc, url = _start_demo("--mode", mode)
+    try:
+        assert url.endswith(f"/?mode={mode}")
+        context, page = _open(chromium, url)
+        assert page.evaluate("window.ddnn.model.mode") == mode
+        results = page.evaluate(_CLASSIFY_ALL, _raw_views(images))["results"]
+        context.close()
+        base = url.split("?")[0]
+        rows = httpx.get(f"{base}gateway/v1/results", timeout=10).json()["results"]
+    finally:
+        _stop(proc)
+    got = [(r["exit"], r["prediction"], r["degraded"]) for r in results]
+    want = [(expected.exit_name(i), int(expected.prediction[i]), False) for i in range(n)]
+    assert got == want
+    assert {expected.exit_name(i) for i in range(n)} == {"local", "cloud"}
+    up = sent.link_bytes["device_to_upper"].sum(axis=1)
+    if mode == "eager":  # the features went up with every summary
+        up = np.full(n, 6 * 18)
+    assert [r["bytes_up"] for r in results] == up.tolist()
+    assert [r[0] for r in rows] == list(range(n))  # the gateway's samples, in order
+    np.testing.assert_array_equal([r[7] for r in rows], sent.device_bytes())
 
 
 def test_nothing_is_loaded_from_elsewhere(page):

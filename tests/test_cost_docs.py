@@ -93,3 +93,23 @@ def test_the_energy_figures_are_recomputed(name):
             ), (radio, mode)
         if committed["modes"]["saving_percent"] > 5 or not listens:
             assert got["cheaper"] == committed["modes"]["cheaper"], radio
+
+
+def test_the_page_holds_the_live_latency_table_of_the_committed_runs():
+    """docs/cost.md's "Checked live" table, and the report on the Serving page, are the
+    ones made from the committed reports of ``scripts/link_latency.py``."""
+    from ddnn_tf.serve.live_report import format_report
+
+    spec = importlib.util.spec_from_file_location(
+        "link_latency", ROOT / "scripts" / "link_latency.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = module.PAGE.read_text()
+    assert module.page_table(page) == page
+    for radio, mode in module.RUNS:
+        result = json.loads(module.result_path(radio, mode).read_text())
+        assert result["link"]["radio"] == radio and result["mode"] == mode
+        assert result["mismatches_vs_offline"] == 0 and result["lost"] == 0
+    ble = json.loads(module.result_path("ble-1m", "paper").read_text())
+    assert format_report(ble) in (ROOT / "docs" / "serving.md").read_text()

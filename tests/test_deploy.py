@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DEFAULT_MODEL
+from conftest import DEFAULT_MODEL, both_exits, check_link_latency
 
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.serve.deploy import deploy
@@ -60,6 +60,17 @@ def test_gateway_and_cloud_restarts_lose_nothing_and_answer_each_sample_once(fmn
     assert "gateway restarted after" in text and "duplicates: 0" in text
 
 
+def test_a_ble_link_takes_the_time_the_cost_model_predicts(fmnist):
+    """``deploy --link ble-1m``: six device processes whose messages wait for their BLE
+    connection events, turns and time on air, a gateway whose decisions reach them at
+    their next connection event, and the WAN's round trip to the cloud."""
+    data = both_exits(fmnist, 4, 4)
+    result = deploy(MODEL, data, link="ble-1m", timeout_s=120)
+    check_link_latency(result, "ble-1m")
+    local, cloud = (result["latency_ms"][e]["predicted"]["p50"] for e in ("local", "cloud"))
+    assert cloud > local + 50  # a decision downlink, a feature uplink and the WAN
+
+
 @pytest.mark.parametrize(
     ("options", "argument"),
     [
@@ -71,6 +82,11 @@ def test_gateway_and_cloud_restarts_lose_nothing_and_answer_each_sample_once(fmn
         ({"restart_gateway_at": -1}, "restart_gateway_at"),
         ({"cloud_retry_s": 0}, "cloud_retry_s"),
         ({"transport": "mqtt", "broker": "http://127.0.0.1:1883"}, "broker"),
+        ({"link": "ble-1m", "batch": 8}, "batch"),  # a radio sends each sample
+        ({"link": "carrier-pigeon"}, "link"),
+        ({"link": "broadband"}, "link"),  # a wan profile, not a radio
+        ({"link": "ble-1m", "wan": "lora-sf7"}, "wan"),
+        ({"mode": "lazy"}, "mode"),
     ],
 )
 def test_deploy_refuses_bad_options_before_starting_anything(options, argument):

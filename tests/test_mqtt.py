@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import DEFAULT_MODEL
+from conftest import DEFAULT_MODEL, both_exits, check_link_latency
 
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.serve.broker import Broker, BrokerClient, find_mosquitto, plan_clients
@@ -462,6 +462,26 @@ def test_deploy_over_mqtt_two_sites_and_a_gateway_restart(fmnist):
     assert result["bytes_per_device"] == run.bytes_per_device()  # the paper's payload bytes
     assert result["wire_bytes_per_device"] > result["bytes_per_device"]  # + MQTT framing
     assert result["wire_received_bytes_per_device"] > 0
+
+
+def test_eager_protocol_over_mqtt_on_a_lora_link(fmnist):
+    """``deploy --transport mqtt --mode eager --link lora-sf7``: each device publishes its
+    summary and features in one LoRa packet, the gateway forwards the features of the
+    samples that do not exit locally; the answers are the paper protocol's (the offline
+    run's) and the latency per exit is the cost model's."""
+    from ddnn_tf.runtime import Hierarchy
+    from ddnn_tf.serve.deploy import deploy
+
+    data = both_exits(fmnist, 3, 3)
+    result = deploy(
+        MODEL, data, transport="mqtt", mode="eager", link="lora-sf7", timeout_s=120, records=True
+    )
+    assert result["mode"] == "eager" and result["transport"] == "mqtt"
+    check_link_latency(result, "lora-sf7")
+    run = Hierarchy(MODEL).run(data.test.x)
+    np.testing.assert_array_equal(result["samples"]["prediction"], run.prediction)
+    np.testing.assert_array_equal(result["samples"]["exit"], run.exit_index)
+    assert result["bytes_per_device"] == 5 + 18  # every sample's summary and features
 
 
 def test_ddnn_broker_writes_a_broker_for_a_model_and_starts_it(tmp_path):

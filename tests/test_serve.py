@@ -272,19 +272,31 @@ def test_cloud_app_batches_concurrent_requests(offline):
 
 
 # ------------------------------------------------------------------------------ deploy
-def test_deploy_matches_the_offline_run(fmnist, hierarchy):
-    result = deploy(MODEL, fmnist, limit=LIMIT, timeout_s=300)
-    assert result["n_samples"] == LIMIT
-    assert result["lost"] == 0 and result["degraded"] == 0
-    assert result["mismatches_vs_offline"] == 0
+def test_deploy_matches_the_offline_run_in_both_protocols(fmnist, hierarchy):
+    """The paper protocol and the eager one (summaries and features in one message) on the
+    same samples: the same answers, sample by sample, as the offline run's; each sends its
+    own protocol's payload bytes."""
     test = fmnist.test.subset(slice(0, LIMIT))
     run = hierarchy.run(test.x, batch_size=256)  # `run`'s defaults: all devices, manifest T
-    assert result["bytes_per_device"] == run.bytes_per_device()
-    assert result["exit_fraction"] == run.exit_fraction()
-    assert result["accuracy"]["overall"] == run.accuracy(test.y)
-    assert result["wire_bytes_per_device"] > result["bytes_per_device"]  # + HTTP framing
-    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
-    assert result["samples_per_s"] > 0
+    answers = {}
+    for mode in ("paper", "eager"):
+        result = deploy(MODEL, fmnist, limit=LIMIT, timeout_s=300, mode=mode, records=True)
+        assert result["n_samples"] == LIMIT and result["mode"] == mode
+        assert result["lost"] == 0 and result["degraded"] == 0
+        assert result["mismatches_vs_offline"] == 0
+        assert result["exit_fraction"] == run.exit_fraction()
+        assert result["accuracy"]["overall"] == run.accuracy(test.y)
+        assert result["wire_bytes_per_device"] > result["bytes_per_device"]  # + HTTP framing
+        assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
+        assert set(result["latency_ms"]) == {"p50", "p99", "local", "cloud"}
+        assert result["samples_per_s"] > 0
+        answers[mode] = result["samples"]
+        bytes_run = hierarchy.run(test.x, batch_size=256, protocol=mode)
+        assert result["bytes_per_device"] == bytes_run.bytes_per_device()
+    assert answers["eager"] == answers["paper"]
+    np.testing.assert_array_equal(answers["eager"]["prediction"], run.prediction)
+    summary, features = 5, 18  # int4 summaries of 10 classes, 5 x 7 x 4 bits of features
+    assert result["bytes_per_device"] == summary + features  # eager: every sample's both
 
 
 @pytest.fixture(scope="module")
@@ -361,8 +373,9 @@ def test_deploy_on_ray_serve_matches_the_offline_run(fmnist):
 
 
 def _ray_processes_of_deploys() -> list[str]:
-    """Live processes of a Ray instance started by deploy (its files live in deploy's
-    temporary folder, which their command lines name)."""
+    """Live processes of a Ray instance started by a deploy of this checkout (its files
+    live in deploy's temporary folder, and its programs in this checkout's environment,
+    which their command lines name; another checkout's deploy may run meanwhile)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -372,7 +385,7 @@ def _ray_processes_of_deploys() -> list[str]:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "ddnn-deploy-" in cmd and "ray" in cmd:
+        if "ddnn-deploy-" in cmd and "ray" in cmd and f"{ROOT}{os.sep}" in cmd:
             found.append(f"{entry}: {cmd[:120]}")
     return found
 
@@ -460,6 +473,74 @@ def test_gateway_round_protocol_and_errors(cloud_url, fmnist, hierarchy):
     assert not any(r[3] for r in rows)  # nothing degraded: the cloud answered
     sent = np.array([r[7] for r in rows])
     np.testing.assert_array_equal(sent, want.device_bytes())  # the paper's bytes, per sample
+
+
+def test_gateway_eager_round_and_errors(cloud_url, fmnist, hierarchy):
+    """The eager protocol in-process: each device's one message carries its summaries and
+    every sample's packed features; the gateway answers as the paper protocol does,
+    forwarding the flagged samples' features, and refuses a features message and a body
+    of the wrong length or with non-zero padding bits."""
+    import asyncio
+
+    from ddnn_tf.core.comm import encode_summary, pack_features
+    from ddnn_tf.serve import create_gateway_app
+    from ddnn_tf.serve.wire import SUMMARY_TYPE, decode_mask
+
+    n = 16
+    test = fmnist.test.subset(slice(0, n))
+    want = hierarchy.run(test.x, thresholds=0.1, batch_size=n)
+    eager = hierarchy.run(test.x, thresholds=0.1, batch_size=n, protocol="eager")
+    assert 0 < (want.exit_index == 1).sum() < n  # both exits in the round
+    outs = [hierarchy.tiers[f"device_{d}"]({"image": x}) for d, x in enumerate(test.x)]
+    app = create_gateway_app(
+        MODEL, cloud=cloud_url, token="gw", cloud_token=TOKEN, threshold=0.1, mode="eager"
+    )
+    gw = app.state.gateway
+    mid = model_id(MODEL)
+
+    def headers(d: int, content_type: str | None = None) -> dict:
+        h = {"X-DDNN-Model": mid, "X-DDNN-Device": str(d), "X-DDNN-Start": "0"}
+        h["Authorization"] = "Bearer gw"
+        return {**h, "Content-Type": content_type} if content_type else h
+
+    async def go():
+        await gw.start()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+            joins = await asyncio.gather(
+                *[c.post("/v1/join", headers=headers(d)) for d in range(6)]
+            )
+            assert {r.json()["mode"] for r in joins} == {"eager"}
+            bodies = [
+                b"".join(encode_summary(v, gw.encoding) for v in o["summary"])
+                + b"".join(pack_features(f) for f in o["features"])
+                for o in outs
+            ]
+            r = await c.post(
+                "/v1/summary", content=bodies[0][:-1], headers=headers(0, SUMMARY_TYPE)
+            )
+            assert r.status_code == 400 and "packed features" in r.json()["error"]["message"]
+            padded = bodies[0][:-1] + b"\x01"  # a padding bit set in the last map
+            r = await c.post("/v1/summary", content=padded, headers=headers(0, SUMMARY_TYPE))
+            assert r.status_code == 400 and r.json()["error"]["code"] == "bad_body"
+            r = await c.post("/v1/features", content=bodies[0], headers=headers(0, FEATURES_TYPE))
+            assert r.status_code == 409 and r.json()["error"]["code"] == "not_expected"
+            answered = await asyncio.gather(
+                *[
+                    c.post("/v1/summary", content=bodies[d], headers=headers(d, SUMMARY_TYPE))
+                    for d in range(6)
+                ]
+            )
+            for r in answered:  # held until the round was answered
+                np.testing.assert_array_equal(decode_mask(r.content, n), want.exit_index == 1)
+            return (await c.get("/v1/results", headers=headers(0))).json()["results"]
+
+    rows = asyncio.run(go())
+    assert [r[0] for r in rows] == list(range(n))
+    np.testing.assert_array_equal([r[1] for r in rows], want.exit_index)
+    np.testing.assert_array_equal([r[2] for r in rows], want.prediction)
+    assert not any(r[3] for r in rows)
+    np.testing.assert_array_equal([r[7] for r in rows], eager.device_bytes())
 
 
 def test_cloud_app_cors_for_a_page_served_elsewhere():

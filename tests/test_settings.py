@@ -4,6 +4,7 @@ the deployment file's schema)."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import socket
@@ -230,3 +231,25 @@ def test_the_docs_deployment_file_is_a_valid_plan(tmp_path, monkeypatch):
     ddnn(["serve", "gateway", plan.model, "--cloud", "http://c", "--config", str(path)])
     (s,) = got
     assert {k: getattr(s, k) for k in tables["gateway"]} == tables["gateway"]
+
+
+def test_what_the_plan_hands_every_device_reaches_it(tmp_path):
+    """A field of DeviceTuning is one option: set in the plan (a flag of deploy, a key of
+    the file), it is in the settings of every device deploy starts, and on its command
+    line."""
+    from types import SimpleNamespace
+
+    from ddnn_tf.serve.fleet import Fleet
+    from ddnn_tf.serve.settings import DeviceTuning
+
+    plan = DeployPlan(model=MODEL, repeat=3, reconnect_s=7.5)
+    fleet = Fleet(plan, tmp_path, 6)
+    try:
+        device, _ = fleet._device(SimpleNamespace(index=0, url="http://127.0.0.1:9"), 2, "v.npy")
+    finally:
+        fleet.client.close()
+    for f in dataclasses.fields(DeviceTuning):
+        assert getattr(device, f.name) == getattr(plan, f.name), f.name
+    argv = device.argv()
+    assert argv[argv.index("--repeat") + 1] == "3"
+    assert argv[argv.index("--reconnect-s") + 1] == "7.5"

@@ -7,6 +7,7 @@
 
 import { loadAndCompile, loadLiteRt, Tensor } from '@litertjs/core';
 import { argmax, confident, normalizedEntropy, softmax } from './exits.js';
+import { GatewayLink } from './gateway.js';
 import { packFeatures, packPresence, sendSummary, summaryCodec } from './wire.js';
 
 const TARGET = 'portable';
@@ -143,6 +144,11 @@ export class Ddnn {
       .map((s) => [fromOf(s).tier, fromOf(s).output]));
     const agg = manifest.tiers.local_aggregator;
     this.localLogits = agg?.outputs.find((o) => o.role === 'logits')?.name ?? 'logits';
+    // which output of each device is its summary, by device tier
+    this.summaryOf = Object.fromEntries((agg?.inputs ?? [])
+      .filter((s) => s.role === 'summary')
+      .map((s) => [fromOf(s).tier, fromOf(s).output]));
+    this.gateway = options.gateway ?? null; // a GatewayLink: the page as the gateway's devices
     this.queue = Promise.resolve();
     this.timings = {};
   }
@@ -218,6 +224,7 @@ export class Ddnn {
       result.bytes_raw += this.rawBytes(d);
     }
     const arrived = (tier) => outputs[tier] !== undefined;
+    if (this.gateway) return this.throughGateway(outputs, result);
     // 2. local exit: summaries over the wire codec, then the local aggregator
     let local = null;
     if (this.tiers.local_aggregator) {
@@ -275,6 +282,28 @@ export class Ddnn {
       if (local) Object.assign(result, { exit: 'local', prediction: argmax(local.probs), probs: local.probs });
       return result;
     }
+  }
+
+  /**
+   * Steps 2 and 3 by a gateway (the page's devices send it their messages): its answer.
+   * The gateway's T applies, not the page's.
+   */
+  async throughGateway(outputs, result) {
+    const messages = [];
+    for (const spec of this.inputs) {
+      const out = outputs[spec.tier];
+      if (out === undefined) continue;
+      const summary = this.summaryCodec.encode(Array.from(out[this.summaryOf[spec.tier]]));
+      const features = packFeatures(out[this.cloudFeatures[spec.tier]]);
+      messages.push({ device: spec.device, summary, features });
+      result.bytes_local += summary.length;
+    }
+    const start = now();
+    const answer = await this.gateway.round(messages);
+    result.timings_ms.gateway = now() - start;
+    return Object.assign(result, {
+      exit: answer.exit, prediction: answer.prediction, degraded: answer.degraded, bytes_up: answer.bytesUp,
+    });
   }
 
   /** POST one record to the cloud; rejects on a network error, a timeout or a non-200. */
@@ -336,7 +365,8 @@ function checkManifest(manifest) {
 
 /**
  * Load the manifest, the LiteRT.js runtime and the device/aggregator tiers.
- * @param {object} options {modelUrl (folder of manifest.json), wasmUrl, cloudUrl, cloudTimeoutMs, token}
+ * @param {object} options {modelUrl (folder of manifest.json), wasmUrl, cloudUrl, cloudTimeoutMs,
+ *   token, mode (paper or eager: send the devices' messages to the gateway at gatewayUrl)}
  * @returns {Promise<{ddnn: Ddnn, load: object}>} the model and its load timings (ms)
  */
 export async function loadDdnn(options) {
@@ -374,6 +404,19 @@ export async function loadDdnn(options) {
     cloudUrl: new URL(options.cloudUrl ?? '/v1/cloud', location.href).href,
     cloudTimeoutMs: options.cloudTimeoutMs ?? 5000,
     token: options.token,
+    gateway: null,
   });
+  if (options.mode) { // the page as the end devices of the gateway the demo serves
+    start = now();
+    ddnn.gateway = new GatewayLink({
+      url: new URL(options.gatewayUrl ?? 'gateway/', location.href).href,
+      modelId,
+      token: options.token,
+      mode: options.mode,
+      timeoutMs: options.cloudTimeoutMs ?? 5000,
+    });
+    await ddnn.gateway.join(ddnn.inputs.map((spec) => spec.device));
+    load.join_ms = now() - start;
+  }
   return { ddnn, load };
 }

@@ -184,6 +184,7 @@ async function main() {
     modelInfoUrl: 'v1/model',
     cloudTimeoutMs: Number(params.get('cloud_timeout_ms') ?? 5000),
     token: cloudToken(),
+    mode: params.get('mode') ?? undefined, // the devices of the demo's gateway, in this protocol
   });
   model = ddnn;
   spec = datasetSpec(model.manifest);
@@ -195,12 +196,13 @@ async function main() {
     exits: model.exits,
     calibration: model.calibration,
     certified: model.certified,
+    mode: model.gateway?.mode ?? null,
   };
   window.ddnn.load = { ...load, total_ms: performance.now() - started };
   $('model-name').textContent = `${model.manifest.name} · on this phone`;
   const slider = $('threshold');
   slider.value = String(threshold);
-  slider.disabled = false;
+  slider.disabled = model.gateway !== null; // through a gateway, its T decides
   $('t-value').textContent = threshold.toFixed(2);
   $('t-calibrated').textContent = model.threshold.toFixed(2);
   $('t-rule').textContent = model.calibration ? ` by ${model.calibration}` : '';
@@ -211,7 +213,8 @@ async function main() {
   });
   $('camera').addEventListener('change', onPhoto);
   $('gallery').addEventListener('change', onPhoto);
-  setStatus(`LiteRT.js ${Math.round(load.runtime_ms)} ms · tiers ${Math.round(load.tiers_ms)} ms · ready`);
+  const via = model.gateway ? ` · devices of the gateway (${model.gateway.mode} protocol)` : '';
+  setStatus(`LiteRT.js ${Math.round(load.runtime_ms)} ms · tiers ${Math.round(load.tiers_ms)} ms · ready${via}`);
   resolveReady(window.ddnn);
   probeCloud();
   samples = await loadSamples(model.manifest.dataset.name).catch(() => null);

@@ -17,6 +17,8 @@ only, so the device-side runtime can use it.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -39,6 +41,7 @@ __all__ = [
     "summary_nbytes",
     "unpack_features",
     "unpack_features_batch",
+    "unpack_features_side_by_side",
 ]
 
 #: Wire encodings of a class summary. ``int8`` is symmetric per-vector quantisation:
@@ -186,6 +189,11 @@ def _int4_refused(v: np.ndarray) -> ConfigError:
 
 
 # --------------------------------------------------------------------------- features
+
+
+#: The eight signs (-1.0 / +1.0, float32) a byte of packed features holds, most
+#: significant bit first, for each of the 256 byte values.
+_SIGNS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32) * 2 - 1
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -412,24 +420,64 @@ def unpack_features_batch(payload: np.ndarray, shape: Sequence[int]) -> np.ndarr
     Raises:
         ValueError: a payload of the wrong width, or non-zero padding bits.
     """
-    dims = _check_shape(shape)
-    bits_per_row = math.prod(dims)
+    (out,) = unpack_features_side_by_side(payload, [shape])
+    return out
+
+
+def unpack_features_side_by_side(
+    payload: np.ndarray, shapes: Sequence[Sequence[int]]
+) -> list[np.ndarray]:
+    """Several senders' packed features, side by side in each row (each sender's
+    :func:`pack_features_batch` bytes, one after the other), unpacked in one pass.
+
+    Args:
+        payload: uint8 ``(N, sum of feature_nbytes(shape))``.
+        shapes: each sender's feature shape, in the order of the row.
+
+    Returns:
+        Per sender, float32 ``(N, *shape)`` holding -1.0 and +1.0.
+
+    Raises:
+        ValueError: a payload of the wrong width, or non-zero padding bits.
+    """
+    try:  # the layout of shapes seen before is looked up, not computed again
+        key = tuple(tuple(shape) for shape in shapes)
+    except TypeError:  # not a sequence: _check_shape says so
+        key = tuple(_check_shape(shape) for shape in shapes)
+    dims, bits, starts, padding = _layout(key)
     buf = np.asarray(payload, dtype=np.uint8)
-    if buf.ndim != 2 or buf.shape[1] != (bits_per_row + 7) // 8:
+    if buf.ndim != 2 or buf.shape[1] != len(padding):
         raise ConfigError(
-            f"Expected (N, {(bits_per_row + 7) // 8}) bytes for packed features of shape "
-            f"{dims}. Received shape {buf.shape}; check the feature shape on both ends."
+            f"Expected (N, {len(padding)}) bytes for packed features of shape(s) "
+            f"{', '.join(map(str, dims))}. Received shape {buf.shape}; check the feature "
+            "shape on both ends."
         )
-    bits = np.unpackbits(buf, axis=1)
-    if bits.shape[1] > bits_per_row and np.any(bits[:, bits_per_row:]):
+    if (buf & padding).any():
+        bad = np.flatnonzero((buf & padding).any(axis=0))[0]
+        b, d = next((b, d) for s, b, d in zip(starts, bits, dims, strict=True) if 8 * bad < s + b)
         raise ConfigError(
-            f"Expected zero padding bits after {bits_per_row} feature bits for shape {dims}. "
+            f"Expected zero padding bits after {b} feature bits for shape {d}. "
             "Received non-zero padding; the payload was packed for another shape."
         )
-    out = bits[:, :bits_per_row].astype(np.float32)
-    out *= 2.0
-    out -= 1.0
-    return out.reshape(len(buf), *dims)
+    signs = _SIGNS[buf].reshape(len(buf), -1)  # one lookup per byte: its 8 signs
+    return [
+        np.ascontiguousarray(signs[:, start : start + b]).reshape(len(buf), *d)
+        for start, b, d in zip(starts, bits, dims, strict=True)
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(shapes: tuple[tuple[int, ...], ...]):
+    """Where each sender's bits lie in a row of packed features side by side: its shape,
+    its bit count, its first bit, and the row's padding bits (each sender's last byte's
+    low bits) as a byte mask."""
+    dims = [_check_shape(shape) for shape in shapes]
+    bits = [math.prod(d) for d in dims]
+    ends = list(itertools.accumulate((b + 7) // 8 for b in bits))
+    padding = np.zeros(ends[-1] if ends else 0, np.uint8)
+    for end, b in zip(ends, bits, strict=True):
+        padding[end - 1] = (1 << (-b % 8)) - 1
+    return dims, bits, [8 * (end - (b + 7) // 8) for end, b in zip(ends, bits)], padding
 
 
 def encode_raw(x: np.ndarray, dtype: str = "float32", scale: float | None = None) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The DDNN's tiers as network services (FastAPI on uvicorn, or Ray Serve for the cloud).
 
-* :func:`create_cloud_app` / :func:`cloud_router`: the cloud tier (``serve cloud``);
+* :func:`create_cloud_app` / :func:`add_cloud_routes`: the cloud tier (``serve cloud``);
 * :func:`create_gateway_app`: the local aggregator that end devices talk to
   (``serve gateway``), which forwards the samples that did not exit to the cloud;
 * :mod:`ddnn_tf.serve.wire`: the binary message formats, shared with the devices;
@@ -23,7 +23,7 @@ __all__ = [
     "CloudSpec",
     "CloudTier",
     "ServiceError",
-    "cloud_router",
+    "add_cloud_routes",
     "create_cloud_app",
     "create_gateway_app",
     "describe_model",
@@ -39,7 +39,7 @@ _WHERE = {
     "TOKEN_ENV": "settings",
     "ServiceError": "protocol",
     "CloudTier": "cloud",
-    "cloud_router": "cloud",
+    "add_cloud_routes": "cloud",
     "create_cloud_app": "cloud",
     "describe_model": "wire",
     "create_gateway_app": "gateway",

@@ -65,7 +65,7 @@ class MicroBatcher:
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._worker())
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
+        self._queue.put_nowait((item, future))  # the queue has no bound
         return await future
 
     async def _worker(self) -> None:

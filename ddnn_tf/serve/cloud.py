@@ -3,8 +3,8 @@
 :func:`create_cloud_app` builds the FastAPI app that ``serve cloud`` serves
 (:func:`ddnn_tf.serve.run_server.serve_cloud`, from its
 :class:`~ddnn_tf.serve.settings.CloudSettings`);
-:func:`cloud_app` is its base, shared with ``serve demo``; :func:`cloud_router` is its
-routes alone, which the Ray Serve deployment mounts. The tier runs through the TF-free runtime (:class:`~ddnn_tf.runtime.TierRunner`);
+:func:`cloud_app` is its base, shared with ``serve demo``; :func:`add_cloud_routes` adds
+its routes to an app (the Ray Serve deployment's too). The tier runs through the TF-free runtime (:class:`~ddnn_tf.runtime.TierRunner`);
 concurrent requests are gathered into one interpreter call (:class:`MicroBatcher`).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ddnn_tf.core.exits import softmax
@@ -33,22 +33,22 @@ from ddnn_tf.serve.http import (
 )
 from ddnn_tf.serve.protocol import ServiceError, with_deadline
 from ddnn_tf.serve.settings import (
-    DEFAULT_DEADLINE_S,
-    DEFAULT_MAX_BODY_BYTES,
     CloudSettings,
     ServiceSettings,
     settings_of,
 )
 from ddnn_tf.serve.wire import (
     FEATURES_TYPE,
+    CloudRecords,
     CloudSpec,
     WireError,
+    decode_cloud_records,
     describe_model,
     model_id,
-    parse_cloud_records,
+    read_cloud_records,
 )
 
-__all__ = ["CloudTier", "cloud_app", "cloud_router", "create_cloud_app"]
+__all__ = ["CloudTier", "add_cloud_routes", "cloud_app", "create_cloud_app"]
 
 
 class CloudTier:
@@ -90,85 +90,75 @@ class CloudTier:
         Raises:
             WireError: the body does not parse.
         """
-        presence, features = parse_cloud_records(self.spec, body)
-        return self.results(self.logits(presence, features))
+        return self.classify_many([read_cloud_records(self.spec, body)])[0]
 
     @staticmethod
     def results(logits: np.ndarray) -> list[dict[str, Any]]:
         """``[{"prediction", "probs"}]`` from float32 logits (softmax in float64)."""
         probs = softmax(np.asarray(logits, np.float64))
-        predictions = np.argmax(probs, axis=1)
+        predictions = np.argmax(probs, axis=1).tolist()
         return [
-            {"prediction": int(p), "probs": [float(v) for v in row]}
-            for p, row in zip(predictions, probs, strict=True)
+            {"prediction": p, "probs": row}
+            for p, row in zip(predictions, probs.tolist(), strict=True)
         ]
 
-    def classify_many(self, parsed: list[tuple[np.ndarray, dict]]) -> list[list[dict]]:
-        """Classify several parsed requests in one interpreter call (the batch function)."""
-        presence = np.concatenate([p for p, _ in parsed])
-        features = {s: np.concatenate([f[s] for _, f in parsed]) for s in self.spec.senders}
-        out = self.results(self.logits(presence, features))
+    def classify_many(self, requests: list[CloudRecords]) -> list[list[dict]]:
+        """Classify several requests' records in one interpreter call (the batch function)."""
+        out = self.results(self.logits(*decode_cloud_records(self.spec, requests)))
         split, start = [], 0
-        for p, _ in parsed:
-            split.append(out[start : start + len(p)])
-            start += len(p)
+        for r in requests:
+            split.append(out[start : start + r.n])
+            start += r.n
         return split
 
 
-def cloud_router(
-    tier: CloudTier,
-    submit,
-    *,
-    token: str | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    deadline_s: float = DEFAULT_DEADLINE_S,
-) -> APIRouter:
-    """The cloud's routes (``/healthz``, ``/readyz``, ``/v1/model``, ``POST /v1/cloud``).
-
-    Errors are raised as :class:`~ddnn_tf.serve.protocol.ServiceError`; the app that
-    mounts the router answers them as JSON with
-    :func:`~ddnn_tf.serve.http.install_error_handlers`.
+def add_cloud_routes(app: FastAPI, tier: CloudTier, submit, settings: ServiceSettings) -> None:
+    """The cloud's routes on ``app`` (``/healthz``, ``/readyz``, ``/v1/model``, ``POST
+    /v1/cloud``), every error answered as the protocol's JSON error body
+    (:func:`~ddnn_tf.serve.http.install_error_handlers`).
 
     Args:
+        app: the app (the cloud's, the phone demo's, or Ray Serve's ingress).
         tier: the loaded cloud tier.
-        submit: ``async submit(parsed) -> results`` classifies one parsed request
-            ``(presence, features)``: a :class:`MicroBatcher`'s over
+        submit: ``async submit(records) -> results`` classifies one request's
+            :class:`~ddnn_tf.serve.wire.CloudRecords`: a :class:`MicroBatcher`'s over
             :meth:`CloudTier.classify_many`, or Ray Serve's ``@serve.batch`` method.
-        token: the shared token every request must carry (None: no auth).
-        max_body_bytes: the request body limit.
-        deadline_s: per-request deadline.
+        settings: the service's token, body limit and per-request deadline.
     """
-    router = APIRouter()
-    add_status_routes(router, tier.info, token)
+    token, limit, deadline_s = settings.token, settings.max_body_bytes, settings.deadline_s
+    install_error_handlers(app)
+    add_status_routes(app, tier.info, token)
 
-    @router.post("/v1/cloud")
     async def cloud(request: Request) -> JSONResponse:
         check_auth(request, token)
         check_content_type(request, FEATURES_TYPE)
         check_model(request, tier.model)
 
         async def handle() -> dict:
-            body = await read_body(request, max_body_bytes)
+            body = await read_body(request, limit)
             try:
-                parsed = parse_cloud_records(tier.spec, body)
+                records = read_cloud_records(tier.spec, body)
             except WireError as err:
                 raise ServiceError(400, "bad_body", str(err)) from None
-            results = await submit(parsed)
+            results = await submit(records)
             return {"model": tier.model, "exit": "cloud", "results": results}
 
         return JSONResponse(await with_deadline(handle(), deadline_s, "POST /v1/cloud"))
 
-    return router
+    # A plain Starlette route: the request is all it reads, so FastAPI's dependency
+    # solving, which costs about a fifth of a one-sample request, has nothing to do.
+    app.add_route("/v1/cloud", cloud, methods=["POST"])
 
 
 def cloud_app(tier: CloudTier, settings: ServiceSettings, title: str, max_batch: int) -> FastAPI:
-    """A FastAPI app serving :func:`cloud_router` with a :class:`MicroBatcher` (closed when
-    the app stops): the cloud's, and the base of the phone demo's.
+    """A FastAPI app with the cloud's routes (:func:`add_cloud_routes`) and a
+    :class:`MicroBatcher` (closed when the app stops): the cloud's, and the base of the
+    phone demo's.
 
     Returns:
         The app; ``app.state.tier`` is the tier, ``app.state.batcher`` the batcher.
     """
-    batcher = MicroBatcher(tier.classify_many, size=lambda item: len(item[0]), max_batch=max_batch)
+    batcher = MicroBatcher(tier.classify_many, size=lambda records: records.n, max_batch=max_batch)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -176,17 +166,7 @@ def cloud_app(tier: CloudTier, settings: ServiceSettings, title: str, max_batch:
         batcher.close()
 
     app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    install_error_handlers(app)
-    s = settings
-    app.include_router(
-        cloud_router(
-            tier,
-            batcher.submit,
-            token=s.token,
-            max_body_bytes=s.max_body_bytes,
-            deadline_s=s.deadline_s,
-        )
-    )
+    add_cloud_routes(app, tier, batcher.submit, settings)
     app.state.tier, app.state.batcher = tier, batcher
     return app
 

@@ -8,7 +8,11 @@ One origin serves three things:
 * the converted model under ``/model/``: ``manifest.json`` and the tier files it lists,
   nothing else of the directory;
 * the cloud tier's HTTP protocol (``/v1/cloud``, ``/v1/model``, ``/healthz``, ``/readyz``)
-  through :func:`ddnn_tf.serve.cloud.cloud_router`.
+  through :func:`ddnn_tf.serve.cloud.add_cloud_routes`;
+* with ``mode`` (``paper`` or ``eager``), a gateway under ``/gateway/``
+  (:func:`ddnn_tf.serve.gateway.gateway_router`, rounds of one sample) whose cloud is this
+  app's own cloud route, called in-process: the page, opened with ``?mode=...``, is then
+  its end devices.
 
 It prints one JSON line ``{"url": ...}`` once listening, then the URL to open on the
 phone and a terminal QR code of it. With ``--https`` it serves TLS with a self-signed
@@ -87,7 +91,8 @@ def create_demo_app(settings: DemoSettings | str | Path, app_dir: str | Path = A
         app_dir: the web app's folder (default: the clone's ``android_demo/``).
 
     Returns:
-        The app; ``app.state.tier`` is the loaded :class:`~ddnn_tf.serve.cloud.CloudTier`.
+        The app; ``app.state.tier`` is the loaded :class:`~ddnn_tf.serve.cloud.CloudTier`
+        (and ``app.state.gateway`` the :class:`~ddnn_tf.serve.gateway.Gateway`, with ``mode``).
 
     Raises:
         FileNotFoundError: no web app, LiteRT.js not installed, or a bad model directory.
@@ -114,6 +119,8 @@ def create_demo_app(settings: DemoSettings | str | Path, app_dir: str | Path = A
         for entry in meta["files"].values():
             model_files[entry["file"]] = manifest.directory / entry["file"]
     app = cloud_app(tier, s, "ddnn-tf phone demo", max_batch=1024)
+    if s.mode is not None:
+        _add_gateway(app, s)
 
     @app.middleware("http")
     async def no_stale_app(request, call_next):
@@ -141,6 +148,44 @@ def create_demo_app(settings: DemoSettings | str | Path, app_dir: str | Path = A
     for url, folder in _LITERT.items():
         app.mount(f"/{url}", StaticFiles(directory=litert / folder), name=url)
     return app
+
+
+def _add_gateway(app, s: DemoSettings) -> None:
+    """A gateway under ``/gateway/`` whose devices are the page's and whose cloud is
+    ``app``'s own cloud route (an in-process ASGI call: no port, no second hop)."""
+    import contextlib
+
+    import httpx
+
+    from ddnn_tf.serve.gateway import Gateway, gateway_router
+    from ddnn_tf.serve.settings import GatewaySettings
+
+    settings = GatewaySettings(
+        model=s.model,
+        cloud="http://demo",
+        token=s.token,
+        target="portable",
+        max_body_bytes=s.max_body_bytes,
+        deadline_s=s.deadline_s,
+        batch=1,
+        window=4096,
+        mode=s.mode,
+    )
+    gw = Gateway(settings)
+    app.include_router(gateway_router(gw, settings), prefix="/gateway")
+    app.state.gateway = gw
+    serving = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a):
+        async with serving(a):
+            await gw.start(transport=httpx.ASGITransport(app=app))
+            try:
+                yield
+            finally:
+                await gw.stop()
+
+    app.router.lifespan_context = lifespan
 
 
 def _file_route(path: Path):
@@ -273,8 +318,11 @@ def serve_demo(settings: DemoSettings) -> None:
     actual = sock.getsockname()[1]
     shown = f"[{public}]" if ":" in public else public
     url = f"{'https' if https else 'http'}://{shown}:{actual}/"
+    query = [f"mode={settings.mode}"] if settings.mode else []
     if token is not None:
-        url += f"?token={token}"
+        query.append(f"token={token}")
+    if query:
+        url += "?" + "&".join(query)
     print(json.dumps({"url": url}), flush=True)
     print(f"Open on the phone: {url}")
     if is_loopback(host):

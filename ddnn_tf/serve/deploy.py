@@ -44,6 +44,10 @@ __all__ = ["Faults", "deploy"]
 
 #: How long deploy waits, once the devices are done, for the last answers to arrive.
 _DRAIN_S = 30.0
+#: How long a round waits for a device's message, unless the plan or its link says.
+_GATHER_S = 2.0
+#: Seconds between samples, with a radio link, besides its messages: the tiers' compute.
+_MARGIN_S = 0.1
 
 
 class Faults:
@@ -115,7 +119,12 @@ def deploy(
         if isinstance(data, str):
             options["data"] = data
         plan = DeployPlan(model=str(plan), **options)
-    h, samples, xs, thresholds = _prepare(plan, dataset)
+    plan, h, samples, xs, thresholds = _prepare(plan, dataset)
+    tier_ms = None
+    if plan.link is not None:  # the prediction's tier times, before anything else runs
+        from ddnn_tf.runtime.cost import tier_latency_ms
+
+        tier_ms = tier_latency_ms(h, xs)
     with (
         tempfile.TemporaryDirectory(prefix="ddnn-deploy-") as tmp,
         Fleet(plan, Path(tmp), h.num_devices) as fleet,
@@ -128,15 +137,16 @@ def deploy(
         rounds = [[p.records() for p in site.devices] for site in fleet.sites]
     result = deploy_report(
         h, plan, samples.y, xs, fleet.sites, rounds, thresholds, faults.events, rss, site_rss,
-        records,
+        records, tier_ms,
     )  # fmt: skip
     result["urls"] = {"cloud": fleet.cloud_url, "gateways": [s.url for s in fleet.sites]}
     return result
 
 
 def _prepare(plan: DeployPlan, dataset):
-    """The offline hierarchy, the samples and the thresholds, with the plan checked
-    against the model (before any data is loaded or any process starts)."""
+    """The plan checked against the model (before any data is loaded or any process
+    starts), with what it left to the model filled in; the offline hierarchy, the samples
+    and the thresholds."""
     from ddnn_tf.core.checks import check_views
     from ddnn_tf.core.exits import resolve_thresholds
     from ddnn_tf.runtime import Hierarchy
@@ -162,10 +172,41 @@ def _prepare(plan: DeployPlan, dataset):
         from ddnn_tf.serve.mqtt import MqttSettings
 
         MqttSettings.from_url(plan.broker)
+    plan = _link_defaults(plan, h.manifest)
     data = dataset if dataset is not None else plan.data
     samples = load_subset(h, data, plan.path, plan.subset, plan.limit)
     xs = check_views(h.topology.input_shapes, list(samples.x), where="deploy inputs")
-    return h, samples, xs, thresholds
+    return plan, h, samples, xs, thresholds
+
+
+def _link_defaults(plan: DeployPlan, manifest) -> DeployPlan:
+    """The plan with what it left to the model filled in: ``gather_s`` (2 s, or with a
+    radio link twice its slowest message when that is longer: LoRa SF12's features come
+    2.6 s after the summaries) and, with a link, ``rate_hz`` (a sample's messages and its
+    cloud answer take at most two thirds of the time between samples).
+
+    Raises:
+        ConfigError / FormatError / FileNotFoundError: a bad ``link`` or ``wan`` profile, or
+            a link for a model without a local exit.
+    """
+    if plan.link is None:
+        return plan.replace(gather_s=_GATHER_S if plan.gather_s is None else plan.gather_s)
+    from ddnn_tf.core.cost.profiles import load_profile
+    from ddnn_tf.serve.airtime import message_sizes, round_s, slowest_message_s
+
+    wan = load_profile(plan.wan, "wan", argument="wan")
+    radio = load_profile(plan.link, "radio", argument="link")
+    if manifest["split"][0] != "local":
+        raise ConfigError(
+            f"{manifest.directory}: a radio link is emulated between the devices and their "
+            f"gateway, which needs a local exit; this model is split "
+            f"{','.join(manifest['split'])}.",
+            argument="link",
+        )
+    sizes = message_sizes(manifest, plan.mode)
+    gather = plan.gather_s or max(_GATHER_S, 2 * slowest_message_s(radio, sizes))
+    rate = plan.rate_hz or 1.0 / (1.5 * round_s(radio, wan, sizes, plan.mode) + _MARGIN_S)
+    return plan.replace(gather_s=gather, rate_hz=rate)
 
 
 def _stream(fleet: Fleet, plan: DeployPlan, n_total: int):

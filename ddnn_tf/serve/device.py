@@ -5,7 +5,12 @@ the device runs tier ``device_I`` on its view of each sample and talks to the ga
 (:mod:`ddnn_tf.serve.gateway`) in rounds of ``batch`` consecutive samples, with the
 requests docs/protocol.md specifies (*Wire protocol* in the documentation): it joins
 once, then per round sends its encoded summaries and, for the samples the decision
-flags, its packed features (:func:`ddnn_tf.core.comm.pack_features_batch`).
+flags, its packed features (:func:`ddnn_tf.core.comm.pack_features_batch`); with
+``mode="eager"`` it sends the summaries and every sample's packed features in one
+message and gets no decision to wait for.
+
+With ``link`` (a radio profile) every message is held for the radio's time
+(:class:`ddnn_tf.serve.airtime.RadioPacer`), in rounds of one sample.
 
 The messages travel over a link (:class:`ddnn_tf.serve.link.HttpLink`, or with
 ``transport="mqtt"`` :class:`ddnn_tf.serve.mqtt_device.MqttLink` on the topics of
@@ -18,8 +23,9 @@ gateway answers each sample once. After ``reconnect_s`` without the gateway it g
 ``data`` is a dataset name (view ``I`` of its ``subset`` is used) or a ``.npy`` file
 holding this device's samples; ``repeat`` streams them that many times (sample
 ``r * len + i`` is sample ``i`` again). The device prints one JSON line per round on
-stdout: ``{"start", "n", "t0", "sent", "received", "payload", "retries"}`` (``t0``:
-``time.monotonic()`` before the tier ran; ``sent``/``received``: bytes on the socket,
+stdout: ``{"start", "n", "t0", "compute_s", "sent", "received", "payload", "retries"}``
+(``t0``: ``time.monotonic()`` before the tier ran; ``compute_s``: the seconds until the
+summaries were encoded; ``sent``/``received``: bytes on the socket,
 HTTP or MQTT framing included; ``payload``: summary and feature bytes), then
 ``{"done": true, ...}``.
 
@@ -118,10 +124,25 @@ def run_device(settings: DeviceSettings) -> None:
     x = _load_view(s.data, s.index, s.path, s.subset)
     if s.limit is not None:
         x = x[: s.limit]
+    pace = None
+    if s.link is not None:  # a radio on loopback (ddnn_tf.serve.airtime)
+        from ddnn_tf.serve.airtime import RadioPacer, message_sizes
+
+        sizes = message_sizes(manifest, s.mode)
+        pace = RadioPacer(
+            s.link,
+            device=s.index,
+            sizes=sizes,
+            mode=s.mode,
+            samples=len(x) * s.repeat,
+            rate_hz=s.rate_hz,
+        )
     link = _link(s, manifest)
+    link.pace = pace
     try:
         _retrying(link, lambda: _joined(link, s), s.reconnect_s)
-        _stream(link, runner, manifest, x, s)
+        origin = time.monotonic()  # the gateway lets every device go at once
+        _stream(link, runner, manifest, x, s, origin)
     finally:
         link.close()
         if s.mcu is not None:
@@ -129,8 +150,9 @@ def run_device(settings: DeviceSettings) -> None:
     print(json.dumps({"done": True, "device": s.index, "samples": len(x) * s.repeat}), flush=True)
 
 
-def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings) -> None:
-    """Every round of the device's stream, one JSON line each."""
+def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings, origin: float) -> None:
+    """Every round of the device's stream, one JSON line each; with a rate, sample ``k``
+    is read ``(k + 1) / rate_hz`` seconds after ``origin``."""
     from ddnn_tf.core.comm import encode_summaries
     from ddnn_tf.core.graph import device_tier
     from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
@@ -141,6 +163,9 @@ def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings) -> None:
     quantizer = sensor_quantizer(next(e for e in manifest["inputs"] if e["tier"] == tier))
     total = len(x) * s.repeat
     for start in range(0, total, s.batch):
+        if s.rate_hz is not None:  # a sensor read at its rate: the round's last sample
+            due = origin + min(start + s.batch, total) / s.rate_hz
+            time.sleep(max(due - time.monotonic(), 0.0))
         t0 = time.monotonic()
         sent0, received0 = link.bytes()
         rows = np.arange(start, min(start + s.batch, total)) % len(x)
@@ -150,6 +175,7 @@ def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings) -> None:
         xs = sensor_values([quantizer], [xs])[0]  # a quantised sensor's codes
         result = runner({sensor: xs})
         summaries = encode_summaries(result["summary"], encoding).tobytes()
+        compute_s = time.monotonic() - t0
         step = functools.partial(ROUNDS[s.mode], link, start, summaries, result["features"])
         payload, retries = _retrying(link, step, s.reconnect_s, rejoin=s)
         sent, received = link.bytes()
@@ -157,6 +183,7 @@ def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings) -> None:
             "start": start,
             "n": len(xs),
             "t0": t0,
+            "compute_s": compute_s,
             "sent": sent - sent0,
             "received": received - received0,
             "payload": payload,
@@ -180,8 +207,19 @@ def _paper_round(link, start: int, summaries: bytes, features: np.ndarray) -> in
     return payload
 
 
+def _eager_round(link, start: int, summaries: bytes, features: np.ndarray) -> int:
+    """One round of the eager protocol: the summaries and every sample's packed features
+    in one message (the gateway forwards the features of the samples that do not exit
+    locally); returns the payload bytes sent."""
+    from ddnn_tf.core.comm import pack_features_batch
+
+    body = summaries + pack_features_batch(features).tobytes()
+    link.summary(start, body)
+    return len(body)
+
+
 #: How a round goes, per protocol mode (:data:`ddnn_tf.core.vocab.PROTOCOL_MODES`).
-ROUNDS = {"paper": _paper_round}
+ROUNDS = {"paper": _paper_round, "eager": _eager_round}
 
 
 def _joined(link, s: DeviceSettings) -> None:

@@ -305,6 +305,7 @@ class Fleet:
             port=port,
             target=self.plan.target,
             journal=journal,
+            wan=None if self.plan.link is None else self.plan.wan,
             **_fields(self.plan, GatewayTuning),
             **link,
         )
@@ -344,6 +345,7 @@ class Fleet:
             batch=self.plan.batch,
             target=self.plan.target,
             mode=self.plan.mode,
+            link=self.plan.link,
             mcu="qemu" if d in self.plan.mcu_devices else None,
             **_fields(self.plan, DeviceTuning),
             **link,

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ddnn_tf.core.comm import decode_summaries, unpack_features_batch
@@ -69,7 +69,7 @@ from ddnn_tf.serve.wire import (
     summary_size,
 )
 
-__all__ = ["NODELAY", "Gateway", "create_gateway_app", "serve_gateway"]
+__all__ = ["NODELAY", "Gateway", "create_gateway_app", "gateway_router", "serve_gateway"]
 
 #: Socket options of the services' HTTP clients.
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -91,7 +91,8 @@ class _Round:
     decision: bytes = b""
     local_probs: np.ndarray | None = None
     present: list[int] = field(default_factory=list)  # devices whose summaries arrived
-    features: dict[int, bytes] = field(default_factory=dict)
+    features: dict[int, bytes] = field(default_factory=dict)  # the flagged samples' features
+    eager: dict[int, bytes] = field(default_factory=dict)  # every sample's (eager protocol)
     timer: asyncio.TimerHandle | None = None
     forwarding: bool = False
 
@@ -105,8 +106,8 @@ class Gateway:
 
     Attributes:
         pace: a hook ``pace(kind, nbytes) -> seconds`` that holds each request to the
-            cloud that long before it is sent (a WAN's delay, emulated on loopback);
-            None: none.
+            cloud that long before it is sent (a WAN's delay, emulated on loopback:
+            :class:`ddnn_tf.serve.airtime.WanPacer` with the settings' ``wan``); None: none.
 
     Raises:
         FileNotFoundError / ValueError: a bad model directory, or a topology the gateway
@@ -148,7 +149,12 @@ class Gateway:
         self.num_classes = len(m["classes"])
         self.encoding = m["wire"]["summary"].get("encoding", "float32")
         self.summary_bytes = summary_size(m)
+        self.eager = s.mode == "eager"  # features come with the summaries
         self.batch = s.batch
+        if s.wan is not None:
+            from ddnn_tf.serve.airtime import WanPacer
+
+            self.pace = WanPacer(s.wan)
         self.alive: set[int] = set(range(self.num_devices))
         self.joined: set[int] = set()
         self.heard: dict[int, float] = {}  # device -> when its last message arrived
@@ -168,7 +174,10 @@ class Gateway:
         self._client: httpx.AsyncClient | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
+    async def start(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """Start on the running event loop; ``transport`` carries the requests to the cloud
+        (default: TCP to the settings' ``cloud``; the phone demo's gateway calls its own
+        app's cloud route in-process)."""
         self.loop = asyncio.get_running_loop()  # where answers are made (and must be added)
         self._all_joined = asyncio.Event()
         headers = {"X-DDNN-Model": self.model, "Content-Type": FEATURES_TYPE}
@@ -181,7 +190,7 @@ class Gateway:
             base_url=self.settings.cloud.rstrip("/"),
             headers=headers,
             timeout=self.settings.cloud_timeout_s,
-            transport=httpx.AsyncHTTPTransport(socket_options=NODELAY),
+            transport=transport or httpx.AsyncHTTPTransport(socket_options=NODELAY),
         )
 
     async def stop(self) -> None:
@@ -279,17 +288,23 @@ class Gateway:
 
     async def summary(self, device: int, start: int, body: bytes) -> bytes:
         size = self.summary_bytes
-        if not body or len(body) % size:
+        step = size + (self.feature_nbytes[device] if self.eager else 0)
+        if not body or len(body) % step:
+            what = f"{size}-byte {self.encoding} summaries"
+            if self.eager:
+                what += f", each sample's followed by {step - size} bytes of packed features"
             raise ServiceError(
                 400,
                 "bad_body",
-                f"expected a whole number of {size}-byte {self.encoding} summaries, got "
-                f"{len(body)} bytes (byte offset {len(body) - len(body) % size}).",
+                f"expected a whole number of {what}, got {len(body)} bytes (byte offset "
+                f"{len(body) - len(body) % step}).",
             )
-        n = len(body) // size
+        n = len(body) // step
         try:
-            payload = np.frombuffer(body, np.uint8).reshape(n, size)
+            payload = np.frombuffer(body, np.uint8)[: n * size].reshape(n, size)
             values = decode_summaries(payload, self.num_classes, self.encoding)
+            if self.eager:
+                self._unpack(device, body[n * size :], n)
         except ValueError as err:
             raise ServiceError(400, "bad_body", str(err)) from None
         self.alive.add(device)
@@ -308,12 +323,18 @@ class Gateway:
         else:
             r.summaries[device] = values
             r.raw[device] = body
+            if self.eager:
+                r.eager[device] = body[n * size :]
         if self.alive <= set(r.summaries):
             self._decide(r)
         elif r.timer is None:
             r.timer = asyncio.get_running_loop().call_later(self.settings.gather_s, self._decide, r)
         await r.decided.wait()
-        return r.decision if device in r.present else encode_mask(np.zeros(n, bool))
+        if device not in r.present:
+            return encode_mask(np.zeros(n, bool))
+        if self.eager:  # the message carried the features too: held until answered
+            await r.finished.wait()
+        return r.decision
 
     def _decide(self, r: _Round) -> None:
         if r.decided.is_set():
@@ -339,12 +360,19 @@ class Gateway:
         r.local_probs = probs
         r.send = ~take & ~done  # a retried round asks only for what is still unanswered
         r.decision = encode_mask(r.send)
+        if self.eager:  # the flagged samples' features, as a features message would carry
+            rows = np.flatnonzero(r.send)
+            for d in r.present:
+                nbytes = self.feature_nbytes[d]
+                r.features[d] = b"".join(_row(r.eager[d], k, nbytes) for k in rows)
         local = np.flatnonzero(take & ~done)
         mask = _bits(r.present)
         self._publish(self._answers(r, local, 0, np.argmax(probs[local], axis=1), False, mask, 0))
         r.decided.set()
         if not r.send.any():
             self._finish(r)
+        elif self.eager:
+            self._forward_soon(r)
         else:
             later = asyncio.get_running_loop().call_later
             r.timer = later(self.settings.gather_s, self._forward_soon, r)
@@ -379,6 +407,13 @@ class Gateway:
 
     # ------------------------------------------------------------------ features
     async def features(self, device: int, start: int, body: bytes) -> dict:
+        if self.eager:
+            raise ServiceError(
+                409,
+                "not_expected",
+                "this gateway runs the eager protocol: a device's features come with its "
+                "summaries.",
+            )
         r = self.rounds.get(start)
         if r is not None and device in r.features:  # a retry (a lost response): wait again
             if r.features[device] != body:
@@ -578,20 +613,29 @@ def create_gateway_app(settings: GatewaySettings | str | Path, **options) -> Fas
     install_error_handlers(app)
     app.state.gateway = gw
     add_status_routes(app, gw.info, s.token)
-    for kind in KINDS:
-        app.add_api_route(f"/v1/{kind}", _device_route(gw, s, kind), methods=["POST"])
+    app.include_router(gateway_router(gw, s))
+    return app
 
-    @app.get("/v1/progress")
+
+def gateway_router(gw: Gateway, s: GatewaySettings) -> APIRouter:
+    """The gateway's routes besides the status ones: the devices' messages (``POST
+    /v1/join``, ``/v1/summary``, ``/v1/features``), ``GET /v1/progress``, ``/v1/results``
+    and ``/v1/answers`` (the phone demo serves them under ``/gateway``)."""
+    router = APIRouter()
+    for kind in KINDS:
+        router.add_api_route(f"/v1/{kind}", _device_route(gw, s, kind), methods=["POST"])
+
+    @router.get("/v1/progress")
     async def progress(request: Request) -> dict:
         check_auth(request, s.token)
         return gw.progress()
 
-    @app.get("/v1/results")
+    @router.get("/v1/results")
     async def results(request: Request) -> dict:
         check_auth(request, s.token)
         return gw.results()
 
-    @app.get("/v1/answers")
+    @router.get("/v1/answers")
     async def answers(request: Request) -> StreamingResponse:
         check_auth(request, s.token)
         raw = request.query_params.get("after", request.headers.get("last-event-id"))
@@ -608,7 +652,7 @@ def create_gateway_app(settings: GatewaySettings | str | Path, **options) -> Fas
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    return app
+    return router
 
 
 def _device_route(gw: Gateway, s: GatewaySettings, kind: str):

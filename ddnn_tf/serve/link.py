@@ -67,12 +67,14 @@ class DeviceLink:
 
     Attributes:
         counters: the transport's :class:`TcpCounters`.
-        pace: a hook ``pace(kind, nbytes) -> seconds`` that holds each message that long
-            before it is sent (a radio's airtime, emulated on loopback); None: none.
+        pace: a hook ``pace(kind, start, nbytes) -> seconds`` that holds each message
+            that long before it is sent, and the decision (``kind`` ``decision``) that long
+            after it arrived (a radio emulated on loopback:
+            :class:`ddnn_tf.serve.airtime.RadioPacer`); None: none.
     """
 
     counters: TcpCounters
-    pace: Callable[[str, int], float] | None = None
+    pace: Callable[[str, int | None, int], float] | None = None
 
     def join(self) -> dict:
         """Join the gateway; its answer (``model``, ``devices``, ``batch``, ``mode``,
@@ -84,7 +86,10 @@ class DeviceLink:
 
     def summary(self, start: int, body: bytes) -> bytes:
         """Send a round's summaries; the decision mask."""
-        return self.request("summary", start, body)
+        mask = self.request("summary", start, body)
+        if self.pace is not None:
+            time.sleep(self.pace("decision", start, len(mask)))
+        return mask
 
     def features(self, start: int, body: bytes) -> None:
         """Send the flagged samples' packed features; returns once the round is answered."""
@@ -93,7 +98,7 @@ class DeviceLink:
     def request(self, kind: str, start: int | None, body: bytes) -> bytes:
         """Send message ``kind`` (after :attr:`pace`); the gateway's response body."""
         if self.pace is not None:
-            time.sleep(self.pace(kind, len(body)))
+            time.sleep(self.pace(kind, start, len(body)))
         return self._request(kind, start, body)
 
     def _request(self, kind: str, start: int | None, body: bytes) -> bytes:

@@ -18,10 +18,12 @@ import numpy as np
 __all__ = [
     "SiteAnswers",
     "deploy_report",
+    "exit_latencies",
     "format_report",
     "percentiles",
-    "round_latencies",
+    "predicted_latencies",
     "round_starts",
+    "sample_latencies",
     "site_report",
 ]
 
@@ -94,7 +96,7 @@ class _Offline:
         return float(self.device_bytes[alive].mean()) if alive.any() else 0.0
 
 
-def _offline(h, xs, idx, presence, thresholds, all_exits) -> _Offline:
+def _offline(h, xs, idx, presence, thresholds, all_exits, protocol="paper") -> _Offline:
     """``h.run`` on samples ``idx`` of ``xs`` with ``presence``, once per distinct row."""
     d = presence.shape[1]
     key = idx.astype(np.int64) * (1 << d) + presence.astype(np.int64) @ (1 << np.arange(d))
@@ -106,6 +108,7 @@ def _offline(h, xs, idx, presence, thresholds, all_exits) -> _Offline:
         presence=presence[first],
         all_exits=all_exits,
         batch_size=256,
+        protocol=protocol,
     )
     return _Offline(
         exit_index=run.exit_index[inverse],
@@ -130,26 +133,94 @@ def round_starts(rounds) -> dict[int, float]:
     return t0
 
 
-def round_latencies(got: SiteAnswers, starts: dict[int, float], batch: int) -> np.ndarray:
-    """Milliseconds from each answered sample's round start (``starts``, see
-    :func:`round_starts`) to its answer, for the samples whose round start is known."""
+def sample_latencies(got: SiteAnswers, starts: dict[int, float], batch: int) -> np.ndarray:
+    """``(N,)`` milliseconds from each sample's round start (``starts``, see
+    :func:`round_starts`) to its answer; NaN where the sample was not answered or its
+    round start is not known."""
     start_of = np.full(len(got.answered), np.nan)
     for start, t in starts.items():
         if start >= 0 and start % batch == 0:
             start_of[start : start + batch] = t
-    latency = (got.t_done - start_of)[got.answered] * 1e3
-    return latency[np.isfinite(latency)]
+    return np.where(got.answered, (got.t_done - start_of) * 1e3, np.nan)
 
 
-def percentiles(latency: np.ndarray) -> dict[str, float | None]:
-    """``{"p50", "p99"}`` of ``latency`` (None when empty)."""
-    return {
-        "p50": float(np.percentile(latency, 50)) if latency.size else None,
-        "p99": float(np.percentile(latency, 99)) if latency.size else None,
-    }
+def percentiles(latency: np.ndarray, qs=(50, 99)) -> dict[str, float | None]:
+    """``{"p50", "p99"}`` (the percentiles ``qs``) of ``latency`` (None when empty)."""
+    return {f"p{q}": float(np.percentile(latency, q)) if latency.size else None for q in qs}
 
 
-def site_report(h, y, xs, got: SiteAnswers, rounds, *, thresholds, batch: int) -> dict[str, Any]:
+def exit_latencies(exits, exit_index, measured, predicted=None) -> dict[str, Any]:
+    """Per exit, over the samples it answered whose latency was measured:
+    ``{exit: {"samples", "measured": {"p50", "p95"}[, "predicted": {"p50", "p95"}]}}``.
+
+    Args:
+        exits: the exit names.
+        exit_index: ``(N,)`` the exit each sample answered at (-1: none).
+        measured: ``(N,)`` milliseconds (NaN: not measured).
+        predicted: ``(N,)`` the cost model's milliseconds for the same samples, or None.
+    """
+    out: dict[str, Any] = {}
+    for k, name in enumerate(exits):
+        rows = (np.asarray(exit_index) == k) & np.isfinite(measured)
+        if not rows.any():
+            continue
+        out[name] = {"samples": int(rows.sum()), "measured": percentiles(measured[rows], (50, 95))}
+        if predicted is not None:
+            out[name]["predicted"] = percentiles(predicted[rows], (50, 95))
+    return out
+
+
+def device_compute_ms(rounds, n: int, batch: int) -> dict[str, np.ndarray]:
+    """Each device's compute per sample as its process measured it (``compute_s`` of its
+    round records), ``{device_I: (n,) ms}``; NaN where it was not recorded."""
+    from ddnn_tf.core.graph import device_tier
+
+    out = {}
+    for d, device_rounds in enumerate(rounds):
+        ms = np.full(n, np.nan)
+        for r in device_rounds:
+            if "compute_s" in r and 0 <= r["start"] < n:
+                ms[r["start"] : r["start"] + batch] = 1e3 * r["compute_s"]
+        out[device_tier(d)] = ms
+    return out
+
+
+def predicted_latencies(
+    h, plan, got: SiteAnswers, tier_ms, rounds=(), *, seed: int = 0
+) -> np.ndarray:
+    """``(N,)`` milliseconds the cost model predicts for each answered sample of a
+    deployment with a radio link (``plan.link``, ``plan.wan``, ``plan.mode``,
+    ``plan.rate_hz``): its exit and its devices as answered live, the tiers' times
+    measured on this host (``tier_ms``; a device's compute as its process measured it,
+    from its round records ``rounds``, where they have it: the devices run here), and the
+    draws the devices' radios waited by (:func:`ddnn_tf.core.cost.price.draws`, ``seed``)."""
+    from ddnn_tf.core.cost.price import price
+
+    n = len(got.answered)
+    tier_ms = dict(tier_ms)
+    for tier, ms in device_compute_ms(rounds, n, plan.batch).items():
+        timed = np.resize(np.asarray(tier_ms.get(tier, 0.0), np.float64), n)
+        tier_ms[tier] = np.where(np.isfinite(ms), ms, timed)
+
+    cost = price(
+        h.topology,
+        np.where(got.answered, got.exit_index, -1),
+        instructions=0,
+        mcu=None,
+        radio=plan.link,
+        wan=plan.wan,
+        mode=plan.mode,
+        rate_hz=plan.rate_hz or 1.0,
+        tier_ms=tier_ms,
+        presence=got.local_p & got.answered[:, None],
+        seed=seed,
+    )
+    return cost.chosen.latency_s * 1e3
+
+
+def site_report(
+    h, y, xs, got: SiteAnswers, rounds, *, thresholds, batch: int, mode="paper", predicted=None
+) -> dict[str, Any]:
     """The live figures of one site (see :func:`ddnn_tf.serve.deploy.deploy`).
 
     Args:
@@ -160,6 +231,10 @@ def site_report(h, y, xs, got: SiteAnswers, rounds, *, thresholds, batch: int) -
         rounds: per device, its round records (``ddnn device``'s JSON lines).
         thresholds: ``{exit: T}`` the gateway used.
         batch: the round length.
+        mode: the devices' protocol (``paper`` or ``eager``), whose bytes the offline run
+            counts.
+        predicted: ``(N,)`` the cost model's latency of each sample in ms
+            (:func:`predicted_latencies`), or None.
     """
     from ddnn_tf.core.exits import exit_points
 
@@ -169,7 +244,7 @@ def site_report(h, y, xs, got: SiteAnswers, rounds, *, thresholds, batch: int) -
     exits = list(h.exits)
     answered = got.answered
     full = _offline(h, xs, idx, got.local_p, thresholds, True)
-    staged = _offline(h, xs, idx, got.local_p, thresholds, False)
+    staged = _offline(h, xs, idx, got.local_p, thresholds, False, mode)
     want_exit = full.exit_index.copy()
     want_pred = full.prediction.copy()
     probs = {e: np.nan_to_num(full.probs[e], nan=0.0) for e in exits}
@@ -204,6 +279,7 @@ def site_report(h, y, xs, got: SiteAnswers, rounds, *, thresholds, batch: int) -
     }
     accuracy["overall"] = float(np.mean(got.prediction == labels))
     t0 = round_starts(rounds)
+    latency = sample_latencies(got, t0, batch)
     sent = received = pairs = retries = 0
     for device_rounds in rounds:
         for r in device_rounds:
@@ -220,7 +296,10 @@ def site_report(h, y, xs, got: SiteAnswers, rounds, *, thresholds, batch: int) -
         "exit_fraction": exit_fraction,
         "bytes_per_device": float(got.payload[live_pairs].mean()) if live_pairs.any() else 0.0,
         "unclassified": int(np.count_nonzero(answered & (got.exit_index < 0))),
-        "latency_ms": percentiles(round_latencies(got, t0, batch)),
+        "latency_ms": {
+            **percentiles(latency[np.isfinite(latency)]),
+            **exit_latencies(exits, got.exit_index, latency, predicted),
+        },
         "samples_per_s": float(answered.sum() / wall) if wall > 0 else 0.0,
         "wall_s": wall,
         "t_first": min(t0.values()) if t0 else None,
@@ -255,7 +334,9 @@ _SITE_KEYS = (
 )
 
 
-def deploy_report(h, plan, y, xs, sites, rounds, thresholds, events, rss, site_rss, records):
+def deploy_report(
+    h, plan, y, xs, sites, rounds, thresholds, events, rss, site_rss, records, tier_ms=None
+):
     """The report of :func:`ddnn_tf.serve.deploy.deploy` (its keys are documented there
     and on the Serving page): site 0's figures at the top level, or with several sites the
     figures over all of them and ``sites``, one entry each.
@@ -272,14 +353,23 @@ def deploy_report(h, plan, y, xs, sites, rounds, thresholds, events, rss, site_r
         rss: memory readings of site 0's gateway and the cloud.
         site_rss: each site's gateway's peak memory at the end.
         records: add ``samples``, site 0's answers sample by sample.
+        tier_ms: the tiers' times on this host, with a radio link (``plan.link``): the
+            latency per exit is then compared with the cost model's prediction.
     """
     from ddnn_tf.core.evaluation import reduction
 
     n_total = len(y) * plan.repeat
     answers = [SiteAnswers.from_docs(s.collector.answers, n_total, h.num_devices) for s in sites]
+    predicted = [
+        predicted_latencies(h, plan, got, tier_ms, site_rounds) if plan.link else None
+        for got, site_rounds in zip(answers, rounds, strict=True)
+    ]
     per_site = []
-    for site, got, site_rounds in zip(sites, answers, rounds, strict=True):
-        rep = site_report(h, y, xs, got, site_rounds, thresholds=thresholds, batch=plan.batch)
+    for site, got, site_rounds, pred in zip(sites, answers, rounds, predicted, strict=True):
+        rep = site_report(
+            h, y, xs, got, site_rounds, thresholds=thresholds, batch=plan.batch,
+            mode=plan.mode, predicted=pred,
+        )  # fmt: skip
         per_site.append({**rep, "gaps": site.collector.gaps})
     main = per_site[0]
     raw = float(np.mean([float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]))
@@ -310,11 +400,15 @@ def deploy_report(h, plan, y, xs, sites, rounds, thresholds, events, rss, site_r
         "cloud_down_after": events["cloud_down"],
         "restarts": events["restarts"],
         "mcu_devices": plan.mcu_devices,
+        "mode": plan.mode,
+        "link": None if plan.link is None else {"radio": plan.link, "wan": plan.wan},
     }
     wall = main["wall_s"]
     result["cloud_samples_per_s"] = main["cloud_answers"] / wall if wall > 0 else 0.0
     if len(sites) > 1:
-        result.update(_over_sites(per_site, answers, rounds, plan.batch, site_rss))
+        result.update(
+            _over_sites(per_site, answers, rounds, plan.batch, site_rss, h.exits, predicted)
+        )
     if records:
         a = answers[0]
         result["samples"] = {
@@ -348,24 +442,29 @@ def _kill(got: SiteAnswers, device: int, answered: int) -> dict[str, Any]:
     }
 
 
-def _over_sites(per_site, answers, rounds, batch: int, site_rss) -> dict[str, Any]:
+def _over_sites(per_site, answers, rounds, batch, site_rss, exits, predicted) -> dict[str, Any]:
     """The figures over every site, and ``sites``: each site's."""
     t_first = min(r["t_first"] for r in per_site if r["t_first"] is not None)
     t_last = max(r["t_last"] for r in per_site if r["t_last"] is not None)
     wall = t_last - t_first
     latency = np.concatenate(
         [
-            round_latencies(a, round_starts(site_rounds), batch)
+            sample_latencies(a, round_starts(site_rounds), batch)
             for a, site_rounds in zip(answers, rounds, strict=True)
         ]
     )
+    exit_index = np.concatenate([a.exit_index for a in answers])
+    pred = None if predicted[0] is None else np.concatenate(predicted)
     out: dict[str, Any] = {
         key: int(sum(r[key] for r in per_site))
         for key in ("lost", "duplicates", "mismatches_vs_offline", "degraded")
     }
     answered = sum(r["n_samples"] - r["lost"] for r in per_site)
     cloud = sum(r["cloud_answers"] for r in per_site)
-    out["latency_ms"] = percentiles(latency)
+    out["latency_ms"] = {
+        **percentiles(latency[np.isfinite(latency)]),
+        **exit_latencies(exits, exit_index, latency, pred),
+    }
     out["samples_per_s"] = answered / wall if wall > 0 else 0.0
     out["cloud_samples_per_s"] = cloud / wall if wall > 0 else 0.0
     out["sites"] = [
@@ -397,6 +496,22 @@ def format_report(result: dict[str, Any]) -> str:
         f"mismatches vs offline: {result['mismatches_vs_offline']}; lost: {result['lost']}; "
         f"duplicates: {result['duplicates']}; degraded: {result['degraded']}",
     ]
+    link = result.get("link")
+    if link:
+        lines.append(
+            f"devices on {link['radio']} ({result['mode']} protocol) and the gateways' link "
+            f"to the cloud ({link['wan']}) emulated on loopback; latency per exit, measured "
+            "against the cost model's prediction:"
+        )
+        for name in result["exits"]:
+            entry = result["latency_ms"].get(name)
+            if entry is not None:
+                m, p = entry["measured"], entry["predicted"]
+                lines.append(
+                    f"  {name} ({entry['samples']} samples): p50 {m['p50']:.1f} ms "
+                    f"(predicted {p['p50']:.1f}), p95 {m['p95']:.1f} ms (predicted "
+                    f"{p['p95']:.1f})"
+                )
     rss = result.get("rss_mb")
     if rss and rss.get("gateway"):
         gateway, cloud = (" / ".join(f"{v:.1f}" for v in rss[k]) for k in ("gateway", "cloud"))

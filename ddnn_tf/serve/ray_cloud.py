@@ -1,7 +1,7 @@
 """The cloud tier as a Ray Serve deployment: same protocol, same answers, N replicas.
 
 Each replica loads the cloud tier (:class:`~ddnn_tf.serve.cloud.CloudTier`) and serves
-the app of :func:`~ddnn_tf.serve.cloud.cloud_router`; concurrent requests reaching a
+the app of :func:`~ddnn_tf.serve.cloud.add_cloud_routes`; concurrent requests reaching a
 replica are gathered by ``@serve.batch`` into one interpreter call.
 
 Safety of the local Ray instance started by ``serve cloud --engine ray`` (no
@@ -69,29 +69,18 @@ def _deployment(settings):
         @serve.batch(
             max_batch_size=settings.max_batch,
             batch_wait_timeout_s=BATCH_WAIT_S,
-            batch_size_fn=lambda items: sum(len(p) for p, _ in items),
+            batch_size_fn=lambda items: sum(r.n for r in items),
         )
-        async def classify(self, parsed: list) -> list:
-            return self.tier.classify_many(parsed)
+        async def classify(self, requests: list) -> list:
+            return self.tier.classify_many(requests)
 
         def __serve_build_asgi_app__(self):
             from fastapi import FastAPI
 
-            from ddnn_tf.serve.cloud import cloud_router
-            from ddnn_tf.serve.http import install_error_handlers
+            from ddnn_tf.serve.cloud import add_cloud_routes
 
             app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-            install_error_handlers(app)
-            s = self.settings
-            app.include_router(
-                cloud_router(
-                    self.tier,
-                    self.classify,
-                    token=s.token,
-                    max_body_bytes=s.max_body_bytes,
-                    deadline_s=s.deadline_s,
-                )
-            )
+            add_cloud_routes(app, self.tier, self.classify, self.settings)
             return app
 
     return CloudReplica

@@ -38,13 +38,12 @@ from ddnn_tf.core.options import (
     Options,
     option,
 )
-from ddnn_tf.core.vocab import SUBSETS, TARGETS
+from ddnn_tf.core.vocab import PROTOCOL_MODES, SUBSETS, TARGETS
 from ddnn_tf.errors import ConfigError
 
 __all__ = [
     "DEFAULT_DEADLINE_S",
     "DEFAULT_MAX_BODY_BYTES",
-    "SERVED_MODES",
     "TOKEN_ENV",
     "CloudSettings",
     "DemoSettings",
@@ -59,9 +58,6 @@ __all__ = [
     "settings_of",
 ]
 
-#: The device protocols the services run, of :data:`~ddnn_tf.core.vocab.PROTOCOL_MODES`
-#: (``ddnn cost`` prices them all).
-SERVED_MODES = ("paper",)
 #: Environment variable holding the shared token (an explicit token overrides it).
 TOKEN_ENV = "DDNN_TF_TOKEN"
 #: Largest request body a service accepts.
@@ -247,8 +243,10 @@ class GatewayTuning(Options):
         "them (degraded)", POSITIVE, section="gateway",
     )  # fmt: skip
     mode: str = option(
-        "paper", "the round protocol: paper (summary, decision, features)",
-        choices=SERVED_MODES, section="gateway",
+        "paper", "the round protocol: paper (summary up, decision down, features up for "
+        "the samples that do not exit locally) or eager (summary and features up in one "
+        "message; ddnn cost says which costs a device less)", choices=PROTOCOL_MODES,
+        section="gateway",
     )  # fmt: skip
 
     def check(self) -> None:
@@ -272,6 +270,10 @@ class GatewaySettings(GatewayTuning, LinkSettings, ServiceSettings):
     journal: str | None = option(
         None, "a file the answers are written to and read back from on a restart, so a "
         "restarted gateway answers each sample once (default: memory only)",
+    )  # fmt: skip
+    wan: str | None = option(
+        None, "hold each request to the cloud for this WAN profile's round trip and upload "
+        "time (a profile name of ddnn cost --list, or a profile file; default: none)",
     )  # fmt: skip
 
     def check(self) -> None:
@@ -298,6 +300,11 @@ class DemoSettings(ServiceSettings):
         "~/.cache/ddnn_tf/demo-tls)",
     )  # fmt: skip
     qr: bool = option(True, "print a terminal QR code of the URL")
+    mode: str | None = option(
+        None, "also serve a gateway under /gateway/ whose end devices are the page's, in this "
+        "protocol: paper or eager (the printed URL selects it; default: none, the page runs "
+        "the local exit itself)", choices=PROTOCOL_MODES,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -310,6 +317,12 @@ class DeviceTuning(Options):
     reconnect_s: float = option(
         300.0, "a device gives up after this many seconds without its gateway", POSITIVE,
         section="devices",
+    )  # fmt: skip
+    rate_hz: float | None = option(
+        None, "samples per second a device reads, the first one period after the gateway "
+        "lets the devices go (default: each round as soon as the last one ended; ddnn "
+        "deploy with link: a rate at which a sample's messages end before the next is read)",
+        POSITIVE, section="devices",
     )  # fmt: skip
 
 
@@ -335,12 +348,25 @@ class DeviceSettings(DeviceTuning, LinkSettings):
         None, "run the tier's C on this board instead of the binary: qemu (an emulated "
         "Cortex-M4, mps2-an386), mps2-an385 (Cortex-M3) or host (the system gcc)",
     )  # fmt: skip
-    mode: str = option("paper", "the round protocol (the gateway's)", choices=SERVED_MODES)
+    mode: str = option(
+        "paper", "the round protocol, paper or eager (the gateway's)", choices=PROTOCOL_MODES
+    )
+    link: str | None = option(
+        None, "emulate this radio profile (ddnn cost --list, or a profile file): each message "
+        "waits its time on air, wake-up and turn on the channel, and a decision its "
+        "downlink (rounds of one sample)",
+    )  # fmt: skip
 
     def check(self) -> None:
         LinkSettings.check(self)
         if self.transport == "http" and self.gateway is None:
             raise ConfigError("transport http needs the gateway's URL.", argument="gateway")
+        if self.link is not None and self.batch != 1:
+            raise ConfigError(
+                f"a radio sends each sample as it comes: link needs rounds of one sample "
+                f"(batch 1), got {self.batch}.",
+                argument="batch",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -406,6 +432,23 @@ class DeployPlan(GatewayTuning, DeviceTuning):
         None, "stop the cloud once this many samples were answered and start it again on "
         "the same port", NON_NEGATIVE, section="faults",
     )  # fmt: skip
+    batch: int | None = option(
+        None, "samples per round (every device's too; default 64, and 1 with link)",
+        AT_LEAST_1, section="gateway",
+    )  # fmt: skip
+    gather_s: float | None = option(
+        None, "how long a round waits for a device's message before counting it absent "
+        "(default 2, or longer when link's slowest message needs it)", POSITIVE,
+        section="gateway",
+    )  # fmt: skip
+    link: str | None = option(
+        None, "emulate this radio profile on every device's messages (ddnn cost --list, or "
+        "a profile file) and the wan profile on the gateways' requests to the cloud; the "
+        "report compares the latency per exit with the cost model's prediction",
+    )  # fmt: skip
+    wan: str = option(
+        "broadband", "the gateways' link to the cloud emulated with link (a wan profile)"
+    )
     cloud_port: int = option(0, "the cloud's port (0: a free one)", PORT, section="ports")
     gateway_port: int = option(
         0, "the first site's gateway port, site k's is this + k (0: free ones)", PORT,
@@ -413,6 +456,14 @@ class DeployPlan(GatewayTuning, DeviceTuning):
     )  # fmt: skip
 
     def check(self) -> None:
+        if self.batch is None:  # a radio sends each sample as it comes
+            object.__setattr__(self, "batch", 64 if self.link is None else 1)
+        if self.link is not None and self.batch != 1:
+            raise ConfigError(
+                f"a radio sends each sample as it comes: link needs rounds of one sample "
+                f"(batch 1), got {self.batch}.",
+                argument="batch",
+            )
         GatewayTuning.check(self)
         if self.broker is not None and self.transport != "mqtt":
             raise ConfigError("a broker is used with transport mqtt only.", argument="broker")

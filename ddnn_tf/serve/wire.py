@@ -10,6 +10,7 @@ cloud and the tests share it: :func:`model_id`, :func:`encode_cloud_records` /
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from ddnn_tf.core.comm import (
     summary_nbytes,
     unpack_features,
     unpack_features_batch,
+    unpack_features_side_by_side,
 )
 from ddnn_tf.core.graph import TierGraph, tier_graph
 from ddnn_tf.core.manifest import MANIFEST_FILE, Manifest, check_tier_graph
@@ -33,6 +35,7 @@ __all__ = [
     "FEATURES_TYPE",
     "SUMMARY_TYPE",
     "DECISION_TYPE",
+    "CloudRecords",
     "CloudSpec",
     "WireError",
     "decode_mask",
@@ -42,7 +45,9 @@ __all__ = [
     "encode_mask",
     "model_graph",
     "model_id",
+    "decode_cloud_records",
     "parse_cloud_records",
+    "read_cloud_records",
     "summary_size",
 ]
 
@@ -168,6 +173,22 @@ class CloudSpec:
     def mask_bytes(self) -> int:
         return (len(self.senders) + 7) // 8
 
+    @functools.cached_property
+    def every_sender_mask(self) -> bytes:
+        """The presence mask of a record that carries every sender."""
+        return encode_mask(np.ones(len(self.senders), bool))
+
+    @functools.cached_property
+    def padding(self) -> np.ndarray:
+        """The padding bits of every sender's features side by side, as a byte mask (each
+        sender's last byte's low bits)."""
+        out = np.zeros(sum(self.nbytes.values()), np.uint8)
+        end = 0
+        for s in self.senders:
+            end += self.nbytes[s]
+            out[end - 1] = (1 << (-math.prod(self.shapes[s]) % 8)) - 1
+        return out
+
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> CloudSpec:
         """Read the cloud tier's senders from a manifest.
@@ -247,8 +268,72 @@ def parse_cloud_records(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[
         WireError: an empty body, a truncated record, a record with no sender present,
             non-zero padding bits (naming the byte offset).
     """
+    return decode_cloud_records(spec, [read_cloud_records(spec, body)])
+
+
+@dataclass(frozen=True)
+class CloudRecords:
+    """The records of one ``POST /v1/cloud`` body, checked (:func:`read_cloud_records`).
+
+    Attributes:
+        n: how many records.
+        packed: ``(n, record bytes)`` uint8 when every record carries every sender (what
+            a phone, or a gateway with all its devices, sends): decoded later, with the
+            other requests of its batch (:func:`decode_cloud_records`); else None.
+        presence, features: the decoded records otherwise, as
+            :func:`parse_cloud_records` returns them.
+    """
+
+    n: int
+    packed: np.ndarray | None = None
+    presence: np.ndarray | None = None
+    features: dict[str, np.ndarray] | None = None
+
+
+def read_cloud_records(spec: CloudSpec, body: bytes) -> CloudRecords:
+    """Check a ``POST /v1/cloud`` body, and decode it unless every record carries every
+    sender (then its records stay packed for :func:`decode_cloud_records`).
+
+    Raises:
+        WireError: as :func:`parse_cloud_records`.
+    """
     if not body:
         raise WireError("empty body: expected at least one record.", 0)
+    mb = spec.mask_bytes
+    width = mb + sum(spec.nbytes.values())
+    if len(body) % width == 0:
+        packed = np.frombuffer(body, np.uint8).reshape(-1, width)
+        if (
+            packed[:, :mb].tobytes() == spec.every_sender_mask * len(packed)
+            and not (packed[:, mb:] & spec.padding).any()
+        ):
+            return CloudRecords(len(packed), packed=packed)
+    presence, features = _records_one_by_one(spec, body)  # names a bad record
+    return CloudRecords(len(presence), presence=presence, features=features)
+
+
+def decode_cloud_records(
+    spec: CloudSpec, items: Sequence[CloudRecords]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The records of several bodies, one after the other, as :func:`parse_cloud_records`
+    returns one body's; the packed ones are unpacked in one pass."""
+    if all(r.packed is not None for r in items):
+        packed = np.concatenate([r.packed for r in items]) if len(items) > 1 else items[0].packed
+        shapes = [spec.shapes[s] for s in spec.senders]
+        unpacked = unpack_features_side_by_side(packed[:, spec.mask_bytes :], shapes)
+        presence = np.ones((len(packed), len(spec.senders)), bool)
+        return presence, dict(zip(spec.senders, unpacked, strict=True))
+    parts = [
+        decode_cloud_records(spec, [r]) if r.packed is not None else (r.presence, r.features)
+        for r in items
+    ]
+    presence = np.concatenate([p for p, _ in parts])
+    return presence, {s: np.concatenate([f[s] for _, f in parts]) for s in spec.senders}
+
+
+def _records_one_by_one(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`parse_cloud_records`, one record after the other (any presence; a bad record
+    is named)."""
     u, mb = len(spec.senders), spec.mask_bytes
     masks: list[np.ndarray] = []
     chunks: dict[str, list[tuple[int, bytes]]] = {s: [] for s in spec.senders}

@@ -49,7 +49,19 @@ from ddnn_tf.core.topology import Topology
 from ddnn_tf.core.vocab import PROTOCOL_MODES
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["COMPONENTS", "MODES", "Cost", "Hardware", "Scenario", "price"]
+__all__ = [
+    "COMPONENTS",
+    "DECISION_BYTES",
+    "DRAWS",
+    "MODES",
+    "Cost",
+    "Hardware",
+    "Scenario",
+    "draw",
+    "draws",
+    "price",
+    "wan_s",
+]
 
 #: Protocol modes (:data:`ddnn_tf.core.vocab.PROTOCOL_MODES`).
 MODES = PROTOCOL_MODES
@@ -67,14 +79,20 @@ COMPONENTS = (
 )
 #: Synthetic samples drawn when only exit fractions are given.
 _FRACTION_SAMPLES = 10_000
-_DECISION_BYTES = 1  # one bit per sample: "send your features" (docs/protocol.md)
+#: Bytes of the gateway's decision for one sample: one bit, "send your features"
+#: (docs/protocol.md).
+DECISION_BYTES = 1
+#: The seeded draws of a scenario, in the order they are drawn: the wait for the channel
+#: of a sample's first uplink, the wait for the decision downlink (paper protocol) and the
+#: wait for the channel of the feature uplink.
+DRAWS = ("first", "decision", "second")
 
 
 @dataclass(frozen=True)
 class Hardware:
     """The profiles a cost is computed on (names or paths are loaded by :func:`price`)."""
 
-    mcu: Profile
+    mcu: Profile | None
     radio: Profile
     wan: Profile
     gateway: Profile
@@ -83,7 +101,7 @@ class Hardware:
     @classmethod
     def load(cls, mcu, radio, wan="broadband", gateway="this-host", cloud="this-host"):
         return cls(
-            load_profile(mcu, "mcu"),
+            None if mcu is None else load_profile(mcu, "mcu"),
             load_profile(radio, "radio"),
             load_profile(wan, "wan"),
             load_profile(gateway, "compute", argument="gateway"),
@@ -231,7 +249,7 @@ class Cost:
             "battery_mah": self.battery_mah,
             "battery_v": self.battery_v,
             "profiles": {
-                k: getattr(self.hardware, k).name
+                k: getattr(getattr(self.hardware, k), "name", None)
                 for k in ("mcu", "radio", "wan", "gateway", "cloud")
             },
             **self._block(s),
@@ -253,6 +271,7 @@ class Cost:
                     },
                 }
                 for role, p in vars(self.hardware).items()
+                if p is not None
             },
         }
         return out
@@ -328,7 +347,7 @@ class _Setting:
     raw: np.ndarray
     times: dict[str, np.ndarray]
     period: float
-    rng: np.random.Generator
+    draws: dict[str, np.ndarray]
 
     @property
     def n(self) -> int:
@@ -358,10 +377,30 @@ def _compute(mcu: Profile, instructions: np.ndarray) -> tuple[np.ndarray, np.nda
     return seconds, seconds * run_ua
 
 
-def _slots(present: np.ndarray, parallel: float) -> np.ndarray:
-    """Each present device's turn on the shared channel (``parallel`` devices per turn)."""
-    order = np.cumsum(present, axis=1) - 1
-    return np.where(present, order // max(int(parallel), 1), 0)
+def draws(seed: int, n: int, d: int) -> dict[str, np.ndarray]:
+    """The seeded uniform draws in [0, 1) of a priced scenario, ``{name: (n, d)}`` for the
+    names of :data:`DRAWS`: every scenario of :func:`price` uses the same ones, and so does
+    a live deployment that emulates a radio (``ddnn deploy --link``), sample by sample.
+
+    Example:
+        >>> u = draws(0, 4, 6)
+        >>> sorted(u), u["first"].shape
+        (['decision', 'first', 'second'], (4, 6))
+    """
+    rng = np.random.default_rng(seed)
+    return {name: rng.random((n, d)) for name in DRAWS}
+
+
+def draw(seed: int, n: int, d: int, name: str, sample: int, device: int) -> float:
+    """One entry of :func:`draws`, ``draws(seed, n, d)[name][sample, device]``, without
+    drawing the others (a device of a long live stream needs its own only).
+
+    Example:
+        >>> draw(0, 4, 6, "second", 3, 5) == draws(0, 4, 6)["second"][3, 5]
+        True
+    """
+    position = (DRAWS.index(name) * n + sample) * d + device  # one 64-bit draw per double
+    return float(np.random.Generator(np.random.PCG64(seed).advance(position)).random())
 
 
 class _Sample:
@@ -381,21 +420,19 @@ class _Sample:
         self.limits: list[str] = []
         self.session = s.hw.radio["session_setup_ms"] > 0 or s.hw.radio["session_tail_ms"] > 0
 
-    def uniform(self) -> np.ndarray:
-        return self.s.rng.random((self.s.n, self.s.d))
-
-    def uplink(self, start: np.ndarray, nbytes: np.ndarray, who: np.ndarray, part: str):
-        """Every device in ``who`` sends ``nbytes[d]`` from ``start`` (N,) on; returns the
-        time each device's message ends (N, D) and when the last one arrives (N,)."""
+    def uplink(self, start: np.ndarray, nbytes: np.ndarray, who: np.ndarray, part: str, draw: str):
+        """Every device in ``who`` sends ``nbytes[d]`` from ``start`` on (``(N,)``, or
+        ``(N, D)`` when each device starts on its own), waiting for the channel by the
+        seeded ``draws[draw]``; returns the time each device's message ends (N, D) and when
+        the last one arrives (N,)."""
         radio = self.s.hw.radio
         msgs = [rf.uplink_cost(radio, int(b)) for b in nbytes]
         busy = np.array([m.busy_s for m in msgs])
-        wait = self.uniform() * radio["access_wait_ms"] * 1e-3
-        slot = _slots(who, radio["parallel_uplinks"])
-        step = busy.max() if len(busy) else 0.0
-        end = start[:, None] + wait + (slot + 1) * step
-        end = np.where(who, end, start[:, None])
-        last = np.where(who.any(axis=1), np.max(np.where(who, end, -np.inf), axis=1), start)
+        start = np.broadcast_to(start[:, None] if start.ndim == 1 else start, who.shape)
+        end = start + rf.uplink_delay_s(radio, nbytes, self.s.draws[draw], who)
+        end = np.where(who, end, start)
+        last = np.where(who, end, -np.inf).max(axis=1, initial=-np.inf)
+        last = np.where(who.any(axis=1), last, start.max(axis=1, initial=0.0))
         self.charge[part] += who * np.array([m.charge_uc for m in msgs])
         self.radio_busy += who * busy
         self.airtime += who * np.array([m.airtime_s for m in msgs])
@@ -408,12 +445,15 @@ class _Sample:
         returns when the last device has it (N,)."""
         radio = self.s.hw.radio
         charge, busy, arrival, missed = rf.downlink_cost(
-            radio, _DECISION_BYTES, np.maximum(ready[:, None] - own_end, 0.0), self.uniform()
+            radio,
+            DECISION_BYTES,
+            np.maximum(ready[:, None] - own_end, 0.0),
+            self.s.draws["decision"],
         )
         self.charge["decision_downlink"] += who * charge
         self.radio_busy += who * busy
         self.messages += who
-        self.gateway_airtime += who.sum(axis=1) * rf.downlink_airtime_s(radio, _DECISION_BYTES)
+        self.gateway_airtime += who.sum(axis=1) * rf.downlink_airtime_s(radio, DECISION_BYTES)
         got = own_end + arrival
         self.occupied = np.maximum(self.occupied, np.where(who, got, 0.0))
         if np.any(missed & who):
@@ -454,15 +494,15 @@ class _Sample:
             if radio.downlink == "event":  # a message's own event keeps the link up too
                 events = np.clip(events - self.messages, 0, None)
             upkeep_uc = upkeep_uc + events * keep
-        mcu_v, radio_v = mcu["supply_v"], radio["supply_v"]
+        radio_v = radio["supply_v"]
+        mcu_sleep_uw = 0.0 if mcu is None else mcu["sleep_current_ua"] * mcu["supply_v"]
         energy = {
-            "compute": self.charge["compute"] * mcu_v,
+            "compute": self.charge["compute"] * (0.0 if mcu is None else mcu["supply_v"]),
             "summary_uplink": self.charge["summary_uplink"] * radio_v,
             "decision_downlink": self.charge["decision_downlink"] * radio_v,
             "feature_uplink": self.charge["feature_uplink"] * radio_v,
             "link_upkeep": upkeep_uc * radio_v,
-            "sleep": idle_mcu * mcu["sleep_current_ua"] * mcu_v
-            + radio_sleep_s * radio["sleep_current_ua"] * radio_v,
+            "sleep": idle_mcu * mcu_sleep_uw + radio_sleep_s * radio["sleep_current_ua"] * radio_v,
         }
         energy = {k: np.where(present, v, np.nan) for k, v in energy.items()}
         self._feasibility()
@@ -519,20 +559,35 @@ def _split_combined(run: _Sample, first: np.ndarray, second: np.ndarray, who: np
     run.charge["summary_uplink"] -= moved
 
 
-def _wan_s(wan: Profile, nbytes: np.ndarray) -> np.ndarray:
-    """Gateway -> cloud -> gateway: a round trip and the upload of ``nbytes`` (N,)."""
-    return wan["rtt_ms"] * 1e-3 + 8.0 * nbytes / (wan["uplink_mbps"] * 1e6)
+def wan_s(wan: Profile, nbytes):
+    """Gateway -> cloud -> gateway: a round trip and the upload of ``nbytes`` (a number or
+    an array), in seconds.
+
+    Example:
+        >>> round(1e3 * wan_s(load_profile("broadband", "wan"), 2500), 1)  # ms
+        21.0
+    """
+    return wan["rtt_ms"] * 1e-3 + 8.0 * np.asarray(nbytes, np.float64) / (wan["uplink_mbps"] * 1e6)
 
 
 def _device_start(run: _Sample, compute: bool) -> np.ndarray:
-    """Run the device tiers (if ``compute``); returns when each sample's devices are done."""
+    """Run the device tiers (if ``compute``); returns when each sample's devices are done.
+
+    Without an MCU profile the device tiers take the times ``tier_ms`` gives them (devices
+    emulated on a host) and cost no energy."""
     s = run.s
-    seconds, charge = _compute(s.hw.mcu, s.instructions if compute else np.zeros(s.d))
-    run.charge["compute"] += s.present * charge
+    if s.hw.mcu is None:
+        tiers = [s.tier_s(device_tier(i)) for i in range(s.d)] if compute else []
+        seconds = np.stack(tiers, axis=1) if tiers else np.zeros((s.n, s.d))
+        done = np.where(s.present, seconds, 0.0).max(axis=1, initial=0.0)
+    else:
+        seconds, charge = _compute(s.hw.mcu, s.instructions if compute else np.zeros(s.d))
+        run.charge["compute"] += s.present * charge
+        done = np.full(s.n, float(seconds.max()))
     run.mcu_busy += s.present * seconds
     setup = s.hw.radio["session_setup_ms"] * 1e-3 if run.session else 0.0
     period_fits = setup + s.hw.radio["session_tail_ms"] * 1e-3 < s.period
-    return np.full(s.n, float(seconds.max()) + (setup if period_fits else 0.0))
+    return done + (setup if period_fits else 0.0)
 
 
 def _hierarchy(s: _Setting, mode: str) -> Scenario:
@@ -548,17 +603,19 @@ def _hierarchy(s: _Setting, mode: str) -> Scenario:
     edge_tiers = [edge_tier(j) for j in range(t.num_edges)]
     edge_s = s.host_s([*edge_tiers, "edge_aggregator"], hw.gateway) if "edge" in t.exits else 0
     if not t.has_local:
-        _, at_gateway = run.uplink(start, s.upward, present, "feature_uplink")
+        _, at_gateway = run.uplink(start, s.upward, present, "feature_uplink", "first")
         local_done = at_gateway
     elif mode == "eager":
-        _, at_gateway = run.uplink(start, s.summary + s.upward, present, "summary_uplink")
+        both = s.summary + s.upward
+        _, at_gateway = run.uplink(start, both, present, "summary_uplink", "first")
         _split_combined(run, s.summary, s.upward, present)
         local_done = at_gateway + local_s
     else:
-        own_end, at_gateway = run.uplink(start, s.summary, present, "summary_uplink")
+        own_end, at_gateway = run.uplink(start, s.summary, present, "summary_uplink", "first")
         local_done = at_gateway + local_s
-        decided, got = run.decision(own_end, local_done, present)
-        _, features_in = run.uplink(decided, s.upward, goes_up, "feature_uplink")
+        _, got = run.decision(own_end, local_done, present)
+        # each device sends its features once it has the decision
+        _, features_in = run.uplink(got, s.upward, goes_up, "feature_uplink", "second")
         local_done = np.where(exited_local, local_done, features_in)
     latency = local_done + edge_s
     if "edge" in t.exits:  # the edges' maps go to the cloud
@@ -566,7 +623,7 @@ def _hierarchy(s: _Setting, mode: str) -> Scenario:
     else:
         sent = (goes_up * s.upward).sum(axis=1)
     cloud_s = s.host_s([CLOUD], hw.cloud)
-    to_cloud = latency + _wan_s(hw.wan, np.asarray(sent, np.float64)) + cloud_s
+    to_cloud = latency + wan_s(hw.wan, sent) + cloud_s
     cloud = t.exits.index("cloud")
     run.latency = np.where(s.index == cloud, to_cloud, latency)
     run.latency = np.where(s.index < 0, np.nan, run.latency)
@@ -583,14 +640,14 @@ def _baseline(s: _Setting, name: str) -> Scenario:
     start = _device_start(run, compute=not raw)
     payload = s.raw if raw else s.summary + s.upward
     _, at_gateway = run.uplink(
-        start, payload, s.present, "feature_uplink" if raw else "summary_uplink"
+        start, payload, s.present, "feature_uplink" if raw else "summary_uplink", "first"
     )
     if not raw:
         _split_combined(run, s.summary, s.upward, s.present)
     sent = (s.present * payload).sum(axis=1)
     tiers = [device_tier(i) for i in range(s.d)] if raw else []
     cloud_s = s.host_s([*tiers, CLOUD], hw.cloud)
-    run.latency = at_gateway + _wan_s(hw.wan, sent.astype(np.float64)) + cloud_s
+    run.latency = at_gateway + wan_s(hw.wan, sent) + cloud_s
     run.latency = np.where(run.exit_index < 0, np.nan, run.latency)
     return run.finish()
 
@@ -661,7 +718,7 @@ def price(
     exits,
     *,
     instructions,
-    mcu: str | Profile,
+    mcu: str | Profile | None,
     radio: str | Profile,
     wan: str | Profile = "broadband",
     gateway: str | Profile = "this-host",
@@ -691,7 +748,10 @@ def price(
             one number for every device or one per device (measured on the emulator, or
             modelled by ``ddnn_tf.mcu.opcount`` from the tier or the topology).
         mcu: the microcontroller's profile: a name or a path
-            (:func:`~ddnn_tf.core.cost.profiles.load_profile`), or a loaded profile.
+            (:func:`~ddnn_tf.core.cost.profiles.load_profile`), or a loaded profile; None:
+            the device tiers take the times ``tier_ms`` gives them (``device_I``: devices
+            emulated on a host, as ``ddnn deploy --link`` runs them) and their compute and
+            the MCU's sleep cost no energy.
         radio: the devices' radio profile.
         wan: the gateway's link to the cloud.
         gateway: the host of the gateway's tiers (a compute profile).
@@ -702,8 +762,9 @@ def price(
         mode: ``paper`` or ``eager`` (the other is priced too, for the comparison).
         tier_ms: milliseconds per sample of the tiers above the devices on this host
             (``local_aggregator``, ``edge_J``, ``edge_aggregator``, ``cloud``; and
-            ``device_I`` for raw offload's cloud), a number or one per measured sample;
-            a tier left out costs 0 ms (say so in ``sources``).
+            ``device_I`` for raw offload's cloud, and for the devices when ``mcu`` is
+            None), a number or one per measured sample; a tier left out costs 0 ms (say
+            so in ``sources``).
         summary_nbytes: bytes of a device's summary; default from the topology.
         upward_nbytes: bytes of what a device sends up (its packed features); default
             from the topology.
@@ -712,7 +773,7 @@ def price(
         presence: optional ``(N, D)`` bool, the devices alive on each sample.
         sources: where the inputs came from (``instructions``, ``bytes``, ``exits``,
             ``tier_ms``), echoed in the result; profile figures name their own sources.
-        seed: seed of the random waits (channel access, connection events).
+        seed: seed of the random waits (channel access, connection events): :func:`draws`.
 
     Returns:
         A :class:`Cost`; ``cost.to_dict()`` has the stable keys ``energy_uj_per_sample``,
@@ -744,7 +805,7 @@ def price(
         **_payload_sizes(topology, summary_nbytes, upward_nbytes, raw_nbytes),
         times=_tier_times(tier_ms, len(index)),
         period=1.0 / rate_hz,
-        rng=np.random.default_rng(seed),
+        draws=draws(seed, len(index), d),
     )
     return Cost(
         mode=mode,
@@ -752,16 +813,16 @@ def price(
         rate_hz=float(rate_hz),
         battery_mah=float(battery_mah),
         battery_v=float(battery_v),
-        scenarios=_scenarios(setting, seed),
+        scenarios=_scenarios(setting),
         hardware=hw,
         sources=_sources(tier_ms, sources),
     )
 
 
-def _scenarios(setting: _Setting, seed: int) -> dict[str, Any]:
-    """Both protocol modes and both baselines priced, with the same random waits each."""
+def _scenarios(setting: _Setting) -> dict[str, Any]:
+    """Both protocol modes and both baselines priced, with the same random waits each
+    (the setting's :func:`draws`)."""
     scenarios = {}
     for name in (*MODES, "raw_offload", "always_cloud"):
-        setting.rng = np.random.default_rng(seed)
         scenarios[name] = _hierarchy(setting, name) if name in MODES else _baseline(setting, name)
     return scenarios

@@ -47,6 +47,7 @@ __all__ = [
     "keepalive_charge_uc",
     "lora_airtime_s",
     "uplink_cost",
+    "uplink_delay_s",
 ]
 
 
@@ -131,6 +132,36 @@ def uplink_cost(radio: Profile, nbytes: int) -> Message:
         + len(packets) * ack_s * rx
     )
     return Message(len(packets), air, busy, charge)
+
+
+def uplink_delay_s(radio: Profile, nbytes, wait_u, who) -> np.ndarray:
+    """Seconds from the moment devices have their messages ready until each message ends,
+    when they share the channel: a wait for it (``wait_u`` x ``access_wait_ms``), then
+    their turns, ``parallel_uplinks`` devices at a time in device order, each turn as long
+    as the longest of the messages (the devices' ``nbytes``).
+
+    Args:
+        radio: the radio profile.
+        nbytes: ``(D,)`` each device's message bytes.
+        wait_u: ``(N, D)`` uniform draws in [0, 1).
+        who: ``(N, D)`` bool, the devices that send.
+
+    Returns:
+        ``(N, D)`` seconds (meaningless where ``who`` is False).
+
+    Example:
+        >>> from ddnn_tf.core.cost.profiles import load_profile
+        >>> ble = load_profile("ble-1m", "radio")
+        >>> t = uplink_delay_s(ble, [5, 5], np.zeros((1, 2)), np.ones((1, 2), bool))
+        >>> [round(1e3 * v, 3) for v in t[0]]  # ms: one device after the other
+        [1.056, 2.112]
+    """
+    who = np.asarray(who, bool)
+    busy = [uplink_cost(radio, int(b)).busy_s for b in np.atleast_1d(nbytes)]
+    step = max(busy, default=0.0)
+    order = np.cumsum(who, axis=1) - 1
+    slot = np.where(who, order // max(int(radio["parallel_uplinks"]), 1), 0)
+    return np.asarray(wait_u, np.float64) * radio["access_wait_ms"] * 1e-3 + (slot + 1) * step
 
 
 def downlink_airtime_s(radio: Profile, nbytes: int) -> float:

@@ -1,0 +1,181 @@
+"""A radio and a WAN on loopback: how long ``ddnn deploy --link`` holds each message.
+
+Kernel delays (``netem``) are not needed: a device process holds each of its messages
+for the time the cost model (:mod:`ddnn_tf.core.cost`) says the radio takes, and the
+gateway holds each request to the cloud for the WAN's round trip and upload, so a live
+deployment on loopback takes as long as the modelled one would, and its measured latency
+per exit can be compared with the prediction.
+
+* :class:`RadioPacer`, a device link's ``pace`` hook
+  (:attr:`ddnn_tf.serve.link.DeviceLink.pace`): an uplink waits for the channel (the
+  seeded draw the model uses for that sample and device, :func:`ddnn_tf.core.cost.price.draw`)
+  and its turn among the devices, then its time on air
+  (:func:`ddnn_tf.core.cost.radio.uplink_delay_s`); the paper protocol's decision reaches
+  the device as the radio delivers a downlink (:func:`ddnn_tf.core.cost.radio.downlink_cost`:
+  a LoRaWAN receive window a fixed time after the uplink, a BLE connection event, a
+  cellular receiver left on); the eager protocol has no downlink.
+* :class:`WanPacer`, the gateway's hook (:attr:`ddnn_tf.serve.gateway.Gateway.pace`):
+  :func:`ddnn_tf.core.cost.price.wan_s` of the request's bytes.
+
+The devices compute at this host's speed (the prediction times their tiers here), and
+every device is assumed present when the turns on the channel are counted. Numpy and the
+standard library.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ddnn_tf.core.cost import radio as rf
+from ddnn_tf.core.cost.price import draw, wan_s
+from ddnn_tf.core.cost.profiles import Profile, load_profile
+from ddnn_tf.core.graph import device_tier
+
+__all__ = [
+    "UPLINK_DRAWS",
+    "RadioPacer",
+    "WanPacer",
+    "message_sizes",
+    "round_s",
+    "slowest_message_s",
+]
+
+#: The seeded draw each uplink message waits by (:data:`ddnn_tf.core.cost.price.DRAWS`).
+UPLINK_DRAWS = {"summary": "first", "features": "second"}
+
+
+def message_sizes(manifest, mode: str) -> dict[str, list[int]]:
+    """Every device's bytes for one sample, per uplink message of protocol ``mode``.
+
+    Returns:
+        ``{"summary": [...], "features": [...]}``: in the eager protocol a summary
+        message carries the features too.
+    """
+    wire = manifest["wire"]
+    count = sum(e["role"] == "device" for e in manifest["tiers"].values())
+    devices = [device_tier(i) for i in range(count)]
+    summary = int(wire["summary"]["nbytes"])
+    features = [int(wire["features"][t]["nbytes"]) for t in devices]
+    if mode == "eager":
+        return {"summary": [summary + f for f in features], "features": features}
+    return {"summary": [summary] * len(devices), "features": features}
+
+
+def _slowest_uplink_s(radio: Profile, nbytes: list[int]) -> float:
+    who = np.ones((1, len(nbytes)), bool)
+    return float(rf.uplink_delay_s(radio, nbytes, np.ones_like(who, float), who).max())
+
+
+def _session_s(radio: Profile) -> float:
+    return (radio["session_setup_ms"] + radio["session_tail_ms"]) * 1e-3
+
+
+def slowest_message_s(radio: Profile, sizes: dict[str, list[int]]) -> float:
+    """The longest a device's message can take from being ready to reaching the gateway
+    (the longest wait for the channel, the last turn, and for the paper protocol's
+    features the decision's downlink before them)."""
+    worst = max(_slowest_uplink_s(radio, nbytes) for nbytes in sizes.values())
+    _, _, arrival, _ = rf.downlink_cost(radio, 1, 0.0, 1.0)
+    return worst + float(arrival)
+
+
+def round_s(radio: Profile, wan: Profile, sizes: dict[str, list[int]], mode: str) -> float:
+    """The longest a sample's messages take, from the devices' first uplink to the cloud's
+    answer (without the tiers' compute): the slowest uplinks, the decision's downlink
+    (paper protocol) and the WAN with every device's features.
+
+    Example:
+        >>> from ddnn_tf.core.cost.profiles import load_profile
+        >>> sizes = {"summary": [5] * 6, "features": [18] * 6}
+        >>> lora, wan = load_profile("lora-sf7", "radio"), load_profile("broadband", "wan")
+        >>> round(round_s(lora, wan, sizes, "paper"), 2)  # s: the receive window opens at 1 s
+        1.19
+    """
+    total = _slowest_uplink_s(radio, sizes["summary"])
+    if mode == "paper":
+        _, _, arrival, _ = rf.downlink_cost(radio, 1, 0.0, 1.0)
+        total += float(arrival) + _slowest_uplink_s(radio, sizes["features"])
+    return total + float(wan_s(wan, sum(sizes["features"])))
+
+
+class RadioPacer:
+    """A device link's ``pace(kind, start, nbytes) -> seconds`` hook for a radio profile.
+
+    Args:
+        radio: the radio profile (a name, a path or a loaded profile).
+        device: this device's index.
+        sizes: :func:`message_sizes` of the model and the protocol mode.
+        mode: ``paper`` or ``eager``.
+        samples: the samples of the stream (N of the model's draws).
+        rate_hz: the samples per second the device reads, or None (back to back): a
+            cellular radio sets its connection up for each sample when it would be
+            released between samples, as the cost model says.
+        seed: the draws' seed (the cost model's, 0 by default).
+
+    Raises:
+        ConfigError / FormatError / FileNotFoundError: a bad radio profile.
+    """
+
+    def __init__(
+        self,
+        radio,
+        *,
+        device: int,
+        sizes,
+        mode: str,
+        samples: int,
+        rate_hz: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.radio = load_profile(radio, "radio", argument="link")
+        self.device = int(device)
+        self.sizes = {k: list(v) for k, v in sizes.items()}
+        self.devices = len(self.sizes["summary"])
+        self.mode = mode
+        self.samples = int(samples)
+        self.seed = int(seed)
+        released = rate_hz is not None and _session_s(self.radio) < 1.0 / rate_hz
+        self.setup_s = self.radio["session_setup_ms"] * 1e-3 if released else 0.0
+        self._sent: dict[int, float] = {}  # round start -> when its summary went on air
+
+    def _draw(self, name: str, start: int) -> float:
+        return draw(self.seed, self.samples, self.devices, name, start % self.samples, self.device)
+
+    def __call__(self, kind: str, start: int | None, nbytes: int) -> float:
+        """Seconds to hold message ``kind`` of round ``start`` (``decision``: the gateway's
+        answer to a summary, just received) before it goes on."""
+        if start is None or kind == "join":
+            return 0.0
+        now = time.monotonic()
+        if kind == "decision":
+            sent = self._sent.pop(start, None)
+            if self.mode == "eager" or sent is None:
+                return 0.0
+            u = self._draw("decision", start)
+            _, _, arrival, _ = rf.downlink_cost(self.radio, nbytes, max(now - sent, 0.0), u)
+            return max(sent + float(arrival) - now, 0.0)
+        u = np.zeros((1, self.devices))
+        u[0, self.device] = self._draw(UPLINK_DRAWS[kind], start)
+        who = np.ones_like(u, bool)
+        hold = float(rf.uplink_delay_s(self.radio, self.sizes[kind], u, who)[0, self.device])
+        if kind == "summary":
+            hold += self.setup_s
+            self._sent[start] = now + hold
+        return hold
+
+
+class WanPacer:
+    """The gateway's ``pace(kind, nbytes) -> seconds`` hook: a WAN's round trip and the
+    upload of the request (:func:`ddnn_tf.core.cost.price.wan_s`).
+
+    Raises:
+        ConfigError / FormatError / FileNotFoundError: a bad WAN profile.
+    """
+
+    def __init__(self, wan) -> None:
+        self.wan = load_profile(wan, "wan", argument="wan")
+
+    def __call__(self, kind: str, nbytes: int) -> float:
+        return float(wan_s(self.wan, nbytes))
