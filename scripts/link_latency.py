@@ -7,10 +7,11 @@ Usage::
 Deploys the committed default model (``ddnn deploy --link``: real cloud, gateway and six
 device processes on loopback, each device's messages held for their radio's time) on the
 first fmnist6 test samples over BLE and LoRa SF7, in the paper protocol and the eager one,
-writes each deployment's report to ``docs/results/link/<radio>_<mode>.json`` and the table
-of docs/cost.md between its ``<!-- cost:link -->`` markers: the measured p50 and p95
-latency per exit against the cost model's prediction for the same samples.
-``tests/test_cost_docs.py`` checks that the page holds the table of the committed results.
+writes each deployment's report to ``docs/results/link/<radio>_<mode>.json``, the table
+of docs/cost.md between its ``<!-- cost:link -->`` markers (the measured p50 and p95
+latency per exit against the cost model's prediction for the same samples) and the BLE
+report shown on docs/serving.md. ``tests/test_cost_docs.py`` checks that the pages hold
+those of the committed results.
 The figures depend on this machine's load: say how loaded it was when quoting them.
 """
 
@@ -27,6 +28,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 from cost_figures import PAGE, ms, replace_block  # noqa: E402
 
 OUT = ROOT / "docs" / "results" / "link"
+SERVING = ROOT / "docs" / "serving.md"
+#: The command whose report docs/serving.md shows, and the run it is.
+SHOWN = "$ ddnn deploy tflite_models/fmnist6_mlpcc --data fmnist6 --limit 200 --link ble-1m\n"
 MODEL = "tflite_models/fmnist6_mlpcc"
 RUNS = [("ble-1m", "paper"), ("ble-1m", "eager"), ("lora-sf7", "paper"), ("lora-sf7", "eager")]
 LABELS = {"ble-1m": "BLE 1M", "lora-sf7": "LoRa SF7"}
@@ -64,6 +68,16 @@ def page_table(text: str) -> str:
     return replace_block(text, "link", link_table(results))
 
 
+def serving_report(text: str) -> str:
+    """docs/serving.md with the report of the BLE run (paper protocol) under its command."""
+    from ddnn_tf.serve.live_report import format_report
+
+    start = text.index(SHOWN) + len(SHOWN)
+    end = text.index("\n```", start)
+    report = format_report(json.loads(result_path("ble-1m", "paper").read_text()))
+    return text[:start] + report + text[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
     from ddnn_tf.serve.deploy import deploy
 
@@ -83,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             result_path(radio, mode).write_text(json.dumps(result, indent=1) + "\n")
             print(radio, mode, json.dumps(result["latency_ms"]), flush=True)
     PAGE.write_text(page_table(PAGE.read_text()))
+    SERVING.write_text(serving_report(SERVING.read_text()))
     return 0
 
 
