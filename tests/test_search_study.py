@@ -90,7 +90,7 @@ def test_two_workers_share_one_postgresql_study(postgres_url, two_device_npz, tm
     assert created.counts["trials"] == 0
     argv = [sys.executable, "-m", "ddnn_tf.search", "--data", "npz", "--path",
             str(two_device_npz), "--mcu", "host", "--fix", ",".join(TINY), "--storage",
-            postgres_url, "--study", "two", "--out", str(out), "--trials", "3",
+            postgres_url, "--study", "two", "--out", str(out), "--trials", "2",
             "--max-flash", "65536", "--max-ram", "65536", "--json"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     workers = [
@@ -109,7 +109,7 @@ def test_two_workers_share_one_postgresql_study(postgres_url, two_device_npz, tm
     numbers = {t.number for t in study.trials}
     assert numbers == ran[0] | ran[1]  # none lost
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
-    assert 3 <= len(numbers) <= 4  # 3, or 4 when both saw 2 done and started together
+    assert 2 <= len(numbers) <= 3  # 2, or 3 when both saw 1 done and started together
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
     final = run_search("npz", path=str(two_device_npz), trials=0, progress=False, **flags)
     assert final.counts["trials"] == len(numbers) and final.ran_here == []

@@ -14,6 +14,9 @@ __all__ = ["search"]
     max_flash=POSITIVE,
     max_ram=POSITIVE,
     min_accuracy=Range(0, 1),
+    max_energy_uj=POSITIVE,
+    max_latency_ms=POSITIVE,
+    rate=POSITIVE,
     epochs=AT_LEAST_1,
     timeout_s=POSITIVE,
     seed=Range(0, 2**32 - 1),
@@ -24,11 +27,16 @@ def search(
     data: str = "fmnist6",
     path: str | None = None,
     mcu: str = "mps2-an386",
+    radio: str | None = None,
+    wan: str | None = None,
+    rate: float | None = None,
     trials: int = 20,
     max_flash: float | None = None,
     max_ram: float | None = None,
     min_accuracy: float | None = None,
-    objectives: str = "accuracy,bytes",
+    max_energy_uj: float | None = None,
+    max_latency_ms: float | None = None,
+    objectives: str | None = None,
     storage: str | None = None,
     study: str = "ddnn-search",
     out: str = "runs/search",
@@ -48,11 +56,14 @@ def search(
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Search device blocks, filters, summaries, aggregator, cloud and training for the
-    Pareto front of accuracy against bytes under flash and RAM limits per device.
+    Pareto front of accuracy against energy (or bytes) under flash, RAM, energy and
+    latency limits per device.
 
     Every trial trains a configuration, calibrates its exit threshold with the preset's
     rule on the validation split, measures accuracy and bytes per device there, and
     compiles its device tiers as C for the board (flash and RAM from the object files).
+    With a microcontroller profile and a radio, the cost model prices its exits: energy
+    per device per sample and p95 latency.
     Trials stay in an Optuna study (a SQLite file in --out, or --storage), so a search
     continues where it stopped, and several workers can share one study. Writes the
     front as front.md, front.json and front.png in --out.
@@ -60,14 +71,24 @@ def search(
     Args:
         data: dataset name (fmnist6, mvmc, npz, synthetic).
         path: data file or directory for file-based loaders.
-        mcu: the board the device tiers are compiled for: mps2-an386 (Cortex-M4F),
-            mps2-an385 (Cortex-M3) or host (the system gcc).
+        mcu: a microcontroller profile (nrf52840, stm32l4, cortex-m0plus, or your own
+            .json; ddnn cost --list), whose core picks the emulated board the device
+            tiers are compiled for; or a board alone: mps2-an386 (Cortex-M4F),
+            mps2-an385 (Cortex-M3) or host (the system gcc), which prices nothing.
+        radio: the devices' radio profile (ble-1m, lora-sf7, nbiot, ...): price every
+            trial (energy per device per sample, p95 latency); needs a profile as --mcu.
+        wan: the gateway's link to the cloud (with --radio; default broadband).
+        rate: samples per second (with --radio; default 1); a trial whose radio cannot
+            carry it is over a limit.
         trials: run trials until the study holds this many (by every worker; 0 only
             reports).
         max_flash: flash per device tier, bytes.
         max_ram: RAM per device tier (static data + stack), bytes.
         min_accuracy: validation accuracy at the calibrated T, 0 to 1.
-        objectives: comma-separated, from accuracy, bytes, flash, ram.
+        max_energy_uj: energy per sample of every device, microjoules (with --radio).
+        max_latency_ms: p95 latency from sensor to answer, milliseconds (with --radio).
+        objectives: comma-separated, from accuracy, bytes, flash, ram, energy, latency
+            (default: accuracy,energy with --radio, else accuracy,bytes).
         storage: the study database shared by several workers, e.g.
             postgresql://USER@HOST:PORT/DB (default: sqlite in --out).
         study: the study's name in the storage.
@@ -84,7 +105,8 @@ def search(
         compare: run directories trained on the same data (e.g. runs/default,runs/best),
             evaluated like a trial and marked on the plot.
         pruner: stop hopeless trials on their per-epoch validation accuracy: percentile
-            (below the 25th percentile of the complete trials), median, or none.
+            (the best so far below the 25th percentile of the complete trials), median,
+            or none.
         seed: seed of the data split, every trial's weights and the sampler.
         train_limit: keep only the first N training samples.
         export: convert this trial (a number from the front table) into --to instead of
@@ -103,16 +125,23 @@ def search(
         written = export_trial(out, export, to, storage=storage, study=study, overwrite=overwrite)
         print(f"wrote {written} (trial {export} of study {study!r})")
         return
+    if rate is not None and radio is None:  # the library names it rate_hz
+        raise ConfigError("prices a trial with --radio, which was not given.", argument="rate")
     report = run_search(
         data,
         path=path,
         out=out,
         trials=trials,
         mcu=mcu,
-        objectives=flag_items(objectives),
+        radio=radio,
+        wan=wan,
+        rate_hz=rate,
+        objectives=flag_items(objectives) if objectives is not None else None,
         max_flash=max_flash,
         max_ram=max_ram,
         min_accuracy=min_accuracy,
+        max_energy_uj=max_energy_uj,
+        max_latency_ms=max_latency_ms,
         storage=storage,
         study=study,
         preset=preset,

@@ -62,10 +62,12 @@ def evaluate_run(
         hardware: price the exits on hardware profiles: the keyword arguments of
             :func:`ddnn_tf.core.cost.price.price` that name them (``mcu``, ``radio``,
             ``wan``, ``rate_hz``, ``battery_mah``, ``mode``). The device instructions
-            are the static model's for the topology
-            (:func:`ddnn_tf.mcu.opcount.topology_instructions`) and the upper tiers are
-            not timed (a Keras model is not what the gateway runs); ``ddnn cost`` on the
-            converted model measures both.
+            are ``instructions`` when given (one per device, e.g. the static model's
+            of the tiers' generated C), else the static model's for the topology
+            (:func:`ddnn_tf.mcu.opcount.topology_instructions`); ``sources`` overrides
+            what the cost says about its inputs. The upper tiers are not timed (a Keras
+            model is not what the gateway runs); ``ddnn cost`` on the converted model
+            measures both.
 
     Returns:
         An :class:`~ddnn_tf.core.evaluation.Evaluation`; its JSON has ``n_samples``,
@@ -161,7 +163,6 @@ def _chosen(run, dataset, threshold, calibrate: str | None):
 
 def _price(topology, probs, thresholds, failed, encoding, hardware) -> dict[str, Any]:
     """The cost block of a Keras evaluation (see :func:`evaluate_run`'s ``hardware``)."""
-
     from ddnn_tf.core import comm
     from ddnn_tf.core.cost.price import price
     from ddnn_tf.core.cost.profiles import load_profile
@@ -169,8 +170,12 @@ def _price(topology, probs, thresholds, failed, encoding, hardware) -> dict[str,
     from ddnn_tf.core.graph import device_tier
     from ddnn_tf.mcu.opcount import topology_instructions
 
+    hardware = dict(hardware)
     core = load_profile(hardware["mcu"], "mcu").core
-    instructions = topology_instructions(topology, core=core)
+    instructions = hardware.pop("instructions", None)
+    given = hardware.pop("sources", {})
+    if instructions is None:
+        instructions = topology_instructions(topology, core=core)
     present = np.broadcast_to(~failed, (len(next(iter(probs.values()))), len(failed)))
     index = exit_points(
         list(probs.values()), [thresholds[e] for e in topology.exits[:-1]], present.any(axis=1)
@@ -186,6 +191,7 @@ def _price(topology, probs, thresholds, failed, encoding, hardware) -> dict[str,
             "bytes": f"from the topology ({encoding} summaries, packed feature maps)",
             "exits": f"measured: {len(index)} samples in Keras",
             "tier_ms": "not measured in a Keras evaluation: 0 ms (ddnn cost measures them)",
+            **given,
         },
         **hardware,
     )

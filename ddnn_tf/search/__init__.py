@@ -1,12 +1,15 @@
 """The hierarchy search: Topologies and training choices, trained and measured, for the
-Pareto front of accuracy against bytes (or energy and latency) under device limits.
+Pareto front of accuracy against energy (or bytes, or latency) under device limits.
 
-``ddnn search --data fmnist6 --mcu mps2-an386 --trials 20 --max-flash 2048 --max-ram 2048``
+``ddnn search --data fmnist6 --mcu nrf52840 --radio ble-1m --max-flash 2048 --max-ram 2048``
 (:mod:`ddnn_tf.cli.search`) runs :func:`run_search`: each trial chooses from the
-:class:`~ddnn_tf.search.space.Space`, is rejected before training when the least footprint
-its device tiers can have breaks a limit, is trained with its T calibrated on the
-validation split, and is measured there (accuracy, bytes per device) and as compiled C on
-the board (flash, RAM). Trials live in an Optuna study: a SQLite file in the output
+:class:`~ddnn_tf.search.space.Space`, is rejected before training when the least it can
+cost (its device tiers' footprint bound; the energy and latency of every sample exiting
+locally) breaks a limit, is trained with its T calibrated on the validation split, and is
+measured there (accuracy, bytes per device), as compiled C on the board (flash, RAM) and,
+priced by the cost model on the microcontroller and radio profiles
+(:mod:`~ddnn_tf.search.hardware`), as energy per sample and p95 latency. Trials live in
+an Optuna study: a SQLite file in the output
 directory, or a PostgreSQL database that workers on several machines share.
 :func:`export_trial` turns a front member into a model directory.
 

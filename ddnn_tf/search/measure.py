@@ -1,5 +1,5 @@
-"""What a trained model measures: its figures on the validation split, and its device
-tiers compiled for a board.
+"""What a trained model measures: its figures on the validation split, its device tiers
+compiled for a board, and what a sample costs on the hardware.
 
 :func:`measure_run` is what a trial and a reference run are both judged by: the overall
 accuracy at the run's calibrated T, the bytes per device and the share of local exits on
@@ -7,7 +7,10 @@ the validation split, and the flash and RAM of its device tiers. Each device tie
 converted to its portable binary (as ``ddnn convert`` does), lowered and generated as C
 (:mod:`ddnn_tf.mcu`), and compiled alone for the board
 (:func:`ddnn_tf.mcu.build.footprint`): the same figures ``ddnn mcu`` and the manifest's
-``c.footprint`` report. The largest device counts.
+``c.footprint`` report. The largest device counts. On priced hardware
+(:mod:`ddnn_tf.search.hardware`) the validation split's exits are also priced by the cost
+model, with the instructions the static model gives each tier's generated C (what the
+manifest's ``c.instructions`` records as ``modelled``).
 """
 
 from __future__ import annotations
@@ -18,32 +21,35 @@ from pathlib import Path
 
 from ddnn_tf.core.graph import tier_graph
 from ddnn_tf.data import Dataset
-from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.convert.export import convert_tier
 from ddnn_tf.keras.evaluate import evaluate_run
 from ddnn_tf.keras.model import DDNN
 from ddnn_tf.keras.rundir import Run
 from ddnn_tf.mcu import build
-from ddnn_tf.mcu.boards import Board, require_tools
-from ddnn_tf.mcu.boards import board as find_board
+from ddnn_tf.mcu.boards import Board
 from ddnn_tf.mcu.codegen import generate_c
 from ddnn_tf.mcu.lower import lower_tier
+from ddnn_tf.mcu.opcount import modelled_instructions
+from ddnn_tf.search.hardware import SearchHardware, priced_metrics
 
-__all__ = ["DeviceFootprints", "compiler_board", "measure_devices", "measure_run"]
+__all__ = ["DeviceFootprints", "measure_devices", "measure_run"]
 
 
 @dataclass(frozen=True)
 class DeviceFootprints:
-    """Flash and RAM of every device tier (RAM: static data + the entry point's stack).
+    """Flash and RAM of every device tier (RAM: static data + the entry point's stack), and
+    its instructions per sample as the static model gives them.
 
     Attributes:
         board: the board they were compiled for.
         flash_bytes / ram_bytes: per device, in order.
+        instructions: per device, on the core asked for (empty when none was).
     """
 
     board: str
     flash_bytes: tuple[int, ...]
     ram_bytes: tuple[int, ...]
+    instructions: tuple[float, ...] = ()
 
     @property
     def max_flash(self) -> int:
@@ -54,37 +60,23 @@ class DeviceFootprints:
         return max(self.ram_bytes)
 
 
-def compiler_board(name: str, *, argument: str = "mcu") -> Board:
-    """The board ``name``, if the device tiers compile for it, with its tools checked.
-
-    Raises:
-        ConfigError: an unknown board, or one that is no compiler target (``tflm``).
-        FileNotFoundError: its compiler is not installed (naming the packages).
-    """
-    b = find_board(name, argument=argument)
-    if b.kind not in ("qemu", "host"):
-        raise ConfigError(
-            f"{name} is an interpreter, not a compiler target: the search compiles the "
-            f"device tiers as C; choose mps2-an386, mps2-an385 or host.",
-            argument=argument,
-        )
-    require_tools(b)
-    return b
-
-
-def measure_devices(ddnn: DDNN, board: Board, *, scale: float | None) -> DeviceFootprints:
+def measure_devices(
+    ddnn: DDNN, board: Board, *, scale: float | None, core: str | None = None
+) -> DeviceFootprints:
     """Compile every device tier of a trained model for ``board`` and measure it.
 
     Args:
         ddnn: the trained model.
-        board: a compiler board (:func:`compiler_board`).
+        board: a compiler board (:func:`ddnn_tf.search.hardware.compiler_board`).
         scale: the sensors' uint8 scale (the dataset's ``input_scale``), None for float32.
+        core: also model each tier's instructions per sample on this core
+            (:func:`ddnn_tf.mcu.opcount.modelled_instructions` of its generated C).
 
     Raises:
         ConfigError: a device tier the C target cannot express exactly.
         DeploymentError: the compiler failed.
     """
-    flash, ram = [], []
+    flash, ram, instructions = [], [], []
     plans = [p for p in tier_graph(ddnn.topology, None) if p.role == "device"]
     quantizers = ddnn.sensor_quantizers()  # real-valued sensors: their int codes
     with tempfile.TemporaryDirectory(prefix="ddnn_search_c_") as tmp:
@@ -96,24 +88,36 @@ def measure_devices(ddnn: DDNN, board: Board, *, scale: float | None) -> DeviceF
             fp = build.footprint(sources, board, Path(tmp) / plan.name)
             flash.append(fp.flash_bytes)
             ram.append(fp.ram_bytes)
-    return DeviceFootprints(board.name, tuple(flash), tuple(ram))
+            if core is not None:
+                instructions.append(modelled_instructions(sources.spec, sources.plan, core=core))
+    return DeviceFootprints(board.name, tuple(flash), tuple(ram), tuple(instructions))
 
 
-def measure_run(run: Run, dataset: Dataset, board: Board) -> tuple[dict, DeviceFootprints]:
+def measure_run(
+    run: Run, dataset: Dataset, hardware: SearchHardware
+) -> tuple[dict, DeviceFootprints]:
     """A trained run's metrics (keyed as :data:`ddnn_tf.search.objectives.METRICS`) on the
-    validation split at its calibrated T, with its device tiers compiled for ``board``.
+    validation split at its calibrated T, with its device tiers compiled for the board
+    and, on priced hardware, its exits priced by the cost model.
 
     Returns:
         ``(metrics, footprints)``: ``accuracy``, ``bytes_per_device``, ``flash_bytes``,
         ``ram_bytes`` (the largest device's), ``local_exit_fraction``, ``threshold`` and
-        ``exit_accuracy`` (each exit's, every sample exiting there).
+        ``exit_accuracy`` (each exit's, every sample exiting there); when priced,
+        ``energy_uj_per_sample`` (the largest device's, expected at T),
+        ``device_energy_uj``, ``latency_p95_ms``, ``max_rate_hz`` and
+        ``instructions_per_sample`` (per device).
 
     Raises:
         ConfigError: a device tier the C target cannot express exactly.
         DeploymentError: the compiler failed.
     """
-    evaluation = evaluate_run(run, dataset, split="val")
-    footprints = measure_devices(run.ddnn, board, scale=dataset.input_scale)
+    footprints = measure_devices(
+        run.ddnn, hardware.board, scale=dataset.input_scale, core=hardware.core
+    )
+    priced = hardware.priced
+    keywords = hardware.price_keywords(footprints.instructions) if priced else None
+    evaluation = evaluate_run(run, dataset, split="val", hardware=keywords)
     metrics = {
         "accuracy": float(evaluation["accuracy"]["overall"]),
         "bytes_per_device": float(evaluation["bytes_per_device"]),
@@ -123,4 +127,6 @@ def measure_run(run: Run, dataset: Dataset, board: Board) -> tuple[dict, DeviceF
         "threshold": evaluation["thresholds"].get("local"),
         "exit_accuracy": {e: float(evaluation["accuracy"][e]) for e in run.topology.exits},
     }
+    if priced:
+        metrics.update(priced_metrics(evaluation.cost))
     return metrics, footprints

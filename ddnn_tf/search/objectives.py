@@ -19,6 +19,8 @@ from ddnn_tf.errors import ConfigError
 __all__ = [
     "DEFAULT_OBJECTIVES",
     "METRICS",
+    "PRICED_OBJECTIVES",
+    "RATE",
     "Limit",
     "Metric",
     "dominates",
@@ -52,6 +54,11 @@ class Metric:
     def maximize(self) -> bool:
         return self.direction == "maximize"
 
+    def amount(self, value: float) -> str:
+        """``value`` with the unit: bytes as integers with separators, the rest to 4 digits."""
+        text = f"{value:,.0f}" if self.unit == "B" else f"{value:,.4g}"
+        return f"{text} {self.unit}" if self.unit else text
+
 
 METRICS: dict[str, Metric] = {
     m.name: m
@@ -67,10 +74,24 @@ METRICS: dict[str, Metric] = {
         ),
         Metric("flash", "flash_bytes", "minimize", "flash per device tier", "B", "compiled C"),
         Metric("ram", "ram_bytes", "minimize", "RAM per device tier", "B", "compiled C"),
+        Metric(
+            "energy",
+            "energy_uj_per_sample",
+            "minimize",
+            "energy per device per sample",
+            "uJ",
+            "cost model",
+        ),
+        Metric("latency", "latency_p95_ms", "minimize", "p95 latency", "ms", "cost model"),
     )
 }
-#: The objectives of a search unless ``--objectives`` says otherwise.
+#: The highest sample rate a trial's radio carries: bounded below by the rate asked for
+#: (a limit every priced search has), never an objective.
+RATE = Metric("max_rate", "max_rate_hz", "maximize", "highest sample rate", "Hz", "cost model")
+#: The objectives of a search unless ``objectives`` says otherwise: without and with a
+#: radio to price the trials on.
 DEFAULT_OBJECTIVES = ("accuracy", "bytes")
+PRICED_OBJECTIVES = ("accuracy", "energy")
 
 
 @dataclass(frozen=True)
@@ -97,20 +118,29 @@ class Limit:
         unit = f" {self.metric.unit}" if self.metric.unit else ""
         return f"{self.metric.key} {'<=' if self.maximum else '>='} {self.value:g}{unit}"
 
+    def miss(self, measured: float) -> str:
+        """How far ``measured`` misses the limit, in words (``3 B over``, ``0.5 Hz short``)."""
+        return f"{self.metric.amount(self.excess(measured))} {'over' if self.maximum else 'short'}"
 
-def parse_objectives(names: Iterable[str], available: Iterable[str] = ()) -> tuple[Metric, ...]:
+    def bound_text(self, bound: float) -> str:
+        """Why a configuration whose least (or, for a lower bound, greatest) possible value
+        is ``bound`` cannot meet the limit."""
+        m, most = self.metric, self.maximum
+        least, over = ("at least", ">") if most else ("at most", "<")
+        return f"{m.label} {least} {m.amount(bound)} {over} {m.amount(self.value)}"
+
+
+def parse_objectives(names: Iterable[str]) -> tuple[Metric, ...]:
     """The objectives named, in order.
 
     Args:
-        names: metric names (``accuracy``, ``bytes``, ...).
-        available: more metric names that the present sources can measure (besides
-            :data:`METRICS`'s): none without the cost model.
+        names: metric names (``accuracy``, ``bytes``, ``energy``, ...).
 
     Raises:
         ConfigError: an unknown or repeated name, or none.
     """
     names = [str(n).strip() for n in names]
-    known = {**METRICS, **{m.name: m for m in available if isinstance(m, Metric)}}
+    known = METRICS
     bad = [n for n in names if n not in known]
     if bad or not names:
         raise ConfigError(

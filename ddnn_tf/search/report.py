@@ -66,6 +66,8 @@ class SearchReport:
         references: one row per reference run (:func:`reference_row`).
         plot: the plot's path, if drawn.
         ran_here: the trials this worker ran.
+        hardware: the board and, when trials are priced, the profiles, the rate and where
+            each priced input comes from (:meth:`~ddnn_tf.search.hardware.SearchHardware.describe`).
     """
 
     study: str
@@ -77,6 +79,11 @@ class SearchReport:
     references: list[dict[str, Any]] = field(default_factory=list)
     plot: str | None = None
     ran_here: list[int] = field(default_factory=list)
+    hardware: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def priced(self) -> bool:
+        return "radio" in self.hardware
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +98,7 @@ class SearchReport:
             "limits": self.limits,
             "plot": self.plot,
             "ran_here": self.ran_here,
+            "hardware": self.hardware,
         }
 
 
@@ -117,6 +125,9 @@ def front_row(trial: FrozenTrial, test: dict[str, Any] | None = None) -> dict[st
             "threshold": metrics.get("threshold"),
             "device_flash_bytes": trial.user_attrs.get("device_flash_bytes"),
             "device_ram_bytes": trial.user_attrs.get("device_ram_bytes"),
+            "device_energy_uj": metrics.get("device_energy_uj"),
+            "instructions_per_sample": metrics.get("instructions_per_sample"),
+            "max_rate_hz": metrics.get("max_rate_hz"),
             "seconds": trial.user_attrs.get("seconds"),
             "params": dict(trial.user_attrs.get("choices", trial.params)),
             "run_dir": trial.user_attrs.get("run_dir"),
@@ -186,6 +197,7 @@ def make_report(
     references: Sequence[tuple[str, dict[str, Any]]] = (),
     storage: str = "",
     ran_here: Sequence[int] = (),
+    hardware: dict[str, Any] | None = None,
 ) -> SearchReport:
     """Collect a study's front (with test figures when ``dataset`` is given)."""
     trials = study.get_trials(deepcopy=False)
@@ -206,6 +218,7 @@ def make_report(
         front=rows,
         references=refs,
         ran_here=list(ran_here),
+        hardware=dict(hardware or {}),
     )
 
 
@@ -235,37 +248,68 @@ def _num(value, fmt: str) -> str:
     return "" if value is None else format(value, fmt)
 
 
+def _hardware_line(hardware: dict[str, Any]) -> str:
+    if "radio" not in hardware:
+        return f"board: {hardware['board']}" if hardware else ""
+    return (
+        f"priced on {hardware['mcu']} ({hardware['core']}, compiled for {hardware['board']}) "
+        f"+ {hardware['radio']}, WAN {hardware['wan']}, {hardware['rate_hz']:g} sample(s)/s, "
+        f"{hardware['mode']} protocol; energy: the largest device's per sample, expected at "
+        "each trial's T on the validation split; instructions modelled, upper tiers not timed"
+    )
+
+
 def format_report(report: SearchReport) -> str:
     """The front as a Markdown table, with the counts and the references."""
     c = report.counts
+    priced = report.priced
     lines = [
         f"study {report.study!r} ({report.storage}): {c['trials']} trials: {c['complete']} "
         f"complete ({c['feasible']} within the limits), {c['pruned']} pruned, "
         f"{c['rejected']} rejected before training, {c['failed']} failed"
         + (f", {c['running']} running" if c["running"] else ""),
         f"objectives: {', '.join(report.objectives)}; limits: {'; '.join(report.limits) or 'none'}",
+    ]
+    if report.hardware:
+        lines.append(_hardware_line(report.hardware))
+    cost_head = " energy uJ | p95 ms |" if priced else ""
+    lines += [
         "",
         "| trial | device | summary | local | cloud | dropout | upper | lr | val acc | "
-        "test acc | B/device | local exits | flash B | RAM B |",
-        "|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"test acc | B/device |{cost_head} local exits | flash B | RAM B |",
+        "|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|"
+        + ("---:|---:|" if priced else "")
+        + "---:|---:|---:|",
     ]
     for r in report.front:
         p = describe_params(r["params"])
+        cost = (
+            f" {_num(r['energy_uj_per_sample'], ',.4g')} | {_num(r['latency_p95_ms'], ',.4g')} |"
+            if priced
+            else ""
+        )
         lines.append(
             f"| {r['trial']} | {p['device']} | {p['summary']} | {p['local']} | {p['cloud']} | "
             f"{p['dropout']} | {p['upper']} | {p['lr']} | {_num(r['accuracy'], '.4f')} | "
-            f"{_num(r['test_accuracy'], '.4f')} | {_num(r['bytes_per_device'], '.1f')} | "
+            f"{_num(r['test_accuracy'], '.4f')} | {_num(r['bytes_per_device'], '.1f')} |{cost} "
             f"{_num(r['local_exit_fraction'] and 100 * r['local_exit_fraction'], '.1f')} % | "
             f"{_num(r['flash_bytes'], ',')} | {_num(r['ram_bytes'], ',')} |"
         )
     if not report.front:
-        lines.append("| (no complete trial within the limits yet) |||||||||||||")
+        lines.append("| (no complete trial within the limits yet) |" + "|" * (15 if priced else 13))
     for ref in report.references:
         beaten = ", ".join(f"trial {k}" for k in ref["dominated_by"]) or "no front member"
+        energy = (
+            f", {_num(ref['energy_uj_per_sample'], ',.4g')} uJ, p95 "
+            f"{_num(ref['latency_p95_ms'], ',.4g')} ms"
+            if priced
+            else ""
+        )
         lines.append(
             f"\nreference {ref['name']}: val acc {_num(ref['accuracy'], '.4f')}, "
-            f"{_num(ref['bytes_per_device'], '.1f')} B/device, flash {_num(ref['flash_bytes'], ',')} B, "
-            f"RAM {_num(ref['ram_bytes'], ',')} B: dominated by {beaten}"
+            f"{_num(ref['bytes_per_device'], '.1f')} B/device{energy}, flash "
+            f"{_num(ref['flash_bytes'], ',')} B, RAM {_num(ref['ram_bytes'], ',')} B: "
+            f"dominated by {beaten}"
         )
     return "\n".join(lines)
 
@@ -371,10 +415,9 @@ def check_feasible(report: SearchReport, study: optuna.Study, limits: Sequence[L
             (t.constraints.get(key, 0.0), t.number, t.user_attrs["metrics"][key]) for t in complete
         )
         if excess > 0:
-            unit = f" {lim.metric.unit}" if lim.metric.unit else ""
             misses.append(
-                f"{lim.describe()}: the closest trial ({number}) has {value:,.4g}{unit}, "
-                f"{excess:,.4g}{unit} {'over' if lim.maximum else 'short'}"
+                f"{lim.describe()}: the closest trial ({number}) has "
+                f"{lim.metric.amount(value)}, {lim.miss(value)}"
             )
     raise ConfigError(
         f"no complete trial meets the limits ({report.counts['complete']} completed): "

@@ -27,11 +27,13 @@ from ddnn_tf.data import Dataset, load_dataset
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.compat import tf
 from ddnn_tf.keras.presets import PRESETS, TrainConfig, preset_config, preset_topology
-from ddnn_tf.mcu.bound import footprint_bound
-from ddnn_tf.search.measure import compiler_board, measure_run
+from ddnn_tf.search.hardware import SearchHardware, least_costs, resolve_hardware, sensor_dtype
+from ddnn_tf.search.measure import measure_run
 from ddnn_tf.search.objectives import (
     DEFAULT_OBJECTIVES,
     METRICS,
+    PRICED_OBJECTIVES,
+    RATE,
     Limit,
     Metric,
     parse_objectives,
@@ -58,15 +60,16 @@ __all__ = ["DEFAULT_STUDY", "PRUNERS", "export_trial", "format_search", "run_sea
 
 #: The study name unless ``study`` says otherwise.
 DEFAULT_STUDY = "ddnn-search"
-#: Pruners on the per-epoch validation accuracy: a trial below the 25th percentile (or
-#: the median) of the complete trials at the same epoch stops, after its first epoch and
-#: once 4 trials completed.
+#: Pruners on the per-epoch validation accuracy: a trial whose best accuracy so far is
+#: below the 25th percentile (or the median) of the complete trials at the same epoch
+#: stops, after its first epoch and once 4 trials completed.
 PRUNERS = ("percentile", "median", "none")
 
 
 def _pruner(name: str) -> optuna.pruners.BasePruner | None:
     if name == "percentile":
-        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=4, n_warmup_steps=1)
+        # Optuna's percentile is the share it keeps when maximising: keep the top 75 %.
+        return optuna.pruners.PercentilePruner(75.0, n_startup_trials=4, n_warmup_steps=1)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
     if name == "none":
@@ -74,18 +77,51 @@ def _pruner(name: str) -> optuna.pruners.BasePruner | None:
     raise ConfigError(f"expected one of {', '.join(PRUNERS)}, got {name!r}.", argument="pruner")
 
 
-def _limits(bounds: Mapping[str, float | None]) -> tuple[Limit, ...]:
-    """The limits given: ``{argument: value}`` of max_flash, max_ram, min_accuracy."""
-    table = {
-        "max_flash": ("flash", True),
-        "max_ram": ("ram", True),
-        "min_accuracy": ("accuracy", False),
-    }
-    return tuple(
-        Limit(METRICS[table[arg][0]], float(value), table[arg][1], arg)
+#: The limit each argument sets: ``argument: (metric name, upper bound?)``.
+_LIMITS = {
+    "max_flash": ("flash", True),
+    "max_ram": ("ram", True),
+    "min_accuracy": ("accuracy", False),
+    "max_energy_uj": ("energy", True),
+    "max_latency_ms": ("latency", True),
+}
+
+
+def _limits(bounds: Mapping[str, float | None], hardware: SearchHardware) -> tuple[Limit, ...]:
+    """The limits given (``{argument: value}`` of :data:`_LIMITS`' arguments) and, on priced
+    hardware, the sample rate: a trial whose radio cannot carry it is over a limit."""
+    limits = [
+        Limit(METRICS[_LIMITS[arg][0]], float(value), _LIMITS[arg][1], arg)
         for arg, value in bounds.items()
         if value is not None
-    )
+    ]
+    if hardware.priced:
+        limits.append(Limit(RATE, hardware.rate_hz, False, "radio"))
+    return tuple(limits)
+
+
+def _check_priced(
+    objectives: Sequence[Metric], limits: Sequence[Limit], hardware: SearchHardware
+) -> None:
+    """Refuse an objective or a limit the cost model measures when nothing prices it."""
+    if hardware.priced:
+        return
+    for name, metrics in (
+        ("objectives", objectives),
+        *((lim.argument, [lim.metric]) for lim in limits),
+    ):
+        needs = [m for m in metrics if m.source == "cost model"]
+        if needs:
+            how = (
+                f"{hardware.board.name} is a board; name a microcontroller profile as `mcu`"
+                if hardware.mcu is None
+                else "pass `radio`"
+            )
+            raise ConfigError(
+                f"{needs[0].label} comes from the cost model, which prices a trial on a "
+                f"microcontroller profile and a radio: {how} (e.g. nrf52840 with ble-1m).",
+                argument=name,
+            )
 
 
 def _space(
@@ -99,29 +135,44 @@ def _space(
     return space
 
 
-def _check_reachable(space: Space, limits: Sequence[Limit]) -> None:
-    """Refuse limits that no configuration of the space can meet, by the footprint bound."""
-    footprint = [lim for lim in limits if lim.metric.key in ("flash_bytes", "ram_bytes")]
-    if not footprint:
+def _describe_devices(topology) -> str:
+    """A configuration's device side in words, for messages."""
+    vectors = len(topology.input_shapes[0]) == 1
+    width = f"{topology.device_units} units" if vectors else f"{topology.device_filters} filters"
+    bits = topology.summary_bits
+    summary = f", {'float32' if bits == 0 else f'int{bits}'} summaries"
+    return f"{topology.device_conv_layers} device block(s) of {width}{summary}"
+
+
+def _check_reachable(
+    space: Space, limits: Sequence[Limit], hardware: SearchHardware, dataset: Dataset
+) -> None:
+    """Refuse limits that no configuration of the space can meet, by what each device
+    configuration costs at the least (:func:`ddnn_tf.search.hardware.least_costs`)."""
+    checked = [lim for lim in limits if lim.metric.key != "accuracy"]
+    if not checked:
         return
-    best: dict[str, tuple[int, Any]] = {}
+    best: dict[str, tuple[float, Any, float]] = {}
     for topology in space.device_configurations():
-        bound = [footprint_bound(topology, d) for d in range(topology.num_devices)]
-        least = {
-            "flash_bytes": max(b.flash_bytes for b in bound),
-            "ram_bytes": max(b.ram_bytes for b in bound),
-        }
-        for key, value in least.items():
-            if key not in best or value < best[key][0]:
-                best[key] = (value, topology)
-    for lim in footprint:
-        value, topology = best[lim.metric.key]
-        if lim.excess(value) > 0:
-            blocks, filters = topology.device_conv_layers, topology.device_filters
+        least = least_costs(
+            topology,
+            hardware,
+            samples=len(dataset.val),
+            sensor_dtype=sensor_dtype(topology, dataset.input_scale),
+        )
+        for lim in checked:
+            value = least[lim.metric.key]
+            excess = lim.excess(value)
+            if lim.argument not in best or excess < best[lim.argument][0]:
+                best[lim.argument] = (excess, topology, value)
+    for lim in checked:
+        excess, topology, value = best[lim.argument]
+        if excess > 0:
             raise ConfigError(
                 f"no configuration of the search space can meet {lim.describe()}: the "
-                f"smallest ({blocks} device block(s) of {filters} filters) needs at least "
-                f"{value:,} B, {value - lim.value:,.0f} B over.",
+                f"closest ({_describe_devices(topology)}) has "
+                f"{lim.bound_text(value).removeprefix(lim.metric.label + ' ')}, "
+                f"{lim.miss(value)}.",
                 argument=lim.argument,
             )
 
@@ -130,15 +181,6 @@ def _data_identity(dataset_spec: Mapping[str, Any]) -> dict[str, Any]:
     """What makes the data and its validation split the same on every machine: not where
     its files are, nor how many training or test samples a run kept."""
     return {k: v for k, v in dataset_spec.items() if k not in ("path", "train_limit", "test_limit")}
-
-
-def _check_radio(radio: str | None) -> None:
-    if radio is not None:
-        raise ConfigError(
-            f"unknown radio {radio!r}: no radio profiles are installed, so the search "
-            "optimises bytes per device, not energy or latency.",
-            argument="radio",
-        )
 
 
 def _check_references(compare: Sequence[str], dataset: Dataset | None = None) -> list[Path]:
@@ -167,12 +209,21 @@ def _check_references(compare: Sequence[str], dataset: Dataset | None = None) ->
     return paths
 
 
-def _references(paths: Sequence[Path], dataset: Dataset, board) -> list[tuple[str, dict]]:
+def _references(
+    paths: Sequence[Path], dataset: Dataset, hardware: SearchHardware
+) -> list[tuple[str, dict]]:
     """Reference runs measured like a trial: the validation split at their own T, their
-    device tiers compiled for the board."""
+    device tiers compiled for the board, their exits priced on the hardware."""
     from ddnn_tf.keras.rundir import load_run
 
-    return [(path.name, measure_run(load_run(path), dataset, board)[0]) for path in paths]
+    return [(path.name, measure_run(load_run(path), dataset, hardware)[0]) for path in paths]
+
+
+def _energy(m: Mapping[str, Any]) -> str:
+    """A trial's energy and p95 latency, when priced, for one-line summaries."""
+    if m.get("energy_uj_per_sample") is None:
+        return ""
+    return f", {m['energy_uj_per_sample']:,.4g} uJ, p95 {m['latency_p95_ms']:,.4g} ms"
 
 
 def _trial_line(trial: optuna.trial.FrozenTrial) -> str:
@@ -183,7 +234,7 @@ def _trial_line(trial: optuna.trial.FrozenTrial) -> str:
         fit = "" if all(v <= 0 for v in trial.constraints.values()) else " (over a limit)"
         return (
             f"trial {trial.number}: accuracy {m['accuracy']:.4f}, {m['bytes_per_device']:.1f} "
-            f"B/device, flash {m['flash_bytes']:,} B, RAM {m['ram_bytes']:,} B{fit} "
+            f"B/device{_energy(m)}, flash {m['flash_bytes']:,} B, RAM {m['ram_bytes']:,} B{fit} "
             f"({attrs.get('seconds', 0):.0f} s)"
         )
     if "rejected" in attrs:
@@ -201,7 +252,10 @@ def _best_feasible(study: optuna.Study, objectives: Sequence[Metric]) -> str:
         return "no feasible trial yet"
     best = max(ok, key=lambda t: t.user_attrs["metrics"]["accuracy"])
     m = best.user_attrs["metrics"]
-    return f"best feasible: #{best.number} acc {m['accuracy']:.4f}, {m['bytes_per_device']:.1f} B"
+    cost = f"{m['bytes_per_device']:.1f} B"
+    if m.get("energy_uj_per_sample") is not None:
+        cost += f", {m['energy_uj_per_sample']:,.4g} uJ"
+    return f"best feasible: #{best.number} acc {m['accuracy']:.4f}, {cost}"
 
 
 def run_search(
@@ -212,10 +266,14 @@ def run_search(
     trials: int = 20,
     mcu: str = "mps2-an386",
     radio: str | None = None,
-    objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+    wan: str | None = None,
+    rate_hz: float | None = None,
+    objectives: Sequence[str] | None = None,
     max_flash: float | None = None,
     max_ram: float | None = None,
     min_accuracy: float | None = None,
+    max_energy_uj: float | None = None,
+    max_latency_ms: float | None = None,
     storage: str | None = None,
     study: str = DEFAULT_STUDY,
     preset: str = "default",
@@ -242,12 +300,22 @@ def run_search(
         trials: run trials until the study holds this many (complete, pruned, rejected
             or failed, by any worker; a worker that starts with the count reached runs
             none and reports).
-        mcu: the board the device tiers are compiled for (``ddnn_tf.mcu.boards``).
-        radio: the device's radio (for energy and latency, with the cost model).
-        objectives: metric names (:data:`~ddnn_tf.search.objectives.METRICS`).
+        mcu: a board the device tiers are compiled for (``mps2-an386``, ``mps2-an385``,
+            ``host``), or a microcontroller profile (``nrf52840``, ``stm32l4``,
+            ``cortex-m0plus`` or a ``.json`` file) whose core picks the board
+            (:func:`~ddnn_tf.search.hardware.resolve_hardware`).
+        radio: the devices' radio profile: price every trial with the cost model
+            (energy per device per sample, p95 latency); needs an MCU profile.
+        wan: the gateway's WAN link profile (with ``radio``; default ``broadband``).
+        rate_hz: samples per second (with ``radio``; default 1); a trial whose radio
+            cannot carry it is over a limit.
+        objectives: metric names (:data:`~ddnn_tf.search.objectives.METRICS`); default
+            accuracy and energy with ``radio``, else accuracy and bytes.
         max_flash: flash per device tier, bytes.
         max_ram: RAM per device tier (static data + stack), bytes.
         min_accuracy: the least validation accuracy at the calibrated T.
+        max_energy_uj: energy per sample of every device, microjoules (with ``radio``).
+        max_latency_ms: p95 latency from sensor to answer, milliseconds (with ``radio``).
         storage: a database URL (``postgresql://...``) shared by several workers;
             default: ``sqlite:///OUT/study.db``.
         study: the study's name in the storage.
@@ -271,10 +339,19 @@ def run_search(
             trial runs; or, after the search, no complete trial within the limits.
     """
     started = time.monotonic()
+    hardware = resolve_hardware(mcu, radio, wan, rate_hz)
+    if objectives is None:
+        objectives = PRICED_OBJECTIVES if hardware.priced else DEFAULT_OBJECTIVES
     objectives = parse_objectives(objectives)
-    limits = _limits({"max_flash": max_flash, "max_ram": max_ram, "min_accuracy": min_accuracy})
-    _check_radio(radio)
-    board = compiler_board(mcu)
+    bounds = {
+        "max_flash": max_flash,
+        "max_ram": max_ram,
+        "min_accuracy": min_accuracy,
+        "max_energy_uj": max_energy_uj,
+        "max_latency_ms": max_latency_ms,
+    }
+    limits = _limits(bounds, hardware)
+    _check_priced(objectives, limits, hardware)
     pruner_obj = _pruner(pruner)
     preset_config(preset)  # an unknown preset fails before the data loads
     _check_references(compare)
@@ -291,7 +368,7 @@ def run_search(
     config.update({k: v for k, v in {"epochs": epochs, "calibrate": calibrate}.items() if v})
     TrainConfig(**config)  # a bad epochs or rule fails here
     search_space = _space(base_topology, config, space, fix)
-    _check_reachable(search_space, limits)
+    _check_reachable(search_space, limits, hardware, dataset)
     references = _check_references(compare, dataset)
 
     shared = storage is not None
@@ -305,7 +382,8 @@ def run_search(
         "objectives": [m.name for m in objectives],
         "limits": [lim.describe() for lim in limits],
         "data": _data_identity(dataset.spec),
-        "board": board.name,
+        "board": hardware.board.name,
+        "hardware": hardware.identity(),
         "preset": preset,
         "seed": seed,
     }
@@ -324,7 +402,7 @@ def run_search(
         space=search_space,
         objectives=objectives,
         limits=limits,
-        board=board,
+        hardware=hardware,
         out=out,
         seed=seed,
         pruner=pruner_obj,
@@ -337,9 +415,10 @@ def run_search(
         objectives,
         limits,
         dataset=dataset,
-        references=_references(references, dataset, board),
+        references=_references(references, dataset, hardware),
         storage=storage_label(url),
         ran_here=ran,
+        hardware=hardware.describe(),
     )
     write_report(st, report, objectives, out)
     check_feasible(report, st, limits)

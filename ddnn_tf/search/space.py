@@ -342,8 +342,10 @@ class Space:
         return params
 
     def device_configurations(self) -> Iterator[Topology]:
-        """Every Topology the device dimensions can make (the rest at the base's)."""
-        names = [n for n in ("device_blocks", "device_filters", "device_units") if n in self.names]
+        """Every Topology the device dimensions can make: blocks, width and summary bits
+        (the rest at the base's)."""
+        device = ("device_blocks", "device_filters", "device_units", "summary_bits")
+        names = [n for n in device if n in self.names]
         combos: list[dict[str, Any]] = [{}]
         for name in names:
             d = self[name]

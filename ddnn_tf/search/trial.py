@@ -3,14 +3,17 @@
 :func:`run_trial` is the Optuna objective. A trial
 
 1. chooses its params from the :class:`~ddnn_tf.search.space.Space`;
-2. rejects the configuration before training when the least footprint its device tiers
-   can have (:func:`ddnn_tf.mcu.bound.footprint_bound`) already breaks a flash or RAM
-   limit (pruned, with its constraints set: it stays in the study, never on the front);
+2. rejects the configuration before training when the least it can cost
+   (:func:`ddnn_tf.search.hardware.least_costs`: the footprint bound of its device tiers
+   and, on priced hardware, the energy and latency of every sample exiting locally)
+   already breaks a limit (pruned, with its constraints set: it stays in the study, never
+   on the front);
 3. trains it (:func:`ddnn_tf.keras.train.train`, which calibrates T on the validation
    split with the run's rule), reporting the validation accuracy of the top exit after
    every epoch to the pruner, which stops hopeless trials;
 4. evaluates it on the validation split at that T (accuracy, bytes per device, local
-   exits) and compiles its device tiers for the board (flash, RAM);
+   exits), compiles its device tiers for the board (flash, RAM) and, on priced hardware,
+   prices its exits (energy per device per sample, p95 latency, the highest rate);
 5. records its metrics and constraints and writes its run directory (what
    ``--export`` converts).
 
@@ -34,8 +37,7 @@ from ddnn_tf.keras.compat import keras
 from ddnn_tf.keras.presets import TrainConfig
 from ddnn_tf.keras.rundir import save_run
 from ddnn_tf.keras.train import train
-from ddnn_tf.mcu.boards import Board
-from ddnn_tf.mcu.bound import footprint_bound
+from ddnn_tf.search.hardware import SearchHardware, least_costs, sensor_dtype
 from ddnn_tf.search.measure import measure_run
 from ddnn_tf.search.objectives import Limit, Metric, violations
 from ddnn_tf.search.space import Space
@@ -55,7 +57,8 @@ class SearchSetup:
         space: the search space.
         objectives: the metrics optimised, in order.
         limits: the bounds every trial must meet.
-        board: the board the device tiers are compiled for.
+        hardware: the board the device tiers are compiled for, and the profiles trials
+            are priced on.
         out: the output directory (trial run directories go to ``out/trials``).
         seed: the seed of every trial's weights and shuffling.
         pruner: an Optuna pruner on the per-epoch validation accuracy, or None.
@@ -66,7 +69,7 @@ class SearchSetup:
     space: Space
     objectives: tuple[Metric, ...]
     limits: tuple[Limit, ...]
-    board: Board
+    hardware: SearchHardware
     out: Path
     seed: int = 0
     pruner: optuna.pruners.BasePruner | None = None
@@ -151,13 +154,14 @@ class _EpochCheck(keras.callbacks.Callback):
 
 # ---------------------------------------------------------------------- the trial
 def _reject_by_bound(trial: optuna.Trial, setup: SearchSetup, topology) -> None:
-    """Prune the trial, without training, when the footprint bound breaks a limit."""
-    bounds = [footprint_bound(topology, d) for d in range(topology.num_devices)]
-    bound = {
-        "flash_bytes": max(b.flash_bytes for b in bounds),
-        "ram_bytes": max(b.ram_bytes for b in bounds),
-    }
-    trial.set_user_attr("footprint_bound", bound)
+    """Prune the trial, without training, when what it costs at the least breaks a limit."""
+    bound = least_costs(
+        topology,
+        setup.hardware,
+        samples=len(setup.dataset.val),
+        sensor_dtype=sensor_dtype(topology, setup.dataset.input_scale),
+    )
+    trial.set_user_attr("least_costs", bound)
     broken = [lim for lim in setup.limits if lim.metric.key in bound]
     excess = {lim.metric.key: lim.excess(bound[lim.metric.key]) for lim in broken}
     if not any(v > 0 for v in excess.values()):
@@ -165,9 +169,7 @@ def _reject_by_bound(trial: optuna.Trial, setup: SearchSetup, topology) -> None:
     for key, value in excess.items():
         trial.set_constraint(key, value)
     why = "; ".join(
-        f"{lim.metric.label} at least {bound[lim.metric.key]:,} B > {lim.value:,.0f} B"
-        for lim in broken
-        if excess[lim.metric.key] > 0
+        lim.bound_text(bound[lim.metric.key]) for lim in broken if excess[lim.metric.key] > 0
     )
     trial.set_user_attr("rejected", why)
     raise optuna.TrialPruned(f"rejected before training: {why}")
@@ -194,7 +196,7 @@ def run_trial(trial: optuna.Trial, setup: SearchSetup) -> tuple[float, ...]:
         keras.backend.clear_session()
         check = _EpochCheck(trial, setup, topology.exits[-1])
         run = train(setup.dataset, topology, config, verbose=0, callbacks=[check])
-        metrics, footprints = measure_run(run, setup.dataset, setup.board)
+        metrics, footprints = measure_run(run, setup.dataset, setup.hardware)
     except DDNNError as err:
         trial.set_user_attr("error", str(err))
         raise TrialFailed(str(err)) from None
