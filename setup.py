@@ -27,6 +27,7 @@ SERVE = [
     "cryptography>=42",  # serve demo --https: a self-signed certificate for the LAN
     "paho-mqtt==2.2.0",  # --transport mqtt (the broker itself: Debian's mosquitto)
     "aiohttp==3.14.5",  # ddnn bench serve's client: light enough to measure the servers
+    "orjson==3.13.0",  # the cloud's answers, encoded in a twentieth of the json module's time
 ]
 RAY = ["ray[serve]==2.60.0"]
 MCU = ["tflite-micro==0.dev20261023182759"]

@@ -43,8 +43,8 @@ from ddnn_tf.serve.http import (
     add_status_routes,
     check_auth,
     check_content_type,
-    install_error_handlers,
     read_body,
+    service_app,
 )
 from ddnn_tf.serve.protocol import (
     KINDS,
@@ -607,10 +607,7 @@ def create_gateway_app(settings: GatewaySettings | str | Path, **options) -> Fas
             await bridge.stop()
         await gw.stop()
 
-    app = FastAPI(
-        title="ddnn-tf gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
-    )
-    install_error_handlers(app)
+    app = service_app("ddnn-tf gateway", lifespan)
     app.state.gateway = gw
     add_status_routes(app, gw.info, s.token)
     app.include_router(gateway_router(gw, s))

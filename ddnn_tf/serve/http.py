@@ -25,9 +25,19 @@ __all__ = [
     "check_auth",
     "check_content_type",
     "check_model",
-    "install_error_handlers",
     "read_body",
+    "service_app",
 ]
+
+#: The FastAPI settings of every service, and of the serving benchmark's bare endpoint: no
+#: docs pages or OpenAPI schema, and no OpenTelemetry instrumentation (FastAPI otherwise
+#: looks for a configured provider on every request).
+APP_OPTIONS: dict[str, Any] = {
+    "docs_url": None,
+    "redoc_url": None,
+    "openapi_url": None,
+    "telemetry": {"tracing": False, "metrics": False, "logs": False},
+}
 
 
 def _json_error(status: int, code: str, message: str) -> JSONResponse:
@@ -44,8 +54,10 @@ _HTTP_CODES = {
 }
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Answer every error (ours, routing, validation, crashes) with a JSON error body."""
+def service_app(title: str | None = None, lifespan=None) -> FastAPI:
+    """A service's FastAPI app (:data:`APP_OPTIONS`) that answers every error (ours,
+    routing, validation, crashes) with the protocol's JSON error body."""
+    app = FastAPI(title=title or "ddnn-tf", lifespan=lifespan, **APP_OPTIONS)
 
     @app.exception_handler(ServiceError)
     async def _service(_: Request, err: ServiceError) -> JSONResponse:
@@ -64,6 +76,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _crash(_: Request, err: Exception) -> JSONResponse:
         traceback.print_exception(err)  # a bug: its traceback, and `internal` answered
         return _json_error(500, "internal", f"{type(err).__name__}: {err}")
+
+    return app
 
 
 def add_status_routes(app: FastAPI | APIRouter, info: dict[str, Any], token: str | None) -> None:

@@ -75,11 +75,10 @@ def _deployment(settings):
             return self.tier.classify_many(requests)
 
         def __serve_build_asgi_app__(self):
-            from fastapi import FastAPI
-
             from ddnn_tf.serve.cloud import add_cloud_routes
+            from ddnn_tf.serve.http import service_app
 
-            app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+            app = service_app()
             add_cloud_routes(app, self.tier, self.classify, self.settings)
             return app
 
