@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 
 from ddnn_tf.core.options import (
@@ -116,6 +117,16 @@ def _items(value) -> list[str]:
     if not isinstance(value, (list, tuple)):
         raise ValueError(f"expected a comma-separated list, got {value!r}.")
     return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _http_url(value) -> str:
+    """A service's URL: ``http://HOST[:PORT]`` or ``https://...``."""
+    url = urlsplit(str(value))
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(
+            f"expected an http:// or https:// URL such as http://127.0.0.1:8000, got {value!r}."
+        )
+    return str(value)
 
 
 def _devices(value) -> list[int]:
@@ -262,7 +273,7 @@ class GatewayTuning(Options):
 class GatewaySettings(GatewayTuning, LinkSettings, ServiceSettings):
     """``ddnn serve gateway``: the local aggregator (and the edges) the devices talk to."""
 
-    cloud: str = option(help="the cloud service's URL, e.g. http://127.0.0.1:8000")
+    cloud: str = option(help="the cloud service's URL, e.g. http://127.0.0.1:8000", parse=_http_url)
     port: int = option(8001, "TCP port (0: a free one)", PORT)
     cloud_token: str | None = option(
         None, "token sent to the cloud (default: the same token)", secret=True
@@ -335,7 +346,9 @@ class DeviceSettings(DeviceTuning, LinkSettings):
     data: str = option(
         help="dataset name (fmnist6, mvmc, npz, synthetic, cancer3) or a .npy file of this view"
     )
-    gateway: str | None = option(None, "the gateway's URL, e.g. http://127.0.0.1:8001 (http)")
+    gateway: str | None = option(
+        None, "the gateway's URL, e.g. http://127.0.0.1:8001 (http)", parse=_http_url
+    )
     path: str | None = option(None, "data file or directory for file-based loaders")
     subset: str = option("test", "the data subset: test or val", choices=SUBSETS)
     limit: int | None = option(None, "stream the first N samples only", AT_LEAST_1)
