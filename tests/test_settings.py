@@ -93,11 +93,13 @@ def test_secrets_never_travel_on_a_command_line():
 @pytest.mark.parametrize(
     ("cls", "options", "argument", "text"),
     [
-        (GatewaySettings, {"cloud": "u", "window": 10}, "window", "at least two rounds"),
-        (GatewaySettings, {"cloud": "u", "gather_s": 0}, "gather_s", "> 0"),
+        (GatewaySettings, {"cloud": "http://u", "window": 10}, "window", "at least two rounds"),
+        (GatewaySettings, {"cloud": "http://u", "gather_s": 0}, "gather_s", "> 0"),
+        (GatewaySettings, {"cloud": "u"}, "cloud", "http:// or https:// URL"),
+        (DeviceSettings, {"index": 0, "data": "d", "gateway": "ftp://g"}, "gateway", "https://"),
         (CloudSettings, {"engine": "k8s"}, "engine", "uvicorn or ray"),
         (CloudSettings, {"cors_origins": "x", "engine": "ray"}, "cors_origins", "uvicorn"),
-        (DeviceSettings, {"index": -1, "data": "d", "gateway": "u"}, "index", ">= 0"),
+        (DeviceSettings, {"index": -1, "data": "d", "gateway": "http://u"}, "index", ">= 0"),
         (DeviceSettings, {"index": 0, "data": "d"}, "gateway", "transport http"),
         (DeviceSettings, {"index": 0, "data": "d", "transport": "mqtt"}, "broker", "mqtt"),
         (DeployPlan, {"kill_at": 5}, "kill_at", "kill_device"),
