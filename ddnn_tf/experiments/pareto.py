@@ -171,9 +171,11 @@ def _pareto_figure(rows: list[dict], key: dict, dataset: str):
                     color=color,
                 )
     ax.axvline(20, color="tab:red", lw=0.8, ls=":", label="20 B")
-    ax.set_xlabel("Bytes per device per sample")
-    ax.set_ylabel("Overall accuracy (%)")
+    ax.set(
+        xlabel="Bytes per device per sample",
+        ylabel="Overall accuracy (%)",
+        title=f"Accuracy vs communication over T, {dataset} (labels: share of local exits)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="center")
-    ax.set_title(f"Accuracy vs communication over T, {dataset} (labels: share of local exits)")
     return fig
