@@ -21,6 +21,7 @@ from ddnn_tf.experiments.report import (
     ExperimentResult,
     assemble,
     figure,
+    finish_axes,
     markdown_table,
     paired_bars,
     pct,
@@ -287,8 +288,7 @@ def _threshold_figure(rows: list[dict], t: float, max_bytes: float, dataset: str
     local = [100 * r["local_exit_fraction"] for r in rows]
     ax.plot(ts, local, "s--", color="tab:green", label="Local exit")
     ax.axvline(t, color="grey", lw=0.8, ls=":")
-    ax.set(xlabel="Local exit threshold T", ylabel="%", ylim=(0, 100))
-    ax.grid(alpha=0.3)
+    finish_axes(ax, None, xlabel="Local exit threshold T", ylabel="%", ylim=(0, 100))
     ax2 = ax.twinx()
     bytes_ = [r["bytes_per_device"] for r in rows]
     ax2.plot(ts, bytes_, "^-", color="tab:red", label="Bytes per device")
@@ -376,13 +376,12 @@ def scaling_experiment(lab: Lab) -> ExperimentResult:
     ):
         ax.plot(x, [100 * r[column] for r in rows], style, label=label)
     ax.set_xticks(x, [f"+{r['added_device']}\n({r['num_devices']})" for r in rows])
-    ax.set(
+    finish_axes(
+        ax,
         xlabel="Device added (number of devices)",
         ylabel="Accuracy (%)",
         title=f"Scaling across end devices, {lab.dataset.name} — cf. Figure 8",
     )
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
 
     return assemble(
         lab,
@@ -516,12 +515,13 @@ def filters_experiment(lab: Lab) -> ExperimentResult:
     ax.set_zorder(ax2.get_zorder() + 1)
     ax.patch.set_visible(False)
     ax.set_xticks(x, [f"f={r['device_filters']}\n{r['device_memory_bytes']} B" for r in rows])
-    ax.set(
+    finish_axes(
+        ax,
+        None,
         xlabel="Device filters (device memory)",
         ylabel="Accuracy (%)",
         title=f"Device filters, {lab.dataset.name} — cf. Figure 9",
     )
-    ax.grid(alpha=0.3)
     handles = [*ax.get_lines(), bars]
     ax.legend(handles, [h.get_label() for h in handles], loc="lower right")
 
@@ -753,14 +753,14 @@ def _faults_figure(single: list[dict], base: float, by_k: list[dict], dataset: s
     )
     cloud_mean = [100 * g["cloud_mean"] for g in by_k]
     ax2.plot(ks, cloud_mean, "^-", color="tab:blue", label="Cloud (mean)")
-    ax2.set(
+    finish_axes(
+        ax2,
+        "lower left",
         xticks=ks,
         xlabel="Number of failed devices",
         ylabel="Accuracy (%)",
         title=f"Several devices failed, {dataset}",
     )
-    ax2.grid(alpha=0.3)
-    ax2.legend(loc="lower left")
     return fig
 
 
