@@ -288,14 +288,20 @@ def _threshold_figure(rows: list[dict], t: float, max_bytes: float, dataset: str
     local = [100 * r["local_exit_fraction"] for r in rows]
     ax.plot(ts, local, "s--", color="tab:green", label="Local exit")
     ax.axvline(t, color="grey", lw=0.8, ls=":")
-    finish_axes(ax, None, xlabel="Local exit threshold T", ylabel="%", ylim=(0, 100))
+    finish_axes(
+        ax,
+        None,
+        xlabel="Local exit threshold T",
+        ylabel="%",
+        ylim=(0, 100),
+        title=f"Exit threshold, {dataset} — cf. Figure 7 / Table II",
+    )
     ax2 = ax.twinx()
     bytes_ = [r["bytes_per_device"] for r in rows]
     ax2.plot(ts, bytes_, "^-", color="tab:red", label="Bytes per device")
     ax2.set(ylabel="Bytes per device per sample", ylim=(0, 1.1 * max_bytes))
     lines = ax.get_lines()[:2] + ax2.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], loc="center left")
-    ax.set_title(f"Exit threshold, {dataset} — cf. Figure 7 / Table II")
     return fig
 
 
