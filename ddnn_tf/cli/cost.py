@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, Range, command
+from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, command
 from ddnn_tf.core.options import Options, option
 from ddnn_tf.core.vocab import PROTOCOL_MODES as MODES
 from ddnn_tf.errors import ConfigError
@@ -108,14 +108,7 @@ def _show(name: str) -> str:
     raise ConfigError(f"--show: unknown profile {name!r}; expected one of {known}.")
 
 
-@command(
-    rate=POSITIVE,
-    battery_mah=POSITIVE,
-    battery_v=POSITIVE,
-    limit=AT_LEAST_1,
-    timing_samples=AT_LEAST_1,
-    seed=Range(0, 2**32 - 1),
-)
+@command(battery_v=POSITIVE, timing_samples=AT_LEAST_1)
 def cost(
     model: str | None = None,
     mcu: str | None = None,

@@ -16,18 +16,12 @@ unclassified.
 from __future__ import annotations
 
 from ddnn_tf.cli.cost import HardwareFlags
-from ddnn_tf.cli.flags import AT_LEAST_1, PROBABILITY, Range, command, with_options
+from ddnn_tf.cli.flags import PROBABILITY, command, with_options
 
 __all__ = ["run"]
 
 
-@command(
-    fail_prob=PROBABILITY,
-    seed=Range(0, 2**32 - 1),
-    batch_size=AT_LEAST_1,
-    limit=AT_LEAST_1,
-    threads=AT_LEAST_1,
-)
+@command(fail_prob=PROBABILITY)
 @with_options(HardwareFlags, "hardware")
 def run(
     model: str,

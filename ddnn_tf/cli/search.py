@@ -3,7 +3,7 @@ and ``--export K --to MODEL_DIR`` (:func:`ddnn_tf.search.export_trial`)."""
 
 from __future__ import annotations
 
-from ddnn_tf.cli.flags import AT_LEAST_1, NON_NEGATIVE, POSITIVE, Range, command, flag_items
+from ddnn_tf.cli.flags import NON_NEGATIVE, POSITIVE, Range, command, flag_items
 from ddnn_tf.errors import ConfigError
 
 __all__ = ["search"]
@@ -16,11 +16,6 @@ __all__ = ["search"]
     min_accuracy=Range(0, 1),
     max_energy_uj=POSITIVE,
     max_latency_ms=POSITIVE,
-    rate=POSITIVE,
-    epochs=AT_LEAST_1,
-    timeout_s=POSITIVE,
-    seed=Range(0, 2**32 - 1),
-    train_limit=AT_LEAST_1,
     export=NON_NEGATIVE,
 )
 def search(

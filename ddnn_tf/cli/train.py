@@ -37,8 +37,6 @@ def _edges(value) -> list[list[int]]:
 
 
 @command(
-    epochs=AT_LEAST_1,
-    batch_size=AT_LEAST_1,
     learning_rate=POSITIVE,
     device_filters=AT_LEAST_1,
     cloud_filters=AT_LEAST_1,
@@ -47,9 +45,6 @@ def _edges(value) -> list[list[int]]:
     local_units=AT_LEAST_1,
     upper_epochs=NON_NEGATIVE,
     device_dropout=Range(0, 1, high_open=True),
-    seed=Range(0, 2**32 - 1),
-    train_limit=AT_LEAST_1,
-    verbose=Range(0, 2),
 )
 def train(
     data: str = "fmnist6",
