@@ -396,6 +396,11 @@ def settings_command(
     return command
 
 
+def _flag_type(spec: Any) -> Any:
+    """A field's annotation as a flag's: none for a field of no flag type (``Any``)."""
+    return inspect.Parameter.empty if spec.kind == "any" else spec.annotation
+
+
 def with_options(cls: type, keyword: str) -> Callable:
     """Give a command the fields of an options dataclass as flags, where its parameter
     ``keyword`` stands.
@@ -413,13 +418,14 @@ def with_options(cls: type, keyword: str) -> Callable:
     fields = specs(cls)
 
     def wrap(fn: Callable) -> Callable:
-        own = list(inspect.signature(fn).parameters.values())
+        signature = inspect.signature(fn)
+        own = list(signature.parameters.values())
         at = [p.name for p in own].index(keyword)
-        added = [
-            inspect.Parameter(s.name, _KIND, default=s.default, annotation=s.annotation)
+        added = [  # a field of no flag type is given as fire parses it, untyped
+            inspect.Parameter(s.name, _KIND, default=s.default, annotation=_flag_type(s))
             for s in fields
         ]
-        signature = inspect.Signature([*own[:at], *added, *own[at + 1 :]])
+        signature = signature.replace(parameters=[*own[:at], *added, *own[at + 1 :]])
 
         @functools.wraps(fn)
         def command(*args, **kwargs):
