@@ -16,12 +16,14 @@ unclassified.
 from __future__ import annotations
 
 from ddnn_tf.cli.cost import HardwareFlags
+from ddnn_tf.cli.evaluate import Recalibration
 from ddnn_tf.cli.flags import PROBABILITY, command, with_options
 
 __all__ = ["run"]
 
 
 @command(fail_prob=PROBABILITY)
+@with_options(Recalibration, "recalibration")
 @with_options(HardwareFlags, "hardware")
 def run(
     model: str,
@@ -38,7 +40,7 @@ def run(
     subset: str = "test",
     threads: int = 1,
     exit_accuracy: bool = True,
-    calibrate: str | None = None,
+    recalibration: Recalibration | None = None,
     hardware: HardwareFlags | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
@@ -59,11 +61,6 @@ def run(
         subset: the data subset: test or val.
         threads: interpreter threads per tier.
         exit_accuracy: also run every tier on every sample for per-exit accuracies.
-        calibrate: re-calibrate T on the validation split: 'risk:DELTA[,EPS]' (the most
-            early exits whose accuracy drop is at most DELTA points with probability
-            1 - EPS, EPS 0.1 by default), 'within:D' (the T exiting the most samples early
-            within D points of the most accurate T), 'accuracy' or 'bytes:B' (the most
-            accurate T within B bytes per device per sample).
         json: print one JSON object instead of the table.
     """
     from ddnn_tf.runtime.report import evaluate_model
@@ -83,7 +80,7 @@ def run(
         subset=subset,
         num_threads=threads,
         exit_accuracy=exit_accuracy,
-        calibrate=calibrate,
+        calibrate=(recalibration or Recalibration()).calibrate,
         hardware=hardware.hardware() if hardware is not None else None,
     )
     print(result.to_json() if json else result.format())
