@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ddnn_tf.cli.cost import HardwareFlags
 from ddnn_tf.cli.flags import command, with_options
 from ddnn_tf.core.options import Options, option
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["Recalibration", "evaluate"]
+__all__ = ["Recalibration", "evaluate", "report_keywords"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +25,17 @@ class Recalibration(Options):
         "of the most accurate T), 'accuracy' or 'bytes:B' (the most accurate T within B "
         "bytes per device per sample)",
     )  # fmt: skip
+
+
+def report_keywords(
+    recalibration: Recalibration | None, hardware: HardwareFlags | None
+) -> dict[str, Any]:
+    """The library keywords of the flags that ``ddnn evaluate`` and ``ddnn run`` share:
+    ``--calibrate`` and the hardware profiles (the report's cost block)."""
+    return {
+        "calibrate": (recalibration or Recalibration()).calibrate,
+        "hardware": hardware.hardware() if hardware is not None else None,
+    }
 
 
 @command()
@@ -71,8 +83,7 @@ def evaluate(
         fail=fail,
         split=subset,
         summary_encoding=summary_encoding,
-        calibrate=(recalibration or Recalibration()).calibrate,
-        hardware=hardware.hardware() if hardware is not None else None,
+        **report_keywords(recalibration, hardware),
     )
     print(result.to_json() if json else result.format())
 

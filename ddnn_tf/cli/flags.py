@@ -62,8 +62,9 @@ _KIND = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 #: The range of a flag that means the same in every command that takes it: a command
 #: with a parameter of one of these names gets its range without declaring it.
+SEED = Range(0, 2**32 - 1)  # what numpy's and TensorFlow's seeds take
 USUAL_RANGES: dict[str, Range] = {
-    "seed": Range(0, 2**32 - 1),
+    "seed": SEED,
     "epochs": AT_LEAST_1,
     "batch_size": AT_LEAST_1,
     "train_limit": AT_LEAST_1,
