@@ -122,11 +122,11 @@ def train(
         train_limit: keep only the first N training samples.
         json: print JSON instead of a line.
     """
+    from ddnn_tf.data import load_dataset
     from ddnn_tf.keras.bench import bench_train
 
-    result = bench_train(
-        data, path=path, epochs=epochs, batch_size=batch_size, train_limit=train_limit
-    )
+    dataset = load_dataset(data, path, train_limit=train_limit)
+    result = bench_train(dataset, epochs=epochs, batch_size=batch_size)
 
     def line(r: dict) -> str:
         return (
