@@ -17,7 +17,7 @@ from ddnn_tf.core.options import Options, option
 from ddnn_tf.core.vocab import PROTOCOL_MODES as MODES
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["HardwareFlags", "cost"]
+__all__ = ["HardwareFlags", "ProfileFlags", "cost"]
 
 
 @dataclass(frozen=True, kw_only=True)

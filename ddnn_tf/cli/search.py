@@ -11,7 +11,7 @@ from ddnn_tf.core.options import Options, option
 from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["search"]
+__all__ = ["ExportFlags", "LimitFlags", "PriceFlags", "search"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ from ddnn_tf.core.options import Options, option
 from ddnn_tf.core.vocab import EXITS
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["train"]
+__all__ = ["TopologyFlags", "train"]
 
 
 def _exit_weights(value) -> dict[str, float] | list[float] | None:
