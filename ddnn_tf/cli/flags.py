@@ -60,9 +60,10 @@ _RANGES = "__ddnn_ranges__"
 _KIND = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
+#: The seeds numpy and TensorFlow take.
+SEED = Range(0, 2**32 - 1)
 #: The range of a flag that means the same in every command that takes it: a command
 #: with a parameter of one of these names gets its range without declaring it.
-SEED = Range(0, 2**32 - 1)  # what numpy's and TensorFlow's seeds take
 USUAL_RANGES: dict[str, Range] = {
     "seed": SEED,
     "epochs": AT_LEAST_1,

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ddnn_tf.cli.flags import (
@@ -96,10 +96,8 @@ class TopologyFlags(Options):
 
     def options(self) -> dict[str, Any]:
         """The Topology options given (those left out are the preset's)."""
-        names = ("local_agg", "cloud_agg", "edge_agg", "device_filters", "cloud_filters")
-        names += ("cloud_units", "local_units", "device_dropout", "summary_bits")
-        names += ("sensor_bits", "cloud_precision")
-        options = {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+        parsed = ("cloud_layers", "edges", "exits", "device_grid")  # the others as given
+        options = {k: v for k, v in asdict(self).items() if v is not None and k not in parsed}
         if self.cloud_layers is not None:
             options["cloud_conv_layers"] = self.cloud_layers
         if self.edges is not None:
