@@ -69,107 +69,96 @@ def ms(v: float) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
 
 
+def _row(cells: list[str]) -> str:
+    return "|" + "|".join(f" {c} " if c else " " for c in cells) + "|"
+
+
+def table(header: list[str], align: str, rows: list[list[str]]) -> str:
+    """A markdown table as the page prints it: ``align`` has one letter a column, ``l``
+    (left) or ``r`` (right)."""
+    rule = "|" + "".join({"l": "---|", "r": "---:|"}[a] for a in align)
+    return "\n".join([_row(header), rule, *map(_row, rows)])
+
+
 def breakdown_table(results: dict) -> str:
-    head = "| | local exits | " + " | ".join(label for _, label in COMPONENTS)
-    rows = [head + " | total | battery life |", "|---|" + "---:|" * (len(COMPONENTS) + 3)]
+    rows = []
     for radio, r in results.items():
         parts = [
             _mean({d: v[key] for d, v in r["energy_breakdown_uj"].items()}) for key, _ in COMPONENTS
         ]
         total = _mean(r["energy_uj_per_sample"])
-        cells = [f"{energy(p)} ({100 * p / total:.0f} %)" for p in parts]
         local = 100 * r["exit_fraction"].get("local", 0.0)
         rows.append(
-            f"| {LABELS[radio]} | {local:.1f} % | "
-            + " | ".join(cells)
-            + f" | **{energy(total)}** | {days(min(r['battery_days'].values()))} |"
+            [LABELS[radio], f"{local:.1f} %"]
+            + [f"{energy(p)} ({100 * p / total:.0f} %)" for p in parts]
+            + [f"**{energy(total)}**", days(min(r["battery_days"].values()))]
         )
-    return "\n".join(rows)
+    header = ["", "local exits", *(label for _, label in COMPONENTS), "total", "battery life"]
+    return table(header, "l" + "r" * (len(COMPONENTS) + 3), rows)
+
+
+def _cost_cell(energy_uj, battery, p95, feasible) -> str:
+    mark = "" if feasible else " (not feasible at 1/s)"
+    return f"{energy(energy_uj)}, {days(battery)}, p95 {ms(p95)} ms{mark}"
 
 
 def comparison_table(results: dict) -> str:
-    rows = [
-        "| | DDNN (paper protocol) | DDNN (eager) | raw offload | always-cloud | cheaper protocol |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for radio, r in results.items():
-
-        def cell(energy_uj, battery, p95, feasible):
-            mark = "" if feasible else " (not feasible at 1/s)"
-            return f"{energy(energy_uj)}, {days(battery)}, p95 {ms(p95)} ms{mark}"
-
         modes = r["modes"]
-        paper, eager = modes["paper"], modes["eager"]
-        raw, cloud = r["baselines"]["raw_offload"], r["baselines"]["always_cloud"]
-        rows.append(
-            f"| {LABELS[radio]} | "
-            + cell(
-                paper["energy_uj_per_sample"],
-                paper["battery_days"],
-                paper["latency_p95_ms"],
-                paper["feasible"],
+        cells = [
+            _cost_cell(
+                m["energy_uj_per_sample"], m["battery_days"], m["latency_p95_ms"], m["feasible"]
             )
-            + " | "
-            + cell(
-                eager["energy_uj_per_sample"],
-                eager["battery_days"],
-                eager["latency_p95_ms"],
-                eager["feasible"],
+            for m in (modes["paper"], modes["eager"])
+        ]
+        cells += [
+            _cost_cell(
+                _mean(b["energy_uj_per_sample"]),
+                min(b["battery_days"].values()),
+                b["latency_ms"]["overall"]["p95"],
+                b["feasible"],
             )
-            + " | "
-            + cell(
-                _mean(raw["energy_uj_per_sample"]),
-                min(raw["battery_days"].values()),
-                raw["latency_ms"]["overall"]["p95"],
-                raw["feasible"],
-            )
-            + " | "
-            + cell(
-                _mean(cloud["energy_uj_per_sample"]),
-                min(cloud["battery_days"].values()),
-                cloud["latency_ms"]["overall"]["p95"],
-                cloud["feasible"],
-            )
-            + f" | {modes['cheaper']}, {modes['saving_percent']:.1f} % less |"
-        )
-    return "\n".join(rows)
+            for b in (r["baselines"]["raw_offload"], r["baselines"]["always_cloud"])
+        ]
+        cheaper = f"{modes['cheaper']}, {modes['saving_percent']:.1f} % less"
+        rows.append([LABELS[radio], *cells, cheaper])
+    header = ["", "DDNN (paper protocol)", "DDNN (eager)", "raw offload", "always-cloud"]
+    return table([*header, "cheaper protocol"], "llllll", rows)
 
 
 def latency_table(results: dict) -> str:
-    rows = [
-        "| | local exit p50 / p95 (ms) | cloud exit p50 / p95 (ms) | all samples p50 / p95 (ms) | highest feasible rate |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    rows = []
     for radio, r in results.items():
         lat = r["latency_ms"]
         cells = [
             f"{ms(lat[k]['p50'])} / {ms(lat[k]['p95'])}" for k in ("local", "cloud", "overall")
         ]
-        rate = r["max_rate_hz"]
-        rows.append(f"| {LABELS[radio]} | " + " | ".join(cells) + f" | {rate:.3g} samples/s |")
-    return "\n".join(rows)
+        rows.append([LABELS[radio], *cells, f"{r['max_rate_hz']:.3g} samples/s"])
+    exits = [f"{e} p50 / p95 (ms)" for e in ("local exit", "cloud exit", "all samples")]
+    return table(["", *exits, "highest feasible rate"], "lrrrr", rows)
+
+
+def _span(xs, fmt=",.0f") -> str:
+    lo, hi = f"{min(xs):{fmt}}", f"{max(xs):{fmt}}"
+    return lo if lo == hi else f"{lo} to {hi}"
 
 
 def instructions_table(manifests: dict) -> str:
-    rows = ["| model | core (board) | measured | modelled | error |", "|---|---|---:|---:|---:|"]
+    rows = []
     for name, detail in manifests.items():
         for core in ("cortex-m4f", "cortex-m0plus"):
             entries = [d[core] for d in detail.values()]
-            measured = [e["measured"] for e in entries]
-            modelled = [e["modelled"] for e in entries]
-            errors = [e["error_percent"] for e in entries]
-
-            def span(xs, fmt=",.0f"):
-                lo, hi = min(xs), max(xs)
-                return (
-                    f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}} to {hi:{fmt}}"
-                )
-
             rows.append(
-                f"| {name} | {core} ({entries[0]['board']}) | {span(measured)} | {span(modelled)} "
-                f"| {span(errors, '+.1f')} % |"
+                [
+                    name,
+                    f"{core} ({entries[0]['board']})",
+                    _span([e["measured"] for e in entries]),
+                    _span([e["modelled"] for e in entries]),
+                    _span([e["error_percent"] for e in entries], "+.1f") + " %",
+                ]
             )
-    return "\n".join(rows)
+    return table(["model", "core (board)", "measured", "modelled", "error"], "llrrr", rows)
 
 
 def protocol_mcu(radio: str) -> str:
@@ -183,19 +172,20 @@ def protocols_path(model: str) -> Path:
 
 
 def protocol_table(results: dict) -> str:
-    rows = [
-        "| radio (MCU) | paper protocol | eager | cheaper | feasible at 1 sample/s |",
-        "|---|---:|---:|---|---|",
-    ]
+    rows = []
     for radio, r in results.items():
         m = r["modes"]
-        feasible = "yes" if r["feasible"] else f"no (at most {r['max_rate_hz']:.3g}/s)"
         rows.append(
-            f"| {radio} ({r['mcu']}) | {energy(m['paper']['energy_uj_per_sample'])} "
-            f"| {energy(m['eager']['energy_uj_per_sample'])} "
-            f"| {m['cheaper']}, {m['saving_percent']:.1f} % less | {feasible} |"
+            [
+                f"{radio} ({r['mcu']})",
+                energy(m["paper"]["energy_uj_per_sample"]),
+                energy(m["eager"]["energy_uj_per_sample"]),
+                f"{m['cheaper']}, {m['saving_percent']:.1f} % less",
+                "yes" if r["feasible"] else f"no (at most {r['max_rate_hz']:.3g}/s)",
+            ]
         )
-    return "\n".join(rows)
+    header = ["radio (MCU)", "paper protocol", "eager", "cheaper", "feasible at 1 sample/s"]
+    return table(header, "lrrll", rows)
 
 
 def price_protocols(h, test, times) -> dict:

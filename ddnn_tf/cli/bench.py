@@ -23,7 +23,7 @@ def _show(result: dict, json: bool, format_fn) -> None:
     print(_json.dumps(result, indent=2) if json else format_fn(result))
 
 
-@command(repeats=AT_LEAST_1, warmup=NON_NEGATIVE, threads=AT_LEAST_1)
+@command(repeats=AT_LEAST_1, warmup=NON_NEGATIVE)
 def tiers(
     model_dir: str,
     repeats: int = 500,
@@ -47,7 +47,7 @@ def tiers(
     )
 
 
-@command(batch_size=AT_LEAST_1, limit=AT_LEAST_1, threads=AT_LEAST_1)
+@command()
 def run(
     model_dir: str,
     data: str | None = "fmnist6",
@@ -103,7 +103,7 @@ def run(
     _show(result, json, format_run)
 
 
-@command(epochs=AT_LEAST_1, batch_size=AT_LEAST_1, train_limit=AT_LEAST_1)
+@command()
 def train(
     data: str = "fmnist6",
     path: str | None = None,
@@ -122,11 +122,11 @@ def train(
         train_limit: keep only the first N training samples.
         json: print JSON instead of a line.
     """
+    from ddnn_tf.data import load_dataset
     from ddnn_tf.keras.bench import bench_train
 
-    result = bench_train(
-        data, path=path, epochs=epochs, batch_size=batch_size, train_limit=train_limit
-    )
+    dataset = load_dataset(data, path, train_limit=train_limit)
+    result = bench_train(dataset, epochs=epochs, batch_size=batch_size)
 
     def line(r: dict) -> str:
         return (

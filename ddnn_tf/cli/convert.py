@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ddnn_tf.cli.flags import AT_LEAST_1, command
+from ddnn_tf.cli.flags import command
 from ddnn_tf.core import manifest as mf
 from ddnn_tf.core.calibration import Calibration
 
@@ -37,7 +37,7 @@ def _summary_table(out: Path) -> str:
     return "\n".join(lines)
 
 
-@command(limit=AT_LEAST_1)
+@command()
 def convert(
     run: str,
     split=None,

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, Range, command
+from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, command, with_options
 from ddnn_tf.core.options import Options, option
 from ddnn_tf.core.vocab import PROTOCOL_MODES as MODES
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["HardwareFlags", "cost"]
+__all__ = ["HardwareFlags", "ProfileFlags", "cost"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,14 +108,24 @@ def _show(name: str) -> str:
     raise ConfigError(f"--show: unknown profile {name!r}; expected one of {known}.")
 
 
-@command(
-    rate=POSITIVE,
-    battery_mah=POSITIVE,
-    battery_v=POSITIVE,
-    limit=AT_LEAST_1,
-    timing_samples=AT_LEAST_1,
-    seed=Range(0, 2**32 - 1),
-)
+@dataclass(frozen=True, kw_only=True)
+class ProfileFlags(Options):
+    """``ddnn cost --list`` and ``--show NAME``: the hardware profiles, instead of a cost."""
+
+    list: bool = option(False, "print the hardware profiles' names")
+    show: str | None = option(None, "print a profile's figures with their sources")
+
+    def run(self, as_json: bool) -> bool:
+        """Print what ``--list`` or ``--show`` asks for, if either was given; whether it was."""
+        if self.list:
+            print(_listing(as_json))
+        elif self.show is not None:
+            print(_show(self.show))
+        return self.list or self.show is not None
+
+
+@command(battery_v=POSITIVE, timing_samples=AT_LEAST_1)
+@with_options(ProfileFlags, "profiles")
 def cost(
     model: str | None = None,
     mcu: str | None = None,
@@ -136,8 +146,7 @@ def cost(
     sweep: bool = False,
     plot: str | None = None,
     seed: int = 0,
-    list: bool = False,  # noqa: A002  (the flag is --list)
-    show: str | None = None,
+    profiles: ProfileFlags | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """What a sample costs on a microcontroller and a radio: energy, battery life, latency.
@@ -170,17 +179,9 @@ def cost(
         sweep: add the threshold sweep with energy and p95 latency per T.
         plot: write the plot of energy and p95 latency against T to this .png.
         seed: seed of the random waits (channel access, connection events).
-        list: print the hardware profiles' names.
-        show: print a profile's figures with their sources.
         json: print one JSON object instead of the report.
     """
-    import json as _json
-
-    if list:
-        print(_listing(json))
-        return
-    if show is not None:
-        print(_show(show))
+    if profiles is not None and profiles.run(json):
         return
     if model is None:
         raise ConfigError(
@@ -189,8 +190,6 @@ def cost(
     _require(mcu, radio)
     if plot is not None and not plot.endswith(".png"):
         raise ConfigError(f"--plot: expected a .png path, got {plot!r}.")
-    from ddnn_tf.core.cost.report import format_cost
-    from ddnn_tf.core.evaluation import format_sweep
     from ddnn_tf.runtime.cost import model_cost
 
     result = model_cost(
@@ -217,13 +216,22 @@ def cost(
         from ddnn_tf.experiments.costplot import plot_cost_sweep
 
         plot_cost_sweep(result, plot)
-    if json:
-        print(_json.dumps(result, indent=2, allow_nan=False))
-        return
+    print(_report(result, plot, json))
+
+
+def _report(result: dict[str, Any], plot: str | None, as_json: bool) -> str:
+    """What ``ddnn cost`` prints: the cost report and its sweep, or one JSON object."""
+    import json
+
+    from ddnn_tf.core.cost.report import format_cost
+    from ddnn_tf.core.evaluation import format_sweep
+
+    if as_json:
+        return json.dumps(result, indent=2, allow_nan=False)
     text = format_cost(result)
     if "sweep" in result:
         text += "\n" + "\n".join(format_sweep(result))
-    print(text + (f"\nwrote {plot}" if plot else ""))
+    return text + (f"\nwrote {plot}" if plot else "")
 
 
 COMMAND = cost

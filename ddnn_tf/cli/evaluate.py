@@ -3,14 +3,43 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from ddnn_tf.cli.cost import HardwareFlags
 from ddnn_tf.cli.flags import command, with_options
+from ddnn_tf.core.options import Options, option
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["evaluate"]
+__all__ = ["Recalibration", "evaluate", "report_keywords"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recalibration(Options):
+    """``--calibrate RULE`` of ``ddnn evaluate`` and ``ddnn run``."""
+
+    calibrate: str | None = option(
+        None, "re-calibrate T on the validation split: 'risk:DELTA[,EPS]' (the most early "
+        "exits whose accuracy drop is at most DELTA points with probability 1 - EPS, EPS "
+        "0.1 by default), 'within:D' (the T exiting the most samples early within D points "
+        "of the most accurate T), 'accuracy' or 'bytes:B' (the most accurate T within B "
+        "bytes per device per sample)",
+    )  # fmt: skip
+
+
+def report_keywords(
+    recalibration: Recalibration | None, hardware: HardwareFlags | None
+) -> dict[str, Any]:
+    """The library keywords of the flags that ``ddnn evaluate`` and ``ddnn run`` share:
+    ``--calibrate`` and the hardware profiles (the report's cost block)."""
+    return {
+        "calibrate": (recalibration or Recalibration()).calibrate,
+        "hardware": hardware.hardware() if hardware is not None else None,
+    }
 
 
 @command()
+@with_options(Recalibration, "recalibration")
 @with_options(HardwareFlags, "hardware")
 def evaluate(
     run: str,
@@ -21,7 +50,7 @@ def evaluate(
     fail=None,
     subset: str = "test",
     summary_encoding: str | None = None,
-    calibrate: str | None = None,
+    recalibration: Recalibration | None = None,
     hardware: HardwareFlags | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
@@ -37,11 +66,6 @@ def evaluate(
         fail: failed devices, e.g. 0,3.
         subset: the data subset: test or val.
         summary_encoding: summary wire encoding for the byte count (default: the model's).
-        calibrate: re-calibrate T on the validation split: 'risk:DELTA[,EPS]' (the most
-            early exits whose accuracy drop is at most DELTA points with probability
-            1 - EPS, EPS 0.1 by default), 'within:D' (the T exiting the most samples early
-            within D points of the most accurate T), 'accuracy' or 'bytes:B' (the most
-            accurate T within B bytes per device per sample).
         json: print one JSON object instead of the table.
     """
     from ddnn_tf.core.vocab import SUBSETS
@@ -59,8 +83,7 @@ def evaluate(
         fail=fail,
         split=subset,
         summary_encoding=summary_encoding,
-        calibrate=calibrate,
-        hardware=hardware.hardware() if hardware is not None else None,
+        **report_keywords(recalibration, hardware),
     )
     print(result.to_json() if json else result.format())
 

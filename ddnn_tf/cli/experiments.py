@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-from ddnn_tf.cli.flags import AT_LEAST_1, PROBABILITY, Range, command, flag_items
+from ddnn_tf.cli.flags import AT_LEAST_1, PROBABILITY, command, flag_items
 from ddnn_tf.core.exits import PAPER_THRESHOLD
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.experiments.lab import LOCAL_EXIT_TARGET
@@ -24,17 +24,12 @@ def _sizes(value) -> tuple[int, ...]:
 
 
 @command(
-    epochs=AT_LEAST_1,
     sweep_epochs=AT_LEAST_1,
-    batch_size=AT_LEAST_1,
-    seed=Range(0, 2**32 - 1),
-    train_limit=AT_LEAST_1,
     test_limit=AT_LEAST_1,
     threshold=PROBABILITY,
     max_filters=AT_LEAST_1,
     fault_sets=AT_LEAST_1,
     local_exit_target=PROBABILITY,
-    verbose=Range(0, 2),
     draws=AT_LEAST_1,
 )
 def experiments(

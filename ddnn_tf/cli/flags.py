@@ -60,21 +60,42 @@ _RANGES = "__ddnn_ranges__"
 _KIND = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
-def command(**ranges: Range) -> Callable:
-    """Declare the ranges of a command's numeric flags, by parameter name.
+#: The seeds numpy and TensorFlow take.
+SEED = Range(0, 2**32 - 1)
+#: The range of a flag that means the same in every command that takes it: a command
+#: with a parameter of one of these names gets its range without declaring it.
+USUAL_RANGES: dict[str, Range] = {
+    "seed": SEED,
+    "epochs": AT_LEAST_1,
+    "batch_size": AT_LEAST_1,
+    "train_limit": AT_LEAST_1,
+    "limit": AT_LEAST_1,
+    "threads": AT_LEAST_1,
+    "verbose": Range(0, 2),
+    "rate": POSITIVE,
+    "battery_mah": POSITIVE,
+    "timeout_s": POSITIVE,
+}
 
-    >>> @command(epochs=AT_LEAST_1)
-    ... def train(epochs: int = 5) -> None:
-    ...     "Train."
-    >>> train.__ddnn_ranges__["epochs"].text()
-    '>= 1'
+
+def command(**ranges: Range) -> Callable:
+    """Declare the ranges of a command's numeric flags, by parameter name; a parameter
+    named in :data:`USUAL_RANGES` has its range there unless declared here.
+
+    >>> @command(warmup=NON_NEGATIVE)
+    ... def bench(warmup: int = 50, epochs: int = 5) -> None:
+    ...     "Time it."
+    >>> sorted((name, r.text()) for name, r in bench.__ddnn_ranges__.items())
+    [('epochs', '>= 1'), ('warmup', '>= 0')]
     """
 
     def declare(fn: Callable) -> Callable:
-        unknown = set(ranges) - set(inspect.signature(fn).parameters)
+        params = inspect.signature(fn).parameters
+        unknown = set(ranges) - set(params)
         if unknown:  # a typo in a declaration is a bug, caught at import
             raise TypeError(f"{fn.__name__} has no parameter(s) {sorted(unknown)}")
-        setattr(fn, _RANGES, {**getattr(fn, _RANGES, {}), **ranges})
+        usual = {name: r for name, r in USUAL_RANGES.items() if name in params}
+        setattr(fn, _RANGES, {**usual, **getattr(fn, _RANGES, {}), **ranges})
         return fn
 
     return declare
@@ -377,12 +398,18 @@ def settings_command(
     return command
 
 
-def with_options(cls: type, keyword: str) -> Callable:
-    """Give a command the fields of an options dataclass as flags, before ``--json``.
+def _flag_type(spec: Any) -> Any:
+    """A field's annotation as a flag's: none for a field of no flag type (``Any``)."""
+    return inspect.Parameter.empty if spec.kind == "any" else spec.annotation
 
-    The flags' help lines, types and ranges are made from the fields
-    (:func:`ddnn_tf.core.options.specs`); the command receives them as one ``cls`` object,
-    its parameter ``keyword``.
+
+def with_options(cls: type, keyword: str) -> Callable:
+    """Give a command the fields of an options dataclass as flags, where its parameter
+    ``keyword`` stands.
+
+    The flags' help lines (where ``keyword``'s next parameter's line starts), types and
+    ranges are made from the fields (:func:`ddnn_tf.core.options.specs`); the command
+    receives them as one ``cls`` object, its parameter ``keyword``.
 
     Args:
         cls: an :class:`~ddnn_tf.core.options.Options` dataclass.
@@ -393,13 +420,14 @@ def with_options(cls: type, keyword: str) -> Callable:
     fields = specs(cls)
 
     def wrap(fn: Callable) -> Callable:
-        own = [p for p in inspect.signature(fn).parameters.values() if p.name != keyword]
-        added = [
-            inspect.Parameter(s.name, _KIND, default=s.default, annotation=s.annotation)
+        signature = inspect.signature(fn)
+        own = list(signature.parameters.values())
+        at = [p.name for p in own].index(keyword)
+        added = [  # a field of no flag type is given as fire parses it, untyped
+            inspect.Parameter(s.name, _KIND, default=s.default, annotation=_flag_type(s))
             for s in fields
         ]
-        last = [p for p in own if p.name == "json"]
-        signature = inspect.Signature([*(p for p in own if p.name != "json"), *added, *last])
+        signature = signature.replace(parameters=[*own[:at], *added, *own[at + 1 :]])
 
         @functools.wraps(fn)
         def command(*args, **kwargs):
@@ -410,8 +438,11 @@ def with_options(cls: type, keyword: str) -> Callable:
 
         lines = "".join(f"        {s.name}: {' '.join(s.help.split())}.\n" for s in fields)
         doc = fn.__doc__ or ""
-        at = doc.find("        json:")
-        command.__doc__ = doc[:at] + lines + doc[at:] if at >= 0 else doc.rstrip() + "\n" + lines
+        starts = [doc.find(f"\n        {p.name}:") + 1 for p in own[at + 1 :]]
+        where = min((i for i in starts if i > 0), default=-1)
+        command.__doc__ = (
+            doc[:where] + lines + doc[where:] if where > 0 else doc.rstrip() + "\n" + lines
+        )
         command.__signature__ = signature
         ranges = {s.name: s.range for s in fields if s.range is not None}
         setattr(command, _RANGES, {**getattr(fn, _RANGES, {}), **ranges})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from ddnn_tf.cli.flags import AT_LEAST_1, POSITIVE, command
+from ddnn_tf.cli.flags import AT_LEAST_1, command
 from ddnn_tf.core.vocab import DEFAULT_BOARD
 
 __all__ = ["mcu"]
@@ -25,7 +25,7 @@ def _instruction_table(written: dict) -> str:
     return "\n".join(lines)
 
 
-@command(limit=AT_LEAST_1, timeout_s=POSITIVE, samples=AT_LEAST_1)
+@command(samples=AT_LEAST_1)
 def mcu(
     model: str,
     data: str | None = None,

@@ -15,19 +15,29 @@ unclassified.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 from ddnn_tf.cli.cost import HardwareFlags
-from ddnn_tf.cli.flags import AT_LEAST_1, PROBABILITY, Range, command, with_options
+from ddnn_tf.cli.evaluate import Recalibration, report_keywords
+from ddnn_tf.cli.flags import PROBABILITY, SEED, command, with_options
+from ddnn_tf.core.options import Options, option
 
-__all__ = ["run"]
+__all__ = ["Failures", "run"]
 
 
-@command(
-    fail_prob=PROBABILITY,
-    seed=Range(0, 2**32 - 1),
-    batch_size=AT_LEAST_1,
-    limit=AT_LEAST_1,
-    threads=AT_LEAST_1,
-)
+@dataclass(frozen=True, kw_only=True)
+class Failures(Options):
+    """The devices that fail: on every sample, or at random per sample and device."""
+
+    fail: Any = option(None, "devices failed on every sample, e.g. 0,3")
+    fail_prob: float = option(0.0, "probability that each device fails on each sample", PROBABILITY)
+    seed: int = option(0, "seed of the random failures", SEED)
+
+
+@command()
+@with_options(Failures, "failures")
+@with_options(Recalibration, "recalibration")
 @with_options(HardwareFlags, "hardware")
 def run(
     model: str,
@@ -35,16 +45,14 @@ def run(
     path: str | None = None,
     threshold=None,
     sweep: bool = False,
-    fail=None,
-    fail_prob: float = 0.0,
-    seed: int = 0,
+    failures: Failures | None = None,
     batch_size: int = 256,
     target: str = "portable",
     limit: int | None = None,
     subset: str = "test",
     threads: int = 1,
     exit_accuracy: bool = True,
-    calibrate: str | None = None,
+    recalibration: Recalibration | None = None,
     hardware: HardwareFlags | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
@@ -56,20 +64,12 @@ def run(
         path: data file or directory for file-based loaders.
         threshold: T for every early exit, or 'paper' (0.8) (default: the manifest's).
         sweep: add the threshold sweep (Table II).
-        fail: devices failed on every sample, e.g. 0,3.
-        fail_prob: probability that each device fails on each sample.
-        seed: seed of the random failures.
         batch_size: samples per interpreter call (1 = one by one; same results).
         target: portable (ai-edge-litert) or lce (larq-compute-engine).
         limit: evaluate the first N samples only.
         subset: the data subset: test or val.
         threads: interpreter threads per tier.
         exit_accuracy: also run every tier on every sample for per-exit accuracies.
-        calibrate: re-calibrate T on the validation split: 'risk:DELTA[,EPS]' (the most
-            early exits whose accuracy drop is at most DELTA points with probability
-            1 - EPS, EPS 0.1 by default), 'within:D' (the T exiting the most samples early
-            within D points of the most accurate T), 'accuracy' or 'bytes:B' (the most
-            accurate T within B bytes per device per sample).
         json: print one JSON object instead of the table.
     """
     from ddnn_tf.runtime.report import evaluate_model
@@ -81,16 +81,13 @@ def run(
         target=target,
         threshold=threshold,
         sweep=sweep,
-        fail=fail,
-        fail_prob=fail_prob,
-        seed=seed,
+        **asdict(failures or Failures()),
         batch_size=batch_size,
         limit=limit,
         subset=subset,
         num_threads=threads,
         exit_accuracy=exit_accuracy,
-        calibrate=calibrate,
-        hardware=hardware.hardware() if hardware is not None else None,
+        **report_keywords(recalibration, hardware),
     )
     print(result.to_json() if json else result.format())
 

@@ -3,39 +3,109 @@ and ``--export K --to MODEL_DIR`` (:func:`ddnn_tf.search.export_trial`)."""
 
 from __future__ import annotations
 
-from ddnn_tf.cli.flags import AT_LEAST_1, NON_NEGATIVE, POSITIVE, Range, command, flag_items
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ddnn_tf.cli.flags import NON_NEGATIVE, POSITIVE, Range, command, flag_items, with_options
+from ddnn_tf.core.options import Options, option
+from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["search"]
+__all__ = ["ExportFlags", "LimitFlags", "PriceFlags", "search"]
 
 
-@command(
-    trials=NON_NEGATIVE,
-    max_flash=POSITIVE,
-    max_ram=POSITIVE,
-    min_accuracy=Range(0, 1),
-    max_energy_uj=POSITIVE,
-    max_latency_ms=POSITIVE,
-    rate=POSITIVE,
-    epochs=AT_LEAST_1,
-    timeout_s=POSITIVE,
-    seed=Range(0, 2**32 - 1),
-    train_limit=AT_LEAST_1,
-    export=NON_NEGATIVE,
-)
+@dataclass(frozen=True, kw_only=True)
+class PriceFlags(Options):
+    """The board a search compiles for and the profiles it prices trials on."""
+
+    mcu: str = option(
+        DEFAULT_BOARD, "a microcontroller profile (nrf52840, stm32l4, cortex-m0plus, or your "
+        "own .json; ddnn cost --list), whose core picks the emulated board the device tiers "
+        "are compiled for; or a board alone: mps2-an386 (Cortex-M4F), mps2-an385 "
+        "(Cortex-M3) or host (the system gcc), which prices nothing",
+    )  # fmt: skip
+    radio: str | None = option(
+        None, "the devices' radio profile (ble-1m, lora-sf7, nbiot, ...): price every trial "
+        "(energy per device per sample, p95 latency); needs a profile as --mcu",
+    )  # fmt: skip
+    wan: str | None = option(
+        None, "the gateway's link to the cloud (with --radio; default broadband)"
+    )
+    rate: float | None = option(
+        None, "samples per second (with --radio; default 1); a trial whose radio cannot "
+        "carry it is over a limit", POSITIVE,
+    )  # fmt: skip
+
+    def keywords(self) -> dict[str, Any]:
+        """:func:`~ddnn_tf.search.run_search`'s keywords.
+
+        Raises:
+            ConfigError: ``--rate`` without ``--radio``.
+        """
+        if self.rate is not None and self.radio is None:  # the library names it rate_hz
+            raise ConfigError("prices a trial with --radio, which was not given.", argument="rate")
+        return {"mcu": self.mcu, "radio": self.radio, "wan": self.wan, "rate_hz": self.rate}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitFlags(Options):
+    """What every trial of a search must meet, per device."""
+
+    max_flash: float | None = option(None, "flash per device tier, bytes", POSITIVE)
+    max_ram: float | None = option(
+        None, "RAM per device tier (static data + stack), bytes", POSITIVE
+    )
+    min_accuracy: float | None = option(
+        None, "validation accuracy at the calibrated T, 0 to 1", Range(0, 1)
+    )
+    max_energy_uj: float | None = option(
+        None, "energy per sample of every device, microjoules (with --radio)", POSITIVE
+    )
+    max_latency_ms: float | None = option(
+        None, "p95 latency from sensor to answer, milliseconds (with --radio)", POSITIVE
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportFlags(Options):
+    """``--export K --to MODEL_DIR``: convert a trial instead of searching."""
+
+    export: int | None = option(
+        None, "convert this trial (a number from the front table) into --to instead of "
+        "searching", NON_NEGATIVE,
+    )  # fmt: skip
+    to: str | None = option(None, "the model directory --export writes")
+    overwrite: bool = option(False, "let --export replace an existing model directory")
+
+    def run(self, out: str, storage: str | None, study: str) -> bool:
+        """Export the trial if ``--export`` or ``--to`` was given; whether it was.
+
+        Raises:
+            ConfigError: one of ``--export`` and ``--to`` without the other.
+        """
+        from ddnn_tf.search import export_trial
+
+        if self.export is None and self.to is None:
+            return False
+        if self.export is None or self.to is None:
+            raise ConfigError("--export K and --to MODEL_DIR go together.", argument="export")
+        written = export_trial(
+            out, self.export, self.to, storage=storage, study=study, overwrite=self.overwrite
+        )
+        print(f"wrote {written} (trial {self.export} of study {study!r})")
+        return True
+
+
+@command(trials=NON_NEGATIVE)
+@with_options(PriceFlags, "hardware")
+@with_options(LimitFlags, "limits")
+@with_options(ExportFlags, "exporting")
 def search(
     data: str = "fmnist6",
     path: str | None = None,
-    mcu: str = "mps2-an386",
-    radio: str | None = None,
-    wan: str | None = None,
-    rate: float | None = None,
+    hardware: PriceFlags | None = None,
     trials: int = 20,
-    max_flash: float | None = None,
-    max_ram: float | None = None,
-    min_accuracy: float | None = None,
-    max_energy_uj: float | None = None,
-    max_latency_ms: float | None = None,
+    limits: LimitFlags | None = None,
     objectives: str | None = None,
     storage: str | None = None,
     study: str = "ddnn-search",
@@ -50,9 +120,7 @@ def search(
     pruner: str = "percentile",
     seed: int = 0,
     train_limit: int | None = None,
-    export: int | None = None,
-    to: str | None = None,
-    overwrite: bool = False,
+    exporting: ExportFlags | None = None,
     json: bool = False,  # noqa: A002  (the flag is --json)
 ) -> None:
     """Search device blocks, filters, summaries, aggregator, cloud and training for the
@@ -71,22 +139,8 @@ def search(
     Args:
         data: dataset name (fmnist6, mvmc, npz, synthetic).
         path: data file or directory for file-based loaders.
-        mcu: a microcontroller profile (nrf52840, stm32l4, cortex-m0plus, or your own
-            .json; ddnn cost --list), whose core picks the emulated board the device
-            tiers are compiled for; or a board alone: mps2-an386 (Cortex-M4F),
-            mps2-an385 (Cortex-M3) or host (the system gcc), which prices nothing.
-        radio: the devices' radio profile (ble-1m, lora-sf7, nbiot, ...): price every
-            trial (energy per device per sample, p95 latency); needs a profile as --mcu.
-        wan: the gateway's link to the cloud (with --radio; default broadband).
-        rate: samples per second (with --radio; default 1); a trial whose radio cannot
-            carry it is over a limit.
         trials: run trials until the study holds this many (by every worker; 0 only
             reports).
-        max_flash: flash per device tier, bytes.
-        max_ram: RAM per device tier (static data + stack), bytes.
-        min_accuracy: validation accuracy at the calibrated T, 0 to 1.
-        max_energy_uj: energy per sample of every device, microjoules (with --radio).
-        max_latency_ms: p95 latency from sensor to answer, milliseconds (with --radio).
         objectives: comma-separated, from accuracy, bytes, flash, ram, energy, latency
             (default: accuracy,energy with --radio, else accuracy,bytes).
         storage: the study database shared by several workers, e.g.
@@ -109,39 +163,22 @@ def search(
             or none.
         seed: seed of the data split, every trial's weights and the sampler.
         train_limit: keep only the first N training samples.
-        export: convert this trial (a number from the front table) into --to instead of
-            searching.
-        to: the model directory --export writes.
-        overwrite: let --export replace an existing model directory.
         json: print machine-readable JSON instead of the table.
     """
     import json as _json
 
-    from ddnn_tf.search import export_trial, format_search, run_search
+    from ddnn_tf.search import format_search, run_search
 
-    if export is not None or to is not None:
-        if export is None or to is None:
-            raise ConfigError("--export K and --to MODEL_DIR go together.", argument="export")
-        written = export_trial(out, export, to, storage=storage, study=study, overwrite=overwrite)
-        print(f"wrote {written} (trial {export} of study {study!r})")
+    if exporting is not None and exporting.run(out, storage, study):
         return
-    if rate is not None and radio is None:  # the library names it rate_hz
-        raise ConfigError("prices a trial with --radio, which was not given.", argument="rate")
     report = run_search(
         data,
         path=path,
         out=out,
         trials=trials,
-        mcu=mcu,
-        radio=radio,
-        wan=wan,
-        rate_hz=rate,
+        **(hardware or PriceFlags()).keywords(),
         objectives=flag_items(objectives) if objectives is not None else None,
-        max_flash=max_flash,
-        max_ram=max_ram,
-        min_accuracy=min_accuracy,
-        max_energy_uj=max_energy_uj,
-        max_latency_ms=max_latency_ms,
+        **asdict(limits or LimitFlags()),
         storage=storage,
         study=study,
         preset=preset,

@@ -3,11 +3,23 @@
 
 from __future__ import annotations
 
-from ddnn_tf.cli.flags import AT_LEAST_1, NON_NEGATIVE, POSITIVE, Range, command, flag_items
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ddnn_tf.cli.flags import (
+    AT_LEAST_1,
+    NON_NEGATIVE,
+    POSITIVE,
+    Range,
+    command,
+    flag_items,
+    with_options,
+)
+from ddnn_tf.core.options import Options, option
 from ddnn_tf.core.vocab import EXITS
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["train"]
+__all__ = ["TopologyFlags", "train"]
 
 
 def _exit_weights(value) -> dict[str, float] | list[float] | None:
@@ -36,21 +48,70 @@ def _edges(value) -> list[list[int]]:
     return [[int(d) for d in flag_items(g)] for g in groups]
 
 
-@command(
-    epochs=AT_LEAST_1,
-    batch_size=AT_LEAST_1,
-    learning_rate=POSITIVE,
-    device_filters=AT_LEAST_1,
-    cloud_filters=AT_LEAST_1,
-    cloud_layers=AT_LEAST_1,
-    cloud_units=AT_LEAST_1,
-    local_units=AT_LEAST_1,
-    upper_epochs=NON_NEGATIVE,
-    device_dropout=Range(0, 1, high_open=True),
-    seed=Range(0, 2**32 - 1),
-    train_limit=AT_LEAST_1,
-    verbose=Range(0, 2),
-)
+@dataclass(frozen=True, kw_only=True)
+class TopologyFlags(Options):
+    """The flags of ``ddnn train`` that override the preset's Topology."""
+
+    local_agg: str | None = option(
+        None, "local aggregator: max, avg, concat (+ a linear layer) or mlp (a ReLU layer "
+        "of --local-units over the summaries and the presence mask, then a linear one)",
+    )  # fmt: skip
+    cloud_agg: str | None = option(None, "how the cloud combines the devices' (or edges') features")
+    edge_agg: str | None = option(None, "how an edge combines its devices' features")
+    device_filters: int | None = option(
+        None, "filters of each device's binary conv layers (the paper's f)", AT_LEAST_1
+    )
+    cloud_filters: int | None = option(
+        None, "filters of the cloud's binary conv layers", AT_LEAST_1
+    )
+    cloud_layers: int | None = option(None, "conv blocks in the cloud", AT_LEAST_1)
+    cloud_units: int | None = option(
+        None, "width of the real-valued cloud's dense layers", AT_LEAST_1
+    )
+    local_units: int | None = option(
+        None, "width of the mlp local aggregator's hidden layer", AT_LEAST_1
+    )
+    edges: str | None = option(None, 'device groups, one per edge, e.g. "0,1,2;3,4,5"')
+    exits: str | None = option(
+        None, 'e.g. "local,cloud" (default), "local,edge,cloud" (needs --edges), "cloud"'
+    )
+    device_dropout: float | None = option(
+        None, "probability that a device is dropped from a training sample",
+        Range(0, 1, high_open=True),
+    )  # fmt: skip
+    summary_bits: int | None = option(
+        None, "bits per class of the devices' summaries: 0 (float32) or 4 (int4)"
+    )
+    sensor_bits: int | None = option(
+        None, "quantise real-valued sensors at the device to int8 (8) or int16 (16) codes, "
+        "scale and zero point per channel from the training data, so the device computes "
+        "on integers and its C is exact; 0 feeds the values as they are (default: 8 for "
+        "real-valued sensors, 0 for uint8 pixels)",
+    )  # fmt: skip
+    cloud_precision: str | None = option(None, "binary (the paper's blocks) or float")
+    device_grid: Any = option(
+        None, '"ROWS,COLS" when the devices\' views tile one image (fmnist6: 3,2): the '
+        "cloud lays their maps out in that grid",
+    )  # fmt: skip
+
+    def options(self) -> dict[str, Any]:
+        """The Topology options given (those left out are the preset's)."""
+        parsed = ("cloud_layers", "edges", "exits", "device_grid")  # the others as given
+        options = {k: v for k, v in asdict(self).items() if v is not None and k not in parsed}
+        if self.cloud_layers is not None:
+            options["cloud_conv_layers"] = self.cloud_layers
+        if self.edges is not None:
+            options["edges"] = _edges(self.edges)
+            options["exits"] = EXITS
+        if self.exits:
+            options["exits"] = tuple(flag_items(self.exits))
+        if self.device_grid is not None:
+            options["device_grid"] = [int(g) for g in flag_items(self.device_grid)]
+        return options
+
+
+@command(learning_rate=POSITIVE, upper_epochs=NON_NEGATIVE)
+@with_options(TopologyFlags, "topology")
 def train(
     data: str = "fmnist6",
     out: str = "runs/default",
@@ -60,21 +121,7 @@ def train(
     batch_size: int | None = None,
     learning_rate: float | None = None,
     lr_schedule: str | None = None,
-    local_agg: str | None = None,
-    cloud_agg: str | None = None,
-    edge_agg: str | None = None,
-    device_filters: int | None = None,
-    cloud_filters: int | None = None,
-    cloud_layers: int | None = None,
-    cloud_units: int | None = None,
-    local_units: int | None = None,
-    edges: str | None = None,
-    exits: str | None = None,
-    device_dropout: float | None = None,
-    summary_bits: int | None = None,
-    sensor_bits: int | None = None,
-    cloud_precision: str | None = None,
-    device_grid=None,
+    topology: TopologyFlags | None = None,
     exit_weights=None,
     upper_epochs: int | None = None,
     calibrate: str | None = None,
@@ -100,27 +147,6 @@ def train(
         batch_size: samples per step (default: the preset's).
         learning_rate: Adam's learning rate (default: the preset's).
         lr_schedule: constant or cosine (default: the preset's).
-        local_agg: local aggregator: max, avg, concat (+ a linear layer) or mlp (a ReLU
-            layer of --local-units over the summaries and the presence mask, then a
-            linear one).
-        cloud_agg: how the cloud combines the devices' (or edges') features.
-        edge_agg: how an edge combines its devices' features.
-        device_filters: filters of each device's binary conv layers (the paper's f).
-        cloud_filters: filters of the cloud's binary conv layers.
-        cloud_layers: conv blocks in the cloud.
-        cloud_units: width of the real-valued cloud's dense layers.
-        local_units: width of the mlp local aggregator's hidden layer.
-        edges: device groups, one per edge, e.g. "0,1,2;3,4,5".
-        exits: e.g. "local,cloud" (default), "local,edge,cloud" (needs --edges), "cloud".
-        device_dropout: probability that a device is dropped from a training sample.
-        summary_bits: bits per class of the devices' summaries: 0 (float32) or 4 (int4).
-        sensor_bits: quantise real-valued sensors at the device to int8 (8) or int16 (16)
-            codes, scale and zero point per channel from the training data, so the
-            device computes on integers and its C is exact; 0 feeds the values as they
-            are (default: 8 for real-valued sensors, 0 for uint8 pixels).
-        cloud_precision: binary (the paper's blocks) or float.
-        device_grid: "ROWS,COLS" when the devices' views tile one image (fmnist6: 3,2):
-            the cloud lays their maps out in that grid.
         exit_weights: per-exit loss weights, "local=1,cloud=1" or "1,1" (bottom to top).
         upper_epochs: after the joint epochs, epochs of the tiers above the devices
             (aggregators, edges, cloud) trained on the frozen devices' outputs (default:
@@ -140,20 +166,6 @@ def train(
     """
     from ddnn_tf.keras.train import train_preset
 
-    topology = dict(
-        local_agg=local_agg,
-        cloud_agg=cloud_agg,
-        edge_agg=edge_agg,
-        device_filters=device_filters,
-        cloud_filters=cloud_filters,
-        cloud_conv_layers=cloud_layers,
-        cloud_units=cloud_units,
-        local_units=local_units,
-        device_dropout=device_dropout,
-        summary_bits=summary_bits,
-        sensor_bits=sensor_bits,
-        cloud_precision=cloud_precision,
-    )
     overrides = dict(
         batch_size=batch_size,
         learning_rate=learning_rate,
@@ -168,7 +180,7 @@ def train(
         epochs=epochs,
         seed=seed,
         train_limit=train_limit,
-        topology_options=_topology_options(topology, edges, exits, device_grid),
+        topology_options=(topology or TopologyFlags()).options(),
         config_options={k: v for k, v in overrides.items() if v is not None},
         exit_weights=_exit_weights(exit_weights),
         calibrate=None if calibrate is None else str(calibrate),
@@ -177,19 +189,6 @@ def train(
         verbose=verbose,
     )
     print(_summary(run, out, preset))
-
-
-def _topology_options(given: dict, edges, exits, device_grid) -> dict:
-    """The Topology options the flags give (those left out are the preset's)."""
-    options = {k: v for k, v in given.items() if v is not None}
-    if edges is not None:
-        options["edges"] = _edges(edges)
-        options["exits"] = EXITS
-    if exits:
-        options["exits"] = tuple(flag_items(exits))
-    if device_grid is not None:
-        options["device_grid"] = [int(g) for g in flag_items(device_grid)]
-    return options
 
 
 def _summary(run, out: str, preset: str) -> str:

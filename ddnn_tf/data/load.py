@@ -139,9 +139,8 @@ def _cancer3(path, abs_path, seed: int, options: dict):
             f"Dataset 'cancer3' ships with the package; it takes no path. Received path={path!r}."
         )
     with resources.as_file(resources.files("ddnn_tf.data").joinpath(CANCER3_FILE)) as file:
-        got = npz.load_npz_splits(file)
-    meta = (got.classes, got.device_names, got.raw_bytes_per_device, got.input_scale)
-    return got.train, got.test, {}, meta
+        train, test, meta = npz.load_npz_splits(file)
+    return train, test, {}, meta
 
 
 def _npz(path, abs_path, seed: int, options: dict):
@@ -151,9 +150,10 @@ def _npz(path, abs_path, seed: int, options: dict):
     if isinstance(tf_, bool) or not isinstance(tf_, numbers.Real) or not 0 < tf_ < 1:
         raise ConfigError(f"Expected test_fraction in (0, 1). Received {tf_!r}.")
     resolved["test_fraction"] = float(tf_)
-    got = npz.load_npz_splits(abs_path, seed=seed, test_fraction=resolved["test_fraction"])
-    meta = (got.classes, got.device_names, got.raw_bytes_per_device, got.input_scale)
-    return got.train, got.test, resolved, meta
+    train, test, meta = npz.load_npz_splits(
+        abs_path, seed=seed, test_fraction=resolved["test_fraction"]
+    )
+    return train, test, resolved, meta
 
 
 def _synthetic(path, abs_path, seed: int, options: dict):

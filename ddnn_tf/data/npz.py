@@ -36,14 +36,12 @@ _OPTIONAL = ("present", "split", "classes", "device_names")
 
 
 class NpzContents(NamedTuple):
-    """What `load_npz_splits` returns."""
+    """What `load_npz_splits` returns: the splits, and the metadata a `Dataset` takes,
+    `(classes, device_names, raw_bytes_per_device, input_scale)`."""
 
     train: Split
     test: Split
-    classes: tuple[str, ...]
-    device_names: tuple[str, ...]
-    raw_bytes_per_device: tuple[int, ...]
-    input_scale: float | None
+    meta: tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], float | None]
 
 
 def _bad(path: Path, key: str, expected: str, received: str) -> FormatError:
@@ -235,11 +233,5 @@ def load_npz_splits(
             device_names = tuple(f"device{i}" for i in range(d))
 
     full = Split(x=xs, y=y, present=present)
-    return NpzContents(
-        train=full.subset(~is_test),
-        test=full.subset(is_test),
-        classes=classes,
-        device_names=device_names,
-        raw_bytes_per_device=raw_bytes,
-        input_scale=input_scale,
-    )
+    meta = (classes, device_names, raw_bytes, input_scale)
+    return NpzContents(full.subset(~is_test), full.subset(is_test), meta)

@@ -21,6 +21,7 @@ from ddnn_tf.experiments.report import (
     ExperimentResult,
     assemble,
     figure,
+    finish_axes,
     markdown_table,
     paired_bars,
     pct,
@@ -287,18 +288,20 @@ def _threshold_figure(rows: list[dict], t: float, max_bytes: float, dataset: str
     local = [100 * r["local_exit_fraction"] for r in rows]
     ax.plot(ts, local, "s--", color="tab:green", label="Local exit")
     ax.axvline(t, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("Local exit threshold T")
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
+    finish_axes(
+        ax,
+        None,
+        xlabel="Local exit threshold T",
+        ylabel="%",
+        ylim=(0, 100),
+        title=f"Exit threshold, {dataset} — cf. Figure 7 / Table II",
+    )
     ax2 = ax.twinx()
     bytes_ = [r["bytes_per_device"] for r in rows]
     ax2.plot(ts, bytes_, "^-", color="tab:red", label="Bytes per device")
-    ax2.set_ylabel("Bytes per device per sample")
-    ax2.set_ylim(0, 1.1 * max_bytes)
+    ax2.set(ylabel="Bytes per device per sample", ylim=(0, 1.1 * max_bytes))
     lines = ax.get_lines()[:2] + ax2.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], loc="center left")
-    ax.set_title(f"Exit threshold, {dataset} — cf. Figure 7 / Table II")
     return fig
 
 
@@ -379,11 +382,12 @@ def scaling_experiment(lab: Lab) -> ExperimentResult:
     ):
         ax.plot(x, [100 * r[column] for r in rows], style, label=label)
     ax.set_xticks(x, [f"+{r['added_device']}\n({r['num_devices']})" for r in rows])
-    ax.set_xlabel("Device added (number of devices)")
-    ax.set_ylabel("Accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    ax.set_title(f"Scaling across end devices, {lab.dataset.name} — cf. Figure 8")
+    finish_axes(
+        ax,
+        xlabel="Device added (number of devices)",
+        ylabel="Accuracy (%)",
+        title=f"Scaling across end devices, {lab.dataset.name} — cf. Figure 8",
+    )
 
     return assemble(
         lab,
@@ -507,7 +511,7 @@ def filters_experiment(lab: Lab) -> ExperimentResult:
     ax2 = ax.twinx()
     bytes_ = [r["bytes_per_device"] for r in rows]
     bars = ax2.bar(x, bytes_, 0.35, color="tab:grey", alpha=0.35, label="Comm. (B)")
-    ax2.set_ylabel("Bytes per device per sample")
+    ax2.set(ylabel="Bytes per device per sample")
     for column, label, style in (
         ("local_accuracy", "Local", "s-"),
         ("cloud_accuracy", "Cloud", "^-"),
@@ -517,12 +521,15 @@ def filters_experiment(lab: Lab) -> ExperimentResult:
     ax.set_zorder(ax2.get_zorder() + 1)
     ax.patch.set_visible(False)
     ax.set_xticks(x, [f"f={r['device_filters']}\n{r['device_memory_bytes']} B" for r in rows])
-    ax.set_xlabel("Device filters (device memory)")
-    ax.set_ylabel("Accuracy (%)")
-    ax.grid(alpha=0.3)
+    finish_axes(
+        ax,
+        None,
+        xlabel="Device filters (device memory)",
+        ylabel="Accuracy (%)",
+        title=f"Device filters, {lab.dataset.name} — cf. Figure 9",
+    )
     handles = [*ax.get_lines(), bars]
     ax.legend(handles, [h.get_label() for h in handles], loc="lower right")
-    ax.set_title(f"Device filters, {lab.dataset.name} — cf. Figure 9")
 
     return assemble(
         lab,
@@ -738,8 +745,7 @@ def _faults_figure(single: list[dict], base: float, by_k: list[dict], dataset: s
         ],
         reference=(base, "Overall, no failure"),
     )
-    ax.set_xlabel("Failed device")
-    ax.set_title("One device failed — cf. Figure 10")
+    ax.set(xlabel="Failed device", title="One device failed — cf. Figure 10")
     ks = [g["num_failed"] for g in by_k]
     overall_mean = [100 * g["overall_mean"] for g in by_k]
     ax2.plot(ks, overall_mean, "D-", color="tab:purple", label="Overall (mean)")
@@ -753,13 +759,14 @@ def _faults_figure(single: list[dict], base: float, by_k: list[dict], dataset: s
     )
     cloud_mean = [100 * g["cloud_mean"] for g in by_k]
     ax2.plot(ks, cloud_mean, "^-", color="tab:blue", label="Cloud (mean)")
-    ax2.set_xticks(ks)
-    ax2.set_xlabel("Number of failed devices")
-    ax2.set_ylabel("Accuracy (%)")
-    ax2.grid(alpha=0.3)
-    ax2.legend(loc="lower left")
-    ax2.set_title(f"Several devices failed, {dataset}")
-
+    finish_axes(
+        ax2,
+        "lower left",
+        xticks=ks,
+        xlabel="Number of failed devices",
+        ylabel="Accuracy (%)",
+        title=f"Several devices failed, {dataset}",
+    )
     return fig
 
 

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from ddnn_tf.experiments.lab import Lab
-from ddnn_tf.experiments.report import Column, ExperimentResult, assemble, figure, pct
+from ddnn_tf.experiments.report import (
+    Column,
+    ExperimentResult,
+    assemble,
+    figure,
+    finish_axes,
+    pct,
+)
 
 __all__ = ["PARETO_COLUMNS", "PARETO_GRID", "pareto_experiment", "pareto_front"]
 
@@ -171,9 +178,11 @@ def _pareto_figure(rows: list[dict], key: dict, dataset: str):
                     color=color,
                 )
     ax.axvline(20, color="tab:red", lw=0.8, ls=":", label="20 B")
-    ax.set_xlabel("Bytes per device per sample")
-    ax.set_ylabel("Overall accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center")
-    ax.set_title(f"Accuracy vs communication over T, {dataset} (labels: share of local exits)")
+    finish_axes(
+        ax,
+        "center",
+        xlabel="Bytes per device per sample",
+        ylabel="Overall accuracy (%)",
+        title=f"Accuracy vs communication over T, {dataset} (labels: share of local exits)",
+    )
     return fig

@@ -26,6 +26,7 @@ __all__ = [
     "ExperimentResult",
     "assemble",
     "figure",
+    "finish_axes",
     "markdown_table",
     "outputs",
     "paired_bars",
@@ -199,6 +200,15 @@ def figure(ncols: int = 1, width: float = 7.0, height: float = 4.2):
 
     fig = Figure(figsize=(width, height), layout="constrained")
     return fig, fig.subplots(1, ncols)
+
+
+def finish_axes(ax, legend: str | None = "best", **props) -> None:
+    """Set ``props`` (``xlabel``, ``ylabel``, ``title``...: ``Axes.set``), draw the plots'
+    light grid and a legend at ``legend`` (None: none, or one drawn apart)."""
+    ax.set(**props)
+    ax.grid(alpha=0.3)
+    if legend is not None:
+        ax.legend(loc=legend)
 
 
 def png_bytes(fig) -> bytes:

@@ -139,22 +139,54 @@ def bench_tiers(
     return result
 
 
+#: How :func:`format_tiers` and :func:`format_run` show a row: ``(header, format spec,
+#: row key or row -> value)``; the header takes the spec's alignment and width.
+_Columns = tuple[tuple[str, str, str | Callable[[dict[str, Any]], Any]], ...]
+
+
+def _or_dash(value: Any) -> Any:
+    return "-" if value is None else value
+
+
+_TIER_COLUMNS: _Columns = (
+    ("tier", "<18", "tier"),
+    ("target", "<10", "target"),
+    ("file B", ">8", "file_bytes"),
+    ("binary W B", ">12", lambda r: _or_dash(r["binary_weight_bytes"])),
+    ("float P B", ">11", lambda r: _or_dash(r["float_param_bytes"])),
+    ("median us", ">11.1f", "median_us"),
+    ("p90 us", ">9.1f", "p90_us"),
+)
+_RUN_COLUMNS: _Columns = (
+    ("target", "<10", "target"),
+    ("mode", "<12", "mode"),
+    ("batch", ">6", "batch_size"),
+    ("seconds", ">9.2f", "seconds"),
+    ("samples/s", ">11.0f", "samples_per_s"),
+    ("accuracy", ">10.4f", "accuracy"),
+    ("1st exit %", ">11.2f", lambda r: 100 * r["first_exit_fraction"]),
+    ("B/device", ">10.2f", "bytes_per_device"),
+    ("  same", "", lambda r: "  yes" if r["identical_to_one_by_one"] else "  NO"),
+)
+
+
+def _table(columns: _Columns, rows: list[dict[str, Any]]) -> list[str]:
+    """A header line and one line per row."""
+
+    def cell(row: dict[str, Any], spec: str, get) -> str:
+        return format(get(row) if callable(get) else row[get], spec)
+
+    lines = ["".join(format(header, spec.split(".")[0]) for header, spec, _ in columns)]
+    return lines + ["".join(cell(r, spec, get) for _, spec, get in columns) for r in rows]
+
+
 def format_tiers(result: dict[str, Any]) -> str:
     """A readable table of :func:`bench_tiers` figures."""
-    lines = [
+    title = (
         f"{result['model']} (quantize={result['quantize']}): single-sample latency, "
-        f"{result['threads']} thread(s), median of {result['repeats']} invocations",
-        f"{'tier':<18}{'target':<10}{'file B':>8}{'binary W B':>12}{'float P B':>11}"
-        f"{'median us':>11}{'p90 us':>9}",
-    ]
-    for r in result["rows"]:
-        lines.append(
-            f"{r['tier']:<18}{r['target']:<10}{r['file_bytes']:>8}"
-            f"{r['binary_weight_bytes'] if r['binary_weight_bytes'] is not None else '-':>12}"
-            f"{r['float_param_bytes'] if r['float_param_bytes'] is not None else '-':>11}"
-            f"{r['median_us']:>11.1f}{r['p90_us']:>9.1f}"
-        )
-    return "\n".join(lines)
+        f"{result['threads']} thread(s), median of {result['repeats']} invocations"
+    )
+    return "\n".join([title, *_table(_TIER_COLUMNS, result["rows"])])
 
 
 def bench_run(
@@ -260,16 +292,8 @@ def format_run(result: dict[str, Any]) -> str:
     lines = [
         f"{result['model']}: orchestrator throughput over {result['n_samples']} samples, "
         f"{result['threads']} thread(s) per tier",
-        f"{'target':<10}{'mode':<12}{'batch':>6}{'seconds':>9}{'samples/s':>11}"
-        f"{'accuracy':>10}{'1st exit %':>11}{'B/device':>10}  same",
+        *_table(_RUN_COLUMNS, result["rows"]),
     ]
-    for r in result["rows"]:
-        lines.append(
-            f"{r['target']:<10}{r['mode']:<12}{r['batch_size']:>6}{r['seconds']:>9.2f}"
-            f"{r['samples_per_s']:>11.0f}{r['accuracy']:>10.4f}"
-            f"{100 * r['first_exit_fraction']:>11.2f}{r['bytes_per_device']:>10.2f}  "
-            f"{'yes' if r['identical_to_one_by_one'] else 'NO'}"
-        )
     if "compare_samples_per_s" in result:
         first = result["rows"][0]
         what = result.get("compare", "compared")

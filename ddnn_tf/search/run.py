@@ -10,8 +10,6 @@ into a model directory that ``ddnn run``, ``ddnn deploy`` and ``ddnn mcu`` accep
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sys
 import time
 import warnings
@@ -23,6 +21,7 @@ import optuna
 
 from ddnn_tf.core.files import check_output_dir
 from ddnn_tf.core.manifest import MANIFEST_FILE
+from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.data import Dataset, load_dataset
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.compat import tf
@@ -264,7 +263,7 @@ def run_search(
     path: str | None = None,
     out: str | Path = "runs/search",
     trials: int = 20,
-    mcu: str = "mps2-an386",
+    mcu: str = DEFAULT_BOARD,
     radio: str | None = None,
     wan: str | None = None,
     rate_hz: float | None = None,
@@ -340,88 +339,113 @@ def run_search(
     """
     started = time.monotonic()
     hardware = resolve_hardware(mcu, radio, wan, rate_hz)
-    if objectives is None:
-        objectives = PRICED_OBJECTIVES if hardware.priced else DEFAULT_OBJECTIVES
-    objectives = parse_objectives(objectives)
-    bounds = {
-        "max_flash": max_flash,
-        "max_ram": max_ram,
-        "min_accuracy": min_accuracy,
-        "max_energy_uj": max_energy_uj,
-        "max_latency_ms": max_latency_ms,
-    }
-    limits = _limits(bounds, hardware)
-    _check_priced(objectives, limits, hardware)
+    # the limit arguments, in the order of _LIMITS
+    bounds = dict(zip(_LIMITS, (max_flash, max_ram, min_accuracy, max_energy_uj, max_latency_ms)))
+    objectives, limits = _objectives_and_limits(objectives, bounds, hardware)
     pruner_obj = _pruner(pruner)
     preset_config(preset)  # an unknown preset fails before the data loads
     _check_references(compare)
+    out = _output_dir(out)
+    dataset = _dataset(data, path, seed, train_limit)
+    search_space = _preset_space(dataset, preset, epochs, calibrate, space, fix)
+    _check_reachable(search_space, limits, hardware, dataset)
+    references = _check_references(compare, dataset)
+    setup = SearchSetup(dataset, search_space, objectives, limits, hardware, out, seed, pruner_obj)
+    url = _open_study(setup, storage, study, trials, preset)
+    ran = _optimize(setup.study, setup, trials, timeout_s, started, progress)
+    return _report(setup, _references(references, dataset, hardware), storage_label(url), ran)
+
+
+def _objectives_and_limits(
+    names: Sequence[str] | None, bounds: Mapping[str, float | None], hardware: SearchHardware
+) -> tuple[tuple[Metric, ...], tuple[Limit, ...]]:
+    """The objectives (by default those ``hardware`` can measure) and the limits, checked
+    against what ``hardware`` prices."""
+    if names is None:
+        names = PRICED_OBJECTIVES if hardware.priced else DEFAULT_OBJECTIVES
+    objectives = parse_objectives(names)
+    limits = _limits(bounds, hardware)
+    _check_priced(objectives, limits, hardware)
+    return objectives, limits
+
+
+def _output_dir(out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a directory.", argument="out")
-    dataset = (
-        data
-        if isinstance(data, Dataset)
-        else load_dataset(data, path, seed=seed, train_limit=train_limit)
-    )
+    return out
+
+
+def _dataset(data: str | Dataset, path: str | None, seed: int, train_limit: int | None) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    return load_dataset(data, path, seed=seed, train_limit=train_limit)
+
+
+def _preset_space(
+    dataset: Dataset,
+    preset: str,
+    epochs: int | None,
+    calibrate: str | None,
+    space_file: str | None,
+    fix: Sequence[str],
+) -> Space:
+    """The search space around ``preset`` on ``dataset``: training ``epochs`` epochs and
+    calibrating with the rule ``calibrate`` (None: the preset's)."""
     base_topology = preset_topology(dataset, preset)
     config = {**PRESETS[preset]["config"], "preset": preset}
     config.update({k: v for k, v in {"epochs": epochs, "calibrate": calibrate}.items() if v})
     TrainConfig(**config)  # a bad epochs or rule fails here
-    search_space = _space(base_topology, config, space, fix)
-    _check_reachable(search_space, limits, hardware, dataset)
-    references = _check_references(compare, dataset)
+    return _space(base_topology, config, space_file, fix)
 
-    shared = storage is not None
-    out.mkdir(parents=True, exist_ok=True)
-    url = storage or default_storage(out)
-    db = open_storage(url)
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    sampler = _sampler(seed, worker if shared else None, trials)
+
+def _open_study(
+    setup: SearchSetup, storage: str | None, study: str, trials: int, preset: str
+) -> str:
+    """Open (or create) the study ``setup`` runs in, in ``storage`` (default: a SQLite
+    file in the output directory), as this worker; the storage's URL."""
+    setup.out.mkdir(parents=True, exist_ok=True)
+    url = storage or default_storage(setup.out)
+    sampler = _sampler(setup.seed, setup.worker if storage is not None else None, trials)
     identity = {
-        "space": search_space.to_dict(),
-        "objectives": [m.name for m in objectives],
-        "limits": [lim.describe() for lim in limits],
-        "data": _data_identity(dataset.spec),
-        "board": hardware.board.name,
-        "hardware": hardware.identity(),
+        "space": setup.space.to_dict(),
+        "objectives": [m.name for m in setup.objectives],
+        "limits": [lim.describe() for lim in setup.limits],
+        "data": _data_identity(setup.dataset.spec),
+        "board": setup.hardware.board.name,
+        "hardware": setup.hardware.identity(),
         "preset": preset,
-        "seed": seed,
+        "seed": setup.seed,
     }
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     tf.get_logger().setLevel("ERROR")  # Keras' retracing warnings, one per trial
-    st = open_study(
-        db,
+    setup.study = open_study(
+        open_storage(url),
         study,
         identity,
-        directions=[m.direction for m in objectives],
+        directions=[m.direction for m in setup.objectives],
         sampler=sampler,
-        first=search_space.base_params(),
+        first=setup.space.base_params(),
     )
-    setup = SearchSetup(
-        dataset=dataset,
-        space=search_space,
-        objectives=objectives,
-        limits=limits,
-        hardware=hardware,
-        out=out,
-        seed=seed,
-        pruner=pruner_obj,
-        study=st,
-        worker=worker,
-    )
-    ran = _optimize(st, setup, trials, timeout_s, started, progress)
+    return url
+
+
+def _report(
+    setup: SearchSetup, references: list[tuple[str, dict]], storage: str, ran: list[int]
+) -> SearchReport:
+    """The search's report, written to the output directory; checked for a feasible trial."""
     report = make_report(
-        st,
-        objectives,
-        limits,
-        dataset=dataset,
-        references=_references(references, dataset, hardware),
-        storage=storage_label(url),
+        setup.study,
+        setup.objectives,
+        setup.limits,
+        dataset=setup.dataset,
+        references=references,
+        storage=storage,
         ran_here=ran,
-        hardware=hardware.describe(),
+        hardware=setup.hardware.describe(),
     )
-    write_report(st, report, objectives, out)
-    check_feasible(report, st, limits)
+    write_report(setup.study, report, setup.objectives, setup.out)
+    check_feasible(report, setup.study, setup.limits)
     return report
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ddnn_tf.core.files import read_json
 from ddnn_tf.core.topology import Topology
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.keras.presets import TrainConfig
@@ -478,15 +479,13 @@ def read_space_file(path: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no such file.
+        FormatError: not JSON.
         ConfigError: not a JSON object.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"search-space file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object of dimension -> values.")
     return data

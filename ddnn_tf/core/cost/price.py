@@ -340,6 +340,8 @@ class _Setting:
     topology: Topology
     hw: Hardware
     index: np.ndarray
+    n: int  # samples
+    d: int  # devices
     present: np.ndarray
     instructions: np.ndarray
     summary: np.ndarray
@@ -348,14 +350,6 @@ class _Setting:
     times: dict[str, np.ndarray]
     period: float
     draws: dict[str, np.ndarray]
-
-    @property
-    def n(self) -> int:
-        return len(self.index)
-
-    @property
-    def d(self) -> int:
-        return self.topology.num_devices
 
     def tier_s(self, tier: str) -> np.ndarray:
         return self.times.get(tier, np.zeros(self.n))
@@ -713,6 +707,28 @@ def _payload_sizes(topology: Topology, summary, upward, raw) -> dict[str, np.nda
     }
 
 
+def _setting(
+    topology: Topology, hw: Hardware, exits, presence, instructions, sizes, tier_ms, rate_hz, seed
+) -> _Setting:
+    """:func:`price`'s inputs checked and spread over the samples and devices (``sizes``:
+    the summary, upward and raw bytes given, None for the topology's)."""
+    index = _exit_array(topology, exits)
+    n, d = len(index), topology.num_devices
+    return _Setting(
+        topology=topology,
+        hw=hw,
+        index=index,
+        n=n,
+        d=d,
+        present=_presence(presence, index, d),
+        instructions=_per_device(instructions, d, "instructions"),
+        **_payload_sizes(topology, *sizes),
+        times=_tier_times(tier_ms, n),
+        period=1.0 / rate_hz,
+        draws=draws(seed, n, d),
+    )
+
+
 def price(
     topology: Topology,
     exits,
@@ -794,22 +810,11 @@ def price(
     """
     _check_options(mode, rate_hz=rate_hz, battery_mah=battery_mah, battery_v=battery_v)
     hw = Hardware.load(mcu, radio, wan, gateway, cloud)
-    index = _exit_array(topology, exits)
-    d = topology.num_devices
-    setting = _Setting(
-        topology=topology,
-        hw=hw,
-        index=index,
-        present=_presence(presence, index, d),
-        instructions=_per_device(instructions, d, "instructions"),
-        **_payload_sizes(topology, summary_nbytes, upward_nbytes, raw_nbytes),
-        times=_tier_times(tier_ms, len(index)),
-        period=1.0 / rate_hz,
-        draws=draws(seed, len(index), d),
-    )
+    sizes = (summary_nbytes, upward_nbytes, raw_nbytes)
+    setting = _setting(topology, hw, exits, presence, instructions, sizes, tier_ms, rate_hz, seed)
     return Cost(
         mode=mode,
-        devices=[device_tier(i) for i in range(d)],
+        devices=[device_tier(i) for i in range(setting.d)],
         rate_hz=float(rate_hz),
         battery_mah=float(battery_mah),
         battery_v=float(battery_v),
