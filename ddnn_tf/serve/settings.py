@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from urllib.parse import urlsplit
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ddnn_tf.core.options import (
     AT_LEAST_1,
