@@ -103,7 +103,20 @@ def test_journal_round_trip_compaction_and_refusals(tmp_path):
     assert log2.next_seq == log.next_seq == 61
     assert [seq for seq, _ in log2.since(0)] == [seq for seq, _ in log.since(0)]
     assert ledger2.answered(128 + 19) and ledger2.finished(128)
+    log2.add([_row(64 * 3)])  # written where the cut line was: the next start reads it
+    again.finished(64 * 3)
     again.close()
+    third = Journal(path, "m" * 64, 64, 16)
+    log3, ledger3 = AnswerLog(16, ("local", "cloud"), third), RoundLedger(64, 2)
+    restore(log3, ledger3, third)
+    assert log3.next_seq == 62 and ledger3.answered(64 * 3) and ledger3.finished(64 * 3)
+    third.close()
+    with open(path, "ab") as f:
+        f.write(b'{"finished": 256}')  # a whole line cut before its newline
+    fourth = Journal(path, "m" * 64, 64, 16)
+    fourth.finished(320)
+    fourth.close()
+    assert Journal(path, "m" * 64, 64, 16).loaded_finished[-2:] == [256, 320]
     with pytest.raises(ConfigError, match="was written for model"):
         Journal(path, "x" * 64, 64, 16)
     with pytest.raises(ConfigError, match="batch 64, not 32"):

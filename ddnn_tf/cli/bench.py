@@ -14,6 +14,7 @@ from __future__ import annotations
 import json as _json
 
 from ddnn_tf.cli.flags import AT_LEAST_1, NON_NEGATIVE, command, settings_command
+from ddnn_tf.runtime.bench import RunBench
 from ddnn_tf.serve.bench import ServeBench
 
 __all__ = ["run", "serve", "tiers", "train"]
@@ -47,34 +48,7 @@ def tiers(
     )
 
 
-@command()
-def run(
-    model_dir: str,
-    data: str | None = "fmnist6",
-    path: str | None = None,
-    batch_size: int = 256,
-    targets: str | tuple = "portable,lce",
-    threshold=None,
-    limit: int | None = None,
-    threads: int = 1,
-    run: str | None = None,
-    json: bool = False,  # noqa: A002  (the flag is --json)
-) -> None:
-    """Orchestrator throughput over a test set: batched vs one by one, per target.
-
-    Args:
-        model_dir: a converted model directory (tflite_models/NAME).
-        data: dataset name (default fmnist6; None = the manifest's dataset).
-        path: data file or directory for file-based loaders.
-        batch_size: samples per interpreter call in the batched run.
-        targets: comma-separated targets to run (those the model has).
-        threshold: T for every early exit (default: the manifest's).
-        limit: use the first N test samples only.
-        threads: interpreter threads per tier.
-        run: the trained run directory the model was converted from: also time Keras
-            predict of it on the same samples (every exit for every sample).
-        json: print JSON instead of a table.
-    """
+def _run(bench, run: str | None = None, json: bool = False) -> None:  # noqa: A002
     from ddnn_tf.runtime.bench import bench_run, format_run
 
     compare = None
@@ -82,25 +56,31 @@ def run(
         from ddnn_tf.keras.bench import keras_predict_rate
 
         def compare(xs):
-            return keras_predict_rate(run, xs, batch_size)
+            return keras_predict_rate(run, xs, bench.batch_size)
 
-    result = bench_run(
-        model_dir,
-        data,
-        path=path,
-        batch_size=batch_size,
-        targets=targets,
-        threshold=threshold,
-        limit=limit,
-        threads=threads,
-        compare=compare,
-    )
+    result = bench_run(bench, compare=compare)
     if run is not None:
         result["run"] = str(run)
         result["compare"] = "keras predict"
         result["keras_samples_per_s"] = result["compare_samples_per_s"]
         result["speedup_vs_keras"] = result["speedup"]
     _show(result, json, format_run)
+
+
+run = settings_command(
+    RunBench,
+    _run,
+    "Orchestrator throughput over a test set: batched vs one by one, per target.",
+    extra={
+        "run": (
+            "str | None",
+            None,
+            "the trained run directory the model was converted from: also time Keras "
+            "predict of it on the same samples (every exit for every sample)",
+        ),
+        "json": ("bool", False, "print JSON instead of a table"),
+    },
+)
 
 
 @command()

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ddnn_tf.core.vocab import SIGNATURE_KEY
+from ddnn_tf.core.options import AT_LEAST_1, Options, option
+from ddnn_tf.core.vocab import SIGNATURE_KEY, TARGETS
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.tiers import load_lce_interpreter
 
-__all__ = ["bench_run", "bench_tiers", "format_run", "format_tiers"]
+__all__ = ["RunBench", "bench_run", "bench_tiers", "format_run", "format_tiers"]
 
 
 def _sample_input(spec: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
@@ -189,16 +191,38 @@ def format_tiers(result: dict[str, Any]) -> str:
     return "\n".join([title, *_table(_TIER_COLUMNS, result["rows"])])
 
 
+def _targets(value) -> list[str]:
+    names = [t.strip() for t in (value.split(",") if isinstance(value, str) else value)]
+    names = [t for t in names if t]
+    if not names or any(t not in TARGETS for t in names):
+        raise ValueError(f"expected targets among {', '.join(TARGETS)}, got {value!r}.")
+    return names
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunBench(Options):
+    """What ``ddnn bench run`` measures."""
+
+    model: str = option(help="a converted model directory (tflite_models/NAME)", positional=True)
+    data: str | None = option(
+        "fmnist6", "dataset name (default fmnist6; None = the manifest's dataset)"
+    )
+    path: str | None = option(None, "data file or directory for file-based loaders")
+    batch_size: int = option(256, "samples per interpreter call in the batched run", AT_LEAST_1)
+    targets: list[str] = option(
+        ("portable", "lce"), "comma-separated targets to run (those the model has)",
+        parse=_targets,
+    )  # fmt: skip
+    threshold: object = option(None, "T for every early exit (default: the manifest's)")
+    limit: int | None = option(None, "use the first N test samples only", AT_LEAST_1)
+    threads: int = option(1, "interpreter threads per tier", AT_LEAST_1)
+
+
 def bench_run(
-    model_dir: str,
-    data: str | None = "fmnist6",
-    path: str | None = None,
-    batch_size: int = 256,
-    targets: str | tuple = "portable,lce",
-    threshold=None,
-    limit: int | None = None,
-    threads: int = 1,
+    bench: RunBench | str,
+    *,
     compare: Callable[[list[np.ndarray]], float] | None = None,
+    **options,
 ) -> dict[str, Any]:
     """Orchestrator throughput over a test set: batched vs one by one, per target.
 
@@ -210,14 +234,8 @@ def bench_run(
     around it is batched).
 
     Args:
-        model_dir: a converted model directory (``tflite_models/NAME``).
-        data: dataset name (default fmnist6; None = the manifest's dataset).
-        path: data file or directory for file-based loaders.
-        batch_size: samples per interpreter call in the batched run.
-        targets: comma-separated targets to run (those the model has).
-        threshold: T for every early exit (default: the manifest's).
-        limit: use the first ``limit`` test samples only.
-        threads: interpreter threads per tier.
+        bench: what to measure (:class:`RunBench`), or the model directory (then
+            ``options`` are its other fields).
         compare: another way to classify the same samples (e.g. Keras ``predict`` of
             the run the model was converted from): called with the test views, it returns
             its samples/s, reported beside the orchestrator's.
@@ -225,9 +243,9 @@ def bench_run(
     Returns:
         ``{"model", "n_samples", "batch_size", "threads", "rows": [{target, mode,
         batch_size, seconds, samples_per_s, accuracy, first_exit_fraction,
-        bytes_per_device, identical_to_one_by_one}]}``; with ``run`` also
+        bytes_per_device, identical_to_one_by_one}]}``; with ``compare`` also
         ``compare_samples_per_s`` and ``speedup`` (the first target's batched samples/s
-        over it), with ``compare``.
+        over it).
 
     Raises:
         FileNotFoundError, FormatError, ConfigError: a bad model directory, dataset or
@@ -236,12 +254,13 @@ def bench_run(
     from ddnn_tf.runtime import Hierarchy
     from ddnn_tf.runtime.report import load_data_for
 
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"expected a positive integer, got {limit!r}.", argument="limit")
-    names = targets.split(",") if isinstance(targets, str) else list(targets)
+    b = bench if isinstance(bench, RunBench) else RunBench(model=str(bench), **options)
+    model_dir, data, path, batch_size, threshold, limit, threads = (
+        b.model, b.data, b.path, b.batch_size, b.threshold, b.limit, b.threads
+    )  # fmt: skip
     rows = []
     n = 0
-    for target in [t.strip() for t in names if t.strip()]:
+    for target in b.targets:
         h = Hierarchy(model_dir, target=target, num_threads=int(threads))
         test = load_data_for(h, data, path).test
         if limit is not None:

@@ -115,11 +115,12 @@ class CloudTier:
 
 def add_cloud_routes(app: FastAPI, tier: CloudTier, submit, settings: ServiceSettings) -> None:
     """The cloud's routes on ``app`` (``/healthz``, ``/readyz``, ``/v1/model``, ``POST
-    /v1/cloud``), every error answered as the protocol's JSON error body
-    (:func:`~ddnn_tf.serve.http.install_error_handlers`).
+    /v1/cloud``).
 
     Args:
-        app: the app (the cloud's, the phone demo's, or Ray Serve's ingress).
+        app: the app (the cloud's, the phone demo's, or Ray Serve's ingress), made by
+            :func:`~ddnn_tf.serve.http.service_app` so that every error is answered as the
+            protocol's JSON error body.
         tier: the loaded cloud tier.
         submit: ``async submit(records) -> results`` classifies one request's
             :class:`~ddnn_tf.serve.wire.CloudRecords`: a :class:`MicroBatcher`'s over

@@ -363,7 +363,8 @@ class Journal:
             self._write(self.header)
 
     def _read(self) -> None:
-        lines = self.path.read_bytes().splitlines()
+        data = self.path.read_bytes()
+        lines = data.splitlines()
         try:
             header = json.loads(lines[0])
         except (ValueError, IndexError):
@@ -381,14 +382,19 @@ class Journal:
             try:
                 entry = json.loads(line)
             except ValueError:
-                if number == len(lines):
-                    break  # a line cut by a kill: it was never acknowledged
+                if number == len(lines):  # a line cut by a kill: it was never acknowledged,
+                    os.truncate(self.path, data.rindex(b"\n") + 1)  # and the next goes there
+                    break
                 raise FormatError(f"{self.path}, line {number}: not JSON.") from None
             if "answers" in entry:
                 self.loaded.append((int(entry["seq"]), entry["answers"]))
                 self._rows_written += len(entry["answers"])
             elif "finished" in entry:
                 self.loaded_finished.append(int(entry["finished"]))
+        else:
+            if not data.endswith(b"\n"):  # a whole line but its newline: end it
+                with open(self.path, "ab") as out:
+                    out.write(b"\n")
 
     def _write(self, entry: dict) -> None:
         self._file.write(_compact(entry) + b"\n")
