@@ -300,26 +300,12 @@ def test_deploy_matches_the_offline_run_in_both_protocols(fmnist, hierarchy):
 
 
 @pytest.fixture(scope="module")
-def edge_model(tiny_dataset, tmp_path_factory):
+def edge_model(edge_run, tiny_dataset, tmp_path_factory):
     """A 6-device DDNN with two edges and an edge exit, trained briefly, converted."""
-    from ddnn_tf.core.topology import Topology
     from ddnn_tf.keras.convert import convert
-    from ddnn_tf.keras.presets import TrainConfig
-    from ddnn_tf.keras.train import train
 
-    topology = Topology(
-        input_shapes=tiny_dataset.input_shapes,
-        num_classes=tiny_dataset.num_classes,
-        edges=[[0, 1, 2], [3, 4, 5]],
-        exits=("local", "edge", "cloud"),
-    )
-    out = tmp_path_factory.mktemp("serve_edge")
-    run = train(
-        tiny_dataset, topology, TrainConfig(epochs=1, batch_size=32), out=out / "run", verbose=0
-    )
-    return convert(
-        run, "local,edge,cloud", out=out / "model", target="portable", dataset=tiny_dataset
-    )
+    out = tmp_path_factory.mktemp("serve_edge") / "model"
+    return convert(edge_run, "local,edge,cloud", out=out, target="portable", dataset=tiny_dataset)
 
 
 def test_deploy_with_edges_a_killed_device_and_a_downed_cloud(edge_model, tiny_dataset):
