@@ -216,7 +216,7 @@ def bad(id: str, line: str, expected: str, *, setup=None, npz=None):
 
 
 # fmt: off
-CASES = [
+CASES: list = [  # id, command line, what its error line holds; what to break first
     # ------------------------------------------------------------ flags: numbers
     bad("epochs-float", "train --out {tmp}/r --epochs 1.5", "--epochs | 1.5"),
     bad("epochs-zero", "train --out {tmp}/r --epochs 0", "--epochs | >= 1"),
