@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,17 +42,53 @@ def tiny_run(tiny_dataset, tmp_path_factory):
     return train(tiny_dataset, config=TrainConfig(epochs=2, batch_size=32), out=out, verbose=0)
 
 
+@pytest.fixture(scope="session")
+def edge_run(tiny_dataset, tmp_path_factory):
+    """A 6-device DDNN with two edges ({0, 1, 2} and {3, 4, 5}) and an edge exit, trained
+    for one epoch on the tiny dataset, saved to a run dir."""
+    from ddnn_tf.core.topology import Topology
+    from ddnn_tf.keras.presets import TrainConfig
+    from ddnn_tf.keras.train import train
+
+    topology = Topology(
+        input_shapes=tiny_dataset.input_shapes,
+        num_classes=tiny_dataset.num_classes,
+        edges=[[0, 1, 2], [3, 4, 5]],
+        exits=("local", "edge", "cloud"),
+    )
+    out = tmp_path_factory.mktemp("runs") / "edge"
+    return train(tiny_dataset, topology, TrainConfig(epochs=1, batch_size=32), out=out, verbose=0)
+
+
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python -m <args>`` in a fresh interpreter, as a user would."""
+    return _fresh_python(["-m", *args], timeout)
+
+
+def run_python(code: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run ``python -c CODE`` in a fresh interpreter from the checkout."""
+    return _fresh_python(["-c", code], timeout)
+
+
+def _fresh_python(args: list[str], timeout: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", *args],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
         env=env,
         timeout=timeout,
     )
+
+
+def modules_loaded_by(code: str, timeout: int = 120) -> tuple[set[str], str]:
+    """Run ``code`` in a fresh interpreter (it must succeed): the modules loaded by then
+    (``sys.modules``, submodules included) and what it printed on stdout."""
+    listing = "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    res = run_python(code + listing, timeout)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return set(json.loads(res.stderr.strip().splitlines()[-1])), res.stdout
 
 
 def both_exits(fmnist, local: int, cloud: int):

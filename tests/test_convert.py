@@ -46,22 +46,6 @@ def mpcc(tiny_run, tiny_dataset, models) -> Path:
 
 
 @pytest.fixture(scope="module")
-def edge_run(tiny_dataset, tmp_path_factory):
-    from ddnn_tf.core.topology import Topology
-    from ddnn_tf.keras.presets import TrainConfig
-    from ddnn_tf.keras.train import train
-
-    topology = Topology(
-        input_shapes=tiny_dataset.input_shapes,
-        num_classes=tiny_dataset.num_classes,
-        edges=[[0, 1, 2], [3, 4, 5]],
-        exits=("local", "edge", "cloud"),
-    )
-    out = tmp_path_factory.mktemp("runs") / "edge"
-    return train(tiny_dataset, topology, TrainConfig(epochs=1, batch_size=32), out=out, verbose=0)
-
-
-@pytest.fixture(scope="module")
 def edge(edge_run, tiny_dataset, models) -> Path:
     return cv.convert(edge_run, "local,edge,cloud", out=models / "edge", dataset=tiny_dataset)
 

@@ -169,6 +169,14 @@ def test_parse_calibrate_names_the_rule_and_its_value():
     )
 
 
+def _labels_and_a_cloud_always_right(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random labels of 10 classes, and cloud probabilities that always pick them."""
+    y = rng.integers(0, 10, n)
+    cloud = np.full((n, 10), 0.01)
+    cloud[np.arange(n), y] = 0.91
+    return y, cloud
+
+
 def test_within_calibration_exits_the_most_samples_within_d_points_of_the_best():
     from ddnn_tf.core.calibration import calibrate
     from ddnn_tf.core.exits import DEFAULT_THRESHOLD_GRID, evaluate_exits
@@ -176,9 +184,7 @@ def test_within_calibration_exits_the_most_samples_within_d_points_of_the_best()
     t = _default_topology()
     rng = np.random.default_rng(1)
     n = 2000
-    y = rng.integers(0, 10, n)
-    cloud = np.full((n, 10), 0.01)
-    cloud[np.arange(n), y] = 0.91  # the cloud is always right
+    y, cloud = _labels_and_a_cloud_always_right(rng, n)
     sharp = rng.random(n)  # the local exit: right and confident on most samples
     local = np.full((n, 10), 0.0)
     right = sharp < 0.8
@@ -210,9 +216,7 @@ def test_byte_budget_calibration_picks_the_best_threshold_within_budget():
     t = _default_topology()
     rng = np.random.default_rng(0)
     n = 400
-    y = rng.integers(0, 10, n)
-    cloud = np.full((n, 10), 0.01)
-    cloud[np.arange(n), y] = 0.91  # the cloud is always right
+    y, cloud = _labels_and_a_cloud_always_right(rng, n)
     local = rng.dirichlet(np.ones(10) * 0.3, n)  # the local exit mostly guesses
     probs = {"local": local, "cloud": cloud}
     raw = [140] * 6

@@ -28,7 +28,14 @@ def test_gateway_and_cloud_restarts_lose_nothing_and_answer_each_sample_once(fmn
     """The gateway is SIGKILLed and started again on its port with its journal, later the
     cloud: the devices back off and reconnect, the rounds in flight are sent again, and
     every one of the 1,200 samples (600 test samples streamed twice, through a 512-answer
-    window) is answered once, exactly as the offline run answers it."""
+    window) is answered once, exactly as the offline run answers it.
+
+    The faults are counted in answers read from the gateway's result stream, which a
+    loaded machine can leave behind the devices: unpaced, the devices could end before
+    the count reached the cloud's restart, or the gateway could be killed holding more
+    answers not yet sent than its window restores. At 200 samples a second the stream
+    lasts 6 s: 3 s of it come after the cloud's restart point (600), and the reader would
+    have to be 512 answers (2.5 s) behind the gateway when it is killed to miss one."""
     from ddnn_tf.runtime import Hierarchy
 
     n, repeat = 600, 2
@@ -38,17 +45,18 @@ def test_gateway_and_cloud_restarts_lose_nothing_and_answer_each_sample_once(fmn
         limit=n,
         repeat=repeat,
         window=512,
+        rate_hz=200,
         restart_gateway_at=250,
-        restart_cloud_at=800,
+        restart_cloud_at=600,
         timeout_s=300,
         records=True,
     )
     assert result["n_samples"] == n * repeat
-    assert result["lost"] == 0 and result["duplicates"] == 0
+    assert result["lost"] == 0 and result["duplicates"] == 0, result["restarts"]
     assert result["mismatches_vs_offline"] == 0
     assert result["degraded"] == 0  # the cloud came back within the gateway's retry time
     assert [r["service"] for r in result["restarts"]] == ["gateway", "cloud"]
-    assert result["restarts"][0]["after"] >= 250 and result["restarts"][1]["after"] >= 800
+    assert result["restarts"][0]["after"] >= 250 and result["restarts"][1]["after"] >= 600
     assert result["device_retries"] > 0  # the devices did reconnect
     test = fmnist.test.subset(slice(0, n))
     run = Hierarchy(MODEL).run(test.x, batch_size=256)

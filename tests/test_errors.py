@@ -131,11 +131,6 @@ def _pop(*path):
     return edit
 
 
-T = "train"
-
-
-# Each case: (id, command, argv builder, setup, substrings the error line must contain).
-# argv builders get the Ctx; "{out}" style is avoided so every path is explicit.
 def _flipped(data: bytes, changes: dict[int, int]) -> bytes:
     """``data`` with some bytes replaced (corruptions found by fuzzing the committed files)."""
     out = bytearray(data)
@@ -144,1094 +139,253 @@ def _flipped(data: bytes, changes: dict[int, int]) -> bytes:
     return bytes(out)
 
 
-CASES = [
+# Setups: what a case breaks before its command runs (paths are relative to the Ctx's tmp).
+def _manifest(edit: Callable[[dict], object]) -> Callable[[Ctx], None]:
+    return lambda c: c.manifest(edit)
+
+
+def _run_edit(name: str, edit: Callable[[dict], object]) -> Callable[[Ctx], None]:
+    return lambda c: c.run_edit(name, edit)
+
+
+def _run_json(name: str, value) -> Callable[[Ctx], None]:
+    return lambda c: c.run_json(name, value)
+
+
+def _write(relative: str, data: str | bytes | Callable[[], str]) -> Callable[[Ctx], None]:
+    def setup(c: Ctx) -> None:
+        content = data() if callable(data) else data
+        path = c.tmp / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+    return setup
+
+
+def _unlink(relative: str) -> Callable[[Ctx], None]:
+    return lambda c: (c.tmp / relative).unlink()
+
+
+def _binary(tier: str, target: str, data: bytes) -> Callable[[Ctx], None]:
+    return lambda c: c.binary(tier, target, data)
+
+
+def _cut(tier: str, target: str, size: int) -> Callable[[Ctx], None]:
+    """The tier file truncated to its first ``size`` bytes."""
+    return lambda c: c.binary(tier, target, c.read(tier, target)[:size])
+
+
+def _copy(tier: str, target: str, from_: tuple[str, str]) -> Callable[[Ctx], None]:
+    """The tier file replaced by another tier's (or target's) file."""
+    return lambda c: c.binary(tier, target, c.read(*from_))
+
+
+def _flip(tier: str, target: str, changes: dict[int, int]) -> Callable[[Ctx], None]:
+    return lambda c: c.binary(tier, target, _flipped(c.read(tier, target), changes))
+
+
+_NO_C_TARGETS = _manifest(lambda m: [t.pop("c", None) for t in m["tiers"].values()])
+
+
+@dataclass(frozen=True)
+class Case:
+    """A malformed input: the command line (``{tmp}``, ``{model}``, ``{run}``, ``{file}``
+    and ``{npz}`` stand for the Ctx's paths), the substrings the error line must contain,
+    what to break first, and the arrays of ``{npz}`` (written before the command runs;
+    default: :func:`_views`)."""
+
+    line: str
+    expected: tuple[str, ...]
+    setup: Callable[[Ctx], object] | None = None
+    npz: Callable[[], dict] | None = None
+
+    def prepare(self, c: Ctx) -> list[str]:
+        """Break what the case breaks; the command line's words, paths filled in."""
+        if self.setup is not None:
+            self.setup(c)
+        if "{npz}" in self.line:
+            c.npz(**(self.npz or _views)())
+        paths = {"tmp": c.tmp, "model": c.model, "run": c.run, "file": c.file}
+        return [word.format(npz=c.tmp / "data.npz", **paths) for word in self.line.split()]
+
+
+def bad(id: str, line: str, expected: str, *, setup=None, npz=None):
+    """A row of the table: ``ddnn LINE`` fails with one line holding each ``|``-separated
+    part of ``expected``."""
+    return pytest.param(Case(line, tuple(expected.split(" | ")), setup, npz), id=id)
+
+
+# fmt: off
+CASES: list = [  # id, command line, what its error line holds; what to break first
     # ------------------------------------------------------------ flags: numbers
-    (
-        "epochs-float",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--epochs", "1.5"],
-        None,
-        ["--epochs", "1.5"],
-    ),
-    (
-        "epochs-zero",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--epochs", "0"],
-        None,
-        ["--epochs", ">= 1"],
-    ),
-    ("seed-float", T, lambda c: ["--out", c.tmp / "r", "--seed", "1.5"], None, ["--seed", "1.5"]),
-    ("seed-negative", T, lambda c: ["--out", c.tmp / "r", "--seed", "-1"], None, ["--seed", "-1"]),
-    (
-        "lr-inf",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--learning-rate", "inf"],
-        None,
-        ["--learning-rate", "'inf'"],
-    ),
-    (
-        "lr-nan",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--learning-rate", "nan"],
-        None,
-        ["--learning-rate", "'nan'"],
-    ),
-    (
-        "lr-negative",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--learning-rate", "-0.1"],
-        None,
-        ["--learning-rate", "> 0"],
-    ),
-    (
-        "batch-size-zero",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--batch-size", "0"],
-        None,
-        ["--batch-size"],
-    ),
-    (
-        "dropout-one",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--device-dropout", "1"],
-        None,
-        ["--device-dropout", "< 1"],
-    ),
-    (
-        "verbose-three",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--verbose", "3"],
-        None,
-        ["--verbose", "<= 2"],
-    ),
-    (
-        "train-limit-zero",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--train-limit", "0"],
-        None,
-        ["--train-limit"],
-    ),
-    (
-        "filters-float",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--device-filters", "2.5"],
-        None,
-        ["--device-filters", "2.5"],
-    ),
-    (
-        "unknown-flag",
-        T,
-        lambda c: ["--out", c.tmp / "r", "--epoch", "2"],
-        None,
-        ["Unknown flag --epoch"],
-    ),
-    (
-        "weights-nan",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.tmp / "r", "--exit-weights", "local=nan"],
-        None,
-        ["--exit-weights", "local", "nan"],
-    ),
-    (
-        "weights-negative",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.tmp / "r", "--exit-weights", "local=-1"],
-        None,
-        ["--exit-weights", "local", ">= 0"],
-    ),
-    (
-        "weights-count",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.tmp / "r", "--exit-weights", "1"],
-        None,
-        ["--exit-weights", "1 weights for 2 exits"],
-    ),
-    (
-        "weights-unknown-exit",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.tmp / "r", "--exit-weights", "fog=1"],
-        None,
-        ["--exit-weights", "fog"],
-    ),
-    (
-        "edges-incomplete",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.tmp / "r", "--edges", "0,1;2"],
-        None,
-        ["Devices [3, 4, 5] are in no edge"],
-    ),
-    (
-        "exit-unknown",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.tmp / "r", "--exits", "local,fog"],
-        None,
-        ["Unknown exit", "fog"],
-    ),
-    (
-        "scheme-unknown",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.tmp / "r", "--local-agg", "median"],
-        None,
-        ["local_agg='median'"],
-    ),
-    ("run-fail-float", "run", lambda c: [c.model, "--fail", "1.5"], None, ["--fail", "1.5"]),
-    (
-        "run-fail-list-float",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views()), "--fail", "2,2.7"],
-        None,
-        ["--fail", "2.7"],
-    ),
-    (
-        "run-fail-missing-device",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views()), "--fail", "9"],
-        None,
-        ["--fail", "device 9 does not exist"],
-    ),
-    ("run-limit-zero", "run", lambda c: [c.model, "--limit", "0"], None, ["--limit", "got 0"]),
-    (
-        "run-limit-negative",
-        "run",
-        lambda c: [c.model, "--limit", "-1"],
-        None,
-        ["--limit", "got -1"],
-    ),
-    (
-        "run-threshold-range",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views()), "--threshold", "1.5"],
-        None,
-        ["--threshold", "[0, 1]"],
-    ),
-    (
-        "run-threshold-nan",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views()), "--threshold", "nan"],
-        None,
-        ["--threshold", "[0, 1]"],
-    ),
-    (
-        "run-fail-prob",
-        "run",
-        lambda c: [c.model, "--fail-prob", "2"],
-        None,
-        ["--fail-prob", "<= 1"],
-    ),
-    ("run-seed-float", "run", lambda c: [c.model, "--seed", "1.5"], None, ["--seed", "1.5"]),
-    ("run-threads-zero", "run", lambda c: [c.model, "--threads", "0"], None, ["--threads", ">= 1"]),
-    ("run-target", "run", lambda c: [c.model, "--target", "gpu"], None, ["--target", "gpu"]),
-    ("run-subset", "run", lambda c: [c.model, "--subset", "train"], None, ["--subset", "train"]),
-    (
-        "run-split-renamed",
-        "run",
-        lambda c: [c.model, "--split", "val"],
-        None,
-        ["--split is now --subset", "ddnn convert"],
-    ),
-    (
-        "bench-run-limit",
-        "bench",
-        lambda c: ["run", c.model, "--limit", "-1"],
-        None,
-        ["--limit", "got -1"],
-    ),
-    (
-        "bench-tiers-repeats",
-        "bench",
-        lambda c: ["tiers", c.model, "--repeats", "0"],
-        None,
-        ["--repeats", ">= 1"],
-    ),
-    (
-        "bench-tiers-threads",
-        "bench",
-        lambda c: ["tiers", c.model, "--threads", "1.5"],
-        None,
-        ["--threads", "1.5"],
-    ),
-    (
-        "convert-check-limit",
-        "convert",
-        lambda c: [c.run, "--check-only", "--out", c.model, "--limit", "-1"],
-        None,
-        ["--limit", "got -1"],
-    ),
-    (
-        "convert-split",
-        "convert",
-        lambda c: [c.run, "--split", "local,fog", "--out", c.tmp / "m"],
-        None,
-        ["fog"],
-    ),
-    (
-        "experiments-name",
-        "experiments",
-        lambda c: ["tables", "--data", "synthetic", "--out", c.tmp / "x"],
-        None,
-        ["aggregation, threshold"],
-    ),
-    (
-        "experiments-threshold",
-        "experiments",
-        lambda c: ["faults", "--threshold", "1.5", "--out", c.tmp / "x"],
-        None,
-        ["--threshold", "1.5"],
-    ),
-    (
-        "experiments-epochs",
-        "experiments",
-        lambda c: ["faults", "--epochs", "0", "--out", c.tmp / "x"],
-        None,
-        ["--epochs", ">= 1"],
-    ),
+    bad("epochs-float", "train --out {tmp}/r --epochs 1.5", "--epochs | 1.5"),
+    bad("epochs-zero", "train --out {tmp}/r --epochs 0", "--epochs | >= 1"),
+    bad("seed-float", "train --out {tmp}/r --seed 1.5", "--seed | 1.5"),
+    bad("seed-negative", "train --out {tmp}/r --seed -1", "--seed | -1"),
+    bad("lr-inf", "train --out {tmp}/r --learning-rate inf", "--learning-rate | 'inf'"),
+    bad("lr-nan", "train --out {tmp}/r --learning-rate nan", "--learning-rate | 'nan'"),
+    bad("lr-negative", "train --out {tmp}/r --learning-rate -0.1", "--learning-rate | > 0"),
+    bad("batch-size-zero", "train --out {tmp}/r --batch-size 0", "--batch-size"),
+    bad("dropout-one", "train --out {tmp}/r --device-dropout 1", "--device-dropout | < 1"),
+    bad("verbose-three", "train --out {tmp}/r --verbose 3", "--verbose | <= 2"),
+    bad("train-limit-zero", "train --out {tmp}/r --train-limit 0", "--train-limit"),
+    bad("filters-float", "train --out {tmp}/r --device-filters 2.5", "--device-filters | 2.5"),
+    bad("unknown-flag", "train --out {tmp}/r --epoch 2", "Unknown flag --epoch"),
+    bad("weights-nan", "train --data synthetic --out {tmp}/r --exit-weights local=nan", "--exit-weights | local | nan"),
+    bad("weights-negative", "train --data synthetic --out {tmp}/r --exit-weights local=-1", "--exit-weights | local | >= 0"),
+    bad("weights-count", "train --data synthetic --out {tmp}/r --exit-weights 1", "--exit-weights | 1 weights for 2 exits"),
+    bad("weights-unknown-exit", "train --data synthetic --out {tmp}/r --exit-weights fog=1", "--exit-weights | fog"),
+    bad("edges-incomplete", "train --data synthetic --out {tmp}/r --edges 0,1;2", "Devices [3, 4, 5] are in no edge"),
+    bad("exit-unknown", "train --data synthetic --out {tmp}/r --exits local,fog", "Unknown exit | fog"),
+    bad("scheme-unknown", "train --data synthetic --out {tmp}/r --local-agg median", "local_agg='median'"),
+    bad("run-fail-float", "run {model} --fail 1.5", "--fail | 1.5"),
+    bad("run-fail-list-float", "run {model} --data npz --path {npz} --fail 2,2.7", "--fail | 2.7"),
+    bad("run-fail-missing-device", "run {model} --data npz --path {npz} --fail 9", "--fail | device 9 does not exist"),
+    bad("run-limit-zero", "run {model} --limit 0", "--limit | got 0"),
+    bad("run-limit-negative", "run {model} --limit -1", "--limit | got -1"),
+    bad("run-threshold-range", "run {model} --data npz --path {npz} --threshold 1.5", "--threshold | [0, 1]"),
+    bad("run-threshold-nan", "run {model} --data npz --path {npz} --threshold nan", "--threshold | [0, 1]"),
+    bad("run-fail-prob", "run {model} --fail-prob 2", "--fail-prob | <= 1"),
+    bad("run-seed-float", "run {model} --seed 1.5", "--seed | 1.5"),
+    bad("run-threads-zero", "run {model} --threads 0", "--threads | >= 1"),
+    bad("run-target", "run {model} --target gpu", "--target | gpu"),
+    bad("run-subset", "run {model} --subset train", "--subset | train"),
+    bad("run-split-renamed", "run {model} --split val", "--split is now --subset | ddnn convert"),
+    bad("bench-run-limit", "bench run {model} --limit -1", "--limit | got -1"),
+    bad("bench-tiers-repeats", "bench tiers {model} --repeats 0", "--repeats | >= 1"),
+    bad("bench-tiers-threads", "bench tiers {model} --threads 1.5", "--threads | 1.5"),
+    bad("convert-check-limit", "convert {run} --check-only --out {model} --limit -1", "--limit | got -1"),
+    bad("convert-split", "convert {run} --split local,fog --out {tmp}/m", "fog"),
+    bad("experiments-name", "experiments tables --data synthetic --out {tmp}/x", "aggregation, threshold"),
+    bad("experiments-threshold", "experiments faults --threshold 1.5 --out {tmp}/x", "--threshold | 1.5"),
+    bad("experiments-epochs", "experiments faults --epochs 0 --out {tmp}/x", "--epochs | >= 1"),
     # ------------------------------------------------------------ output paths
-    (
-        "train-out-file",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.file],
-        None,
-        ["Run directory", "is a file"],
-    ),
-    (
-        "train-out-file-overwrite",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.file, "--overwrite"],
-        None,
-        ["is a file"],
-    ),
-    (
-        "train-out-under-file",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.file / "r"],
-        None,
-        ["plain.txt is a file"],
-    ),
-    (
-        "train-out-unwritable",
-        T,
-        lambda c: ["--data", "synthetic", "--out", "/sys/ddnn-run"],
-        None,
-        ["/sys is not writable"],
-    ),
-    (
-        "train-out-exists",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.run],
-        None,
-        ["already exists; pass --overwrite"],
-    ),
-    (
-        "train-out-other-dir",
-        T,
-        lambda c: ["--data", "synthetic", "--out", c.tmp / "notes", "--overwrite"],
-        lambda c: (c.tmp / "notes").mkdir() or (c.tmp / "notes" / "a.txt").write_text("mine"),
-        ["no topology.json", "refusing"],
-    ),
-    (
-        "convert-out-file-overwrite",
-        "convert",
-        lambda c: [c.run, "--out", c.file, "--overwrite"],
-        None,
-        ["Output directory", "is a file"],
-    ),
-    (
-        "convert-out-under-file",
-        "convert",
-        lambda c: [c.run, "--out", c.file / "m"],
-        None,
-        ["is a file"],
-    ),
-    (
-        "convert-out-unwritable",
-        "convert",
-        lambda c: [c.run, "--out", "/sys/ddnn-model"],
-        None,
-        ["not writable"],
-    ),
-    (
-        "convert-out-exists",
-        "convert",
-        lambda c: [c.run, "--out", c.model],
-        None,
-        ["already exists; pass --overwrite"],
-    ),
-    (
-        "convert-out-other-dir",
-        "convert",
-        lambda c: [c.run, "--out", c.run, "--overwrite"],
-        None,
-        ["no manifest.json", "refusing"],
-    ),
-    (
-        "experiments-out-file",
-        "experiments",
-        lambda c: ["faults", "--data", "synthetic", "--out", c.file],
-        None,
-        ["is a file"],
-    ),
-    (
-        "experiments-out-under-file",
-        "experiments",
-        lambda c: ["faults", "--data", "synthetic", "--out", c.file / "x"],
-        None,
-        ["is a file"],
-    ),
+    bad("train-out-file", "train --data synthetic --out {file}", "Run directory | is a file"),
+    bad("train-out-file-overwrite", "train --data synthetic --out {file} --overwrite", "is a file"),
+    bad("train-out-under-file", "train --data synthetic --out {file}/r", "plain.txt is a file"),
+    bad("train-out-unwritable", "train --data synthetic --out /sys/ddnn-run", "/sys is not writable"),
+    bad("train-out-exists", "train --data synthetic --out {run}", "already exists; pass --overwrite"),
+    bad("train-out-other-dir", "train --data synthetic --out {tmp}/notes --overwrite", "no topology.json | refusing", setup=_write("notes/a.txt", "mine")),
+    bad("convert-out-file-overwrite", "convert {run} --out {file} --overwrite", "Output directory | is a file"),
+    bad("convert-out-under-file", "convert {run} --out {file}/m", "is a file"),
+    bad("convert-out-unwritable", "convert {run} --out /sys/ddnn-model", "not writable"),
+    bad("convert-out-exists", "convert {run} --out {model}", "already exists; pass --overwrite"),
+    bad("convert-out-other-dir", "convert {run} --out {run} --overwrite", "no manifest.json | refusing"),
+    bad("experiments-out-file", "experiments faults --data synthetic --out {file}", "is a file"),
+    bad("experiments-out-under-file", "experiments faults --data synthetic --out {file}/x", "is a file"),
     # ------------------------------------------------------------ manifest.json
-    (
-        "manifest-classes-int",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_set(["classes"], 10)),
-        ["manifest.json: classes: expected array"],
-    ),
-    (
-        "manifest-summary-str",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_set(["wire", "summary"], "x")),
-        ["manifest.json: wire.summary: expected object"],
-    ),
-    (
-        "manifest-inputs-int",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_set(["tiers", "cloud", "inputs"], 3)),
-        ["tiers.cloud.inputs: expected array"],
-    ),
-    (
-        "manifest-dtype",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_set(["tiers", "cloud", "inputs", 0, "dtype"], "float33")),
-        ["tiers.cloud.inputs[0].dtype: 'float33' is not one of"],
-    ),
-    (
-        "manifest-size-str",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_set(["tiers", "cloud", "files", "portable", "size_bytes"], "56584")),
-        ["tiers.cloud.files.portable.size_bytes: expected integer"],
-    ),
-    (
-        "manifest-threshold-range",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_set(["thresholds", "local"], 1.5)),
-        ["thresholds.local", "maximum"],
-    ),
-    (
-        "manifest-threshold-nan",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_set(["thresholds", "local"], float("nan"))),
-        ["thresholds.local", "finite"],
-    ),
-    (
-        "manifest-version",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_set(["format_version"], 2)),
-        ["format_version", "reads version 1"],
-    ),
-    (
-        "manifest-no-tiers",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_pop("tiers")),
-        ["missing key(s) ['tiers']"],
-    ),
-    (
-        "manifest-list",
-        "run",
-        lambda c: [c.model],
-        lambda c: (c.model / "manifest.json").write_text("[]"),
-        ["manifest.json: expected object"],
-    ),
-    (
-        "manifest-not-json",
-        "run",
-        lambda c: [c.model],
-        lambda c: (c.model / "manifest.json").write_text("{"),
-        ["manifest.json is not valid JSON"],
-    ),
-    (
-        "manifest-nested-too-deeply",
-        "run",
-        lambda c: [c.model],
-        lambda c: (c.model / "manifest.json").write_text("[" * 100_000),
-        ["manifest.json is not valid JSON", "nests too deeply"],
-    ),
-    (
-        "manifest-not-text",
-        "run",
-        lambda c: [c.model],
-        lambda c: (c.model / "manifest.json").write_bytes(b"\xff\xfe{}"),
-        ["manifest.json is not valid JSON", "utf-8"],
-    ),
-    (
-        "manifest-shape-null",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_set(["topology", "input_shapes"], None)),
-        ["topology.input_shapes: expected array, got null"],
-    ),
-    (
-        "manifest-file-escape",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(
-            _set(["tiers", "cloud", "files", "portable", "file"], "../cloud.tflite")
-        ),
-        ["plain name"],
-    ),
-    (
-        "manifest-split-order",
-        "run",
-        lambda c: [c.model],
-        lambda c: c.manifest(_set(["split"], ["cloud", "local"])),
-        ["split", "ending with 'cloud'"],
-    ),
-    (
-        "manifest-hash",
-        "run",
-        lambda c: [c.model],
-        lambda c: (c.model / "cloud.tflite").write_bytes(b"x" * 56584),
-        ["cloud.tflite does not match its manifest entry"],
-    ),
-    (
-        "manifest-file-missing",
-        "run",
-        lambda c: [c.model],
-        lambda c: (c.model / "device_3.tflite").unlink(),
-        ["device_3.tflite is missing"],
-    ),
+    bad("manifest-classes-int", "run {model}", "manifest.json: classes: expected array", setup=_manifest(_set(["classes"], 10))),
+    bad("manifest-summary-str", "run {model}", "manifest.json: wire.summary: expected object", setup=_manifest(_set(["wire", "summary"], "x"))),
+    bad("manifest-inputs-int", "run {model}", "tiers.cloud.inputs: expected array", setup=_manifest(_set(["tiers", "cloud", "inputs"], 3))),
+    bad("manifest-dtype", "run {model}", "tiers.cloud.inputs[0].dtype: 'float33' is not one of", setup=_manifest(_set(["tiers", "cloud", "inputs", 0, "dtype"], "float33"))),
+    bad("manifest-size-str", "run {model}", "tiers.cloud.files.portable.size_bytes: expected integer", setup=_manifest(_set(["tiers", "cloud", "files", "portable", "size_bytes"], "56584"))),
+    bad("manifest-threshold-range", "run {model}", "thresholds.local | maximum", setup=_manifest(_set(["thresholds", "local"], 1.5))),
+    bad("manifest-threshold-nan", "run {model}", "thresholds.local | finite", setup=_manifest(_set(["thresholds", "local"], float("nan")))),
+    bad("manifest-version", "run {model}", "format_version | reads version 1", setup=_manifest(_set(["format_version"], 2))),
+    bad("manifest-no-tiers", "run {model}", "missing key(s) ['tiers']", setup=_manifest(_pop("tiers"))),
+    bad("manifest-list", "run {model}", "manifest.json: expected object", setup=_write("model/manifest.json", "[]")),
+    bad("manifest-not-json", "run {model}", "manifest.json is not valid JSON", setup=_write("model/manifest.json", "{")),
+    bad("manifest-nested-too-deeply", "run {model}", "manifest.json is not valid JSON | nests too deeply", setup=_write("model/manifest.json", "[" * 100_000)),
+    bad("manifest-not-text", "run {model}", "manifest.json is not valid JSON | utf-8", setup=_write("model/manifest.json", b"\xff\xfe{}")),
+    bad("manifest-shape-null", "run {model}", "topology.input_shapes: expected array, got null", setup=_manifest(_set(["topology", "input_shapes"], None))),
+    bad("manifest-file-escape", "run {model}", "plain name", setup=_manifest(_set(["tiers", "cloud", "files", "portable", "file"], "../cloud.tflite"))),
+    bad("manifest-split-order", "run {model}", "split | ending with 'cloud'", setup=_manifest(_set(["split"], ["cloud", "local"]))),
+    bad("manifest-hash", "run {model}", "cloud.tflite does not match its manifest entry", setup=_write("model/cloud.tflite", b"x" * 56584)),
+    bad("manifest-file-missing", "run {model}", "device_3.tflite is missing", setup=_unlink("model/device_3.tflite")),
     # ------------------------------------------------------------ run directory JSON
-    (
-        "topology-shapes-null",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_edit("topology.json", _set(["input_shapes"], None)),
-        ["topology.json: input_shapes: expected array, got null"],
-    ),
-    (
-        "topology-classes-float",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_edit("topology.json", _set(["num_classes"], 2.5)),
-        ["topology.json: num_classes: expected integer"],
-    ),
-    (
-        "topology-classes-str",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_edit("topology.json", _set(["num_classes"], "10")),
-        ["topology.json: num_classes: expected integer"],
-    ),
-    (
-        "topology-edge-float",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_edit("topology.json", _set(["edges"], [[0.5]])),
-        ["topology.json: edges[0][0]"],
-    ),
-    (
-        "topology-unknown-key",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_edit("topology.json", _set(["fog"], 1)),
-        ["topology.json", "unknown key(s) ['fog']"],
-    ),
-    (
-        "topology-not-json",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: (c.run / "topology.json").write_text("{'a'"),
-        ["topology.json is not valid JSON"],
-    ),
-    (
-        "run-file-nested-too-deeply",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: (c.run / "history.json").write_text('{"a": ' * 100_000),
-        ["history.json is not valid JSON", "nests too deeply"],
-    ),
-    (
-        "dataset-no-spec",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_edit("dataset.json", _pop("spec")),
-        ["dataset.json: missing key(s) ['spec']"],
-    ),
-    (
-        "dataset-spec-str",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_edit("dataset.json", _set(["spec"], "synthetic")),
-        ["dataset.json: spec: expected object"],
-    ),
-    (
-        "config-unknown-key",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_edit("train_config.json", _set(["warmup_steps"], 10)),
-        ["train_config.json", "unknown key(s) ['warmup_steps']", "newer version"],
-    ),
-    (
-        "config-epochs-float",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_edit("train_config.json", _set(["epochs"], 1.5)),
-        ["train_config.json: epochs: expected integer"],
-    ),
-    (
-        "config-lr-nan",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_edit("train_config.json", _set(["learning_rate"], float("nan"))),
-        ["train_config.json: learning_rate", "finite"],
-    ),
-    (
-        "thresholds-list",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_json("thresholds.json", [0.5]),
-        ["thresholds.json: expected object, got an array"],
-    ),
-    (
-        "thresholds-range",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_json("thresholds.json", {"local": 1.5}),
-        ["thresholds.json: local", "maximum of 1"],
-    ),
-    (
-        "thresholds-exit",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_json("thresholds.json", {"cloud": 0.5}),
-        ["thresholds.json", "'cloud'"],
-    ),
-    (
-        "history-list",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_json("history.json", [1, 2]),
-        ["history.json: expected object"],
-    ),
-    (
-        "individual-str",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: c.run_json("individual.json", {"accuracy": "high"}),
-        ["individual.json: accuracy: expected array"],
-    ),
-    (
-        "weights-missing",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: (c.run / "weights.h5").unlink(),
-        ["weights.h5 is missing"],
-    ),
-    (
-        "weights-garbage",
-        "evaluate",
-        lambda c: [c.run],
-        lambda c: (c.run / "weights.h5").write_bytes(b"\x00" * 64),
-        ["Cannot read weights", "weights.h5"],
-    ),
+    bad("topology-shapes-null", "evaluate {run}", "topology.json: input_shapes: expected array, got null", setup=_run_edit("topology.json", _set(["input_shapes"], None))),
+    bad("topology-classes-float", "evaluate {run}", "topology.json: num_classes: expected integer", setup=_run_edit("topology.json", _set(["num_classes"], 2.5))),
+    bad("topology-classes-str", "evaluate {run}", "topology.json: num_classes: expected integer", setup=_run_edit("topology.json", _set(["num_classes"], "10"))),
+    bad("topology-edge-float", "evaluate {run}", "topology.json: edges[0][0]", setup=_run_edit("topology.json", _set(["edges"], [[0.5]]))),
+    bad("topology-unknown-key", "evaluate {run}", "topology.json | unknown key(s) ['fog']", setup=_run_edit("topology.json", _set(["fog"], 1))),
+    bad("topology-not-json", "evaluate {run}", "topology.json is not valid JSON", setup=_write("run/topology.json", "{'a'")),
+    bad("run-file-nested-too-deeply", "evaluate {run}", "history.json is not valid JSON | nests too deeply", setup=_write("run/history.json", '{"a": ' * 100_000)),
+    bad("dataset-no-spec", "evaluate {run}", "dataset.json: missing key(s) ['spec']", setup=_run_edit("dataset.json", _pop("spec"))),
+    bad("dataset-spec-str", "evaluate {run}", "dataset.json: spec: expected object", setup=_run_edit("dataset.json", _set(["spec"], "synthetic"))),
+    bad("config-unknown-key", "evaluate {run}", "train_config.json | unknown key(s) ['warmup_steps'] | newer version", setup=_run_edit("train_config.json", _set(["warmup_steps"], 10))),
+    bad("config-epochs-float", "evaluate {run}", "train_config.json: epochs: expected integer", setup=_run_edit("train_config.json", _set(["epochs"], 1.5))),
+    bad("config-lr-nan", "evaluate {run}", "train_config.json: learning_rate | finite", setup=_run_edit("train_config.json", _set(["learning_rate"], float("nan")))),
+    bad("thresholds-list", "evaluate {run}", "thresholds.json: expected object, got an array", setup=_run_json("thresholds.json", [0.5])),
+    bad("thresholds-range", "evaluate {run}", "thresholds.json: local | maximum of 1", setup=_run_json("thresholds.json", {"local": 1.5})),
+    bad("thresholds-exit", "evaluate {run}", "thresholds.json | 'cloud'", setup=_run_json("thresholds.json", {"cloud": 0.5})),
+    bad("history-list", "evaluate {run}", "history.json: expected object", setup=_run_json("history.json", [1, 2])),
+    bad("individual-str", "evaluate {run}", "individual.json: accuracy: expected array", setup=_run_json("individual.json", {"accuracy": "high"})),
+    bad("weights-missing", "evaluate {run}", "weights.h5 is missing", setup=_unlink("run/weights.h5")),
+    bad("weights-garbage", "evaluate {run}", "Cannot read weights | weights.h5", setup=_write("run/weights.h5", b"\x00" * 64)),
     # ------------------------------------------------------------ tensors (data files)
-    (
-        "npz-shape",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views(shape=(8, 8, 1)))],
-        None,
-        ["device 0 input has shape", "expected (N, 10, 14, 1)"],
-    ),
-    (
-        "npz-nan",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_nan_views())],
-        None,
-        ["'x2'", "data.npz", "NaN"],
-    ),
-    (
-        "npz-devices",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views(k=5))],
-        None,
-        ["5 devices, the model 6"],
-    ),
-    (
-        "npz-labels-float",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views(y=np.full(20, 0.5)))],
-        None,
-        ["'y'", "integer labels"],
-    ),
-    (
-        "npz-not-npz",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.file],
-        None,
-        ["Cannot read", "npz"],
-    ),
-    (
-        "mvmc-object-arrays",
-        "run",
-        lambda c: [c.model, "--data", "mvmc", "--path", c.npz(X=np.array([None, 1]), y=np.ones(2))],
-        None,
-        ["Cannot read key 'X'", "data.npz", "Object arrays"],
-    ),
-    (
-        "npz-object-array",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.npz(**_views(x1=np.array([None] * 20)))],
-        None,
-        ["Cannot read key 'x1'", "data.npz"],
-    ),
-    (
-        "npz-missing",
-        "run",
-        lambda c: [c.model, "--data", "npz", "--path", c.tmp / "none.npz"],
-        None,
-        ["none.npz does not exist"],
-    ),
+    bad("npz-shape", "run {model} --data npz --path {npz}", "device 0 input has shape | expected (N, 10, 14, 1)", npz=lambda: _views(shape=(8, 8, 1))),
+    bad("npz-nan", "run {model} --data npz --path {npz}", "'x2' | data.npz | NaN", npz=_nan_views),
+    bad("npz-devices", "run {model} --data npz --path {npz}", "5 devices, the model 6", npz=lambda: _views(k=5)),
+    bad("npz-labels-float", "run {model} --data npz --path {npz}", "'y' | integer labels", npz=lambda: _views(y=np.full(20, 0.5))),
+    bad("npz-not-npz", "run {model} --data npz --path {file}", "Cannot read | npz"),
+    bad("mvmc-object-arrays", "run {model} --data mvmc --path {npz}", "Cannot read key 'X' | data.npz | Object arrays", npz=lambda: dict(X=np.array([None, 1]), y=np.ones(2))),
+    bad("npz-object-array", "run {model} --data npz --path {npz}", "Cannot read key 'x1' | data.npz", npz=lambda: _views(x1=np.array([None] * 20))),
+    bad("npz-missing", "run {model} --data npz --path {tmp}/none.npz", "none.npz does not exist"),
     # ------------------------------------------------------------ tier binaries
-    (
-        "binary-truncated-lce",
-        "run",
-        lambda c: [c.model, "--target", "lce", "--data", "synthetic"],
-        lambda c: c.binary("cloud", "lce", c.read("cloud", "lce")[:6000]),
-        ["Tier cloud", "cloud.lce.tflite", "corrupt TFLite file"],
-    ),
-    (
-        "binary-truncated-portable",
-        "run",
-        lambda c: [c.model, "--data", "synthetic"],
-        lambda c: c.binary("device_0", "portable", c.read("device_0", "portable")[:4000]),
-        ["Tier device_0", "device_0.tflite", "corrupt TFLite file"],
-    ),
-    (
-        "binary-garbage",
-        "run",
-        lambda c: [c.model, "--data", "synthetic"],
-        lambda c: c.binary("local_aggregator", "portable", bytes(range(256)) * 20),
-        ["Tier local_aggregator", "not a TFLite flatbuffer"],
-    ),
-    (
-        "binary-empty",
-        "run",
-        lambda c: [c.model, "--target", "lce", "--data", "synthetic"],
-        lambda c: c.binary("device_4", "lce", b""),
-        ["Tier device_4", "not a TFLite flatbuffer"],
-    ),
-    (
-        "binary-lce-in-portable",
-        "run",
-        lambda c: [c.model, "--data", "synthetic"],
-        lambda c: c.binary("device_1", "portable", c.read("device_1", "lce")),
-        ["Tier device_1", "cannot resolve custom operator(s)", "LceBconv2d"],
-    ),
-    (
-        "binary-wrong-tier",
-        "run",
-        lambda c: [c.model, "--data", "synthetic"],
-        lambda c: c.binary("cloud", "portable", c.read("device_0", "portable")),
-        ["Tier cloud", "cloud.tflite"],
-    ),
-    (
-        "binary-shape-promise",
-        "run",
-        lambda c: [c.model, "--data", "synthetic"],
-        lambda c: c.manifest(_set(["tiers", "local_aggregator", "outputs", 0, "shape"], [1, 11])),
-        # the tier graph check reads the manifest before any binary is opened
-        ["tiers.local_aggregator", "'logits'", "(10,)", "(11,)"],
-    ),
-    (
-        "binary-order-promise",
-        "run",
-        lambda c: [c.model, "--target", "lce", "--data", "synthetic"],
-        lambda c: c.manifest(
-            lambda m: m["tiers"]["local_aggregator"]["files"]["lce"]["input_order"].reverse()
-        ),
-        ["Tier local_aggregator", "input_order"],
-    ),
-    (  # a metadata offset bent out of the file
-        "binary-metadata-offset",
-        "run",
-        lambda c: [c.model, "--data", "synthetic"],
-        lambda c: c.binary(
-            "local_aggregator",
-            "portable",
-            _flipped(c.read("local_aggregator", "portable"), {368: 95}),
-        ),
-        ["Tier local_aggregator", "local_aggregator.tflite", "corrupt TFLite file", "metadata[1]"],
-    ),
-    (  # well-formed enough for the reader, refused by LCE's interpreter
-        "binary-lce-refuses",
-        "run",
-        lambda c: [c.model, "--target", "lce", "--data", "synthetic"],
-        lambda c: c.binary(
-            "device_0",
-            "lce",
-            _flipped(c.read("device_0", "lce"), {708: 191, 1417: 212, 4165: 224, 4495: 187}),
-        ),
-        ["Tier device_0", "device_0.lce.tflite", "interpreter refused the file"],
-    ),
+    bad("binary-truncated-lce", "run {model} --target lce --data synthetic", "Tier cloud | cloud.lce.tflite | corrupt TFLite file", setup=_cut("cloud", "lce", 6000)),
+    bad("binary-truncated-portable", "run {model} --data synthetic", "Tier device_0 | device_0.tflite | corrupt TFLite file", setup=_cut("device_0", "portable", 4000)),
+    bad("binary-garbage", "run {model} --data synthetic", "Tier local_aggregator | not a TFLite flatbuffer", setup=_binary("local_aggregator", "portable", bytes(range(256)) * 20)),
+    bad("binary-empty", "run {model} --target lce --data synthetic", "Tier device_4 | not a TFLite flatbuffer", setup=_binary("device_4", "lce", b"")),
+    bad("binary-lce-in-portable", "run {model} --data synthetic", "Tier device_1 | cannot resolve custom operator(s) | LceBconv2d", setup=_copy("device_1", "portable", from_=("device_1", "lce"))),
+    bad("binary-wrong-tier", "run {model} --data synthetic", "Tier cloud | cloud.tflite", setup=_copy("cloud", "portable", from_=("device_0", "portable"))),
+    # the tier graph check reads the manifest before any binary is opened
+    bad("binary-shape-promise", "run {model} --data synthetic", "tiers.local_aggregator | 'logits' | (10,) | (11,)", setup=_manifest(_set(["tiers", "local_aggregator", "outputs", 0, "shape"], [1, 11]))),
+    bad("binary-order-promise", "run {model} --target lce --data synthetic", "Tier local_aggregator | input_order", setup=_manifest(lambda m: m["tiers"]["local_aggregator"]["files"]["lce"]["input_order"].reverse())),
+    # a metadata offset bent out of the file
+    bad("binary-metadata-offset", "run {model} --data synthetic", "Tier local_aggregator | local_aggregator.tflite | corrupt TFLite file | metadata[1]", setup=_flip("local_aggregator", "portable", {368: 95})),
+    # well-formed enough for the reader, refused by LCE's interpreter
+    bad("binary-lce-refuses", "run {model} --target lce --data synthetic", "Tier device_0 | device_0.lce.tflite | interpreter refused the file", setup=_flip("device_0", "lce", {708: 191, 1417: 212, 4165: 224, 4495: 187})),
     # ------------------------------------------------------------ services, devices, deploy
-    (
-        "deploy-limit-float",
-        "deploy",
-        lambda c: [c.model, "--limit", "1.5"],
-        None,
-        ["--limit", "1.5"],
-    ),
-    (
-        "deploy-kill-at-negative",
-        "deploy",
-        lambda c: [c.model, "--kill-device", "0", "--kill-at", "-1"],
-        None,
-        ["--kill-at", ">= 0", "-1"],
-    ),
-    (
-        "deploy-kill-device-out-of-range",
-        "deploy",
-        lambda c: [c.model, "--kill-device", "6", "--kill-at", "10", "--data", "synthetic"],
-        None,
-        ["--kill-device", "[0, 6)", "6"],
-    ),
-    (
-        "deploy-replicas-zero",
-        "deploy",
-        lambda c: [c.model, "--replicas", "0"],
-        None,
-        ["--replicas"],
-    ),
-    (
-        "deploy-threshold-nan",
-        "deploy",
-        lambda c: [c.model, "--threshold", "nan", "--data", "synthetic"],
-        None,
-        ["--threshold", "[0, 1]", "'nan'"],
-    ),
-    (
-        "deploy-timeout-inf",
-        "deploy",
-        lambda c: [c.model, "--timeout-s", "inf"],
-        None,
-        ["--timeout-s", "'inf'"],
-    ),
-    ("deploy-unknown-flag", "deploy", lambda c: [c.model, "--bogus", "1"], None, ["--bogus"]),
-    (
-        "deploy-missing-model",
-        "deploy",
-        lambda c: [c.tmp / "nope"],
-        None,
-        ["No manifest", "nope"],
-    ),
-    (
-        "serve-cloud-port-range",
-        "serve",
-        lambda c: ["cloud", c.model, "--port", "70000"],
-        None,
-        ["--port", "<= 65535", "70000"],
-    ),
-    (
-        "serve-cloud-replicas-zero",
-        "serve",
-        lambda c: ["cloud", c.model, "--engine", "ray", "--replicas", "0"],
-        None,
-        ["--replicas", ">= 1", "0"],
-    ),
-    (
-        "serve-cloud-deadline-nan",
-        "serve",
-        lambda c: ["cloud", c.model, "--deadline-s", "nan"],
-        None,
-        ["--deadline-s", "'nan'"],
-    ),
-    (
-        "serve-cloud-missing-model",
-        "serve",
-        lambda c: ["cloud", c.tmp / "nope", "--port", "0"],
-        None,
-        ["No manifest", "nope"],
-    ),
-    (
-        "serve-gateway-threshold-nan",
-        "serve",
-        lambda c: ["gateway", c.model, "--cloud", "http://127.0.0.1:9", "--threshold", "nan"],
-        None,
-        ["--threshold", "[0, 1]", "'nan'"],
-    ),
-    (
-        "serve-gateway-gather-zero",
-        "serve",
-        lambda c: ["gateway", c.model, "--cloud", "http://127.0.0.1:9", "--gather-s", "0"],
-        None,
-        ["--gather-s", "> 0"],
-    ),
-    (
-        "serve-gateway-unknown-flag",
-        "serve",
-        lambda c: ["gateway", c.model, "--cloud", "http://127.0.0.1:9", "--bogus"],
-        None,
-        ["Unknown flag --bogus", "--cloud-timeout-s"],
-    ),
-    (
-        "serve-demo-port-negative",
-        "serve",
-        lambda c: ["demo", c.model, "--port", "-1"],
-        None,
-        ["--port", ">= 0", "-1"],
-    ),
-    (
-        "device-index-float",
-        "device",
-        lambda c: [c.model, "--index", "1.5", "--gateway", "http://127.0.0.1:9", "--data", "x"],
-        None,
-        ["--index", "an integer", "1.5"],
-    ),
-    (
-        "device-index-negative",
-        "device",
-        lambda c: [c.model, "--index", "-1", "--gateway", "http://127.0.0.1:9", "--data", "x"],
-        None,
-        ["--index", ">= 0", "-1"],
-    ),
-    (
-        "deploy-transport-unknown",
-        "deploy",
-        lambda c: [c.model, "--transport", "pigeon", "--data", "synthetic"],
-        None,
-        ["--transport", "http or mqtt", "pigeon"],
-    ),
-    ("deploy-sites-zero", "deploy", lambda c: [c.model, "--sites", "0"], None, ["--sites", ">= 1"]),
-    (
-        "deploy-restart-gateway-negative",
-        "deploy",
-        lambda c: [c.model, "--restart-gateway-at", "-5"],
-        None,
-        ["--restart-gateway-at", ">= 0", "-5"],
-    ),
-    (
-        "serve-gateway-broker-not-mqtt",
-        "serve",
-        lambda c: [
-            "gateway",
-            c.model,
-            "--cloud",
-            "http://127.0.0.1:9",
-            "--transport",
-            "mqtt",
-            "--broker",
-            "http://127.0.0.1:1883",
-        ],
-        None,
-        ["--broker", "expected mqtt://HOST:PORT", "http://127.0.0.1:1883"],
-    ),
-    (
-        "serve-gateway-window-too-small",
-        "serve",
-        lambda c: ["gateway", c.model, "--cloud", "http://127.0.0.1:9", "--window", "10"],
-        None,
-        ["--window", "at least two rounds", "10"],
-    ),
-    (
-        "device-mqtt-without-broker",
-        "device",
-        lambda c: [c.model, "--index", "0", "--data", "x", "--transport", "mqtt"],
-        None,
-        ["--broker", "transport mqtt needs the broker's URL"],
-    ),
-    (
-        "device-index-no-tier",
-        "device",
-        lambda c: [c.model, "--index", "6", "--gateway", "http://127.0.0.1:9", "--data", "x"],
-        None,
-        ["--index 6", "no tier device_6"],
-    ),
-    (
-        "device-batch-zero",
-        "device",
-        lambda c: [
-            c.model,
-            "--index",
-            "0",
-            "--gateway",
-            "http://127.0.0.1:9",
-            "--data",
-            "x",
-            "--batch",
-            "0",
-        ],
-        None,
-        ["--batch", ">= 1", "0"],
-    ),
-    (
-        "device-missing-model",
-        "device",
-        lambda c: [
-            c.tmp / "nope",
-            "--index",
-            "0",
-            "--gateway",
-            "http://127.0.0.1:9",
-            "--data",
-            "x",
-        ],
-        None,
-        ["No manifest", "nope"],
-    ),
-    (
-        "device-unknown-flag",
-        "device",
-        lambda c: [c.model, "--index", "0", "--gateway", "http://x", "--data", "x", "--bogus"],
-        None,
-        ["Unknown flag --bogus", "--gateway"],
-    ),
-    (
-        "device-mcu-unknown-board",
-        "device",
-        lambda c: [
-            c.model,
-            "--index",
-            "0",
-            "--gateway",
-            "http://127.0.0.1:9",
-            "--data",
-            "x",
-            "--mcu",
-            "mps2-an999",
-        ],
-        None,
-        ["--mcu", "unknown board 'mps2-an999'", "mps2-an386"],
-    ),
-    (
-        "deploy-mcu-devices-out-of-range",
-        "deploy",
-        lambda c: [c.model, "--mcu-devices", "0,9", "--data", "synthetic"],
-        None,
-        ["--mcu-devices", "[0, 6)"],
-    ),
-    # ------------------------------------------------------------------ microcontroller
-    (
-        "mcu-unknown-board",
-        "mcu",
-        lambda c: [c.model, "--board", "mps2-an999", "--limit", "5"],
-        None,
-        ["--board", "unknown board 'mps2-an999'", "mps2-an386"],
-    ),
-    ("mcu-limit-zero", "mcu", lambda c: [c.model, "--limit", "0"], None, ["--limit", ">= 1"]),
-    (
-        "mcu-timeout-nan",
-        "mcu",
-        lambda c: [c.model, "--timeout-s", "nan"],
-        None,
-        ["--timeout-s", "'nan'"],
-    ),
-    (
-        "mcu-unknown-flag",
-        "mcu",
-        lambda c: [c.model, "--bogus", "1"],
-        None,
-        ["Unknown flag --bogus", "--board"],
-    ),
-    (
-        "cost-unknown-radio",
-        "cost",
-        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "lora"],
-        None,
-        ["--radio", "unknown radio profile 'lora'", "lora-sf7"],
-    ),
-    (
-        "cost-profile-fails-the-schema",
-        "cost",
-        lambda c: [c.model, "--mcu", "nrf52840", "--radio", c.tmp / "radio.json"],
-        lambda c: (c.tmp / "radio.json").write_text(
-            json.dumps(_profile("ble-1m", drop="supply_v"))
-        ),
-        ["radio.json", "figures.supply_v", "source"],
-    ),
-    (
-        "cost-mcu-profile-given-as-radio",
-        "cost",
-        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "stm32l4"],
-        None,
-        ["--radio", "stm32l4.json is a profile of kind 'mcu'; expected kind 'radio'"],
-    ),
-    (
-        "cost-no-c-target",
-        "cost",
-        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "ble-1m"],
-        lambda c: c.manifest(lambda m: [t.pop("c", None) for t in m["tiers"].values()]),
-        ["has no C target", "add_mcu_targets.py", "--count-instructions"],
-    ),
-    (
-        "cost-negative-rate",
-        "cost",
-        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "ble-1m", "--rate", "-1"],
-        None,
-        ["--rate", "> 0", "-1"],
-    ),
-    (
-        "cost-zero-capacity",
-        "cost",
-        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "ble-1m", "--battery-mah", "0"],
-        None,
-        ["--battery-mah", "> 0"],
-    ),
-    (
-        "cost-unknown-mode",
-        "cost",
-        lambda c: [c.model, "--mcu", "nrf52840", "--radio", "ble-1m", "--mode", "lazy"],
-        None,
-        ["--mode", "paper, eager"],
-    ),
-    (
-        "cost-without-radio",
-        "cost",
-        lambda c: [c.model, "--mcu", "nrf52840"],
-        None,
-        ["--radio", "ble-1m"],
-    ),
-    (
-        "run-unknown-mcu",
-        "run",
-        lambda c: [c.model, "--mcu", "esp32", "--radio", "ble-1m", "--limit", "5"],
-        None,
-        ["--mcu", "unknown mcu profile 'esp32'"],
-    ),
-    (
-        "mcu-count-without-c-target",
-        "mcu",
-        lambda c: [c.model, "--count-instructions", "--samples", "1"],
-        lambda c: c.manifest(lambda m: [t.pop("c", None) for t in m["tiers"].values()]),
-        ["has no C target", "add_mcu_targets.py"],
-    ),
-    (
-        "mcu-missing-model",
-        "mcu",
-        lambda c: [c.tmp / "nope", "--board", "host"],
-        None,
-        ["No manifest", "nope"],
-    ),
-    (
-        "mcu-c-source-changed",
-        "mcu",
-        lambda c: [c.model, "--board", "host", "--limit", "5"],
-        lambda c: (c.model / "device_2.c").write_text("int x;\n"),
-        ["device_2", "c.source"],
-    ),
-    (
-        "bench-truncated-lce",
-        "bench",
-        lambda c: ["tiers", c.model, "--repeats", "1", "--warmup", "0"],
-        lambda c: c.binary("cloud", "lce", c.read("cloud", "lce")[:6000]),
-        ["Tier cloud", "cloud.lce.tflite", "corrupt"],
-    ),
+    bad("deploy-limit-float", "deploy {model} --limit 1.5", "--limit | 1.5"),
+    bad("deploy-kill-at-negative", "deploy {model} --kill-device 0 --kill-at -1", "--kill-at | >= 0 | -1"),
+    bad("deploy-kill-device-out-of-range", "deploy {model} --kill-device 6 --kill-at 10 --data synthetic", "--kill-device | [0, 6) | 6"),
+    bad("deploy-replicas-zero", "deploy {model} --replicas 0", "--replicas"),
+    bad("deploy-threshold-nan", "deploy {model} --threshold nan --data synthetic", "--threshold | [0, 1] | 'nan'"),
+    bad("deploy-timeout-inf", "deploy {model} --timeout-s inf", "--timeout-s | 'inf'"),
+    bad("deploy-unknown-flag", "deploy {model} --bogus 1", "--bogus"),
+    bad("deploy-missing-model", "deploy {tmp}/nope", "No manifest | nope"),
+    bad("serve-cloud-port-range", "serve cloud {model} --port 70000", "--port | <= 65535 | 70000"),
+    bad("serve-cloud-replicas-zero", "serve cloud {model} --engine ray --replicas 0", "--replicas | >= 1 | 0"),
+    bad("serve-cloud-deadline-nan", "serve cloud {model} --deadline-s nan", "--deadline-s | 'nan'"),
+    bad("serve-cloud-missing-model", "serve cloud {tmp}/nope --port 0", "No manifest | nope"),
+    bad("serve-gateway-threshold-nan", "serve gateway {model} --cloud http://127.0.0.1:9 --threshold nan", "--threshold | [0, 1] | 'nan'"),
+    bad("serve-gateway-gather-zero", "serve gateway {model} --cloud http://127.0.0.1:9 --gather-s 0", "--gather-s | > 0"),
+    bad("serve-gateway-unknown-flag", "serve gateway {model} --cloud http://127.0.0.1:9 --bogus", "Unknown flag --bogus | --cloud-timeout-s"),
+    bad("serve-demo-port-negative", "serve demo {model} --port -1", "--port | >= 0 | -1"),
+    bad("device-index-float", "device {model} --index 1.5 --gateway http://127.0.0.1:9 --data x", "--index | an integer | 1.5"),
+    bad("device-index-negative", "device {model} --index -1 --gateway http://127.0.0.1:9 --data x", "--index | >= 0 | -1"),
+    bad("deploy-transport-unknown", "deploy {model} --transport pigeon --data synthetic", "--transport | http or mqtt | pigeon"),
+    bad("deploy-sites-zero", "deploy {model} --sites 0", "--sites | >= 1"),
+    bad("deploy-restart-gateway-negative", "deploy {model} --restart-gateway-at -5", "--restart-gateway-at | >= 0 | -5"),
+    bad("serve-gateway-broker-not-mqtt", "serve gateway {model} --cloud http://127.0.0.1:9 --transport mqtt --broker http://127.0.0.1:1883", "--broker | expected mqtt://HOST:PORT | http://127.0.0.1:1883"),
+    bad("serve-gateway-window-too-small", "serve gateway {model} --cloud http://127.0.0.1:9 --window 10", "--window | at least two rounds | 10"),
+    bad("device-mqtt-without-broker", "device {model} --index 0 --data x --transport mqtt", "--broker | transport mqtt needs the broker's URL"),
+    bad("device-index-no-tier", "device {model} --index 6 --gateway http://127.0.0.1:9 --data x", "--index 6 | no tier device_6"),
+    bad("device-batch-zero", "device {model} --index 0 --gateway http://127.0.0.1:9 --data x --batch 0", "--batch | >= 1 | 0"),
+    bad("device-missing-model", "device {tmp}/nope --index 0 --gateway http://127.0.0.1:9 --data x", "No manifest | nope"),
+    bad("device-unknown-flag", "device {model} --index 0 --gateway http://x --data x --bogus", "Unknown flag --bogus | --gateway"),
+    bad("device-mcu-unknown-board", "device {model} --index 0 --gateway http://127.0.0.1:9 --data x --mcu mps2-an999", "--mcu | unknown board 'mps2-an999' | mps2-an386"),
+    bad("deploy-mcu-devices-out-of-range", "deploy {model} --mcu-devices 0,9 --data synthetic", "--mcu-devices | [0, 6)"),
+    # ------------------------------------------------------------ microcontroller
+    bad("mcu-unknown-board", "mcu {model} --board mps2-an999 --limit 5", "--board | unknown board 'mps2-an999' | mps2-an386"),
+    bad("mcu-limit-zero", "mcu {model} --limit 0", "--limit | >= 1"),
+    bad("mcu-timeout-nan", "mcu {model} --timeout-s nan", "--timeout-s | 'nan'"),
+    bad("mcu-unknown-flag", "mcu {model} --bogus 1", "Unknown flag --bogus | --board"),
+    bad("cost-unknown-radio", "cost {model} --mcu nrf52840 --radio lora", "--radio | unknown radio profile 'lora' | lora-sf7"),
+    bad("cost-profile-fails-the-schema", "cost {model} --mcu nrf52840 --radio {tmp}/radio.json", "radio.json | figures.supply_v | source", setup=_write("radio.json", lambda: json.dumps(_profile("ble-1m", drop="supply_v")))),
+    bad("cost-mcu-profile-given-as-radio", "cost {model} --mcu nrf52840 --radio stm32l4", "--radio | stm32l4.json is a profile of kind 'mcu'; expected kind 'radio'"),
+    bad("cost-no-c-target", "cost {model} --mcu nrf52840 --radio ble-1m", "has no C target | add_mcu_targets.py | --count-instructions", setup=_NO_C_TARGETS),
+    bad("cost-negative-rate", "cost {model} --mcu nrf52840 --radio ble-1m --rate -1", "--rate | > 0 | -1"),
+    bad("cost-zero-capacity", "cost {model} --mcu nrf52840 --radio ble-1m --battery-mah 0", "--battery-mah | > 0"),
+    bad("cost-unknown-mode", "cost {model} --mcu nrf52840 --radio ble-1m --mode lazy", "--mode | paper, eager"),
+    bad("cost-without-radio", "cost {model} --mcu nrf52840", "--radio | ble-1m"),
+    bad("run-unknown-mcu", "run {model} --mcu esp32 --radio ble-1m --limit 5", "--mcu | unknown mcu profile 'esp32'"),
+    bad("mcu-count-without-c-target", "mcu {model} --count-instructions --samples 1", "has no C target | add_mcu_targets.py", setup=_NO_C_TARGETS),
+    bad("mcu-missing-model", "mcu {tmp}/nope --board host", "No manifest | nope"),
+    bad("mcu-c-source-changed", "mcu {model} --board host --limit 5", "device_2 | c.source", setup=_write("model/device_2.c", "int x;\n")),
+    bad("bench-truncated-lce", "bench tiers {model} --repeats 1 --warmup 0", "Tier cloud | cloud.lce.tflite | corrupt", setup=_cut("cloud", "lce", 6000)),
 ]
+# fmt: on
 
 
 def _profile(name: str, drop: str) -> dict:
@@ -1257,20 +411,15 @@ def ctx(tmp_path, tiny_run):
 
 
 def test_the_table_covers_every_category():
-    ids = [case[0] for case in CASES]
+    ids = [case.id for case in CASES]
     assert len(ids) == len(set(ids)) and len(ids) >= 60
+    assert all(case.values[0].expected for case in CASES)  # every error line is checked
 
 
-@pytest.mark.parametrize(
-    "command, argv, setup, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
-def test_malformed_input_gets_one_clean_line(
-    ctx, monkeypatch, capsys, command, argv, setup, expected
-):
+@pytest.mark.parametrize("case", CASES)
+def test_malformed_input_gets_one_clean_line(ctx, monkeypatch, capsys, case):
     monkeypatch.chdir(ctx.tmp)  # default outputs (tflite_models/NAME, results/...) land here
-    if setup is not None:
-        setup(ctx)
-    args = argv(ctx)
+    command, *args = case.prepare(ctx)
     before = _snapshot(ctx.tmp)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a warning line would be a second line
@@ -1279,7 +428,7 @@ def test_malformed_input_gets_one_clean_line(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
-    for text in expected:
+    for text in case.expected:
         assert text in lines[0], (text, lines[0])
     assert _snapshot(ctx.tmp) == before  # nothing left behind, nothing touched
 

@@ -328,26 +328,9 @@ def test_a_crash_keeps_finished_files_and_leaves_no_stale_ones(data3, settings, 
 # ------------------------------------------------------------------ the CLI end to end
 def test_cli_runs_one_experiment_on_synthetic_data(tmp_path):
     out = tmp_path / "faults"
-    proc = run_cli(
-        "ddnn_tf.experiments",
-        "faults",
-        "--data",
-        "synthetic",
-        "--out",
-        str(out),
-        "--epochs",
-        "1",
-        "--train-limit",
-        "100",
-        "--test-limit",
-        "60",
-        "--fault-sets",
-        "1",
-        "--verbose",
-        "0",
-        "--json",
-        timeout=240,
-    )
+    flags = "--data synthetic --epochs 1 --train-limit 100 --test-limit 60 --fault-sets 1"
+    argv = ["faults", *flags.split(), "--verbose", "0", "--json", "--out", str(out)]
+    proc = run_cli("ddnn_tf.experiments", *argv, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = read_csv(out / "faults.csv")
     assert [int(r["failed_devices"]) for r in rows if r["kind"] == "single"] == list(range(6))

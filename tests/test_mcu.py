@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, modules_loaded_by, run_cli
 
 from ddnn_tf.core import comm
 from ddnn_tf.core import manifest as mf
@@ -662,21 +662,20 @@ def test_cli_json_without_tensorflow():
     """``ddnn mcu --json`` in a fresh interpreter: the report, and no TensorFlow, Larq or
     Keras layer loaded by the command (the mcu layer, its CLI shell and the live runner)."""
     code = (
-        "import json, sys\n"
         "import ddnn_tf.mcu.live\n"
         "from ddnn_tf.cli import main\n"
         f"main(['mcu', {str(DEFAULT)!r}, '--board', 'host', '--limit', '200', '--json'])\n"
-        "heavy = ('tensorflow', 'tf_keras', 'larq', 'larq_compute_engine',"
-        " 'tensorflow_model_optimization')\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('ddnn_tf.keras')]\n"
-        "print(json.dumps(bad), file=sys.stderr)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    loaded, stdout = modules_loaded_by(code, timeout=300)
+    heavy = (
+        "tensorflow",
+        "tf_keras",
+        "larq",
+        "larq_compute_engine",
+        "tensorflow_model_optimization",
     )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stderr.strip().splitlines()[-1]) == []
-    report = json.loads(out.stdout)
+    assert [m for m in loaded if m.split(".")[0] in heavy or m.startswith("ddnn_tf.keras")] == []
+    report = json.loads(stdout)
     assert report["board"] == "host" and set(report["devices"]) == {f"device_{i}" for i in range(6)}
     for row in report["devices"].values():
         assert {"samples", "mismatches", "flash_bytes", "ram_bytes"} <= set(row)

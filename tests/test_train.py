@@ -109,21 +109,8 @@ def test_labels_out_of_range_are_rejected():
 
 def test_train_cli_end_to_end_and_errors(tmp_path):
     out = tmp_path / "cli_run"
-    ok = run_cli(
-        "ddnn_tf.train",
-        "--data",
-        "synthetic",
-        "--out",
-        str(out),
-        "--epochs",
-        "1",
-        "--train-limit",
-        "120",
-        "--verbose",
-        "0",
-        "--local-agg",
-        "avg",
-    )
+    flags = "--data synthetic --epochs 1 --train-limit 120 --verbose 0 --local-agg avg"
+    ok = run_cli("ddnn_tf.train", *flags.split(), "--out", str(out))
     assert ok.returncode == 0, ok.stderr[-2000:]
     topology = json.loads((out / "topology.json").read_text())
     assert topology["local_agg"] == "avg"
