@@ -65,6 +65,7 @@ EXTRAS = {
     "uvicorn": "serve",
     "httpx": "serve",
     "aiohttp": "serve",
+    "orjson": "serve",
     "qrcode": "serve",
     "cryptography": "serve",
     "ray": "ray",
