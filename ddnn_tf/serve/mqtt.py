@@ -1,17 +1,13 @@
 """MQTT beside HTTP between the end devices and the gateway (paho-mqtt, MQTT 5, QoS 1):
-what both sides share.
+what the gateway's side (:mod:`ddnn_tf.serve.mqtt_gateway`), a device's
+(:mod:`ddnn_tf.serve.mqtt_device`) and the answers' readers
+(:class:`ddnn_tf.serve.collect.AnswerSubscriber`) share. The topics, the model id, the
+correlation of responses and the credentials are specified on docs/protocol.md (*MQTT
+transport*); the broker is :mod:`ddnn_tf.serve.broker`.
 
-The payloads are the HTTP ones (:mod:`ddnn_tf.serve.wire`) and the messages those of
-:mod:`ddnn_tf.serve.protocol`; only the envelope changes. The topics, the model id (the
-user property ``model``), the correlation of responses and the credentials are specified
-on docs/protocol.md (*MQTT transport*). The gateway's side is
-:mod:`ddnn_tf.serve.mqtt_gateway`, a device's :mod:`ddnn_tf.serve.mqtt_device`, the
-answers' readers :class:`ddnn_tf.serve.collect.AnswerSubscriber`, and a broker with
-per-client credentials and a topic ACL :mod:`ddnn_tf.serve.broker`.
-
-Nobody on the broker is trusted: every message a client reads is parsed defensively, a
-malformed one (even one paho cannot decode) is acknowledged, so the broker never delivers
-it again, and dropped with a log line (:class:`Drops`).
+Nobody on the broker is trusted: a malformed message (even one paho cannot decode) is
+acknowledged, so the broker never delivers it again, and dropped with a log line
+(:class:`Drops`).
 """
 
 from __future__ import annotations
@@ -167,14 +163,11 @@ class Topics:
         self.status = f"{root}/status"
         self.answers = f"{root}/answers"
 
-    def up(self, device: int, kind: str, start: int | None = None) -> str:
-        return self._topic("up", device, kind, start)
-
-    def down(self, device: int, kind: str, start: int | None = None) -> str:
-        return self._topic("down", device, kind, start)
-
-    def _topic(self, side: str, device: int, kind: str, start: int | None) -> str:
+    def _topic(self, side: str, device: int, kind: str, start: int | None = None) -> str:
         return f"{self.root}/{side}/{device}/{kind}" + ("" if start is None else f"/{start}")
+
+    up = functools.partialmethod(_topic, "up")
+    down = functools.partialmethod(_topic, "down")
 
     def levels(self, topic: str | None, side: str) -> list[str] | None:
         """The levels of ``topic`` after ``R/<side>/`` (None: not such a topic)."""
@@ -315,14 +308,13 @@ def connect(c, settings: MqttSettings, wait: float, on_up, max_packet: int = 1 <
             on_up(client)
         connected.set()
 
-    def failed(_c, _u) -> None:  # the TCP or TLS connection itself failed (paho retries)
-        state.setdefault("failure", "the connection failed")
-
     def on_log(_c, _u, level, text) -> None:
         if level in (paho.MQTT_LOG_ERR, paho.MQTT_LOG_WARNING):
             state["failure"] = text
 
-    c.on_connect, c.on_connect_fail, c.on_log = on_connect, failed, on_log
+    c.on_connect, c.on_log = on_connect, on_log
+    # the TCP or TLS connection itself failed (paho retries)
+    c.on_connect_fail = lambda _c, _u: state.setdefault("failure", "the connection failed")
     c.connect_async(settings.host, settings.port, keepalive=30, properties=props)
     c.loop_start()
     if not connected.wait(wait) or state.get("refused"):

@@ -1,30 +1,22 @@
-"""The gateway's side of the MQTT transport: device messages into
-:meth:`ddnn_tf.serve.gateway.Gateway.answer`, its responses, its status and every answer
-back out (the topics are specified on docs/protocol.md, *MQTT transport*).
+"""The gateway's side of the MQTT transport (docs/protocol.md, *MQTT transport*): device
+messages into :meth:`ddnn_tf.serve.gateway.Gateway.answer`, its responses, its status and
+every answer back out.
 
-The bridge is an adapter like the HTTP routes: a topic and its user properties become a
+An adapter like the HTTP routes: a topic and its user properties become a
 :class:`~ddnn_tf.serve.protocol.Message` through the same checks
-(:func:`~ddnn_tf.serve.protocol.parse_message`), and every error the protocol lists,
-``internal`` included, is answered on the device's error topic with the correlation data
-of the message that caused it. A retained message, a topic of no device, a body over the
-limit or a packet paho cannot decode is acknowledged and dropped (logged), never
-delivered again and never part of a round.
+(:func:`~ddnn_tf.serve.protocol.parse_message`), and every error the protocol lists is
+answered on the device's error topic with the correlation data of its message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import traceback
 
 from ddnn_tf.serve import mqtt
-from ddnn_tf.serve.protocol import (
-    KINDS,
-    RESPONSES,
-    ServiceError,
-    error_body,
-    parse_message,
-)
+from ddnn_tf.serve.protocol import KINDS, RESPONSES, ServiceError, error_body, parse_message
 
 __all__ = ["GatewayBridge"]
 
@@ -84,10 +76,8 @@ class GatewayBridge:
         info = self.client.publish(
             self.topics.status, self._status("offline"), qos=mqtt.QOS, retain=True
         )
-        try:
+        with contextlib.suppress(RuntimeError, ValueError):  # not connected: the will says so
             await asyncio.to_thread(info.wait_for_publish, 2.0)
-        except (RuntimeError, ValueError):  # not connected: the will says offline
-            pass
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -126,12 +116,11 @@ class GatewayBridge:
             out = await self.gw.answer(msg, self.deadline_s, topic)
             response = out if isinstance(out, bytes) else json.dumps(out).encode()
             self._send(self.topics.down(device, RESPONSES[kind], msg.start), response, token)
-        except ServiceError as err:
+        except Exception as err:  # noqa: BLE001
+            if not isinstance(err, ServiceError):  # a bug: its traceback, and `internal` sent
+                traceback.print_exc()
+                err = ServiceError(500, "internal", f"{type(err).__name__}: {err}")
             body = error_body(err.code, err.message, topic=topic)
-            self._send(self.topics.down(device, "error"), json.dumps(body).encode(), token)
-        except Exception as err:  # noqa: BLE001  (a bug: its traceback, and `internal` sent)
-            traceback.print_exc()
-            body = error_body("internal", f"{type(err).__name__}: {err}", topic=topic)
             self._send(self.topics.down(device, "error"), json.dumps(body).encode(), token)
 
     def _send(self, topic: str, payload: bytes, token: bytes | None) -> None:
