@@ -1,9 +1,8 @@
 """HTTP plumbing shared by the services: JSON errors, auth, media types, body limit.
 
-Every non-200 answer is the protocol's error body (:mod:`ddnn_tf.serve.protocol`) with
-a code from the table in docs/protocol.md (*Wire protocol* in the documentation); a bad
-request never stops the service, and an unexpected exception is answered ``internal``
-with its traceback on the service's standard error.
+Every non-200 answer is the protocol's error body (:func:`ddnn_tf.serve.protocol.error_body`,
+codes on docs/protocol.md); an unexpected exception is answered ``internal``, its
+traceback on standard error.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ddnn_tf.serve.protocol import ServiceError, ascii_int, error_body
+from ddnn_tf.serve.protocol import ServiceError, ascii_int, error_body, too_large
 from ddnn_tf.serve.protocol import check_model as _check_model
 
 __all__ = [
@@ -81,13 +80,8 @@ def service_app(title: str | None = None, lifespan=None) -> FastAPI:
 
 
 def add_status_routes(app: FastAPI | APIRouter, info: dict[str, Any], token: str | None) -> None:
-    """``GET /healthz``, ``/readyz`` (open) and ``/v1/model`` (token-checked) on ``app``.
-
-    Args:
-        app: the service's app or router.
-        info: what ``GET /v1/model`` answers (the model's description).
-        token: the shared token, or None.
-    """
+    """``GET /healthz``, ``/readyz`` (open) and ``/v1/model`` (answering ``info``, checked
+    against ``token`` when there is one) on ``app``."""
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -157,13 +151,11 @@ async def read_body(request: Request, limit: int) -> bytes:
                 400, "bad_body", f"Content-Length {declared[:40]!r} is not a number."
             )
         if size > limit:
-            raise ServiceError(
-                413, "too_large", f"body of {size} bytes exceeds the limit of {limit} bytes."
-            )
+            raise too_large(limit, size)
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise ServiceError(413, "too_large", f"body exceeds the limit of {limit} bytes.")
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
