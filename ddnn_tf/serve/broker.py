@@ -26,7 +26,6 @@ from ddnn_tf.serve.mqtt import ENVELOPE_BYTES, PASSWORD_ENV, MqttSettings
 from ddnn_tf.serve.settings import DEFAULT_MAX_BODY_BYTES
 
 __all__ = [
-    "INSTALL_HINT",
     "ROLES",
     "Broker",
     "BrokerClient",
@@ -36,7 +35,6 @@ __all__ = [
     "write_broker",
 ]
 
-INSTALL_HINT = "install it with `apt-get install -y mosquitto` (Debian, as root)"
 #: The kinds of broker client, and what each may read and write under its topic root R.
 ROLES = {
     "gateway": ("read R/up/#", "write R/down/#", "write R/answers", "readwrite R/status"),
@@ -104,8 +102,9 @@ def find_mosquitto() -> tuple[str, str]:
         )
         if path is None:
             raise DeploymentError(
-                f"the MQTT broker is not installed ({name} not found): {INSTALL_HINT}, or "
-                "give the URL of a running broker."
+                f"the MQTT broker is not installed ({name} not found): install it with "
+                "`apt-get install -y mosquitto` (Debian, as root), or give the URL of a "
+                "running broker."
             )
         found.append(path)
     return found[0], found[1]

@@ -39,10 +39,6 @@ APP_OPTIONS: dict[str, Any] = {
 }
 
 
-def _json_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status)
-
-
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -53,30 +49,26 @@ _HTTP_CODES = {
 }
 
 
+async def _error(_: Request, err: Exception) -> JSONResponse:
+    if isinstance(err, StarletteHTTPException):
+        code = _HTTP_CODES.get(err.status_code, "http_error")
+        err = ServiceError(err.status_code, code, str(err.detail))
+    elif isinstance(err, RequestValidationError):
+        err = ServiceError(400, "bad_request", str(err.errors()))
+    elif not isinstance(err, ServiceError):  # a bug: its traceback, and `internal` answered
+        traceback.print_exception(err)
+        err = ServiceError(500, "internal", f"{type(err).__name__}: {err}")
+    return JSONResponse(error_body(err.code, err.message), status_code=err.status)
+
+
 def service_app(title: str | None = None, lifespan=None) -> FastAPI:
     """A service's FastAPI app (:data:`APP_OPTIONS`) that answers every error (ours,
     routing, validation, crashes) with the protocol's JSON error body."""
-    app = FastAPI(title=title or "ddnn-tf", lifespan=lifespan, **APP_OPTIONS)
-
-    @app.exception_handler(ServiceError)
-    async def _service(_: Request, err: ServiceError) -> JSONResponse:
-        return _json_error(err.status, err.code, err.message)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(err.status_code, "http_error")
-        return _json_error(err.status_code, code, str(err.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, err: RequestValidationError) -> JSONResponse:
-        return _json_error(400, "bad_request", str(err.errors()))
-
-    @app.exception_handler(Exception)
-    async def _crash(_: Request, err: Exception) -> JSONResponse:
-        traceback.print_exception(err)  # a bug: its traceback, and `internal` answered
-        return _json_error(500, "internal", f"{type(err).__name__}: {err}")
-
-    return app
+    kinds = (ServiceError, StarletteHTTPException, RequestValidationError, Exception)
+    handlers = dict.fromkeys(kinds, _error)
+    return FastAPI(
+        title=title or "ddnn-tf", lifespan=lifespan, exception_handlers=handlers, **APP_OPTIONS
+    )
 
 
 def add_status_routes(app: FastAPI | APIRouter, info: dict[str, Any], token: str | None) -> None:

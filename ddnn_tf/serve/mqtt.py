@@ -110,20 +110,18 @@ class MqttSettings:
             ConfigError: a URL, CA file or topic root that cannot be used.
         """
         parts = urllib.parse.urlsplit(str(url))
+        fail = functools.partial(ConfigError, argument="broker")
         bad = f"expected mqtt://HOST:PORT or mqtts://HOST:PORT, got {str(url)[:80]!r}."
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError(bad, argument="broker")
+            raise fail(bad)
         if parts.password is not None:
-            raise ConfigError(
-                f"the broker URL must not hold the password; set {PASSWORD_ENV} instead.",
-                argument="broker",
-            )
+            raise fail(f"the broker URL must not hold the password; set {PASSWORD_ENV} instead.")
         if parts.path not in ("", "/") or parts.query:
-            raise ConfigError(f"{bad[:-1]} without a path.", argument="broker")
+            raise fail(f"{bad[:-1]} without a path.")
         try:
             port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         except ValueError:
-            raise ConfigError(f"bad port in {str(url)[:80]!r}.", argument="broker") from None
+            raise fail(f"bad port in {str(url)[:80]!r}.") from None
         if ca is not None and not os.path.isfile(ca):
             raise ConfigError(f"no CA certificate file at {ca}.", argument="mqtt_ca")
         if topic_root is not None and (not _TOPIC.fullmatch(topic_root) or len(topic_root) > 200):

@@ -21,8 +21,6 @@ from ddnn_tf.errors import DeploymentError
 __all__ = [
     "KINDS",
     "RESPONSES",
-    "RETRY_CODES",
-    "RETRY_STATUSES",
     "GatewayUnavailable",
     "Message",
     "ServiceError",
@@ -44,11 +42,6 @@ T = TypeVar("T")
 KINDS = ("join", "summary", "features")
 #: The gateway's response to each of them.
 RESPONSES = {"join": "joined", "summary": "decision", "features": "done"}
-#: Error codes a device sends its message again after: a gateway that restarted (it no
-#: longer knows the round) or that held the message past its deadline.
-RETRY_CODES = frozenset({"unknown_round", "deadline_exceeded"})
-#: HTTP statuses a device tries again after (a proxy in front of a gateway that is away).
-RETRY_STATUSES = frozenset({502, 503, 504})
 
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
@@ -72,9 +65,10 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def retryable(status: int | None, code: str | None) -> bool:
-    """Whether a device sends its message again after this error (one rule for HTTP,
-    where ``status`` is the response's, and MQTT, where it is None)."""
-    return status in RETRY_STATUSES or code in RETRY_CODES
+    """Whether a device sends its message again after this error: a gateway that restarted
+    (``unknown_round``) or held the message past its deadline, or a proxy in front of a
+    gateway that is away (HTTP 502, 503, 504; ``status`` is None over MQTT)."""
+    return status in (502, 503, 504) or code in ("unknown_round", "deadline_exceeded")
 
 
 def refusal(status: int | None, code: str | None, text: str) -> DeploymentError:

@@ -80,11 +80,7 @@ def describe_model(manifest: Mapping, mid: str) -> dict:
     """The ``GET /v1/model`` body: the model id and the manifest's own entries."""
     return {
         "model": mid,
-        "name": manifest["name"],
-        "split": manifest["split"],
-        "classes": manifest["classes"],
-        "thresholds": manifest["thresholds"],
-        "wire": manifest["wire"],
+        **{key: manifest[key] for key in ("name", "split", "classes", "thresholds", "wire")},
         "tiers": {
             name: {"role": t["role"], "inputs": t["inputs"], "outputs": t["outputs"]}
             for name, t in manifest["tiers"].items()
