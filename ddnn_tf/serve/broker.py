@@ -339,9 +339,6 @@ class Broker:
         lines = text.strip().splitlines()
         return " | ".join(lines[-3:]) if lines else "(no output)"
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after 5 s)."""
         if self.proc is None or self.proc.poll() is not None:
