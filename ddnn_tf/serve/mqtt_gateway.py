@@ -28,7 +28,6 @@ class GatewayBridge:
 
     Args:
         gateway: the gateway (started).
-        settings: the broker.
         deadline_s: how long one message may be held before a ``deadline_exceeded`` error.
         max_body_bytes: the largest body a message may carry (HTTP's limit).
     """
@@ -47,18 +46,19 @@ class GatewayBridge:
         self.tasks: set = set()
         self.connects = 0  # accepted connections (the first and each reconnect)
 
-    def _status(self, status: str) -> bytes:
-        return json.dumps({"status": status, "boot": self.gw.boot}).encode()
+    def _status(self, send, status: str):
+        """``send`` (``publish``, or ``will_set``) the gateway's retained status."""
+        doc = {"status": status, "boot": self.gw.boot}
+        return send(self.topics.status, json.dumps(doc).encode(), qos=mqtt.QOS, retain=True)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        status = self.topics.status
-        self.client.will_set(status, self._status("offline"), qos=mqtt.QOS, retain=True)
+        self._status(self.client.will_set, "offline")
 
         def on_up(client) -> None:
             self.connects += 1
             client.subscribe(f"{self.topics.root}/up/#", qos=mqtt.QOS)
-            client.publish(status, self._status("online"), qos=mqtt.QOS, retain=True)
+            self._status(client.publish, "online")
 
         self.client.on_message = self._on_message
         # the broker keeps what is larger than a body may be from us
@@ -73,9 +73,7 @@ class GatewayBridge:
         )
 
     async def stop(self) -> None:
-        info = self.client.publish(
-            self.topics.status, self._status("offline"), qos=mqtt.QOS, retain=True
-        )
+        info = self._status(self.client.publish, "offline")
         with contextlib.suppress(RuntimeError, ValueError):  # not connected: the will says so
             await asyncio.to_thread(info.wait_for_publish, 2.0)
         self.client.disconnect()
@@ -87,7 +85,7 @@ class GatewayBridge:
             return self.drops(topic, "a retained message")
         levels = self.topics.levels(topic, "up")
         device = levels[0] if levels else None
-        if device is None or not device.isdigit() or int(device) >= self.gw.num_devices:
+        if device is None or not device.isdecimal() or int(device) >= self.gw.num_devices:
             return self.drops(topic, "a topic of no device")
         args = (topic, levels, bytes(msg.payload), mqtt.user_properties(msg), mqtt.correlation(msg))
         self.loop.call_soon_threadsafe(self._spawn, args)
