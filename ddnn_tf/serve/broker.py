@@ -46,15 +46,8 @@ _START_S = 10.0
 
 @dataclass(frozen=True)
 class BrokerClient:
-    """One client of the broker.
-
-    Attributes:
-        user: its user name (and client id).
-        password: its password.
-        role: ``gateway``, ``device`` or ``answers`` (:data:`ROLES`).
-        root: the topic root of its gateway.
-        device: the device index (role ``device``).
-    """
+    """One client of the broker: its user name (also its client id), password, role
+    (:data:`ROLES`), its gateway's topic root and, for role ``device``, its index."""
 
     user: str
     password: str
@@ -200,13 +193,9 @@ def model_broker(
     answers reader (:func:`write_broker`), written into ``out`` all at once.
 
     Args:
-        model: the converted model directory.
         devices: the number of devices (default: the model's).
-        topic_root: the topics' prefix (default ``ddnn/<model name>``).
-        host / port: where the broker listens.
         tls: ``(certfile, keyfile)`` to listen with TLS.
-        max_body_bytes: the gateway's body limit (the broker refuses larger packets).
-        overwrite: replace an existing ``out``.
+        others: as the command's (:func:`ddnn_tf.cli.broker.broker`).
 
     Returns:
         ``{"config", "root", "clients": [{"user", "role", "url", "env"}]}``.
