@@ -192,10 +192,11 @@ def model_broker(
     """``ddnn broker``: the files of a broker for a model's gateway, its devices and an
     answers reader (:func:`write_broker`), written into ``out`` all at once.
 
+    The other arguments are the command's (:func:`ddnn_tf.cli.broker.broker`).
+
     Args:
         devices: the number of devices (default: the model's).
         tls: ``(certfile, keyfile)`` to listen with TLS.
-        others: as the command's (:func:`ddnn_tf.cli.broker.broker`).
 
     Returns:
         ``{"config", "root", "clients": [{"user", "role", "url", "env"}]}``.
@@ -242,13 +243,13 @@ def _free_port(host: str) -> int:
 
 
 class Broker:
-    """A mosquitto process with generated files (:func:`write_broker`).
+    """A mosquitto process with generated files (:func:`write_broker`, whose ``host``,
+    ``tls`` and ``max_body_bytes`` it takes).
 
     Args:
         folder: where the configuration, password file, ACL, credentials and log go.
         clients: who may connect (:func:`plan_clients`).
         port: the port (0: a free one).
-        tls, max_body_bytes: as :func:`write_broker`'s.
         ca: the CA certificate clients verify the broker with (the certificate itself for
             a self-signed one).
 

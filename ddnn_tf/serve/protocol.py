@@ -163,11 +163,10 @@ def parse_message(
     expect: tuple[str, int, int],
     fields: tuple[str, str, str],
 ) -> Message:
-    """The checks every device message passes, whatever carried it.
+    """The checks every device message passes, whatever carried it: ``device``, ``start``
+    (ignored for a join) and ``model`` as the message carries them (None: not given).
 
     Args:
-        device / start / model: the device index, the round start (ignored for a join)
-            and the model id as the message carries them (None: not given).
         expect: ``(model id, number of devices, body limit in bytes)`` of the gateway.
         fields: where the transport carries the model id, the device and the start
             (named in the error messages).
