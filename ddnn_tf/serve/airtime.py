@@ -90,11 +90,9 @@ class RadioPacer:
     """A device link's ``pace(kind, start, nbytes) -> seconds`` hook
     (:attr:`ddnn_tf.serve.link.DeviceLink.pace`) for a radio profile.
 
-    An uplink waits for the channel (the seeded draw the cost model uses for that sample
-    and device, :func:`ddnn_tf.core.cost.price.draw`) and its turn among the devices, then
-    its time on air (:func:`ddnn_tf.core.cost.radio.uplink_delay_s`); the paper protocol's
-    decision reaches the device as the radio delivers a downlink (a LoRaWAN receive window,
-    a BLE connection event, a cellular receiver left on); the eager protocol has none.
+    An uplink waits for the channel (the cost model's seeded draw,
+    :func:`ddnn_tf.core.cost.price.draw`), its turn and its time on air
+    (:func:`ddnn_tf.core.cost.radio.uplink_delay_s`); a decision, for its downlink.
 
     Args:
         radio: the radio profile (a name, a path or a loaded profile).

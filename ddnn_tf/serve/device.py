@@ -1,15 +1,11 @@
 """An end device as an OS process: ``ddnn device`` (:func:`run_device`).
 
-The device runs tier ``device_I`` (or its C on an emulated Cortex-M board with ``mcu``,
-:class:`ddnn_tf.mcu.live.BoardTier`) on its view of each sample (view ``I`` of a dataset,
-or a ``.npy`` file of its own samples, streamed ``repeat`` times) and speaks the device
-protocol of docs/protocol.md (*Devices and the gateway*) in rounds of ``batch`` samples,
-:data:`ROUNDS` per mode, over a link (:class:`ddnn_tf.serve.link.HttpLink`, or
-:class:`ddnn_tf.serve.mqtt_device.MqttLink`). With a radio profile each message is held
-for the radio's time (:class:`ddnn_tf.serve.airtime.RadioPacer`), in rounds of one
-sample. When the gateway goes away (:func:`ddnn_tf.serve.protocol.retryable`) the device
-backs off (:data:`BACKOFF_S`), joins again and sends the round again; after
-``reconnect_s`` without the gateway it gives up.
+The device runs tier ``device_I`` (or its C on an emulated board, ``mcu``) on its view of
+each sample and speaks the device protocol (docs/protocol.md, *Devices and the gateway*)
+over a link (:mod:`ddnn_tf.serve.link`, :mod:`ddnn_tf.serve.mqtt_device`), paced by a
+radio profile (:class:`ddnn_tf.serve.airtime.RadioPacer`) or not, a round as
+:data:`ROUNDS` says; while the gateway is away it backs off (:data:`BACKOFF_S`), joins
+again and sends the round again, for up to ``reconnect_s``.
 
 One JSON line per round on stdout: ``{"start", "n", "t0", "compute_s", "sent",
 "received", "payload", "retries"}`` (``t0``: ``time.monotonic()`` before the tier ran;

@@ -99,12 +99,9 @@ class MqttSettings:
         ca: str | None = None,
         topic_root: str | None = None,
     ) -> MqttSettings:
-        """Settings from ``mqtt://[USER@]HOST[:PORT]`` or ``mqtts://...`` (TLS).
-
-        The password comes from ``password``, else ``$DDNN_TF_MQTT_PASSWORD``; a URL
-        holding one is refused (it would show in the process list). A broker reached
-        without a user name is logged as a warning: anyone on it could then publish in a
-        device's or the gateway's name.
+        """Settings from ``mqtt://[USER@]HOST[:PORT]`` or ``mqtts://...`` (TLS), the
+        password from ``password``, else ``$DDNN_TF_MQTT_PASSWORD`` (never the URL; the
+        rules are on docs/protocol.md, *MQTT transport*).
 
         Raises:
             ConfigError: a URL, CA file or topic root that cannot be used.
