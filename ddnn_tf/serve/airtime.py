@@ -1,25 +1,12 @@
 """A radio and a WAN on loopback: how long ``ddnn deploy --link`` holds each message.
 
-Kernel delays (``netem``) are not needed: a device process holds each of its messages
-for the time the cost model (:mod:`ddnn_tf.core.cost`) says the radio takes, and the
-gateway holds each request to the cloud for the WAN's round trip and upload, so a live
-deployment on loopback takes as long as the modelled one would, and its measured latency
-per exit can be compared with the prediction.
-
-* :class:`RadioPacer`, a device link's ``pace`` hook
-  (:attr:`ddnn_tf.serve.link.DeviceLink.pace`): an uplink waits for the channel (the
-  seeded draw the model uses for that sample and device, :func:`ddnn_tf.core.cost.price.draw`)
-  and its turn among the devices, then its time on air
-  (:func:`ddnn_tf.core.cost.radio.uplink_delay_s`); the paper protocol's decision reaches
-  the device as the radio delivers a downlink (:func:`ddnn_tf.core.cost.radio.downlink_cost`:
-  a LoRaWAN receive window a fixed time after the uplink, a BLE connection event, a
-  cellular receiver left on); the eager protocol has no downlink.
-* :class:`WanPacer`, the gateway's hook (:attr:`ddnn_tf.serve.gateway.Gateway.pace`):
-  :func:`ddnn_tf.core.cost.price.wan_s` of the request's bytes.
-
-The devices compute at this host's speed (the prediction times their tiers here), and
-every device is assumed present when the turns on the channel are counted. Numpy and the
-standard library.
+Instead of kernel delays (``netem``), a device holds each of its messages for the time the
+cost model (:mod:`ddnn_tf.core.cost`) says its radio takes (:class:`RadioPacer`) and the
+gateway each request to the cloud for the WAN's (:class:`WanPacer`), so a deployment on
+loopback takes as long as the modelled one and its latency per exit can be compared with
+the prediction (docs/serving.md, *The device protocol and a radio on loopback*). The
+devices compute at this host's speed, and every device is assumed present when the turns
+on the channel are counted.
 """
 
 from __future__ import annotations
@@ -55,12 +42,12 @@ def message_sizes(manifest, mode: str) -> dict[str, list[int]]:
     """
     wire = manifest["wire"]
     count = sum(e["role"] == "device" for e in manifest["tiers"].values())
-    devices = [device_tier(i) for i in range(count)]
+    features = [int(wire["features"][device_tier(i)]["nbytes"]) for i in range(count)]
     summary = int(wire["summary"]["nbytes"])
-    features = [int(wire["features"][t]["nbytes"]) for t in devices]
-    if mode == "eager":
-        return {"summary": [summary + f for f in features], "features": features}
-    return {"summary": [summary] * len(devices), "features": features}
+    return {
+        "summary": [summary + (f if mode == "eager" else 0) for f in features],
+        "features": features,
+    }
 
 
 def _slowest_uplink_s(radio: Profile, nbytes: list[int]) -> float:
@@ -68,17 +55,17 @@ def _slowest_uplink_s(radio: Profile, nbytes: list[int]) -> float:
     return float(rf.uplink_delay_s(radio, nbytes, np.ones_like(who, float), who).max())
 
 
-def _session_s(radio: Profile) -> float:
-    return (radio["session_setup_ms"] + radio["session_tail_ms"]) * 1e-3
+def _downlink_s(radio: Profile, nbytes: int = 1, waited: float = 0.0, u: float = 1.0) -> float:
+    """When the downlink of ``nbytes`` reaches the device, ``waited`` s after the uplink
+    (:func:`ddnn_tf.core.cost.radio.downlink_cost`; ``u``: its seeded draw)."""
+    return float(rf.downlink_cost(radio, nbytes, waited, u)[2])
 
 
 def slowest_message_s(radio: Profile, sizes: dict[str, list[int]]) -> float:
     """The longest a device's message can take from being ready to reaching the gateway
     (the longest wait for the channel, the last turn, and for the paper protocol's
     features the decision's downlink before them)."""
-    worst = max(_slowest_uplink_s(radio, nbytes) for nbytes in sizes.values())
-    _, _, arrival, _ = rf.downlink_cost(radio, 1, 0.0, 1.0)
-    return worst + float(arrival)
+    return max(_slowest_uplink_s(radio, nbytes) for nbytes in sizes.values()) + _downlink_s(radio)
 
 
 def round_s(radio: Profile, wan: Profile, sizes: dict[str, list[int]], mode: str) -> float:
@@ -95,13 +82,17 @@ def round_s(radio: Profile, wan: Profile, sizes: dict[str, list[int]], mode: str
     """
     total = _slowest_uplink_s(radio, sizes["summary"])
     if mode == "paper":
-        _, _, arrival, _ = rf.downlink_cost(radio, 1, 0.0, 1.0)
-        total += float(arrival) + _slowest_uplink_s(radio, sizes["features"])
+        total += _downlink_s(radio) + _slowest_uplink_s(radio, sizes["features"])
     return total + float(wan_s(wan, sum(sizes["features"])))
 
 
 class RadioPacer:
-    """A device link's ``pace(kind, start, nbytes) -> seconds`` hook for a radio profile.
+    """A device link's ``pace(kind, start, nbytes) -> seconds`` hook
+    (:attr:`ddnn_tf.serve.link.DeviceLink.pace`) for a radio profile.
+
+    An uplink waits for the channel (the cost model's seeded draw,
+    :func:`ddnn_tf.core.cost.price.draw`), its turn and its time on air
+    (:func:`ddnn_tf.core.cost.radio.uplink_delay_s`); a decision, for its downlink.
 
     Args:
         radio: the radio profile (a name, a path or a loaded profile).
@@ -136,7 +127,8 @@ class RadioPacer:
         self.mode = mode
         self.samples = int(samples)
         self.seed = int(seed)
-        released = rate_hz is not None and _session_s(self.radio) < 1.0 / rate_hz
+        session_s = (self.radio["session_setup_ms"] + self.radio["session_tail_ms"]) * 1e-3
+        released = rate_hz is not None and session_s < 1.0 / rate_hz
         self.setup_s = self.radio["session_setup_ms"] * 1e-3 if released else 0.0
         self._sent: dict[int, float] = {}  # round start -> when its summary went on air
 
@@ -154,8 +146,7 @@ class RadioPacer:
             if self.mode == "eager" or sent is None:
                 return 0.0
             u = self._draw("decision", start)
-            _, _, arrival, _ = rf.downlink_cost(self.radio, nbytes, max(now - sent, 0.0), u)
-            return max(sent + float(arrival) - now, 0.0)
+            return max(sent + _downlink_s(self.radio, nbytes, max(now - sent, 0.0), u) - now, 0.0)
         u = np.zeros((1, self.devices))
         u[0, self.device] = self._draw(UPLINK_DRAWS[kind], start)
         who = np.ones_like(u, bool)
@@ -167,8 +158,9 @@ class RadioPacer:
 
 
 class WanPacer:
-    """The gateway's ``pace(kind, nbytes) -> seconds`` hook: a WAN's round trip and the
-    upload of the request (:func:`ddnn_tf.core.cost.price.wan_s`).
+    """The gateway's ``pace(kind, nbytes) -> seconds`` hook
+    (:attr:`ddnn_tf.serve.gateway.Gateway.pace`): a WAN's round trip and the upload of the
+    request (:func:`ddnn_tf.core.cost.price.wan_s`).
 
     Raises:
         ConfigError / FormatError / FileNotFoundError: a bad WAN profile.

@@ -1,18 +1,10 @@
 """A mosquitto MQTT broker where nobody is trusted: one user and password per client and a
-topic ACL (:func:`plan_clients`, :func:`write_broker`), for ``ddnn deploy --transport
-mqtt`` (a broker of its own on loopback, :class:`Broker`), for ``ddnn broker`` (the files
-for a user's own broker, and optionally that broker on loopback) and the tests.
-
-Each device publishes only on its own up topics and reads only its own down topics and
-the gateway's status; only the gateway reads the up topics and publishes decisions,
-responses, answers and its status; an answers reader reads the answers and the status.
-The broker takes each client's user name as its client id (nobody can take over another
-client's session), refuses anonymous clients and packets larger than a message body may
-be (``max_body_bytes``, HTTP's limit) plus its envelope. TLS is optional.
-
-mosquitto comes from the distribution (Debian: ``apt-get install -y mosquitto``; the
-Makefile's set-up installs it when run as root); it is started here as a child process,
-never as a system service.
+topic ACL (:data:`ROLES`, the table on docs/protocol.md, *MQTT transport*), refusing
+anonymous clients and packets larger than a message body may be plus its envelope; TLS
+is optional. :func:`write_broker` writes its files, :func:`model_broker` them for ``ddnn
+broker``, and :class:`Broker` runs one on loopback (``ddnn deploy --transport mqtt``, the
+tests) as a child process, never as a system service. mosquitto comes from the
+distribution (Debian: ``apt-get install -y mosquitto``, ``make broker``).
 """
 
 from __future__ import annotations
@@ -22,7 +14,6 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -35,7 +26,6 @@ from ddnn_tf.serve.mqtt import ENVELOPE_BYTES, PASSWORD_ENV, MqttSettings
 from ddnn_tf.serve.settings import DEFAULT_MAX_BODY_BYTES
 
 __all__ = [
-    "INSTALL_HINT",
     "ROLES",
     "Broker",
     "BrokerClient",
@@ -45,7 +35,6 @@ __all__ = [
     "write_broker",
 ]
 
-INSTALL_HINT = "install it with `apt-get install -y mosquitto` (Debian, as root)"
 #: The kinds of broker client, and what each may read and write under its topic root R.
 ROLES = {
     "gateway": ("read R/up/#", "write R/down/#", "write R/answers", "readwrite R/status"),
@@ -57,15 +46,8 @@ _START_S = 10.0
 
 @dataclass(frozen=True)
 class BrokerClient:
-    """One client of the broker.
-
-    Attributes:
-        user: its user name (and client id).
-        password: its password.
-        role: ``gateway``, ``device`` or ``answers`` (:data:`ROLES`).
-        root: the topic root of its gateway.
-        device: the device index (role ``device``).
-    """
+    """One client of the broker: its user name (also its client id), password, role
+    (:data:`ROLES`), its gateway's topic root and, for role ``device``, its index."""
 
     user: str
     password: str
@@ -113,11 +95,16 @@ def find_mosquitto() -> tuple[str, str]:
         )
         if path is None:
             raise DeploymentError(
-                f"the MQTT broker is not installed ({name} not found): {INSTALL_HINT}, or "
-                "give the URL of a running broker."
+                f"the MQTT broker is not installed ({name} not found): install it with "
+                "`apt-get install -y mosquitto` (Debian, as root), or give the URL of a "
+                "running broker."
             )
         found.append(path)
     return found[0], found[1]
+
+
+def _url(user: str, host: str, port: int, tls) -> str:
+    return MqttSettings(host, port, bool(tls), user).url
 
 
 def _private(path: Path, text: str) -> None:
@@ -162,9 +149,8 @@ def write_broker(
     if made.returncode:
         raise DeploymentError(f"mosquitto_passwd failed: {made.stderr.strip()[:200]}")
     acl.write_text("\n".join(c.acl() for c in clients))
-    shown = f"[{host}]" if ":" in host else host
     for c in clients:
-        where = f"mqtt{'s' if tls else ''}://{c.user}@{shown}:{port}, topic root {c.root}"
+        where = f"{_url(c.user, host, port, tls)}, topic root {c.root}"
         _private(
             folder / "clients" / f"{c.user}.env",
             f"# {c.role} {where}\n{PASSWORD_ENV}={c.password}\n",
@@ -206,17 +192,11 @@ def model_broker(
     """``ddnn broker``: the files of a broker for a model's gateway, its devices and an
     answers reader (:func:`write_broker`), written into ``out`` all at once.
 
+    The other arguments are the command's (:func:`ddnn_tf.cli.broker.broker`).
+
     Args:
-        model: the converted model directory (its name gives the default topic root,
-            its topology the number of devices).
-        out: the directory to write.
         devices: the number of devices (default: the model's).
-        topic_root: the topics' prefix (default ``ddnn/<model name>``).
-        host: the interface the broker listens on.
-        port: its port.
         tls: ``(certfile, keyfile)`` to listen with TLS.
-        max_body_bytes: the gateway's body limit (the broker refuses larger packets).
-        overwrite: replace an existing ``out``.
 
     Returns:
         ``{"config", "root", "clients": [{"user", "role", "url", "env"}]}``.
@@ -241,7 +221,6 @@ def model_broker(
         write_broker(
             tmp, clients, host=host, port=port, tls=tls, max_body_bytes=max_body_bytes, final=out
         )
-    scheme, shown = ("mqtts" if tls else "mqtt"), (f"[{host}]" if ":" in host else host)
     return {
         "config": str(out / "mosquitto.conf"),
         "root": root,
@@ -249,7 +228,7 @@ def model_broker(
             {
                 "user": c.user,
                 "role": c.role,
-                "url": f"{scheme}://{c.user}@{shown}:{port}",
+                "url": _url(c.user, host, port, tls),
                 "env": str(out / "clients" / f"{c.user}.env"),
             }
             for c in clients
@@ -264,18 +243,15 @@ def _free_port(host: str) -> int:
 
 
 class Broker:
-    """A mosquitto process with generated files (:func:`write_broker`).
+    """A mosquitto process with generated files (:func:`write_broker`, whose ``host``,
+    ``tls`` and ``max_body_bytes`` it takes).
 
     Args:
         folder: where the configuration, password file, ACL, credentials and log go.
         clients: who may connect (:func:`plan_clients`).
-        host: the interface to listen on (loopback by default).
         port: the port (0: a free one).
-        tls: ``(certfile, keyfile)`` to listen with TLS (``mqtts://``); None: plain TCP.
         ca: the CA certificate clients verify the broker with (the certificate itself for
             a self-signed one).
-        max_body_bytes: the largest message body (packets beyond it plus the envelope are
-            refused).
 
     Example (needs mosquitto)::
 
@@ -296,16 +272,14 @@ class Broker:
     ) -> None:
         self.folder = Path(folder)
         self.clients = {c.user: c for c in clients}
-        self.host = host
-        self.port = int(port) or _free_port(host)
-        self.tls, self.ca = tls, ca
-        self.max_body_bytes = int(max_body_bytes)
+        self.host, self.port = host, int(port) or _free_port(host)
+        self.tls, self.ca, self.max_body_bytes = tls, ca, int(max_body_bytes)
         self.proc: subprocess.Popen | None = None
 
     def settings(self, user: str) -> MqttSettings:
         """How client ``user`` reaches this broker (its password and topic root included)."""
         c = self.clients[user]
-        url = f"{'mqtts' if self.tls else 'mqtt'}://{c.user}@{self.host}:{self.port}"
+        url = _url(c.user, self.host, self.port, self.tls)
         return MqttSettings.from_url(url, password=c.password, ca=self.ca, topic_root=c.root)
 
     def start(self) -> Broker:
@@ -355,14 +329,11 @@ class Broker:
         lines = text.strip().splitlines()
         return " | ".join(lines[-3:]) if lines else "(no output)"
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after 5 s)."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.terminate()
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:

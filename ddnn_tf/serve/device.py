@@ -1,43 +1,22 @@
-"""An end device as an OS process: its tier binary, its own view, the exit protocol.
+"""An end device as an OS process: ``ddnn device`` (:func:`run_device`).
 
-``ddnn device MODEL_DIR --index I --gateway URL --data NAME`` runs :func:`run_device`:
-the device runs tier ``device_I`` on its view of each sample and talks to the gateway
-(:mod:`ddnn_tf.serve.gateway`) in rounds of ``batch`` consecutive samples, with the
-requests docs/protocol.md specifies (*Wire protocol* in the documentation): it joins
-once, then per round sends its encoded summaries and, for the samples the decision
-flags, its packed features (:func:`ddnn_tf.core.comm.pack_features_batch`); with
-``mode="eager"`` it sends the summaries and every sample's packed features in one
-message and gets no decision to wait for.
+The device runs tier ``device_I`` (or its C on an emulated board, ``mcu``) on its view of
+each sample and speaks the device protocol (docs/protocol.md, *Devices and the gateway*)
+over a link (:mod:`ddnn_tf.serve.link`, :mod:`ddnn_tf.serve.mqtt_device`), paced by a
+radio profile (:class:`ddnn_tf.serve.airtime.RadioPacer`) or not, a round as
+:data:`ROUNDS` says; while the gateway is away it backs off (:data:`BACKOFF_S`), joins
+again and sends the round again, for up to ``reconnect_s``.
 
-With ``link`` (a radio profile) every message is held for the radio's time
-(:class:`ddnn_tf.serve.airtime.RadioPacer`), in rounds of one sample.
-
-The messages travel over a link (:class:`ddnn_tf.serve.link.HttpLink`, or with
-``transport="mqtt"`` :class:`ddnn_tf.serve.mqtt_device.MqttLink` on the topics of
-:mod:`ddnn_tf.serve.mqtt`), whose errors follow the protocol's one retry rule
-(:func:`ddnn_tf.serve.protocol.retryable`). When the gateway goes away (a refused or cut connection, a
-504, a round it no longer knows) the device backs off (50 ms doubling to 2 s), joins
-again once the gateway answers and sends the round again from its summaries; the
-gateway answers each sample once. After ``reconnect_s`` without the gateway it gives up.
-
-``data`` is a dataset name (view ``I`` of its ``subset`` is used) or a ``.npy`` file
-holding this device's samples; ``repeat`` streams them that many times (sample
-``r * len + i`` is sample ``i`` again). The device prints one JSON line per round on
-stdout: ``{"start", "n", "t0", "compute_s", "sent", "received", "payload", "retries"}``
-(``t0``: ``time.monotonic()`` before the tier ran; ``compute_s``: the seconds until the
-summaries were encoded; ``sent``/``received``: bytes on the socket,
-HTTP or MQTT framing included; ``payload``: summary and feature bytes), then
-``{"done": true, ...}``.
-
-With ``mcu`` the tier runs as its C inside an emulated Cortex-M board (or the host
-build) instead of the binary (:class:`ddnn_tf.mcu.live.BoardTier`: one QEMU boot per
-round); the messages and the protocol are the same.
-
-Only numpy, the standard library and the interpreter are imported (no TensorFlow).
+One JSON line per round on stdout: ``{"start", "n", "t0", "compute_s", "sent",
+"received", "payload", "retries"}`` (``t0``: ``time.monotonic()`` before the tier ran;
+``compute_s``: the seconds until the summaries were encoded; ``sent``/``received``: bytes
+on the socket, HTTP or MQTT framing included; ``payload``: summary and feature bytes),
+then ``{"done": true, ...}``. No TensorFlow is imported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -109,9 +88,6 @@ def run_device(settings: DeviceSettings) -> None:
     """Run an end device of a converted model against its gateway until its data is
     streamed; one JSON line per round on standard output.
 
-    Args:
-        settings: the device's :class:`~ddnn_tf.serve.settings.DeviceSettings`.
-
     Raises:
         ConfigError: a bad option; DeploymentError: the gateway refused a message or
             stayed away ``reconnect_s``.
@@ -125,17 +101,12 @@ def run_device(settings: DeviceSettings) -> None:
     if s.limit is not None:
         x = x[: s.limit]
     pace = None
-    if s.link is not None:  # a radio on loopback (ddnn_tf.serve.airtime)
+    if s.link is not None:  # a radio on loopback
         from ddnn_tf.serve.airtime import RadioPacer, message_sizes
 
-        sizes = message_sizes(manifest, s.mode)
+        sizes, samples = message_sizes(manifest, s.mode), len(x) * s.repeat
         pace = RadioPacer(
-            s.link,
-            device=s.index,
-            sizes=sizes,
-            mode=s.mode,
-            samples=len(x) * s.repeat,
-            rate_hz=s.rate_hz,
+            s.link, device=s.index, sizes=sizes, mode=s.mode, samples=samples, rate_hz=s.rate_hz
         )
     link = _link(s, manifest)
     link.pace = pace
@@ -193,8 +164,7 @@ def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings, origin: fl
 
 
 def _paper_round(link, start: int, summaries: bytes, features: np.ndarray) -> int:
-    """One round of the paper's protocol: the summaries, the gateway's decision, the
-    flagged samples' features; returns the payload bytes sent."""
+    """A round of the paper's protocol; the payload bytes sent."""
     from ddnn_tf.core.comm import pack_features_batch
     from ddnn_tf.serve.wire import decode_mask
 
@@ -208,9 +178,8 @@ def _paper_round(link, start: int, summaries: bytes, features: np.ndarray) -> in
 
 
 def _eager_round(link, start: int, summaries: bytes, features: np.ndarray) -> int:
-    """One round of the eager protocol: the summaries and every sample's packed features
-    in one message (the gateway forwards the features of the samples that do not exit
-    locally); returns the payload bytes sent."""
+    """A round of the eager protocol (summaries and features in one message); the payload
+    bytes sent."""
     from ddnn_tf.core.comm import pack_features_batch
 
     body = summaries + pack_features_batch(features).tobytes()
@@ -251,7 +220,5 @@ def _retrying(link, step, reconnect_s: float, rejoin: DeviceSettings | None = No
             time.sleep(delay)
             delay = min(2 * delay, BACKOFF_S[1])
             if rejoin is not None:
-                try:
+                with contextlib.suppress(GatewayUnavailable):
                     _joined(link, rejoin)
-                except GatewayUnavailable:
-                    continue

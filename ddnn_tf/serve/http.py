@@ -1,9 +1,8 @@
 """HTTP plumbing shared by the services: JSON errors, auth, media types, body limit.
 
-Every non-200 answer is the protocol's error body (:mod:`ddnn_tf.serve.protocol`) with
-a code from the table in docs/protocol.md (*Wire protocol* in the documentation); a bad
-request never stops the service, and an unexpected exception is answered ``internal``
-with its traceback on the service's standard error.
+Every non-200 answer is the protocol's error body (:func:`ddnn_tf.serve.protocol.error_body`,
+codes on docs/protocol.md); an unexpected exception is answered ``internal``, its
+traceback on standard error.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ddnn_tf.serve.protocol import ServiceError, ascii_int, error_body
+from ddnn_tf.serve.protocol import ServiceError, ascii_int, error_body, too_large
 from ddnn_tf.serve.protocol import check_model as _check_model
 
 __all__ = [
@@ -40,10 +39,6 @@ APP_OPTIONS: dict[str, Any] = {
 }
 
 
-def _json_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status)
-
-
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -54,40 +49,31 @@ _HTTP_CODES = {
 }
 
 
+async def _error(_: Request, err: Exception) -> JSONResponse:
+    if isinstance(err, StarletteHTTPException):
+        code = _HTTP_CODES.get(err.status_code, "http_error")
+        err = ServiceError(err.status_code, code, str(err.detail))
+    elif isinstance(err, RequestValidationError):
+        err = ServiceError(400, "bad_request", str(err.errors()))
+    elif not isinstance(err, ServiceError):  # a bug: its traceback, and `internal` answered
+        traceback.print_exception(err)
+        err = ServiceError(500, "internal", f"{type(err).__name__}: {err}")
+    return JSONResponse(error_body(err.code, err.message), status_code=err.status)
+
+
 def service_app(title: str | None = None, lifespan=None) -> FastAPI:
     """A service's FastAPI app (:data:`APP_OPTIONS`) that answers every error (ours,
     routing, validation, crashes) with the protocol's JSON error body."""
-    app = FastAPI(title=title or "ddnn-tf", lifespan=lifespan, **APP_OPTIONS)
-
-    @app.exception_handler(ServiceError)
-    async def _service(_: Request, err: ServiceError) -> JSONResponse:
-        return _json_error(err.status, err.code, err.message)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(err.status_code, "http_error")
-        return _json_error(err.status_code, code, str(err.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, err: RequestValidationError) -> JSONResponse:
-        return _json_error(400, "bad_request", str(err.errors()))
-
-    @app.exception_handler(Exception)
-    async def _crash(_: Request, err: Exception) -> JSONResponse:
-        traceback.print_exception(err)  # a bug: its traceback, and `internal` answered
-        return _json_error(500, "internal", f"{type(err).__name__}: {err}")
-
-    return app
+    kinds = (ServiceError, StarletteHTTPException, RequestValidationError, Exception)
+    handlers = dict.fromkeys(kinds, _error)
+    return FastAPI(
+        title=title or "ddnn-tf", lifespan=lifespan, exception_handlers=handlers, **APP_OPTIONS
+    )
 
 
 def add_status_routes(app: FastAPI | APIRouter, info: dict[str, Any], token: str | None) -> None:
-    """``GET /healthz``, ``/readyz`` (open) and ``/v1/model`` (token-checked) on ``app``.
-
-    Args:
-        app: the service's app or router.
-        info: what ``GET /v1/model`` answers (the model's description).
-        token: the shared token, or None.
-    """
+    """``GET /healthz``, ``/readyz`` (open) and ``/v1/model`` (answering ``info``, checked
+    against ``token`` when there is one) on ``app``."""
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -157,13 +143,11 @@ async def read_body(request: Request, limit: int) -> bytes:
                 400, "bad_body", f"Content-Length {declared[:40]!r} is not a number."
             )
         if size > limit:
-            raise ServiceError(
-                413, "too_large", f"body of {size} bytes exceeds the limit of {limit} bytes."
-            )
+            raise too_large(limit, size)
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise ServiceError(413, "too_large", f"body exceeds the limit of {limit} bytes.")
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)

@@ -1,11 +1,5 @@
 """A device's side of the protocol over one transport: :class:`DeviceLink`, and its HTTP
 adapter :class:`HttpLink` (the MQTT one is :class:`ddnn_tf.serve.mqtt_device.MqttLink`).
-
-A link makes a round's three calls (``join``, ``summary``, ``features``), raises
-:class:`~ddnn_tf.serve.protocol.GatewayUnavailable` for what is worth another try and
-:class:`~ddnn_tf.errors.DeploymentError` for a refusal (:func:`~ddnn_tf.serve.protocol.refusal`),
-and counts the bytes its TCP connections sent and received, read from the kernel
-(``TCP_INFO``: the transport's framing included), whatever the transport.
 """
 
 from __future__ import annotations
@@ -41,16 +35,12 @@ class TcpCounters:
             info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
         except (OSError, AttributeError):
             return 0, 0
-        if len(info) < 136:
-            return 0, 0
-        acked, received = struct.unpack_from("QQ", info, 120)  # tcpi_bytes_acked, _received
-        return acked, received
+        # tcpi_bytes_acked, tcpi_bytes_received
+        return struct.unpack_from("QQ", info, 120) if len(info) >= 136 else (0, 0)
 
     def closed(self, sock) -> None:
         """Keep the counts of ``sock``, which is about to close."""
-        sent, received = self.read(sock)
-        self.past[0] += sent
-        self.past[1] += received
+        self.past = [a + b for a, b in zip(self.past, self.read(sock), strict=True)]
         if sock is self.sock:
             self.sock = None
 
@@ -63,7 +53,10 @@ class TcpCounters:
 
 
 class DeviceLink:
-    """The round protocol's calls, over some transport.
+    """The round protocol's calls, over some transport: each raises
+    :class:`~ddnn_tf.serve.protocol.GatewayUnavailable` for what is worth another try and
+    :class:`~ddnn_tf.errors.DeploymentError` for a refusal
+    (:func:`~ddnn_tf.serve.protocol.refusal`).
 
     Attributes:
         counters: the transport's :class:`TcpCounters`.
@@ -134,7 +127,6 @@ class HttpLink(DeviceLink):
 
     Args:
         url: the gateway's base URL (http only).
-        device: this device's index.
         model: the model id sent with every request.
         token: the shared token (None: none).
         timeout: socket timeout in seconds (the gateway holds a join up to 120 s).
@@ -160,12 +152,7 @@ class HttpLink(DeviceLink):
         return self._conn.sock
 
     def _request(self, kind: str, start: int | None, body: bytes) -> bytes:
-        """POST ``body`` to ``/v1/<kind>``; the response body.
-
-        Raises:
-            GatewayUnavailable: no answer (refused, cut, timed out) or a retryable error.
-            DeploymentError: the gateway answered another error (its code and message).
-        """
+        """POST ``body`` to ``/v1/<kind>``; the response body."""
         headers = {**self.headers, "Content-Type": _MEDIA[kind]}
         if start is not None:
             headers["X-DDNN-Start"] = str(start)

@@ -1,17 +1,13 @@
 """MQTT beside HTTP between the end devices and the gateway (paho-mqtt, MQTT 5, QoS 1):
-what both sides share.
+what the gateway's side (:mod:`ddnn_tf.serve.mqtt_gateway`), a device's
+(:mod:`ddnn_tf.serve.mqtt_device`) and the answers' readers
+(:class:`ddnn_tf.serve.collect.AnswerSubscriber`) share. The topics, the model id, the
+correlation of responses and the credentials are specified on docs/protocol.md (*MQTT
+transport*); the broker is :mod:`ddnn_tf.serve.broker`.
 
-The payloads are the HTTP ones (:mod:`ddnn_tf.serve.wire`) and the messages those of
-:mod:`ddnn_tf.serve.protocol`; only the envelope changes. The topics, the model id (the
-user property ``model``), the correlation of responses and the credentials are specified
-on docs/protocol.md (*MQTT transport*). The gateway's side is
-:mod:`ddnn_tf.serve.mqtt_gateway`, a device's :mod:`ddnn_tf.serve.mqtt_device`, the
-answers' readers :class:`ddnn_tf.serve.collect.AnswerSubscriber`, and a broker with
-per-client credentials and a topic ACL :mod:`ddnn_tf.serve.broker`.
-
-Nobody on the broker is trusted: every message a client reads is parsed defensively, a
-malformed one (even one paho cannot decode) is acknowledged, so the broker never delivers
-it again, and dropped with a log line (:class:`Drops`).
+Nobody on the broker is trusted: a malformed message (even one paho cannot decode) is
+acknowledged, so the broker never delivers it again, and dropped with a log line
+(:class:`Drops`).
 """
 
 from __future__ import annotations
@@ -103,31 +99,26 @@ class MqttSettings:
         ca: str | None = None,
         topic_root: str | None = None,
     ) -> MqttSettings:
-        """Settings from ``mqtt://[USER@]HOST[:PORT]`` or ``mqtts://...`` (TLS).
-
-        The password comes from ``password``, else ``$DDNN_TF_MQTT_PASSWORD``; a URL
-        holding one is refused (it would show in the process list). A broker reached
-        without a user name is logged as a warning: anyone on it could then publish in a
-        device's or the gateway's name.
+        """Settings from ``mqtt://[USER@]HOST[:PORT]`` or ``mqtts://...`` (TLS), the
+        password from ``password``, else ``$DDNN_TF_MQTT_PASSWORD`` (never the URL; the
+        rules are on docs/protocol.md, *MQTT transport*).
 
         Raises:
             ConfigError: a URL, CA file or topic root that cannot be used.
         """
         parts = urllib.parse.urlsplit(str(url))
+        fail = functools.partial(ConfigError, argument="broker")
         bad = f"expected mqtt://HOST:PORT or mqtts://HOST:PORT, got {str(url)[:80]!r}."
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError(bad, argument="broker")
+            raise fail(bad)
         if parts.password is not None:
-            raise ConfigError(
-                f"the broker URL must not hold the password; set {PASSWORD_ENV} instead.",
-                argument="broker",
-            )
+            raise fail(f"the broker URL must not hold the password; set {PASSWORD_ENV} instead.")
         if parts.path not in ("", "/") or parts.query:
-            raise ConfigError(f"{bad[:-1]} without a path.", argument="broker")
+            raise fail(f"{bad[:-1]} without a path.")
         try:
             port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         except ValueError:
-            raise ConfigError(f"bad port in {str(url)[:80]!r}.", argument="broker") from None
+            raise fail(f"bad port in {str(url)[:80]!r}.") from None
         if ca is not None and not os.path.isfile(ca):
             raise ConfigError(f"no CA certificate file at {ca}.", argument="mqtt_ca")
         if topic_root is not None and (not _TOPIC.fullmatch(topic_root) or len(topic_root) > 200):
@@ -167,14 +158,11 @@ class Topics:
         self.status = f"{root}/status"
         self.answers = f"{root}/answers"
 
-    def up(self, device: int, kind: str, start: int | None = None) -> str:
-        return self._topic("up", device, kind, start)
-
-    def down(self, device: int, kind: str, start: int | None = None) -> str:
-        return self._topic("down", device, kind, start)
-
-    def _topic(self, side: str, device: int, kind: str, start: int | None) -> str:
+    def _topic(self, side: str, device: int, kind: str, start: int | None = None) -> str:
         return f"{self.root}/{side}/{device}/{kind}" + ("" if start is None else f"/{start}")
+
+    up = functools.partialmethod(_topic, "up")
+    down = functools.partialmethod(_topic, "down")
 
     def levels(self, topic: str | None, side: str) -> list[str] | None:
         """The levels of ``topic`` after ``R/<side>/`` (None: not such a topic)."""
@@ -315,14 +303,13 @@ def connect(c, settings: MqttSettings, wait: float, on_up, max_packet: int = 1 <
             on_up(client)
         connected.set()
 
-    def failed(_c, _u) -> None:  # the TCP or TLS connection itself failed (paho retries)
-        state.setdefault("failure", "the connection failed")
-
     def on_log(_c, _u, level, text) -> None:
         if level in (paho.MQTT_LOG_ERR, paho.MQTT_LOG_WARNING):
             state["failure"] = text
 
-    c.on_connect, c.on_connect_fail, c.on_log = on_connect, failed, on_log
+    c.on_connect, c.on_log = on_connect, on_log
+    # the TCP or TLS connection itself failed (paho retries)
+    c.on_connect_fail = lambda _c, _u: state.setdefault("failure", "the connection failed")
     c.connect_async(settings.host, settings.port, keepalive=30, properties=props)
     c.loop_start()
     if not connected.wait(wait) or state.get("refused"):

@@ -1,17 +1,14 @@
 """An end device's side of the MQTT transport (:class:`MqttLink`, a
 :class:`~ddnn_tf.serve.link.DeviceLink`).
 
-The device publishes on its own up topics with the model id and a correlation token of
-its own; it takes as a response only a message on its own down topics that carries that
-token and is well formed, and as the gateway's status only a JSON object of the right
-shape. Anything else (a stranger's forged decision, an error answering someone else's
-message in this device's name, a malformed status) is dropped and logged, so that it
-never changes what this device sends. The topics are specified on docs/protocol.md.
+The device takes as a response only a message on its own down topics that carries its own
+correlation token and is well formed, and as the gateway's status only a JSON object of
+the right shape; anything else (a stranger's forged decision, an error about someone
+else's message) is dropped and logged, and never changes what the device sends.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import threading
@@ -33,9 +30,7 @@ class MqttLink(DeviceLink):
     """A device's round protocol over MQTT.
 
     Args:
-        settings: the broker.
         manifest: the loaded manifest (its model id goes with every message).
-        index: the device's index.
         connect_s: how long to wait for the broker.
 
     Raises:
@@ -52,9 +47,8 @@ class MqttLink(DeviceLink):
         self.status_changed = threading.Event()
         self.counters = TcpCounters()
         self.drops = m.Drops(f"device {self.index}")
-        token = os.urandom(12)  # responses to this device's messages carry it back
-        self._props = m.publish_props(token, model=model_id(manifest))
-        self._token = token
+        self._token = os.urandom(12)  # responses to this device's messages carry it back
+        self._props = m.publish_props(self._token, model=model_id(manifest))
         self.client = m.mqtt_client(settings, f"ddnn-device{self.index}", self.drops)
         self.client.on_socket_close = lambda _c, _u, sock: self.counters.closed(sock)
 
@@ -99,9 +93,7 @@ class MqttLink(DeviceLink):
         """
         if kind == "join":
             self._wait_online(2.0)  # the retained status arrives right after subscribing
-            with contextlib.suppress(queue.Empty):
-                while True:  # responses to a gateway that is gone
-                    self.inbox.get_nowait()
+            self.inbox = queue.Queue()  # drop the responses of a gateway that is gone
         boot = self.status.get("boot")
         topic = self.topics.up(self.index, kind, start)
         self.client.publish(topic, body, qos=m.QOS, properties=self._props)

@@ -1,30 +1,22 @@
-"""The gateway's side of the MQTT transport: device messages into
-:meth:`ddnn_tf.serve.gateway.Gateway.answer`, its responses, its status and every answer
-back out (the topics are specified on docs/protocol.md, *MQTT transport*).
+"""The gateway's side of the MQTT transport (docs/protocol.md, *MQTT transport*): device
+messages into :meth:`ddnn_tf.serve.gateway.Gateway.answer`, its responses, its status and
+every answer back out.
 
-The bridge is an adapter like the HTTP routes: a topic and its user properties become a
+An adapter like the HTTP routes: a topic and its user properties become a
 :class:`~ddnn_tf.serve.protocol.Message` through the same checks
-(:func:`~ddnn_tf.serve.protocol.parse_message`), and every error the protocol lists,
-``internal`` included, is answered on the device's error topic with the correlation data
-of the message that caused it. A retained message, a topic of no device, a body over the
-limit or a packet paho cannot decode is acknowledged and dropped (logged), never
-delivered again and never part of a round.
+(:func:`~ddnn_tf.serve.protocol.parse_message`), and every error the protocol lists is
+answered on the device's error topic with the correlation data of its message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import traceback
 
 from ddnn_tf.serve import mqtt
-from ddnn_tf.serve.protocol import (
-    KINDS,
-    RESPONSES,
-    ServiceError,
-    error_body,
-    parse_message,
-)
+from ddnn_tf.serve.protocol import KINDS, RESPONSES, ServiceError, error_body, parse_message
 
 __all__ = ["GatewayBridge"]
 
@@ -36,7 +28,6 @@ class GatewayBridge:
 
     Args:
         gateway: the gateway (started).
-        settings: the broker.
         deadline_s: how long one message may be held before a ``deadline_exceeded`` error.
         max_body_bytes: the largest body a message may carry (HTTP's limit).
     """
@@ -55,18 +46,19 @@ class GatewayBridge:
         self.tasks: set = set()
         self.connects = 0  # accepted connections (the first and each reconnect)
 
-    def _status(self, status: str) -> bytes:
-        return json.dumps({"status": status, "boot": self.gw.boot}).encode()
+    def _status(self, send, status: str):
+        """``send`` (``publish``, or ``will_set``) the gateway's retained status."""
+        doc = {"status": status, "boot": self.gw.boot}
+        return send(self.topics.status, json.dumps(doc).encode(), qos=mqtt.QOS, retain=True)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        status = self.topics.status
-        self.client.will_set(status, self._status("offline"), qos=mqtt.QOS, retain=True)
+        self._status(self.client.will_set, "offline")
 
         def on_up(client) -> None:
             self.connects += 1
             client.subscribe(f"{self.topics.root}/up/#", qos=mqtt.QOS)
-            client.publish(status, self._status("online"), qos=mqtt.QOS, retain=True)
+            self._status(client.publish, "online")
 
         self.client.on_message = self._on_message
         # the broker keeps what is larger than a body may be from us
@@ -81,13 +73,9 @@ class GatewayBridge:
         )
 
     async def stop(self) -> None:
-        info = self.client.publish(
-            self.topics.status, self._status("offline"), qos=mqtt.QOS, retain=True
-        )
-        try:
+        info = self._status(self.client.publish, "offline")
+        with contextlib.suppress(RuntimeError, ValueError):  # not connected: the will says so
             await asyncio.to_thread(info.wait_for_publish, 2.0)
-        except (RuntimeError, ValueError):  # not connected: the will says offline
-            pass
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -97,7 +85,7 @@ class GatewayBridge:
             return self.drops(topic, "a retained message")
         levels = self.topics.levels(topic, "up")
         device = levels[0] if levels else None
-        if device is None or not device.isdigit() or int(device) >= self.gw.num_devices:
+        if device is None or not device.isdecimal() or int(device) >= self.gw.num_devices:
             return self.drops(topic, "a topic of no device")
         args = (topic, levels, bytes(msg.payload), mqtt.user_properties(msg), mqtt.correlation(msg))
         self.loop.call_soon_threadsafe(self._spawn, args)
@@ -126,12 +114,11 @@ class GatewayBridge:
             out = await self.gw.answer(msg, self.deadline_s, topic)
             response = out if isinstance(out, bytes) else json.dumps(out).encode()
             self._send(self.topics.down(device, RESPONSES[kind], msg.start), response, token)
-        except ServiceError as err:
+        except Exception as err:  # noqa: BLE001
+            if not isinstance(err, ServiceError):  # a bug: its traceback, and `internal` sent
+                traceback.print_exc()
+                err = ServiceError(500, "internal", f"{type(err).__name__}: {err}")
             body = error_body(err.code, err.message, topic=topic)
-            self._send(self.topics.down(device, "error"), json.dumps(body).encode(), token)
-        except Exception as err:  # noqa: BLE001  (a bug: its traceback, and `internal` sent)
-            traceback.print_exc()
-            body = error_body("internal", f"{type(err).__name__}: {err}", topic=topic)
             self._send(self.topics.down(device, "error"), json.dumps(body).encode(), token)
 
     def _send(self, topic: str, payload: bytes, token: bytes | None) -> None:

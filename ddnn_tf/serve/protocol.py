@@ -1,13 +1,7 @@
-"""The device protocol, once: a device's messages to the gateway, the checks every message
-passes, the error body, and the errors a device tries again after.
-
-The gateway's HTTP routes (:func:`ddnn_tf.serve.gateway.create_gateway_app`) and its MQTT
-bridge (:mod:`ddnn_tf.serve.mqtt_gateway`) are adapters: they turn a request or a topic
-into a :class:`Message` with :func:`parse_message` and hand it to
-:meth:`ddnn_tf.serve.gateway.Gateway.answer`; a device's links
-(:mod:`ddnn_tf.serve.link`, :mod:`ddnn_tf.serve.mqtt_device`) decide with
-:func:`refusal` whether an error is worth another try. The protocol is specified on
-docs/protocol.md (*Wire protocol* in the documentation). Standard library only.
+"""The device protocol of docs/protocol.md, once: a device's messages to the gateway, the
+checks every message passes (:func:`parse_message`), the error body, and the errors a
+device tries again after (:func:`refusal`), for the gateway's HTTP routes and MQTT bridge
+and a device's links alike. Standard library only.
 
 >>> retryable(504, None), retryable(409, "unknown_round"), retryable(409, "duplicate")
 (True, True, False)
@@ -27,8 +21,6 @@ from ddnn_tf.errors import DeploymentError
 __all__ = [
     "KINDS",
     "RESPONSES",
-    "RETRY_CODES",
-    "RETRY_STATUSES",
     "GatewayUnavailable",
     "Message",
     "ServiceError",
@@ -40,6 +32,7 @@ __all__ = [
     "parse_message",
     "refusal",
     "retryable",
+    "too_large",
     "with_deadline",
 ]
 
@@ -49,11 +42,6 @@ T = TypeVar("T")
 KINDS = ("join", "summary", "features")
 #: The gateway's response to each of them.
 RESPONSES = {"join": "joined", "summary": "decision", "features": "done"}
-#: Error codes a device sends its message again after: a gateway that restarted (it no
-#: longer knows the round) or that held the message past its deadline.
-RETRY_CODES = frozenset({"unknown_round", "deadline_exceeded"})
-#: HTTP statuses a device tries again after (a proxy in front of a gateway that is away).
-RETRY_STATUSES = frozenset({502, 503, 504})
 
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
@@ -64,9 +52,7 @@ class ServiceError(Exception):
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+        self.status, self.code, self.message = status, code, message
 
 
 class GatewayUnavailable(DeploymentError):
@@ -79,15 +65,22 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def retryable(status: int | None, code: str | None) -> bool:
-    """Whether a device sends its message again after this error (one rule for HTTP,
-    where ``status`` is the response's, and MQTT, where it is None)."""
-    return status in RETRY_STATUSES or code in RETRY_CODES
+    """Whether a device sends its message again after this error: a gateway that restarted
+    (``unknown_round``) or held the message past its deadline, or a proxy in front of a
+    gateway that is away (HTTP 502, 503, 504; ``status`` is None over MQTT)."""
+    return status in (502, 503, 504) or code in ("unknown_round", "deadline_exceeded")
 
 
 def refusal(status: int | None, code: str | None, text: str) -> DeploymentError:
     """The device-side error for a refused message: :class:`GatewayUnavailable` when
     :func:`retryable`, else :class:`~ddnn_tf.errors.DeploymentError`."""
     return (GatewayUnavailable if retryable(status, code) else DeploymentError)(text)
+
+
+def too_large(limit: int, size: int | None = None) -> ServiceError:
+    """413 ``too_large``: a body of ``size`` bytes (None: not known yet) over ``limit``."""
+    what = "body" if size is None else f"body of {size} bytes"
+    return ServiceError(413, "too_large", f"{what} exceeds the limit of {limit} bytes.")
 
 
 def ascii_int(raw: str | None) -> int | None:
@@ -170,14 +163,10 @@ def parse_message(
     expect: tuple[str, int, int],
     fields: tuple[str, str, str],
 ) -> Message:
-    """The checks every device message passes, whatever carried it.
+    """The checks every device message passes, whatever carried it: ``device``, ``start``
+    (ignored for a join) and ``model`` as the message carries them (None: not given).
 
     Args:
-        kind: ``join``, ``summary`` or ``features``.
-        device: the message's device index as text (None: not given).
-        start: its round start as text (None: not given, or a join).
-        model: the model id it names (None: none).
-        body: the message's body.
         expect: ``(model id, number of devices, body limit in bytes)`` of the gateway.
         fields: where the transport carries the model id, the device and the start
             (named in the error messages).
@@ -190,9 +179,7 @@ def parse_message(
     index = header_int(fields[1], device, devices)
     round_start = None if kind == "join" else header_int(fields[2], start)
     if len(body) > limit:
-        raise ServiceError(
-            413, "too_large", f"body of {len(body)} bytes exceeds the limit of {limit} bytes."
-        )
+        raise too_large(limit, len(body))
     return Message(kind, index, round_start, body)
 
 

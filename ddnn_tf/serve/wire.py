@@ -1,11 +1,8 @@
 """The services' binary message formats: model id, cloud records, masks, media types.
 
-The formats are specified on one page, docs/protocol.md (*Wire protocol* in the
-documentation); this module is their one implementation. Everything here is numpy and
-the standard library (no TensorFlow, no web framework), so a device, the gateway, the
-cloud and the tests share it: :func:`model_id`, :func:`encode_cloud_records` /
-:func:`parse_cloud_records` with the cloud's senders (:class:`CloudSpec`), and
-:func:`encode_mask` / :func:`decode_mask` for presence masks and decisions.
+The one implementation of the formats docs/protocol.md specifies (*Wire protocol* in the
+documentation); numpy and the standard library only, so devices, gateway, cloud and tests
+share it.
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ import numpy as np
 from ddnn_tf.core.comm import (
     pack_features_batch,
     summary_nbytes,
-    unpack_features,
     unpack_features_batch,
     unpack_features_side_by_side,
 )
@@ -73,11 +69,8 @@ def model_id(model: str | Path | Manifest) -> str:
     Raises:
         FileNotFoundError: no manifest file.
     """
-    if isinstance(model, Manifest):
-        path = model.directory / MANIFEST_FILE
-    else:
-        path = Path(model)
-        path = path / MANIFEST_FILE if path.is_dir() else path
+    path = model.directory if isinstance(model, Manifest) else Path(model)
+    path = path / MANIFEST_FILE if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"No manifest at {path}.")
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -87,11 +80,7 @@ def describe_model(manifest: Mapping, mid: str) -> dict:
     """The ``GET /v1/model`` body: the model id and the manifest's own entries."""
     return {
         "model": mid,
-        "name": manifest["name"],
-        "split": manifest["split"],
-        "classes": manifest["classes"],
-        "thresholds": manifest["thresholds"],
-        "wire": manifest["wire"],
+        **{key: manifest[key] for key in ("name", "split", "classes", "thresholds", "wire")},
         "tiers": {
             name: {"role": t["role"], "inputs": t["inputs"], "outputs": t["outputs"]}
             for name, t in manifest["tiers"].items()
@@ -101,16 +90,8 @@ def describe_model(manifest: Mapping, mid: str) -> dict:
 
 
 def model_graph(manifest: Mapping) -> TierGraph:
-    """The tier graph a manifest was converted for, checked against its tiers.
-
-    Every service takes its wiring (which tiers exist, who sends what to whom, which
-    devices each presence column stands for) from this graph, never from tier names.
-
-    Args:
-        manifest: a loaded manifest.
-
-    Returns:
-        :func:`ddnn_tf.core.graph.tier_graph` of the manifest's topology and split.
+    """The tier graph a manifest was converted for (:func:`ddnn_tf.core.graph.tier_graph`
+    of its topology and split), checked against its tiers: every service's wiring.
 
     Raises:
         ValueError: a manifest whose tiers or wire disagree with that graph.
@@ -180,13 +161,11 @@ class CloudSpec:
 
     @functools.cached_property
     def padding(self) -> np.ndarray:
-        """The padding bits of every sender's features side by side, as a byte mask (each
-        sender's last byte's low bits)."""
+        """The padding bits of every sender's features side by side, as a byte mask."""
         out = np.zeros(sum(self.nbytes.values()), np.uint8)
-        end = 0
-        for s in self.senders:
-            end += self.nbytes[s]
-            out[end - 1] = (1 << (-math.prod(self.shapes[s]) % 8)) - 1
+        out[np.cumsum([self.nbytes[s] for s in self.senders]) - 1] = [
+            _pad_bits(self.shapes[s]) for s in self.senders
+        ]
         return out
 
     @classmethod
@@ -223,19 +202,12 @@ def encode_cloud_records(
     """Build a ``POST /v1/cloud`` body from already packed feature payloads.
 
     Args:
-        spec: the cloud's senders.
         presence: ``(n, U)`` bool, sender k's message arrived for sample i.
         payloads: per sample, ``{sender: packed features}`` for its present senders.
-
-    Returns:
-        The request body.
     """
     parts = []
     for row, sample in zip(np.asarray(presence, bool), payloads, strict=True):
-        parts.append(encode_mask(row))
-        for k, sender in enumerate(spec.senders):
-            if row[k]:
-                parts.append(sample[sender])
+        parts += [encode_mask(row), *(sample[s] for s, on in zip(spec.senders, row) if on)]
     return b"".join(parts)
 
 
@@ -255,10 +227,6 @@ def encode_features_records(
 
 def parse_cloud_records(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Parse a ``POST /v1/cloud`` body.
-
-    Args:
-        spec: the cloud's senders.
-        body: the request body.
 
     Returns:
         ``(presence, features)``: ``(n, U)`` bool and ``{sender: (n, *shape) float32}``
@@ -331,57 +299,55 @@ def decode_cloud_records(
     return presence, {s: np.concatenate([f[s] for _, f in parts]) for s in spec.senders}
 
 
+def _pad_bits(shape) -> int:
+    """The padding bits of a packed feature map's last byte."""
+    return (1 << (-math.prod(shape) % 8)) - 1
+
+
 def _records_one_by_one(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """:func:`parse_cloud_records`, one record after the other (any presence; a bad record
     is named)."""
-    u, mb = len(spec.senders), spec.mask_bytes
+    mb, total, offset = spec.mask_bytes, len(body), 0
     masks: list[np.ndarray] = []
-    chunks: dict[str, list[tuple[int, bytes]]] = {s: [] for s in spec.senders}
-    offset, total, i = 0, len(body), 0
+    at: dict[str, list[tuple[int, int]]] = {s: [] for s in spec.senders}  # (record, offset)
+
+    def truncated(what: str) -> WireError:
+        return WireError(
+            f"truncated record {len(masks)} at byte offset {offset}: expected {what}, "
+            f"{total - offset} byte(s) left.",
+            offset,
+        )
+
     while offset < total:
+        i = len(masks)
         if offset + mb > total:
-            raise WireError(
-                f"truncated record {i} at byte offset {offset}: expected a {mb}-byte presence "
-                f"mask, {total - offset} byte(s) left.",
-                offset,
-            )
+            raise truncated(f"a {mb}-byte presence mask")
         try:
-            row = decode_mask(body[offset : offset + mb], u, offset=offset)
+            row = decode_mask(body[offset : offset + mb], len(spec.senders), offset=offset)
         except WireError as err:
             raise WireError(f"record {i}: {err}", offset) from None
         if not row.any():
             raise WireError(f"record {i} at byte offset {offset}: no sender present.", offset)
         offset += mb
-        for k, sender in enumerate(spec.senders):
-            if not row[k]:
-                continue
-            n = spec.nbytes[sender]
-            if offset + n > total:
-                raise WireError(
-                    f"truncated record {i} at byte offset {offset}: expected {n} bytes of "
-                    f"{sender} features, {total - offset} byte(s) left.",
-                    offset,
-                )
-            chunks[sender].append((i, body[offset : offset + n]))
-            offset += n
+        for sender in (s for s, present in zip(spec.senders, row, strict=True) if present):
+            if offset + spec.nbytes[sender] > total:
+                raise truncated(f"{spec.nbytes[sender]} bytes of {sender} features")
+            at[sender].append((i, offset))
+            offset += spec.nbytes[sender]
         masks.append(row)
-        i += 1
-    presence = np.stack(masks)
     features = {}
-    for sender, items in chunks.items():
-        shape = spec.shapes[sender]
-        array = np.zeros((i, *shape), np.float32)
-        if items:
-            rows = [r for r, _ in items]
-            packed = np.frombuffer(b"".join(p for _, p in items), np.uint8).reshape(len(rows), -1)
-            try:
-                array[rows] = unpack_features_batch(packed, shape)
-            except ValueError:  # name the first record at fault
-                for row_index, payload in items:
-                    try:
-                        unpack_features(payload, shape)
-                    except ValueError as err:
-                        raise WireError(f"record {row_index}, {sender}: {err}") from None
+    for sender, records in at.items():
+        shape, n = spec.shapes[sender], spec.nbytes[sender]
+        features[sender] = array = np.zeros((len(masks), *shape), np.float32)
+        if not records:
+            continue
+        rows = [i for i, _ in records]
+        packed = np.stack([np.frombuffer(body, np.uint8, n, o) for _, o in records])
+        try:
+            array[rows] = unpack_features_batch(packed, shape)
+        except ValueError as err:  # name the first record whose padding bits are set
+            bad = np.flatnonzero(packed[:, -1] & _pad_bits(shape))
+            if not len(bad):
                 raise
-        features[sender] = array
-    return presence, features
+            raise WireError(f"record {rows[bad[0]]}, {sender}: {err}") from None
+    return np.stack(masks), features
