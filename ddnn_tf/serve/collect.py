@@ -1,11 +1,8 @@
 """Reading a gateway's answers as they are made: the result stream's client side.
 
-:class:`StreamCollector` subscribes to ``GET /v1/answers`` (server-sent events, see
-``docs/operations.md``) in a thread, and resumes after the last answer it read when the
-connection drops (a gateway restart), so that ``deploy`` never polls. The MQTT answers
-topic has the same collector interface (:class:`AnswerSubscriber`). Both keep every
-delivery, so a sample answered twice is counted (``duplicates``), and drop (and log)
-what is not an answer (:func:`ddnn_tf.serve.results.is_answer`).
+:class:`StreamCollector` reads ``GET /v1/answers`` and :class:`AnswerSubscriber` the
+MQTT answers topic, so that ``deploy`` never polls. Both keep every delivery, so a
+sample answered twice is counted (``duplicates``), and drop what is not an answer.
 """
 
 from __future__ import annotations
@@ -58,8 +55,7 @@ class Collected:
     def __init__(self) -> None:
         self.answers: dict[int, list[dict]] = {}
         self.gaps = 0
-        self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)
+        self.changed = threading.Condition()
 
     def add(self, doc: dict) -> None:
         with self.changed:
@@ -77,7 +73,7 @@ class Collected:
     @property
     def duplicates(self) -> int:
         """Samples answered more than once."""
-        with self.lock:
+        with self.changed:
             return sum(1 for docs in self.answers.values() if len(docs) > 1)
 
     def wait_for(self, count: int, timeout: float) -> bool:
@@ -93,7 +89,8 @@ class Collected:
 
 
 class StreamCollector(Collected):
-    """Collect a gateway's answers from ``GET /v1/answers`` in a background thread.
+    """Collect a gateway's answers from ``GET /v1/answers`` in a background thread,
+    resuming after the last answer read when the stream drops (a gateway restart).
 
     Args:
         url: the gateway's base URL.

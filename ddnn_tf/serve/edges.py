@@ -1,13 +1,10 @@
 """The edge tiers inside the gateway: device features in, an edge exit, edge features out.
 
-When the topology has edges, the gateway hosts them (they sit between the end devices
-and the cloud): the features of the samples that did not exit locally go through every
-edge tier whose group has a present device; with an edge exit, the edge aggregator
-combines the edges' summaries (encoded and decoded with the manifest's summary encoding,
-as on a link) and the confident samples exit there; the others go to the cloud as the
-edges' packed features, with the cloud's presence mask over the edges (an edge counts as
-present when any of its devices is). Each tier is fed and each exit decided by the
-runtime's tier step (:mod:`ddnn_tf.runtime.step`), exactly as
+When the topology has edges the gateway hosts them: the samples that did not exit
+locally go through every edge with a present device; with an edge exit, the edge
+aggregator combines the edges' summaries (encoded and decoded, as on a link) and the
+confident samples exit there; the others go to the cloud as the edges' packed features.
+Each tier is fed and each exit decided by :mod:`ddnn_tf.runtime.step`, as
 :class:`ddnn_tf.runtime.Hierarchy` does.
 """
 
