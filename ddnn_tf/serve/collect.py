@@ -1,14 +1,13 @@
 """Reading a gateway's answers as they are made: the result stream's client side.
 
 :class:`StreamCollector` reads ``GET /v1/answers`` and :class:`AnswerSubscriber` the
-MQTT answers topic, so that ``deploy`` never polls. Both keep every delivery, so a
-sample answered twice is counted (``duplicates``), and drop what is not an answer.
+MQTT answers topic, so that ``deploy`` never polls. Both keep every delivery (a sample
+answered twice has two answers) and drop what is not an answer.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Iterator
 
 from ddnn_tf.errors import DeploymentError
@@ -70,22 +69,10 @@ class Collected:
         """Distinct samples answered."""
         return len(self.answers)
 
-    @property
-    def duplicates(self) -> int:
-        """Samples answered more than once."""
-        with self.changed:
-            return sum(1 for docs in self.answers.values() if len(docs) > 1)
-
     def wait_for(self, count: int, timeout: float) -> bool:
         """Wait until ``count`` distinct samples were answered (or ``timeout``)."""
-        deadline = time.monotonic() + timeout
         with self.changed:
-            while len(self.answers) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.changed.wait(left)
-        return True
+            return self.changed.wait_for(lambda: len(self.answers) >= count, timeout)
 
 
 class StreamCollector(Collected):

@@ -18,7 +18,6 @@ import numpy as np
 from ddnn_tf.core.comm import decode_summaries, encode_summaries, pack_features_batch
 from ddnn_tf.core.graph import TierGraph
 from ddnn_tf.core.manifest import Manifest
-from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.step import TierStep, exit_decision
 from ddnn_tf.runtime.tiers import TierRunner
 
@@ -50,19 +49,13 @@ class EdgeStage:
         graph: its tier graph.
         target: ``portable`` or ``lce``.
         threshold: T of the edge exit (ignored without one).
-
-    Raises:
-        ConfigError: a model without edge tiers, or whose cloud is not fed by its edges.
     """
 
     def __init__(self, manifest: Manifest, graph: TierGraph, target: str, threshold) -> None:
-        edges = graph.by_role("edge")
-        if not edges:
-            raise ConfigError(f"{manifest.directory}: the model has no edge tiers.")
         self.steps = [
-            TierStep(t, TierRunner.from_manifest(manifest, t.name, target)) for t in edges
+            TierStep(t, TierRunner.from_manifest(manifest, t.name, target))
+            for t in graph.by_role("edge")
         ]
-        self.names = [t.name for t in edges]
         self.aggregator = None
         if "edge" in graph.split:
             (agg,) = graph.by_role("edge_aggregator")
@@ -70,13 +63,6 @@ class EdgeStage:
         self.threshold = threshold
         self.num_classes = len(manifest["classes"])
         self.encoding = manifest["wire"]["summary"].get("encoding", "float32")
-        (cloud,) = graph.by_role("cloud")
-        senders = [c.tier for p in cloud.inputs if p.role == "presence" for c in p.columns]
-        if senders != self.names:
-            raise ConfigError(
-                f"{manifest.directory}: the cloud's senders {senders} are not the edges "
-                f"{self.names}."
-            )
 
     def run(self, features: Mapping[int, np.ndarray], present: np.ndarray, m: int) -> EdgeOutcome:
         """Run the edges on ``m`` samples.

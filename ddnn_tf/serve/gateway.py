@@ -122,19 +122,20 @@ class Gateway:
         self.exits = tuple(m["split"])
         self.thresholds = resolve_thresholds(s.threshold, self.exits[:-1], m["thresholds"])
         self.threshold = self.thresholds["local"]
-        self.graph = graph = model_graph(m)
+        graph = model_graph(m)
         (local,) = graph.by_role("local_aggregator")
         self.local = TierStep(local, TierRunner.from_manifest(m, local.name, s.target))
         self.cloud = CloudSpec.from_manifest(m)
         self.devices = [t.name for t in graph.by_role("device")]
         self.num_devices = len(self.devices)
-        self.edges = None
+        self.edges, senders, what = None, self.devices, "devices"
         if graph.by_role("edge"):
             self.edges = EdgeStage(m, graph, s.target, self.thresholds.get("edge"))
-        elif list(self.cloud.senders) != self.devices:
+            senders, what = [t.name for t in graph.by_role("edge")], "edges"
+        if list(self.cloud.senders) != senders:
             raise ConfigError(
                 f"{m.directory}: the cloud's senders {list(self.cloud.senders)} are not the "
-                f"devices {self.devices}."
+                f"{what} {senders}."
             )
         wire = m["wire"]["features"]
         self.feature_nbytes = [int(wire[d]["nbytes"]) for d in self.devices]

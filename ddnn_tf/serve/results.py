@@ -182,10 +182,8 @@ class AnswerLog:
         return sub, missed
 
     async def stream(self, hello: dict, after: int | None):
-        """The result stream's bytes (server-sent events) for one subscriber: ``hello``
-        (with the window's ``window``, ``oldest`` and ``next``), a ``gap`` when answers
-        after ``after`` are no longer kept, every answer as it is made, a keep-alive
-        comment when idle, and ``lagged`` before it ends for a subscriber left behind."""
+        """The result stream's bytes for one subscriber resuming after ``after`` (its
+        events are specified in docs/protocol.md); ``hello`` is its first event's data."""
         sub, missed = self.subscribe(after)
         try:
             hello = {**hello, "window": self.window, "oldest": self.oldest, "next": self.next_seq}
