@@ -1,8 +1,8 @@
 """Reading a gateway's answers as they are made: the result stream's client side.
 
 :class:`StreamCollector` reads ``GET /v1/answers`` and :class:`AnswerSubscriber` the
-MQTT answers topic, so that ``deploy`` never polls. Both keep every delivery (a sample
-answered twice has two answers) and drop what is not an answer.
+MQTT answers topic, so that ``deploy`` never polls. Both keep every delivery, so a
+sample answered twice is counted (``duplicates``), and drop what is not an answer.
 """
 
 from __future__ import annotations
@@ -68,6 +68,12 @@ class Collected:
     def count(self) -> int:
         """Distinct samples answered."""
         return len(self.answers)
+
+    @property
+    def duplicates(self) -> int:
+        """Samples answered more than once."""
+        with self.changed:
+            return sum(1 for docs in self.answers.values() if len(docs) > 1)
 
     def wait_for(self, count: int, timeout: float) -> bool:
         """Wait until ``count`` distinct samples were answered (or ``timeout``)."""

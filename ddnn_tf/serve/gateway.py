@@ -491,6 +491,7 @@ class Gateway:
         while True:
             try:
                 predictions = await self._cloud_once(body, n)
+                break
             except _CloudAway:
                 now = time.monotonic()
                 if self._cloud_down_since is None:
@@ -501,10 +502,8 @@ class Gateway:
                 self.cloud_retries += 1
                 await asyncio.sleep(min(delay, left))
                 delay = min(2 * delay, 1.0)
-                continue
-            self._cloud_down_since = None
-            self.cloud_error = None
-            return predictions
+        self._cloud_down_since = self.cloud_error = None
+        return predictions
 
     async def _cloud_once(self, body: bytes, n: int) -> list[int]:
         self.cloud_calls += 1
@@ -585,12 +584,36 @@ def create_gateway_app(settings: GatewaySettings | str | Path, **options) -> Fas
 
 
 def gateway_router(gw: Gateway, s: GatewaySettings) -> APIRouter:
-    """The gateway's routes besides the status ones: the devices' messages (``POST
-    /v1/join``, ``/v1/summary``, ``/v1/features``), ``GET /v1/progress``, ``/v1/results``
-    and ``/v1/answers`` (the phone demo serves them under ``/gateway``)."""
+    """The gateway's routes besides the status ones: the devices' messages, ``GET
+    /v1/progress``, ``/v1/results`` and ``/v1/answers`` (the phone demo serves them under
+    ``/gateway``)."""
     router = APIRouter()
+    expect = (gw.model, gw.num_devices, s.max_body_bytes)
+
+    def device_route(kind: str):  # POST /v1/<kind>
+        async def route(request: Request) -> Response:
+            check_auth(request, s.token)
+            if _MEDIA[kind] is not None:
+                check_content_type(request, _MEDIA[kind])
+            h = request.headers
+            msg = parse_message(
+                kind,
+                device=h.get("x-ddnn-device"),
+                start=h.get("x-ddnn-start"),
+                model=h.get("x-ddnn-model"),
+                body=b"" if kind == "join" else await read_body(request, s.max_body_bytes),
+                expect=expect,
+                fields=_FIELDS,
+            )
+            out = await gw.answer(msg, s.deadline_s, f"POST /v1/{kind}")
+            if isinstance(out, bytes):
+                return Response(out, media_type=DECISION_TYPE)
+            return JSONResponse(out)
+
+        return route
+
     for kind in KINDS:
-        router.add_api_route(f"/v1/{kind}", _device_route(gw, s, kind), methods=["POST"])
+        router.add_api_route(f"/v1/{kind}", device_route(kind), methods=["POST"])
 
     @router.get("/v1/progress")
     async def progress(request: Request) -> dict:
@@ -620,32 +643,6 @@ def gateway_router(gw: Gateway, s: GatewaySettings) -> APIRouter:
         )
 
     return router
-
-
-def _device_route(gw: Gateway, s: GatewaySettings, kind: str):
-    """The HTTP adapter of a device message: ``POST /v1/<kind>``."""
-    expect = (gw.model, gw.num_devices, s.max_body_bytes)
-
-    async def route(request: Request) -> Response:
-        check_auth(request, s.token)
-        if _MEDIA[kind] is not None:
-            check_content_type(request, _MEDIA[kind])
-        h = request.headers
-        msg = parse_message(
-            kind,
-            device=h.get("x-ddnn-device"),
-            start=h.get("x-ddnn-start"),
-            model=h.get("x-ddnn-model"),
-            body=b"" if kind == "join" else await read_body(request, s.max_body_bytes),
-            expect=expect,
-            fields=_FIELDS,
-        )
-        out = await gw.answer(msg, s.deadline_s, f"POST /v1/{kind}")
-        if isinstance(out, bytes):
-            return Response(out, media_type=DECISION_TYPE)
-        return JSONResponse(out)
-
-    return route
 
 
 def serve_gateway(settings: GatewaySettings) -> None:

@@ -303,10 +303,8 @@ class Journal:
     def __init__(
         self, path: str | Path, model: str, batch: int, window: int, *, fsync: bool = False
     ) -> None:
-        self.path = Path(path)
-        self.model, self.batch, self.window = model, int(batch), int(window)
-        self.fsync = fsync
-        self.header = {"journal": 1, "model": model, "batch": self.batch}
+        self.path, self.window, self.fsync = Path(path), int(window), fsync
+        self.header = {"journal": 1, "model": model, "batch": int(batch)}
         self.loaded: list[tuple[int, list]] = []  # (first seq, rows) read back
         self.loaded_finished: list[int] = []
         self._rows_written = 0
@@ -325,11 +323,11 @@ class Journal:
             raise FormatError(f"{self.path}: not a gateway journal (bad first line).") from None
         if not isinstance(header, dict) or header.get("journal") != 1:
             raise FormatError(f"{self.path}: not a gateway journal (no journal header).")
-        for key, want in (("model", self.model), ("batch", self.batch)):
-            if header.get(key) != want:
+        for key in ("model", "batch"):
+            if header.get(key) != self.header[key]:
                 raise ConfigError(
-                    f"{self.path} was written for {key} {header.get(key)!r}, not {want!r}; "
-                    "give another journal file or remove it.",
+                    f"{self.path} was written for {key} {header.get(key)!r}, not "
+                    f"{self.header[key]!r}; give another journal file or remove it.",
                     argument="journal",
                 )
         for number, line in enumerate(lines[1:], 2):
