@@ -133,13 +133,11 @@ class StreamCollector(Collected):
             doc = json_object(data.encode())
             if doc is None:
                 continue  # not ours to read
-            if event == "answer" and is_answer(doc):
-                if doc["seq"] > self.last:  # a resumed stream starts after the last one read
-                    self.last = doc["seq"]
-                    self.add(doc)
-            elif event == "hello" and isinstance(doc.get("next"), int):
-                if doc["next"] - 1 < self.last:  # a gateway that lost its answers
-                    self.last = 0
+            if event == "answer" and is_answer(doc) and doc["seq"] > self.last:
+                self.last = doc["seq"]  # a resumed stream starts after the last one read
+                self.add(doc)
+            elif event == "hello" and isinstance(doc.get("next"), int) and doc["next"] <= self.last:
+                self.last = 0  # a gateway that lost its answers
             elif event == "gap" and isinstance(doc.get("missed"), int):
                 self.gaps += doc["missed"]
             elif event == "lagged":
