@@ -1,17 +1,13 @@
 """Reading a gateway's answers as they are made: the result stream's client side.
 
-:class:`StreamCollector` subscribes to ``GET /v1/answers`` (server-sent events, see
-``docs/operations.md``) in a thread, and resumes after the last answer it read when the
-connection drops (a gateway restart), so that ``deploy`` never polls. The MQTT answers
-topic has the same collector interface (:class:`AnswerSubscriber`). Both keep every
-delivery, so a sample answered twice is counted (``duplicates``), and drop (and log)
-what is not an answer (:func:`ddnn_tf.serve.results.is_answer`).
+:class:`StreamCollector` reads ``GET /v1/answers`` and :class:`AnswerSubscriber` the
+MQTT answers topic, so that ``deploy`` never polls. Both keep every delivery, so a
+sample answered twice is counted (``duplicates``), and drop what is not an answer.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Iterator
 
 from ddnn_tf.errors import DeploymentError
@@ -58,8 +54,7 @@ class Collected:
     def __init__(self) -> None:
         self.answers: dict[int, list[dict]] = {}
         self.gaps = 0
-        self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)
+        self.changed = threading.Condition()
 
     def add(self, doc: dict) -> None:
         with self.changed:
@@ -77,23 +72,18 @@ class Collected:
     @property
     def duplicates(self) -> int:
         """Samples answered more than once."""
-        with self.lock:
+        with self.changed:
             return sum(1 for docs in self.answers.values() if len(docs) > 1)
 
     def wait_for(self, count: int, timeout: float) -> bool:
         """Wait until ``count`` distinct samples were answered (or ``timeout``)."""
-        deadline = time.monotonic() + timeout
         with self.changed:
-            while len(self.answers) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.changed.wait(left)
-        return True
+            return self.changed.wait_for(lambda: len(self.answers) >= count, timeout)
 
 
 class StreamCollector(Collected):
-    """Collect a gateway's answers from ``GET /v1/answers`` in a background thread.
+    """Collect a gateway's answers from ``GET /v1/answers`` in a background thread,
+    resuming after the last answer read when the stream drops (a gateway restart).
 
     Args:
         url: the gateway's base URL.
@@ -143,13 +133,11 @@ class StreamCollector(Collected):
             doc = json_object(data.encode())
             if doc is None:
                 continue  # not ours to read
-            if event == "answer" and is_answer(doc):
-                if doc["seq"] > self.last:  # a resumed stream starts after the last one read
-                    self.last = doc["seq"]
-                    self.add(doc)
-            elif event == "hello" and isinstance(doc.get("next"), int):
-                if doc["next"] - 1 < self.last:  # a gateway that lost its answers
-                    self.last = 0
+            if event == "answer" and is_answer(doc) and doc["seq"] > self.last:
+                self.last = doc["seq"]  # a resumed stream starts after the last one read
+                self.add(doc)
+            elif event == "hello" and isinstance(doc.get("next"), int) and doc["next"] <= self.last:
+                self.last = 0  # a gateway that lost its answers
             elif event == "gap" and isinstance(doc.get("missed"), int):
                 self.gaps += doc["missed"]
             elif event == "lagged":

@@ -1,13 +1,10 @@
 """The edge tiers inside the gateway: device features in, an edge exit, edge features out.
 
-When the topology has edges, the gateway hosts them (they sit between the end devices
-and the cloud): the features of the samples that did not exit locally go through every
-edge tier whose group has a present device; with an edge exit, the edge aggregator
-combines the edges' summaries (encoded and decoded with the manifest's summary encoding,
-as on a link) and the confident samples exit there; the others go to the cloud as the
-edges' packed features, with the cloud's presence mask over the edges (an edge counts as
-present when any of its devices is). Each tier is fed and each exit decided by the
-runtime's tier step (:mod:`ddnn_tf.runtime.step`), exactly as
+When the topology has edges the gateway hosts them: the samples that did not exit
+locally go through every edge with a present device; with an edge exit, the edge
+aggregator combines the edges' summaries (encoded and decoded, as on a link) and the
+confident samples exit there; the others go to the cloud as the edges' packed features.
+Each tier is fed and each exit decided by :mod:`ddnn_tf.runtime.step`, as
 :class:`ddnn_tf.runtime.Hierarchy` does.
 """
 
@@ -21,7 +18,6 @@ import numpy as np
 from ddnn_tf.core.comm import decode_summaries, encode_summaries, pack_features_batch
 from ddnn_tf.core.graph import TierGraph
 from ddnn_tf.core.manifest import Manifest
-from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.step import TierStep, exit_decision
 from ddnn_tf.runtime.tiers import TierRunner
 
@@ -53,19 +49,13 @@ class EdgeStage:
         graph: its tier graph.
         target: ``portable`` or ``lce``.
         threshold: T of the edge exit (ignored without one).
-
-    Raises:
-        ConfigError: a model without edge tiers, or whose cloud is not fed by its edges.
     """
 
     def __init__(self, manifest: Manifest, graph: TierGraph, target: str, threshold) -> None:
-        edges = graph.by_role("edge")
-        if not edges:
-            raise ConfigError(f"{manifest.directory}: the model has no edge tiers.")
         self.steps = [
-            TierStep(t, TierRunner.from_manifest(manifest, t.name, target)) for t in edges
+            TierStep(t, TierRunner.from_manifest(manifest, t.name, target))
+            for t in graph.by_role("edge")
         ]
-        self.names = [t.name for t in edges]
         self.aggregator = None
         if "edge" in graph.split:
             (agg,) = graph.by_role("edge_aggregator")
@@ -73,13 +63,6 @@ class EdgeStage:
         self.threshold = threshold
         self.num_classes = len(manifest["classes"])
         self.encoding = manifest["wire"]["summary"].get("encoding", "float32")
-        (cloud,) = graph.by_role("cloud")
-        senders = [c.tier for p in cloud.inputs if p.role == "presence" for c in p.columns]
-        if senders != self.names:
-            raise ConfigError(
-                f"{manifest.directory}: the cloud's senders {senders} are not the edges "
-                f"{self.names}."
-            )
 
     def run(self, features: Mapping[int, np.ndarray], present: np.ndarray, m: int) -> EdgeOutcome:
         """Run the edges on ``m`` samples.

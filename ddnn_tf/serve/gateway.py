@@ -1,17 +1,11 @@
 """The gateway: the local aggregator the end devices talk to, forwarding to the cloud.
 
-It speaks the device side of the protocol specified in docs/protocol.md (*Wire
-protocol* in the documentation: ``/v1/join``, ``/v1/summary``, ``/v1/features``, held
-responses, rounds, degraded answers): :class:`Gateway` keeps the rounds, runs the local
-aggregator and the exit rule, hosts the edge tiers when the topology has them
-(:mod:`ddnn_tf.serve.edges`) and forwards the rest to the cloud; :func:`create_gateway_app`
-is its FastAPI app.
-
-Every answer is delivered as it is made (:mod:`ddnn_tf.serve.results`): numbered, written
-to the journal when there is one, streamed to every ``GET /v1/answers`` subscriber
-(server-sent events; the MQTT answers topic with the MQTT transport) and kept only for
-the last ``window`` answers; a retried round answers only the samples not yet answered,
-so every sample is answered exactly once (docs/operations.md, *Running for months*).
+It speaks the device side of the protocol specified in docs/protocol.md (join, summary
+and features messages, held responses, rounds, degraded answers): :class:`Gateway` keeps
+the rounds, runs the local aggregator and the exit rule, hosts the edge tiers when the
+topology has them (:mod:`ddnn_tf.serve.edges`) and forwards the rest to the cloud;
+:func:`create_gateway_app` is its FastAPI app. Every answer is delivered once, as it is
+made (:mod:`ddnn_tf.serve.results`; docs/operations.md, *Running for months*).
 
 The model needs a local exit (split ``local,cloud`` or ``local,edge,cloud``).
 """
@@ -84,7 +78,7 @@ class _Round:
     n: int
     opened: float = field(default_factory=time.monotonic)
     summaries: dict[int, np.ndarray] = field(default_factory=dict)
-    raw: dict[int, bytes] = field(default_factory=dict)  # each device's summary bytes
+    raw: dict[int, bytes] = field(default_factory=dict)  # each device's message body
     decided: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     send: np.ndarray | None = None  # (n,) bool: samples that go up
@@ -92,7 +86,6 @@ class _Round:
     local_probs: np.ndarray | None = None
     present: list[int] = field(default_factory=list)  # devices whose summaries arrived
     features: dict[int, bytes] = field(default_factory=dict)  # the flagged samples' features
-    eager: dict[int, bytes] = field(default_factory=dict)  # every sample's (eager protocol)
     timer: asyncio.TimerHandle | None = None
     forwarding: bool = False
 
@@ -129,19 +122,20 @@ class Gateway:
         self.exits = tuple(m["split"])
         self.thresholds = resolve_thresholds(s.threshold, self.exits[:-1], m["thresholds"])
         self.threshold = self.thresholds["local"]
-        self.graph = graph = model_graph(m)
+        graph = model_graph(m)
         (local,) = graph.by_role("local_aggregator")
         self.local = TierStep(local, TierRunner.from_manifest(m, local.name, s.target))
         self.cloud = CloudSpec.from_manifest(m)
         self.devices = [t.name for t in graph.by_role("device")]
         self.num_devices = len(self.devices)
-        self.edges = None
+        self.edges, senders, what = None, self.devices, "devices"
         if graph.by_role("edge"):
             self.edges = EdgeStage(m, graph, s.target, self.thresholds.get("edge"))
-        elif list(self.cloud.senders) != self.devices:
+            senders, what = [t.name for t in graph.by_role("edge")], "edges"
+        if list(self.cloud.senders) != senders:
             raise ConfigError(
                 f"{m.directory}: the cloud's senders {list(self.cloud.senders)} are not the "
-                f"devices {self.devices}."
+                f"{what} {senders}."
             )
         wire = m["wire"]["features"]
         self.feature_nbytes = [int(wire[d]["nbytes"]) for d in self.devices]
@@ -308,30 +302,23 @@ class Gateway:
         except ValueError as err:
             raise ServiceError(400, "bad_body", str(err)) from None
         self.alive.add(device)
+        nothing = encode_mask(np.zeros(n, bool))
         if self.ledger.finished(start):  # answered already (or counted absent)
-            return encode_mask(np.zeros(n, bool))
+            return nothing
         r = self._round(start, n)
-        if device in r.summaries:  # a retry (a lost response): the same answer again
-            if r.raw[device] != body:
-                raise ServiceError(
-                    409,
-                    "duplicate",
-                    f"device {device} already sent other summaries for round {start}.",
-                )
+        if device in r.raw:  # a retry (a lost response): the same answer again
+            _same_retry(r.raw[device], body, device, "summaries", start)
         elif r.decided.is_set():  # too late: counted absent for this round
-            return encode_mask(np.zeros(n, bool))
+            return nothing
         else:
-            r.summaries[device] = values
-            r.raw[device] = body
-            if self.eager:
-                r.eager[device] = body[n * size :]
+            r.summaries[device], r.raw[device] = values, body
         if self.alive <= set(r.summaries):
             self._decide(r)
         elif r.timer is None:
             r.timer = asyncio.get_running_loop().call_later(self.settings.gather_s, self._decide, r)
         await r.decided.wait()
         if device not in r.present:
-            return encode_mask(np.zeros(n, bool))
+            return nothing
         if self.eager:  # the message carried the features too: held until answered
             await r.finished.wait()
         return r.decision
@@ -361,13 +348,11 @@ class Gateway:
         r.send = ~take & ~done  # a retried round asks only for what is still unanswered
         r.decision = encode_mask(r.send)
         if self.eager:  # the flagged samples' features, as a features message would carry
-            rows = np.flatnonzero(r.send)
             for d in r.present:
-                nbytes = self.feature_nbytes[d]
-                r.features[d] = b"".join(_row(r.eager[d], k, nbytes) for k in rows)
+                packed = np.frombuffer(r.raw[d], np.uint8)[r.n * self.summary_bytes :]
+                r.features[d] = packed.reshape(r.n, -1)[r.send].tobytes()
         local = np.flatnonzero(take & ~done)
-        mask = _bits(r.present)
-        self._publish(self._answers(r, local, 0, np.argmax(probs[local], axis=1), False, mask, 0))
+        self._publish(r, local, 0, np.argmax(probs[local], axis=1))
         r.decided.set()
         if not r.send.any():
             self._finish(r)
@@ -377,23 +362,21 @@ class Gateway:
             later = asyncio.get_running_loop().call_later
             r.timer = later(self.settings.gather_s, self._forward_soon, r)
 
-    def _answers(self, r, ks, exit_index, predictions, degraded, local_mask, cloud_mask):
-        """Answer rows for samples ``r.start + ks``, one prediction each (the fields of
-        :data:`ddnn_tf.serve.results.ANSWER_FIELDS`), answered now."""
+    def _publish(self, r, ks, exit_index, predictions, cloud_mask=0, degraded=False) -> None:
+        """Answer samples ``r.start + ks`` now, one prediction each (the fields of
+        :data:`ddnn_tf.serve.results.ANSWER_FIELDS`), but each sample once: those of a
+        retried round answered already are skipped."""
         now = time.monotonic()
         sent = [0] * self.num_devices  # payload bytes per device, the same for the round
         for d in r.present:
             sent[d] = self.summary_bytes + (self.feature_nbytes[d] if d in r.features else 0)
-        return [
-            [r.start + int(k), exit_index, int(p), degraded, local_mask, cloud_mask, now, [*sent]]
-            for k, p in zip(ks, predictions, strict=True)
-        ]
-
-    def _publish(self, rows: list[list]) -> None:
-        """Deliver answers (each sample once: a retried round's answered ones are skipped)."""
-        rows = [row for row in rows if not self.ledger.answered(row[0])]
-        for row in rows:
-            self.ledger.mark(row[0])
+        local_mask, rows = _bits(r.present), []
+        for k, p in zip(ks, predictions, strict=True):
+            sample = r.start + int(k)
+            if not self.ledger.answered(sample):
+                self.ledger.mark(sample)
+                row = [sample, exit_index, int(p), degraded, local_mask, cloud_mask, now, [*sent]]
+                rows.append(row)
         self.log.add(rows)
 
     def _finish(self, r: _Round) -> None:
@@ -416,12 +399,7 @@ class Gateway:
             )
         r = self.rounds.get(start)
         if r is not None and device in r.features:  # a retry (a lost response): wait again
-            if r.features[device] != body:
-                raise ServiceError(
-                    409,
-                    "duplicate",
-                    f"device {device} already sent other features for round {start}.",
-                )
+            _same_retry(r.features[device], body, device, "features", start)
             await r.finished.wait()
             return {"accepted": len(body) // self.feature_nbytes[device]}
         if self.ledger.finished(start) or (r is not None and (r.forwarding or r.finished.is_set())):
@@ -470,51 +448,40 @@ class Gateway:
     async def _forward(self, r: _Round) -> None:
         senders = sorted(r.features)
         rows = np.flatnonzero(r.send)
-        masks = _bits(r.present), _bits(senders)
+        cloud_mask = _bits(senders)
         fallback, fallback_exit = r.local_probs[rows], 0  # what a degraded sample is told
         try:
             if not senders:
                 raise ConnectionError("no device sent its features")
-            if self.edges is None:
-                presence = np.zeros((len(rows), self.num_devices), bool)
-                presence[:, senders] = True
-                payloads = [
-                    {
-                        self.devices[d]: _row(r.features[d], j, self.feature_nbytes[d])
-                        for d in senders
-                    }
-                    for j in range(len(rows))
-                ]
+            present = np.isin(np.arange(self.num_devices), senders)
+            if self.edges is None:  # the devices' features go up as they came
                 upward = np.arange(len(rows))
+                packed = {
+                    self.devices[d]: np.frombuffer(r.features[d], np.uint8).reshape(len(rows), -1)
+                    for d in senders
+                }
+                payloads = [{t: p[k].tobytes() for t, p in packed.items()} for k in upward]
             else:
-                present = np.zeros(self.num_devices, bool)
-                present[senders] = True
                 features = {d: self._unpack(d, r.features[d], len(rows)) for d in senders}
-                outcome = self.edges.run(features, present, len(rows))
-                if outcome.probs is not None:
-                    fallback, fallback_exit = outcome.probs, self.exits.index("edge")
-                    edge = np.flatnonzero(outcome.take)
-                    predictions = np.argmax(outcome.probs[edge], axis=1)
-                    self._publish(
-                        self._answers(r, rows[edge], fallback_exit, predictions, False, *masks)
-                    )
-                upward = np.flatnonzero(~outcome.take)
-                presence = np.broadcast_to(
-                    outcome.edge_alive, (len(upward), len(outcome.edge_alive))
-                )
-                payloads = outcome.payloads
+                out = self.edges.run(features, present, len(rows))
+                if out.probs is not None:
+                    fallback, fallback_exit = out.probs, self.exits.index("edge")
+                    edge = np.flatnonzero(out.take)
+                    predictions = np.argmax(out.probs[edge], axis=1)
+                    self._publish(r, rows[edge], fallback_exit, predictions, cloud_mask)
+                upward, present, payloads = np.flatnonzero(~out.take), out.edge_alive, out.payloads
             if len(upward):
+                presence = np.broadcast_to(present, (len(upward), len(present)))
                 body = encode_cloud_records(self.cloud, presence, payloads)
                 predictions = await self._call_cloud(body, len(upward))
-                last = len(self.exits) - 1
-                self._publish(self._answers(r, rows[upward], last, predictions, False, *masks))
+                self._publish(r, rows[upward], len(self.exits) - 1, predictions, cloud_mask)
         except ConnectionError as err:  # the cloud is unreachable or failed: answer lower down
             if self.cloud_error is None:
                 print(f"gateway: cloud unavailable, answering locally: {err}", file=sys.stderr)
             self.cloud_error = f"{type(err).__name__}: {err}"
             predictions = np.argmax(fallback, axis=1)
             # the samples answered at the edge are skipped by _publish
-            self._publish(self._answers(r, rows, fallback_exit, predictions, True, *masks))
+            self._publish(r, rows, fallback_exit, predictions, cloud_mask, degraded=True)
         self._finish(r)
 
     async def _call_cloud(self, body: bytes, n: int) -> list[int]:
@@ -524,6 +491,7 @@ class Gateway:
         while True:
             try:
                 predictions = await self._cloud_once(body, n)
+                break
             except _CloudAway:
                 now = time.monotonic()
                 if self._cloud_down_since is None:
@@ -534,10 +502,8 @@ class Gateway:
                 self.cloud_retries += 1
                 await asyncio.sleep(min(delay, left))
                 delay = min(2 * delay, 1.0)
-                continue
-            self._cloud_down_since = None
-            self.cloud_error = None
-            return predictions
+        self._cloud_down_since = self.cloud_error = None
+        return predictions
 
     async def _cloud_once(self, body: bytes, n: int) -> list[int]:
         self.cloud_calls += 1
@@ -569,8 +535,11 @@ def _bits(devices: list[int]) -> int:
     return sum(1 << d for d in devices)
 
 
-def _row(body: bytes, j: int, nbytes: int) -> bytes:
-    return body[j * nbytes : (j + 1) * nbytes]
+def _same_retry(kept: bytes, body: bytes, device: int, what: str, start: int) -> None:
+    if kept != body:
+        raise ServiceError(
+            409, "duplicate", f"device {device} already sent other {what} for round {start}."
+        )
 
 
 def create_gateway_app(settings: GatewaySettings | str | Path, **options) -> FastAPI:
@@ -615,12 +584,36 @@ def create_gateway_app(settings: GatewaySettings | str | Path, **options) -> Fas
 
 
 def gateway_router(gw: Gateway, s: GatewaySettings) -> APIRouter:
-    """The gateway's routes besides the status ones: the devices' messages (``POST
-    /v1/join``, ``/v1/summary``, ``/v1/features``), ``GET /v1/progress``, ``/v1/results``
-    and ``/v1/answers`` (the phone demo serves them under ``/gateway``)."""
+    """The gateway's routes besides the status ones: the devices' messages, ``GET
+    /v1/progress``, ``/v1/results`` and ``/v1/answers`` (the phone demo serves them under
+    ``/gateway``)."""
     router = APIRouter()
+    expect = (gw.model, gw.num_devices, s.max_body_bytes)
+
+    def device_route(kind: str):  # POST /v1/<kind>
+        async def route(request: Request) -> Response:
+            check_auth(request, s.token)
+            if _MEDIA[kind] is not None:
+                check_content_type(request, _MEDIA[kind])
+            h = request.headers
+            msg = parse_message(
+                kind,
+                device=h.get("x-ddnn-device"),
+                start=h.get("x-ddnn-start"),
+                model=h.get("x-ddnn-model"),
+                body=b"" if kind == "join" else await read_body(request, s.max_body_bytes),
+                expect=expect,
+                fields=_FIELDS,
+            )
+            out = await gw.answer(msg, s.deadline_s, f"POST /v1/{kind}")
+            if isinstance(out, bytes):
+                return Response(out, media_type=DECISION_TYPE)
+            return JSONResponse(out)
+
+        return route
+
     for kind in KINDS:
-        router.add_api_route(f"/v1/{kind}", _device_route(gw, s, kind), methods=["POST"])
+        router.add_api_route(f"/v1/{kind}", device_route(kind), methods=["POST"])
 
     @router.get("/v1/progress")
     async def progress(request: Request) -> dict:
@@ -650,32 +643,6 @@ def gateway_router(gw: Gateway, s: GatewaySettings) -> APIRouter:
         )
 
     return router
-
-
-def _device_route(gw: Gateway, s: GatewaySettings, kind: str):
-    """The HTTP adapter of a device message: ``POST /v1/<kind>``."""
-    expect = (gw.model, gw.num_devices, s.max_body_bytes)
-
-    async def route(request: Request) -> Response:
-        check_auth(request, s.token)
-        if _MEDIA[kind] is not None:
-            check_content_type(request, _MEDIA[kind])
-        h = request.headers
-        msg = parse_message(
-            kind,
-            device=h.get("x-ddnn-device"),
-            start=h.get("x-ddnn-start"),
-            model=h.get("x-ddnn-model"),
-            body=b"" if kind == "join" else await read_body(request, s.max_body_bytes),
-            expect=expect,
-            fields=_FIELDS,
-        )
-        out = await gw.answer(msg, s.deadline_s, f"POST /v1/{kind}")
-        if isinstance(out, bytes):
-            return Response(out, media_type=DECISION_TYPE)
-        return JSONResponse(out)
-
-    return route
 
 
 def serve_gateway(settings: GatewaySettings) -> None:

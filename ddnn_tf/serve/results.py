@@ -1,19 +1,10 @@
 """The gateway's answers: delivered as they are made, forgotten after a bounded window.
 
-Three pieces, all bounded (the format is specified in ``docs/operations.md``):
-
-* :class:`AnswerLog` numbers every answer (``seq`` 1, 2, ...), hands it at once to every
-  subscriber (the result stream, ``GET /v1/answers``, and the MQTT answers topic) and
-  keeps only the last ``window`` answers, so a subscriber that reconnects resumes from
-  the answer after the last one it saw while that one is still in the window;
-* :class:`RoundLedger` knows, for the rounds of the last ``window`` samples, which
-  samples were answered and which rounds finished, so a round retried after a restart
-  or a lost response is answered exactly once; older rounds are refused;
-* :class:`Journal` (optional) appends every answer and finished round to a file and
-  reloads them on start, so a restarted gateway keeps its numbering and its ledger;
-  the file is rewritten from the window once it holds twice the window.
-
-Nothing here imports a web framework: the gateway's app and the MQTT bridge read it.
+:class:`AnswerLog` numbers every answer and hands it at once to every subscriber,
+:class:`RoundLedger` knows which samples of the recent rounds were answered (so a
+retried round is answered exactly once), and :class:`Journal` keeps both on disk across
+restarts; each is bounded by the window (specified in ``docs/operations.md``). Nothing
+here imports a web framework: the gateway's app and the MQTT bridge read it.
 """
 
 from __future__ import annotations
@@ -21,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -38,21 +29,9 @@ __all__ = [
     "sse_event",
 ]
 
-#: The fields of one answer, in the order ``GET /v1/results`` lists them.
-ANSWER_FIELDS = (
-    "sample",
-    "exit",
-    "prediction",
-    "degraded",
-    "local_presence",
-    "cloud_presence",
-    "t_done",
-    "payload_bytes",
-)
-
-#: The JSON types of an answer's fields as the stream and the answers topic carry them.
+#: The JSON types of an answer's fields as the stream and the answers topic carry them
+#: (after ``seq``, an int).
 _ANSWER_TYPES = {
-    "seq": int,
     "sample": int,
     "exit": int,
     "prediction": int,
@@ -62,6 +41,8 @@ _ANSWER_TYPES = {
     "t_done": (int, float),
     "payload_bytes": list,
 }
+#: The fields of one answer, in the order ``GET /v1/results`` lists them.
+ANSWER_FIELDS = tuple(_ANSWER_TYPES)
 
 
 def is_answer(doc) -> bool:
@@ -74,7 +55,7 @@ def is_answer(doc) -> bool:
     """
     return isinstance(doc, dict) and all(
         isinstance(doc.get(k), t) and (t is bool or not isinstance(doc[k], bool))
-        for k, t in _ANSWER_TYPES.items()
+        for k, t in {"seq": int, **_ANSWER_TYPES}.items()
     )
 
 
@@ -112,9 +93,7 @@ class Subscriber:
         self.ready.set()
 
     def take(self, most: int = 512) -> list[tuple[int, bytes]]:
-        out = []
-        while self.items and len(out) < most:
-            out.append(self.items.popleft())
+        out = [self.items.popleft() for _ in range(min(most, len(self.items)))]
         if not self.items:
             self.ready.clear()
         return out
@@ -131,7 +110,7 @@ class AnswerLog:
     Example:
         >>> log = AnswerLog(2, ("local", "cloud"))
         >>> for s in range(3):
-        ...     _ = log.add([[s, 1, 4, False, 63, 63, 0.5, [23] * 6]])
+        ...     log.add([[s, 1, 4, False, 63, 63, 0.5, [23] * 6]])
         >>> log.next_seq, [seq for seq, _ in log.since(0)]
         (4, [2, 3])
     """
@@ -158,33 +137,20 @@ class AnswerLog:
         doc["exit_name"] = self.exits[doc["exit"]] if doc["exit"] >= 0 else None
         return _compact({"seq": seq, **doc})
 
-    def add(self, rows: Iterable[Sequence], *, write: bool = True) -> list[int]:
-        """Number, keep, journal and deliver answers; returns their ``seq``."""
+    def add(self, rows: Iterable[Sequence], *, write: bool = True) -> None:
+        """Number, keep, journal (unless ``write`` is false) and deliver answers."""
         rows = [list(r) for r in rows]
-        if not rows:
-            return []
-        first = self.next_seq
-        if write and self.journal is not None:  # on disk before anyone is told
-            self.journal.answers(first, rows)
-        seqs = []
+        if write and rows and self.journal is not None:  # on disk before anyone is told
+            self.journal.answers(self.next_seq, rows)
         for row in rows:
             seq = self.next_seq
             self.next_seq += 1
             data = self.encode(seq, row)
             self.recent.append((seq, data, row))
-            seqs.append(seq)
             for sub in self.subscribers:
                 sub.push(seq, data)
             for listener in self.listeners:
                 listener(seq, data)
-        return seqs
-
-    def restore(self, first: int, rows: Sequence[Sequence]) -> None:
-        """Put answers read back from a journal in the window (nobody is told)."""
-        for k, row in enumerate(rows):
-            seq = first + k
-            self.recent.append((seq, self.encode(seq, row), list(row)))
-        self.next_seq = max(self.next_seq, first + len(rows))
 
     def since(self, after: int) -> list[tuple[int, bytes]]:
         """The kept answers numbered above ``after``."""
@@ -215,14 +181,9 @@ class AnswerLog:
         self.subscribers.add(sub)
         return sub, missed
 
-    def unsubscribe(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
-
     async def stream(self, hello: dict, after: int | None):
-        """The result stream's bytes (server-sent events) for one subscriber: ``hello``
-        (with the window's ``window``, ``oldest`` and ``next``), a ``gap`` when answers
-        after ``after`` are no longer kept, every answer as it is made, a keep-alive
-        comment when idle, and ``lagged`` before it ends for a subscriber left behind."""
+        """The result stream's bytes for one subscriber resuming after ``after`` (its
+        events are specified in docs/protocol.md); ``hello`` is its first event's data."""
         sub, missed = self.subscribe(after)
         try:
             hello = {**hello, "window": self.window, "oldest": self.oldest, "next": self.next_seq}
@@ -242,7 +203,7 @@ class AnswerLog:
                     continue
                 yield b"".join(sse_event(seq, data) for seq, data in sub.take())
         finally:
-            self.unsubscribe(sub)
+            self.subscribers.discard(sub)
 
 
 def _compact(doc: dict) -> bytes:
@@ -272,7 +233,7 @@ class RoundLedger:
         self.batch = int(batch)
         self.rounds = int(rounds)
         self.current: int | None = None
-        self._answered: OrderedDict[int, int] = OrderedDict()  # start -> bitmask of offsets
+        self._answered: dict[int, int] = {}  # start -> bitmask of the answered offsets
         self._finished: set[int] = set()
 
     def check(self, start: int) -> str | None:
@@ -294,17 +255,14 @@ class RoundLedger:
         if self.current is None or start > self.current:
             self.current = start
             low = start - self.rounds * self.batch
-            while self._answered and next(iter(self._answered)) < low:
-                self._answered.popitem(last=False)
+            self._answered = {s: bits for s, bits in self._answered.items() if s >= low}
             self._finished = {s for s in self._finished if s >= low}
 
     def mark(self, sample: int) -> None:
         start = sample - sample % self.batch
         if start not in self._answered:
             self.open(start)
-            self._answered[start] = 0
-            self._answered = OrderedDict(sorted(self._answered.items()))
-        self._answered[start] |= 1 << (sample - start)
+        self._answered[start] = self._answered.get(start, 0) | 1 << (sample - start)
 
     def answered(self, sample: int) -> bool:
         start = sample - sample % self.batch
@@ -325,14 +283,10 @@ class RoundLedger:
 
 
 class Journal:
-    """The gateway's answers and finished rounds on disk, one JSON line each.
-
-    The first line names the model and the round length; then ``{"seq": first,
-    "answers": [row, ...]}`` and ``{"finished": start}`` lines. Once the file holds
-    ``2 * window`` answers it is rewritten with the last ``window`` (to a temporary file,
-    then renamed), so it stays bounded. Lines are written with one ``write`` each and
-    flushed, so a killed gateway loses nothing it had told a subscriber (``fsync``: also
-    a machine that loses power).
+    """The gateway's answers and finished rounds on disk, one JSON line each, rewritten
+    with the window alone once it holds twice the window (the format is specified in
+    ``docs/operations.md``). Each line is written whole and flushed, so a killed gateway
+    loses nothing it had told a subscriber (``fsync``: also a machine that loses power).
 
     Args:
         path: the journal file (created when missing).
@@ -349,10 +303,8 @@ class Journal:
     def __init__(
         self, path: str | Path, model: str, batch: int, window: int, *, fsync: bool = False
     ) -> None:
-        self.path = Path(path)
-        self.model, self.batch, self.window = model, int(batch), int(window)
-        self.fsync = fsync
-        self.header = {"journal": 1, "model": model, "batch": self.batch}
+        self.path, self.window, self.fsync = Path(path), int(window), fsync
+        self.header = {"journal": 1, "model": model, "batch": int(batch)}
         self.loaded: list[tuple[int, list]] = []  # (first seq, rows) read back
         self.loaded_finished: list[int] = []
         self._rows_written = 0
@@ -371,11 +323,11 @@ class Journal:
             raise FormatError(f"{self.path}: not a gateway journal (bad first line).") from None
         if not isinstance(header, dict) or header.get("journal") != 1:
             raise FormatError(f"{self.path}: not a gateway journal (no journal header).")
-        for key, want in (("model", self.model), ("batch", self.batch)):
-            if header.get(key) != want:
+        for key in ("model", "batch"):
+            if header.get(key) != self.header[key]:
                 raise ConfigError(
-                    f"{self.path} was written for {key} {header.get(key)!r}, not {want!r}; "
-                    "give another journal file or remove it.",
+                    f"{self.path} was written for {key} {header.get(key)!r}, not "
+                    f"{self.header[key]!r}; give another journal file or remove it.",
                     argument="journal",
                 )
         for number, line in enumerate(lines[1:], 2):
@@ -436,8 +388,9 @@ class Journal:
 def restore(log: AnswerLog, ledger: RoundLedger, journal: Journal) -> int:
     """Replay ``journal`` into ``log`` and ``ledger``; returns the answers read back."""
     count = 0
-    for first, rows in journal.loaded:
-        log.restore(first, rows)
+    for first, rows in journal.loaded:  # before anyone subscribed: nobody is told
+        log.next_seq = first
+        log.add(rows, write=False)
         for row in rows:
             ledger.mark(int(row[0]))
         count += len(rows)
