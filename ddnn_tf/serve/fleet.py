@@ -1,12 +1,8 @@
-"""The processes of a deployment: start, restart and stop them (``ddnn deploy``, the
-serving benchmark and the tests).
-
-:class:`ServiceProcess` is one child ``python`` process with its output in files;
-:class:`Fleet` starts a :class:`~ddnn_tf.serve.settings.DeployPlan`'s broker, cloud,
-gateways and device processes on loopback, each from its own settings object (the child's
-command line is :meth:`~ddnn_tf.core.options.Options.argv` of it; tokens and passwords
-travel in the environment), restarts them when a fault says so, and stops everything it
-started, also on an error.
+"""The processes of a deployment (``ddnn deploy``, the serving benchmark, the tests):
+:class:`ServiceProcess`, one child ``python`` process with its output in files, and
+:class:`Fleet`, a plan's broker, cloud, gateways and devices on loopback, each started
+from its settings (:meth:`~ddnn_tf.core.options.Options.argv`; tokens and passwords
+travel in the environment), restarted when a fault says so, and all stopped at the end.
 """
 
 from __future__ import annotations
@@ -15,6 +11,7 @@ import contextlib
 import dataclasses
 import json as _json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -137,19 +134,12 @@ def service_rss_mb(pid: int) -> float:
     """Peak resident memory (``VmHWM``) of process ``pid`` and of every process it leads
     (its own children, started in its process group: Ray's processes, say), in MB."""
     total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-            sid = int(stat[stat.rindex(b")") + 2 :].split()[3])
-            if int(entry) != pid and sid != pid:
-                continue
-            with open(f"/proc/{entry}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+            if pid in (int(entry), int(stat[stat.rindex(b")") + 2 :].split()[3])):
+                status = Path(f"/proc/{entry}/status").read_text()
+                total += sum(map(int, re.findall(r"^VmHWM:\s+(\d+)", status, re.M)))
         except (OSError, ValueError, IndexError):
             continue  # a process that ended meanwhile
     return total / 1024

@@ -9,7 +9,7 @@ a long stream costs no more offline work than the split itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -17,57 +17,41 @@ import numpy as np
 __all__ = ["deploy_report", "format_report"]
 
 
-@dataclass
-class _Answers:
+def _answers(docs: dict[int, list[dict]], n: int, d: int) -> SimpleNamespace:
     """One site's answers over its ``N`` samples (the first delivery of each): per sample
     ``answered``, ``exit_index`` (-1: none), ``prediction``, ``degraded``, ``t_done``,
-    and per sample and device ``local_p``/``cloud_p`` (presence) and ``payload``;
+    per sample and device ``local_p``/``cloud_p`` (presence) and ``payload``;
     ``duplicates``: samples delivered more than once."""
-
-    answered: np.ndarray
-    exit_index: np.ndarray
-    prediction: np.ndarray
-    degraded: np.ndarray
-    local_p: np.ndarray
-    cloud_p: np.ndarray
-    t_done: np.ndarray
-    payload: np.ndarray
-    duplicates: int
-
-    @classmethod
-    def from_docs(cls, answers: dict[int, list[dict]], n: int, d: int) -> _Answers:
-        out = cls(
-            answered=np.zeros(n, bool),
-            exit_index=np.full(n, -1, np.int64),
-            prediction=np.full(n, -1, np.int64),
-            degraded=np.zeros(n, bool),
-            local_p=np.zeros((n, d), bool),
-            cloud_p=np.zeros((n, d), bool),
-            t_done=np.full(n, np.nan),
-            payload=np.zeros((n, d), np.int64),
-            duplicates=0,
-        )
-        bits = 1 << np.arange(d)
-        for s, docs in answers.items():
-            if not 0 <= s < n:
-                continue  # not a sample of this stream: the report's lost/extra counts say so
-            a = docs[0]
-            out.answered[s] = True
-            out.exit_index[s], out.prediction[s] = a["exit"], a["prediction"]
-            out.degraded[s] = a["degraded"]
-            out.local_p[s] = (a["local_presence"] & bits) > 0
-            out.cloud_p[s] = (a["cloud_presence"] & bits) > 0
-            out.t_done[s] = a["t_done"]
-            out.payload[s] = a["payload_bytes"]
-            out.duplicates += len(docs) > 1
-        return out
+    got = SimpleNamespace(
+        answered=np.zeros(n, bool),
+        exit_index=np.full(n, -1, np.int64),
+        prediction=np.full(n, -1, np.int64),
+        degraded=np.zeros(n, bool),
+        local_p=np.zeros((n, d), bool),
+        cloud_p=np.zeros((n, d), bool),
+        t_done=np.full(n, np.nan),
+        payload=np.zeros((n, d), np.int64),
+        duplicates=0,
+    )
+    bits = 1 << np.arange(d)
+    for s, answers in docs.items():
+        if not 0 <= s < n:
+            continue  # not a sample of this stream: the report's lost/extra counts say so
+        a = answers[0]
+        got.answered[s] = True
+        got.exit_index[s], got.prediction[s] = a["exit"], a["prediction"]
+        got.degraded[s] = a["degraded"]
+        got.local_p[s] = (a["local_presence"] & bits) > 0
+        got.cloud_p[s] = (a["cloud_presence"] & bits) > 0
+        got.t_done[s] = a["t_done"]
+        got.payload[s] = a["payload_bytes"]
+        got.duplicates += len(answers) > 1
+    return got
 
 
 def _offline(h, xs, idx, presence, thresholds, all_exits, protocol="paper"):
     """``h.run`` on samples ``idx`` of ``xs`` with ``presence``, once per distinct row;
     its per-sample arrays (``device_bytes`` computed)."""
-    from types import SimpleNamespace
-
     d = presence.shape[1]
     key = idx.astype(np.int64) * (1 << d) + presence.astype(np.int64) @ (1 << np.arange(d))
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
@@ -88,7 +72,7 @@ def _offline(h, xs, idx, presence, thresholds, all_exits, protocol="paper"):
     )
 
 
-def _site(h, y, xs, got: _Answers, rounds, thresholds, mode: str) -> dict[str, Any]:
+def _site(h, y, xs, got: SimpleNamespace, rounds, thresholds, mode: str) -> dict[str, Any]:
     """One site's figures, its timing aside (:func:`_timing`): its answers ``got`` over
     ``N = repeat * n`` samples of the split (``y``, ``xs``) and its devices' round records
     ``rounds``, against the offline run with the presence the gateway observed."""
@@ -163,7 +147,7 @@ def _percentiles(latency: np.ndarray, qs=(50, 99)) -> dict[str, float | None]:
     return {f"p{q}": float(np.percentile(latency, q)) if latency.size else None for q in qs}
 
 
-def _timing(answers: list[_Answers], rounds, batch: int, exits, predicted) -> dict[str, Any]:
+def _timing(answers: list[SimpleNamespace], rounds, batch: int, exits, predicted) -> dict[str, Any]:
     """``latency_ms`` (per sample, from its round's start to its answer: ``{p50, p99}``
     and per exit ``{samples, measured: {p50, p95}[, predicted]}``), ``samples_per_s`` and
     ``cloud_samples_per_s`` over the sites ``answers`` (``rounds``: per site, per device,
@@ -201,7 +185,7 @@ def _timing(answers: list[_Answers], rounds, batch: int, exits, predicted) -> di
     }
 
 
-def _predicted(h, plan, got: _Answers, tier_ms, rounds, seed: int = 0) -> np.ndarray:
+def _predicted(h, plan, got: SimpleNamespace, tier_ms, rounds, seed: int = 0) -> np.ndarray:
     """``(N,)`` milliseconds the cost model predicts for each answered sample with the
     plan's radio link: its exit and its devices as answered live, the tiers' times on this
     host (``tier_ms``; a device's compute as its process measured it, ``compute_s`` of
@@ -271,7 +255,7 @@ def deploy_report(
     from ddnn_tf.core.evaluation import reduction
 
     n_total = len(y) * plan.repeat
-    answers = [_Answers.from_docs(s.collector.answers, n_total, h.num_devices) for s in sites]
+    answers = [_answers(s.collector.answers, n_total, h.num_devices) for s in sites]
     predicted = None
     if plan.link:
         predicted = [
@@ -342,7 +326,7 @@ def deploy_report(
     return result
 
 
-def _kill(got: _Answers, device: int, answered: int) -> dict[str, Any]:
+def _kill(got: SimpleNamespace, device: int, answered: int) -> dict[str, Any]:
     absent = np.flatnonzero(got.answered & ~got.local_p[:, device])
     return {
         "device": int(device),
