@@ -48,10 +48,9 @@ class Faults:
         self.events: dict[str, Any] = {"killed_at": None, "cloud_down": None, "restarts": []}
 
     def apply(self, fleet: Fleet, answered: int) -> None:
-        """Start every fault that is due."""
-        for name, at in list(self.pending.items()):
-            if answered < at:
-                continue
+        """Start every fault that is due, then let the devices held for it go on."""
+        due = {name: at for name, at in self.pending.items() if answered >= at}
+        for name in due:
             del self.pending[name]
             t = time.monotonic()
             if name == "kill":
@@ -70,6 +69,8 @@ class Faults:
                 self.events["restarts"].append(
                     {"service": service, "after": answered, "away_s": away}
                 )
+        for at in due.values():  # see Fleet._device
+            (fleet.folder / f"released-{at}").touch()
 
 
 def deploy(

@@ -312,7 +312,12 @@ class Fleet:
         return site
 
     def _device(self, site: Service, d: int, view: str) -> tuple[DeviceSettings, dict[str, str]]:
+        """A device's settings and environment; site 0's devices wait at the kill and the
+        outage for :class:`~ddnn_tf.serve.deploy.Faults` (``hold_at``), so that they land
+        at their count of answers however far the answer reader is behind."""
         link, env = self._link(site.index, f"device{d}")
+        plan = self.plan
+        hold = [k for k in (plan.kill_at, plan.cloud_down_at) if k is not None and not site.index]
         settings = DeviceSettings(
             model=self.plan.model,
             index=d,
@@ -323,6 +328,8 @@ class Fleet:
             mode=self.plan.mode,
             link=self.plan.link,
             mcu="qemu" if d in self.plan.mcu_devices else None,
+            hold_at=hold,
+            hold_dir=str(self.folder) if hold else None,
             **_fields(self.plan, DeviceTuning),
             **link,
         )

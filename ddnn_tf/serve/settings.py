@@ -17,6 +17,7 @@ ddnn_tf.errors.ConfigError: window: expected at least two rounds (128 answers fo
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -113,11 +114,11 @@ def _http_url(value) -> str:
     return str(value)
 
 
-def _devices(value) -> list[int]:
-    """Device indices from ``"0,1,2"``, a number or a list."""
+def _devices(value, what: str = "device indices such as 0,1,2") -> list[int]:
+    """Device indices (or other counts, ``what``) from ``"0,1,2"``, a number or a list."""
     items = [value] if isinstance(value, int) and not isinstance(value, bool) else _items(value)
     if not all(str(v).isdigit() for v in items):
-        raise ValueError(f"expected device indices such as 0,1,2, got {value!r}.")
+        raise ValueError(f"expected {what}, got {value!r}.")
     return sorted({int(v) for v in items})
 
 
@@ -376,12 +377,20 @@ class DeviceSettings(DeviceTuning, LinkSettings, _Data, _Model):
         "waits its time on air, wake-up and turn on the channel, and a decision its "
         "downlink (rounds of one sample)",
     )  # fmt: skip
+    hold_at: list[int] = option(
+        (), "before the first round from each of these samples on, wait until hold_dir has "
+        "a file released-SAMPLE (ddnn deploy lands its faults there)",
+        parse=functools.partial(_devices, what="sample counts such as 64,128"),
+    )  # fmt: skip
+    hold_dir: str | None = option(None, "the folder hold_at waits on")
 
     def check(self) -> None:
         LinkSettings.check(self)
         if self.transport == "http" and self.gateway is None:
             raise ConfigError("transport http needs the gateway's URL.", argument="gateway")
         _one_sample_rounds(self)
+        if self.hold_at and self.hold_dir is None:
+            raise ConfigError("hold_at needs the folder to wait on.", argument="hold_dir")
 
 
 @dataclass(frozen=True, kw_only=True)
