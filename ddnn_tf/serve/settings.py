@@ -220,6 +220,7 @@ class LinkSettings(Options):
             raise ConfigError("a broker is used with transport mqtt only.", argument="broker")
         if self.transport == "mqtt" and self.broker is None:
             raise ConfigError("transport mqtt needs the broker's URL.", argument="broker")
+        super().check()
 
     def mqtt(self):
         """The :class:`~ddnn_tf.serve.mqtt.MqttSettings` (None for HTTP).
@@ -282,6 +283,7 @@ class GatewayTuning(Options):
                 f"{self.batch}), got {self.window}.",
                 argument="window",
             )
+        super().check()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,10 +303,6 @@ class GatewaySettings(GatewayTuning, LinkSettings, ServiceSettings):
         None, "hold each request to the cloud for this WAN profile's round trip and upload "
         "time (a profile name of ddnn cost --list, or a profile file; default: none)",
     )  # fmt: skip
-
-    def check(self) -> None:
-        GatewayTuning.check(self)
-        LinkSettings.check(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -385,7 +383,7 @@ class DeviceSettings(DeviceTuning, LinkSettings, _Data, _Model):
     hold_dir: str | None = option(None, "the folder hold_at waits on")
 
     def check(self) -> None:
-        LinkSettings.check(self)
+        super().check()
         if self.transport == "http" and self.gateway is None:
             raise ConfigError("transport http needs the gateway's URL.", argument="gateway")
         _one_sample_rounds(self)
@@ -472,7 +470,7 @@ class DeployPlan(GatewayTuning, DeviceTuning, _Engine, _Data, _Model):
         if self.batch is None:  # a radio sends each sample as it comes
             object.__setattr__(self, "batch", 64 if self.link is None else 1)
         _one_sample_rounds(self)
-        GatewayTuning.check(self)
+        super().check()
         if self.broker is not None and self.transport != "mqtt":
             raise ConfigError("a broker is used with transport mqtt only.", argument="broker")
         if (self.kill_device is None) != (self.kill_at is None):
