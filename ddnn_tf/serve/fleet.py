@@ -240,7 +240,8 @@ class Fleet:
             ray_temp_dir=str(self.folder / "ray") if plan.engine == "ray" else None,
         )
         self.cloud = self._service(-1, "cloud", cloud, self.env)
-        self.sites = [self._start_site(k) for k in range(plan.sites)]
+        for k in range(plan.sites):  # one by one: __exit__ stops the collectors started
+            self.sites.append(self._start_site(k))
         for site in self.sites:
             for d, view in enumerate(views):
                 settings, env = self._device(site, d, str(view))
