@@ -221,13 +221,6 @@ def _predicted(h, plan, got: SimpleNamespace, tier_ms, rounds, seed: int = 0) ->
 _SUMMED = ("lost", "duplicates", "mismatches_vs_offline", "degraded")
 #: The figures of each site in a report of several sites (with its timing).
 _SITE_KEYS = ("n_samples", *_SUMMED, "wire_bytes_per_device", "cloud_answers")
-#: Site 0's other figures that only a live run has.
-_LIVE_KEYS = (
-    "wire_bytes_per_device",
-    "wire_received_bytes_per_device",
-    "offline_bytes_per_device",
-    "device_retries",
-)
 
 
 def deploy_report(
@@ -265,31 +258,32 @@ def deploy_report(
         _site(h, y, xs, got, site_rounds, thresholds, plan.mode)
         for got, site_rounds in zip(answers, rounds, strict=True)
     ]
-    main = per_site[0]
+    main = {k: v for k, v in per_site[0].items() if k != "cloud_answers"}
+
+    def timing(sites: slice) -> dict[str, Any]:
+        some = None if predicted is None else predicted[sites]
+        return _timing(answers[sites], rounds[sites], plan.batch, h.exits, some)
+
     raw = float(np.mean([float(entry["raw_bytes"]) for entry in h.manifest["inputs"]]))
     killed = events["killed_at"]
     result: dict[str, Any] = {
         "model": str(h.manifest.directory),
         "target": h.target,
         "split": plan.subset,
-        **{k: main[k] for k in ("n_samples", "accuracy", "exit_fraction")},
+        **main,
         "exits": list(h.exits),
         "thresholds": {k: float(v) for k, v in thresholds.items()},
-        "bytes_per_device": main["bytes_per_device"],
         "raw_bytes_per_device": raw,
         "communication_reduction": reduction(raw, main["bytes_per_device"]),
         "failed_devices": [] if killed is None else [plan.kill_device],
         "fail_prob": 0.0,
         "seed": 0,
-        "unclassified": main["unclassified"],
         "summary_encoding": h.summary_encoding,
         "batch_size": plan.batch,
-        **_timing(answers, rounds, plan.batch, h.exits, predicted),
-        "staged_matches_all_exits": main["staged_matches_all_exits"],
+        **timing(slice(None)),
         "engine": plan.engine,
         "transport": plan.transport,
         "repeat": plan.repeat,
-        **{k: main[k] for k in _LIVE_KEYS},
         **{k: sum(r[k] for r in per_site) for k in _SUMMED},
         "rss_mb": {k: [round(v, 1) for v in vs] for k, vs in rss.items()},
         "kill": None if killed is None else _kill(answers[0], plan.kill_device, killed),
@@ -305,13 +299,7 @@ def deploy_report(
                 "site": k,
                 "rss_mb": round(site_rss[k], 1),
                 **{key: r[key] for key in _SITE_KEYS},
-                **_timing(
-                    answers[k : k + 1],
-                    rounds[k : k + 1],
-                    plan.batch,
-                    h.exits,
-                    None if predicted is None else predicted[k : k + 1],
-                ),  # fmt: skip
+                **timing(slice(k, k + 1)),
             }
             for k, r in enumerate(per_site)
         ]
