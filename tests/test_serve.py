@@ -336,6 +336,9 @@ def test_deploy_with_edges_a_killed_device_and_a_downed_cloud(edge_model, tiny_d
     assert result["lost"] == 0 and result["mismatches_vs_offline"] == 0
     assert result["degraded"] > 0, (result["kill"], result["cloud_down_after"])
     assert result["failed_devices"] == [1]
+    # the devices waited at each fault: it landed at its count (a round boundary), however
+    # far the answer reader was behind
+    assert result["kill"]["answered_before_kill"] == 16 and result["cloud_down_after"] == 48
     s = result["samples"]
     exits, degraded = np.array(s["exit"]), np.array(s["degraded"])
     presence = np.array(s["local_presence"])

@@ -67,7 +67,13 @@ def _captured(monkeypatch, module: str, name: str) -> list:
         ),  # fmt: skip
         (
             DeviceSettings(
-                model=MODEL, index=3, data="v.npy", gateway="http://127.0.0.1:1", mcu="qemu"
+                model=MODEL,
+                index=3,
+                data="v.npy",
+                gateway="http://127.0.0.1:1",
+                mcu="qemu",
+                hold_at=[16, 48],
+                hold_dir="/tmp/h",
             ),
             "ddnn_tf.serve.device",
             "run_device",

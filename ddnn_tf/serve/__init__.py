@@ -17,33 +17,19 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = [
-    "FEATURES_TYPE",
-    "TOKEN_ENV",
-    "CloudSpec",
-    "CloudTier",
-    "ServiceError",
-    "add_cloud_routes",
-    "create_cloud_app",
-    "create_gateway_app",
-    "describe_model",
-    "model_graph",
-    "model_id",
-]
-
+#: Where each name below is defined (imported on first use).
 _WHERE = {
-    "FEATURES_TYPE": "wire",
-    "CloudSpec": "wire",
-    "model_graph": "wire",
-    "model_id": "wire",
-    "TOKEN_ENV": "settings",
-    "ServiceError": "protocol",
-    "CloudTier": "cloud",
-    "add_cloud_routes": "cloud",
-    "create_cloud_app": "cloud",
-    "describe_model": "wire",
-    "create_gateway_app": "gateway",
+    name: module
+    for module, names in {
+        "wire": ("FEATURES_TYPE", "CloudSpec", "describe_model", "model_graph", "model_id"),
+        "settings": ("TOKEN_ENV",),
+        "protocol": ("ServiceError",),
+        "cloud": ("CloudTier", "add_cloud_routes", "create_cloud_app"),
+        "gateway": ("create_gateway_app",),
+    }.items()
+    for name in names
 }
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str):

@@ -1,28 +1,14 @@
-"""The whole hierarchy as real processes on loopback, in one command.
+"""The whole hierarchy as real processes on loopback, in one command: :func:`deploy`
+(``ddnn deploy``; the Serving page describes it, its faults and its report).
 
-:func:`deploy` (``ddnn deploy MODEL_DIR --data fmnist6``, or ``ddnn deploy --config
-site.toml``) goes plan → fleet → fault schedule → report:
-
-1. the plan (:class:`~ddnn_tf.serve.settings.DeployPlan`), checked against the model
-   before anything starts;
-2. the fleet (:class:`~ddnn_tf.serve.fleet.Fleet`): the cloud (``ddnn serve cloud``),
-   one gateway per site (``ddnn serve gateway``) and one OS process per end device
-   (``ddnn device``) on 127.0.0.1, with a fresh shared token (and, over MQTT, a mosquitto
-   of its own with a user, password and topic ACL per client, unless ``broker`` names
-   one); every site's answers are read from its result stream as they are made (never
-   polling), and everything is stopped at the end (also on an error or Ctrl-C);
-3. the fault schedule (:class:`Faults`), counted in answers of site 0: ``kill_device=D,
-   kill_at=K`` SIGKILLs device D's process; ``cloud_down_at=K`` stops the cloud for
-   good (SIGKILL for uvicorn, an outage; SIGTERM for Ray, whose driver then stops the Ray
-   instance); ``restart_gateway_at=K`` SIGKILLs site 0's gateway and starts it again on
-   the same port with the same journal; ``restart_cloud_at=K`` stops the cloud as above
-   and starts it again on the same port;
-4. the report (:func:`ddnn_tf.serve.live_report.deploy_report`): ``ddnn run``'s keys
-   measured live, plus what only a network shows (wire bytes, latency, samples/s, lost,
-   duplicates, degraded, mismatches against the offline run, memory).
-
-``mcu_devices=[0, 1, ...]`` runs those devices' tiers as C inside an emulated Cortex-M4
-(``ddnn device --mcu qemu``, :mod:`ddnn_tf.mcu.live`) at every site.
+It goes plan → fleet → fault schedule → report: the plan
+(:class:`~ddnn_tf.serve.settings.DeployPlan`) is checked against the model before
+anything starts; the fleet (:class:`~ddnn_tf.serve.fleet.Fleet`) starts the cloud, a
+gateway per site and a process per end device on 127.0.0.1 with a fresh shared token (and
+over MQTT a mosquitto of its own, unless ``broker`` names one), reads every site's answers
+from its result stream as they are made, and stops everything at the end (also on an
+error or Ctrl-C); the faults (:class:`Faults`) are counted in answers of site 0; the
+report is :func:`ddnn_tf.serve.live_report.deploy_report`'s.
 """
 
 from __future__ import annotations
@@ -56,20 +42,15 @@ class Faults:
 
     def __init__(self, plan: DeployPlan) -> None:
         self.plan = plan
-        faults = {
-            "kill": plan.kill_at,
-            "cloud_down": plan.cloud_down_at,
-            "restart_cloud": plan.restart_cloud_at,
-            "restart_gateway": plan.restart_gateway_at,
-        }
+        names = ("kill", "cloud_down", "restart_cloud", "restart_gateway")
+        faults = {name: getattr(plan, f"{name}_at") for name in names}
         self.pending = {name: at for name, at in faults.items() if at is not None}
         self.events: dict[str, Any] = {"killed_at": None, "cloud_down": None, "restarts": []}
 
     def apply(self, fleet: Fleet, answered: int) -> None:
-        """Start every fault that is due."""
-        for name, at in list(self.pending.items()):
-            if answered < at:
-                continue
+        """Start every fault that is due, then let the devices held for it go on."""
+        due = {name: at for name, at in self.pending.items() if answered >= at}
+        for name in due:
             del self.pending[name]
             t = time.monotonic()
             if name == "kill":
@@ -78,22 +59,24 @@ class Faults:
             elif name == "cloud_down":
                 fleet.stop_cloud()
                 self.events["cloud_down"] = answered
-            elif name == "restart_cloud":
-                fleet.restart_cloud()
-                self._restarted("cloud", answered, t)
             else:
-                fleet.restart_gateway(fleet.sites[0])
-                self._restarted("gateway", answered, t)
-
-    def _restarted(self, service: str, answered: int, since: float) -> None:
-        away = time.monotonic() - since
-        self.events["restarts"].append({"service": service, "after": answered, "away_s": away})
+                if name == "restart_cloud":
+                    fleet.restart_cloud()
+                else:
+                    fleet.restart_gateway(fleet.sites[0])
+                service = name.removeprefix("restart_")
+                away = time.monotonic() - t
+                self.events["restarts"].append(
+                    {"service": service, "after": answered, "away_s": away}
+                )
+        for at in due.values():  # see Fleet._device
+            (fleet.folder / f"released-{at}").touch()
 
 
 def deploy(
     plan: DeployPlan | str | Path, data=None, *, records: bool = False, **options
 ) -> dict[str, Any]:
-    """Run the hierarchy as processes on loopback and report it (see the module docstring).
+    """Run the hierarchy as processes on loopback and report it.
 
     Args:
         plan: the deployment plan, or the model directory (then ``options`` are the
@@ -139,7 +122,7 @@ def deploy(
         h, plan, samples.y, xs, fleet.sites, rounds, thresholds, faults.events, rss, site_rss,
         records, tier_ms,
     )  # fmt: skip
-    result["urls"] = {"cloud": fleet.cloud_url, "gateways": [s.url for s in fleet.sites]}
+    result["urls"] = {"cloud": fleet.cloud.url, "gateways": [s.url for s in fleet.sites]}
     return result
 
 
@@ -217,27 +200,18 @@ def _stream(fleet: Fleet, plan: DeployPlan, n_total: int):
         the end], "cloud": [...]}`` (site 0's gateway) and every site's gateway's at the
         end.
     """
-    faults = Faults(plan)
-    rss: dict[str, list[float]] = {"gateway": [], "cloud": []}
+    faults, readings = Faults(plan), []  # (every gateway's, the cloud's) at 10 %, at the end
     stop_at = time.monotonic() + plan.timeout_s
     while fleet.check_devices():
         if time.monotonic() > stop_at:
             raise DeploymentError(f"the deployment did not finish within {plan.timeout_s:g} s.")
         answered = sum(s.collector.count for s in fleet.sites)
-        if not rss["gateway"] and answered >= 0.1 * n_total * plan.sites:
-            _note(rss, fleet)
+        if not readings and answered >= 0.1 * n_total * plan.sites:
+            readings.append(fleet.rss())
         faults.apply(fleet, fleet.sites[0].collector.count)
         time.sleep(0.02)
     for site in fleet.sites:
         site.collector.wait_for(n_total, _DRAIN_S)
-    if not rss["gateway"]:  # a stream too short to sample at 10 %
-        _note(rss, fleet)
-    return faults, rss, _note(rss, fleet)
-
-
-def _note(rss: dict[str, list[float]], fleet: Fleet) -> list[float]:
-    """Add a memory reading of site 0's gateway and the cloud; every gateway's."""
-    gateways, cloud = fleet.rss()
-    rss["gateway"].append(gateways[0])
-    rss["cloud"].append(cloud)
-    return gateways
+    readings += [fleet.rss()] * (2 - len(readings))  # a stream too short to sample at 10 %
+    rss = {"gateway": [g[0] for g, _ in readings], "cloud": [c for _, c in readings]}
+    return faults, rss, readings[-1][0]

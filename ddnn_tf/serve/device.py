@@ -134,6 +134,9 @@ def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings, origin: fl
     quantizer = sensor_quantizer(next(e for e in manifest["inputs"] if e["tier"] == tier))
     total = len(x) * s.repeat
     for start in range(0, total, s.batch):
+        for k in s.hold_at:  # a fault of ddnn deploy lands before this round
+            while start - s.batch < k <= start and not Path(s.hold_dir, f"released-{k}").exists():
+                time.sleep(0.01)
         if s.rate_hz is not None:  # a sensor read at its rate: the round's last sample
             due = origin + min(start + s.batch, total) / s.rate_hz
             time.sleep(max(due - time.monotonic(), 0.0))

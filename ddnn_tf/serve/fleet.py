@@ -1,12 +1,8 @@
-"""The processes of a deployment: start, restart and stop them (``ddnn deploy``, the
-serving benchmark and the tests).
-
-:class:`ServiceProcess` is one child ``python`` process with its output in files;
-:class:`Fleet` starts a :class:`~ddnn_tf.serve.settings.DeployPlan`'s broker, cloud,
-gateways and device processes on loopback, each from its own settings object (the child's
-command line is :meth:`~ddnn_tf.core.options.Options.argv` of it; tokens and passwords
-travel in the environment), restarts them when a fault says so, and stops everything it
-started, also on an error.
+"""The processes of a deployment (``ddnn deploy``, the serving benchmark, the tests):
+:class:`ServiceProcess`, one child ``python`` process with its output in files, and
+:class:`Fleet`, a plan's broker, cloud, gateways and devices on loopback, each started
+from its settings (:meth:`~ddnn_tf.core.options.Options.argv`; tokens and passwords
+travel in the environment), restarted when a fault says so, and all stopped at the end.
 """
 
 from __future__ import annotations
@@ -15,6 +11,7 @@ import contextlib
 import dataclasses
 import json as _json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -89,18 +86,6 @@ class ServiceProcess:
         text = self.err.read_text(errors="replace").strip().splitlines()
         return " | ".join(text[-3:]) if text else "(no output)"
 
-    def url(self, deadline: float) -> str:
-        while time.monotonic() < deadline:
-            for line in self.out.read_text(errors="replace").splitlines():
-                if line.startswith('{"url"'):
-                    return _json.loads(line)["url"]
-            if not self.alive():
-                raise DeploymentError(
-                    f"{self.name} exited with status {self.proc.returncode}: {self.tail()}"
-                )
-            time.sleep(0.05)
-        raise DeploymentError(f"{self.name} did not start within {READY_TIMEOUT_S:g} s.")
-
     def ready(self, client) -> str:
         """Wait until the service prints its URL and answers ``/readyz``; its URL.
 
@@ -109,18 +94,19 @@ class ServiceProcess:
         """
         import httpx
 
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        url = self.url(deadline)
+        deadline, url = time.monotonic() + READY_TIMEOUT_S, None
         while time.monotonic() < deadline:
+            url = url or next((r["url"] for r in self.records() if "url" in r), None)
             if not self.alive():
                 raise DeploymentError(
                     f"{self.name} exited with status {self.proc.returncode}: {self.tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if client.get(f"{url}/readyz").status_code == 200:
+                if url and client.get(f"{url}/readyz").status_code == 200:
                     return url
-            time.sleep(0.1)
-        raise DeploymentError(f"{self.name} at {url} was not ready within {READY_TIMEOUT_S:g} s.")
+            time.sleep(0.05)
+        where = "did not start" if url is None else f"at {url} was not ready"
+        raise DeploymentError(f"{self.name} {where} within {READY_TIMEOUT_S:g} s.")
 
     def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
         """Signal the process itself (it stops its own children, as Ray's driver does),
@@ -148,19 +134,12 @@ def service_rss_mb(pid: int) -> float:
     """Peak resident memory (``VmHWM``) of process ``pid`` and of every process it leads
     (its own children, started in its process group: Ray's processes, say), in MB."""
     total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-            sid = int(stat[stat.rindex(b")") + 2 :].split()[3])
-            if int(entry) != pid and sid != pid:
-                continue
-            with open(f"/proc/{entry}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+            if pid in (int(entry), int(stat[stat.rindex(b")") + 2 :].split()[3])):
+                status = Path(f"/proc/{entry}/status").read_text()
+                total += sum(map(int, re.findall(r"^VmHWM:\s+(\d+)", status, re.M)))
         except (OSError, ValueError, IndexError):
             continue  # a process that ended meanwhile
     return total / 1024
@@ -173,17 +152,17 @@ def _fields(plan: DeployPlan, part: type) -> dict[str, Any]:
 
 
 @dataclass
-class Site:
-    """One gateway with its devices, its answer collector and how to start it again."""
+class Service:
+    """A started service (its settings on the port it took): the cloud, or a site's
+    gateway with its devices and its answer collector."""
 
     index: int
-    settings: GatewaySettings
+    settings: Any
     env: dict[str, str]
-    gateway: ServiceProcess
+    proc: ServiceProcess
     url: str
-    collector: Any
+    collector: Any = None
     devices: list[ServiceProcess] = field(default_factory=list)
-    restarts: int = 0
 
 
 class Fleet:
@@ -200,17 +179,16 @@ class Fleet:
     def __init__(self, plan: DeployPlan, folder: Path, num_devices: int) -> None:
         import httpx
 
+        from ddnn_tf.core.manifest import load_manifest
+
         self.plan, self.folder, self.num_devices = plan, folder, num_devices
         self.token = secrets.token_urlsafe(24)
         self.env = child_env(**{TOKEN_ENV: self.token})
         self.client = httpx.Client(headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
         self.procs: list[ServiceProcess] = []
-        self.sites: list[Site] = []
+        self.sites: list[Service] = []
         self.broker = None
-        self.cloud: ServiceProcess | None = None
-        self.cloud_url = ""
-        from ddnn_tf.core.manifest import load_manifest
-
+        self.cloud: Service | None = None
         self.name = str(load_manifest(plan.model, check_files=False)["name"])
 
     def __enter__(self) -> Fleet:
@@ -225,53 +203,66 @@ class Fleet:
             self.broker.stop()
         self.client.close()
 
-    def _start(self, name: str, args, env: dict[str, str] | None = None) -> ServiceProcess:
-        proc = ServiceProcess(name, args, self.folder, env or self.env)
+    def _start(self, name: str, settings, env: dict[str, str]) -> ServiceProcess:
+        proc = ServiceProcess(name, settings, self.folder, env)
         self.procs.append(proc)
         return proc
+
+    def _service(self, k: int, name: str, settings, env: dict[str, str]) -> Service:
+        """Start a service and wait until it is ready."""
+        proc = self._start(name, settings, env)
+        url = proc.ready(self.client)
+        return Service(k, settings.replace(port=int(url.rsplit(":", 1)[1])), env, proc, url)
+
+    def _restart(self, service: Service, sig: int) -> None:
+        """Stop a service with ``sig`` and start it again from its settings (same port)."""
+        service.proc.stop(sig)
+        service.proc = self._start(f"{service.proc.name}-restarted", service.settings, service.env)
+        service.proc.ready(self.client)
 
     # ---------------------------------------------------------------- the services
     def start(self, views: list) -> None:
         """The broker (MQTT), the cloud, every site's gateway, then every device; each
         device streams ``views[d]`` (a ``.npy`` file per device)."""
-        roots = [self._root(k) for k in range(self.plan.sites)]
-        if self.plan.transport == "mqtt" and self.plan.broker is None:
+        plan = self.plan
+        roots = [self._root(k) for k in range(plan.sites)]
+        if plan.transport == "mqtt" and plan.broker is None:
             from ddnn_tf.serve.broker import Broker, plan_clients
 
             clients = plan_clients(roots, self.num_devices)
             self.broker = Broker(self.folder / "broker", clients).start()
-        self.start_cloud(self.plan.cloud_port)
-        for k in range(self.plan.sites):
-            self.sites.append(self._start_site(k))
-        for site in self.sites:
-            for d, view in enumerate(views):
-                settings, env = self._device(site, d, str(view))
-                name = device_tier(d) if self.plan.sites == 1 else f"site{site.index}-{d}"
-                site.devices.append(self._start(name, settings, env))
-
-    def start_cloud(self, port: int) -> None:
-        plan = self.plan
-        settings = CloudSettings(
+        cloud = CloudSettings(
             model=plan.model,
-            port=port,
+            port=plan.cloud_port,
             target=plan.target,
             engine=plan.engine,
             replicas=plan.replicas,
             ray_temp_dir=str(self.folder / "ray") if plan.engine == "ray" else None,
         )
-        name = "cloud" if self.cloud is None else "cloud-restarted"
-        self.cloud = self._start(name, settings)
-        self.cloud_url = self.cloud.ready(self.client)
+        self.cloud = self._service(-1, "cloud", cloud, self.env)
+        for k in range(plan.sites):  # one by one: __exit__ stops the collectors started
+            self.sites.append(self._start_site(k))
+        for site in self.sites:
+            for d, view in enumerate(views):
+                settings, env = self._device(site, d, str(view))
+                name = device_tier(d) if plan.sites == 1 else f"site{site.index}-{d}"
+                site.devices.append(self._start(name, settings, env))
 
     def stop_cloud(self) -> None:
         """An outage, not a shutdown: uvicorn's graceful stop would go on answering the
         requests in flight (SIGKILL); Ray's driver must stop Ray itself (SIGTERM)."""
-        self.cloud.stop(signal.SIGKILL if self.plan.engine == "uvicorn" else signal.SIGTERM)
+        self.cloud.proc.stop(self._outage())
+
+    def _outage(self) -> int:
+        return signal.SIGKILL if self.plan.engine == "uvicorn" else signal.SIGTERM
 
     def restart_cloud(self) -> None:
-        """Stop the cloud and start it again on the same port."""
-        self.stop_cloud()
-        self.start_cloud(int(self.cloud_url.rsplit(":", 1)[1]))
+        """Stop the cloud (as :meth:`stop_cloud`) and start it again on the same port."""
+        self._restart(self.cloud, self._outage())
+
+    def restart_gateway(self, site: Service) -> None:
+        """SIGKILL a site's gateway, start it again on the same port with the same journal."""
+        self._restart(site, signal.SIGKILL)
 
     def _root(self, k: int) -> str:
         root = default_topic_root(self.name)
@@ -294,49 +285,40 @@ class Fleet:
         options = {"transport": "mqtt", "broker": mqtt.url, "topic_root": mqtt.topic_root}
         return options, {**self.env, PASSWORD_ENV: mqtt.password or ""}
 
-    def _start_site(self, k: int) -> Site:
+    def _start_site(self, k: int) -> Service:
         """Site ``k``'s gateway (the plan's ``[gateway]`` options) and its collector."""
+        plan = self.plan
         link, env = self._link(k, "gateway")
-        port = self.plan.gateway_port + k if self.plan.gateway_port else 0
-        journal = str(self.folder / f"site{k}.journal")
         settings = GatewaySettings(
-            model=self.plan.model,
-            cloud=self.cloud_url,
-            port=port,
-            target=self.plan.target,
-            journal=journal,
-            wan=None if self.plan.link is None else self.plan.wan,
-            **_fields(self.plan, GatewayTuning),
+            model=plan.model,
+            cloud=self.cloud.url,
+            port=plan.gateway_port + k if plan.gateway_port else 0,
+            target=plan.target,
+            journal=str(self.folder / f"site{k}.journal"),
+            wan=None if plan.link is None else plan.wan,
+            **_fields(plan, GatewayTuning),
             **link,
         )
-        name = "gateway" if self.plan.sites == 1 else f"gateway-site{k}"
-        gateway = self._start(name, settings, env)
-        url = gateway.ready(self.client)
-        if self.plan.transport == "mqtt":
+        site = self._service(k, "gateway" if plan.sites == 1 else f"gateway-site{k}", settings, env)
+        if plan.transport == "mqtt":
             from ddnn_tf.serve.collect import AnswerSubscriber
 
             answers = self._mqtt(k, "answers")
-            collector = AnswerSubscriber(answers, answers.topic_root, f"deploy-{k}-answers")
+            site.collector = AnswerSubscriber(answers, answers.topic_root, f"deploy-{k}-answers")
         else:
             from ddnn_tf.serve.collect import StreamCollector
 
-            collector = StreamCollector(url, self.token)
-        collector.start()
-        return Site(
-            k, settings.replace(port=int(url.rsplit(":", 1)[1])), env, gateway, url, collector
-        )
+            site.collector = StreamCollector(site.url, self.token)
+        site.collector.start()
+        return site
 
-    def restart_gateway(self, site: Site) -> None:
-        """SIGKILL a site's gateway, start it again on the same port with the same journal."""
-        site.gateway.stop(signal.SIGKILL)
-        site.restarts += 1
-        site.gateway = self._start(
-            f"{site.gateway.name}-restart{site.restarts}", site.settings, site.env
-        )
-        site.gateway.ready(self.client)
-
-    def _device(self, site: Site, d: int, view: str) -> tuple[DeviceSettings, dict[str, str]]:
+    def _device(self, site: Service, d: int, view: str) -> tuple[DeviceSettings, dict[str, str]]:
+        """A device's settings and environment; site 0's devices wait at the kill and the
+        outage for :class:`~ddnn_tf.serve.deploy.Faults` (``hold_at``), so that they land
+        at their count of answers however far the answer reader is behind."""
         link, env = self._link(site.index, f"device{d}")
+        plan = self.plan
+        hold = [k for k in (plan.kill_at, plan.cloud_down_at) if k is not None and not site.index]
         settings = DeviceSettings(
             model=self.plan.model,
             index=d,
@@ -347,27 +329,27 @@ class Fleet:
             mode=self.plan.mode,
             link=self.plan.link,
             mcu="qemu" if d in self.plan.mcu_devices else None,
+            hold_at=hold,
+            hold_dir=str(self.folder) if hold else None,
             **_fields(self.plan, DeviceTuning),
             **link,
         )
         return settings, env
 
     # ---------------------------------------------------------------- while streaming
-    def devices(self) -> list[ServiceProcess]:
-        return [p for site in self.sites for p in site.devices]
-
     def check_devices(self) -> bool:
         """Whether any device still runs.
 
         Raises:
             DeploymentError: a device failed (a killed one did not fail).
         """
-        for p in self.devices():
+        devices = [p for site in self.sites for p in site.devices]
+        for p in devices:
             if p.proc.poll() not in (None, 0, -signal.SIGKILL):
                 raise DeploymentError(f"{p.name} failed: {p.tail()}")
-        return any(p.alive() for p in self.devices())
+        return any(p.alive() for p in devices)
 
     def rss(self) -> tuple[list[float], float]:
         """Peak resident memory (MB) of every site's gateway and of the cloud, now."""
-        gateways = [service_rss_mb(site.gateway.proc.pid) for site in self.sites]
-        return gateways, service_rss_mb(self.cloud.proc.pid)
+        gateways = [service_rss_mb(site.proc.proc.pid) for site in self.sites]
+        return gateways, service_rss_mb(self.cloud.proc.proc.pid)

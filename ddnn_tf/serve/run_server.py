@@ -17,7 +17,7 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (``port`` 0: a free one).
 
     Raises:
-        ValueError: the address cannot be bound (in use, unknown interface).
+        ConfigError: the address cannot be bound (in use, unknown interface).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

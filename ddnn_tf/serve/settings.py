@@ -1,20 +1,11 @@
 """One settings object per service, and the deployment plan: frozen dataclasses whose
 fields carry their range, their choices and their help (:mod:`ddnn_tf.core.options`),
-checked when made.
-
-* :class:`CloudSettings` (``ddnn serve cloud``), :class:`GatewaySettings` (``ddnn serve
-  gateway``), :class:`DemoSettings` (``ddnn serve demo``), :class:`DeviceSettings`
-  (``ddnn device``); the edge tiers run inside the gateway, with its settings;
-* :class:`DeployPlan` (``ddnn deploy``, or ``ddnn deploy --config site.toml``): the
-  model, the data, the sites, the devices (which run on an emulated board), the
-  transport and broker, the engine, the gateways' section, the faults and the ports; it
-  makes every child service's settings, whose command line is made from the fields
-  (:meth:`~ddnn_tf.core.options.Options.argv`), never written by hand.
-
-The command line's flags and help, a deployment file's schema and the docs' flag tables
-come from these fields too: adding an option is adding its field, and using it. Also
-here: the token rule (:func:`service_token`) and the default limits. Standard library
-only (the protocol itself is :mod:`ddnn_tf.serve.protocol`).
+checked when made; the command lines' flags and help, a child's command line, a
+deployment file's schema and the docs' flag tables are made from the fields (see the
+Serving page). :class:`CloudSettings`, :class:`GatewaySettings` (the edge tiers run
+inside the gateway), :class:`DemoSettings`, :class:`DeviceSettings` and
+:class:`DeployPlan`, which makes every child service's settings; also the token rule
+(:func:`service_token`) and the default limits. Standard library only.
 
 >>> GatewaySettings(model="m", cloud="http://127.0.0.1:8000", window=64)
 Traceback (most recent call last):
@@ -26,19 +17,13 @@ ddnn_tf.errors.ConfigError: window: expected at least two rounds (128 answers fo
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ddnn_tf.core.options import (
-    AT_LEAST_1,
-    NON_NEGATIVE,
-    PORT,
-    POSITIVE,
-    Options,
-    option,
-)
+from ddnn_tf.core.options import AT_LEAST_1, NON_NEGATIVE, PORT, POSITIVE, Options, option
 from ddnn_tf.core.vocab import PROTOCOL_MODES, SUBSETS, TARGETS
 from ddnn_tf.errors import ConfigError
 
@@ -129,19 +114,56 @@ def _http_url(value) -> str:
     return str(value)
 
 
-def _devices(value) -> list[int]:
-    """Device indices from ``"0,1,2"``, a number or a list."""
+def _devices(value, what: str = "device indices such as 0,1,2") -> list[int]:
+    """Device indices (or other counts, ``what``) from ``"0,1,2"``, a number or a list."""
     items = [value] if isinstance(value, int) and not isinstance(value, bool) else _items(value)
     if not all(str(v).isdigit() for v in items):
-        raise ValueError(f"expected device indices such as 0,1,2, got {value!r}.")
+        raise ValueError(f"expected {what}, got {value!r}.")
     return sorted({int(v) for v in items})
 
 
 @dataclass(frozen=True, kw_only=True)
-class ServiceSettings(Options):
-    """What every HTTP service takes."""
+class _Model(Options):
+    """The model, and the interpreter that runs it."""
 
     model: str = option(help="the converted model directory (tflite_models/NAME)", positional=True)
+    target: str = option(
+        "portable", "portable (ai-edge-litert) or lce (larq-compute-engine)", choices=TARGETS
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Data(Options):
+    """Where a device's samples come from (besides ``data``)."""
+
+    path: str | None = option(None, "data file or directory for file-based loaders")
+    subset: str = option("test", "the data subset to stream: test or val", choices=SUBSETS)
+    limit: int | None = option(None, "stream the first N samples only", AT_LEAST_1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Engine(Options):
+    """What serves the cloud tier."""
+
+    engine: str = option(
+        "uvicorn", "uvicorn (embedded) or ray (Ray Serve deployment)", choices=("uvicorn", "ray")
+    )
+    replicas: int = option(1, "Ray Serve replicas (engine ray)", AT_LEAST_1)
+
+
+def _one_sample_rounds(settings) -> None:
+    if settings.link is not None and settings.batch != 1:
+        raise ConfigError(
+            f"a radio sends each sample as it comes: link needs rounds of one sample "
+            f"(batch 1), got {settings.batch}.",
+            argument="batch",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSettings(_Model):
+    """What every HTTP service takes."""
+
     host: str = option("127.0.0.1", "interface to bind (default loopback only)")
     port: int = option(8000, "TCP port (0: a free one)", PORT)
     token: str | None = option(
@@ -149,20 +171,13 @@ class ServiceSettings(Options):
     )
     max_body_bytes: int = option(DEFAULT_MAX_BODY_BYTES, "request body limit", AT_LEAST_1)
     deadline_s: float = option(DEFAULT_DEADLINE_S, "per-request deadline in seconds", POSITIVE)
-    target: str = option(
-        "portable", "portable (ai-edge-litert) or lce (larq-compute-engine)", choices=TARGETS
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
-class CloudSettings(ServiceSettings):
+class CloudSettings(_Engine, ServiceSettings):
     """``ddnn serve cloud``: the cloud tier (uvicorn, or Ray Serve)."""
 
     max_batch: int = option(1024, "most samples per interpreter call", AT_LEAST_1)
-    engine: str = option(
-        "uvicorn", "uvicorn (embedded) or ray (Ray Serve deployment)", choices=("uvicorn", "ray")
-    )
-    replicas: int = option(1, "Ray Serve replicas (engine ray)", AT_LEAST_1)
     address: str | None = option(
         None, "an existing Ray cluster's address (engine ray; default: start a local one)"
     )
@@ -205,6 +220,7 @@ class LinkSettings(Options):
             raise ConfigError("a broker is used with transport mqtt only.", argument="broker")
         if self.transport == "mqtt" and self.broker is None:
             raise ConfigError("transport mqtt needs the broker's URL.", argument="broker")
+        super().check()
 
     def mqtt(self):
         """The :class:`~ddnn_tf.serve.mqtt.MqttSettings` (None for HTTP).
@@ -267,6 +283,7 @@ class GatewayTuning(Options):
                 f"{self.batch}), got {self.window}.",
                 argument="window",
             )
+        super().check()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -286,10 +303,6 @@ class GatewaySettings(GatewayTuning, LinkSettings, ServiceSettings):
         None, "hold each request to the cloud for this WAN profile's round trip and upload "
         "time (a profile name of ddnn cost --list, or a profile file; default: none)",
     )  # fmt: skip
-
-    def check(self) -> None:
-        GatewayTuning.check(self)
-        LinkSettings.check(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -338,10 +351,9 @@ class DeviceTuning(Options):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DeviceSettings(DeviceTuning, LinkSettings):
+class DeviceSettings(DeviceTuning, LinkSettings, _Data, _Model):
     """``ddnn device``: one end device as a process."""
 
-    model: str = option(help="the converted model directory (tflite_models/NAME)", positional=True)
     index: int = option(help="this device's index (0 .. D-1)", range=NON_NEGATIVE)
     data: str = option(
         help="dataset name (fmnist6, mvmc, npz, synthetic, cancer3) or a .npy file of this view"
@@ -349,14 +361,8 @@ class DeviceSettings(DeviceTuning, LinkSettings):
     gateway: str | None = option(
         None, "the gateway's URL, e.g. http://127.0.0.1:8001 (http)", parse=_http_url
     )
-    path: str | None = option(None, "data file or directory for file-based loaders")
-    subset: str = option("test", "the data subset: test or val", choices=SUBSETS)
-    limit: int | None = option(None, "stream the first N samples only", AT_LEAST_1)
     batch: int = option(64, "samples per round (the gateway's)", AT_LEAST_1)
     token: str | None = option(None, "the shared token (default: $DDNN_TF_TOKEN)", secret=True)
-    target: str = option(
-        "portable", "portable (ai-edge-litert) or lce (larq-compute-engine)", choices=TARGETS
-    )
     mcu: str | None = option(
         None, "run the tier's C on this board instead of the binary: qemu (an emulated "
         "Cortex-M4, mps2-an386), mps2-an385 (Cortex-M3) or host (the system gcc)",
@@ -369,21 +375,24 @@ class DeviceSettings(DeviceTuning, LinkSettings):
         "waits its time on air, wake-up and turn on the channel, and a decision its "
         "downlink (rounds of one sample)",
     )  # fmt: skip
+    hold_at: list[int] = option(
+        (), "before the first round from each of these samples on, wait until hold_dir has "
+        "a file released-SAMPLE (ddnn deploy lands its faults there)",
+        parse=functools.partial(_devices, what="sample counts such as 64,128"),
+    )  # fmt: skip
+    hold_dir: str | None = option(None, "the folder hold_at waits on")
 
     def check(self) -> None:
-        LinkSettings.check(self)
+        super().check()
         if self.transport == "http" and self.gateway is None:
             raise ConfigError("transport http needs the gateway's URL.", argument="gateway")
-        if self.link is not None and self.batch != 1:
-            raise ConfigError(
-                f"a radio sends each sample as it comes: link needs rounds of one sample "
-                f"(batch 1), got {self.batch}.",
-                argument="batch",
-            )
+        _one_sample_rounds(self)
+        if self.hold_at and self.hold_dir is None:
+            raise ConfigError("hold_at needs the folder to wait on.", argument="hold_dir")
 
 
 @dataclass(frozen=True, kw_only=True)
-class DeployPlan(GatewayTuning, DeviceTuning):
+class DeployPlan(GatewayTuning, DeviceTuning, _Engine, _Data, _Model):
     """``ddnn deploy``: a whole hierarchy as processes on loopback, and its faults.
 
     Every key of a deployment file (``ddnn deploy --config site.toml``) is one of these
@@ -391,21 +400,10 @@ class DeployPlan(GatewayTuning, DeviceTuning):
     tables of :class:`GatewaySettings`), ``[devices]``, ``[faults]`` and ``[ports]``.
     """
 
-    model: str = option(help="the converted model directory (tflite_models/NAME)", positional=True)
     data: str | None = option(
         None, "dataset name (fmnist6, mvmc, npz, synthetic, cancer3; default: the one the "
         "manifest records)",
     )  # fmt: skip
-    path: str | None = option(None, "data file or directory for file-based loaders")
-    subset: str = option("test", "the data subset to stream: test or val", choices=SUBSETS)
-    limit: int | None = option(None, "stream the first N samples only", AT_LEAST_1)
-    engine: str = option(
-        "uvicorn", "the cloud's engine: uvicorn or ray", choices=("uvicorn", "ray")
-    )
-    replicas: int = option(1, "Ray Serve replicas (engine ray)", AT_LEAST_1)
-    target: str = option(
-        "portable", "portable (ai-edge-litert) or lce (larq-compute-engine)", choices=TARGETS
-    )
     sites: int = option(1, "gateways, each with its own devices, sharing the one cloud", AT_LEAST_1)
     transport: str = option(
         "http", "http or mqtt between the devices and the gateways", choices=("http", "mqtt")
@@ -471,13 +469,8 @@ class DeployPlan(GatewayTuning, DeviceTuning):
     def check(self) -> None:
         if self.batch is None:  # a radio sends each sample as it comes
             object.__setattr__(self, "batch", 64 if self.link is None else 1)
-        if self.link is not None and self.batch != 1:
-            raise ConfigError(
-                f"a radio sends each sample as it comes: link needs rounds of one sample "
-                f"(batch 1), got {self.batch}.",
-                argument="batch",
-            )
-        GatewayTuning.check(self)
+        _one_sample_rounds(self)
+        super().check()
         if self.broker is not None and self.transport != "mqtt":
             raise ConfigError("a broker is used with transport mqtt only.", argument="broker")
         if (self.kill_device is None) != (self.kill_at is None):
