@@ -412,6 +412,25 @@ def test_a_wrong_model_and_bad_topics_are_answered_on_the_error_topic(site):
     _answers_match(site, [0])
 
 
+def test_the_bridge_takes_a_device_number_only_in_ascii_digits():
+    """A topic's device level is the protocol's integer (``ascii_int``): other scripts'
+    digits, signs and out-of-range numbers are dropped before anything is parsed."""
+    from types import SimpleNamespace
+
+    from ddnn_tf.serve.mqtt import Drops, Topics
+    from ddnn_tf.serve.mqtt_gateway import GatewayBridge
+
+    bridge = object.__new__(GatewayBridge)
+    bridge.topics, bridge.drops = Topics(ROOT), Drops("gateway")
+    bridge.gw = SimpleNamespace(num_devices=6)
+    spawned = []
+    bridge.loop = SimpleNamespace(call_soon_threadsafe=lambda _fn, args: spawned.append(args))
+    for device in ("\u0663", "\u00b2", "+3", "03x", "6", "1" * 40, "3"):
+        msg = SimpleNamespace(topic=f"{ROOT}/up/{device}/join", retain=False, payload=b"{}")
+        bridge._on_message(None, None, msg)
+    assert bridge.drops.count == 6 and [args[1][0] for args in spawned] == ["3"]
+
+
 def test_every_error_reaches_the_device_internal_included(site, monkeypatch):
     """A bug in the gateway is answered ``internal`` at once (its traceback on stderr),
     not left to the device's 30 s timeout; the gateway goes on serving."""

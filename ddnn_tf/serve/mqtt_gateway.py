@@ -16,7 +16,14 @@ import json
 import traceback
 
 from ddnn_tf.serve import mqtt
-from ddnn_tf.serve.protocol import KINDS, RESPONSES, ServiceError, error_body, parse_message
+from ddnn_tf.serve.protocol import (
+    KINDS,
+    RESPONSES,
+    ServiceError,
+    ascii_int,
+    error_body,
+    parse_message,
+)
 
 __all__ = ["GatewayBridge"]
 
@@ -84,8 +91,8 @@ class GatewayBridge:
         if msg.retain:  # kept by the broker from some earlier publisher: never a live message
             return self.drops(topic, "a retained message")
         levels = self.topics.levels(topic, "up")
-        device = levels[0] if levels else None
-        if device is None or not device.isdecimal() or int(device) >= self.gw.num_devices:
+        device = ascii_int(levels[0]) if levels else None  # "3", never "٣" or "+3"
+        if device is None or device >= self.gw.num_devices:
             return self.drops(topic, "a topic of no device")
         args = (topic, levels, bytes(msg.payload), mqtt.user_properties(msg), mqtt.correlation(msg))
         self.loop.call_soon_threadsafe(self._spawn, args)
