@@ -1,7 +1,8 @@
 """The serving benchmark's baseline (``python -m ddnn_tf.serve.bare``): a bare FastAPI
 ``POST /v1/cloud`` that reads the body and answers a fixed result shaped as the cloud's
-for one record, on the cloud's app and server settings (:data:`ddnn_tf.serve.http.APP_OPTIONS`,
-:func:`ddnn_tf.serve.run_server.run_app`): the cost of the HTTP stack alone, which :func:`ddnn_tf.serve.bench.bench_serve` measures
+for one record, on the cloud's app and server settings
+(:data:`ddnn_tf.serve.http.APP_OPTIONS`, :func:`ddnn_tf.serve.run_server.run_app`): the
+cost of the HTTP stack alone, which :func:`ddnn_tf.serve.bench.bench_serve` measures
 beside the cloud."""
 
 from __future__ import annotations

@@ -299,9 +299,7 @@ def serve_demo(settings: DemoSettings) -> None:
     is generated and put in the URL; ``https`` serves TLS with a self-signed certificate
     kept in ``cert_dir`` (default ``~/.cache/ddnn_tf/demo-tls``).
     """
-    import uvicorn
-
-    from ddnn_tf.serve.run_server import bind
+    from ddnn_tf.serve.run_server import bind, serve_socket
 
     host, https = settings.host, settings.https
     token = settings.token if settings.token is not None else os.environ.get(TOKEN_ENV) or None
@@ -336,8 +334,4 @@ def serve_demo(settings: DemoSettings) -> None:
     if settings.qr:
         _print_qr(url)
     sys.stdout.flush()
-    config = uvicorn.Config(app, log_level="warning", access_log=False, **ssl)
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        sock.close()
+    serve_socket(app, sock, **ssl)

@@ -302,14 +302,13 @@ class Gateway:
         except ValueError as err:
             raise ServiceError(400, "bad_body", str(err)) from None
         self.alive.add(device)
-        nothing = encode_mask(np.zeros(n, bool))
         if self.ledger.finished(start):  # answered already (or counted absent)
-            return nothing
+            return _none_sent(n)
         r = self._round(start, n)
         if device in r.raw:  # a retry (a lost response): the same answer again
             _same_retry(r.raw[device], body, device, "summaries", start)
         elif r.decided.is_set():  # too late: counted absent for this round
-            return nothing
+            return _none_sent(n)
         else:
             r.summaries[device], r.raw[device] = values, body
         if self.alive <= set(r.summaries):
@@ -318,7 +317,7 @@ class Gateway:
             r.timer = asyncio.get_running_loop().call_later(self.settings.gather_s, self._decide, r)
         await r.decided.wait()
         if device not in r.present:
-            return nothing
+            return _none_sent(n)
         if self.eager:  # the message carried the features too: held until answered
             await r.finished.wait()
         return r.decision
@@ -533,6 +532,11 @@ class _CloudAway(ConnectionError):
 
 def _bits(devices: list[int]) -> int:
     return sum(1 << d for d in devices)
+
+
+def _none_sent(n: int) -> bytes:
+    """The decision of a round a device takes no part in: send nothing."""
+    return encode_mask(np.zeros(n, bool))
 
 
 def _same_retry(kept: bytes, body: bytes, device: int, what: str, start: int) -> None:

@@ -10,7 +10,7 @@ import sys
 
 from ddnn_tf.errors import ConfigError
 
-__all__ = ["bind", "run_app", "serve_cloud"]
+__all__ = ["bind", "run_app", "serve_cloud", "serve_socket"]
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -34,12 +34,17 @@ def bind(host: str, port: int) -> socket.socket:
 
 def run_app(app, host: str, port: int) -> None:
     """Serve ``app`` until SIGINT/SIGTERM; print ``{"url": ...}`` once bound."""
+    sock = bind(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    print(json.dumps({"url": f"http://{shown}:{sock.getsockname()[1]}"}), flush=True)
+    serve_socket(app, sock)
+
+
+def serve_socket(app, sock: socket.socket, **options) -> None:
+    """Serve ``app`` on the bound ``sock`` until SIGINT/SIGTERM, with the services' uvicorn
+    settings (``options``: more of them, e.g. the phone demo's TLS files)."""
     import uvicorn
 
-    sock = bind(host, port)
-    actual = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    print(json.dumps({"url": f"http://{shown}:{actual}"}), flush=True)
     # timeout_graceful_shutdown: a result stream never ends by itself; on SIGTERM its
     # subscribers get 3 s, then the connection is closed (they resume elsewhere). No
     # proxy headers: the services never read the client's address, so nothing is gained
@@ -52,6 +57,7 @@ def run_app(app, host: str, port: int) -> None:
         timeout_graceful_shutdown=3,
         proxy_headers=False,
         server_header=False,
+        **options,
     )
     server = uvicorn.Server(config)
     # What is loaded by now (libraries, the model) lives as long as the process: kept out
