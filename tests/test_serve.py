@@ -194,6 +194,7 @@ def test_cloud_absent_senders_match_a_failed_device(cloud_url, offline, hierarch
         ("no_model", 409, "model_mismatch"),
         ("no_token", 401, "unauthorized"),
         ("wrong_token", 401, "unauthorized"),
+        ("non_ascii_token", 401, "unauthorized"),
         ("truncated", 400, "bad_body"),
         ("no_sender", 400, "bad_body"),
         ("empty", 400, "bad_body"),
@@ -214,6 +215,8 @@ def test_cloud_bad_requests_get_json_errors_and_it_keeps_serving(
         del headers["Authorization"]
     elif case == "wrong_token":
         headers["Authorization"] = "Bearer nope"
+    elif case == "non_ascii_token":
+        headers["Authorization"] = "Bearer é".encode()
     elif case == "truncated":
         body = body[:-5]
     elif case == "no_sender":

@@ -99,7 +99,10 @@ def check_auth(request: Request, token: str | None) -> None:
         return
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+    # as bytes (the header's own, which Starlette decodes as Latin-1): compare_digest
+    # refuses str with non-ASCII characters
+    given = given.strip().encode("latin-1")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given, token.encode()):
         raise ServiceError(
             401, "unauthorized", "missing or wrong token: send Authorization: Bearer <token>."
         )
