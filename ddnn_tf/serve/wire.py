@@ -1,15 +1,10 @@
-"""The services' binary message formats: model id, cloud records, masks, media types.
-
-The one implementation of the formats docs/protocol.md specifies (*Wire protocol* in the
-documentation); numpy and the standard library only, so devices, gateway, cloud and tests
-share it.
-"""
+"""The services' binary message formats (model id, cloud records, masks, media types) as
+the *Wire protocol* page specifies them, shared by devices, gateway, cloud and tests."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ddnn_tf.core.comm import (
+    feature_nbytes,
     pack_features_batch,
     summary_nbytes,
     unpack_features_batch,
@@ -155,18 +151,9 @@ class CloudSpec:
         return (len(self.senders) + 7) // 8
 
     @functools.cached_property
-    def every_sender_mask(self) -> bytes:
-        """The presence mask of a record that carries every sender."""
-        return encode_mask(np.ones(len(self.senders), bool))
-
-    @functools.cached_property
     def padding(self) -> np.ndarray:
         """The padding bits of every sender's features side by side, as a byte mask."""
-        out = np.zeros(sum(self.nbytes.values()), np.uint8)
-        out[np.cumsum([self.nbytes[s] for s in self.senders]) - 1] = [
-            _pad_bits(self.shapes[s]) for s in self.senders
-        ]
-        return out
+        return np.concatenate([_padding(self.shapes[s]) for s in self.senders])
 
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> CloudSpec:
@@ -192,7 +179,7 @@ class CloudSpec:
             if s not in wire:
                 raise ConfigError(f"Invalid manifest (wire.features): no entry for {s!r}.")
             shapes[s] = tuple(int(d) for d in wire[s]["shape"])
-            nbytes[s] = int(wire[s].get("nbytes") or (math.prod(shapes[s]) + 7) // 8)
+            nbytes[s] = int(wire[s].get("nbytes") or feature_nbytes(shapes[s]))
         return cls(senders, shapes, nbytes, inputs, presence[0].name, cloud.name)
 
 
@@ -241,16 +228,10 @@ def parse_cloud_records(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[
 
 @dataclass(frozen=True)
 class CloudRecords:
-    """The records of one ``POST /v1/cloud`` body, checked (:func:`read_cloud_records`).
-
-    Attributes:
-        n: how many records.
-        packed: ``(n, record bytes)`` uint8 when every record carries every sender (what
-            a phone, or a gateway with all its devices, sends): decoded later, with the
-            other requests of its batch (:func:`decode_cloud_records`); else None.
-        presence, features: the decoded records otherwise, as
-            :func:`parse_cloud_records` returns them.
-    """
+    """The ``n`` records of one ``POST /v1/cloud`` body, checked: ``packed``, ``(n, record
+    bytes)`` uint8, when every record carries every sender (a phone's, or a gateway's with
+    all its devices: decoded with the rest of its batch by :func:`decode_cloud_records`),
+    else ``presence`` and ``features`` as :func:`parse_cloud_records` returns them."""
 
     n: int
     packed: np.ndarray | None = None
@@ -271,10 +252,9 @@ def read_cloud_records(spec: CloudSpec, body: bytes) -> CloudRecords:
     width = mb + sum(spec.nbytes.values())
     if len(body) % width == 0:
         packed = np.frombuffer(body, np.uint8).reshape(-1, width)
-        if (
-            packed[:, :mb].tobytes() == spec.every_sender_mask * len(packed)
-            and not (packed[:, mb:] & spec.padding).any()
-        ):
+        if (packed[:, :mb] == np.packbits(np.ones(len(spec.senders), bool))).all() and not (
+            packed[:, mb:] & spec.padding
+        ).any():
             return CloudRecords(len(packed), packed=packed)
     presence, features = _records_one_by_one(spec, body)  # names a bad record
     return CloudRecords(len(presence), presence=presence, features=features)
@@ -299,9 +279,10 @@ def decode_cloud_records(
     return presence, {s: np.concatenate([f[s] for _, f in parts]) for s in spec.senders}
 
 
-def _pad_bits(shape) -> int:
-    """The padding bits of a packed feature map's last byte."""
-    return (1 << (-math.prod(shape) % 8)) - 1
+def _padding(shape) -> np.ndarray:
+    """The padding bits of a packed feature map, as a byte mask (the bits a map of +1 leaves
+    clear)."""
+    return ~pack_features_batch(np.ones((1, *shape)))[0]
 
 
 def _records_one_by_one(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -346,7 +327,7 @@ def _records_one_by_one(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[
         try:
             array[rows] = unpack_features_batch(packed, shape)
         except ValueError as err:  # name the first record whose padding bits are set
-            bad = np.flatnonzero(packed[:, -1] & _pad_bits(shape))
+            bad = np.flatnonzero((packed & _padding(shape)).any(axis=1))
             if not len(bad):
                 raise
             raise WireError(f"record {rows[bad[0]]}, {sender}: {err}") from None
