@@ -14,6 +14,7 @@ from ddnn_tf.core.cost import radio as rf
 from ddnn_tf.core.cost.price import DECISION_BYTES, draw, wan_s
 from ddnn_tf.core.cost.profiles import Profile, load_profile
 from ddnn_tf.core.graph import device_tier
+from ddnn_tf.serve.wire import summary_size
 
 __all__ = [
     "UPLINK_DRAWS",
@@ -34,7 +35,7 @@ def message_sizes(manifest, mode: str) -> dict[str, list[int]]:
     wire = manifest["wire"]
     count = sum(e["role"] == "device" for e in manifest["tiers"].values())
     features = [int(wire["features"][device_tier(i)]["nbytes"]) for i in range(count)]
-    summary = int(wire["summary"]["nbytes"])
+    summary = summary_size(manifest)
     return {
         "summary": [summary + (f if mode == "eager" else 0) for f in features],
         "features": features,

@@ -4,7 +4,6 @@ the *Wire protocol* page specifies them, shared by devices, gateway, cloud and t
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from ddnn_tf.core.comm import (
     unpack_features_side_by_side,
 )
 from ddnn_tf.core.graph import TierGraph, tier_graph
-from ddnn_tf.core.manifest import MANIFEST_FILE, Manifest, check_tier_graph
+from ddnn_tf.core.manifest import MANIFEST_FILE, Manifest, check_tier_graph, sha256_hex
 from ddnn_tf.core.topology import Topology
 from ddnn_tf.errors import ConfigError, FormatError
 
@@ -69,7 +68,7 @@ def model_id(model: str | Path | Manifest) -> str:
     path = path / MANIFEST_FILE if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"No manifest at {path}.")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_hex(path.read_bytes())
 
 
 def describe_model(manifest: Mapping, mid: str) -> dict:
