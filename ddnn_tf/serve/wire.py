@@ -227,55 +227,62 @@ def parse_cloud_records(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[
 
 @dataclass(frozen=True)
 class CloudRecords:
-    """The ``n`` records of one ``POST /v1/cloud`` body, checked: ``packed``, ``(n, record
-    bytes)`` uint8, when every record carries every sender (a phone's, or a gateway's with
-    all its devices: decoded with the rest of its batch by :func:`decode_cloud_records`),
-    else ``presence`` and ``features`` as :func:`parse_cloud_records` returns them."""
+    """The records of one ``POST /v1/cloud`` body, checked (:func:`read_cloud_records`):
+    ``presence``, ``(n, U)`` bool, and ``packed``, ``(n, feature bytes)`` uint8, every
+    sender's packed features side by side (zeros for an absent one), decoded with the rest
+    of its batch by :func:`decode_cloud_records`."""
 
-    n: int
-    packed: np.ndarray | None = None
-    presence: np.ndarray | None = None
-    features: dict[str, np.ndarray] | None = None
+    presence: np.ndarray
+    packed: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.presence)
 
 
 def read_cloud_records(spec: CloudSpec, body: bytes) -> CloudRecords:
-    """Check a ``POST /v1/cloud`` body, and decode it unless every record carries every
-    sender (then its records stay packed for :func:`decode_cloud_records`).
+    """Check a ``POST /v1/cloud`` body; its records stay packed for
+    :func:`decode_cloud_records`.
 
     Raises:
         WireError: as :func:`parse_cloud_records`.
     """
     if not body:
         raise WireError("empty body: expected at least one record.", 0)
-    mb = spec.mask_bytes
-    width = mb + sum(spec.nbytes.values())
-    if len(body) % width == 0:
-        packed = np.frombuffer(body, np.uint8).reshape(-1, width)
-        if (packed[:, :mb] == np.packbits(np.ones(len(spec.senders), bool))).all() and not (
-            packed[:, mb:] & spec.padding
-        ).any():
-            return CloudRecords(len(packed), packed=packed)
-    presence, features = _records_one_by_one(spec, body)  # names a bad record
-    return CloudRecords(len(presence), presence=presence, features=features)
+    mb, nbytes = spec.mask_bytes, [spec.nbytes[s] for s in spec.senders]
+    width = mb + sum(nbytes)
+    records = np.frombuffer(body, np.uint8).reshape(-1, width) if len(body) % width == 0 else None
+    every = np.packbits(np.ones(len(nbytes), bool))  # what a phone sends, or a full gateway
+    if records is not None and (records[:, :mb] == every).all():
+        presence, packed = np.ones((len(records), len(nbytes)), bool), records[:, mb:]
+    else:
+        presence, packed = _records_one_by_one(spec, body)  # names a bad record
+    if (packed & spec.padding).any():  # name the first record whose padding bits are set
+        for s, part in zip(spec.senders, np.split(packed, np.cumsum(nbytes)[:-1], axis=1)):
+            bad = np.flatnonzero((part & _padding(spec.shapes[s])).any(axis=1))
+            if len(bad):
+                try:
+                    unpack_features_batch(part[bad[:1]], spec.shapes[s])
+                except ValueError as err:
+                    raise WireError(f"record {bad[0]}, {s}: {err}") from None
+    return CloudRecords(presence, packed)
 
 
 def decode_cloud_records(
     spec: CloudSpec, items: Sequence[CloudRecords]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The records of several bodies, one after the other, as :func:`parse_cloud_records`
-    returns one body's; the packed ones are unpacked in one pass."""
-    if all(r.packed is not None for r in items):
-        packed = np.concatenate([r.packed for r in items]) if len(items) > 1 else items[0].packed
-        shapes = [spec.shapes[s] for s in spec.senders]
-        unpacked = unpack_features_side_by_side(packed[:, spec.mask_bytes :], shapes)
-        presence = np.ones((len(packed), len(spec.senders)), bool)
-        return presence, dict(zip(spec.senders, unpacked, strict=True))
-    parts = [
-        decode_cloud_records(spec, [r]) if r.packed is not None else (r.presence, r.features)
-        for r in items
-    ]
-    presence = np.concatenate([p for p, _ in parts])
-    return presence, {s: np.concatenate([f[s] for _, f in parts]) for s in spec.senders}
+    """The records of several bodies, one after the other, unpacked in one pass, as
+    :func:`parse_cloud_records` returns one body's."""
+    if len(items) == 1:
+        presence, packed = items[0].presence, items[0].packed
+    else:
+        presence = np.concatenate([r.presence for r in items])
+        packed = np.concatenate([r.packed for r in items])
+    unpacked = unpack_features_side_by_side(packed, [spec.shapes[s] for s in spec.senders])
+    if not presence.all():  # an absent sender's features are zeros, as the runtime feeds
+        for k, features in enumerate(unpacked):
+            features[~presence[:, k]] = 0.0
+    return presence, dict(zip(spec.senders, unpacked, strict=True))
 
 
 def _padding(shape) -> np.ndarray:
@@ -284,12 +291,12 @@ def _padding(shape) -> np.ndarray:
     return ~pack_features_batch(np.ones((1, *shape)))[0]
 
 
-def _records_one_by_one(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """:func:`parse_cloud_records`, one record after the other (any presence; a bad record
-    is named)."""
+def _records_one_by_one(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The records of a body, one after the other (any presence; a bad record is named):
+    their presence and their senders' bytes side by side (zeros for an absent one)."""
     mb, total, offset = spec.mask_bytes, len(body), 0
     masks: list[np.ndarray] = []
-    at: dict[str, list[tuple[int, int]]] = {s: [] for s in spec.senders}  # (record, offset)
+    rows: list[bytes] = []
 
     def truncated(what: str) -> WireError:
         return WireError(
@@ -309,25 +316,13 @@ def _records_one_by_one(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[
         if not row.any():
             raise WireError(f"record {i} at byte offset {offset}: no sender present.", offset)
         offset += mb
-        for sender in (s for s, present in zip(spec.senders, row, strict=True) if present):
-            if offset + spec.nbytes[sender] > total:
-                raise truncated(f"{spec.nbytes[sender]} bytes of {sender} features")
-            at[sender].append((i, offset))
-            offset += spec.nbytes[sender]
+        parts = []
+        for sender, present in zip(spec.senders, row, strict=True):
+            n = spec.nbytes[sender]
+            if present and offset + n > total:
+                raise truncated(f"{n} bytes of {sender} features")
+            parts.append(body[offset : offset + n] if present else bytes(n))
+            offset += n if present else 0
         masks.append(row)
-    features = {}
-    for sender, records in at.items():
-        shape, n = spec.shapes[sender], spec.nbytes[sender]
-        features[sender] = array = np.zeros((len(masks), *shape), np.float32)
-        if not records:
-            continue
-        rows = [i for i, _ in records]
-        packed = np.stack([np.frombuffer(body, np.uint8, n, o) for _, o in records])
-        try:
-            array[rows] = unpack_features_batch(packed, shape)
-        except ValueError as err:  # name the first record whose padding bits are set
-            bad = np.flatnonzero((packed & _padding(shape)).any(axis=1))
-            if not len(bad):
-                raise
-            raise WireError(f"record {rows[bad[0]]}, {sender}: {err}") from None
-    return np.stack(masks), features
+        rows.append(b"".join(parts))
+    return np.stack(masks), np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), -1)
