@@ -76,7 +76,7 @@ def _site(h, y, xs, got: SimpleNamespace, rounds, thresholds, mode: str) -> dict
     """One site's figures, its timing aside (:func:`_timing`): its answers ``got`` over
     ``N = repeat * n`` samples of the split (``y``, ``xs``) and its devices' round records
     ``rounds``, against the offline run with the presence the gateway observed."""
-    from ddnn_tf.core.exits import exit_points
+    from ddnn_tf.core.exits import evaluate_exits, exit_points
 
     n_total, exits, answered = len(got.answered), list(h.exits), got.answered
     idx = np.arange(n_total) % len(y)
@@ -105,9 +105,7 @@ def _site(h, y, xs, got: SimpleNamespace, rounds, thresholds, mode: str) -> dict
     exit_fraction = {e: float(counts[k + 1]) / n_total for k, e in enumerate(exits)}
     exit_fraction["unclassified"] = float(counts[0]) / n_total
     valid = full.presence.any(axis=1)  # samples nobody saw count as wrong, as in run
-    accuracy = {
-        e: float(np.mean((np.argmax(full.probs[e], axis=1) == labels) & valid)) for e in exits
-    }
+    accuracy = evaluate_exits({e: full.probs[e] for e in exits}, labels, thresholds, valid).accuracy
     accuracy["overall"] = float(np.mean(got.prediction == labels))
     done = _done(rounds)
     sent, received, pairs = (sum(r[k] for r in done) for k in ("sent", "received", "n"))
