@@ -150,6 +150,11 @@ class CloudSpec:
         return (len(self.senders) + 7) // 8
 
     @functools.cached_property
+    def every_sender(self) -> bytes:
+        """The presence mask of a record that carries every sender."""
+        return encode_mask(np.ones(len(self.senders), bool))
+
+    @functools.cached_property
     def padding(self) -> np.ndarray:
         """The padding bits of every sender's features side by side, as a byte mask."""
         return np.concatenate([_padding(self.shapes[s]) for s in self.senders])
@@ -228,16 +233,16 @@ def parse_cloud_records(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[
 @dataclass(frozen=True)
 class CloudRecords:
     """The records of one ``POST /v1/cloud`` body, checked (:func:`read_cloud_records`):
-    ``presence``, ``(n, U)`` bool, and ``packed``, ``(n, feature bytes)`` uint8, every
-    sender's packed features side by side (zeros for an absent one), decoded with the rest
-    of its batch by :func:`decode_cloud_records`."""
+    ``packed``, ``(n, feature bytes)`` uint8, every sender's packed features side by side
+    (zeros for an absent one), decoded with the rest of its batch by
+    :func:`decode_cloud_records`; ``presence``, ``(n, U)`` bool, or None: every sender."""
 
-    presence: np.ndarray
     packed: np.ndarray
+    presence: np.ndarray | None = None
 
     @property
     def n(self) -> int:
-        return len(self.presence)
+        return len(self.packed)
 
 
 def read_cloud_records(spec: CloudSpec, body: bytes) -> CloudRecords:
@@ -252,9 +257,8 @@ def read_cloud_records(spec: CloudSpec, body: bytes) -> CloudRecords:
     mb, nbytes = spec.mask_bytes, [spec.nbytes[s] for s in spec.senders]
     width = mb + sum(nbytes)
     records = np.frombuffer(body, np.uint8).reshape(-1, width) if len(body) % width == 0 else None
-    every = np.packbits(np.ones(len(nbytes), bool))  # what a phone sends, or a full gateway
-    if records is not None and (records[:, :mb] == every).all():
-        presence, packed = np.ones((len(records), len(nbytes)), bool), records[:, mb:]
+    if records is not None and records[:, :mb].tobytes() == spec.every_sender * len(records):
+        presence, packed = None, records[:, mb:]  # what a phone sends, or a full gateway
     else:
         presence, packed = _records_one_by_one(spec, body)  # names a bad record
     if (packed & spec.padding).any():  # name the first record whose padding bits are set
@@ -265,7 +269,7 @@ def read_cloud_records(spec: CloudSpec, body: bytes) -> CloudRecords:
                     unpack_features_batch(part[bad[:1]], spec.shapes[s])
                 except ValueError as err:
                     raise WireError(f"record {bad[0]}, {s}: {err}") from None
-    return CloudRecords(presence, packed)
+    return CloudRecords(packed, presence)
 
 
 def decode_cloud_records(
@@ -273,15 +277,14 @@ def decode_cloud_records(
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The records of several bodies, one after the other, unpacked in one pass, as
     :func:`parse_cloud_records` returns one body's."""
-    if len(items) == 1:
-        presence, packed = items[0].presence, items[0].packed
-    else:
-        presence = np.concatenate([r.presence for r in items])
-        packed = np.concatenate([r.packed for r in items])
+    packed = items[0].packed if len(items) == 1 else np.concatenate([r.packed for r in items])
     unpacked = unpack_features_side_by_side(packed, [spec.shapes[s] for s in spec.senders])
-    if not presence.all():  # an absent sender's features are zeros, as the runtime feeds
-        for k, features in enumerate(unpacked):
-            features[~presence[:, k]] = 0.0
+    every = np.ones((len(packed), len(spec.senders)), bool)
+    if all(r.presence is None for r in items):
+        return every, dict(zip(spec.senders, unpacked, strict=True))
+    presence = np.concatenate([every[: r.n] if r.presence is None else r.presence for r in items])
+    for k, features in enumerate(unpacked):  # an absent sender's are zeros, as the runtime feeds
+        features[~presence[:, k]] = 0.0
     return presence, dict(zip(spec.senders, unpacked, strict=True))
 
 
