@@ -1,12 +1,7 @@
-"""A radio and a WAN on loopback: how long ``ddnn deploy --link`` holds each message.
-
-Instead of kernel delays (``netem``), a device holds each of its messages for the time the
-cost model (:mod:`ddnn_tf.core.cost`) says its radio takes (:class:`RadioPacer`) and the
-gateway each request to the cloud for the WAN's (:class:`WanPacer`), so a deployment on
-loopback takes as long as the modelled one and its latency per exit can be compared with
-the prediction (docs/serving.md, *The device protocol and a radio on loopback*). The
-devices compute at this host's speed, and every device is assumed present when the turns
-on the channel are counted.
+"""A radio and a WAN on loopback (``ddnn deploy --link``): a device holds each message for
+the time the cost model says its radio takes (:class:`RadioPacer`), the gateway each
+request to the cloud for the WAN's (:class:`WanPacer`); see *What a sample costs*,
+*Checked live*. Every device is assumed present when the turns on the channel are counted.
 """
 
 from __future__ import annotations
@@ -16,9 +11,10 @@ import time
 import numpy as np
 
 from ddnn_tf.core.cost import radio as rf
-from ddnn_tf.core.cost.price import draw, wan_s
+from ddnn_tf.core.cost.price import DECISION_BYTES, draw, wan_s
 from ddnn_tf.core.cost.profiles import Profile, load_profile
 from ddnn_tf.core.graph import device_tier
+from ddnn_tf.serve.wire import summary_size
 
 __all__ = [
     "UPLINK_DRAWS",
@@ -34,31 +30,31 @@ UPLINK_DRAWS = {"summary": "first", "features": "second"}
 
 
 def message_sizes(manifest, mode: str) -> dict[str, list[int]]:
-    """Every device's bytes for one sample, per uplink message of protocol ``mode``.
-
-    Returns:
-        ``{"summary": [...], "features": [...]}``: in the eager protocol a summary
-        message carries the features too.
-    """
+    """Every device's bytes for one sample, ``{"summary": [...], "features": [...]}`` in
+    protocol ``mode`` (an eager summary message carries the features too)."""
     wire = manifest["wire"]
     count = sum(e["role"] == "device" for e in manifest["tiers"].values())
     features = [int(wire["features"][device_tier(i)]["nbytes"]) for i in range(count)]
-    summary = int(wire["summary"]["nbytes"])
+    summary = summary_size(manifest)
     return {
         "summary": [summary + (f if mode == "eager" else 0) for f in features],
         "features": features,
     }
 
 
-def _slowest_uplink_s(radio: Profile, nbytes: list[int]) -> float:
-    who = np.ones((1, len(nbytes)), bool)
-    return float(rf.uplink_delay_s(radio, nbytes, np.ones_like(who, float), who).max())
+def _uplink_s(radio: Profile, nbytes: list[int], u) -> np.ndarray:
+    """When each device's message ends, every device sending (``u``: their draws)."""
+    u = np.atleast_2d(u)
+    return rf.uplink_delay_s(radio, nbytes, u, np.ones_like(u, bool))[0]
 
 
-def _downlink_s(radio: Profile, nbytes: int = 1, waited: float = 0.0, u: float = 1.0) -> float:
-    """When the downlink of ``nbytes`` reaches the device, ``waited`` s after the uplink
-    (:func:`ddnn_tf.core.cost.radio.downlink_cost`; ``u``: its seeded draw)."""
+def _downlink_s(radio: Profile, nbytes=DECISION_BYTES, waited=0.0, u=1.0) -> float:
+    """When a downlink reaches the device, ``waited`` s after its uplink (``u``: the draw)."""
     return float(rf.downlink_cost(radio, nbytes, waited, u)[2])
+
+
+def _slowest_uplink_s(radio: Profile, nbytes: list[int]) -> float:
+    return float(_uplink_s(radio, nbytes, np.ones(len(nbytes))).max())
 
 
 def slowest_message_s(radio: Profile, sizes: dict[str, list[int]]) -> float:
@@ -88,11 +84,9 @@ def round_s(radio: Profile, wan: Profile, sizes: dict[str, list[int]], mode: str
 
 class RadioPacer:
     """A device link's ``pace(kind, start, nbytes) -> seconds`` hook
-    (:attr:`ddnn_tf.serve.link.DeviceLink.pace`) for a radio profile.
-
-    An uplink waits for the channel (the cost model's seeded draw,
-    :func:`ddnn_tf.core.cost.price.draw`), its turn and its time on air
-    (:func:`ddnn_tf.core.cost.radio.uplink_delay_s`); a decision, for its downlink.
+    (:attr:`ddnn_tf.serve.link.DeviceLink.pace`) for a radio profile: an uplink waits for
+    the channel (:func:`ddnn_tf.core.cost.price.draw`), its turn and its time on air, a
+    decision for its downlink.
 
     Args:
         radio: the radio profile (a name, a path or a loaded profile).
@@ -147,10 +141,9 @@ class RadioPacer:
                 return 0.0
             u = self._draw("decision", start)
             return max(sent + _downlink_s(self.radio, nbytes, max(now - sent, 0.0), u) - now, 0.0)
-        u = np.zeros((1, self.devices))
-        u[0, self.device] = self._draw(UPLINK_DRAWS[kind], start)
-        who = np.ones_like(u, bool)
-        hold = float(rf.uplink_delay_s(self.radio, self.sizes[kind], u, who)[0, self.device])
+        u = np.zeros(self.devices)
+        u[self.device] = self._draw(UPLINK_DRAWS[kind], start)
+        hold = float(_uplink_s(self.radio, self.sizes[kind], u)[self.device])
         if kind == "summary":
             hold += self.setup_s
             self._sent[start] = now + hold
@@ -159,12 +152,8 @@ class RadioPacer:
 
 class WanPacer:
     """The gateway's ``pace(kind, nbytes) -> seconds`` hook
-    (:attr:`ddnn_tf.serve.gateway.Gateway.pace`): a WAN's round trip and the upload of the
-    request (:func:`ddnn_tf.core.cost.price.wan_s`).
-
-    Raises:
-        ConfigError / FormatError / FileNotFoundError: a bad WAN profile.
-    """
+    (:attr:`ddnn_tf.serve.gateway.Gateway.pace`) for a WAN profile (``wan``: as
+    :class:`RadioPacer`'s ``radio``): its round trip and the request's upload."""
 
     def __init__(self, wan) -> None:
         self.wan = load_profile(wan, "wan", argument="wan")

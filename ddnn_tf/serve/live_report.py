@@ -76,7 +76,7 @@ def _site(h, y, xs, got: SimpleNamespace, rounds, thresholds, mode: str) -> dict
     """One site's figures, its timing aside (:func:`_timing`): its answers ``got`` over
     ``N = repeat * n`` samples of the split (``y``, ``xs``) and its devices' round records
     ``rounds``, against the offline run with the presence the gateway observed."""
-    from ddnn_tf.core.exits import exit_points
+    from ddnn_tf.core.exits import evaluate_exits, exit_points
 
     n_total, exits, answered = len(got.answered), list(h.exits), got.answered
     idx = np.arange(n_total) % len(y)
@@ -105,11 +105,9 @@ def _site(h, y, xs, got: SimpleNamespace, rounds, thresholds, mode: str) -> dict
     exit_fraction = {e: float(counts[k + 1]) / n_total for k, e in enumerate(exits)}
     exit_fraction["unclassified"] = float(counts[0]) / n_total
     valid = full.presence.any(axis=1)  # samples nobody saw count as wrong, as in run
-    accuracy = {
-        e: float(np.mean((np.argmax(full.probs[e], axis=1) == labels) & valid)) for e in exits
-    }
+    accuracy = evaluate_exits({e: full.probs[e] for e in exits}, labels, thresholds, valid).accuracy
     accuracy["overall"] = float(np.mean(got.prediction == labels))
-    done = [r for device_rounds in rounds for r in device_rounds if "start" in r]
+    done = _done(rounds)
     sent, received, pairs = (sum(r[k] for r in done) for k in ("sent", "received", "n"))
     return {
         "n_samples": int(n_total),
@@ -135,12 +133,9 @@ def _site(h, y, xs, got: SimpleNamespace, rounds, thresholds, mode: str) -> dict
     }
 
 
-def _round_starts(rounds) -> dict[int, float]:
-    """Per round start, the earliest device clock before its tier ran (``t0``)."""
-    t0: dict[int, float] = {}
-    for r in (r for device_rounds in rounds for r in device_rounds if "start" in r):
-        t0[r["start"]] = min(t0.get(r["start"], np.inf), r["t0"])
-    return t0
+def _done(rounds) -> list[dict]:
+    """The round records of one site's devices (``rounds``: per device) that ran a round."""
+    return [r for device_rounds in rounds for r in device_rounds if "start" in r]
 
 
 def _percentiles(latency: np.ndarray, qs=(50, 99)) -> dict[str, float | None]:
@@ -154,8 +149,9 @@ def _timing(answers: list[SimpleNamespace], rounds, batch: int, exits, predicted
     its round records; ``predicted``: per site, the cost model's latencies, or None)."""
     latency, firsts = [], []
     for got, site_rounds in zip(answers, rounds, strict=True):
-        start_of = np.full(len(got.answered), np.nan)
-        t0 = _round_starts(site_rounds)
+        start_of, t0 = np.full(len(got.answered), np.nan), {}
+        for r in _done(site_rounds):  # a round starts at its devices' earliest clock
+            t0[r["start"]] = min(t0.get(r["start"], np.inf), r["t0"])
         for start, t in t0.items():
             if start >= 0 and start % batch == 0:
                 start_of[start : start + batch] = t

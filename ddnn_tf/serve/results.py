@@ -284,9 +284,8 @@ class RoundLedger:
 
 class Journal:
     """The gateway's answers and finished rounds on disk, one JSON line each, rewritten
-    with the window alone once it holds twice the window (the format is specified in
-    ``docs/operations.md``). Each line is written whole and flushed, so a killed gateway
-    loses nothing it had told a subscriber (``fsync``: also a machine that loses power).
+    with the window alone once it holds twice the window (the format and what survives a
+    kill are on the Operations page).
 
     Args:
         path: the journal file (created when missing).

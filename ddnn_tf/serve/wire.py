@@ -1,15 +1,9 @@
-"""The services' binary message formats: model id, cloud records, masks, media types.
-
-The one implementation of the formats docs/protocol.md specifies (*Wire protocol* in the
-documentation); numpy and the standard library only, so devices, gateway, cloud and tests
-share it.
-"""
+"""The services' binary message formats (model id, cloud records, masks, media types) as
+the *Wire protocol* page specifies them, shared by devices, gateway, cloud and tests."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from ddnn_tf.core.comm import (
+    feature_nbytes,
     pack_features_batch,
     summary_nbytes,
     unpack_features_batch,
     unpack_features_side_by_side,
 )
 from ddnn_tf.core.graph import TierGraph, tier_graph
-from ddnn_tf.core.manifest import MANIFEST_FILE, Manifest, check_tier_graph
+from ddnn_tf.core.manifest import MANIFEST_FILE, Manifest, check_tier_graph, sha256_hex
 from ddnn_tf.core.topology import Topology
 from ddnn_tf.errors import ConfigError, FormatError
 
@@ -73,7 +68,7 @@ def model_id(model: str | Path | Manifest) -> str:
     path = path / MANIFEST_FILE if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"No manifest at {path}.")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_hex(path.read_bytes())
 
 
 def describe_model(manifest: Mapping, mid: str) -> dict:
@@ -155,18 +150,14 @@ class CloudSpec:
         return (len(self.senders) + 7) // 8
 
     @functools.cached_property
-    def every_sender_mask(self) -> bytes:
+    def every_sender(self) -> bytes:
         """The presence mask of a record that carries every sender."""
         return encode_mask(np.ones(len(self.senders), bool))
 
     @functools.cached_property
     def padding(self) -> np.ndarray:
         """The padding bits of every sender's features side by side, as a byte mask."""
-        out = np.zeros(sum(self.nbytes.values()), np.uint8)
-        out[np.cumsum([self.nbytes[s] for s in self.senders]) - 1] = [
-            _pad_bits(self.shapes[s]) for s in self.senders
-        ]
-        return out
+        return np.concatenate([_padding(self.shapes[s]) for s in self.senders])
 
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> CloudSpec:
@@ -192,7 +183,7 @@ class CloudSpec:
             if s not in wire:
                 raise ConfigError(f"Invalid manifest (wire.features): no entry for {s!r}.")
             shapes[s] = tuple(int(d) for d in wire[s]["shape"])
-            nbytes[s] = int(wire[s].get("nbytes") or (math.prod(shapes[s]) + 7) // 8)
+            nbytes[s] = int(wire[s].get("nbytes") or feature_nbytes(shapes[s]))
         return cls(senders, shapes, nbytes, inputs, presence[0].name, cloud.name)
 
 
@@ -241,75 +232,74 @@ def parse_cloud_records(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[
 
 @dataclass(frozen=True)
 class CloudRecords:
-    """The records of one ``POST /v1/cloud`` body, checked (:func:`read_cloud_records`).
+    """The records of one ``POST /v1/cloud`` body, checked (:func:`read_cloud_records`):
+    ``packed``, ``(n, feature bytes)`` uint8, every sender's packed features side by side
+    (zeros for an absent one), decoded with the rest of its batch by
+    :func:`decode_cloud_records`; ``presence``, ``(n, U)`` bool, or None: every sender."""
 
-    Attributes:
-        n: how many records.
-        packed: ``(n, record bytes)`` uint8 when every record carries every sender (what
-            a phone, or a gateway with all its devices, sends): decoded later, with the
-            other requests of its batch (:func:`decode_cloud_records`); else None.
-        presence, features: the decoded records otherwise, as
-            :func:`parse_cloud_records` returns them.
-    """
-
-    n: int
-    packed: np.ndarray | None = None
+    packed: np.ndarray
     presence: np.ndarray | None = None
-    features: dict[str, np.ndarray] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.packed)
 
 
 def read_cloud_records(spec: CloudSpec, body: bytes) -> CloudRecords:
-    """Check a ``POST /v1/cloud`` body, and decode it unless every record carries every
-    sender (then its records stay packed for :func:`decode_cloud_records`).
+    """Check a ``POST /v1/cloud`` body; its records stay packed for
+    :func:`decode_cloud_records`.
 
     Raises:
         WireError: as :func:`parse_cloud_records`.
     """
     if not body:
         raise WireError("empty body: expected at least one record.", 0)
-    mb = spec.mask_bytes
-    width = mb + sum(spec.nbytes.values())
-    if len(body) % width == 0:
-        packed = np.frombuffer(body, np.uint8).reshape(-1, width)
-        if (
-            packed[:, :mb].tobytes() == spec.every_sender_mask * len(packed)
-            and not (packed[:, mb:] & spec.padding).any()
-        ):
-            return CloudRecords(len(packed), packed=packed)
-    presence, features = _records_one_by_one(spec, body)  # names a bad record
-    return CloudRecords(len(presence), presence=presence, features=features)
+    mb, nbytes = spec.mask_bytes, [spec.nbytes[s] for s in spec.senders]
+    width = mb + sum(nbytes)
+    records = np.frombuffer(body, np.uint8).reshape(-1, width) if len(body) % width == 0 else None
+    if records is not None and records[:, :mb].tobytes() == spec.every_sender * len(records):
+        presence, packed = None, records[:, mb:]  # what a phone sends, or a full gateway
+    else:
+        presence, packed = _records_one_by_one(spec, body)  # names a bad record
+    if (packed & spec.padding).any():  # name the first record whose padding bits are set
+        for s, part in zip(spec.senders, np.split(packed, np.cumsum(nbytes)[:-1], axis=1)):
+            bad = np.flatnonzero((part & _padding(spec.shapes[s])).any(axis=1))
+            if len(bad):
+                try:
+                    unpack_features_batch(part[bad[:1]], spec.shapes[s])
+                except ValueError as err:
+                    raise WireError(f"record {bad[0]}, {s}: {err}") from None
+    return CloudRecords(packed, presence)
 
 
 def decode_cloud_records(
     spec: CloudSpec, items: Sequence[CloudRecords]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The records of several bodies, one after the other, as :func:`parse_cloud_records`
-    returns one body's; the packed ones are unpacked in one pass."""
-    if all(r.packed is not None for r in items):
-        packed = np.concatenate([r.packed for r in items]) if len(items) > 1 else items[0].packed
-        shapes = [spec.shapes[s] for s in spec.senders]
-        unpacked = unpack_features_side_by_side(packed[:, spec.mask_bytes :], shapes)
-        presence = np.ones((len(packed), len(spec.senders)), bool)
-        return presence, dict(zip(spec.senders, unpacked, strict=True))
-    parts = [
-        decode_cloud_records(spec, [r]) if r.packed is not None else (r.presence, r.features)
-        for r in items
-    ]
-    presence = np.concatenate([p for p, _ in parts])
-    return presence, {s: np.concatenate([f[s] for _, f in parts]) for s in spec.senders}
+    """The records of several bodies, one after the other, unpacked in one pass, as
+    :func:`parse_cloud_records` returns one body's."""
+    packed = items[0].packed if len(items) == 1 else np.concatenate([r.packed for r in items])
+    unpacked = unpack_features_side_by_side(packed, [spec.shapes[s] for s in spec.senders])
+    every = np.ones((len(packed), len(spec.senders)), bool)
+    if all(r.presence is None for r in items):
+        return every, dict(zip(spec.senders, unpacked, strict=True))
+    presence = np.concatenate([every[: r.n] if r.presence is None else r.presence for r in items])
+    for k, features in enumerate(unpacked):  # an absent sender's are zeros, as the runtime feeds
+        features[~presence[:, k]] = 0.0
+    return presence, dict(zip(spec.senders, unpacked, strict=True))
 
 
-def _pad_bits(shape) -> int:
-    """The padding bits of a packed feature map's last byte."""
-    return (1 << (-math.prod(shape) % 8)) - 1
+def _padding(shape) -> np.ndarray:
+    """The padding bits of a packed feature map, as a byte mask (the bits a map of +1 leaves
+    clear)."""
+    return ~pack_features_batch(np.ones((1, *shape)))[0]
 
 
-def _records_one_by_one(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """:func:`parse_cloud_records`, one record after the other (any presence; a bad record
-    is named)."""
+def _records_one_by_one(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The records of a body, one after the other (any presence; a bad record is named):
+    their presence and their senders' bytes side by side (zeros for an absent one)."""
     mb, total, offset = spec.mask_bytes, len(body), 0
     masks: list[np.ndarray] = []
-    at: dict[str, list[tuple[int, int]]] = {s: [] for s in spec.senders}  # (record, offset)
+    rows: list[bytes] = []
 
     def truncated(what: str) -> WireError:
         return WireError(
@@ -329,25 +319,13 @@ def _records_one_by_one(spec: CloudSpec, body: bytes) -> tuple[np.ndarray, dict[
         if not row.any():
             raise WireError(f"record {i} at byte offset {offset}: no sender present.", offset)
         offset += mb
-        for sender in (s for s, present in zip(spec.senders, row, strict=True) if present):
-            if offset + spec.nbytes[sender] > total:
-                raise truncated(f"{spec.nbytes[sender]} bytes of {sender} features")
-            at[sender].append((i, offset))
-            offset += spec.nbytes[sender]
+        parts = []
+        for sender, present in zip(spec.senders, row, strict=True):
+            n = spec.nbytes[sender]
+            if present and offset + n > total:
+                raise truncated(f"{n} bytes of {sender} features")
+            parts.append(body[offset : offset + n] if present else bytes(n))
+            offset += n if present else 0
         masks.append(row)
-    features = {}
-    for sender, records in at.items():
-        shape, n = spec.shapes[sender], spec.nbytes[sender]
-        features[sender] = array = np.zeros((len(masks), *shape), np.float32)
-        if not records:
-            continue
-        rows = [i for i, _ in records]
-        packed = np.stack([np.frombuffer(body, np.uint8, n, o) for _, o in records])
-        try:
-            array[rows] = unpack_features_batch(packed, shape)
-        except ValueError as err:  # name the first record whose padding bits are set
-            bad = np.flatnonzero(packed[:, -1] & _pad_bits(shape))
-            if not len(bad):
-                raise
-            raise WireError(f"record {rows[bad[0]]}, {sender}: {err}") from None
-    return np.stack(masks), features
+        rows.append(b"".join(parts))
+    return np.stack(masks), np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), -1)
