@@ -2,9 +2,6 @@
 checks every message passes (:func:`parse_message`), the error body, and the errors a
 device tries again after (:func:`refusal`), for the gateway's HTTP routes and MQTT bridge
 and a device's links alike. Standard library only.
-
->>> retryable(504, None), retryable(409, "unknown_round"), retryable(409, "duplicate")
-(True, True, False)
 """
 
 from __future__ import annotations
@@ -31,7 +28,6 @@ __all__ = [
     "json_object",
     "parse_message",
     "refusal",
-    "retryable",
     "too_large",
     "with_deadline",
 ]
@@ -64,17 +60,18 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}, **extra}
 
 
-def retryable(status: int | None, code: str | None) -> bool:
-    """Whether a device sends its message again after this error: a gateway that restarted
-    (``unknown_round``) or held the message past its deadline, or a proxy in front of a
-    gateway that is away (HTTP 502, 503, 504; ``status`` is None over MQTT)."""
-    return status in (502, 503, 504) or code in ("unknown_round", "deadline_exceeded")
-
-
 def refusal(status: int | None, code: str | None, text: str) -> DeploymentError:
-    """The device-side error for a refused message: :class:`GatewayUnavailable` when
-    :func:`retryable`, else :class:`~ddnn_tf.errors.DeploymentError`."""
-    return (GatewayUnavailable if retryable(status, code) else DeploymentError)(text)
+    """The device-side error for a refused message: :class:`GatewayUnavailable` (sent again)
+    under the retry rule of docs/protocol.md (``status`` is None over MQTT), else
+    :class:`~ddnn_tf.errors.DeploymentError`.
+
+    >>> [type(refusal(*e, "")).__name__ for e in ((504, None), (409, "unknown_round"))]
+    ['GatewayUnavailable', 'GatewayUnavailable']
+    >>> type(refusal(409, "duplicate", "")).__name__
+    'DeploymentError'
+    """
+    retry = status in (502, 503, 504) or code in ("unknown_round", "deadline_exceeded")
+    return (GatewayUnavailable if retry else DeploymentError)(text)
 
 
 def too_large(limit: int, size: int | None = None) -> ServiceError:
