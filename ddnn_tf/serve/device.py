@@ -30,7 +30,7 @@ from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.serve.protocol import GatewayUnavailable
 from ddnn_tf.serve.settings import DeviceSettings
 
-__all__ = ["GatewayUnavailable", "run_device"]
+__all__ = ["run_device"]
 
 #: Back-off between two tries to reach a gateway that went away (doubling, seconds).
 BACKOFF_S = (0.05, 2.0)
