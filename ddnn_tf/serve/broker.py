@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddnn_tf.errors import DeploymentError
-from ddnn_tf.serve.mqtt import ENVELOPE_BYTES, PASSWORD_ENV, MqttSettings
+from ddnn_tf.serve.mqtt import ENVELOPE_BYTES, PASSWORD_ENV, MqttSettings, default_topic_root
 from ddnn_tf.serve.ray_cloud import _free_port
 from ddnn_tf.serve.settings import DEFAULT_MAX_BODY_BYTES
 
@@ -188,13 +188,9 @@ def model_broker(
     overwrite: bool = False,
 ) -> dict:
     """``ddnn broker``: the files of a broker for a model's gateway, its devices and an
-    answers reader (:func:`write_broker`), written into ``out`` all at once.
-
-    The other arguments are the command's (:func:`ddnn_tf.cli.broker.broker`).
-
-    Args:
-        devices: the number of devices (default: the model's).
-        tls: ``(certfile, keyfile)`` to listen with TLS.
+    answers reader (:func:`write_broker`), written into ``out`` all at once. The arguments
+    are the command's (:func:`ddnn_tf.cli.broker.broker`), ``tls`` its ``(certfile,
+    keyfile)``.
 
     Returns:
         ``{"config", "root", "clients": [{"user", "role", "url", "env"}]}``.
@@ -205,7 +201,6 @@ def model_broker(
     """
     from ddnn_tf.core.files import atomic_directory
     from ddnn_tf.core.manifest import load_manifest
-    from ddnn_tf.serve.mqtt import default_topic_root
     from ddnn_tf.serve.wire import model_graph
 
     manifest = load_manifest(model, check_files=False)
