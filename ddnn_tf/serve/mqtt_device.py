@@ -80,8 +80,8 @@ class MqttLink(DeviceLink):
         return None
 
     def _request(self, kind: str, start: int | None, body: bytes) -> bytes:
-        """Publish message ``kind``; the gateway's response to it (or, as
-        :class:`~ddnn_tf.serve.link.DeviceLink` says, an error: another boot is one)."""
+        """Publish message ``kind``; the gateway's response to it. No gateway online, a new
+        boot and a timeout are :class:`GatewayUnavailable`, the rest as for any link."""
         if kind == "join":  # the retained status arrives right after subscribing
             with self.status_changed:
                 self.status_changed.wait_for(lambda: self.status.get("status") == "online", 2.0)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,8 +37,6 @@ T = TypeVar("T")
 KINDS = ("join", "summary", "features")
 #: The gateway's response to each of them.
 RESPONSES = {"join": "joined", "summary": "decision", "features": "done"}
-
-_DIGITS = re.compile(r"[0-9]{1,15}")
 
 
 class ServiceError(Exception):
@@ -89,7 +86,7 @@ def ascii_int(raw: str | None) -> int | None:
     >>> ascii_int("42"), ascii_int("0_1"), ascii_int("+1"), ascii_int("\u0663"), ascii_int("1" * 16)
     (42, None, None, None, None)
     """
-    if raw is None or not _DIGITS.fullmatch(raw):
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 15:
         return None
     return int(raw)
 
