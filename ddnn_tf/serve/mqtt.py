@@ -163,9 +163,7 @@ class Topics:
     def levels(self, topic: str | None, side: str) -> list[str] | None:
         """The levels of ``topic`` after ``R/<side>/`` (None: not such a topic)."""
         prefix = f"{self.root}/{side}/"
-        if topic is None or not topic.startswith(prefix):
-            return None
-        return topic[len(prefix) :].split("/")
+        return topic[len(prefix) :].split("/") if topic and topic.startswith(prefix) else None
 
 
 class Drops:
