@@ -4,8 +4,7 @@ The device runs tier ``device_I`` (or its C on an emulated board, ``mcu``) on it
 each sample and speaks the device protocol (docs/protocol.md, *Devices and the gateway*)
 over a link (:mod:`ddnn_tf.serve.link`, :mod:`ddnn_tf.serve.mqtt_device`), paced by a
 radio profile (:class:`ddnn_tf.serve.airtime.RadioPacer`) or not, a round as
-:data:`ROUNDS` says; while the gateway is away it backs off (:data:`BACKOFF_S`), joins
-again and sends the round again, for up to ``reconnect_s``.
+:data:`ROUNDS` says, backing off while the gateway is away (docs/operations.md, *Restarts*).
 
 One JSON line per round on stdout: ``{"start", "n", "t0", "compute_s", "sent",
 "received", "payload", "retries"}`` (``t0``: ``time.monotonic()`` before the tier ran;
