@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddnn_tf.errors import DeploymentError
-from ddnn_tf.serve.mqtt import ENVELOPE_BYTES, PASSWORD_ENV, MqttSettings
+from ddnn_tf.serve.mqtt import ENVELOPE_BYTES, PASSWORD_ENV, MqttSettings, default_topic_root
+from ddnn_tf.serve.ray_cloud import _free_port
 from ddnn_tf.serve.settings import DEFAULT_MAX_BODY_BYTES
 
 __all__ = [
@@ -150,11 +151,8 @@ def write_broker(
         raise DeploymentError(f"mosquitto_passwd failed: {made.stderr.strip()[:200]}")
     acl.write_text("\n".join(c.acl() for c in clients))
     for c in clients:
-        where = f"{_url(c.user, host, port, tls)}, topic root {c.root}"
-        _private(
-            folder / "clients" / f"{c.user}.env",
-            f"# {c.role} {where}\n{PASSWORD_ENV}={c.password}\n",
-        )
+        head = f"# {c.role} {_url(c.user, host, port, tls)}, topic root {c.root}"
+        _private(folder / "clients" / f"{c.user}.env", f"{head}\n{PASSWORD_ENV}={c.password}\n")
     lines = [
         f"user {pwd.getpwuid(os.getuid()).pw_name}",  # no switch to the mosquitto user
         "per_listener_settings false",
@@ -190,13 +188,9 @@ def model_broker(
     overwrite: bool = False,
 ) -> dict:
     """``ddnn broker``: the files of a broker for a model's gateway, its devices and an
-    answers reader (:func:`write_broker`), written into ``out`` all at once.
-
-    The other arguments are the command's (:func:`ddnn_tf.cli.broker.broker`).
-
-    Args:
-        devices: the number of devices (default: the model's).
-        tls: ``(certfile, keyfile)`` to listen with TLS.
+    answers reader (:func:`write_broker`), written into ``out`` all at once. The arguments
+    are the command's (:func:`ddnn_tf.cli.broker.broker`), ``tls`` its ``(certfile,
+    keyfile)``.
 
     Returns:
         ``{"config", "root", "clients": [{"user", "role", "url", "env"}]}``.
@@ -207,7 +201,6 @@ def model_broker(
     """
     from ddnn_tf.core.files import atomic_directory
     from ddnn_tf.core.manifest import load_manifest
-    from ddnn_tf.serve.mqtt import default_topic_root
     from ddnn_tf.serve.wire import model_graph
 
     manifest = load_manifest(model, check_files=False)
@@ -234,12 +227,6 @@ def model_broker(
             for c in clients
         ],
     }
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class Broker:

@@ -4,8 +4,7 @@ The device runs tier ``device_I`` (or its C on an emulated board, ``mcu``) on it
 each sample and speaks the device protocol (docs/protocol.md, *Devices and the gateway*)
 over a link (:mod:`ddnn_tf.serve.link`, :mod:`ddnn_tf.serve.mqtt_device`), paced by a
 radio profile (:class:`ddnn_tf.serve.airtime.RadioPacer`) or not, a round as
-:data:`ROUNDS` says; while the gateway is away it backs off (:data:`BACKOFF_S`), joins
-again and sends the round again, for up to ``reconnect_s``.
+:data:`ROUNDS` says, backing off while the gateway is away (docs/operations.md, *Restarts*).
 
 One JSON line per round on stdout: ``{"start", "n", "t0", "compute_s", "sent",
 "received", "payload", "retries"}`` (``t0``: ``time.monotonic()`` before the tier ran;
@@ -25,12 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ddnn_tf.core.comm import encode_summaries, pack_features_batch
+from ddnn_tf.core.graph import device_tier
+from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
 from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.serve.protocol import GatewayUnavailable
-from ddnn_tf.serve.settings import DeviceSettings
+from ddnn_tf.serve.settings import TOKEN_ENV, DeviceSettings
 
-__all__ = ["GatewayUnavailable", "run_device"]
+__all__ = ["run_device"]
 
 #: Back-off between two tries to reach a gateway that went away (doubling, seconds).
 BACKOFF_S = (0.05, 2.0)
@@ -54,7 +56,6 @@ def _load_view(data: str, index: int, path: str | None, subset: str) -> np.ndarr
 
 def _tier(settings: DeviceSettings, manifest):
     """The device's tier: its binary, or its C on a board (``mcu``)."""
-    from ddnn_tf.core.graph import device_tier
     from ddnn_tf.runtime.tiers import TierRunner
 
     tier = device_tier(settings.index)
@@ -77,7 +78,6 @@ def _link(settings: DeviceSettings, manifest):
 
         return MqttLink(settings.mqtt(), manifest, settings.index)
     from ddnn_tf.serve.link import HttpLink
-    from ddnn_tf.serve.settings import TOKEN_ENV
     from ddnn_tf.serve.wire import model_id
 
     token = settings.token if settings.token is not None else os.environ.get(TOKEN_ENV) or None
@@ -124,10 +124,6 @@ def run_device(settings: DeviceSettings) -> None:
 def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings, origin: float) -> None:
     """Every round of the device's stream, one JSON line each; with a rate, sample ``k``
     is read ``(k + 1) / rate_hz`` seconds after ``origin``."""
-    from ddnn_tf.core.comm import encode_summaries
-    from ddnn_tf.core.graph import device_tier
-    from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
-
     encoding = manifest["wire"]["summary"].get("encoding", "float32")
     (sensor,) = runner.input_names
     tier = device_tier(s.index)
@@ -168,7 +164,6 @@ def _stream(link, runner, manifest, x: np.ndarray, s: DeviceSettings, origin: fl
 
 def _paper_round(link, start: int, summaries: bytes, features: np.ndarray) -> int:
     """A round of the paper's protocol; the payload bytes sent."""
-    from ddnn_tf.core.comm import pack_features_batch
     from ddnn_tf.serve.wire import decode_mask
 
     send = decode_mask(link.summary(start, summaries), len(features))
@@ -183,8 +178,6 @@ def _paper_round(link, start: int, summaries: bytes, features: np.ndarray) -> in
 def _eager_round(link, start: int, summaries: bytes, features: np.ndarray) -> int:
     """A round of the eager protocol (summaries and features in one message); the payload
     bytes sent."""
-    from ddnn_tf.core.comm import pack_features_batch
-
     body = summaries + pack_features_batch(features).tobytes()
     link.summary(start, body)
     return len(body)

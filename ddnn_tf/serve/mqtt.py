@@ -1,13 +1,9 @@
 """MQTT beside HTTP between the end devices and the gateway (paho-mqtt, MQTT 5, QoS 1):
 what the gateway's side (:mod:`ddnn_tf.serve.mqtt_gateway`), a device's
 (:mod:`ddnn_tf.serve.mqtt_device`) and the answers' readers
-(:class:`ddnn_tf.serve.collect.AnswerSubscriber`) share. The topics, the model id, the
-correlation of responses and the credentials are specified on docs/protocol.md (*MQTT
-transport*); the broker is :mod:`ddnn_tf.serve.broker`.
-
-Nobody on the broker is trusted: a malformed message (even one paho cannot decode) is
-acknowledged, so the broker never delivers it again, and dropped with a log line
-(:class:`Drops`).
+(:class:`ddnn_tf.serve.collect.AnswerSubscriber`) share, as docs/protocol.md (*MQTT
+transport*) specifies it: a malformed message, even one paho cannot decode, is
+acknowledged and dropped (:class:`Drops`). The broker is :mod:`ddnn_tf.serve.broker`.
 """
 
 from __future__ import annotations
@@ -167,9 +163,7 @@ class Topics:
     def levels(self, topic: str | None, side: str) -> list[str] | None:
         """The levels of ``topic`` after ``R/<side>/`` (None: not such a topic)."""
         prefix = f"{self.root}/{side}/"
-        if topic is None or not topic.startswith(prefix):
-            return None
-        return topic[len(prefix) :].split("/")
+        return topic[len(prefix) :].split("/") if topic and topic.startswith(prefix) else None
 
 
 class Drops:

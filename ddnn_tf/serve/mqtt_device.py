@@ -1,10 +1,8 @@
 """An end device's side of the MQTT transport (:class:`MqttLink`, a
-:class:`~ddnn_tf.serve.link.DeviceLink`).
-
-The device takes as a response only a message on its own down topics that carries its own
-correlation token and is well formed, and as the gateway's status only a JSON object of
-the right shape; anything else (a stranger's forged decision, an error about someone
-else's message) is dropped and logged, and never changes what the device sends.
+:class:`~ddnn_tf.serve.link.DeviceLink`): it takes as a response only a well-formed message
+on its own down topics with its own correlation data, and as the gateway's status only a
+JSON object of that shape; anything else is dropped and logged (docs/protocol.md, *MQTT
+transport*).
 """
 
 from __future__ import annotations
@@ -44,7 +42,7 @@ class MqttLink(DeviceLink):
         self.topics = m.Topics(settings.root(manifest))
         self.inbox: queue.Queue = queue.Queue()
         self.status: dict = {}
-        self.status_changed = threading.Event()
+        self.status_changed = threading.Condition()
         self.counters = TcpCounters()
         self.drops = m.Drops(f"device {self.index}")
         self._token = os.urandom(12)  # responses to this device's messages carry it back
@@ -65,15 +63,13 @@ class MqttLink(DeviceLink):
     def _on_message(self, _c, _u, msg) -> None:  # paho's network thread: never raises
         topic, payload = m.topic_of(msg), bytes(msg.payload)
         if topic == self.topics.status:
-            doc = json_object(payload)
-            if (
-                doc is None
-                or doc.get("status") not in ("online", "offline")
-                or not isinstance(doc.get("boot"), str)
-            ):
+            doc = json_object(payload) or {}
+            ok = doc.get("status") in ("online", "offline") and isinstance(doc.get("boot"), str)
+            if not ok:
                 return self.drops(topic, "not a gateway status")
-            self.status = doc
-            self.status_changed.set()
+            with self.status_changed:
+                self.status = doc
+                self.status_changed.notify_all()
             return None
         levels = self.topics.levels(topic, "down")
         if not levels or levels[0] != str(self.index) or len(levels) not in (2, 3):
@@ -84,15 +80,11 @@ class MqttLink(DeviceLink):
         return None
 
     def _request(self, kind: str, start: int | None, body: bytes) -> bytes:
-        """Publish message ``kind`` and wait for the gateway's response to it.
-
-        Raises:
-            GatewayUnavailable: no gateway online, a new gateway (another boot), a
-                timeout, or an error worth another try.
-            DeploymentError: the gateway refused the message.
-        """
-        if kind == "join":
-            self._wait_online(2.0)  # the retained status arrives right after subscribing
+        """Publish message ``kind``; the gateway's response to it. No gateway online, a new
+        boot and a timeout are :class:`GatewayUnavailable`, the rest as for any link."""
+        if kind == "join":  # the retained status arrives right after subscribing
+            with self.status_changed:
+                self.status_changed.wait_for(lambda: self.status.get("status") == "online", 2.0)
             self.inbox = queue.Queue()  # drop the responses of a gateway that is gone
         boot = self.status.get("boot")
         topic = self.topics.up(self.index, kind, start)
@@ -122,12 +114,6 @@ class MqttLink(DeviceLink):
                     raise refusal(None, error["code"], text + str(error.get("message")))
             elif (got, got_start) == want:
                 return payload  # anything else answers an earlier try
-
-    def _wait_online(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.status.get("status") != "online" and time.monotonic() < deadline:
-            self.status_changed.wait(0.1)
-            self.status_changed.clear()
 
     def close(self) -> None:
         self.client.disconnect()

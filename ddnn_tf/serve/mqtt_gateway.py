@@ -1,11 +1,8 @@
-"""The gateway's side of the MQTT transport (docs/protocol.md, *MQTT transport*): device
-messages into :meth:`ddnn_tf.serve.gateway.Gateway.answer`, its responses, its status and
-every answer back out.
-
-An adapter like the HTTP routes: a topic and its user properties become a
-:class:`~ddnn_tf.serve.protocol.Message` through the same checks
-(:func:`~ddnn_tf.serve.protocol.parse_message`), and every error the protocol lists is
-answered on the device's error topic with the correlation data of its message.
+"""The gateway's side of the MQTT transport (docs/protocol.md, *MQTT transport*), an
+adapter like the HTTP routes: a topic and its user properties become a
+:class:`~ddnn_tf.serve.protocol.Message` (:func:`~ddnn_tf.serve.protocol.parse_message`)
+for :meth:`ddnn_tf.serve.gateway.Gateway.answer`; its response, or any error, goes back
+with the message's correlation data, and its status and every answer go out.
 """
 
 from __future__ import annotations
@@ -129,5 +126,4 @@ class GatewayBridge:
             self._send(self.topics.down(device, "error"), json.dumps(body).encode(), token)
 
     def _send(self, topic: str, payload: bytes, token: bytes | None) -> None:
-        props = mqtt.publish_props(token) if token is not None else None
-        self.client.publish(topic, payload, qos=mqtt.QOS, properties=props)
+        self.client.publish(topic, payload, qos=mqtt.QOS, properties=mqtt.publish_props(token))

@@ -2,16 +2,12 @@
 checks every message passes (:func:`parse_message`), the error body, and the errors a
 device tries again after (:func:`refusal`), for the gateway's HTTP routes and MQTT bridge
 and a device's links alike. Standard library only.
-
->>> retryable(504, None), retryable(409, "unknown_round"), retryable(409, "duplicate")
-(True, True, False)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,7 +27,6 @@ __all__ = [
     "json_object",
     "parse_message",
     "refusal",
-    "retryable",
     "too_large",
     "with_deadline",
 ]
@@ -42,8 +37,6 @@ T = TypeVar("T")
 KINDS = ("join", "summary", "features")
 #: The gateway's response to each of them.
 RESPONSES = {"join": "joined", "summary": "decision", "features": "done"}
-
-_DIGITS = re.compile(r"[0-9]{1,15}")
 
 
 class ServiceError(Exception):
@@ -64,17 +57,18 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}, **extra}
 
 
-def retryable(status: int | None, code: str | None) -> bool:
-    """Whether a device sends its message again after this error: a gateway that restarted
-    (``unknown_round``) or held the message past its deadline, or a proxy in front of a
-    gateway that is away (HTTP 502, 503, 504; ``status`` is None over MQTT)."""
-    return status in (502, 503, 504) or code in ("unknown_round", "deadline_exceeded")
-
-
 def refusal(status: int | None, code: str | None, text: str) -> DeploymentError:
-    """The device-side error for a refused message: :class:`GatewayUnavailable` when
-    :func:`retryable`, else :class:`~ddnn_tf.errors.DeploymentError`."""
-    return (GatewayUnavailable if retryable(status, code) else DeploymentError)(text)
+    """The device-side error for a refused message: :class:`GatewayUnavailable` (sent again)
+    under the retry rule of docs/protocol.md (``status`` is None over MQTT), else
+    :class:`~ddnn_tf.errors.DeploymentError`.
+
+    >>> [type(refusal(*e, "")).__name__ for e in ((504, None), (409, "unknown_round"))]
+    ['GatewayUnavailable', 'GatewayUnavailable']
+    >>> type(refusal(409, "duplicate", "")).__name__
+    'DeploymentError'
+    """
+    retry = status in (502, 503, 504) or code in ("unknown_round", "deadline_exceeded")
+    return (GatewayUnavailable if retry else DeploymentError)(text)
 
 
 def too_large(limit: int, size: int | None = None) -> ServiceError:
@@ -92,7 +86,7 @@ def ascii_int(raw: str | None) -> int | None:
     >>> ascii_int("42"), ascii_int("0_1"), ascii_int("+1"), ascii_int("\u0663"), ascii_int("1" * 16)
     (42, None, None, None, None)
     """
-    if raw is None or not _DIGITS.fullmatch(raw):
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 15:
         return None
     return int(raw)
 
