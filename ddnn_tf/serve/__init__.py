@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 
-#: Where each name below is defined (imported on first use).
 _WHERE = {
     name: module
     for module, names in {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ddnn_tf.serve.http import APP_OPTIONS
+from ddnn_tf.serve.http import APP_OPTIONS, add_status_routes
 from ddnn_tf.serve.run_server import run_app
 
 __all__ = ["app"]
@@ -25,9 +25,7 @@ async def cloud(request: Request) -> JSONResponse:
     return JSONResponse(_ANSWER)
 
 
-@app.get("/readyz")
-async def readyz() -> dict:
-    return {"status": "ready"}
+add_status_routes(app, {}, None)  # after /v1/cloud: its requests match it first
 
 
 if __name__ == "__main__":

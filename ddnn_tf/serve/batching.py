@@ -1,12 +1,11 @@
 """Gather concurrent requests into one interpreter call.
 
-A :class:`MicroBatcher` owns one worker (a TFLite interpreter is not thread safe) and one
-asyncio queue. Requests that arrive while the worker is busy wait in the queue; when it
-is free it takes all of them (up to ``max_batch`` samples) at once, so the batch grows
-with the load and a lone request is never held back waiting for company. A small batch
-(up to ``inline`` samples) runs on the event loop itself: handing a call of a few
-hundred microseconds to a thread costs more than the call; a larger one runs in the
-worker's thread, so the loop goes on reading requests meanwhile.
+A :class:`MicroBatcher` has one worker (an interpreter is not thread safe): the requests
+that queued while it was busy run together (up to ``max_batch`` samples), so the batch
+grows with the load and a lone request never waits for company. A small batch (up to
+``inline`` samples) runs on the event loop itself, as handing a call of a few hundred
+microseconds to a thread costs more than the call; a larger one runs in the worker's
+thread, so the loop goes on reading requests meanwhile.
 """
 
 from __future__ import annotations
@@ -57,7 +56,6 @@ class MicroBatcher:
         self._task: asyncio.Task | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batcher")
         self.calls = 0
-        self.items = 0
 
     async def submit(self, item: Any) -> Any:
         """Queue ``item`` and wait for its result."""
@@ -98,7 +96,6 @@ class MicroBatcher:
                         fut.set_exception(err)
                 continue
             self.calls += 1
-            self.items += len(batch)
             for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)

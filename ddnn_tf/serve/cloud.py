@@ -1,16 +1,15 @@
 """The cloud tier as an HTTP service (``POST /v1/cloud``, specified in docs/protocol.md).
 
-:func:`create_cloud_app` builds the FastAPI app that ``serve cloud`` serves
-(:func:`ddnn_tf.serve.run_server.serve_cloud`, from its
-:class:`~ddnn_tf.serve.settings.CloudSettings`);
-:func:`cloud_app` is its base, shared with ``serve demo``; :func:`add_cloud_routes` adds
-its routes to an app (the Ray Serve deployment's too). The tier runs through the TF-free runtime (:class:`~ddnn_tf.runtime.TierRunner`);
-concurrent requests are gathered into one interpreter call (:class:`MicroBatcher`).
+:func:`create_cloud_app` builds the app that ``serve cloud`` serves; :func:`cloud_app` is
+its base, shared with ``serve demo``; :func:`add_cloud_routes` adds its routes to an app
+(the Ray Serve deployment's too). Concurrent requests are gathered into one interpreter
+call (:class:`MicroBatcher`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,16 +27,11 @@ from ddnn_tf.serve.http import (
     add_status_routes,
     check_auth,
     check_content_type,
-    check_model,
     read_body,
     service_app,
 )
-from ddnn_tf.serve.protocol import ServiceError, with_deadline
-from ddnn_tf.serve.settings import (
-    CloudSettings,
-    ServiceSettings,
-    settings_of,
-)
+from ddnn_tf.serve.protocol import ServiceError, check_model, with_deadline
+from ddnn_tf.serve.settings import CloudSettings, ServiceSettings, settings_of
 from ddnn_tf.serve.wire import (
     FEATURES_TYPE,
     CloudRecords,
@@ -74,43 +68,24 @@ class CloudTier:
         self.runner = TierRunner.from_manifest(
             self.manifest, self.spec.tier, target, num_threads=num_threads
         )
-        self.num_classes = len(self.manifest["classes"])
         self.info = describe_model(self.manifest, self.model)
         self._lock = threading.Lock()
 
-    def logits(self, presence: np.ndarray, features: dict[str, np.ndarray]) -> np.ndarray:
-        """Cloud logits ``(n, C)`` float32 for parsed records."""
+    def classify_many(self, requests: list[CloudRecords]) -> list[list[dict[str, Any]]]:
+        """Classify several requests' records in one interpreter call (the batch function):
+        per request, ``[{"prediction", "probs"}]`` per record (softmax in float64)."""
+        presence, features = decode_cloud_records(self.spec, requests)
         feeds = {self.spec.inputs[s]: features[s] for s in self.spec.senders}
         feeds[self.spec.presence_input] = presence.astype(np.float32)
         with self._lock:  # one interpreter, one caller at a time
-            return self.runner(feeds)["logits"]
-
-    def classify(self, body: bytes) -> list[dict[str, Any]]:
-        """Parse a request body and classify its records (no batching).
-
-        Raises:
-            WireError: the body does not parse.
-        """
-        return self.classify_many([read_cloud_records(self.spec, body)])[0]
-
-    @staticmethod
-    def results(logits: np.ndarray) -> list[dict[str, Any]]:
-        """``[{"prediction", "probs"}]`` from float32 logits (softmax in float64)."""
+            logits = self.runner(feeds)["logits"]
         probs = softmax(np.asarray(logits, np.float64))
-        predictions = np.argmax(probs, axis=1).tolist()
-        return [
+        out = [
             {"prediction": p, "probs": row}
-            for p, row in zip(predictions, probs.tolist(), strict=True)
+            for p, row in zip(np.argmax(probs, axis=1).tolist(), probs.tolist(), strict=True)
         ]
-
-    def classify_many(self, requests: list[CloudRecords]) -> list[list[dict]]:
-        """Classify several requests' records in one interpreter call (the batch function)."""
-        out = self.results(self.logits(*decode_cloud_records(self.spec, requests)))
-        split, start = [], 0
-        for r in requests:
-            split.append(out[start : start + r.n])
-            start += r.n
-        return split
+        bounds = itertools.accumulate((r.n for r in requests), initial=0)
+        return [out[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def add_cloud_routes(app: FastAPI, tier: CloudTier, submit, settings: ServiceSettings) -> None:
@@ -133,7 +108,7 @@ def add_cloud_routes(app: FastAPI, tier: CloudTier, submit, settings: ServiceSet
     async def cloud(request: Request) -> Response:
         check_auth(request, token)
         check_content_type(request, FEATURES_TYPE)
-        check_model(request, tier.model)
+        check_model(request.headers.get("x-ddnn-model"), tier.model, "X-DDNN-Model header")
 
         async def handle() -> dict:
             body = await read_body(request, limit)
@@ -174,15 +149,9 @@ def cloud_app(tier: CloudTier, settings: ServiceSettings, title: str, max_batch:
 
 
 def create_cloud_app(settings: CloudSettings | str | Path, **options) -> FastAPI:
-    """The cloud tier's FastAPI app.
-
-    Args:
-        settings: the :class:`~ddnn_tf.serve.settings.CloudSettings`, or the model
-            directory (then ``options`` are the other settings: ``token``, ``target``,
-            ``max_batch``, ``cors_origins`` ...).
-
-    Returns:
-        The app; ``app.state.tier`` is the :class:`CloudTier`.
+    """The cloud tier's FastAPI app (``app.state.tier`` is the :class:`CloudTier`), from its
+    :class:`~ddnn_tf.serve.settings.CloudSettings` or a model directory and settings as
+    keywords.
 
     Raises:
         FileNotFoundError / ValueError: a bad model directory or option.

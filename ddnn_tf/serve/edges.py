@@ -1,11 +1,6 @@
-"""The edge tiers inside the gateway: device features in, an edge exit, edge features out.
-
-When the topology has edges the gateway hosts them: the samples that did not exit
-locally go through every edge with a present device; with an edge exit, the edge
-aggregator combines the edges' summaries (encoded and decoded, as on a link) and the
-confident samples exit there; the others go to the cloud as the edges' packed features.
-Each tier is fed and each exit decided by :mod:`ddnn_tf.runtime.step`, as
-:class:`ddnn_tf.runtime.Hierarchy` does.
+"""The edge tiers inside the gateway: device features in, an edge exit, edge features out
+(docs/serving.md, *The services one by one*). Each tier is fed and each exit decided by
+:mod:`ddnn_tf.runtime.step`, as :class:`ddnn_tf.runtime.Hierarchy` does.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """The gateway: the local aggregator the end devices talk to, forwarding to the cloud.
 
-It speaks the device side of the protocol specified in docs/protocol.md (join, summary
-and features messages, held responses, rounds, degraded answers): :class:`Gateway` keeps
-the rounds, runs the local aggregator and the exit rule, hosts the edge tiers when the
-topology has them (:mod:`ddnn_tf.serve.edges`) and forwards the rest to the cloud;
-:func:`create_gateway_app` is its FastAPI app. Every answer is delivered once, as it is
-made (:mod:`ddnn_tf.serve.results`; docs/operations.md, *Running for months*).
-
-The model needs a local exit (split ``local,cloud`` or ``local,edge,cloud``).
+:class:`Gateway` speaks the device side of docs/protocol.md: it keeps the rounds, runs
+the local aggregator and its exit, hosts the edge tiers (:mod:`ddnn_tf.serve.edges`) and
+forwards the rest to the cloud; :func:`create_gateway_app` is its FastAPI app. Every
+answer is delivered once, as it is made (:mod:`ddnn_tf.serve.results`). The model needs a
+local exit (split ``local,cloud`` or ``local,edge,cloud``).
 """
 
 from __future__ import annotations
@@ -77,25 +74,21 @@ class _Round:
     start: int
     n: int
     opened: float = field(default_factory=time.monotonic)
-    summaries: dict[int, np.ndarray] = field(default_factory=dict)
+    summaries: dict[int, np.ndarray] = field(default_factory=dict)  # the devices counted
     raw: dict[int, bytes] = field(default_factory=dict)  # each device's message body
     decided: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     send: np.ndarray | None = None  # (n,) bool: samples that go up
     decision: bytes = b""
     local_probs: np.ndarray | None = None
-    present: list[int] = field(default_factory=list)  # devices whose summaries arrived
     features: dict[int, bytes] = field(default_factory=dict)  # the flagged samples' features
     timer: asyncio.TimerHandle | None = None
     forwarding: bool = False
 
 
 class Gateway:
-    """The local aggregator's state: devices, rounds, answers.
-
-    Args:
-        settings: the gateway's settings (:class:`~ddnn_tf.serve.settings.GatewaySettings`:
-            its model, cloud, threshold, round length, window, journal ...).
+    """The local aggregator's state (devices, rounds, answers) under its
+    :class:`~ddnn_tf.serve.settings.GatewaySettings`.
 
     Attributes:
         pace: a hook ``pace(kind, nbytes) -> seconds`` that holds each request to the
@@ -128,15 +121,9 @@ class Gateway:
         self.cloud = CloudSpec.from_manifest(m)
         self.devices = [t.name for t in graph.by_role("device")]
         self.num_devices = len(self.devices)
-        self.edges, senders, what = None, self.devices, "devices"
+        self.edges = None  # the cloud's senders are the edges when there are any
         if graph.by_role("edge"):
             self.edges = EdgeStage(m, graph, s.target, self.thresholds.get("edge"))
-            senders, what = [t.name for t in graph.by_role("edge")], "edges"
-        if list(self.cloud.senders) != senders:
-            raise ConfigError(
-                f"{m.directory}: the cloud's senders {list(self.cloud.senders)} are not the "
-                f"{what} {senders}."
-            )
         wire = m["wire"]["features"]
         self.feature_nbytes = [int(wire[d]["nbytes"]) for d in self.devices]
         self.feature_shapes = [tuple(wire[d]["shape"]) for d in self.devices]
@@ -194,11 +181,9 @@ class Gateway:
             self.journal.close()
 
     async def answer(self, msg: Message, deadline_s: float, what: str) -> bytes | dict:
-        """Answer one checked device message: the one entry point of the HTTP routes and
-        the MQTT bridge. A join is held by its own bound, the others by ``deadline_s``.
-
-        Returns:
-            The decision mask (a summary), or a JSON-able dict (a join, features).
+        """Answer one checked device message (for the HTTP routes and the MQTT bridge): a
+        summary's decision mask, or a join's or features' JSON-able dict. A join is held
+        by its own bound, the others by ``deadline_s``.
 
         Raises:
             ServiceError: the protocol's errors, ``deadline_exceeded`` included.
@@ -316,7 +301,7 @@ class Gateway:
         elif r.timer is None:
             r.timer = asyncio.get_running_loop().call_later(self.settings.gather_s, self._decide, r)
         await r.decided.wait()
-        if device not in r.present:
+        if device not in r.summaries:
             return _none_sent(n)
         if self.eager:  # the message carried the features too: held until answered
             await r.finished.wait()
@@ -327,7 +312,6 @@ class Gateway:
             return
         if r.timer is not None:
             r.timer.cancel()
-        r.present = sorted(r.summaries)
         # a device silent since the round opened is absent from the next rounds too, until
         # it speaks again; one heard meanwhile (busy with another round) is still waited for
         self.alive -= {
@@ -336,7 +320,7 @@ class Gateway:
             if d not in r.summaries and self.heard.get(d, -np.inf) < r.opened
         }
         presence = np.zeros((r.n, self.num_devices), bool)
-        presence[:, r.present] = True
+        presence[:, list(r.summaries)] = True
         ports = [p for p in self.local.tier.inputs if p.role == "summary"]
         received = {
             p.name: r.summaries[p.source.column] for p in ports if p.source.column in r.summaries
@@ -347,7 +331,7 @@ class Gateway:
         r.send = ~take & ~done  # a retried round asks only for what is still unanswered
         r.decision = encode_mask(r.send)
         if self.eager:  # the flagged samples' features, as a features message would carry
-            for d in r.present:
+            for d in r.summaries:
                 packed = np.frombuffer(r.raw[d], np.uint8)[r.n * self.summary_bytes :]
                 r.features[d] = packed.reshape(r.n, -1)[r.send].tobytes()
         local = np.flatnonzero(take & ~done)
@@ -362,14 +346,13 @@ class Gateway:
             r.timer = later(self.settings.gather_s, self._forward_soon, r)
 
     def _publish(self, r, ks, exit_index, predictions, cloud_mask=0, degraded=False) -> None:
-        """Answer samples ``r.start + ks`` now, one prediction each (the fields of
-        :data:`ddnn_tf.serve.results.ANSWER_FIELDS`), but each sample once: those of a
-        retried round answered already are skipped."""
+        """Answer samples ``r.start + ks`` now (:data:`~ddnn_tf.serve.results.ANSWER_FIELDS`),
+        each once: those of a retried round answered already are skipped."""
         now = time.monotonic()
         sent = [0] * self.num_devices  # payload bytes per device, the same for the round
-        for d in r.present:
+        for d in r.summaries:
             sent[d] = self.summary_bytes + (self.feature_nbytes[d] if d in r.features else 0)
-        local_mask, rows = _bits(r.present), []
+        local_mask, rows = _bits(r.summaries), []
         for k, p in zip(ks, predictions, strict=True):
             sample = r.start + int(k)
             if not self.ledger.answered(sample):
@@ -405,7 +388,7 @@ class Gateway:
             return {"accepted": 0, "late": True}  # the round went on without them
         if r is None or not r.decided.is_set():
             raise ServiceError(409, "unknown_round", f"round {start} is not waiting for features.")
-        if device not in r.present:
+        if device not in r.summaries:
             raise ServiceError(
                 409,
                 "not_expected",
@@ -426,7 +409,7 @@ class Gateway:
         except ValueError as err:
             raise ServiceError(400, "bad_body", str(err)) from None
         r.features[device] = body
-        if set(r.present) <= set(r.features) and not r.finished.is_set():
+        if r.summaries.keys() <= r.features.keys() and not r.finished.is_set():
             self._forward_soon(r)
         await r.finished.wait()
         return {"accepted": m}
@@ -488,33 +471,25 @@ class Gateway:
         a 5xx) is retried with back-off until it has been away ``cloud_retry_s``."""
         delay = 0.05
         while True:
+            self.cloud_calls += 1
+            if self.pace is not None:
+                await asyncio.sleep(self.pace("cloud", len(body)))
             try:
-                predictions = await self._cloud_once(body, n)
-                break
-            except _CloudAway:
-                now = time.monotonic()
-                if self._cloud_down_since is None:
-                    self._cloud_down_since = now
-                left = self._cloud_down_since + self.settings.cloud_retry_s - now
-                if left <= 0:
-                    raise
-                self.cloud_retries += 1
-                await asyncio.sleep(min(delay, left))
-                delay = min(2 * delay, 1.0)
-        self._cloud_down_since = self.cloud_error = None
-        return predictions
-
-    async def _cloud_once(self, body: bytes, n: int) -> list[int]:
-        self.cloud_calls += 1
-        if self.pace is not None:
-            await asyncio.sleep(self.pace("cloud", len(body)))
-        try:
-            response = await self._client.post("/v1/cloud", content=body)
-        except httpx.RequestError as err:
-            raise _CloudAway(f"{type(err).__name__}: {err}") from None
-        what = f"cloud answered {response.status_code}: {response.text[:200]}"
-        if response.status_code >= 500:
-            raise _CloudAway(what)
+                response = await self._client.post("/v1/cloud", content=body)
+                what = f"cloud answered {response.status_code}: {response.text[:200]}"
+                if response.status_code < 500:
+                    break
+            except httpx.RequestError as err:
+                what = f"{type(err).__name__}: {err}"
+            now = time.monotonic()
+            if self._cloud_down_since is None:
+                self._cloud_down_since = now
+            left = self._cloud_down_since + self.settings.cloud_retry_s - now
+            if left <= 0:
+                raise _CloudAway(what)
+            self.cloud_retries += 1
+            await asyncio.sleep(min(delay, left))
+            delay = min(2 * delay, 1.0)
         if response.status_code != 200:
             raise ConnectionError(what)
         try:
@@ -523,14 +498,15 @@ class Gateway:
             raise ConnectionError(f"cloud answered a malformed body ({err!r})") from None
         if len(predictions) != n:
             raise ConnectionError(f"cloud answered {len(predictions)} results for {n} records")
+        self._cloud_down_since = self.cloud_error = None
         return predictions
 
 
 class _CloudAway(ConnectionError):
-    """The cloud did not answer, or answered 5xx: worth another try."""
+    """The cloud was away longer than the gateway waits for it."""
 
 
-def _bits(devices: list[int]) -> int:
+def _bits(devices) -> int:
     return sum(1 << d for d in devices)
 
 
@@ -547,17 +523,10 @@ def _same_retry(kept: bytes, body: bytes, device: int, what: str, start: int) ->
 
 
 def create_gateway_app(settings: GatewaySettings | str | Path, **options) -> FastAPI:
-    """The gateway's FastAPI app (see the module docstring for the protocol); with
-    transport ``mqtt`` it also serves the devices over MQTT
+    """The gateway's FastAPI app (``app.state.gateway`` is the :class:`Gateway`), from its
+    :class:`~ddnn_tf.serve.settings.GatewaySettings` or a model directory and settings as
+    keywords; with transport ``mqtt`` it also serves the devices over MQTT
     (:class:`~ddnn_tf.serve.mqtt_gateway.GatewayBridge`).
-
-    Args:
-        settings: the :class:`~ddnn_tf.serve.settings.GatewaySettings`, or the model
-            directory (then ``options`` are the other settings: ``cloud``, ``token``,
-            ``threshold``, ``batch`` ...).
-
-    Returns:
-        The app; ``app.state.gateway`` is the :class:`Gateway`.
 
     Raises:
         FileNotFoundError / ValueError: a bad model directory or option.

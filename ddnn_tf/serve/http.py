@@ -17,16 +17,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ddnn_tf.serve.protocol import ServiceError, ascii_int, error_body, too_large
-from ddnn_tf.serve.protocol import check_model as _check_model
 
-__all__ = [
-    "add_status_routes",
-    "check_auth",
-    "check_content_type",
-    "check_model",
-    "read_body",
-    "service_app",
-]
+__all__ = ["add_status_routes", "check_auth", "check_content_type", "read_body", "service_app"]
 
 #: The FastAPI settings of every service, and of the serving benchmark's bare endpoint: no
 #: docs pages or OpenAPI schema, and no OpenTelemetry instrumentation (FastAPI otherwise
@@ -106,15 +98,6 @@ def check_auth(request: Request, token: str | None) -> None:
         raise ServiceError(
             401, "unauthorized", "missing or wrong token: send Authorization: Bearer <token>."
         )
-
-
-def check_model(request: Request, model: str) -> None:
-    """Require ``X-DDNN-Model`` to name this service's model.
-
-    Raises:
-        ServiceError: 409 ``model_mismatch``.
-    """
-    _check_model(request.headers.get("x-ddnn-model"), model, "X-DDNN-Model header")
 
 
 def check_content_type(request: Request, expected: str) -> None:

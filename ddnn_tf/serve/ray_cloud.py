@@ -2,24 +2,9 @@
 
 Each replica loads the cloud tier (:class:`~ddnn_tf.serve.cloud.CloudTier`) and serves
 the app of :func:`~ddnn_tf.serve.cloud.add_cloud_routes`; concurrent requests reaching a
-replica are gathered by ``@serve.batch`` into one interpreter call.
-
-Safety of the local Ray instance started by ``serve cloud --engine ray`` (no
-``address``):
-
-* token authentication on (``RAY_AUTH_MODE=token``) with a fresh random token passed to
-  Ray's processes in the ``RAY_AUTH_TOKEN`` environment variable, so nothing is written
-  to ``~/.ray/auth_token``; ``no_ray_auth`` opts out (``RAY_AUTH_MODE=disabled``);
-* the dashboard is off; the node address is 127.0.0.1; the Serve HTTP proxy binds
-  ``host`` (127.0.0.1 by default). Ray's own control-plane ports (GCS, raylet, object
-  manager, workers) still listen on all interfaces; token auth is what guards them;
-* Ray writes its session files and logs under ``/tmp/ray/session_*`` (``ray_temp_dir``
-  moves them).
-
-With ``address`` an existing cluster is used as it is configured (its token, if any,
-must be available to this process as Ray expects: ``RAY_AUTH_TOKEN``,
-``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) and the model directory must exist at
-the same path on the nodes that run replicas.
+replica are gathered by ``@serve.batch`` into one interpreter call. How the local Ray
+instance is secured (token authentication, no dashboard, loopback), and what an existing
+cluster (``address``) must provide: docs/serving.md, *The cloud on Ray Serve*.
 """
 
 from __future__ import annotations
@@ -29,6 +14,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -126,13 +112,9 @@ def serve_ray(settings) -> None:
     except (RuntimeError, ConnectionError, ValueError, OSError) as err:  # Ray's, in one line
         where = "a local Ray instance" if local else f"the Ray cluster at {settings.address}"
         raise DeploymentError(f"could not start {where}: {type(err).__name__}: {err}") from None
-    stop = {"now": False}
-
-    def _stop(*_):
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     host = settings.host
     try:
         port = settings.port or _free_port(host)
@@ -141,7 +123,7 @@ def serve_ray(settings) -> None:
         shown = f"[{host}]" if ":" in host else host
         url = {"url": f"http://{shown}:{port}", "replicas": settings.replicas}
         print(json.dumps(url), flush=True)
-        while not stop["now"]:
+        while not stop.is_set():
             time.sleep(0.2)
     finally:
         if not local:

@@ -71,12 +71,10 @@ def serve_socket(app, sock: socket.socket, **options) -> None:
 
 
 def serve_cloud(settings) -> None:
-    """``ddnn serve cloud``: serve the cloud tier until SIGINT/SIGTERM, on uvicorn
+    """``ddnn serve cloud``: serve the cloud tier of its
+    :class:`~ddnn_tf.serve.settings.CloudSettings` until SIGINT/SIGTERM, on uvicorn
     (:func:`ddnn_tf.serve.cloud.create_cloud_app`) or on Ray Serve
     (:func:`ddnn_tf.serve.ray_cloud.serve_ray`).
-
-    Args:
-        settings: the cloud's :class:`~ddnn_tf.serve.settings.CloudSettings`.
 
     Raises:
         ConfigError: beyond loopback without a token; a bad model or option.
