@@ -242,6 +242,37 @@ def test_cloud_bad_requests_get_json_errors_and_it_keeps_serving(
         )
 
 
+def test_a_bug_in_a_service_is_answered_internal_in_the_protocol_body(monkeypatch, capsys):
+    """An unexpected exception is answered 500 ``internal`` with the protocol's error body
+    (over MQTT too: tests/test_mqtt.py), its traceback on standard error."""
+    import asyncio
+
+    from ddnn_tf.serve import create_gateway_app
+
+    app = create_gateway_app(MODEL, cloud="http://127.0.0.1:9")
+    gw = app.state.gateway
+
+    async def bug(*_):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(gw, "answer", bug)
+
+    async def go():
+        await gw.start()
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                headers = {"X-DDNN-Model": model_id(MODEL), "X-DDNN-Device": "0"}
+                return await client.post("/v1/join", headers=headers)
+        finally:
+            await gw.stop()
+
+    r = asyncio.run(go())
+    assert r.status_code == 500
+    assert r.json() == {"error": {"code": "internal", "message": "RuntimeError: a bug"}}
+    assert "RuntimeError: a bug" in capsys.readouterr().err
+
+
 def test_cloud_refuses_to_bind_beyond_loopback_without_token(monkeypatch):
     from ddnn_tf.cli.serve import cloud
 

@@ -8,7 +8,6 @@ traceback on standard error.
 from __future__ import annotations
 
 import hmac
-import traceback
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -16,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ddnn_tf.serve.protocol import ServiceError, ascii_int, error_body, too_large
+from ddnn_tf.serve.protocol import ServiceError, ascii_int, error_body, service_error, too_large
 
 __all__ = ["add_status_routes", "check_auth", "check_content_type", "read_body", "service_app"]
 
@@ -47,9 +46,8 @@ async def _error(_: Request, err: Exception) -> JSONResponse:
         err = ServiceError(err.status_code, code, str(err.detail))
     elif isinstance(err, RequestValidationError):
         err = ServiceError(400, "bad_request", str(err.errors()))
-    elif not isinstance(err, ServiceError):  # a bug: its traceback, and `internal` answered
-        traceback.print_exception(err)
-        err = ServiceError(500, "internal", f"{type(err).__name__}: {err}")
+    else:
+        err = service_error(err)
     return JSONResponse(error_body(err.code, err.message), status_code=err.status)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import traceback
 
 from ddnn_tf.serve import mqtt
 from ddnn_tf.serve.protocol import (
@@ -20,6 +19,7 @@ from ddnn_tf.serve.protocol import (
     ascii_int,
     error_body,
     parse_message,
+    service_error,
 )
 
 __all__ = ["GatewayBridge"]
@@ -119,9 +119,7 @@ class GatewayBridge:
             response = out if isinstance(out, bytes) else json.dumps(out).encode()
             self._send(self.topics.down(device, RESPONSES[kind], msg.start), response, token)
         except Exception as err:  # noqa: BLE001
-            if not isinstance(err, ServiceError):  # a bug: its traceback, and `internal` sent
-                traceback.print_exc()
-                err = ServiceError(500, "internal", f"{type(err).__name__}: {err}")
+            err = service_error(err)
             body = error_body(err.code, err.message, topic=topic)
             self._send(self.topics.down(device, "error"), json.dumps(body).encode(), token)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import traceback
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ __all__ = [
     "json_object",
     "parse_message",
     "refusal",
+    "service_error",
     "too_large",
     "with_deadline",
 ]
@@ -50,6 +52,15 @@ class ServiceError(Exception):
 
 class GatewayUnavailable(DeploymentError):
     """The gateway did not answer, or asked for the message again: worth another try."""
+
+
+def service_error(err: Exception) -> ServiceError:
+    """``err`` as the protocol answers it: a :class:`ServiceError` as it is; any other
+    exception is a bug, answered ``internal`` once its traceback is printed."""
+    if isinstance(err, ServiceError):
+        return err
+    traceback.print_exception(err)
+    return ServiceError(500, "internal", f"{type(err).__name__}: {err}")
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
