@@ -57,14 +57,11 @@ class Faults:
                 fleet.sites[0].devices[self.plan.kill_device].stop(signal.SIGKILL)
                 self.events["killed_at"] = answered
             elif name == "cloud_down":
-                fleet.stop_cloud()
+                fleet.outage(fleet.cloud, restart=False)
                 self.events["cloud_down"] = answered
             else:
-                if name == "restart_cloud":
-                    fleet.restart_cloud()
-                else:
-                    fleet.restart_gateway(fleet.sites[0])
                 service = name.removeprefix("restart_")
+                fleet.outage(fleet.cloud if service == "cloud" else fleet.sites[0], restart=True)
                 away = time.monotonic() - t
                 self.events["restarts"].append(
                     {"service": service, "after": answered, "away_s": away}
