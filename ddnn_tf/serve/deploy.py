@@ -1,14 +1,8 @@
 """The whole hierarchy as real processes on loopback, in one command: :func:`deploy`
-(``ddnn deploy``; the Serving page describes it, its faults and its report).
-
-It goes plan → fleet → fault schedule → report: the plan
-(:class:`~ddnn_tf.serve.settings.DeployPlan`) is checked against the model before
-anything starts; the fleet (:class:`~ddnn_tf.serve.fleet.Fleet`) starts the cloud, a
-gateway per site and a process per end device on 127.0.0.1 with a fresh shared token (and
-over MQTT a mosquitto of its own, unless ``broker`` names one), reads every site's answers
-from its result stream as they are made, and stops everything at the end (also on an
-error or Ctrl-C); the faults (:class:`Faults`) are counted in answers of site 0; the
-report is :func:`ddnn_tf.serve.live_report.deploy_report`'s.
+(``ddnn deploy``; the Serving page describes it, its faults and its report). The plan
+(:class:`~ddnn_tf.serve.settings.DeployPlan`) is checked against the model before anything
+starts; the :class:`~ddnn_tf.serve.fleet.Fleet` runs it; the :class:`Faults` are counted
+in answers of site 0; the report is :func:`ddnn_tf.serve.live_report.deploy_report`'s.
 """
 
 from __future__ import annotations

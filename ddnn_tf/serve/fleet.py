@@ -129,16 +129,15 @@ class ServiceProcess:
 
 
 def service_rss_mb(pid: int) -> float:
-    """Peak resident memory (``VmHWM``) of process ``pid`` and of every process it leads
-    (its own children, started in its process group: Ray's processes, say), in MB."""
+    """Peak resident memory (``VmHWM``) of process ``pid`` and of every process of its
+    session (its own children: Ray's processes, say), in MB."""
     total = 0
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-            if pid in (int(entry), int(stat[stat.rindex(b")") + 2 :].split()[3])):
+            if pid in (int(entry), os.getsid(int(entry))):
                 status = Path(f"/proc/{entry}/status").read_text()
                 total += sum(map(int, re.findall(r"^VmHWM:\s+(\d+)", status, re.M)))
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue  # a process that ended meanwhile
     return total / 1024
 
