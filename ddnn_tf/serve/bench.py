@@ -22,13 +22,12 @@ def _bodies(model_dir: str, data: str, path, n_requests: int, records: int):
     import numpy as np
 
     from ddnn_tf.runtime import Hierarchy
-    from ddnn_tf.runtime.report import load_data_for
+    from ddnn_tf.runtime.dataset import load_subset
     from ddnn_tf.serve.wire import CloudSpec, encode_features_records
 
     h = Hierarchy(model_dir)
-    test = load_data_for(h, data, path).test
-    n = min(len(test), n_requests * records)
-    test = test.subset(slice(0, n))
+    test = load_subset(h, data, path, "test", n_requests * records)
+    n = len(test)
     features = {  # what each device sends upward (its sensor input is its only input)
         t.name: h.tiers[t.name]({t.inputs[0].name: test.x[t.device]})["features"]
         for t in h.graph.by_role("device")
