@@ -8,6 +8,7 @@ LAN and the token. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import json
 import mimetypes
@@ -253,15 +254,10 @@ def self_signed_cert(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
         .sign(key, hashes.SHA256())
     )
     folder.mkdir(parents=True, exist_ok=True)
-    key_bytes = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key_bytes)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    with open(key_path, "wb", opener=functools.partial(os.open, mode=0o600)) as f:
+        f.write(key.private_bytes(pem, pkcs8, serialization.NoEncryption()))
+    cert_path.write_bytes(cert.public_bytes(pem))
     return cert_path, key_path
 
 
