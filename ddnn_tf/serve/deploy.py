@@ -18,7 +18,7 @@ import numpy as np
 from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.serve.fleet import Fleet
-from ddnn_tf.serve.settings import DeployPlan
+from ddnn_tf.serve.settings import DeployPlan, settings_of
 
 __all__ = ["Faults", "deploy"]
 
@@ -89,10 +89,9 @@ def deploy(
     from ddnn_tf.serve.live_report import deploy_report
 
     dataset = data if data is not None and not isinstance(data, str) else None
-    if not isinstance(plan, DeployPlan):
-        if isinstance(data, str):
-            options["data"] = data
-        plan = DeployPlan(model=str(plan), **options)
+    if isinstance(data, str) and not isinstance(plan, DeployPlan):
+        options["data"] = data
+    plan = settings_of(DeployPlan, plan, options)
     plan, h, samples, xs, thresholds = _prepare(plan, dataset)
     tier_ms = None
     if plan.link is not None:  # the prediction's tier times, before anything else runs

@@ -206,11 +206,10 @@ class Fleet(contextlib.ExitStack):
         """The broker (MQTT), the cloud, every site's gateway, then every device; each
         device streams ``views[d]`` (a ``.npy`` file per device)."""
         plan = self.plan
-        roots = [self._root(k) for k in range(plan.sites)]
         if plan.transport == "mqtt" and plan.broker is None:
             from ddnn_tf.serve.broker import Broker, plan_clients
 
-            clients = plan_clients(roots, self.num_devices)
+            clients = plan_clients([self._root(k) for k in range(plan.sites)], self.num_devices)
             self.broker = self.enter_context(Broker(self.folder / "broker", clients))
         cloud = CloudSettings(
             model=plan.model,
