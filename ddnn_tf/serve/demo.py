@@ -124,9 +124,9 @@ def create_demo_app(settings: DemoSettings | str | Path, app_dir: str | Path = A
             raise HTTPException(404, f"{name} is not a file of model {manifest['name']}")
         return FileResponse(path)
 
-    for name in _APP_FILES:
-        app.add_api_route(f"/{name}", _file_route(app_dir / name), methods=["GET"])
-    app.add_api_route("/", _file_route(app_dir / "index.html"), methods=["GET"])
+    for name in ("", *_APP_FILES):  # "/" is index.html
+        page = app_dir / (name or "index.html")
+        app.add_route(f"/{name}", lambda _, page=page: FileResponse(page), methods=["GET"])
     for folder in _APP_DIRS:
         app.mount(f"/{folder}", StaticFiles(directory=app_dir / folder), name=folder)
     for url, folder in _LITERT.items():
@@ -169,15 +169,6 @@ def _add_gateway(app, s: DemoSettings) -> None:
                 await gw.stop()
 
     app.router.lifespan_context = lifespan
-
-
-def _file_route(path: Path):
-    from fastapi.responses import FileResponse
-
-    async def route() -> FileResponse:
-        return FileResponse(path)
-
-    return route
 
 
 def lan_address() -> str:
