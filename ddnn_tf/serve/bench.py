@@ -1,14 +1,6 @@
-"""``ddnn bench serve``: the cloud service on uvicorn vs Ray Serve, against a bare
-FastAPI endpoint.
-
-Each engine serves the cloud tier in its own process (``ddnn serve cloud``) on a free
-loopback port; a client in this process sends ``requests`` ``POST /v1/cloud`` requests
-(``records`` samples each, real device features of the test split) with ``concurrency``
-requests in flight, and measures per-request latency and throughput. Every answer is
-checked against the offline runtime (``identical``). The first row is the baseline,
-measured in the same run with the same client and server settings: a bare FastAPI
-endpoint (:mod:`ddnn_tf.serve.bare`) that reads the body and answers a fixed result, the
-cost of the HTTP stack alone; ``of_bare`` is each engine's request rate over the baseline's.
+"""``ddnn bench serve``: the cloud service on uvicorn vs Ray Serve, each in its own process
+(``ddnn serve cloud``), against a bare FastAPI endpoint (:mod:`ddnn_tf.serve.bare`) measured
+in the same run; the Serving page says how and shows the figures.
 """
 
 from __future__ import annotations
@@ -30,13 +22,12 @@ def _bodies(model_dir: str, data: str, path, n_requests: int, records: int):
     import numpy as np
 
     from ddnn_tf.runtime import Hierarchy
-    from ddnn_tf.runtime.report import load_data_for
+    from ddnn_tf.runtime.dataset import load_subset
     from ddnn_tf.serve.wire import CloudSpec, encode_features_records
 
     h = Hierarchy(model_dir)
-    test = load_data_for(h, data, path).test
-    n = min(len(test), n_requests * records)
-    test = test.subset(slice(0, n))
+    test = load_subset(h, data, path, "test", n_requests * records)
+    n = len(test)
     features = {  # what each device sends upward (its sensor input is its only input)
         t.name: h.tiers[t.name]({t.inputs[0].name: test.x[t.device]})["features"]
         for t in h.graph.by_role("device")
@@ -57,8 +48,7 @@ def _bodies(model_dir: str, data: str, path, n_requests: int, records: int):
 async def _drive(url: str, headers: dict, bodies: list, expected: list, concurrency: int):
     """Send every body (after a warm-up), ``concurrency`` in flight; per-request
     milliseconds, the wall time and whether every answer equals ``expected`` (None: not
-    checked). The client is aiohttp's: a light one (about 0.1 ms of CPU per request here,
-    httpx's about 2 ms), so that the figures measure the servers rather than the client."""
+    checked). aiohttp's client takes about 0.1 ms of CPU per request here, httpx's 2 ms."""
     import asyncio
     import json
 

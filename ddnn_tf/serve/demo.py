@@ -1,31 +1,14 @@
-"""``ddnn serve demo MODEL_DIR``: the phone app, its model and the cloud tier on one origin.
-
-One origin serves three things:
-
-* the installable web app of ``android_demo/`` (page, ES modules, web app manifest, icons,
-  service worker, bundled samples) and the LiteRT.js runtime from its ``node_modules``
-  (``npm ci --prefix android_demo``), under ``/vendor/litertjs/``;
-* the converted model under ``/model/``: ``manifest.json`` and the tier files it lists,
-  nothing else of the directory;
-* the cloud tier's HTTP protocol (``/v1/cloud``, ``/v1/model``, ``/healthz``, ``/readyz``)
-  through :func:`ddnn_tf.serve.cloud.add_cloud_routes`;
-* with ``mode`` (``paper`` or ``eager``), a gateway under ``/gateway/``
-  (:func:`ddnn_tf.serve.gateway.gateway_router`, rounds of one sample) whose cloud is this
-  app's own cloud route, called in-process: the page, opened with ``?mode=...``, is then
-  its end devices.
-
-It prints one JSON line ``{"url": ...}`` once listening, then the URL to open on the
-phone and a terminal QR code of it. With ``--https`` it serves TLS with a self-signed
-certificate it creates (for the LAN, where the camera and installing need a secure
-context); beyond loopback it requires a token and puts it in the printed URL, so that the
-page can send it to the cloud.
-
-Nothing here imports TensorFlow.
+"""``ddnn serve demo MODEL_DIR``: the phone app of ``android_demo/`` with its LiteRT.js
+runtime, the converted model (its manifest and the tier files it lists, nothing else) and
+the cloud tier on one origin; with ``mode``, also a gateway under ``/gateway/`` whose end
+devices are the page's. The Phone page describes the origin, what it prints, HTTPS on the
+LAN and the token. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import json
 import mimetypes
@@ -34,6 +17,7 @@ import secrets
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlencode
 
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.serve.settings import TOKEN_ENV, DemoSettings, is_loopback, settings_of
@@ -56,7 +40,6 @@ _LITERT = {  # URL folder -> folder inside node_modules/@litertjs
     "vendor/litertjs/wasm-utils": "wasm-utils/dist",
     "vendor/litertjs/wasm": "core/wasm",
 }
-_NPM_HINT = "run `npm ci --prefix android_demo` in the repository (the Makefile's setup does)"
 
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".js")
@@ -74,7 +57,8 @@ def _check_app(app_dir: Path) -> Path:
     for folder in _LITERT.values():
         if not (litert / folder).is_dir():
             raise FileNotFoundError(
-                f"LiteRT.js is not installed: {litert / folder} is missing; {_NPM_HINT}."
+                f"LiteRT.js is not installed: {litert / folder} is missing; run `npm ci "
+                "--prefix android_demo` in the repository (the Makefile's setup does)."
             )
     return litert
 
@@ -140,9 +124,9 @@ def create_demo_app(settings: DemoSettings | str | Path, app_dir: str | Path = A
             raise HTTPException(404, f"{name} is not a file of model {manifest['name']}")
         return FileResponse(path)
 
-    for name in _APP_FILES:
-        app.add_api_route(f"/{name}", _file_route(app_dir / name), methods=["GET"])
-    app.add_api_route("/", _file_route(app_dir / "index.html"), methods=["GET"])
+    for name in ("", *_APP_FILES):  # "/" is index.html
+        page = app_dir / (name or "index.html")
+        app.add_route(f"/{name}", lambda _, page=page: FileResponse(page), methods=["GET"])
     for folder in _APP_DIRS:
         app.mount(f"/{folder}", StaticFiles(directory=app_dir / folder), name=folder)
     for url, folder in _LITERT.items():
@@ -168,7 +152,6 @@ def _add_gateway(app, s: DemoSettings) -> None:
         max_body_bytes=s.max_body_bytes,
         deadline_s=s.deadline_s,
         batch=1,
-        window=4096,
         mode=s.mode,
     )
     gw = Gateway(settings)
@@ -186,15 +169,6 @@ def _add_gateway(app, s: DemoSettings) -> None:
                 await gw.stop()
 
     app.router.lifespan_context = lifespan
-
-
-def _file_route(path: Path):
-    from fastapi.responses import FileResponse
-
-    async def route() -> FileResponse:
-        return FileResponse(path)
-
-    return route
 
 
 def lan_address() -> str:
@@ -271,34 +245,16 @@ def self_signed_cert(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
         .sign(key, hashes.SHA256())
     )
     folder.mkdir(parents=True, exist_ok=True)
-    key_bytes = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key_bytes)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    with open(key_path, "wb", opener=functools.partial(os.open, mode=0o600)) as f:
+        f.write(key.private_bytes(pem, pkcs8, serialization.NoEncryption()))
+    cert_path.write_bytes(cert.public_bytes(pem))
     return cert_path, key_path
 
 
-def _print_qr(url: str) -> None:
-    import qrcode
-
-    qr = qrcode.QRCode(border=2)
-    qr.add_data(url)
-    qr.print_ascii(out=sys.stdout, invert=True)
-
-
 def serve_demo(settings: DemoSettings) -> None:
-    """Serve the phone app, the model and the cloud tier on one origin until stopped.
-
-    Prints one JSON line ``{"url": ...}`` once listening, then how to open it on a phone
-    (and a terminal QR code of the URL with ``qr``). Beyond loopback without a token, one
-    is generated and put in the URL; ``https`` serves TLS with a self-signed certificate
-    kept in ``cert_dir`` (default ``~/.cache/ddnn_tf/demo-tls``).
-    """
+    """Serve the phone app, the model and the cloud tier on one origin until stopped,
+    printing the URL to open on the phone (the Phone page shows the output)."""
     from ddnn_tf.serve.run_server import bind, serve_socket
 
     host, https = settings.host, settings.https
@@ -315,12 +271,10 @@ def serve_demo(settings: DemoSettings) -> None:
     sock = bind(host, settings.port)
     actual = sock.getsockname()[1]
     shown = f"[{public}]" if ":" in public else public
-    url = f"{'https' if https else 'http'}://{shown}:{actual}/"
-    query = [f"mode={settings.mode}"] if settings.mode else []
-    if token is not None:
-        query.append(f"token={token}")
-    if query:
-        url += "?" + "&".join(query)
+    query = urlencode(
+        {k: v for k, v in (("mode", settings.mode), ("token", token)) if v is not None}
+    )
+    url = f"{'https' if https else 'http'}://{shown}:{actual}/" + (query and f"?{query}")
     print(json.dumps({"url": url}), flush=True)
     print(f"Open on the phone: {url}")
     if is_loopback(host):
@@ -332,6 +286,10 @@ def serve_demo(settings: DemoSettings) -> None:
             f"  self-signed certificate: {ssl['ssl_certfile']} (install it on the phone to trust it)"
         )
     if settings.qr:
-        _print_qr(url)
+        import qrcode
+
+        qr = qrcode.QRCode(border=2)
+        qr.add_data(url)
+        qr.print_ascii(out=sys.stdout, invert=True)
     sys.stdout.flush()
     serve_socket(app, sock, **ssl)

@@ -1,14 +1,8 @@
 """The whole hierarchy as real processes on loopback, in one command: :func:`deploy`
-(``ddnn deploy``; the Serving page describes it, its faults and its report).
-
-It goes plan → fleet → fault schedule → report: the plan
-(:class:`~ddnn_tf.serve.settings.DeployPlan`) is checked against the model before
-anything starts; the fleet (:class:`~ddnn_tf.serve.fleet.Fleet`) starts the cloud, a
-gateway per site and a process per end device on 127.0.0.1 with a fresh shared token (and
-over MQTT a mosquitto of its own, unless ``broker`` names one), reads every site's answers
-from its result stream as they are made, and stops everything at the end (also on an
-error or Ctrl-C); the faults (:class:`Faults`) are counted in answers of site 0; the
-report is :func:`ddnn_tf.serve.live_report.deploy_report`'s.
+(``ddnn deploy``; the Serving page describes it, its faults and its report). The plan
+(:class:`~ddnn_tf.serve.settings.DeployPlan`) is checked against the model before anything
+starts; the :class:`~ddnn_tf.serve.fleet.Fleet` runs it; the :class:`Faults` are counted
+in answers of site 0; the report is :func:`ddnn_tf.serve.live_report.deploy_report`'s.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ import numpy as np
 from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.serve.fleet import Fleet
-from ddnn_tf.serve.settings import DeployPlan
+from ddnn_tf.serve.settings import DeployPlan, settings_of
 
 __all__ = ["Faults", "deploy"]
 
@@ -57,14 +51,11 @@ class Faults:
                 fleet.sites[0].devices[self.plan.kill_device].stop(signal.SIGKILL)
                 self.events["killed_at"] = answered
             elif name == "cloud_down":
-                fleet.stop_cloud()
+                fleet.outage(fleet.cloud, restart=False)
                 self.events["cloud_down"] = answered
             else:
-                if name == "restart_cloud":
-                    fleet.restart_cloud()
-                else:
-                    fleet.restart_gateway(fleet.sites[0])
                 service = name.removeprefix("restart_")
+                fleet.outage(fleet.cloud if service == "cloud" else fleet.sites[0], restart=True)
                 away = time.monotonic() - t
                 self.events["restarts"].append(
                     {"service": service, "after": answered, "away_s": away}
@@ -98,10 +89,9 @@ def deploy(
     from ddnn_tf.serve.live_report import deploy_report
 
     dataset = data if data is not None and not isinstance(data, str) else None
-    if not isinstance(plan, DeployPlan):
-        if isinstance(data, str):
-            options["data"] = data
-        plan = DeployPlan(model=str(plan), **options)
+    if isinstance(data, str) and not isinstance(plan, DeployPlan):
+        options["data"] = data
+    plan = settings_of(DeployPlan, plan, options)
     plan, h, samples, xs, thresholds = _prepare(plan, dataset)
     tier_ms = None
     if plan.link is not None:  # the prediction's tier times, before anything else runs

@@ -111,11 +111,9 @@ class ServiceProcess:
     def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
         """Signal the process itself (it stops its own children, as Ray's driver does),
         then kill whatever is left of its process group after ``grace`` seconds."""
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(grace)
+        self.proc.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(grace)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -131,16 +129,15 @@ class ServiceProcess:
 
 
 def service_rss_mb(pid: int) -> float:
-    """Peak resident memory (``VmHWM``) of process ``pid`` and of every process it leads
-    (its own children, started in its process group: Ray's processes, say), in MB."""
+    """Peak resident memory (``VmHWM``) of process ``pid`` and of every process of its
+    session (its own children: Ray's processes, say), in MB."""
     total = 0
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-            if pid in (int(entry), int(stat[stat.rindex(b")") + 2 :].split()[3])):
+            if pid in (int(entry), os.getsid(int(entry))):
                 status = Path(f"/proc/{entry}/status").read_text()
                 total += sum(map(int, re.findall(r"^VmHWM:\s+(\d+)", status, re.M)))
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue  # a process that ended meanwhile
     return total / 1024
 
@@ -165,7 +162,7 @@ class Service:
     devices: list[ServiceProcess] = field(default_factory=list)
 
 
-class Fleet:
+class Fleet(contextlib.ExitStack):
     """The processes of a :class:`~ddnn_tf.serve.settings.DeployPlan`, on loopback.
 
     Args:
@@ -173,7 +170,8 @@ class Fleet:
         folder: where the processes' files, the devices' data and the broker's go.
         num_devices: the model's devices.
 
-    Use it as a context manager: on leaving, every process it started is stopped.
+    Use it as a context manager: on leaving, everything it started is stopped, the last
+    first.
     """
 
     def __init__(self, plan: DeployPlan, folder: Path, num_devices: int) -> None:
@@ -181,31 +179,20 @@ class Fleet:
 
         from ddnn_tf.core.manifest import load_manifest
 
+        super().__init__()
         self.plan, self.folder, self.num_devices = plan, folder, num_devices
         self.token = secrets.token_urlsafe(24)
         self.env = child_env(**{TOKEN_ENV: self.token})
         self.client = httpx.Client(headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
-        self.procs: list[ServiceProcess] = []
+        self.callback(self.client.close)
         self.sites: list[Service] = []
         self.broker = None
         self.cloud: Service | None = None
         self.name = str(load_manifest(plan.model, check_files=False)["name"])
 
-    def __enter__(self) -> Fleet:
-        return self
-
-    def __exit__(self, *_) -> None:
-        for site in self.sites:
-            site.collector.stop(timeout=0.5)
-        for p in reversed(self.procs):
-            p.stop()
-        if self.broker is not None:
-            self.broker.stop()
-        self.client.close()
-
     def _start(self, name: str, settings, env: dict[str, str]) -> ServiceProcess:
         proc = ServiceProcess(name, settings, self.folder, env)
-        self.procs.append(proc)
+        self.callback(proc.stop)
         return proc
 
     def _service(self, k: int, name: str, settings, env: dict[str, str]) -> Service:
@@ -214,23 +201,16 @@ class Fleet:
         url = proc.ready(self.client)
         return Service(k, settings.replace(port=int(url.rsplit(":", 1)[1])), env, proc, url)
 
-    def _restart(self, service: Service, sig: int) -> None:
-        """Stop a service with ``sig`` and start it again from its settings (same port)."""
-        service.proc.stop(sig)
-        service.proc = self._start(f"{service.proc.name}-restarted", service.settings, service.env)
-        service.proc.ready(self.client)
-
     # ---------------------------------------------------------------- the services
     def start(self, views: list) -> None:
         """The broker (MQTT), the cloud, every site's gateway, then every device; each
         device streams ``views[d]`` (a ``.npy`` file per device)."""
         plan = self.plan
-        roots = [self._root(k) for k in range(plan.sites)]
         if plan.transport == "mqtt" and plan.broker is None:
             from ddnn_tf.serve.broker import Broker, plan_clients
 
-            clients = plan_clients(roots, self.num_devices)
-            self.broker = Broker(self.folder / "broker", clients).start()
+            clients = plan_clients([self._root(k) for k in range(plan.sites)], self.num_devices)
+            self.broker = self.enter_context(Broker(self.folder / "broker", clients))
         cloud = CloudSettings(
             model=plan.model,
             port=plan.cloud_port,
@@ -240,29 +220,25 @@ class Fleet:
             ray_temp_dir=str(self.folder / "ray") if plan.engine == "ray" else None,
         )
         self.cloud = self._service(-1, "cloud", cloud, self.env)
-        for k in range(plan.sites):  # one by one: __exit__ stops the collectors started
-            self.sites.append(self._start_site(k))
+        self.sites += [self._start_site(k) for k in range(plan.sites)]
         for site in self.sites:
             for d, view in enumerate(views):
                 settings, env = self._device(site, d, str(view))
                 name = device_tier(d) if plan.sites == 1 else f"site{site.index}-{d}"
                 site.devices.append(self._start(name, settings, env))
 
-    def stop_cloud(self) -> None:
-        """An outage, not a shutdown: uvicorn's graceful stop would go on answering the
-        requests in flight (SIGKILL); Ray's driver must stop Ray itself (SIGTERM)."""
-        self.cloud.proc.stop(self._outage())
-
-    def _outage(self) -> int:
-        return signal.SIGKILL if self.plan.engine == "uvicorn" else signal.SIGTERM
-
-    def restart_cloud(self) -> None:
-        """Stop the cloud (as :meth:`stop_cloud`) and start it again on the same port."""
-        self._restart(self.cloud, self._outage())
-
-    def restart_gateway(self, site: Service) -> None:
-        """SIGKILL a site's gateway, start it again on the same port with the same journal."""
-        self._restart(site, signal.SIGKILL)
+    def outage(self, service: Service, restart: bool) -> None:
+        """Stop the cloud or a site's gateway as an outage, not a shutdown (SIGKILL: uvicorn's
+        graceful stop would go on answering the requests in flight; Ray's driver SIGTERM, to
+        stop Ray itself); with ``restart``, start it again from its settings (same port, same
+        journal)."""
+        ray = service is self.cloud and self.plan.engine == "ray"
+        service.proc.stop(signal.SIGTERM if ray else signal.SIGKILL)
+        if restart:
+            service.proc = self._start(
+                f"{service.proc.name}-restarted", service.settings, service.env
+            )
+            service.proc.ready(self.client)
 
     def _root(self, k: int) -> str:
         root = default_topic_root(self.name)
@@ -310,6 +286,7 @@ class Fleet:
 
             site.collector = StreamCollector(site.url, self.token)
         site.collector.start()
+        self.callback(site.collector.stop, timeout=0.5)
         return site
 
     def _device(self, site: Service, d: int, view: str) -> tuple[DeviceSettings, dict[str, str]]:
@@ -319,22 +296,21 @@ class Fleet:
         link, env = self._link(site.index, f"device{d}")
         plan = self.plan
         hold = [k for k in (plan.kill_at, plan.cloud_down_at) if k is not None and not site.index]
-        settings = DeviceSettings(
-            model=self.plan.model,
+        return DeviceSettings(
+            model=plan.model,
             index=d,
             data=view,
-            gateway=site.url if self.plan.transport == "http" else None,
-            batch=self.plan.batch,
-            target=self.plan.target,
-            mode=self.plan.mode,
-            link=self.plan.link,
-            mcu="qemu" if d in self.plan.mcu_devices else None,
+            gateway=site.url if plan.transport == "http" else None,
+            batch=plan.batch,
+            target=plan.target,
+            mode=plan.mode,
+            link=plan.link,
+            mcu="qemu" if d in plan.mcu_devices else None,
             hold_at=hold,
             hold_dir=str(self.folder) if hold else None,
-            **_fields(self.plan, DeviceTuning),
+            **_fields(plan, DeviceTuning),
             **link,
-        )
-        return settings, env
+        ), env
 
     # ---------------------------------------------------------------- while streaming
     def check_devices(self) -> bool:

@@ -1,11 +1,7 @@
-"""One settings object per service, and the deployment plan: frozen dataclasses whose
-fields carry their range, their choices and their help (:mod:`ddnn_tf.core.options`),
-checked when made; the command lines' flags and help, a child's command line, a
-deployment file's schema and the docs' flag tables are made from the fields (see the
-Serving page). :class:`CloudSettings`, :class:`GatewaySettings` (the edge tiers run
-inside the gateway), :class:`DemoSettings`, :class:`DeviceSettings` and
-:class:`DeployPlan`, which makes every child service's settings; also the token rule
-(:func:`service_token`) and the default limits. Standard library only.
+"""One settings object per service (:class:`CloudSettings`, :class:`GatewaySettings`, whose
+gateway runs the edge tiers too, :class:`DemoSettings`, :class:`DeviceSettings`) and the
+deployment plan (:class:`DeployPlan`), as :mod:`ddnn_tf.core.options` dataclasses; also the
+token rule (:func:`service_token`). Standard library only.
 
 >>> GatewaySettings(model="m", cloud="http://127.0.0.1:8000", window=64)
 Traceback (most recent call last):
@@ -28,7 +24,6 @@ from ddnn_tf.core.vocab import PROTOCOL_MODES, SUBSETS, TARGETS
 from ddnn_tf.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_DEADLINE_S",
     "DEFAULT_MAX_BODY_BYTES",
     "TOKEN_ENV",
     "CloudSettings",
@@ -48,8 +43,6 @@ __all__ = [
 TOKEN_ENV = "DDNN_TF_TOKEN"
 #: Largest request body a service accepts.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-#: Seconds a request may take before it is answered with a timeout error.
-DEFAULT_DEADLINE_S = 10.0
 _THRESHOLD = {  # what a threshold may be in a file: T, a rule's name, or T per exit
     "anyOf": [
         {"type": "number", "minimum": 0, "maximum": 1},
@@ -170,7 +163,7 @@ class ServiceSettings(_Model):
         None, "shared token required on every request (default: $DDNN_TF_TOKEN)", secret=True
     )
     max_body_bytes: int = option(DEFAULT_MAX_BODY_BYTES, "request body limit", AT_LEAST_1)
-    deadline_s: float = option(DEFAULT_DEADLINE_S, "per-request deadline in seconds", POSITIVE)
+    deadline_s: float = option(10.0, "per-request deadline in seconds", POSITIVE)
 
 
 @dataclass(frozen=True, kw_only=True)
