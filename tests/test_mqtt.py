@@ -520,9 +520,9 @@ def test_ddnn_broker_writes_a_broker_for_a_model_and_starts_it(tmp_path):
 
     from conftest import ROOT as REPO
 
-    from ddnn_tf.serve.ray_cloud import _free_port
+    from ddnn_tf.serve.settings import free_port
 
-    out, port = tmp_path / "site-broker", _free_port("127.0.0.1")
+    out, port = tmp_path / "site-broker", free_port()
     ddnn = [sys.executable, "-c", "from ddnn_tf.cli import main; main()"]
     command = [*ddnn, "broker", str(MODEL), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}

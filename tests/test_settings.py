@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import socket
 
 import pytest
 from conftest import DEFAULT_MODEL
@@ -21,6 +20,7 @@ from ddnn_tf.serve.settings import (
     DeployPlan,
     DeviceSettings,
     GatewaySettings,
+    free_port,
 )
 
 MODEL = str(DEFAULT_MODEL)
@@ -155,12 +155,6 @@ gateway_port = {gateway}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     ("change", "where"),
     [
@@ -193,7 +187,7 @@ def test_serve_gateway_reads_the_files_gateway_table_and_flags_override_it(tmp_p
 def test_deploy_from_a_file(tmp_path, capsys):
     """``ddnn deploy --config site.toml``: the model, the data, every site's gateway, a
     fault and the ports from one file; every sample answered once, as offline."""
-    cloud, gateway = _free_port(), _free_port()
+    cloud, gateway = free_port(), free_port()
     path = tmp_path / "site.toml"
     path.write_text(SITE.format(model=MODEL, cloud=cloud, gateway=gateway))
     ddnn(["deploy", "--config", str(path), "--json"])

@@ -23,8 +23,7 @@ from pathlib import Path
 
 from ddnn_tf.errors import DeploymentError
 from ddnn_tf.serve.mqtt import ENVELOPE_BYTES, PASSWORD_ENV, MqttSettings, default_topic_root
-from ddnn_tf.serve.ray_cloud import _free_port
-from ddnn_tf.serve.settings import DEFAULT_MAX_BODY_BYTES
+from ddnn_tf.serve.settings import DEFAULT_MAX_BODY_BYTES, free_port
 
 __all__ = [
     "ROLES",
@@ -259,7 +258,7 @@ class Broker:
     ) -> None:
         self.folder = Path(folder)
         self.clients = {c.user: c for c in clients}
-        self.host, self.port = host, int(port) or _free_port(host)
+        self.host, self.port = host, int(port) or free_port(host)
         self.tls, self.ca, self.max_body_bytes = tls, ca, int(max_body_bytes)
         self.proc: subprocess.Popen | None = None
 

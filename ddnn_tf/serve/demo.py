@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from ddnn_tf.errors import ConfigError
-from ddnn_tf.serve.settings import TOKEN_ENV, DemoSettings, is_loopback, settings_of
+from ddnn_tf.serve.settings import DemoSettings, is_loopback, settings_of, shared_token
 
 __all__ = [
     "APP_DIR",
@@ -258,7 +258,7 @@ def serve_demo(settings: DemoSettings) -> None:
     from ddnn_tf.serve.run_server import bind, serve_socket
 
     host, https = settings.host, settings.https
-    token = settings.token if settings.token is not None else os.environ.get(TOKEN_ENV) or None
+    token = shared_token(settings.token)
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(16)
     app = create_demo_app(settings.replace(token=token))

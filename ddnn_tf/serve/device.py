@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from ddnn_tf.core.sensors import sensor_quantizer, sensor_values
 from ddnn_tf.core.vocab import DEFAULT_BOARD
 from ddnn_tf.errors import ConfigError, DeploymentError
 from ddnn_tf.serve.protocol import GatewayUnavailable
-from ddnn_tf.serve.settings import TOKEN_ENV, DeviceSettings
+from ddnn_tf.serve.settings import DeviceSettings, shared_token
 
 __all__ = ["run_device"]
 
@@ -80,7 +79,7 @@ def _link(settings: DeviceSettings, manifest):
     from ddnn_tf.serve.link import HttpLink
     from ddnn_tf.serve.wire import model_id
 
-    token = settings.token if settings.token is not None else os.environ.get(TOKEN_ENV) or None
+    token = shared_token(settings.token)
     return HttpLink(settings.gateway, settings.index, model_id(manifest), token)
 
 

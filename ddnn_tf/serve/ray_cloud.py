@@ -13,25 +13,18 @@ import json
 import os
 import secrets
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
 
 from ddnn_tf.errors import DeploymentError
+from ddnn_tf.serve.settings import free_port
 
 __all__ = ["APP_NAME", "serve_ray"]
 
 APP_NAME = "ddnn-cloud"
 #: How long ``@serve.batch`` waits for more requests before a batch runs.
 BATCH_WAIT_S = 0.002
-
-
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _deployment(settings):
@@ -117,7 +110,7 @@ def serve_ray(settings) -> None:
         signal.signal(sig, lambda *_: stop.set())
     host = settings.host
     try:
-        port = settings.port or _free_port(host)
+        port = settings.port or free_port(host)
         serve.start(http_options={"host": host, "port": port})
         serve.run(_deployment(settings).bind(settings), name=APP_NAME, route_prefix="/")
         shown = f"[{host}]" if ":" in host else host

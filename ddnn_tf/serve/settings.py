@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -34,9 +35,11 @@ __all__ = [
     "GatewaySettings",
     "LinkSettings",
     "ServiceSettings",
+    "free_port",
     "is_loopback",
     "service_token",
     "settings_of",
+    "shared_token",
 ]
 
 #: Environment variable holding the shared token (an explicit token overrides it).
@@ -62,13 +65,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now, picked by the system."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def shared_token(token: str | None) -> str | None:
+    """``token``, else ``$DDNN_TF_TOKEN``; None when neither is set."""
+    return token if token is not None else os.environ.get(TOKEN_ENV) or None
+
+
 def service_token(host: str, token: str | None) -> str | None:
     """The shared token of a service bound to ``host``: ``token``, else ``$DDNN_TF_TOKEN``.
 
     Raises:
         ConfigError: the service binds beyond loopback and has no token.
     """
-    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    token = shared_token(token)
     if token is None and not is_loopback(host):
         raise ConfigError(
             f"{host}: a service bound beyond loopback needs a shared token; give one "
