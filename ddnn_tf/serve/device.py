@@ -6,11 +6,8 @@ over a link (:mod:`ddnn_tf.serve.link`, :mod:`ddnn_tf.serve.mqtt_device`), paced
 radio profile (:class:`ddnn_tf.serve.airtime.RadioPacer`) or not, a round as
 :data:`ROUNDS` says, backing off while the gateway is away (docs/operations.md, *Restarts*).
 
-One JSON line per round on stdout: ``{"start", "n", "t0", "compute_s", "sent",
-"received", "payload", "retries"}`` (``t0``: ``time.monotonic()`` before the tier ran;
-``compute_s``: the seconds until the summaries were encoded; ``sent``/``received``: bytes
-on the socket, HTTP or MQTT framing included; ``payload``: summary and feature bytes),
-then ``{"done": true, ...}``. No TensorFlow is imported.
+One JSON line per round on stdout, then ``{"done": true, ...}`` (their keys:
+docs/serving.md, *The services one by one*). No TensorFlow is imported.
 """
 
 from __future__ import annotations
