@@ -448,6 +448,63 @@ def test_every_error_reaches_the_device_internal_included(site, monkeypatch):
     _answers_match(site, [0])
 
 
+def test_random_messages_never_disconnect_the_gateway_nor_change_its_answers(site):
+    """500 seeded random messages: a device's credentials on its own up topics (odd kinds,
+    round starts and extra levels, cut or random bodies, odd model ids and user
+    properties, QoS 0 and 1, retained), an intruder with the gateway's rights on the
+    status, the answers and the down topics. Every error the device gets is the protocol's
+    JSON body; the bridge is never disconnected; the next rounds are answered exactly."""
+    import random
+
+    rng = random.Random(25)
+    odd = ["", "0", "-1", "\u0663", "\u00b2", "9" * 20, "\ufeff1", "a", "1.5", "16", "x" * 300]
+
+    def word() -> str:
+        return rng.choice([*odd, str(rng.randint(0, 70000))])
+
+    def body() -> bytes:
+        if rng.random() < 0.4:
+            return site.summary(3, rng.choice([0, N]))[: rng.randint(0, 5 * N + 1)]
+        return rng.randbytes(rng.choice([0, 1, 80, 4097]))
+
+    def props():
+        user = {"model": site.gw.model if rng.random() < 0.6 else word()}
+        if rng.random() < 0.2:
+            user[word() or "k"] = word()
+        correlation = rng.randbytes(rng.randint(0, 40)) if rng.random() < 0.6 else None
+        return _props(correlation_data=correlation, **user)
+
+    device, intruder = site.raw("device3"), site.raw("intruder")
+    device.subscribe(f"{ROOT}/down/3/#", qos=1)
+    for _ in range(500):
+        if rng.random() < 0.8:
+            levels = [rng.choice(["join", "summary", "features", "dance", ""])]
+            if rng.random() < 0.7:
+                levels.append(rng.choice(["0", str(N), word()]))  # the round start
+            if rng.random() < 0.1:
+                levels.append(word())
+            topic = "/".join([ROOT, "up", "3", *levels]).replace("+", "p").replace("#", "h")
+            qos, retain = rng.choice([0, 1]), rng.random() < 0.1
+            device.publish(topic, body(), qos=qos, retain=retain, properties=props())
+        else:
+            where = rng.choice(["status", "answers", "down/0/decision/0", "down/1/error"])
+            intruder.publish(f"{ROOT}/{where}", body(), qos=rng.choice([0, 1]))
+    assert _wait(lambda: len(device.got) >= 200)
+    time.sleep(1.0)
+    errors = [json.loads(p)["error"] for t, p, _ in device.got if t.endswith("/error")]
+    assert len(errors) >= 200
+    assert all(isinstance(e["code"], str) and e["message"] for e in errors)
+    assert {"bad_body", "bad_topic", "model_mismatch"} <= {e["code"] for e in errors}
+    for client in (device, intruder):
+        client.loop_stop()
+        client.disconnect()
+    site.join_all()
+    site.round(2 * N)
+    site.round(3 * N)
+    _answers_match(site, [2 * N, 3 * N])
+    assert site.bridge.connects == 1
+
+
 def test_deploy_over_mqtt_two_sites_and_a_gateway_restart(fmnist):
     """``deploy --transport mqtt --sites 2``: a mosquitto of its own with a user and an
     ACL per client, two gateways with six devices each on their own topics, one cloud;

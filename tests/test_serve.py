@@ -273,6 +273,86 @@ def test_a_bug_in_a_service_is_answered_internal_in_the_protocol_body(monkeypatc
     assert "RuntimeError: a bug" in capsys.readouterr().err
 
 
+def test_random_requests_get_the_protocol_s_answers_from_the_cloud_and_the_gateway(offline):
+    """1,200 seeded random requests, in-process: odd header values (non-ASCII, BOMs,
+    non-ASCII digits, huge numbers), wrong tokens, schemes and media types, bodies cut,
+    flipped or random, every route and method. No answer is a 5xx but 503/504, and every
+    other non-200 answer is the protocol's JSON error body."""
+    import asyncio
+    import json
+    import random
+
+    from ddnn_tf.core.comm import encode_summary
+    from ddnn_tf.serve import create_gateway_app
+    from ddnn_tf.serve.wire import SUMMARY_TYPE
+
+    rng = random.Random(25)
+    features, _ = offline
+    odd = ["", "0", "-1", "3", "1.5", "1e3", "0x1", " 1", "\ufeff0", "\u0663", "\u00b2", "9" * 20]
+    cloud_body = _body(features, slice(0, 3))
+    summaries = encode_summary(np.full(6, 1 / 6, np.float32)) * 16
+    routes = {
+        "cloud": ["/v1/cloud", "/v1/model", "/healthz", "/readyz", "/v1/none"],
+        "gateway": ["/v1/join", "/v1/summary", "/v1/features", "/v1/progress", "/v1/results",
+                    "/v1/model", "/healthz"],
+    }  # fmt: skip
+
+    def body() -> bytes:
+        base = rng.choice([cloud_body, summaries, rng.randbytes(rng.choice([1, 97, 5000]))])
+        cut = base[: rng.randint(0, len(base))]
+        k = rng.randrange(len(cut)) if cut and rng.random() < 0.5 else None
+        return cut if k is None else cut[:k] + bytes([cut[k] ^ 0xFF]) + cut[k + 1 :]
+
+    def request(service: str) -> tuple[str, str, dict, bytes]:
+        path = rng.choice(routes[service])
+        method = rng.choice(["POST", "POST", "GET", "PUT"])
+        token = {"cloud": TOKEN, "gateway": "gw"}[service]
+        given = rng.choice([f"Bearer {token}"] * 4 + ["Bearer x", "Basic x", "Bearer é", ""])
+        headers = {
+            "Authorization": given,
+            "Content-Type": rng.choice([FEATURES_TYPE, SUMMARY_TYPE, "text/plain", ""]),
+            "X-DDNN-Model": rng.choice([model_id(MODEL)] * 3 + ["\ufeff" + model_id(MODEL), "m"]),
+            "X-DDNN-Device": rng.choice([*odd, "0", "1", "5", "6"]),
+            "X-DDNN-Start": rng.choice([*odd, "0", "0", "16"]),
+        }
+        headers = {k: v.encode() for k, v in headers.items() if rng.random() < 0.9}
+        return method, path, headers, body() if method != "GET" else b""
+
+    cloud = create_cloud_app(MODEL, token=TOKEN)
+    gateway = create_gateway_app(
+        MODEL, cloud="http://cloud", token="gw", cloud_token=TOKEN, threshold=0.1,
+        gather_s=0.05, join_s=0.05, deadline_s=0.5,
+    )  # fmt: skip
+    gw, seen, bad = gateway.state.gateway, set(), []
+
+    async def go():
+        async with cloud.router.lifespan_context(cloud):
+            await gw.start(httpx.ASGITransport(app=cloud))
+            apps = {"cloud": cloud, "gateway": gateway}
+            for _ in range(1200):
+                service = rng.choice(list(apps))
+                method, path, headers, content = request(service)
+                transport = httpx.ASGITransport(app=apps[service], raise_app_exceptions=False)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                    r = await client.request(method, path, headers=headers, content=content)
+                seen.add((service, r.status_code))
+                if r.status_code == 200:
+                    continue
+                try:
+                    error = json.loads(r.text)["error"]
+                    ok = r.status_code < 500 or r.status_code in (503, 504)
+                    ok = ok and isinstance(error["code"], str) and bool(error["message"])
+                except (ValueError, KeyError, TypeError):
+                    ok = False
+                if not ok:
+                    bad.append((service, method, path, r.status_code, r.text[:200]))
+            await gw.stop()
+
+    asyncio.run(go())
+    assert not bad, bad[:5]
+    assert {("cloud", 200), ("gateway", 200), ("cloud", 401), ("gateway", 400)} <= seen
+
+
 def test_cloud_refuses_to_bind_beyond_loopback_without_token(monkeypatch):
     from ddnn_tf.cli.serve import cloud
 
