@@ -344,6 +344,8 @@ CASES: list = [  # id, command line, what its error line holds; what to break fi
     bad("deploy-timeout-inf", "deploy {model} --timeout-s inf", "--timeout-s | 'inf'"),
     bad("deploy-unknown-flag", "deploy {model} --bogus 1", "--bogus"),
     bad("deploy-missing-model", "deploy {tmp}/nope", "No manifest | nope"),
+    bad("deploy-missing-config", "deploy --config {tmp}/site.toml", "--config: no configuration file at | site.toml"),
+    bad("serve-gateway-missing-config", "serve gateway {model} --config {tmp}/site.toml", "--config: no configuration file at | site.toml"),
     bad("serve-cloud-port-range", "serve cloud {model} --port 70000", "--port | <= 65535 | 70000"),
     bad("serve-cloud-replicas-zero", "serve cloud {model} --engine ray --replicas 0", "--replicas | >= 1 | 0"),
     bad("serve-cloud-deadline-nan", "serve cloud {model} --deadline-s nan", "--deadline-s | 'nan'"),

@@ -379,7 +379,10 @@ def settings_command(
         own = {k: given.pop(k) for k in list(given) if k in extra}
         path = own.pop("config", None)
         section = config if isinstance(config, str) else None
-        values = {} if path is None else load_config(path, cls, section=section)
+        try:
+            values = {} if path is None else load_config(path, cls, section=section)
+        except FileNotFoundError as err:
+            raise ConfigError(str(err), argument="config") from None
         for k, v in given.items():  # what the command line gives beats the file
             if path is None or k in passed or (k in required_names and v is not None):
                 values[k] = v

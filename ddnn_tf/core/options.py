@@ -403,7 +403,7 @@ def load_config(
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No configuration file at {path}.")
+        raise FileNotFoundError(f"no configuration file at {path}.")
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
