@@ -44,6 +44,7 @@ __all__ = [
     "Range",
     "Spec",
     "check_kind",
+    "choice_list",
     "check_value",
     "flag_name",
     "load_config",
@@ -134,6 +135,24 @@ def option(
         "schema": schema,
     }
     return field(default=default, metadata=meta)
+
+
+def choice_list(choices: tuple[str, ...], what: str) -> Callable[[Any], list[str]]:
+    """A ``parse`` for a list option of ``choices``: ``"a,b"`` (or a list) -> ``["a", "b"]``;
+    ``ValueError("expected WHAT, got ...")`` when it is empty or names another.
+
+    >>> choice_list(("a", "b"), "a and/or b")("b, a")
+    ['b', 'a']
+    """
+
+    def parse(value: Any) -> list[str]:
+        items = value.split(",") if isinstance(value, str) else value
+        names = [str(v).strip() for v in items if str(v).strip()]
+        if not names or any(n not in choices for n in names):
+            raise ValueError(f"expected {what}, got {value!r}.")
+        return names
+
+    return parse
 
 
 def flag_name(name: str) -> str:

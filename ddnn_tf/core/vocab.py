@@ -16,6 +16,7 @@ __all__ = [
     "CORES",
     "DEFAULT_BOARD",
     "DOWNLINK_KINDS",
+    "ENGINES",
     "EXITS",
     "LINKS",
     "LOCAL_SCHEMES",
@@ -35,6 +36,7 @@ __all__ = [
     "TARGET_SUFFIX",
     "TENSOR_DTYPES",
     "TENSOR_ROLES",
+    "TRANSPORTS",
 ]
 
 #: Exits, bottom to top.
@@ -103,3 +105,7 @@ PROTOCOL_MODES = ("paper", "eager")
 #: (LoRaWAN class A), at its next scheduled event (BLE, a polling 802.15.4 child), or
 #: listening until it arrives (Wi-Fi, cellular connected mode).
 DOWNLINK_KINDS = ("fixed", "event", "listen")
+#: What serves the cloud tier: uvicorn in the process, or a Ray Serve deployment.
+ENGINES = ("uvicorn", "ray")
+#: How the end devices and their gateway talk: HTTP, or MQTT through a broker.
+TRANSPORTS = ("http", "mqtt")

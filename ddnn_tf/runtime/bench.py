@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ddnn_tf.core.options import AT_LEAST_1, Options, option
+from ddnn_tf.core.options import AT_LEAST_1, Options, choice_list, option
 from ddnn_tf.core.vocab import SIGNATURE_KEY, TARGETS
 from ddnn_tf.errors import ConfigError
 from ddnn_tf.runtime.tiers import load_lce_interpreter
@@ -191,14 +191,6 @@ def format_tiers(result: dict[str, Any]) -> str:
     return "\n".join([title, *_table(_TIER_COLUMNS, result["rows"])])
 
 
-def _targets(value) -> list[str]:
-    names = [t.strip() for t in (value.split(",") if isinstance(value, str) else value)]
-    names = [t for t in names if t]
-    if not names or any(t not in TARGETS for t in names):
-        raise ValueError(f"expected targets among {', '.join(TARGETS)}, got {value!r}.")
-    return names
-
-
 @dataclass(frozen=True, kw_only=True)
 class RunBench(Options):
     """What ``ddnn bench run`` measures."""
@@ -211,7 +203,7 @@ class RunBench(Options):
     batch_size: int = option(256, "samples per interpreter call in the batched run", AT_LEAST_1)
     targets: list[str] = option(
         ("portable", "lce"), "comma-separated targets to run (those the model has)",
-        parse=_targets,
+        parse=choice_list(TARGETS, f"targets among {', '.join(TARGETS)}"),
     )  # fmt: skip
     threshold: object = option(None, "T for every early exit (default: the manifest's)")
     limit: int | None = option(None, "use the first N test samples only", AT_LEAST_1)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ddnn_tf.core.options import AT_LEAST_1, NON_NEGATIVE, PORT, POSITIVE, Options, option
-from ddnn_tf.core.vocab import PROTOCOL_MODES, SUBSETS, TARGETS
+from ddnn_tf.core.vocab import ENGINES, PROTOCOL_MODES, SUBSETS, TARGETS, TRANSPORTS
 from ddnn_tf.errors import ConfigError
 
 __all__ = [
@@ -155,7 +155,7 @@ class _Engine(Options):
     """What serves the cloud tier."""
 
     engine: str = option(
-        "uvicorn", "uvicorn (embedded) or ray (Ray Serve deployment)", choices=("uvicorn", "ray")
+        "uvicorn", "uvicorn (embedded) or ray (Ray Serve deployment)", choices=ENGINES
     )
     replicas: int = option(1, "Ray Serve replicas (engine ray)", AT_LEAST_1)
 
@@ -211,7 +211,7 @@ class LinkSettings(Options):
     """How devices and their gateway talk: HTTP, or MQTT through a broker."""
 
     transport: str = option("http", "http or mqtt between the devices and the gateway",
-                            choices=("http", "mqtt"))  # fmt: skip
+                            choices=TRANSPORTS)  # fmt: skip
     broker: str | None = option(
         None, "the MQTT broker, mqtt://USER@HOST:PORT or mqtts://USER@HOST:PORT (TLS)"
     )
@@ -415,7 +415,7 @@ class DeployPlan(GatewayTuning, DeviceTuning, _Engine, _Data, _Model):
     )  # fmt: skip
     sites: int = option(1, "gateways, each with its own devices, sharing the one cloud", AT_LEAST_1)
     transport: str = option(
-        "http", "http or mqtt between the devices and the gateways", choices=("http", "mqtt")
+        "http", "http or mqtt between the devices and the gateways", choices=TRANSPORTS
     )
     broker: str | None = option(
         None, "an MQTT broker to use, mqtt://USER@HOST:PORT or mqtts://..., its password in "
